@@ -1,1 +1,114 @@
+//! MediaNest: the front door of a home media server, as one binary.
+//!
+//! [`router`] builds the whole HTTP application from an [`AppState`]; [`serve`] runs it on a
+//! listener the caller has already bound until a shutdown future resolves; [`bootstrap`] turns a
+//! [`Config`] into a ready state (data directory, database, migrations). `main.rs` only wires these
+//! to the command line.
+
+pub mod cache;
+pub mod cli;
 pub mod clock;
+pub mod config;
+pub mod data_dir;
+pub mod db;
+pub mod error;
+pub mod error_log;
+pub mod health;
+pub mod housekeeping;
+pub mod http;
+pub mod metrics;
+pub mod monitor;
+pub mod response;
+pub mod state;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use tokio::net::TcpListener;
+
+pub use config::Config;
+pub use state::AppState;
+
+/// The version of this build.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// A failure to start: the message is one line for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    DataDir(#[from] data_dir::DataDirError),
+    #[error("database: {0}")]
+    Database(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Prepares the data directory, opens and migrates the database, and builds the state.
+/// Blocking (file and database work); call before the runtime serves requests.
+pub fn bootstrap(config: Config, clock: clock::SharedClock) -> Result<AppState, StartError> {
+    let data = data_dir::DataDir::prepare(&config)?;
+    let db = db::Db::open_file(&config.database_path(), config.database.pool_size)
+        .map_err(|e| StartError::Database(e.to_string()))?;
+    Ok(AppState::new(config, db, data, clock))
+}
+
+/// The whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .merge(health::api_routes())
+        .fallback(http::not_found);
+    Router::new()
+        .merge(health::routes())
+        .merge(metrics::routes())
+        .nest("/api/v1", api)
+        .fallback(http::not_found)
+        .method_not_allowed_fallback(http::method_not_allowed)
+        .layer(DefaultBodyLimit::max(http::MAX_BODY_BYTES))
+        // Outermost: sees every response, including the fallbacks' and the body limit's.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            http::edge,
+        ))
+        .with_state(state)
+}
+
+/// Serves `state` on `listener` until `shutdown` resolves, then lets in-flight requests finish
+/// (up to `server.shutdown_grace_secs`), stops the background tasks and checkpoints the database.
+pub async fn serve<F>(listener: TcpListener, state: AppState, shutdown: F) -> std::io::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let grace = Duration::from_secs(state.config().server.shutdown_grace_secs);
+    state.start_background();
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let stopping = std::sync::Arc::new(tokio::sync::Notify::new());
+    let signal = {
+        let stopping = stopping.clone();
+        async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            stopping.notify_one();
+        }
+    };
+    let server = axum::serve(listener, app).with_graceful_shutdown(signal);
+    let forced = async {
+        stopping.notified().await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        result = server.into_future() => result?,
+        () = forced => {
+            tracing::warn!(grace_secs = grace.as_secs(), "requests still running after the grace period; closing them");
+        }
+    }
+    if let Err(e) = state.shutdown().await {
+        tracing::warn!(error = %e, "shutdown was not clean");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}

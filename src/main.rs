@@ -1,1 +1,172 @@
-fn main() {}
+//! The `medianest` binary: parse the command line, load the configuration, start logging, run the
+//! command. Everything else lives in the library.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use medianest::cli::{Cli, Command};
+use medianest::config::{Config, DEFAULT_CONFIG_TOML, LogFormat};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let command = cli.command.as_ref().unwrap_or(&Command::Serve);
+    if let Command::DefaultConfig = command {
+        print!("{DEFAULT_CONFIG_TOML}");
+        return ExitCode::SUCCESS;
+    }
+    let config = match Config::load(cli.config.as_deref(), &cli.overrides()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("medianest: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&config);
+    let result = match command {
+        Command::Serve => serve(config),
+        Command::Migrate => migrate(&config),
+        Command::Backup { file, force } => backup(&config, file, *force),
+        Command::Healthcheck { url } => healthcheck(&config, url.as_deref()),
+        Command::DefaultConfig => Ok(()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!("{message}");
+            eprintln!("medianest: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(config: &Config) {
+    let filter = EnvFilter::try_new(&config.log.level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match config.log.format {
+        LogFormat::Pretty => builder.init(),
+        LogFormat::Json => builder.json().with_current_span(true).init(),
+    }
+    // Panics go to the log with their location; the request they happened in answers 500.
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(%location, "panic: {info}");
+    }));
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        // Database, upstream and password work all queue on their own semaphores first; this is
+        // the ceiling behind them.
+        .max_blocking_threads(64)
+        .thread_name("medianest")
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))
+}
+
+fn serve(config: Config) -> Result<(), String> {
+    let listen = config.server.listen;
+    let state =
+        medianest::bootstrap(config, medianest::clock::system()).map_err(|e| e.to_string())?;
+    runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        tracing::info!(
+            version = medianest::VERSION,
+            data_dir = %state.config().data_dir.display(),
+            "MediaNest is listening on http://{local}"
+        );
+        medianest::serve(listener, state, shutdown_signal())
+            .await
+            .map_err(|e| format!("server error: {e}"))
+    })
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn migrate(config: &Config) -> Result<(), String> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| format!("cannot create {}: {e}", config.data_dir.display()))?;
+    let db = medianest::db::Db::open(medianest::db::Location::File(config.database_path()), 1)
+        .map_err(|e| e.to_string())?;
+    let applied = db.migrate_blocking().map_err(|e| e.to_string())?;
+    println!(
+        "database {}: schema version {} -> {}",
+        config.database_path().display(),
+        applied.from,
+        applied.to
+    );
+    Ok(())
+}
+
+fn backup(config: &Config, file: &std::path::Path, force: bool) -> Result<(), String> {
+    let bytes = medianest::db::backup_file(&config.database_path(), file, force)
+        .map_err(|e| format!("backup failed: {e}"))?;
+    println!("wrote {} ({bytes} bytes)", file.display());
+    Ok(())
+}
+
+fn healthcheck(config: &Config, url: Option<&str>) -> Result<(), String> {
+    let base = match url {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => {
+            let mut addr = config.server.listen;
+            // A wildcard listen address is reachable on loopback.
+            if addr.ip().is_unspecified() {
+                let ip = match addr.ip() {
+                    IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                    IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+                };
+                addr = SocketAddr::new(ip, addr.port());
+            }
+            format!("http://{addr}")
+        }
+    };
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(5)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let url = format!("{base}/health/ready");
+    let response = agent.get(&url).call().map_err(|e| format!("{url}: {e}"))?;
+    if response.status() == 200 {
+        println!("ready");
+        Ok(())
+    } else {
+        Err(format!("{url} answered {}", response.status()))
+    }
+}

@@ -1,0 +1,980 @@
+//! Configuration: one typed [`Config`], built from layers where the later wins:
+//! built-in defaults < TOML file < `MEDIANEST_*` environment < command-line flags.
+//!
+//! Every key is known: an unknown key or a bad value stops the start with one line that names the
+//! key and the reason. Secrets are wrapped in [`Secret`] so `Debug` output never shows them.
+//! This module only reads and validates; it creates no files (see `crate::data_dir`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The environment variable prefix for configuration keys (`MEDIANEST_SERVER__LISTEN`).
+pub const ENV_PREFIX: &str = "MEDIANEST_";
+
+/// Environment variables with the prefix that are not configuration keys (or are aliases).
+const ENV_NOT_KEYS: &[&str] = &["CONFIG", "SECRET_KEY", "ADMIN_PASSWORD"];
+
+/// A configuration error: which key, and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {path}: {reason}")]
+    File { path: PathBuf, reason: String },
+    #[error("configuration key `{key}`: {reason}")]
+    Key { key: String, reason: String },
+}
+
+/// A string that must never be printed: `Debug` and `Display` show `"****"`.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself; call only where it is used, never to log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"****\"")
+    }
+}
+
+/// The whole configuration. Field names are the TOML keys.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub server: ServerConfig,
+    pub log: LogConfig,
+    pub database: DatabaseConfig,
+    pub admin: AdminConfig,
+    pub auth: AuthConfig,
+    pub plex: PlexConfig,
+    pub health: HealthConfig,
+    pub quotas: QuotasConfig,
+    pub limits: LimitsConfig,
+    pub youtube: YoutubeConfig,
+    pub overseerr: OverseerrConfig,
+    pub webhooks: WebhooksConfig,
+    pub metrics: MetricsConfig,
+    pub monitor: MonitorConfig,
+    pub services: ServicesConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            server: ServerConfig::default(),
+            log: LogConfig::default(),
+            database: DatabaseConfig::default(),
+            admin: AdminConfig::default(),
+            auth: AuthConfig::default(),
+            plex: PlexConfig::default(),
+            health: HealthConfig::default(),
+            quotas: QuotasConfig::default(),
+            limits: LimitsConfig::default(),
+            youtube: YoutubeConfig::default(),
+            overseerr: OverseerrConfig::default(),
+            webhooks: WebhooksConfig::default(),
+            metrics: MetricsConfig::default(),
+            monitor: MonitorConfig::default(),
+            services: ServicesConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address and port to listen on.
+    pub listen: SocketAddr,
+    /// The address people use to reach MediaNest (`https://media.example.com`); sets the origin
+    /// for CSRF checks, Secure cookies and HSTS.
+    pub public_url: Option<String>,
+    /// Peers whose `X-Forwarded-For` is believed (reverse proxies), as IP addresses.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Mark the session cookie Secure even without an https `public_url`.
+    pub secure_cookies: bool,
+    /// Whole-request time limit in seconds.
+    pub request_timeout_secs: u64,
+    /// How long a shutdown waits for in-flight requests, in seconds.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 4000)),
+            public_url: None,
+            trusted_proxies: Vec::new(),
+            secure_cookies: false,
+            request_timeout_secs: 30,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// True when `public_url` is https.
+    pub fn is_https(&self) -> bool {
+        self.public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A level (`error`, `warn`, `info`, `debug`, `trace`) or a filter (`info,medianest=debug`).
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Pretty,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// SQLite connections in the pool (and blocking database jobs at once).
+    pub pool_size: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self { pool_size: 8 }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Password of the first `admin` account, for unattended installs (else a random one).
+    pub password: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlexSignup {
+    /// The server owner and the accounts it shares the server with.
+    ServerMembers,
+    /// Any Plex account.
+    Open,
+    /// Only accounts that already exist here.
+    Closed,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    pub session_hours: u32,
+    pub remember_days: u32,
+    pub plex_signup: PlexSignup,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            session_hours: 24,
+            remember_days: 30,
+            plex_signup: PlexSignup::ServerMembers,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlexConfig {
+    /// The `X-Plex-Client-Identifier`; generated once and kept in the data dir when unset.
+    pub client_id: Option<String>,
+    pub tv_url: String,
+    pub app_url: String,
+    /// Title of the Plex library that receives YouTube downloads.
+    pub youtube_library: Option<String>,
+}
+
+impl Default for PlexConfig {
+    fn default() -> Self {
+        Self {
+            client_id: None,
+            tv_url: "https://plex.tv".into(),
+            app_url: "https://app.plex.tv".into(),
+            youtube_library: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthConfig {
+    pub interval_secs: u64,
+    pub degraded_ms: u64,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            interval_secs: 30,
+            degraded_ms: 1000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuotasConfig {
+    pub requests_per_hour: u32,
+    pub downloads_per_hour: u32,
+}
+
+impl Default for QuotasConfig {
+    fn default() -> Self {
+        Self {
+            requests_per_hour: 20,
+            downloads_per_hour: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    pub ip_per_second: u32,
+    pub ip_burst: u32,
+    pub user_per_minute: u32,
+    pub login_failures_per_username: u32,
+    pub login_failures_per_ip: u32,
+    pub pin_per_ip: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            ip_per_second: 50,
+            ip_burst: 100,
+            user_per_minute: 600,
+            login_failures_per_username: 5,
+            login_failures_per_ip: 20,
+            pin_per_ip: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct YoutubeConfig {
+    pub ytdlp_path: String,
+    /// Where downloads go; `<data_dir>/downloads` when unset.
+    pub download_dir: Option<PathBuf>,
+    pub workers: u32,
+    pub max_user_bytes: u64,
+}
+
+impl Default for YoutubeConfig {
+    fn default() -> Self {
+        Self {
+            ytdlp_path: "yt-dlp".into(),
+            download_dir: None,
+            workers: 1,
+            max_user_bytes: 10 * 1024 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OverseerrConfig {
+    /// Submit requests of users with no Overseerr account as Overseerr's admin.
+    pub fallback_to_admin: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    pub overseerr_secret: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// When set, `/metrics` wants `Authorization: Bearer <token>`.
+    pub token: Option<Secret>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MonitorConfig {
+    pub slow_ms: u64,
+    pub memory_warn_mb: u64,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        Self {
+            slow_ms: 1000,
+            memory_warn_mb: 256,
+        }
+    }
+}
+
+/// Seeds for the service connections, read on first start only.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServicesConfig {
+    pub plex: ServiceSeed,
+    pub overseerr: ServiceSeed,
+    pub uptime_kuma: ServiceSeed,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceSeed {
+    pub url: Option<String>,
+    pub api_key: Option<Secret>,
+    /// Uptime Kuma status page slug.
+    pub slug: Option<String>,
+    pub enabled: bool,
+}
+
+impl Default for ServiceSeed {
+    fn default() -> Self {
+        Self {
+            url: None,
+            api_key: None,
+            slug: None,
+            enabled: true,
+        }
+    }
+}
+
+/// Values given on the command line; they win over every other layer.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub log_level: Option<String>,
+}
+
+impl Config {
+    /// Loads the configuration: the file (explicit path, else `MEDIANEST_CONFIG`, else
+    /// `./medianest.toml` or `/etc/medianest/medianest.toml` when present), then the
+    /// environment, then the overrides.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        let file = match file {
+            Some(path) => Some(path.to_path_buf()),
+            None => find_config_file(&env),
+        };
+        let text = match &file {
+            Some(path) => Some(
+                std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?,
+            ),
+            None => None,
+        };
+        Self::from_layers(text.as_deref(), file.as_deref(), &env, overrides)
+    }
+
+    /// Builds the configuration from the file's text, environment pairs and overrides; pure, so
+    /// tests do not touch the process environment.
+    pub fn from_layers(
+        toml_text: Option<&str>,
+        toml_path: Option<&Path>,
+        env: &[(String, String)],
+        overrides: &Overrides,
+    ) -> Result<Self, ConfigError> {
+        let mut root = match toml_text {
+            Some(text) => text.parse::<toml::Table>().map_err(|e| ConfigError::File {
+                path: toml_path.map_or_else(|| PathBuf::from("<config>"), Path::to_path_buf),
+                reason: e.message().to_string(),
+            })?,
+            None => toml::Table::new(),
+        };
+        let defaults = toml::Table::try_from(Config::default()).map_err(|e| ConfigError::Key {
+            key: "<defaults>".into(),
+            reason: e.to_string(),
+        })?;
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let path: Vec<String> = if rest == "ADMIN_PASSWORD" {
+                vec!["admin".into(), "password".into()]
+            } else if ENV_NOT_KEYS.contains(&rest) || rest.is_empty() {
+                continue;
+            } else {
+                rest.split("__").map(str::to_ascii_lowercase).collect()
+            };
+            let typed = env_value(&defaults, &path, value).map_err(|reason| ConfigError::Key {
+                key: format!("{} (from {name})", path.join(".")),
+                reason,
+            })?;
+            set_path(&mut root, &path, typed).map_err(|reason| ConfigError::Key {
+                key: path.join("."),
+                reason,
+            })?;
+        }
+        let mut config = Self::from_table(root)?;
+        if let Some(listen) = overrides.listen {
+            config.server.listen = listen;
+        }
+        if let Some(dir) = &overrides.data_dir {
+            config.data_dir = dir.clone();
+        }
+        if let Some(level) = &overrides.log_level {
+            config.log.level = level.clone();
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn from_table(root: toml::Table) -> Result<Self, ConfigError> {
+        let value = toml::Value::Table(root);
+        serde_path_to_error::deserialize(value).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            ConfigError::Key {
+                key: if key == "." { "<root>".into() } else { key },
+                // toml repeats the key on a second line; one line is enough.
+                reason: inner.lines().next().unwrap_or("").trim().to_string(),
+            }
+        })
+    }
+
+    /// Checks what types alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, reason: &str| {
+            Err(ConfigError::Key {
+                key: key.into(),
+                reason: reason.into(),
+            })
+        };
+        if self.data_dir.as_os_str().is_empty() {
+            return bad("data_dir", "must not be empty");
+        }
+        if !is_log_filter(&self.log.level) {
+            return bad(
+                "log.level",
+                "must be error, warn, info, debug, trace or a filter such as info,medianest=debug",
+            );
+        }
+        if !(1..=64).contains(&self.database.pool_size) {
+            return bad("database.pool_size", "must be between 1 and 64");
+        }
+        if self.server.request_timeout_secs == 0 {
+            return bad("server.request_timeout_secs", "must be at least 1");
+        }
+        if let Some(url) = &self.server.public_url {
+            check_http_url(url).or_else(|r| bad("server.public_url", &r))?;
+        }
+        check_http_url(&self.plex.tv_url).or_else(|r| bad("plex.tv_url", &r))?;
+        check_http_url(&self.plex.app_url).or_else(|r| bad("plex.app_url", &r))?;
+        if self.auth.session_hours == 0 {
+            return bad("auth.session_hours", "must be at least 1");
+        }
+        if self.auth.remember_days == 0 {
+            return bad("auth.remember_days", "must be at least 1");
+        }
+        if self.health.interval_secs < 5 {
+            return bad("health.interval_secs", "must be at least 5");
+        }
+        if self.limits.ip_per_second == 0 || self.limits.ip_burst == 0 {
+            return bad("limits.ip_per_second", "must be at least 1");
+        }
+        if self.limits.user_per_minute == 0 {
+            return bad("limits.user_per_minute", "must be at least 1");
+        }
+        if !(1..=16).contains(&self.youtube.workers) {
+            return bad("youtube.workers", "must be between 1 and 16");
+        }
+        if self.admin.password.as_ref().is_some_and(|p| {
+            let n = p.expose().chars().count();
+            !(10..=256).contains(&n)
+        }) {
+            return bad("admin.password", "must be 10 to 256 characters long");
+        }
+        for (name, seed) in [
+            ("plex", &self.services.plex),
+            ("overseerr", &self.services.overseerr),
+            ("uptime_kuma", &self.services.uptime_kuma),
+        ] {
+            if let Some(url) = &seed.url {
+                check_http_url(url).or_else(|r| bad(&format!("services.{name}.url"), &r))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Where downloads go.
+    pub fn download_dir(&self) -> PathBuf {
+        self.youtube
+            .download_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("downloads"))
+    }
+
+    /// The database file.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("medianest.db")
+    }
+}
+
+/// A level, or comma-separated `target=level` directives (a subset of tracing's filter syntax
+/// that catches typos such as `inf`).
+fn is_log_filter(text: &str) -> bool {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    let is_level = |s: &str| LEVELS.contains(&s.trim().to_ascii_lowercase().as_str());
+    !text.trim().is_empty()
+        && text.split(',').all(|part| match part.split_once('=') {
+            Some((target, level)) => {
+                !target.trim().is_empty()
+                    && target
+                        .trim()
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '-'))
+                    && is_level(level)
+            }
+            None => is_level(part),
+        })
+        && tracing_subscriber::EnvFilter::try_new(text).is_ok()
+}
+
+fn find_config_file(env: &[(String, String)]) -> Option<PathBuf> {
+    if let Some((_, path)) = env.iter().find(|(k, _)| k == "MEDIANEST_CONFIG") {
+        return Some(PathBuf::from(path));
+    }
+    ["./medianest.toml", "/etc/medianest/medianest.toml"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+}
+
+/// Accepts an absolute http(s) URL with a host.
+pub fn check_http_url(raw: &str) -> Result<(), String> {
+    let url = url::Url::parse(raw).map_err(|e| format!("`{raw}` is not a URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("`{raw}` must start with http:// or https://"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("`{raw}` has no host"));
+    }
+    Ok(())
+}
+
+/// Turns an environment string into a TOML value of the type the key has in the defaults; keys
+/// without a default (optional ones) are strings. Unknown keys stay strings and are rejected later
+/// by name.
+fn env_value(defaults: &toml::Table, path: &[String], raw: &str) -> Result<toml::Value, String> {
+    let mut node: Option<&toml::Value> = None;
+    let mut table = Some(defaults);
+    for part in path {
+        node = table.and_then(|t| t.get(part));
+        table = node.and_then(toml::Value::as_table);
+    }
+    let raw = raw.trim();
+    Ok(match node {
+        Some(toml::Value::Integer(_)) => toml::Value::Integer(
+            raw.parse::<i64>()
+                .map_err(|_| format!("`{raw}` is not a whole number"))?,
+        ),
+        Some(toml::Value::Float(_)) => toml::Value::Float(
+            raw.parse::<f64>()
+                .map_err(|_| format!("`{raw}` is not a number"))?,
+        ),
+        Some(toml::Value::Boolean(_)) => match raw.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => toml::Value::Boolean(true),
+            "false" | "0" | "no" | "off" => toml::Value::Boolean(false),
+            _ => return Err(format!("`{raw}` is not true or false")),
+        },
+        Some(toml::Value::Array(_)) => toml::Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.to_string()))
+                .collect(),
+        ),
+        Some(toml::Value::Table(_)) => {
+            return Err("is a section; set its keys (SECTION__KEY) instead".into());
+        }
+        _ => toml::Value::String(raw.to_string()),
+    })
+}
+
+fn set_path(root: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
+    let Some((last, parents)) = path.split_last() else {
+        return Err("empty key".into());
+    };
+    let mut table = root;
+    for part in parents {
+        let entry = table
+            .entry(part.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        table = entry
+            .as_table_mut()
+            .ok_or_else(|| format!("`{part}` is not a section"))?;
+    }
+    table.insert(last.clone(), value);
+    Ok(())
+}
+
+/// The commented configuration file printed by `medianest default-config`. Fed back with
+/// `--config`, it yields exactly [`Config::default`] (a test holds it to that).
+pub const DEFAULT_CONFIG_TOML: &str = r#"# MediaNest configuration.
+#
+# Every key is optional; the values shown are the defaults. Layers, later wins: these defaults,
+# this file, environment variables (MEDIANEST_SECTION__KEY, e.g. MEDIANEST_SERVER__LISTEN),
+# command-line flags (--listen, --data-dir, --log-level). Unknown keys are an error.
+
+# Where the database, secret.key and downloads live.
+data_dir = "./data"
+
+[server]
+# Address and port to listen on. Use "0.0.0.0:4000" to accept connections from the network.
+listen = "127.0.0.1:4000"
+# The URL people use to reach MediaNest, e.g. "https://media.example.com". When https, the
+# session cookie is Secure and HSTS is sent.
+# public_url = "https://media.example.com"
+# Reverse proxies whose X-Forwarded-For header is believed.
+trusted_proxies = []
+# Mark the session cookie Secure even without an https public_url.
+secure_cookies = false
+# A request that takes longer than this is answered with an error.
+request_timeout_secs = 30
+# On SIGTERM, how long in-flight requests may take to finish.
+shutdown_grace_secs = 10
+
+[log]
+# error, warn, info, debug, trace, or a filter such as "info,medianest=debug".
+level = "info"
+# pretty or json.
+format = "pretty"
+
+[database]
+# SQLite connections kept in the pool.
+pool_size = 8
+
+[admin]
+# Password of the first admin account (10-256 characters), for unattended installs. When unset,
+# a random one is printed once and written to <data_dir>/initial-admin-password.
+# Also MEDIANEST_ADMIN_PASSWORD.
+# password = "change-me-please"
+
+[auth]
+session_hours = 24
+# Lifetime of a "remember me" session.
+remember_days = 30
+# Who may sign in with Plex: server_members (the owner and the accounts the server is shared
+# with), open (any Plex account) or closed (only accounts that already exist here).
+plex_signup = "server_members"
+
+[plex]
+# X-Plex-Client-Identifier; generated once and kept in the data dir when unset.
+# client_id = "..."
+tv_url = "https://plex.tv"
+app_url = "https://app.plex.tv"
+# Title of the Plex library that receives YouTube downloads (default: the first library whose
+# title contains "YouTube").
+# youtube_library = "YouTube"
+
+[health]
+# Seconds between service checks.
+interval_secs = 30
+# A service slower than this (ms) is shown as degraded.
+degraded_ms = 1000
+
+[quotas]
+requests_per_hour = 20
+downloads_per_hour = 5
+
+[limits]
+# Requests per second per client IP, and the burst allowed above it.
+ip_per_second = 50
+ip_burst = 100
+# Requests per minute per signed-in user.
+user_per_minute = 600
+# Failed sign-ins per 15 minutes before a username, or an IP, is locked out.
+login_failures_per_username = 5
+login_failures_per_ip = 20
+# Plex sign-in codes per 15 minutes per IP.
+pin_per_ip = 10
+
+[youtube]
+# The yt-dlp program.
+ytdlp_path = "yt-dlp"
+# Where downloads go (default: <data_dir>/downloads).
+# download_dir = "/srv/media/youtube"
+# Downloads running at once.
+workers = 1
+# Disk budget per user, in bytes (10 GiB).
+max_user_bytes = 10737418240
+
+[overseerr]
+# Submit requests of users who have no Overseerr account as Overseerr's admin.
+fallback_to_admin = false
+
+[webhooks]
+# The Authorization header value Overseerr's webhook agent sends.
+# overseerr_secret = "..."
+
+[metrics]
+# When set, /metrics wants "Authorization: Bearer <token>".
+# token = "..."
+
+[monitor]
+# Requests slower than this (ms) are logged as slow.
+slow_ms = 1000
+# Resident memory (MB) above which a warning is logged.
+memory_warn_mb = 256
+
+# Service connections, read on first start only; afterwards edit them in the admin pages.
+[services.plex]
+# url = "http://127.0.0.1:32400"
+# api_key = "<Plex server token>"
+enabled = true
+
+[services.overseerr]
+# url = "http://127.0.0.1:5055"
+# api_key = "<Overseerr API key>"
+enabled = true
+
+[services.uptime_kuma]
+# url = "http://127.0.0.1:3001"
+# slug = "home"
+enabled = true
+"#;
+
+/// Every key of the configuration as a flat `section.key` list, for documentation tests.
+pub fn default_keys() -> Vec<String> {
+    fn walk(prefix: &str, table: &toml::Table, out: &mut Vec<String>) {
+        for (k, v) in table {
+            let key = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            match v {
+                toml::Value::Table(t) => walk(&key, t, out),
+                _ => out.push(key),
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if let Ok(t) = toml::Table::try_from(Config::default()) {
+        walk("", &t, &mut out);
+    }
+    out
+}
+
+/// A redacted, flat view of the effective configuration for the startup log.
+pub fn summary(config: &Config) -> BTreeMap<&'static str, String> {
+    let mut m = BTreeMap::new();
+    m.insert("listen", config.server.listen.to_string());
+    m.insert("data_dir", config.data_dir.display().to_string());
+    m.insert("log_level", config.log.level.clone());
+    m
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn load(text: Option<&str>, pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_layers(text, None, &env(pairs), &Overrides::default())
+    }
+
+    #[test]
+    fn no_layers_is_the_default() {
+        assert_eq!(load(None, &[]).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn default_config_file_starts_the_server_unchanged() {
+        assert_eq!(
+            load(Some(DEFAULT_CONFIG_TOML), &[]).unwrap(),
+            Config::default()
+        );
+    }
+
+    #[test]
+    fn default_config_file_mentions_every_key() {
+        for key in default_keys() {
+            let (section, name) = key.rsplit_once('.').unwrap_or(("", &key));
+            let header = format!("[{section}]");
+            assert!(
+                section.is_empty() || DEFAULT_CONFIG_TOML.contains(&header),
+                "default-config lacks section {header}"
+            );
+            assert!(
+                DEFAULT_CONFIG_TOML.contains(&format!("{name} =")),
+                "default-config lacks key {key}"
+            );
+        }
+        for optional in [
+            "public_url",
+            "password",
+            "client_id",
+            "youtube_library",
+            "download_dir",
+            "overseerr_secret",
+            "token",
+            "url",
+            "api_key",
+            "slug",
+        ] {
+            assert!(
+                DEFAULT_CONFIG_TOML.contains(&format!("# {optional} =")),
+                "default-config lacks optional key {optional}"
+            );
+        }
+    }
+
+    #[test]
+    fn layers_win_in_order() {
+        let file = "data_dir = \"/from/file\"\n[server]\nlisten = \"127.0.0.1:5000\"\n[health]\ninterval_secs = 60\n";
+        let vars = [
+            ("MEDIANEST_SERVER__LISTEN", "127.0.0.1:6000"),
+            ("MEDIANEST_LOG__LEVEL", "debug"),
+        ];
+        let c = load(Some(file), &vars).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/from/file"));
+        assert_eq!(c.server.listen.port(), 6000, "env beats file");
+        assert_eq!(c.health.interval_secs, 60, "file beats default");
+        assert_eq!(c.log.level, "debug");
+        let flags = Overrides {
+            listen: Some("127.0.0.1:7000".parse().unwrap()),
+            data_dir: Some("/flag".into()),
+            log_level: None,
+        };
+        let c = Config::from_layers(Some(file), None, &env(&vars), &flags).unwrap();
+        assert_eq!(c.server.listen.port(), 7000, "flag beats env");
+        assert_eq!(c.data_dir, PathBuf::from("/flag"));
+    }
+
+    #[test]
+    fn env_values_take_the_type_of_the_key() {
+        let c = load(
+            None,
+            &[
+                ("MEDIANEST_HEALTH__INTERVAL_SECS", "45"),
+                ("MEDIANEST_SERVER__SECURE_COOKIES", "true"),
+                ("MEDIANEST_SERVER__TRUSTED_PROXIES", "10.0.0.1, ::1"),
+                ("MEDIANEST_ADMIN_PASSWORD", "1234567890123"),
+                ("MEDIANEST_METRICS__TOKEN", "42"),
+                ("MEDIANEST_CONFIG", "/ignored.toml"),
+                ("MEDIANEST_SECRET_KEY", "not-a-config-key"),
+                ("OTHER_VAR", "x"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.health.interval_secs, 45);
+        assert!(c.server.secure_cookies);
+        assert_eq!(c.server.trusted_proxies.len(), 2);
+        assert_eq!(
+            c.admin.password.as_ref().map(Secret::expose),
+            Some("1234567890123")
+        );
+        assert_eq!(c.metrics.token.as_ref().map(Secret::expose), Some("42"));
+    }
+
+    fn err(text: Option<&str>, pairs: &[(&str, &str)]) -> String {
+        load(text, pairs).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = err(Some("[server]\nlisen = \"x\"\n"), &[]);
+        assert!(e.contains("server") && e.contains("lisen"), "{e}");
+        let e = err(Some("colour = 1\n"), &[]);
+        assert!(e.contains("colour"), "{e}");
+        let e = err(None, &[("MEDIANEST_SERVER__LISTN", "x")]);
+        assert!(e.contains("listn"), "{e}");
+        let e = err(Some("[nope]\na = 1\n"), &[]);
+        assert!(e.contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let e = err(Some("[server]\nlisten = \"not an address\"\n"), &[]);
+        assert!(e.starts_with("configuration key `server.listen`"), "{e}");
+        let e = err(Some("[health]\ninterval_secs = \"soon\"\n"), &[]);
+        assert!(e.contains("health.interval_secs"), "{e}");
+        let e = err(None, &[("MEDIANEST_HEALTH__INTERVAL_SECS", "soon")]);
+        assert!(
+            e.contains("health.interval_secs") && e.contains("MEDIANEST_HEALTH__INTERVAL_SECS"),
+            "{e}"
+        );
+        let e = err(Some("[auth]\nplex_signup = \"everyone\"\n"), &[]);
+        assert!(e.contains("auth.plex_signup"), "{e}");
+        let e = err(Some("[plex]\ntv_url = \"ftp://plex.tv\"\n"), &[]);
+        assert!(e.contains("plex.tv_url"), "{e}");
+        let e = err(Some("[log]\nlevel = \"loud!!\"\n"), &[]);
+        assert!(e.contains("log.level"), "{e}");
+        let e = err(Some("[admin]\npassword = \"short\"\n"), &[]);
+        assert!(e.contains("admin.password"), "{e}");
+        let e = err(Some("[youtube]\nworkers = 0\n"), &[]);
+        assert!(e.contains("youtube.workers"), "{e}");
+        assert!(load(Some("[log]\nlevel = \"info,medianest=debug\"\n"), &[]).is_ok());
+        let e = err(Some("not toml at all"), &[]);
+        assert!(e.contains("configuration file"), "{e}");
+        let e = err(Some("[server]\nlisten = 4000\n"), &[]);
+        assert!(e.contains("server.listen"), "{e}");
+    }
+
+    #[test]
+    fn one_line_errors() {
+        let e = err(Some("[server]\nlisten = \"x\"\n"), &[]);
+        assert!(!e.contains('\n'), "{e:?}");
+    }
+
+    #[test]
+    fn debug_redacts_secrets() {
+        let c = load(
+            Some(
+                "[admin]\npassword = \"super-secret-pw\"\n[services.plex]\napi_key = \"plex-token-xyz\"\n[webhooks]\noverseerr_secret = \"hook-secret\"\n",
+            ),
+            &[],
+        )
+        .unwrap();
+        let text = format!("{c:?}");
+        for secret in ["super-secret-pw", "plex-token-xyz", "hook-secret"] {
+            assert!(!text.contains(secret), "{secret} leaked in Debug");
+        }
+        assert!(text.contains("****"));
+    }
+}

@@ -1,0 +1,539 @@
+//! The HTTP edge: what every request passes through, and the one place that turns an error into
+//! the envelope a client sees.
+//!
+//! [`edge`] (one middleware, so the per-request cost stays small) assigns the correlation id and
+//! the request span, bounds the request time, catches panics, renders error envelopes (with the
+//! correlation id, `Retry-After`, and a generic message for anything internal), queues every 5xx
+//! for `error_logs`, adds the security headers and records the request for monitoring.
+//! [`ApiJson`] is the JSON body extractor whose rejections answer in the same envelope.
+
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::{ConnectInfo, FromRequest, MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use futures_util::FutureExt;
+use serde::de::DeserializeOwned;
+use tracing::Instrument;
+
+use crate::error::{AppError, ErrorCode, ErrorReport};
+use crate::state::AppState;
+
+/// The correlation id header (SPEC section 3).
+pub const CORRELATION_HEADER: &str = "x-correlation-id";
+
+/// Largest JSON body accepted (SPEC section 2).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Per-request facts shared between the edge and the handlers (request extension).
+#[derive(Debug)]
+pub struct RequestContext {
+    /// The request's correlation id.
+    pub correlation_id: Arc<str>,
+    /// Set by the authentication extractor once it knows who is calling, so a logged 5xx names
+    /// the user.
+    pub user_id: OnceLock<String>,
+}
+
+/// Headers sent on every response, computed once at start.
+#[derive(Debug, Clone)]
+pub struct SecurityHeaders {
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl SecurityHeaders {
+    /// The headers of SPEC section 2; HSTS only when served over https.
+    pub fn new(https: bool) -> Self {
+        let mut headers = vec![
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(
+                    "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+                ),
+            ),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+            (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+            (
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("same-origin"),
+            ),
+        ];
+        if https {
+            headers.push((
+                header::STRICT_TRANSPORT_SECURITY,
+                HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+            ));
+        }
+        Self { headers }
+    }
+}
+
+/// An entry for `error_logs`, written off the request path by the error-log writer.
+#[derive(Debug, Clone)]
+pub struct ErrorLogEntry {
+    pub correlation_id: String,
+    pub user_id: Option<String>,
+    pub code: &'static str,
+    pub message: String,
+    pub path: String,
+    pub method: String,
+    pub status: u16,
+    pub detail: Option<String>,
+    pub at_ms: i64,
+}
+
+/// Keeps a valid incoming correlation id (1-64 of `[A-Za-z0-9._-]`), else makes a new UUID.
+pub fn correlation_id(headers: &HeaderMap) -> Arc<str> {
+    headers
+        .get(CORRELATION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| is_valid_correlation_id(v))
+        .map_or_else(|| Arc::from(uuid::Uuid::new_v4().to_string()), Arc::from)
+}
+
+/// The correlation id rule of SPEC section 3.
+pub fn is_valid_correlation_id(v: &str) -> bool {
+    (1..=64).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// The edge middleware; see the module documentation.
+pub async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let cid = correlation_id(req.headers());
+    let ctx = Arc::new(RequestContext {
+        correlation_id: cid.clone(),
+        user_id: OnceLock::new(),
+    });
+    req.extensions_mut().insert(ctx.clone());
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| Arc::<str>::from(m.as_str()));
+    let span = tracing::info_span!("request", cid = %cid, method = %method, path = %path);
+
+    let limit = state.request_timeout();
+    let inner = AssertUnwindSafe(next.run(req)).catch_unwind();
+    let outcome = tokio::time::timeout(limit, inner)
+        .instrument(span.clone())
+        .await;
+    let mut response = match outcome {
+        Ok(Ok(response)) => response,
+        Ok(Err(panic)) => {
+            let what = panic_message(panic.as_ref());
+            span.in_scope(|| tracing::error!(panic = %what, "handler panicked"));
+            AppError::internal(format!("panic: {what}")).into_response()
+        }
+        Err(_) => {
+            span.in_scope(|| tracing::warn!(limit_secs = limit.as_secs(), "request timed out"));
+            AppError::new(ErrorCode::RequestTimeout).into_response()
+        }
+    };
+
+    let status = response.status();
+    if status.is_client_error() || status.is_server_error() {
+        render_error(&state, &mut response, &cid, &ctx, &method, &path, &span);
+    }
+
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&cid) {
+        headers.insert(CORRELATION_HEADER, v);
+    }
+    for (name, value) in &state.edge().security.headers {
+        headers.entry(name).or_insert_with(|| value.clone());
+    }
+    if path.starts_with("/api/") {
+        headers
+            .entry(header::CACHE_CONTROL)
+            .or_insert_with(|| HeaderValue::from_static("private, no-cache"));
+    }
+
+    let elapsed = started.elapsed();
+    let route_name = route.as_deref().unwrap_or("<unmatched>");
+    let slow = state.monitor().record(
+        route_name,
+        method.as_str(),
+        status.as_u16(),
+        elapsed,
+        state.clock().now_ms(),
+    );
+    if slow {
+        span.in_scope(|| {
+            tracing::warn!(
+                route = route_name,
+                status = status.as_u16(),
+                ms = elapsed.as_millis() as u64,
+                "slow request"
+            );
+        });
+    } else {
+        span.in_scope(|| {
+            tracing::debug!(
+                status = status.as_u16(),
+                us = elapsed.as_micros() as u64,
+                "request"
+            );
+        });
+    }
+    response
+}
+
+/// Writes the error envelope into `response` (keeping its status and headers) and queues 5xx for
+/// `error_logs`. A response that already has a body and no report (e.g. `/health/ready`'s 503)
+/// is left as it is.
+fn render_error(
+    state: &AppState,
+    response: &mut Response,
+    cid: &str,
+    ctx: &RequestContext,
+    method: &Method,
+    path: &str,
+    span: &tracing::Span,
+) {
+    let status = response.status();
+    let report = match response.extensions_mut().remove::<ErrorReport>() {
+        Some(report) => report,
+        None if response.body().size_hint().exact() == Some(0) || status_is_rejection(response) => {
+            ErrorReport::from_code(code_for_status(status))
+        }
+        None => return,
+    };
+    let body = ErrorEnvelope {
+        success: false,
+        error: ErrorBody {
+            code: report.code.as_str(),
+            message: &report.message,
+            correlation_id: cid,
+            details: report.details.as_ref(),
+            retry_after: report.retry_after,
+        },
+    };
+    if let Some(seconds) = report.retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    *response.body_mut() = Body::from(bytes);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.remove(header::CONTENT_LENGTH);
+
+    if status.is_server_error() {
+        span.in_scope(|| {
+            tracing::error!(
+                code = report.code.as_str(),
+                status = status.as_u16(),
+                detail = report.internal_detail.as_deref().unwrap_or(""),
+                "request failed"
+            );
+        });
+        state.log_error(ErrorLogEntry {
+            correlation_id: cid.to_owned(),
+            user_id: ctx.user_id.get().cloned(),
+            code: report.code.as_str(),
+            message: report.message,
+            path: path.to_owned(),
+            method: method.as_str().to_owned(),
+            status: status.as_u16(),
+            detail: report.internal_detail,
+            at_ms: state.clock().now_ms(),
+        });
+    }
+}
+
+#[derive(serde::Serialize)]
+struct ErrorEnvelope<'a> {
+    success: bool,
+    error: ErrorBody<'a>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ErrorBody<'a> {
+    code: &'static str,
+    message: &'a str,
+    correlation_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<&'a serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after: Option<u64>,
+}
+
+/// axum's own rejections (bad path or query parameters) answer in plain text; they get the
+/// envelope too.
+fn status_is_rejection(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/plain"))
+}
+
+/// The catalog code for a bare status from outside our handlers.
+fn code_for_status(status: StatusCode) -> ErrorCode {
+    match status {
+        StatusCode::NOT_FOUND => ErrorCode::NotFound,
+        StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
+        StatusCode::UNAUTHORIZED => ErrorCode::Unauthorized,
+        StatusCode::FORBIDDEN => ErrorCode::Forbidden,
+        StatusCode::TOO_MANY_REQUESTS => ErrorCode::RateLimited,
+        StatusCode::CONFLICT => ErrorCode::Conflict,
+        StatusCode::REQUEST_TIMEOUT => ErrorCode::RequestTimeout,
+        StatusCode::SERVICE_UNAVAILABLE => ErrorCode::DatabaseBusy,
+        s if s.is_client_error() => ErrorCode::ValidationError,
+        _ => ErrorCode::InternalError,
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_owned()
+    }
+}
+
+/// Fallback for paths no route matches.
+pub async fn not_found() -> AppError {
+    AppError::new(ErrorCode::NotFound)
+}
+
+/// Fallback for a known path with the wrong method.
+pub async fn method_not_allowed() -> AppError {
+    AppError::new(ErrorCode::MethodNotAllowed)
+}
+
+/// The client's address: the socket peer, or the first untrusted hop of `X-Forwarded-For` when
+/// the peer is a trusted proxy.
+pub fn client_ip(
+    peer: Option<&ConnectInfo<SocketAddr>>,
+    headers: &HeaderMap,
+    trusted: &[std::net::IpAddr],
+) -> Option<std::net::IpAddr> {
+    let peer = peer.map(|c| c.0.ip())?;
+    if !trusted.contains(&peer) {
+        return Some(peer);
+    }
+    let forwarded = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse::<std::net::IpAddr>().ok())
+        .collect::<Vec<_>>();
+    // Walk from the nearest hop back, skipping our own proxies.
+    forwarded
+        .iter()
+        .rev()
+        .find(|ip| !trusted.contains(ip))
+        .copied()
+        .or(Some(peer))
+}
+
+/// A JSON body; bad bodies answer `UNSUPPORTED_MEDIA_TYPE`, `PAYLOAD_TOO_LARGE`, `INVALID_JSON`
+/// or `VALIDATION_ERROR` with `details.fields`, in the envelope.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json_content_type(req.headers()) {
+            return Err(AppError::new(ErrorCode::UnsupportedMediaType));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                AppError::new(ErrorCode::PayloadTooLarge)
+            } else {
+                AppError::new(ErrorCode::InvalidJson)
+            }
+        })?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+fn is_json_content_type(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim();
+    essence.eq_ignore_ascii_case("application/json")
+        || (essence.len() > 5
+            && essence[..essence.len() - 5].starts_with("application/")
+            && essence.to_ascii_lowercase().ends_with("+json"))
+}
+
+/// Parses JSON, telling syntax errors (`INVALID_JSON`) from shape errors (`VALIDATION_ERROR`
+/// naming the field).
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: Result<T, _> = serde_path_to_error::deserialize(&mut de);
+    if value.is_ok() && de.end().is_err() {
+        // Trailing characters after a complete value.
+        return Err(AppError::new(ErrorCode::InvalidJson));
+    }
+    match value {
+        Ok(v) => Ok(v),
+        Err(e) => {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if !matches!(inner.classify(), serde_json::error::Category::Data) {
+                return Err(AppError::new(ErrorCode::InvalidJson));
+            }
+            let text = inner.to_string();
+            let reason = text
+                .rsplit_once(" at line ")
+                .map_or(text.as_str(), |(head, _)| head)
+                .to_owned();
+            // serde says "missing field `name`" at the parent's path; name the field itself.
+            let (field, reason) = match reason.strip_prefix("missing field `") {
+                Some(rest) => {
+                    let name = rest.trim_end_matches('`');
+                    let field = if path == "." {
+                        name.to_owned()
+                    } else {
+                        format!("{path}.{name}")
+                    };
+                    (field, "is required".to_owned())
+                }
+                None => (if path == "." { "body".to_owned() } else { path }, reason),
+            };
+            Err(AppError::validation([(field, reason)]))
+        }
+    }
+}
+
+/// Answers the conditional-GET question for an ETag.
+pub fn etag_matches(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+}
+
+/// Longest time a single request may take.
+pub fn request_timeout(secs: u64) -> Duration {
+    Duration::from_secs(secs.max(1))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn correlation_ids_follow_the_rule() {
+        assert!(is_valid_correlation_id("check.42"));
+        assert!(is_valid_correlation_id("a-b_c.D9"));
+        assert!(!is_valid_correlation_id(""));
+        assert!(!is_valid_correlation_id("bad id"));
+        assert!(!is_valid_correlation_id("<script>"));
+        assert!(!is_valid_correlation_id(&"x".repeat(65)));
+        assert!(is_valid_correlation_id(&"x".repeat(64)));
+    }
+
+    #[test]
+    fn json_content_types() {
+        let mut h = HeaderMap::new();
+        assert!(!is_json_content_type(&h));
+        for (ct, ok) in [
+            ("application/json", true),
+            ("application/json; charset=utf-8", true),
+            ("Application/JSON", true),
+            ("application/vnd.api+json", true),
+            ("text/plain", false),
+            ("application/x-www-form-urlencoded", false),
+            ("+json", false),
+        ] {
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+            assert_eq!(is_json_content_type(&h), ok, "{ct}");
+        }
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+        age: u32,
+    }
+
+    fn fields(e: AppError) -> serde_json::Value {
+        e.report().details.unwrap()["fields"].clone()
+    }
+
+    #[test]
+    fn json_errors_are_classified() {
+        assert_eq!(
+            parse_json::<Body>(b"{not json").unwrap_err().code(),
+            ErrorCode::InvalidJson
+        );
+        assert_eq!(
+            parse_json::<Body>(b"").unwrap_err().code(),
+            ErrorCode::InvalidJson
+        );
+        assert_eq!(
+            parse_json::<Body>(br#"{"name":"a","age":1} trailing"#)
+                .unwrap_err()
+                .code(),
+            ErrorCode::InvalidJson
+        );
+        let e = parse_json::<Body>(br#"{"name":"a","age":"old"}"#).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::ValidationError);
+        assert!(fields(e)["age"].as_str().unwrap().contains("invalid type"));
+        let e = parse_json::<Body>(br#"{"name":"a"}"#).unwrap_err();
+        assert_eq!(fields(e)["age"], "is required");
+        assert!(parse_json::<Body>(br#"{"name":"a","age":3}"#).is_ok());
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("203.0.113.9, 10.0.0.2"),
+        );
+        let peer = ConnectInfo(SocketAddr::from(([10, 0, 0, 1], 5555)));
+        let proxy: std::net::IpAddr = "10.0.0.1".parse().unwrap();
+        let inner_proxy: std::net::IpAddr = "10.0.0.2".parse().unwrap();
+        assert_eq!(
+            client_ip(Some(&peer), &h, &[]),
+            Some(proxy),
+            "untrusted peer"
+        );
+        assert_eq!(
+            client_ip(Some(&peer), &h, &[proxy, inner_proxy]),
+            Some("203.0.113.9".parse().unwrap())
+        );
+        assert_eq!(
+            client_ip(Some(&peer), &h, &[proxy]),
+            Some(inner_proxy),
+            "the first untrusted hop"
+        );
+    }
+}

@@ -1,0 +1,187 @@
+//! [`AppState`]: everything a handler or background task may use, built once at start and cloned
+//! cheaply (one `Arc`). Nothing here is global: tests build as many states as they like.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::data_dir::DataDir;
+use crate::db::Db;
+use crate::error::AppResult;
+use crate::health::HealthProbe;
+use crate::http::{ErrorLogEntry, SecurityHeaders};
+use crate::monitor::Monitor;
+
+/// How many 5xx reports may wait for the error-log writer before new ones are dropped (and
+/// counted): a flood of failures must not grow memory without bound.
+const ERROR_LOG_QUEUE: usize = 1024;
+
+/// The shared application state.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Arc<Config>,
+    db: Db,
+    clock: SharedClock,
+    monitor: Monitor,
+    edge: EdgeSettings,
+    data: DataDir,
+    health: HealthProbe,
+    started: Instant,
+    error_log: mpsc::Sender<ErrorLogEntry>,
+    error_log_rx: std::sync::Mutex<Option<mpsc::Receiver<ErrorLogEntry>>>,
+    error_log_dropped: AtomicU64,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+/// Settings of the HTTP edge, computed once.
+#[derive(Debug, Clone)]
+pub struct EdgeSettings {
+    pub security: SecurityHeaders,
+    pub request_timeout: Duration,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("config", &self.inner.config)
+            .field("db", &self.inner.db)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Assembles the state from its parts; `crate::bootstrap` does this for the real server.
+    pub fn new(config: Config, db: Db, data: DataDir, clock: SharedClock) -> Self {
+        let (tx, rx) = mpsc::channel(ERROR_LOG_QUEUE);
+        let edge = EdgeSettings {
+            security: SecurityHeaders::new(config.server.is_https()),
+            request_timeout: crate::http::request_timeout(config.server.request_timeout_secs),
+        };
+        Self {
+            inner: Arc::new(Inner {
+                monitor: Monitor::new(config.monitor.slow_ms),
+                health: HealthProbe::new(clock.clone()),
+                config: Arc::new(config),
+                db,
+                clock,
+                edge,
+                data,
+                started: Instant::now(),
+                error_log: tx,
+                error_log_rx: std::sync::Mutex::new(Some(rx)),
+                error_log_dropped: AtomicU64::new(0),
+                shutdown: CancellationToken::new(),
+                tasks: TaskTracker::new(),
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    pub fn clock(&self) -> &SharedClock {
+        &self.inner.clock
+    }
+
+    pub fn monitor(&self) -> &Monitor {
+        &self.inner.monitor
+    }
+
+    pub fn edge(&self) -> &EdgeSettings {
+        &self.inner.edge
+    }
+
+    pub fn data_dir(&self) -> &DataDir {
+        &self.inner.data
+    }
+
+    pub fn health_probe(&self) -> &HealthProbe {
+        &self.inner.health
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        self.inner.edge.request_timeout
+    }
+
+    /// Statistics of every cache, for `/metrics` and `/admin/performance`.
+    pub fn cache_stats(&self) -> Vec<crate::cache::CacheStats> {
+        vec![self.inner.health.cache_stats()]
+    }
+
+    /// Time since this state was built.
+    pub fn uptime(&self) -> Duration {
+        self.inner.started.elapsed()
+    }
+
+    /// Cancelled when the server shuts down; background loops watch it.
+    pub fn shutdown_token(&self) -> &CancellationToken {
+        &self.inner.shutdown
+    }
+
+    /// Spawns a background task that shutdown waits for.
+    pub fn spawn_task<F>(&self, future: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.inner.tasks.spawn(future);
+    }
+
+    /// Queues a 5xx for `error_logs`; never waits. When the queue is full the entry is dropped
+    /// and counted (it is in the log either way).
+    pub fn log_error(&self, entry: ErrorLogEntry) {
+        if self.inner.error_log.try_send(entry).is_err() {
+            self.inner.error_log_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// 5xx reports dropped because the writer fell behind.
+    pub fn error_logs_dropped(&self) -> u64 {
+        self.inner.error_log_dropped.load(Ordering::Relaxed)
+    }
+
+    /// Starts the background tasks: the error-log writer and housekeeping.
+    pub fn start_background(&self) {
+        let rx = self
+            .inner
+            .error_log_rx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(rx) = rx {
+            self.spawn_task(crate::error_log::run_writer(self.clone(), rx));
+        }
+        self.spawn_task(crate::housekeeping::run(self.clone()));
+    }
+
+    /// Stops background tasks (bounded wait) and checkpoints the database.
+    pub async fn shutdown(&self) -> AppResult<()> {
+        self.inner.shutdown.cancel();
+        self.inner.tasks.close();
+        if tokio::time::timeout(Duration::from_secs(10), self.inner.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("background tasks did not stop within 10 s");
+        }
+        let db = self.inner.db.clone();
+        tokio::task::spawn_blocking(move || db.close_blocking())
+            .await
+            .map_err(|e| crate::error::AppError::internal(format!("close database: {e}")))?
+    }
+}
