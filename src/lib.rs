@@ -62,10 +62,17 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(health::api_routes())
         .fallback(http::not_found);
-    Router::new()
+    let routes = Router::new()
         .merge(health::routes())
         .merge(metrics::routes())
-        .nest("/api/v1", api)
+        .nest("/api/v1", api);
+    with_edge(routes, state)
+}
+
+/// Wraps routes in the layers every response passes through: fallbacks for unknown paths and
+/// methods, the body limit and the edge middleware (`http::edge`).
+pub fn with_edge(routes: Router<AppState>, state: AppState) -> Router {
+    routes
         .fallback(http::not_found)
         .method_not_allowed_fallback(http::method_not_allowed)
         .layer(DefaultBodyLimit::max(http::MAX_BODY_BYTES))
@@ -83,9 +90,23 @@ pub async fn serve<F>(listener: TcpListener, state: AppState, shutdown: F) -> st
 where
     F: Future<Output = ()> + Send + 'static,
 {
+    let app = router(state.clone());
+    serve_app(listener, state, app, shutdown).await
+}
+
+/// [`serve`] with a given application (tests add routes to the real one with [`with_edge`]).
+pub async fn serve_app<F>(
+    listener: TcpListener,
+    state: AppState,
+    app: Router,
+    shutdown: F,
+) -> std::io::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
     let grace = Duration::from_secs(state.config().server.shutdown_grace_secs);
     state.start_background();
-    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     let stopping = std::sync::Arc::new(tokio::sync::Notify::new());
     let signal = {
         let stopping = stopping.clone();
