@@ -865,6 +865,14 @@ mod tests {
     }
 
     #[test]
+    fn the_packaged_example_config_is_valid() {
+        let text = include_str!("../packaging/medianest.toml");
+        let c = load(Some(text), &[]).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/var/lib/medianest"));
+        assert_eq!(c.server.listen.port(), 4000);
+    }
+
+    #[test]
     fn layers_win_in_order() {
         let file = "data_dir = \"/from/file\"\n[server]\nlisten = \"127.0.0.1:5000\"\n[health]\ninterval_secs = 60\n";
         let vars = [
