@@ -48,6 +48,12 @@ pub enum Command {
         #[arg(long, value_name = "URL")]
         url: Option<String>,
     },
+    /// Set a new random password for an account (prints it) and end its sessions.
+    ResetAdminPassword {
+        /// The account (default: admin).
+        #[arg(long, default_value = "admin")]
+        username: String,
+    },
     /// Print a commented configuration file with every key and its default.
     DefaultConfig,
 }

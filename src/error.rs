@@ -274,7 +274,7 @@ impl ErrorCode {
 }
 
 /// The error every handler and helper returns.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum AppError {
     /// A catalog error with optional details; what the client sees is fully described here.
     #[error("{code:?}")]

@@ -8,17 +8,16 @@
 
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde::Serialize;
 
 use crate::cache::TtlCache;
 use crate::clock::SharedClock;
 use crate::db::Db;
 use crate::response::{ApiResponse, plain_json};
+use crate::routes::{Access, Routes};
 use crate::state::AppState;
 
 /// How long one database probe answers for.
@@ -144,15 +143,15 @@ async fn probe(db: &Db) -> DbCheck {
 }
 
 /// Routes outside `/api/v1`.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/health", get(liveness))
-        .route("/health/ready", get(readiness))
+pub fn routes() -> Routes {
+    Routes::new()
+        .add(Method::GET, "/health", Access::Public, liveness)
+        .add(Method::GET, "/health/ready", Access::Public, readiness)
 }
 
 /// Routes under `/api/v1`.
-pub fn api_routes() -> Router<AppState> {
-    Router::new().route("/health", get(api_health))
+pub fn api_routes() -> Routes {
+    Routes::new().add(Method::GET, "/health", Access::Public, api_health)
 }
 
 async fn liveness() -> Response {

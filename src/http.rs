@@ -348,6 +348,27 @@ pub fn client_ip(
         .or(Some(peer))
 }
 
+/// The caller's IP address as [`client_ip`] decides it (`None` without a socket peer, as in
+/// router tests).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub Option<std::net::IpAddr>);
+
+impl axum::extract::FromRequestParts<AppState> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>();
+        Ok(Self(client_ip(
+            peer,
+            &parts.headers,
+            &state.config().server.trusted_proxies,
+        )))
+    }
+}
+
 /// A JSON body; bad bodies answer `UNSUPPORTED_MEDIA_TYPE`, `PAYLOAD_TOO_LARGE`, `INVALID_JSON`
 /// or `VALIDATION_ERROR` with `details.fields`, in the envelope.
 #[derive(Debug, Clone, Copy, Default)]

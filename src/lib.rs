@@ -5,10 +5,13 @@
 //! [`Config`] into a ready state (data directory, database, migrations). `main.rs` only wires these
 //! to the command line.
 
+pub mod auth;
+pub mod blocking;
 pub mod cache;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod crypto;
 pub mod data_dir;
 pub mod db;
 pub mod error;
@@ -18,8 +21,12 @@ pub mod housekeeping;
 pub mod http;
 pub mod metrics;
 pub mod monitor;
+pub mod ratelimit;
 pub mod response;
+pub mod routes;
 pub mod state;
+pub mod time;
+pub mod users;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -48,24 +55,52 @@ pub enum StartError {
     Io(#[from] std::io::Error),
 }
 
-/// Prepares the data directory, opens and migrates the database, and builds the state.
-/// Blocking (file and database work); call before the runtime serves requests.
+/// Prepares the data directory, opens and migrates the database, checks the secret key against
+/// it, creates the first admin when there are no users, and builds the state.
+/// Blocking (file, database and hashing work); call before the runtime serves requests.
 pub fn bootstrap(config: Config, clock: clock::SharedClock) -> Result<AppState, StartError> {
     let data = data_dir::DataDir::prepare(&config)?;
     let db = db::Db::open_file(&config.database_path(), config.database.pool_size)
         .map_err(|e| StartError::Database(e.to_string()))?;
+    prepare_database(&db, &config, &data, clock.now_ms())?;
+    auth::password::warm_up();
     Ok(AppState::new(config, db, data, clock))
+}
+
+/// The start-up checks that need the database: the secret key matches it, and an admin exists.
+pub fn prepare_database(
+    db: &db::Db,
+    config: &Config,
+    data: &data_dir::DataDir,
+    now_ms: i64,
+) -> Result<(), StartError> {
+    let conn = db
+        .connection_blocking()
+        .map_err(|e| StartError::Database(e.to_string()))?;
+    crypto::Cipher::new(&data.secret_key)
+        .verify_against(&conn)
+        .map_err(StartError::Database)?;
+    auth::first_run::ensure_admin(&conn, config, now_ms).map_err(StartError::Database)
+}
+
+/// Every API route: the table the router is built from (and the authorization tests walk).
+pub fn api_routes() -> routes::Routes {
+    routes::Routes::new()
+        .merge(health::api_routes())
+        .merge(auth::routes())
+        .prefixed("/api/v1")
+        .merge(health::routes())
+        .merge(metrics::routes())
 }
 
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .merge(health::api_routes())
-        .fallback(http::not_found);
-    let routes = Router::new()
-        .merge(health::routes())
-        .merge(metrics::routes())
-        .nest("/api/v1", api);
+    let routes = api_routes()
+        .into_router()
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ratelimit::limit_ip,
+        ));
     with_edge(routes, state)
 }
 

@@ -30,6 +30,7 @@ fn main() -> ExitCode {
         Command::Migrate => migrate(&config),
         Command::Backup { file, force } => backup(&config, file, *force),
         Command::Healthcheck { url } => healthcheck(&config, url.as_deref()),
+        Command::ResetAdminPassword { username } => reset_admin_password(&config, username),
         Command::DefaultConfig => Ok(()),
     };
     match result {
@@ -130,6 +131,19 @@ fn migrate(config: &Config) -> Result<(), String> {
         applied.from,
         applied.to
     );
+    Ok(())
+}
+
+fn reset_admin_password(config: &Config, username: &str) -> Result<(), String> {
+    let path = config.database_path();
+    if !path.is_file() {
+        return Err(format!("no database at {}", path.display()));
+    }
+    let db = medianest::db::Db::open_file(&path, 1).map_err(|e| e.to_string())?;
+    let conn = db.connection_blocking().map_err(|e| e.to_string())?;
+    let password = medianest::auth::first_run::reset_password(&conn, username)?;
+    println!("New password for {username}: {password}");
+    println!("It must be changed at the next sign-in; the account's sessions have ended.");
     Ok(())
 }
 

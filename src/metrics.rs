@@ -1,19 +1,18 @@
 //! `GET /metrics`: the Prometheus text of SPEC section 10, gathered from the monitor, the database
 //! pool, the caches and the service and download tables. Protected by `metrics.token` when set.
 
-use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use subtle::ConstantTimeEq;
 
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::monitor::{MetricFamily, MetricKind, process_rss_bytes, write_gauge};
+use crate::routes::{Access, Routes};
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/metrics", get(metrics))
+pub fn routes() -> Routes {
+    Routes::new().add(Method::GET, "/metrics", Access::Secret, metrics)
 }
 
 /// True when the request carries the configured bearer token (or none is configured).

@@ -9,18 +9,27 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use tokio::sync::Semaphore;
+
+use crate::auth::session::Sessions;
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::crypto::Cipher;
 use crate::data_dir::DataDir;
 use crate::db::Db;
 use crate::error::AppResult;
 use crate::health::HealthProbe;
 use crate::http::{ErrorLogEntry, SecurityHeaders};
 use crate::monitor::Monitor;
+use crate::ratelimit::Limiters;
 
 /// How many 5xx reports may wait for the error-log writer before new ones are dropped (and
 /// counted): a flood of failures must not grow memory without bound.
 const ERROR_LOG_QUEUE: usize = 1024;
+
+/// CPU-heavy jobs (password hashing) at once: one per core of a small server. Argon2 takes
+/// 19 MiB per job, so this also bounds the memory a burst of sign-ins can take.
+const CPU_JOBS: usize = 2;
 
 /// The shared application state.
 #[derive(Clone)]
@@ -36,6 +45,10 @@ struct Inner {
     edge: EdgeSettings,
     data: DataDir,
     health: HealthProbe,
+    sessions: Sessions,
+    limiters: Limiters,
+    cipher: Cipher,
+    cpu: Arc<Semaphore>,
     started: Instant,
     error_log: mpsc::Sender<ErrorLogEntry>,
     error_log_rx: std::sync::Mutex<Option<mpsc::Receiver<ErrorLogEntry>>>,
@@ -72,6 +85,10 @@ impl AppState {
             inner: Arc::new(Inner {
                 monitor: Monitor::new(config.monitor.slow_ms),
                 health: HealthProbe::new(clock.clone()),
+                sessions: Sessions::new(&config, clock.clone()),
+                limiters: Limiters::new(&config.limits),
+                cipher: Cipher::new(&data.secret_key),
+                cpu: Arc::new(Semaphore::new(CPU_JOBS)),
                 config: Arc::new(config),
                 db,
                 clock,
@@ -111,6 +128,23 @@ impl AppState {
         &self.inner.data
     }
 
+    pub fn sessions(&self) -> &Sessions {
+        &self.inner.sessions
+    }
+
+    pub fn limiters(&self) -> &Limiters {
+        &self.inner.limiters
+    }
+
+    pub fn cipher(&self) -> &Cipher {
+        &self.inner.cipher
+    }
+
+    /// The gate for CPU-heavy blocking work (password hashing).
+    pub fn cpu_gate(&self) -> &Arc<Semaphore> {
+        &self.inner.cpu
+    }
+
     pub fn health_probe(&self) -> &HealthProbe {
         &self.inner.health
     }
@@ -121,7 +155,10 @@ impl AppState {
 
     /// Statistics of every cache, for `/metrics` and `/admin/performance`.
     pub fn cache_stats(&self) -> Vec<crate::cache::CacheStats> {
-        vec![self.inner.health.cache_stats()]
+        vec![
+            self.inner.sessions.cache_stats(),
+            self.inner.health.cache_stats(),
+        ]
     }
 
     /// Time since this state was built.

@@ -147,6 +147,13 @@ impl Db {
         Ok(applied)
     }
 
+    /// A pooled connection for blocking code outside the runtime (start-up, CLI commands).
+    pub fn connection_blocking(
+        &self,
+    ) -> AppResult<r2d2::PooledConnection<SqliteConnectionManager>> {
+        Ok(self.pool.get()?)
+    }
+
     /// Where the database is.
     pub fn location(&self) -> &Location {
         &self.location
@@ -162,26 +169,14 @@ impl Db {
         T: Send + 'static,
     {
         let started = Instant::now();
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| AppError::internal("database closed"))?;
-        self.note_wait(started);
         let pool = self.pool.clone();
-        let span = tracing::Span::current();
-        let handle = tokio::task::spawn_blocking(move || {
-            let _entered = span.enter();
-            let _permit = permit;
+        let wait = self.wait_micros.clone();
+        crate::blocking::run_gated(&self.permits, move || {
+            note_wait(&wait, started);
             let mut conn = pool.get()?;
             f(&mut conn)
-        });
-        match handle.await {
-            Ok(result) => result,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(e) => Err(AppError::internal(format!("database task: {e}"))),
-        }
+        })
+        .await
     }
 
     /// Runs `f` in an IMMEDIATE transaction and commits when it returns `Ok`.
@@ -207,16 +202,6 @@ impl Db {
             Ok(out)
         })
         .await
-    }
-
-    fn note_wait(&self, started: Instant) {
-        let waited = started.elapsed();
-        if waited > Duration::from_micros(50) {
-            self.wait_micros.fetch_add(
-                u64::try_from(waited.as_micros()).unwrap_or(u64::MAX),
-                Ordering::Relaxed,
-            );
-        }
     }
 
     /// Pool figures.
@@ -272,6 +257,17 @@ impl Db {
             }
         }
         Ok(())
+    }
+}
+
+/// Adds the time a job waited for its permit to the pool's wait counter.
+fn note_wait(total_micros: &AtomicU64, started: Instant) {
+    let waited = started.elapsed();
+    if waited > Duration::from_micros(50) {
+        total_micros.fetch_add(
+            u64::try_from(waited.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
     }
 }
 

@@ -1,0 +1,358 @@
+//! Password sign-in, sign-out, the current session, password change, and a user's sessions.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use super::extract::{Authenticated, CurrentUser};
+use super::first_run::initial_password_path;
+use super::password;
+use super::session::{NewSession, Sessions, clear_cookie, cookie};
+use crate::error::{AppError, AppResult, ErrorCode};
+use crate::http::{ApiJson, ClientIp};
+use crate::ratelimit::login_failures;
+use crate::response::ApiResponse;
+use crate::state::AppState;
+use crate::time::rfc3339;
+use crate::users::{self, User, UserView};
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LoginBody {
+    username: String,
+    password: String,
+    #[serde(default)]
+    remember_me: bool,
+}
+
+/// What a successful sign-in answers (password or Plex).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignedIn {
+    pub user: UserView,
+    pub token: String,
+    pub csrf_token: String,
+    pub expires_at: String,
+}
+
+/// The sign-in answer with the session cookie.
+pub fn signed_in_response(state: &AppState, user: &User, session: &NewSession) -> Response {
+    let body = SignedIn {
+        user: user.view(),
+        token: session.token.clone(),
+        csrf_token: session.csrf_token.clone(),
+        expires_at: rfc3339(session.expires_at),
+    };
+    let mut response = ApiResponse::ok(&body).into_response();
+    let secure = state.config().server.secure_cookies || state.config().server.is_https();
+    if let Ok(v) = HeaderValue::from_str(&cookie(
+        &session.token,
+        session,
+        secure,
+        state.sessions().lifetime_ms(true),
+    )) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    response
+}
+
+fn user_agent(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// `POST /auth/login`.
+pub async fn login(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<LoginBody>,
+) -> AppResult<Response> {
+    let mut fields = Vec::new();
+    let login = body.username.trim().to_owned();
+    if login.is_empty() || login.chars().count() > 320 {
+        fields.push(("username", "must be 1 to 320 characters"));
+    }
+    if body.password.is_empty() || body.password.chars().count() > password::MAX_LEN {
+        fields.push(("password", "must be 1 to 256 characters"));
+    }
+    if !fields.is_empty() {
+        return Err(AppError::validation(fields));
+    }
+    let now = state.clock().now_ms();
+    if let Some(ip) = ip
+        && let Err(wait) = state.limiters().login_ip_allowed(ip, now)
+    {
+        return Err(AppError::new(ErrorCode::RateLimited).with_retry_after(wait));
+    }
+    let limit = state.limiters().login_failures_per_username();
+    let lookup_login = login.clone();
+    let (user, locked) = state
+        .db()
+        .run(move |conn| {
+            let locked = login_failures::check(conn, &lookup_login, limit, now)?;
+            Ok((users::by_login(conn, &lookup_login)?, locked))
+        })
+        .await?;
+    if let Err(wait) = locked {
+        return Err(AppError::new(ErrorCode::RateLimited).with_retry_after(wait));
+    }
+    // Verify even for an unknown user (against a dummy hash) so both take the same time.
+    let hash = user.as_ref().and_then(|u| u.password_hash.clone());
+    let ok = password::verify(state.cpu_gate(), body.password, hash).await?;
+    let Some(user) = user.filter(|_| ok) else {
+        if let Some(ip) = ip {
+            state.limiters().login_ip_failed(ip, now);
+        }
+        state
+            .db()
+            .write(move |tx| login_failures::record(tx, &login, now))
+            .await?;
+        return Err(AppError::new(ErrorCode::InvalidCredentials));
+    };
+    if user.status != users::Status::Active {
+        return Err(AppError::new(ErrorCode::AccountSuspended));
+    }
+    let ua = user_agent(&headers);
+    let ip_text = ip.map(|i| i.to_string());
+    let remember = body.remember_me;
+    let user_id = user.id.clone();
+    let username = user.username.clone();
+    let sessions_state = state.clone();
+    let session = state
+        .db()
+        .write(move |tx| {
+            login_failures::clear(tx, &username)?;
+            tx.prepare_cached("UPDATE users SET last_login_at = ?1 WHERE id = ?2")?
+                .execute(rusqlite::params![now, user_id])?;
+            sessions_state.sessions().create(
+                tx,
+                &user_id,
+                remember,
+                ua.as_deref(),
+                ip_text.as_deref(),
+                now,
+            )
+        })
+        .await?;
+    let user = User {
+        last_login_at: Some(now),
+        ..user
+    };
+    tracing::info!(user = %user.username, "signed in with a password");
+    Ok(signed_in_response(&state, &user, &session))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LogoutQuery {
+    #[serde(default)]
+    all: bool,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LoggedOut {
+    sessions_ended: usize,
+}
+
+/// `POST /auth/logout` (`?all=true` ends every session of the user).
+pub async fn logout(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Query(query): Query<LogoutQuery>,
+) -> AppResult<Response> {
+    let user_id = auth.user_id().to_owned();
+    let session_id = auth.session.session_id.clone();
+    let all = query.all;
+    let ended = state
+        .db()
+        .write(move |tx| {
+            if all {
+                Sessions::delete_all(tx, &user_id, None)
+            } else {
+                Sessions::delete_one(tx, &user_id, &session_id).map(usize::from)
+            }
+        })
+        .await?;
+    if all {
+        state.sessions().forget_all();
+    } else {
+        state.sessions().forget_token(&auth.token);
+    }
+    let mut response = ApiResponse::ok(&LoggedOut {
+        sessions_ended: ended,
+    })
+    .into_response();
+    let secure = state.config().server.secure_cookies || state.config().server.is_https();
+    if let Ok(v) = HeaderValue::from_str(&clear_cookie(secure)) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(response)
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SessionUser {
+    id: String,
+    username: String,
+    email: Option<String>,
+    name: Option<String>,
+    role: users::Role,
+    plex_username: Option<String>,
+    image: Option<String>,
+    requires_password_change: bool,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CurrentSession {
+    user: SessionUser,
+    csrf_token: String,
+    expires_at: String,
+}
+
+/// `GET /auth/session`.
+pub async fn current_session(
+    State(state): State<AppState>,
+    auth: Authenticated,
+) -> AppResult<Response> {
+    let user_id = auth.user_id().to_owned();
+    let user = state
+        .db()
+        .run(move |conn| users::by_id(conn, &user_id))
+        .await?
+        .ok_or_else(|| AppError::new(ErrorCode::Unauthorized))?;
+    Ok(ApiResponse::ok(&CurrentSession {
+        user: SessionUser {
+            id: user.id,
+            username: user.username,
+            email: user.email,
+            name: user.name,
+            role: user.role,
+            plex_username: user.plex_username,
+            image: user.image,
+            requires_password_change: user.requires_password_change,
+        },
+        csrf_token: auth.session.csrf_token.clone(),
+        expires_at: rfc3339(auth.session.expires_at),
+    })
+    .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PasswordBody {
+    current_password: String,
+    new_password: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PasswordChanged {
+    other_sessions_ended: usize,
+}
+
+/// `POST /auth/password`: local accounts; ends the user's other sessions.
+pub async fn change_password(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    ApiJson(body): ApiJson<PasswordBody>,
+) -> AppResult<Response> {
+    if let Err(reason) = password::check_policy(&body.new_password) {
+        return Err(AppError::validation([("newPassword", reason)]));
+    }
+    if body.new_password == body.current_password {
+        return Err(AppError::validation([(
+            "newPassword",
+            "must differ from the current password",
+        )]));
+    }
+    let user_id = auth.user_id().to_owned();
+    let user = state
+        .db()
+        .run(move |conn| users::by_id(conn, &user_id))
+        .await?
+        .ok_or_else(|| AppError::new(ErrorCode::Unauthorized))?;
+    let Some(hash) = user.password_hash.clone() else {
+        return Err(AppError::validation([(
+            "currentPassword",
+            "this account signs in with Plex and has no password here",
+        )]));
+    };
+    if !password::verify(state.cpu_gate(), body.current_password, Some(hash)).await? {
+        return Err(AppError::validation([(
+            "currentPassword",
+            "is not correct",
+        )]));
+    }
+    let new_hash = password::hash(state.cpu_gate(), body.new_password).await?;
+    let user_id = user.id.clone();
+    let keep = auth.session.session_id.clone();
+    let ended = state
+        .db()
+        .write(move |tx| {
+            tx.prepare_cached(
+                "UPDATE users SET password_hash = ?1, requires_password_change = 0 WHERE id = ?2",
+            )?
+            .execute(rusqlite::params![new_hash, user_id])?;
+            Sessions::delete_all(tx, &user_id, Some(&keep))
+        })
+        .await?;
+    state.sessions().forget_all();
+    if user.requires_password_change {
+        let path = initial_password_path(&state.config().data_dir);
+        match std::fs::remove_file(&path) {
+            Ok(()) => tracing::info!("removed {} after the password change", path.display()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(error = %e, "could not remove {}", path.display()),
+        }
+    }
+    tracing::info!(user = %user.username, "password changed");
+    Ok(ApiResponse::ok(&PasswordChanged {
+        other_sessions_ended: ended,
+    })
+    .into_response())
+}
+
+/// `GET /auth/sessions`.
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    CurrentUser(auth): CurrentUser,
+) -> AppResult<Response> {
+    let user_id = auth.user_id().to_owned();
+    let current = auth.session.session_id.clone();
+    let now = state.clock().now_ms();
+    let list = state
+        .db()
+        .run(move |conn| Sessions::list(conn, &user_id, &current, now))
+        .await?;
+    Ok(ApiResponse::with_meta(
+        &list,
+        &crate::response::PageMeta {
+            limit: 100,
+            next_cursor: None,
+        },
+    )
+    .into_response())
+}
+
+/// `DELETE /auth/sessions/{id}`: only one's own; another's id is simply not found.
+pub async fn revoke_session(
+    State(state): State<AppState>,
+    CurrentUser(auth): CurrentUser,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
+    let user_id = auth.user_id().to_owned();
+    let deleted = state
+        .db()
+        .write(move |tx| Sessions::delete_one(tx, &user_id, &id))
+        .await?;
+    if !deleted {
+        return Err(AppError::new(ErrorCode::NotFound));
+    }
+    state.sessions().forget_all();
+    Ok(ApiResponse::ok(&serde_json::json!({ "revoked": true })).into_response())
+}

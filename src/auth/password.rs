@@ -1,0 +1,123 @@
+//! Passwords: argon2id with the OWASP parameters (19 MiB, t=2, p=1), always computed on the
+//! blocking pool behind the CPU gate, never on an async worker.
+
+use std::sync::{Arc, LazyLock};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use tokio::sync::Semaphore;
+
+use crate::error::{AppError, AppResult};
+
+/// Shortest and longest password accepted when one is set.
+pub const MIN_LEN: usize = 10;
+pub const MAX_LEN: usize = 256;
+
+fn hasher() -> Argon2<'static> {
+    let params = Params::new(19 * 1024, 2, 1, None).unwrap_or_default();
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// A hash of a random password: verifying against it for unknown users makes a failed sign-in
+/// take the same time whether or not the account exists.
+static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
+    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+    hasher()
+        .hash_password(uuid::Uuid::new_v4().as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .unwrap_or_default()
+});
+
+/// Checks the length rule; the reason names the rule.
+pub fn check_policy(password: &str) -> Result<(), String> {
+    let n = password.chars().count();
+    if n < MIN_LEN {
+        return Err(format!("must be at least {MIN_LEN} characters"));
+    }
+    if n > MAX_LEN {
+        return Err(format!("must be at most {MAX_LEN} characters"));
+    }
+    Ok(())
+}
+
+/// Hashes synchronously (for the CLI and first start, outside the runtime).
+pub fn hash_blocking(password: &str) -> AppResult<String> {
+    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+    hasher()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| AppError::internal(format!("hash password: {e}")))
+}
+
+/// Verifies synchronously; a missing or malformed hash verifies against the dummy hash (false).
+pub fn verify_blocking(password: &str, hash: Option<&str>) -> bool {
+    let (hash, real) = match hash {
+        Some(h) => (h, true),
+        None => (DUMMY_HASH.as_str(), false),
+    };
+    let Ok(parsed) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let ok = hasher()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok();
+    ok && real
+}
+
+/// Hashes on the blocking pool.
+pub async fn hash(gate: &Arc<Semaphore>, password: String) -> AppResult<String> {
+    crate::blocking::run_gated(gate, move || hash_blocking(&password)).await
+}
+
+/// Verifies on the blocking pool.
+pub async fn verify(
+    gate: &Arc<Semaphore>,
+    password: String,
+    hash: Option<String>,
+) -> AppResult<bool> {
+    crate::blocking::run_gated(gate, move || {
+        Ok(verify_blocking(&password, hash.as_deref()))
+    })
+    .await
+}
+
+/// Makes the dummy hash now, so the first failed sign-in is not slower than later ones.
+pub fn warm_up() {
+    LazyLock::force(&DUMMY_HASH);
+}
+
+/// A random password of `len` characters from an unambiguous alphabet.
+pub fn random(len: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..len)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_are_argon2id_with_owasp_parameters_and_verify() {
+        let h = hash_blocking("correct horse battery").unwrap();
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
+        assert!(verify_blocking("correct horse battery", Some(&h)));
+        assert!(!verify_blocking("wrong horse battery", Some(&h)));
+        assert!(!verify_blocking("anything", None));
+        assert!(!verify_blocking("anything", Some("not a hash")));
+    }
+
+    #[test]
+    fn policy_and_random_passwords() {
+        assert!(check_policy("short").is_err());
+        assert!(check_policy(&"x".repeat(257)).is_err());
+        assert!(check_policy("ten chars!").is_ok());
+        let p = random(20);
+        assert_eq!(p.chars().count(), 20);
+        assert_ne!(p, random(20));
+    }
+}
