@@ -21,6 +21,7 @@ use crate::error::AppResult;
 use crate::health::HealthProbe;
 use crate::http::{ErrorLogEntry, SecurityHeaders};
 use crate::monitor::Monitor;
+use crate::pagination::CursorCodec;
 use crate::ratelimit::Limiters;
 
 /// How many 5xx reports may wait for the error-log writer before new ones are dropped (and
@@ -48,6 +49,7 @@ struct Inner {
     sessions: Sessions,
     limiters: Limiters,
     cipher: Cipher,
+    cursors: CursorCodec,
     cpu: Arc<Semaphore>,
     started: Instant,
     error_log: mpsc::Sender<ErrorLogEntry>,
@@ -88,6 +90,7 @@ impl AppState {
                 sessions: Sessions::new(&config, clock.clone()),
                 limiters: Limiters::new(&config.limits),
                 cipher: Cipher::new(&data.secret_key),
+                cursors: CursorCodec::new(&data.secret_key),
                 cpu: Arc::new(Semaphore::new(CPU_JOBS)),
                 config: Arc::new(config),
                 db,
@@ -138,6 +141,11 @@ impl AppState {
 
     pub fn cipher(&self) -> &Cipher {
         &self.inner.cipher
+    }
+
+    /// Signs and checks page cursors.
+    pub fn cursors(&self) -> &CursorCodec {
+        &self.inner.cursors
     }
 
     /// The gate for CPU-heavy blocking work (password hashing).
