@@ -1,0 +1,14 @@
+//! The API integration tests: one binary, one module per area. Router tests go through
+//! `tower::ServiceExt::oneshot`; the server tests bind `127.0.0.1:0` and hand the listener to
+//! `medianest::serve_app`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+mod backup;
+mod edge;
+mod health;
+mod metrics;
+mod schema;
+mod shutdown;

@@ -1,0 +1,60 @@
+//! `GET /metrics`: Prometheus text labelled by route template, optionally behind a bearer token.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use medianest::config::Secret;
+
+use crate::support::{self, assert_error, get, send};
+
+#[tokio::test]
+async fn requests_are_counted_by_route_template_never_by_raw_path() {
+    let t = support::test_state();
+    let app = t.router();
+    assert_eq!(get(&app, "/api/v1/health").await.status, StatusCode::OK);
+    assert_eq!(
+        get(&app, "/api/v1/nope/123").await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    let r = get(&app, "/metrics").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let content_type = r.header("content-type").unwrap_or("");
+    assert!(content_type.starts_with("text/plain"), "{content_type}");
+    let text = r.text();
+    let line = text
+        .lines()
+        .find(|l| {
+            l.starts_with(
+                r#"medianest_http_requests_total{method="GET",route="/api/v1/health",status="200"} "#,
+            )
+        })
+        .unwrap_or_else(|| panic!("no counter for GET /api/v1/health:\n{text}"));
+    assert!(line.ends_with(" 1"), "one request so far: {line}");
+    assert!(text.contains("# TYPE medianest_http_requests_total counter"));
+    assert!(
+        !text.contains("/api/v1/nope/123") && !text.contains("nope"),
+        "a raw path leaked into the labels:\n{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_metrics_token_is_required_when_configured() {
+    let t = support::test_state_with(|c| c.metrics.token = Some(Secret::new("m3trics-t0ken")));
+    let app = t.router();
+
+    let r = get(&app, "/metrics").await;
+    assert_error(&r, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+
+    let with = |value: &str| {
+        Request::get("/metrics")
+            .header("authorization", value)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let r = send(&app, with("Bearer wrong-token")).await;
+    assert_error(&r, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+
+    let r = send(&app, with("Bearer m3trics-t0ken")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert!(r.text().contains("medianest_http_requests_total"));
+}

@@ -1,0 +1,367 @@
+//! End-to-end tests against the real `medianest` binary: configuration errors, the commands of
+//! SPEC section 12, and a served instance that is ready, answers `healthcheck`, and stops cleanly
+//! on SIGTERM.
+//!
+//! Every child runs in its own temporary directory with the `MEDIANEST_*` variables of the test
+//! environment removed, and with a deadline: a child that does not exit in time is killed and the
+//! test fails. A child's output goes to a file that failures print (and `TEST_LOG=1` always).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fs::File;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+const BIN: &str = env!("CARGO_BIN_EXE_medianest");
+
+/// Longest any child may take to exit, or a server to become ready.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// A `medianest` command that sees none of the test environment's configuration.
+fn medianest(cwd: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(cwd);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("MEDIANEST_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.env("NO_COLOR", "1");
+    cmd
+}
+
+/// Runs `cmd` to completion within [`DEADLINE`], capturing its output.
+fn run(mut cmd: Command) -> Output {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // wait_with_output blocks; a watchdog thread kills the child (by its pid) if it hangs.
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if done_rx.recv_timeout(DEADLINE).is_err() {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            return true;
+        }
+        false
+    });
+    let output = child.wait_with_output().unwrap();
+    let _ = done_tx.send(());
+    let killed = watchdog.join().unwrap();
+    assert!(
+        !killed,
+        "{cmd:?} did not exit within {DEADLINE:?}; stderr:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The non-empty lines of `s`.
+fn lines(s: &str) -> Vec<&str> {
+    s.lines().filter(|l| !l.trim().is_empty()).collect()
+}
+
+/// A port that was free a moment ago (the binary takes an address, not a listener).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(2)))
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// A `medianest serve` child, killed on drop if still running.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    log: PathBuf,
+    data_dir: PathBuf,
+}
+
+impl Server {
+    /// Starts `medianest serve` with `args` in `dir` and polls `/health/ready` until it answers
+    /// 200, failing if the child exits or [`DEADLINE`] passes first.
+    fn start(dir: &TempDir, args: &[&str]) -> Self {
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let data_dir = dir.path().join("data");
+        let log = dir.path().join("server.log");
+        let log_file = File::create(&log).unwrap();
+        let mut cmd = medianest(dir.path());
+        cmd.args(args)
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .arg("--listen")
+            .arg(addr.to_string())
+            .arg("serve")
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file);
+        let child = cmd.spawn().unwrap();
+        let mut server = Self {
+            child,
+            addr,
+            log,
+            data_dir,
+        };
+        server.wait_ready();
+        server
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn wait_ready(&mut self) {
+        let agent = agent();
+        let url = self.url("/health/ready");
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!(
+                    "the server exited ({status}) before it was ready:\n{}",
+                    self.log_text()
+                );
+            }
+            if let Ok(response) = agent.get(&url).call() {
+                if response.status() == 200 {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not ready within {DEADLINE:?}:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit.
+    fn terminate(&mut self) -> ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -TERM failed");
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still running {DEADLINE:?} after SIGTERM:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if std::env::var_os("TEST_LOG").is_some() {
+            eprintln!("--- server log ---\n{}", self.log_text());
+        }
+    }
+}
+
+#[test]
+fn version_prints_the_package_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = medianest(dir.path());
+    cmd.arg("--version");
+    let out = run(cmd);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        stdout.trim(),
+        format!("medianest {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn the_default_config_starts_a_ready_server_that_creates_its_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = medianest(dir.path());
+    cmd.arg("default-config");
+    let out = run(cmd);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let config = dir.path().join("medianest.toml");
+    std::fs::write(&config, &out.stdout).unwrap();
+    assert!(text(&out.stdout).contains("[server]"));
+
+    let server = Server::start(&dir, &["--config", config.to_str().unwrap()]);
+    let response = agent().get(&server.url("/health/ready")).call().unwrap();
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value =
+        serde_json::from_str(&response.into_body().read_to_string().unwrap()).unwrap();
+    assert_eq!(body["checks"]["database"]["status"], "ok", "{body}");
+
+    let key = server.data_dir.join("secret.key");
+    assert!(key.is_file(), "secret.key was not created");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "secret.key mode is {:o}", mode & 0o777);
+    }
+    assert!(
+        server.data_dir.join("medianest.db").is_file(),
+        "the database file is in the data dir"
+    );
+}
+
+#[test]
+fn an_unknown_key_in_the_config_file_stops_the_start_with_one_line_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(
+        &config,
+        "[server]\nlisten = \"127.0.0.1:0\"\nlisten_port = 4000\n",
+    )
+    .unwrap();
+    let mut cmd = medianest(dir.path());
+    cmd.arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("serve");
+    let out = run(cmd);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert_eq!(lines(&stderr).len(), 1, "one line: {stderr}");
+    assert!(stderr.contains("server.listen_port"), "{stderr}");
+    assert!(
+        !dir.path().join("data").exists(),
+        "nothing is created when the configuration is refused"
+    );
+}
+
+#[test]
+fn a_bad_environment_value_stops_the_start_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = medianest(dir.path());
+    cmd.env("MEDIANEST_SERVER__LISTEN", "garbage")
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("serve");
+    let out = run(cmd);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert_eq!(lines(&stderr).len(), 1, "one line: {stderr}");
+    assert!(stderr.contains("server.listen"), "{stderr}");
+}
+
+#[test]
+fn migrate_then_backup_writes_a_sound_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+
+    let mut cmd = medianest(dir.path());
+    cmd.arg("--data-dir").arg(&data).arg("migrate");
+    let out = run(cmd);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(data.join("medianest.db").is_file());
+
+    let copy = dir.path().join("backup.db");
+    let mut cmd = medianest(dir.path());
+    cmd.arg("--data-dir").arg(&data).arg("backup").arg(&copy);
+    let out = run(cmd);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let conn = rusqlite::Connection::open(&copy).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, medianest::db::migrations::latest_version());
+    let tables: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'users'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 1, "the copy has the schema");
+
+    // A second backup to the same file is refused without --force.
+    let mut cmd = medianest(dir.path());
+    cmd.arg("--data-dir").arg(&data).arg("backup").arg(&copy);
+    let out = run(cmd);
+    assert!(!out.status.success());
+}
+
+#[test]
+fn healthcheck_exits_zero_against_a_running_server_and_non_zero_without_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir, &[]);
+
+    let mut cmd = medianest(dir.path());
+    cmd.arg("healthcheck").arg("--url").arg(server.url(""));
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+
+    let nobody = format!("http://127.0.0.1:{}", free_port());
+    let mut cmd = medianest(dir.path());
+    cmd.arg("healthcheck").arg("--url").arg(&nobody);
+    let out = run(cmd);
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+}
+
+#[test]
+fn sigterm_stops_the_server_with_exit_code_zero_and_a_checkpointed_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(&dir, &[]);
+    let addr = server.addr;
+    let status = server.terminate();
+    assert!(
+        status.success(),
+        "exit status {status}:\n{}",
+        server.log_text()
+    );
+    assert!(
+        std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err(),
+        "the port is closed"
+    );
+    let wal = server.data_dir.join("medianest.db-wal");
+    let wal_len = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    assert_eq!(wal_len, 0, "the WAL is checkpointed on the way out");
+}
