@@ -1,0 +1,874 @@
+//! A fake plex.tv (UPSTREAMS.md 1.2): PIN sign-in, `/api/v2/user`, `/api/v2/resources`, the XML
+//! share list `/api/users` and `/api/v2/ping`, with plex.tv's quirks: `400 errors[]` without a
+//! client identifier, PINs visible only to the client identifier that created them, `200` with
+//! `authToken: null` after a PIN expired, XML unless the client asks for JSON.
+//!
+//! A test or the demo steers it through [`FakePlexTv`]'s methods: accounts, the owner and their
+//! server, shares, approving a PIN "on app.plex.tv", the PIN lifetime, injected failures and
+//! latency, and per-endpoint request counts. State sits behind a `std` mutex that is never held
+//! across an `.await`.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::{SharedClock, SystemClock};
+
+/// PIN ids start here, so they look like plex.tv's.
+const FIRST_PIN_ID: i64 = 1_272_322_473;
+/// plex.tv's usual `expiresIn` for a new PIN.
+const DEFAULT_PIN_LIFETIME_SECS: i64 = 1800;
+/// How long [`FakePlexTv::shutdown`] lets open connections finish before cutting them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// A plex.tv account the fake knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeAccount {
+    pub id: i64,
+    pub uuid: String,
+    pub username: String,
+    pub title: String,
+    pub email: Option<String>,
+    pub thumb: Option<String>,
+    /// The account's Plex token, handed out when it approves a PIN.
+    pub token: String,
+}
+
+impl FakeAccount {
+    /// An account with a derived uuid, `<username>@example.com`, an avatar URL and a random
+    /// 20-character token.
+    pub fn new(id: i64, username: &str) -> Self {
+        let uuid = format!(
+            "{:016x}",
+            id.unsigned_abs().wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        );
+        Self {
+            id,
+            thumb: Some(format!("https://plex.tv/users/{uuid}/avatar?c=1712345678")),
+            uuid,
+            username: username.to_owned(),
+            title: username.to_owned(),
+            email: Some(format!("{username}@example.com")),
+            token: random_text(20),
+        }
+    }
+}
+
+/// A failure to inject into the next responses (see [`FakePlexTv::fail_next`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer with this status and an HTML error page.
+    Status(u16),
+    /// 429, with a `Retry-After` header when given (real plex.tv usually sends none).
+    RateLimited { retry_after: Option<u64> },
+    /// 400 with plex.tv's `{"errors":[{"code":1000,...}]}` body.
+    BadRequest,
+    /// 200 with a body that is not valid JSON.
+    Garbage,
+    /// Wait this long, then answer normally.
+    Hang(Duration),
+}
+
+/// A running fake plex.tv on `127.0.0.1`. Dropping it stops the server.
+pub struct FakePlexTv {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for FakePlexTv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakePlexTv")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Shared {
+    state: Mutex<SimState>,
+    clock: SharedClock,
+    stop: CancellationToken,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, SimState> {
+        // A panicking test thread must not take every later request down with it.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sleeps for `duration` unless the server stops first; false when it stopped.
+    async fn wait(&self, duration: Duration) -> bool {
+        tokio::select! {
+            () = tokio::time::sleep(duration) => true,
+            () = self.stop.cancelled() => false,
+        }
+    }
+}
+
+struct SimState {
+    accounts: Vec<FakeAccount>,
+    pins: HashMap<i64, FakePin>,
+    next_pin_id: i64,
+    pin_lifetime_secs: i64,
+    owner: Option<Owner>,
+    /// (account id, machineIdentifier) pairs.
+    shares: Vec<(i64, String)>,
+    faults: VecDeque<Fault>,
+    latency: Duration,
+    counts: HashMap<String, u64>,
+}
+
+struct Owner {
+    account_id: i64,
+    machine_identifier: String,
+}
+
+struct FakePin {
+    id: i64,
+    code: String,
+    client_id: String,
+    product: String,
+    created_at_ms: i64,
+    expires_at_ms: i64,
+    auth_token: Option<String>,
+}
+
+impl SimState {
+    fn account_by_token(&self, token: Option<&str>) -> Option<&FakeAccount> {
+        let token = token?;
+        self.accounts.iter().find(|a| a.token == token)
+    }
+}
+
+impl FakePlexTv {
+    /// Binds `127.0.0.1:0`, starts serving in the background and returns the handle; the port
+    /// accepts connections as soon as this returns.
+    pub async fn start() -> std::io::Result<Self> {
+        Self::start_with_clock(Arc::new(SystemClock)).await
+    }
+
+    /// [`FakePlexTv::start`] with an injected clock, so PIN expiry can be tested without sleeping.
+    pub async fn start_with_clock(clock: SharedClock) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(SimState {
+                accounts: Vec::new(),
+                pins: HashMap::new(),
+                next_pin_id: FIRST_PIN_ID,
+                pin_lifetime_secs: DEFAULT_PIN_LIFETIME_SECS,
+                owner: None,
+                shares: Vec::new(),
+                faults: VecDeque::new(),
+                latency: Duration::ZERO,
+                counts: HashMap::new(),
+            }),
+            clock,
+            stop: CancellationToken::new(),
+        });
+        let app = router(shared.clone());
+        let stop = shared.stop.clone();
+        let task = tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+            if let Err(e) = served {
+                tracing::warn!(error = %e, "fake plex.tv stopped with an error");
+            }
+        });
+        Ok(Self {
+            addr,
+            shared,
+            task: Mutex::new(Some(task)),
+        })
+    }
+
+    /// The base URL, e.g. `http://127.0.0.1:41234` (use as `plex.tv_url`).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Adds (or replaces, by id) an account.
+    pub fn add_account(&self, account: FakeAccount) {
+        let mut state = self.shared.lock();
+        state.accounts.retain(|a| a.id != account.id);
+        state.accounts.push(account);
+    }
+
+    /// Makes `account_id` the server owner, owning the server `machine_identifier`: the only
+    /// account whose token may read `/api/users`.
+    pub fn set_owner(&self, account_id: i64, machine_identifier: &str) {
+        self.shared.lock().owner = Some(Owner {
+            account_id,
+            machine_identifier: machine_identifier.to_owned(),
+        });
+    }
+
+    /// Shares the server `machine_identifier` with `account_id` (it appears in the owner's
+    /// share list and in that account's resources).
+    pub fn share(&self, account_id: i64, machine_identifier: &str) {
+        let mut state = self.shared.lock();
+        let share = (account_id, machine_identifier.to_owned());
+        if !state.shares.contains(&share) {
+            state.shares.push(share);
+        }
+    }
+
+    /// Simulates the account with `account_token` approving the PIN on app.plex.tv. False when
+    /// the PIN is unknown or expired, or the token belongs to no account.
+    pub fn authorize_pin(&self, pin_id: i64, account_token: &str) -> bool {
+        let now = self.shared.clock.now_ms();
+        let mut state = self.shared.lock();
+        if state.account_by_token(Some(account_token)).is_none() {
+            return false;
+        }
+        match state.pins.get_mut(&pin_id) {
+            Some(pin) if now < pin.expires_at_ms => {
+                pin.auth_token = Some(account_token.to_owned());
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Sets `expiresIn` (seconds) for PINs created from now on.
+    pub fn set_pin_lifetime(&self, seconds: i64) {
+        self.shared.lock().pin_lifetime_secs = seconds;
+    }
+
+    /// Makes the next `n` requests (to any endpoint) fail with `fault`.
+    pub fn fail_next(&self, n: usize, fault: Fault) {
+        let mut state = self.shared.lock();
+        state.faults.extend(std::iter::repeat_n(fault, n));
+    }
+
+    /// Delays every response by `latency` until set back to zero (a hanging plex.tv).
+    pub fn set_latency(&self, latency: Duration) {
+        self.shared.lock().latency = latency;
+    }
+
+    /// Requests received by an endpoint, named `"<METHOD> <route>"` as routed, e.g.
+    /// `"POST /api/v2/pins"`, `"GET /api/v2/pins/{id}"`, `"GET /api/users"`. Failed and
+    /// injected-fault requests count too.
+    pub fn requests(&self, endpoint: &str) -> u64 {
+        self.shared
+            .lock()
+            .counts
+            .get(endpoint)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Requests received in total.
+    pub fn total_requests(&self) -> u64 {
+        self.shared.lock().counts.values().sum()
+    }
+
+    /// Stops the server: new connections are refused at once, open ones get a short grace.
+    pub async fn shutdown(&self) {
+        self.shared.stop.cancel();
+        let task = self
+            .task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(task) = task {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(SHUTDOWN_GRACE, task).await.is_err() {
+                abort.abort();
+            }
+        }
+    }
+}
+
+impl Drop for FakePlexTv {
+    fn drop(&mut self) {
+        self.shared.stop.cancel();
+    }
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/api/v2/pins", post(create_pin))
+        .route("/api/v2/pins/{id}", get(get_pin))
+        .route("/api/v2/user", get(user))
+        .route("/api/v2/resources", get(resources))
+        .route("/api/v2/ping", get(ping))
+        .route("/api/users", get(shared_users))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(shared.clone(), observe))
+        .with_state(shared)
+}
+
+/// Counts the request, then applies latency and any injected fault.
+async fn observe(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map_or_else(
+        || request.uri().path().to_owned(),
+        |m| m.as_str().to_owned(),
+    );
+    let key = format!("{} {route}", request.method());
+    let (latency, fault) = {
+        let mut state = shared.lock();
+        *state.counts.entry(key).or_default() += 1;
+        (state.latency, state.faults.pop_front())
+    };
+    if !latency.is_zero() && !shared.wait(latency).await {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    match fault {
+        None => next.run(request).await,
+        Some(Fault::Hang(duration)) => {
+            if !shared.wait(duration).await {
+                return StatusCode::SERVICE_UNAVAILABLE.into_response();
+            }
+            next.run(request).await
+        }
+        Some(Fault::Status(code)) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            html_error(status)
+        }
+        Some(Fault::RateLimited { retry_after }) => {
+            let mut response = errors(StatusCode::TOO_MANY_REQUESTS, 1003, "Too Many Requests");
+            if let Some(seconds) = retry_after {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            }
+            response
+        }
+        Some(Fault::BadRequest) => missing_client_id(),
+        Some(Fault::Garbage) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            r#"{"id": 1272322473, "code": "3patfx1a78"#,
+        )
+            .into_response(),
+    }
+}
+
+type Params = Query<HashMap<String, String>>;
+
+/// An `X-Plex-*` value from the header or, as browsers send it, the query.
+fn plex_param<'a>(headers: &'a HeaderMap, query: &'a Params, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| query.get(name).map(String::as_str))
+        .filter(|v| !v.is_empty())
+}
+
+fn token<'a>(headers: &'a HeaderMap, query: &'a Params) -> Option<&'a str> {
+    plex_param(headers, query, "X-Plex-Token")
+}
+
+fn wants_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("json"))
+}
+
+/// JSON when asked for, else XML, as plex.tv does (clients that forget `Accept` get XML).
+fn reply(headers: &HeaderMap, status: StatusCode, body: Value) -> Response {
+    if wants_json(headers) {
+        (status, axum::Json(body)).into_response()
+    } else {
+        (
+            status,
+            [(header::CONTENT_TYPE, "application/xml")],
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<response/>\n",
+        )
+            .into_response()
+    }
+}
+
+/// plex.tv's JSON error shape.
+fn errors(status: StatusCode, code: u32, message: &str) -> Response {
+    (
+        status,
+        axum::Json(
+            json!({"errors": [{"code": code, "message": message, "status": status.as_u16()}]}),
+        ),
+    )
+        .into_response()
+}
+
+fn html_error(status: StatusCode) -> Response {
+    let reason = status.canonical_reason().unwrap_or("Error");
+    let code = status.as_u16();
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/html")],
+        format!(
+            "<html><head><title>{reason}</title></head><body><h1>{code} {reason}</h1></body></html>"
+        ),
+    )
+        .into_response()
+}
+
+fn missing_client_id() -> Response {
+    errors(
+        StatusCode::BAD_REQUEST,
+        1000,
+        "X-Plex-Client-Identifier is missing",
+    )
+}
+
+fn unauthorized() -> Response {
+    errors(
+        StatusCode::UNAUTHORIZED,
+        1001,
+        "User could not be authenticated",
+    )
+}
+
+async fn not_found() -> Response {
+    html_error(StatusCode::NOT_FOUND)
+}
+
+async fn create_pin(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    query: Params,
+) -> Response {
+    let Some(client_id) = plex_param(&headers, &query, "X-Plex-Client-Identifier") else {
+        return missing_client_id();
+    };
+    let strong = query.get("strong").is_some_and(|v| v == "true" || v == "1");
+    let product = plex_param(&headers, &query, "X-Plex-Product").unwrap_or("Plex Web");
+    let now = shared.clock.now_ms();
+    let body = {
+        let mut state = shared.lock();
+        let id = state.next_pin_id;
+        state.next_pin_id += 1;
+        let pin = FakePin {
+            id,
+            // Strong codes are long and opaque; the short ones are typed at plex.tv/link.
+            code: if strong {
+                random_text(25).to_ascii_lowercase()
+            } else {
+                random_text(4).to_ascii_uppercase()
+            },
+            client_id: client_id.to_owned(),
+            product: product.to_owned(),
+            created_at_ms: now,
+            expires_at_ms: now.saturating_add(state.pin_lifetime_secs.saturating_mul(1000)),
+            auth_token: None,
+        };
+        let body = pin_json(&pin, now);
+        state.pins.insert(id, pin);
+        body
+    };
+    reply(&headers, StatusCode::CREATED, body)
+}
+
+async fn get_pin(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    query: Params,
+) -> Response {
+    let Some(client_id) = plex_param(&headers, &query, "X-Plex-Client-Identifier") else {
+        return missing_client_id();
+    };
+    let now = shared.clock.now_ms();
+    let body = {
+        let state = shared.lock();
+        id.parse::<i64>()
+            .ok()
+            .and_then(|id| state.pins.get(&id))
+            // A PIN made under another client identifier does not exist for this one.
+            .filter(|pin| pin.client_id == client_id)
+            .map(|pin| pin_json(pin, now))
+    };
+    match body {
+        Some(body) => reply(&headers, StatusCode::OK, body),
+        None => errors(StatusCode::NOT_FOUND, 1020, "Code not found or expired"),
+    }
+}
+
+fn pin_json(pin: &FakePin, now_ms: i64) -> Value {
+    let expired = now_ms >= pin.expires_at_ms;
+    json!({
+        "id": pin.id,
+        "code": pin.code,
+        "product": pin.product,
+        "trusted": false,
+        "qr": format!("https://plex.tv/api/v2/pins/qr/{}", pin.code),
+        "clientIdentifier": pin.client_id,
+        "location": {
+            "code": "US", "european_union_member": false, "continent_code": "NA",
+            "country": "United States", "city": "Austin", "time_zone": "America/Chicago",
+            "postal_code": "78701", "in_privacy_restricted_country": false,
+            "in_privacy_restricted_region": false, "subdivisions": "Texas",
+            "coordinates": "30.2672, -97.7431"
+        },
+        "expiresIn": ((pin.expires_at_ms - now_ms) / 1000).max(0),
+        "createdAt": whole_seconds_rfc3339(pin.created_at_ms),
+        "expiresAt": whole_seconds_rfc3339(pin.expires_at_ms),
+        // Real plex.tv keeps answering 200 after expiry, with a null token.
+        "authToken": if expired { None } else { pin.auth_token.as_deref() },
+        "newRegistration": null,
+    })
+}
+
+async fn user(State(shared): State<Arc<Shared>>, headers: HeaderMap, query: Params) -> Response {
+    let body = {
+        let state = shared.lock();
+        state.account_by_token(token(&headers, &query)).map(|a| {
+            json!({
+                "id": a.id,
+                "uuid": a.uuid,
+                "username": a.username,
+                "title": a.title,
+                "friendlyName": a.title,
+                "email": a.email,
+                "thumb": a.thumb,
+                "authToken": a.token,
+                "locale": null,
+                "country": "US",
+                "joinedAt": 1_556_281_940,
+                "confirmed": true,
+                "emailOnlyAuth": false,
+                "hasPassword": true,
+                "protected": false,
+                "restricted": false,
+                "home": false,
+                "guest": false,
+                "twoFactorEnabled": false,
+                "subscription": {"active": false, "status": "Inactive", "plan": null, "features": []},
+                "roles": [],
+                "entitlements": [],
+                "services": []
+            })
+        })
+    };
+    match body {
+        Some(body) => reply(&headers, StatusCode::OK, body),
+        None => unauthorized(),
+    }
+}
+
+async fn ping(State(shared): State<Arc<Shared>>, headers: HeaderMap, query: Params) -> Response {
+    let known = shared
+        .lock()
+        .account_by_token(token(&headers, &query))
+        .is_some();
+    if known {
+        reply(&headers, StatusCode::OK, json!({"pong": true}))
+    } else {
+        unauthorized()
+    }
+}
+
+async fn resources(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    query: Params,
+) -> Response {
+    let body = {
+        let state = shared.lock();
+        state
+            .account_by_token(token(&headers, &query))
+            .map(|account| {
+                let mut devices = vec![json!({
+                    "name": "Plex Web",
+                    "product": "Plex Web",
+                    "clientIdentifier": format!("web-{}", account.uuid),
+                    "provides": "client,player",
+                    "owned": true,
+                    "connections": []
+                })];
+                if let Some(owner) = state.owner.as_ref().filter(|o| o.account_id == account.id) {
+                    devices.push(server_json(&owner.machine_identifier, true, &account.token));
+                }
+                for (_, machine) in state.shares.iter().filter(|(id, _)| *id == account.id) {
+                    devices.push(server_json(machine, false, &format!("shared-{machine}")));
+                }
+                Value::Array(devices)
+            })
+    };
+    match body {
+        Some(body) => reply(&headers, StatusCode::OK, body),
+        None => unauthorized(),
+    }
+}
+
+fn server_json(machine_identifier: &str, owned: bool, access_token: &str) -> Value {
+    json!({
+        "name": format!("Plex Server {machine_identifier}"),
+        "product": "Plex Media Server",
+        "productVersion": "1.41.0.8992",
+        "platform": "Linux",
+        "clientIdentifier": machine_identifier,
+        "provides": "server",
+        "owned": owned,
+        "accessToken": access_token,
+        "publicAddress": "127.0.0.1",
+        "httpsRequired": false,
+        "connections": [{
+            "protocol": "http", "address": "127.0.0.1", "port": 32400,
+            "uri": "http://127.0.0.1:32400", "local": true, "relay": false
+        }]
+    })
+}
+
+/// The owner's share list; XML only, like the real endpoint.
+async fn shared_users(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    query: Params,
+) -> Response {
+    let xml = {
+        let state = shared.lock();
+        let caller = state.account_by_token(token(&headers, &query));
+        let owner = state
+            .owner
+            .as_ref()
+            .filter(|o| caller.is_some_and(|c| c.id == o.account_id));
+        owner.map(|owner| share_list_xml(&state, owner))
+    };
+    match xml {
+        Some(xml) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/xml")],
+            xml,
+        )
+            .into_response(),
+        None => html_error(StatusCode::UNAUTHORIZED),
+    }
+}
+
+fn share_list_xml(state: &SimState, owner: &Owner) -> String {
+    let users: Vec<&FakeAccount> = state
+        .accounts
+        .iter()
+        .filter(|a| a.id != owner.account_id && state.shares.iter().any(|(id, _)| *id == a.id))
+        .collect();
+    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        xml,
+        "<MediaContainer friendlyName=\"myPlex\" identifier=\"com.plexapp.plugins.myplex\" \
+         machineIdentifier=\"{}\" totalSize=\"{n}\" size=\"{n}\">",
+        escape(&owner.machine_identifier),
+        n = users.len()
+    );
+    for user in users {
+        let _ = write!(
+            xml,
+            "  <User id=\"{}\" title=\"{}\" username=\"{}\"",
+            user.id,
+            escape(&user.title),
+            escape(&user.username)
+        );
+        // Missing attributes happen for real (managed users have no email).
+        if let Some(email) = &user.email {
+            let _ = write!(xml, " email=\"{}\"", escape(email));
+        }
+        if let Some(thumb) = &user.thumb {
+            let _ = write!(xml, " thumb=\"{}\"", escape(thumb));
+        }
+        xml.push_str(" protected=\"0\" home=\"0\" allowSync=\"1\" restricted=\"0\">\n");
+        for (index, (_, machine)) in state
+            .shares
+            .iter()
+            .filter(|(id, _)| *id == user.id)
+            .enumerate()
+        {
+            let _ = writeln!(
+                xml,
+                "    <Server id=\"{}\" serverId=\"{}\" machineIdentifier=\"{}\" \
+                 name=\"Plex Server {}\" numLibraries=\"3\" allLibraries=\"1\" owned=\"1\" pending=\"0\"/>",
+                index + 1,
+                index + 1,
+                escape(machine),
+                escape(machine)
+            );
+        }
+        xml.push_str("  </User>\n");
+    }
+    xml.push_str("</MediaContainer>\n");
+    xml
+}
+
+/// plex.tv sends whole seconds.
+fn whole_seconds_rfc3339(ms: i64) -> String {
+    crate::time::rfc3339(ms - ms.rem_euclid(1000))
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn random_text(len: usize) -> String {
+    rand::rng()
+        .sample_iter(Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::error::{AppError, ErrorCode};
+    use crate::integrations::upstream::{
+        Request as UpRequest, Upstream, UpstreamOptions, read_text,
+    };
+
+    fn gateway() -> Upstream {
+        Upstream::new("plex.tv", UpstreamOptions::with_timeout_ms(2000))
+    }
+
+    async fn fetch(request: UpRequest) -> (u16, String) {
+        gateway()
+            .send(request, |r| {
+                let status = r.status().as_u16();
+                Ok((status, read_text(r)?))
+            })
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn pin_creation_needs_a_client_identifier() {
+        let fake = FakePlexTv::start().await.unwrap();
+        let (status, body) = fetch(
+            UpRequest::post(format!("{}/api/v2/pins?strong=true", fake.url()))
+                .header("Accept", "application/json"),
+        )
+        .await;
+        assert_eq!(status, 400);
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["errors"][0]["code"], 1000);
+        assert_eq!(fake.requests("POST /api/v2/pins"), 1);
+    }
+
+    #[tokio::test]
+    async fn answers_xml_unless_json_is_asked_for() {
+        let fake = FakePlexTv::start().await.unwrap();
+        let (status, body) = fetch(
+            UpRequest::post(format!("{}/api/v2/pins", fake.url()))
+                .header("X-Plex-Client-Identifier", "c1"),
+        )
+        .await;
+        assert_eq!(status, 201);
+        assert!(body.starts_with("<?xml"), "{body}");
+        // Short codes without strong=true, and the query form of the identifier works too.
+        let (status, body) = fetch(
+            UpRequest::post(format!(
+                "{}/api/v2/pins?X-Plex-Client-Identifier=c1",
+                fake.url()
+            ))
+            .header("Accept", "application/json"),
+        )
+        .await;
+        assert_eq!(status, 201);
+        let pin: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(pin["code"].as_str().unwrap().len(), 4);
+        assert_eq!(pin["expiresIn"], 1800);
+        assert!(pin["authToken"].is_null());
+    }
+
+    #[tokio::test]
+    async fn share_list_is_for_the_owner_only() {
+        let fake = FakePlexTv::start().await.unwrap();
+        let owner = FakeAccount::new(1, "owner");
+        let mut guest = FakeAccount::new(2, "guest \"quoted\" & <odd>");
+        guest.thumb = None;
+        fake.add_account(owner.clone());
+        fake.add_account(guest.clone());
+        fake.set_owner(1, "m-1");
+        fake.share(2, "m-1");
+        fake.share(2, "m-1");
+        let users = |token: &str| {
+            UpRequest::get(format!("{}/api/users", fake.url())).header("X-Plex-Token", token)
+        };
+        let (status, xml) = fetch(users(&owner.token)).await;
+        assert_eq!(status, 200);
+        let parsed = crate::integrations::plextv::parse_shared_users(&xml).unwrap();
+        assert_eq!(parsed.len(), 1);
+        assert_eq!(parsed[0].username, guest.username);
+        assert_eq!(parsed[0].thumb, None);
+        assert_eq!(parsed[0].server_machine_ids, vec!["m-1".to_owned()]);
+        assert_eq!(fetch(users(&guest.token)).await.0, 401);
+        assert_eq!(fetch(users("nobody")).await.0, 401);
+        assert_eq!(fake.requests("GET /api/users"), 3);
+    }
+
+    #[tokio::test]
+    async fn counts_requests_per_route() {
+        let fake = FakePlexTv::start().await.unwrap();
+        for _ in 0..2 {
+            fetch(UpRequest::get(format!("{}/api/v2/ping", fake.url()))).await;
+        }
+        let (status, _) = fetch(UpRequest::get(format!("{}/nowhere", fake.url()))).await;
+        assert_eq!(status, 404);
+        assert_eq!(fake.requests("GET /api/v2/ping"), 2);
+        assert_eq!(fake.requests("GET /nowhere"), 1);
+        assert_eq!(fake.total_requests(), 3);
+    }
+
+    #[tokio::test]
+    async fn hang_fault_delays_then_answers() {
+        let fake = FakePlexTv::start().await.unwrap();
+        fake.fail_next(1, Fault::Hang(Duration::from_millis(150)));
+        let began = std::time::Instant::now();
+        let (status, _) = fetch(
+            UpRequest::get(format!("{}/api/v2/ping", fake.url())).header("X-Plex-Token", "x"),
+        )
+        .await;
+        assert_eq!(status, 401);
+        assert!(began.elapsed() >= Duration::from_millis(150));
+    }
+
+    #[tokio::test]
+    async fn a_stopped_fake_refuses_connections() {
+        let fake = FakePlexTv::start().await.unwrap();
+        let url = format!("{}/api/v2/ping", fake.url());
+        fake.shutdown().await;
+        let e = gateway()
+            .send(UpRequest::get(url), |r| Ok(r.status().as_u16()))
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            e,
+            AppError::Upstream {
+                code: ErrorCode::ServiceUnavailable,
+                ..
+            }
+        ));
+    }
+}
