@@ -413,12 +413,13 @@ fn is_json_content_type(headers: &HeaderMap) -> bool {
 /// Parses JSON, telling syntax errors (`INVALID_JSON`) from shape errors (`VALIDATION_ERROR`
 /// naming the field).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value: Result<T, _> = serde_path_to_error::deserialize(&mut de);
-    if value.is_ok() && de.end().is_err() {
-        // Trailing characters after a complete value.
+    // Syntax first: a wrong value before the point where the text breaks off must not turn a
+    // broken body into a validation error. IgnoredAny checks without building anything.
+    if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_err() {
         return Err(AppError::new(ErrorCode::InvalidJson));
     }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: Result<T, _> = serde_path_to_error::deserialize(&mut de);
     match value {
         Ok(v) => Ok(v),
         Err(e) => {

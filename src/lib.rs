@@ -26,13 +26,13 @@ pub mod pagination;
 pub mod ratelimit;
 pub mod response;
 pub mod routes;
+pub mod service_config;
 pub mod sim;
 pub mod state;
 pub mod time;
 pub mod users;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
@@ -80,9 +80,10 @@ pub fn prepare_database(
     let conn = db
         .connection_blocking()
         .map_err(|e| StartError::Database(e.to_string()))?;
-    crypto::Cipher::new(&data.secret_key)
-        .verify_against(&conn)
-        .map_err(StartError::Database)?;
+    let cipher = crypto::Cipher::new(&data.secret_key);
+    cipher.verify_against(&conn).map_err(StartError::Database)?;
+    service_config::seed(&conn, config, &cipher, now_ms)
+        .map_err(|e| StartError::Database(e.to_string()))?;
     auth::first_run::ensure_admin(&conn, config, now_ms).map_err(StartError::Database)
 }
 
@@ -133,6 +134,10 @@ where
 }
 
 /// [`serve`] with a given application (tests add routes to the real one with [`with_edge`]).
+///
+/// The accept loop is ours rather than `axum::serve`'s so that connections still busy when the
+/// grace period ends can be cut: each connection is a task in a `JoinSet` that shutdown aborts,
+/// and only then is the database checkpointed.
 pub async fn serve_app<F>(
     listener: TcpListener,
     state: AppState,
@@ -142,29 +147,61 @@ pub async fn serve_app<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
+    use hyper_util::rt::TokioIo;
+    use hyper_util::server::graceful::GracefulShutdown;
+    use hyper_util::service::TowerToHyperService;
+
     let grace = Duration::from_secs(state.config().server.shutdown_grace_secs);
     state.start_background();
-    let app = app.into_make_service_with_connect_info::<SocketAddr>();
-    let stopping = std::sync::Arc::new(tokio::sync::Notify::new());
-    let signal = {
-        let stopping = stopping.clone();
-        async move {
-            shutdown.await;
-            tracing::info!("shutting down: finishing in-flight requests");
-            stopping.notify_one();
-        }
-    };
-    let server = axum::serve(listener, app).with_graceful_shutdown(signal);
-    let forced = async {
-        stopping.notified().await;
-        tokio::time::sleep(grace).await;
-    };
-    tokio::select! {
-        result = server.into_future() => result?,
-        () = forced => {
-            tracing::warn!(grace_secs = grace.as_secs(), "requests still running after the grace period; closing them");
-        }
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.keep_alive(true);
+    let graceful = GracefulShutdown::new();
+    let mut connections = tokio::task::JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a moment rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+            // Reap finished connection tasks so the set does not grow.
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = tower::ServiceBuilder::new()
+            .map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                req
+            })
+            .service(app.clone());
+        let connection =
+            builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let watched = graceful.watch(connection);
+        connections.spawn(async move {
+            if let Err(e) = watched.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
     }
+    drop(listener);
+    tracing::info!("shutting down: finishing in-flight requests");
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace_secs = grace.as_secs(),
+            "requests still running after the grace period; closing them"
+        );
+    }
+    connections.shutdown().await;
     if let Err(e) = state.shutdown().await {
         tracing::warn!(error = %e, "shutdown was not clean");
     }

@@ -11,6 +11,7 @@ use tokio_util::task::TaskTracker;
 
 use tokio::sync::Semaphore;
 
+use crate::auth::plex::PlexAuth;
 use crate::auth::session::Sessions;
 use crate::clock::SharedClock;
 use crate::config::Config;
@@ -50,6 +51,7 @@ struct Inner {
     limiters: Limiters,
     cipher: Cipher,
     cursors: CursorCodec,
+    plex_auth: PlexAuth,
     cpu: Arc<Semaphore>,
     started: Instant,
     error_log: mpsc::Sender<ErrorLogEntry>,
@@ -91,6 +93,7 @@ impl AppState {
                 limiters: Limiters::new(&config.limits),
                 cipher: Cipher::new(&data.secret_key),
                 cursors: CursorCodec::new(&data.secret_key),
+                plex_auth: PlexAuth::new(&config.plex.tv_url, &data.plex_client_id, clock.clone()),
                 cpu: Arc::new(Semaphore::new(CPU_JOBS)),
                 config: Arc::new(config),
                 db,
@@ -141,6 +144,11 @@ impl AppState {
 
     pub fn cipher(&self) -> &Cipher {
         &self.inner.cipher
+    }
+
+    /// The Plex sign-in machinery (plex.tv client, pending PINs).
+    pub fn plex_auth(&self) -> &PlexAuth {
+        &self.inner.plex_auth
     }
 
     /// Signs and checks page cursors.

@@ -30,6 +30,9 @@ pub struct LoginBody {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SignedIn {
+    /// Only in PIN poll answers: `true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorized: Option<bool>,
     pub user: UserView,
     pub token: String,
     pub csrf_token: String,
@@ -37,8 +40,14 @@ pub struct SignedIn {
 }
 
 /// The sign-in answer with the session cookie.
-pub fn signed_in_response(state: &AppState, user: &User, session: &NewSession) -> Response {
+pub fn signed_in_response(
+    state: &AppState,
+    user: &User,
+    session: &NewSession,
+    authorized: Option<bool>,
+) -> Response {
     let body = SignedIn {
+        authorized,
         user: user.view(),
         token: session.token.clone(),
         csrf_token: session.csrf_token.clone(),
@@ -143,7 +152,7 @@ pub async fn login(
         ..user
     };
     tracing::info!(user = %user.username, "signed in with a password");
-    Ok(signed_in_response(&state, &user, &session))
+    Ok(signed_in_response(&state, &user, &session, None))
 }
 
 #[derive(Debug, Deserialize)]

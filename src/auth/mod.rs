@@ -5,6 +5,7 @@ pub mod extract;
 pub mod first_run;
 pub mod handlers;
 pub mod password;
+pub mod plex;
 pub mod session;
 
 pub use extract::{AdminUser, Authenticated, CurrentUser};
