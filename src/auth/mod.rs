@@ -32,6 +32,18 @@ pub fn routes() -> Routes {
             handlers::change_password,
         )
         .add(
+            Method::POST,
+            "/auth/plex/pin",
+            Access::Public,
+            plex::create_pin,
+        )
+        .add(
+            Method::POST,
+            "/auth/plex/pin/{pin_id}/poll",
+            Access::Public,
+            plex::poll_pin,
+        )
+        .add(
             Method::GET,
             "/auth/sessions",
             Access::User,
