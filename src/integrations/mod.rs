@@ -5,5 +5,6 @@
 //! retries, the response size cap, failure classification and token redaction. The clients here
 //! only know their upstream's URLs and shapes; they never run HTTP on an async worker thread.
 
+pub mod breaker;
 pub mod plextv;
 pub mod upstream;

@@ -184,7 +184,7 @@ impl PlexTv {
         options: UpstreamOptions,
     ) -> Self {
         Self {
-            upstream: Upstream::new(SERVICE_NAME, options),
+            upstream: Upstream::with_clock(SERVICE_NAME, options, clock.clone()),
             base: tv_url.trim_end_matches('/').to_owned(),
             client_id: client_id.into(),
             clock,

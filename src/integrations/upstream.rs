@@ -21,6 +21,8 @@ use tokio::sync::Semaphore;
 use ureq::http::Response;
 use ureq::{Agent, Body, RequestBuilder};
 
+use super::breaker::{Breaker, Outcome};
+use crate::clock::SharedClock;
 use crate::error::{AppError, AppResult, ErrorCode};
 
 /// How long establishing a connection (DNS, TCP, TLS) may take.
@@ -281,6 +283,7 @@ struct Inner {
     agent: Agent,
     permits: Arc<Semaphore>,
     timeout: Duration,
+    breaker: Breaker,
 }
 
 impl fmt::Debug for Upstream {
@@ -297,6 +300,11 @@ impl Upstream {
     /// A gateway named `name`, the display name used in client messages ("Plex", "plex.tv",
     /// "Overseerr", "Uptime Kuma").
     pub fn new(name: &'static str, options: UpstreamOptions) -> Self {
+        Self::with_clock(name, options, crate::clock::system())
+    }
+
+    /// [`Upstream::new`] whose circuit breaker reads `clock`.
+    pub fn with_clock(name: &'static str, options: UpstreamOptions, clock: SharedClock) -> Self {
         let config = Agent::config_builder()
             // ureq 3 would otherwise turn 4xx/5xx into an error and drop the body, which holds
             // the upstream's explanation (UPSTREAMS.md section 5).
@@ -311,6 +319,7 @@ impl Upstream {
                 agent: Agent::new_with_config(config),
                 permits: Arc::new(Semaphore::new(options.max_in_flight.max(1))),
                 timeout: options.timeout,
+                breaker: Breaker::new(name, clock),
             }),
         }
     }
@@ -318,6 +327,11 @@ impl Upstream {
     /// The display name.
     pub fn name(&self) -> &'static str {
         self.inner.name
+    }
+
+    /// This upstream's circuit breaker.
+    pub fn breaker(&self) -> &Breaker {
+        &self.inner.breaker
     }
 
     /// The whole-call timeout.
@@ -376,6 +390,17 @@ impl Upstream {
         T: Send + 'static,
     {
         let name = self.inner.name;
+        // While the breaker is open, fail at once instead of waiting on a dead service.
+        let admission = self
+            .inner
+            .breaker
+            .admit()
+            .map_err(|seconds| AppError::Upstream {
+                code: ErrorCode::ServiceUnavailable,
+                service: name,
+                detail: "circuit breaker open".into(),
+                retry_after: Some(seconds),
+            })?;
         let acquire = self.inner.permits.clone().acquire_owned();
         let permit = match tokio::time::timeout_at(
             tokio::time::Instant::from_std(deadline),
@@ -398,9 +423,20 @@ impl Upstream {
             f(&agent, deadline)
         });
         match handle.await {
-            Ok(Ok(value)) => Ok(value),
+            Ok(Ok(value)) => {
+                self.inner.breaker.record(admission, Outcome::Success);
+                Ok(value)
+            }
             Ok(Err(failure)) => {
                 tracing::warn!(service = name, error = %failure, "upstream call failed");
+                // A 4xx is the upstream answering; only its failing to answer counts.
+                let outcome = match &failure {
+                    UpstreamFailure::Status { status, .. } if (400..500).contains(status) => {
+                        Outcome::Success
+                    }
+                    _ => Outcome::Failure,
+                };
+                self.inner.breaker.record(admission, outcome);
                 Err(failure.into_app_error(name))
             }
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
