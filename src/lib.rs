@@ -5,6 +5,7 @@
 //! [`Config`] into a ready state (data directory, database, migrations). `main.rs` only wires these
 //! to the command line.
 
+pub mod admin;
 pub mod auth;
 pub mod blocking;
 pub mod cache;
@@ -92,6 +93,7 @@ pub fn api_routes() -> routes::Routes {
     routes::Routes::new()
         .merge(health::api_routes())
         .merge(auth::routes())
+        .merge(admin::routes())
         .prefixed("/api/v1")
         .merge(health::routes())
         .merge(metrics::routes())
