@@ -181,6 +181,8 @@ CREATE TABLE error_logs (
 CREATE INDEX error_logs_correlation ON error_logs (correlation_id);
 CREATE INDEX error_logs_created ON error_logs (created_at);
 CREATE INDEX error_logs_user ON error_logs (user_id);
+-- The admin error log filters by code, newest first.
+CREATE INDEX error_logs_code_created ON error_logs (error_code, created_at, id);
 
 CREATE TABLE rate_limits (
     id            INTEGER PRIMARY KEY,

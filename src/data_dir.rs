@@ -86,11 +86,31 @@ impl DataDir {
                 uuid::Uuid::new_v4().to_string()
             })?,
         };
+        remove_leftover_backups(&path);
         Ok(Self {
             path,
             secret_key,
             plex_client_id,
         })
+    }
+}
+
+/// Removes `.backup-*.db` copies that a crash during `GET /admin/backup` left behind.
+fn remove_leftover_backups(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(".backup-") && name.ends_with(".db") {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => tracing::info!(file = %name, "removed a leftover backup copy"),
+                Err(e) => {
+                    tracing::warn!(file = %name, error = %e, "cannot remove a leftover backup copy")
+                }
+            }
+        }
     }
 }
 
@@ -207,6 +227,20 @@ mod tests {
             e.contains("secret.key") && e.contains("not a valid key"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn leftover_backup_copies_are_removed_at_start() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = config_in(tmp.path());
+        std::fs::create_dir_all(&config.data_dir).unwrap();
+        let leftover = config.data_dir.join(".backup-0123.db");
+        let keep = config.data_dir.join("medianest.db");
+        std::fs::write(&leftover, "x").unwrap();
+        std::fs::write(&keep, "x").unwrap();
+        DataDir::prepare_with(&config, None).unwrap();
+        assert!(!leftover.exists());
+        assert!(keep.exists());
     }
 
     #[test]

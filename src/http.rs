@@ -30,6 +30,11 @@ pub const CORRELATION_HEADER: &str = "x-correlation-id";
 /// Largest JSON body accepted (SPEC section 2).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// The one route allowed to run longer than `server.request_timeout_secs`.
+const LONG_RUNNING_ROUTE: &str = "/api/v1/admin/backup";
+/// Its limit.
+const LONG_RUNNING_LIMIT: Duration = Duration::from_secs(30 * 60);
+
 /// Per-request facts shared between the edge and the handlers (request extension).
 #[derive(Debug)]
 pub struct RequestContext {
@@ -123,7 +128,12 @@ pub async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -
         .map(|m| Arc::<str>::from(m.as_str()));
     let span = tracing::info_span!("request", cid = %cid, method = %method, path = %path);
 
-    let limit = state.request_timeout();
+    let limit = match route.as_deref() {
+        // Copying a large database before the first byte goes out can take longer than any
+        // ordinary request; it is an admin's deliberate action.
+        Some(LONG_RUNNING_ROUTE) => LONG_RUNNING_LIMIT,
+        _ => state.request_timeout(),
+    };
     let inner = AssertUnwindSafe(next.run(req)).catch_unwind();
     let outcome = tokio::time::timeout(limit, inner)
         .instrument(span.clone())

@@ -147,10 +147,10 @@ impl Server {
                     self.log_text()
                 );
             }
-            if let Ok(response) = agent.get(&url).call() {
-                if response.status() == 200 {
-                    return;
-                }
+            if let Ok(response) = agent.get(&url).call()
+                && response.status() == 200
+            {
+                return;
             }
             assert!(
                 Instant::now() < deadline,
