@@ -128,7 +128,8 @@ CREATE TABLE service_metrics (
     metric_value REAL NOT NULL,
     timestamp    INTEGER NOT NULL
 );
-CREATE INDEX service_metrics_name_metric_time ON service_metrics (service_name, metric_name, timestamp);
+-- metric_value rides along so uptime and history buckets are read from the index alone.
+CREATE INDEX service_metrics_name_metric_time ON service_metrics (service_name, metric_name, timestamp, metric_value);
 CREATE INDEX service_metrics_time ON service_metrics (timestamp);
 
 CREATE TABLE service_incidents (

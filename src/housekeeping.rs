@@ -46,6 +46,11 @@ pub const RULES: &[Rule] = &[
         age_ms: 90 * DAY_MS,
     },
     Rule {
+        table: "service_incidents",
+        column: "created_at",
+        age_ms: 90 * DAY_MS,
+    },
+    Rule {
         table: "error_logs",
         column: "created_at",
         age_ms: 30 * DAY_MS,
