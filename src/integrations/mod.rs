@@ -6,5 +6,8 @@
 //! only know their upstream's URLs and shapes; they never run HTTP on an async worker thread.
 
 pub mod breaker;
+pub mod overseerr;
+pub mod plex;
 pub mod plextv;
 pub mod upstream;
+pub mod uptime_kuma;

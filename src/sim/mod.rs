@@ -7,4 +7,6 @@
 //! steered through plain methods on its handle (accounts, injected failures, request counts).
 //! Nothing here may be used by the production request path.
 
+pub mod overseerr;
 pub mod plextv;
+pub mod uptime_kuma;

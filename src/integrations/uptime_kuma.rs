@@ -1,0 +1,848 @@
+//! The Uptime Kuma client (UPSTREAMS.md 3): one public status page, read from
+//! `GET /api/status-page/{slug}` (title, groups, monitors, incidents) and
+//! `GET /api/status-page/heartbeat/{slug}` (recent beats and 24 h uptime per monitor), joined
+//! into one [`KumaPage`]. Kuma has no other plain-HTTP read API worth using; `/metrics` (which
+//! is what the API key is kept for) may join later.
+//!
+//! Both the 1.23 and the 2.x shapes are read: `incident` (one object or null) and `incidents[]`,
+//! heartbeat times with and without milliseconds, monitor ids as numbers or strings and as the
+//! string keys of the heartbeat maps, and arrays that are missing or null. A malformed entry is
+//! skipped rather than failing the page.
+//!
+//! An unknown slug is a configuration problem, not an outage: it comes back as
+//! `SERVICE_NOT_CONFIGURED`, which [`SlugError::of`] recognises, never as "every monitor down".
+//! What a monitor's state means for MediaNest's own status is the health manager's business.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use time::PrimitiveDateTime;
+use time::macros::format_description;
+use ureq::Body;
+use ureq::http::Response;
+
+use crate::clock::SharedClock;
+use crate::error::{AppError, AppResult, ErrorCode};
+use crate::integrations::upstream::{
+    Method, Request, Upstream, UpstreamFailure, UpstreamOptions, expect_success, read_json,
+};
+
+/// The display name in client messages ("Uptime Kuma is not set up yet.").
+pub const SERVICE_NAME: &str = "Uptime Kuma";
+
+/// A slug is one path segment; encode everything but the unreserved characters.
+const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// A client for one Uptime Kuma status page. Cheap to clone.
+#[derive(Clone)]
+pub struct UptimeKuma {
+    upstream: Upstream,
+    base: String,
+    slug: String,
+    api_key: Option<String>,
+}
+
+impl fmt::Debug for UptimeKuma {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UptimeKuma")
+            .field("base", &self.base)
+            .field("slug", &self.slug)
+            .field("api_key", &self.api_key.as_ref().map(|_| "REDACTED"))
+            .field("upstream", &self.upstream)
+            .finish()
+    }
+}
+
+/// A monitor's state, from its latest heartbeat (`0` down, `1` up, `2` pending,
+/// `3` maintenance).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KumaStatus {
+    Up,
+    Down,
+    /// Failing but not yet past its retries.
+    Pending,
+    Maintenance,
+    /// No heartbeat yet, or a status code this client does not know.
+    Unknown,
+}
+
+impl KumaStatus {
+    /// The status for Kuma's numeric code.
+    pub fn from_code(code: i64) -> Self {
+        match code {
+            0 => Self::Down,
+            1 => Self::Up,
+            2 => Self::Pending,
+            3 => Self::Maintenance,
+            _ => Self::Unknown,
+        }
+    }
+
+    /// `up`, `down`, `pending`, `maintenance` or `unknown`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Up => "up",
+            Self::Down => "down",
+            Self::Pending => "pending",
+            Self::Maintenance => "maintenance",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+/// One monitor of the page, joined with its latest heartbeat.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KumaMonitor {
+    pub id: i64,
+    pub name: String,
+    /// The page group it is shown in.
+    pub group: Option<String>,
+    pub status: KumaStatus,
+    /// The latest beat's response time.
+    pub ping_ms: Option<u64>,
+    /// The latest beat's message; public pages usually send it empty, which reads as `None`.
+    pub message: Option<String>,
+    /// Uptime over 24 h as a fraction 0..=1 (not a percentage).
+    pub uptime_24h: Option<f64>,
+    /// When the latest beat happened, Unix ms.
+    pub last_heartbeat_ms: Option<i64>,
+}
+
+/// An incident pinned on the page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KumaIncident {
+    pub title: String,
+    pub content: Option<String>,
+    /// `info`, `warning`, `danger`, `primary`, `light` or `dark`.
+    pub style: Option<String>,
+}
+
+/// A status page: its title, its monitors in page order, and its pinned incidents.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KumaPage {
+    pub title: String,
+    pub monitors: Vec<KumaMonitor>,
+    pub incidents: Vec<KumaIncident>,
+}
+
+/// Why the configured slug cannot name a status page. Both are configuration errors
+/// (`SERVICE_NOT_CONFIGURED`), distinct from Kuma being down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlugError {
+    /// Empty, or not made of `a-z`, `0-9` and `-`.
+    Invalid,
+    /// Kuma has no status page with this slug.
+    Unknown,
+}
+
+impl SlugError {
+    /// The `details.reason` the error carries.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Invalid => "invalid status page slug",
+            Self::Unknown => "unknown status page slug",
+        }
+    }
+
+    /// `SERVICE_NOT_CONFIGURED` for Uptime Kuma with `details: {reason, slug}`.
+    pub fn into_app_error(self, slug: &str) -> AppError {
+        AppError::Api {
+            code: ErrorCode::ServiceNotConfigured,
+            service: Some(SERVICE_NAME),
+            details: Some(json!({ "reason": self.reason(), "slug": slug })),
+            retry_after: None,
+        }
+    }
+
+    /// Recognises an error made by [`SlugError::into_app_error`].
+    pub fn of(error: &AppError) -> Option<Self> {
+        let AppError::Api {
+            code: ErrorCode::ServiceNotConfigured,
+            service: Some(SERVICE_NAME),
+            details: Some(details),
+            ..
+        } = error
+        else {
+            return None;
+        };
+        let reason = details.get("reason").and_then(Value::as_str)?;
+        [Self::Invalid, Self::Unknown]
+            .into_iter()
+            .find(|e| e.reason() == reason)
+    }
+}
+
+/// The slug as Kuma stores it (Kuma lowercases slugs), or why it cannot be one.
+pub fn normalize_slug(slug: &str) -> Result<String, SlugError> {
+    let slug = slug.trim().to_ascii_lowercase();
+    let valid = !slug.is_empty()
+        && slug
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if valid {
+        Ok(slug)
+    } else {
+        Err(SlugError::Invalid)
+    }
+}
+
+impl UptimeKuma {
+    /// A client for the status page `slug` of the Kuma at `url` (e.g. `http://127.0.0.1:3001`).
+    /// The slug is checked when the page is read, so a bad one shows up as a configuration
+    /// error on the status tile. `api_key` is kept for `/metrics`; the status page is public.
+    pub fn new(
+        url: &str,
+        slug: impl Into<String>,
+        api_key: Option<String>,
+        options: UpstreamOptions,
+        clock: SharedClock,
+    ) -> Self {
+        Self {
+            upstream: Upstream::with_clock(SERVICE_NAME, options, clock),
+            base: url.trim().trim_end_matches('/').to_owned(),
+            slug: slug.into(),
+            api_key: api_key.filter(|k| !k.is_empty()),
+        }
+    }
+
+    /// The gateway the calls go through (its breaker is what the admin pages show).
+    pub fn upstream(&self) -> &Upstream {
+        &self.upstream
+    }
+
+    /// The base URL without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// The slug as configured.
+    pub fn slug(&self) -> &str {
+        &self.slug
+    }
+
+    fn request(&self, path: &str) -> Request {
+        Request::new(Method::Get, format!("{}{path}", self.base))
+            .header("Accept", "application/json")
+    }
+
+    /// Reads the status page and its heartbeats (both at once) and joins them.
+    ///
+    /// An invalid slug fails before any request; an unknown one fails with
+    /// [`SlugError::Unknown`]. Transport, status and shape failures are the usual upstream
+    /// errors.
+    pub async fn status_page(&self) -> AppResult<KumaPage> {
+        let slug = normalize_slug(&self.slug).map_err(|e| e.into_app_error(&self.slug))?;
+        let segment = utf8_percent_encode(&slug, PATH_SEGMENT).to_string();
+        let page = self.request(&format!("/api/status-page/{segment}"));
+        let beats = self.request(&format!("/api/status-page/heartbeat/{segment}"));
+        let (page, beats) = tokio::join!(
+            self.upstream.send(page, read_page),
+            self.upstream.get_json::<HeartbeatWire>(beats),
+        );
+        // The page decides whether the slug exists: the heartbeat endpoint answers an unknown
+        // slug with 200 and empty maps.
+        let Some(page) = page? else {
+            return Err(SlugError::Unknown.into_app_error(&slug));
+        };
+        Ok(join(page, beats?, &slug))
+    }
+}
+
+/// The page, or `None` when Kuma says it has no page with this slug: 404
+/// `{"status":"fail","msg":"Status Page Not Found"}`, or the same failure body with another
+/// status from older releases and proxies.
+fn read_page(response: Response<Body>) -> Result<Option<PageWire>, UpstreamFailure> {
+    if response.status().as_u16() == 404 {
+        return Ok(None);
+    }
+    let wire: PageWire = read_json(expect_success(response)?)?;
+    if wire.config.is_some() {
+        return Ok(Some(wire));
+    }
+    let failed = wire.status.as_ref().and_then(Value::as_str) == Some("fail")
+        || wire.ok.as_ref().and_then(Value::as_bool) == Some(false);
+    let msg = wire.msg.as_ref().and_then(Value::as_str).unwrap_or("");
+    if failed && msg.to_ascii_lowercase().contains("not found") {
+        return Ok(None);
+    }
+    Err(UpstreamFailure::Decode("status page without config".into()))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct PageWire {
+    config: Option<ConfigWire>,
+    /// 1.23 and 2.0: one object or null.
+    incident: Option<Value>,
+    /// 2.1 and later.
+    incidents: Option<Value>,
+    public_group_list: Option<Value>,
+    // The failure shape.
+    status: Option<Value>,
+    ok: Option<Value>,
+    msg: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ConfigWire {
+    title: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct GroupWire {
+    name: Option<String>,
+    monitor_list: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct MonitorWire {
+    id: Option<Value>,
+    name: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct IncidentWire {
+    title: Option<String>,
+    content: Option<String>,
+    style: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct HeartbeatWire {
+    /// Monitor id (as a string) -> beats, oldest first.
+    heartbeat_list: Option<HashMap<String, Value>>,
+    /// `"<id>_24"` -> uptime fraction.
+    uptime_list: Option<HashMap<String, Value>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct BeatWire {
+    status: Option<Value>,
+    time: Option<Value>,
+    msg: Option<String>,
+    ping: Option<Value>,
+}
+
+/// The entries of an optional JSON array that parse as `T`; anything else is skipped.
+fn entries<T: DeserializeOwned>(value: Option<&Value>) -> Vec<T> {
+    value
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|item| T::deserialize(item).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Joins the page's monitors with their latest beats and uptimes.
+fn join(page: PageWire, beats: HeartbeatWire, slug: &str) -> KumaPage {
+    let non_empty = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
+    let title = page
+        .config
+        .and_then(|c| non_empty(c.title))
+        .unwrap_or_else(|| slug.to_owned());
+
+    let mut incidents: Vec<IncidentWire> = entries(page.incidents.as_ref());
+    if let Some(one) = page.incident.as_ref().filter(|v| v.is_object()) {
+        incidents.extend(IncidentWire::deserialize(one).ok());
+    }
+    let incidents = incidents
+        .into_iter()
+        .filter_map(|i| {
+            Some(KumaIncident {
+                title: non_empty(i.title)?,
+                content: non_empty(i.content),
+                style: non_empty(i.style),
+            })
+        })
+        .collect();
+
+    let heartbeats = beats.heartbeat_list.unwrap_or_default();
+    let uptimes = beats.uptime_list.unwrap_or_default();
+    let mut seen = HashSet::new();
+    let mut monitors = Vec::new();
+    for group in entries::<GroupWire>(page.public_group_list.as_ref()) {
+        let group_name = non_empty(group.name);
+        for monitor in entries::<MonitorWire>(group.monitor_list.as_ref()) {
+            let Some(id) = monitor.id.as_ref().and_then(lenient_i64) else {
+                continue;
+            };
+            if !seen.insert(id) {
+                continue;
+            }
+            let latest = heartbeats
+                .get(&id.to_string())
+                .and_then(Value::as_array)
+                .and_then(|beats| beats.last())
+                .and_then(|beat| BeatWire::deserialize(beat).ok())
+                .unwrap_or_default();
+            monitors.push(KumaMonitor {
+                id,
+                name: non_empty(monitor.name).unwrap_or_else(|| format!("Monitor {id}")),
+                group: group_name.clone(),
+                status: latest
+                    .status
+                    .as_ref()
+                    .map_or(KumaStatus::Unknown, status_of),
+                ping_ms: latest.ping.as_ref().and_then(lenient_f64).and_then(|p| {
+                    // Whole ms; ping monitors report fractions.
+                    (p >= 0.0).then(|| p.round() as u64)
+                }),
+                message: non_empty(latest.msg),
+                uptime_24h: uptimes
+                    .get(&format!("{id}_24"))
+                    .and_then(lenient_f64)
+                    .map(|u| u.clamp(0.0, 1.0)),
+                last_heartbeat_ms: latest
+                    .time
+                    .as_ref()
+                    .and_then(Value::as_str)
+                    .and_then(parse_beat_time),
+            });
+        }
+    }
+    KumaPage {
+        title,
+        monitors,
+        incidents,
+    }
+}
+
+fn status_of(value: &Value) -> KumaStatus {
+    match value {
+        // Very old releases sent booleans.
+        Value::Bool(up) => {
+            if *up {
+                KumaStatus::Up
+            } else {
+                KumaStatus::Down
+            }
+        }
+        other => lenient_i64(other).map_or(KumaStatus::Unknown, KumaStatus::from_code),
+    }
+}
+
+/// A whole number sent as a number or a numeric string.
+fn lenient_i64(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A finite number sent as a number or a numeric string.
+fn lenient_f64(value: &Value) -> Option<f64> {
+    let n = match value {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }?;
+    n.is_finite().then_some(n)
+}
+
+/// A heartbeat time in Unix ms. Kuma sends UTC as `YYYY-MM-DD HH:mm:ss(.SSS)` without a zone;
+/// RFC 3339 is accepted too.
+fn parse_beat_time(text: &str) -> Option<i64> {
+    let text = text.trim();
+    if let Some(ms) = crate::time::parse_rfc3339(text) {
+        return Some(ms);
+    }
+    let naive = text.replacen('T', " ", 1);
+    let naive = naive.strip_suffix('Z').unwrap_or(&naive);
+    let format = format_description!(
+        "[year]-[month]-[day] [hour]:[minute]:[second][optional [.[subsecond]]]"
+    );
+    let t = PrimitiveDateTime::parse(naive, format).ok()?.assume_utc();
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::integrations::breaker::BreakerState;
+    use crate::integrations::upstream::parse_json;
+    use crate::sim::uptime_kuma::{
+        Endpoint, FakeUptimeKuma, Fault, HeartbeatMode, KumaVersion, MonitorState,
+    };
+
+    const PAGE: &str = "GET /api/status-page/{slug}";
+    const BEATS: &str = "GET /api/status-page/heartbeat/{slug}";
+    /// 2025-05-01 18:00:00.250 UTC.
+    const NOW: i64 = 1_746_122_400_250;
+
+    fn client(fake: &FakeUptimeKuma, slug: &str, timeout_ms: u64) -> UptimeKuma {
+        UptimeKuma::new(
+            &fake.url(),
+            slug,
+            Some("uk1_secret".into()),
+            UpstreamOptions::with_timeout_ms(timeout_ms),
+            crate::clock::system(),
+        )
+    }
+
+    async fn started(version: KumaVersion) -> (FakeUptimeKuma, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new(NOW));
+        let fake = FakeUptimeKuma::start_with_clock("home", version, clock.clone())
+            .await
+            .unwrap();
+        (fake, clock)
+    }
+
+    fn code_of(e: &AppError) -> ErrorCode {
+        match e {
+            AppError::Upstream { code, service, .. } => {
+                assert_eq!(*service, SERVICE_NAME);
+                *code
+            }
+            other => panic!("expected an upstream error, got {other:?}"),
+        }
+    }
+
+    async fn page_reads_in(version: KumaVersion) {
+        let (fake, clock) = started(version).await;
+        fake.set_title("Home Services");
+        fake.add_monitor(1, "Plex");
+        fake.add_monitor(2, "Overseerr");
+        fake.add_monitor_in_group("Infra", 7, "NAS");
+        fake.add_monitor(9, "New");
+        fake.clear_heartbeats(9);
+        clock.advance(60_000);
+        assert!(fake.set_state(2, MonitorState::Down));
+        assert!(fake.set_state(7, MonitorState::Slow(1500)));
+        fake.set_incident(Some(("Plex maintenance", "Upgrading PMS")));
+
+        let page = client(&fake, "home", 2000).status_page().await.unwrap();
+        assert_eq!(page.title, "Home Services");
+        assert_eq!(
+            page.incidents,
+            vec![KumaIncident {
+                title: "Plex maintenance".into(),
+                content: Some("Upgrading PMS".into()),
+                style: Some("warning".into()),
+            }]
+        );
+        let ids: Vec<i64> = page.monitors.iter().map(|m| m.id).collect();
+        assert_eq!(ids, vec![1, 2, 9, 7], "page order, groups in turn");
+        let [plex, overseerr, new, nas] = page.monitors.as_slice() else {
+            panic!("four monitors")
+        };
+        assert_eq!(plex.name, "Plex");
+        assert_eq!(plex.group.as_deref(), Some("Services"));
+        assert_eq!(plex.status, KumaStatus::Up);
+        assert_eq!(plex.ping_ms, Some(crate::sim::uptime_kuma::UP_PING_MS));
+        assert_eq!(plex.message, None, "public pages hide messages");
+        assert_eq!(plex.uptime_24h, Some(1.0));
+        let whole_seconds = matches!(version, KumaVersion::V2);
+        let expected_time = if whole_seconds { NOW - 250 } else { NOW };
+        assert_eq!(plex.last_heartbeat_ms, Some(expected_time));
+
+        assert_eq!(overseerr.status, KumaStatus::Down);
+        assert_eq!(overseerr.ping_ms, None);
+        assert_eq!(overseerr.uptime_24h, Some(0.5));
+        assert_eq!(overseerr.last_heartbeat_ms, Some(expected_time + 60_000));
+
+        assert_eq!(new.status, KumaStatus::Unknown, "no beats yet");
+        assert_eq!(
+            (new.ping_ms, new.uptime_24h, new.last_heartbeat_ms),
+            (None, None, None)
+        );
+
+        assert_eq!(nas.group.as_deref(), Some("Infra"));
+        assert_eq!(nas.status, KumaStatus::Up);
+        assert_eq!(nas.ping_ms, Some(1500));
+        assert_eq!(fake.requests(PAGE), 1);
+        assert_eq!(fake.requests(BEATS), 1);
+    }
+
+    #[tokio::test]
+    async fn reads_a_2x_page() {
+        page_reads_in(KumaVersion::V2).await;
+    }
+
+    #[tokio::test]
+    async fn reads_a_1_23_page() {
+        page_reads_in(KumaVersion::V1_23).await;
+    }
+
+    #[tokio::test]
+    async fn an_unknown_slug_is_a_configuration_error() {
+        let (fake, _) = started(KumaVersion::V2).await;
+        fake.add_monitor(1, "Plex");
+        let kuma = client(&fake, "Nope", 2000);
+        let e = kuma.status_page().await.unwrap_err();
+        assert_eq!(SlugError::of(&e), Some(SlugError::Unknown));
+        assert_eq!(e.code(), ErrorCode::ServiceNotConfigured);
+        let report = e.report();
+        assert_eq!(report.message, "Uptime Kuma is not set up yet.");
+        assert_eq!(report.details.unwrap()["slug"], "nope");
+        assert_eq!(fake.requests(PAGE), 1, "a 404 is an answer, not retried");
+        for _ in 0..5 {
+            kuma.status_page().await.unwrap_err();
+        }
+        assert_eq!(
+            kuma.upstream().breaker().state(),
+            BreakerState::Closed,
+            "Kuma answered; it is not down"
+        );
+        // The slug is matched case-insensitively, as Kuma does.
+        client(&fake, " HOME ", 2000).status_page().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_invalid_slug_sends_nothing() {
+        let (fake, _) = started(KumaVersion::V2).await;
+        for slug in ["", "  ", "home/../x", "ho me", "home?x=1", "hóme", "a_b"] {
+            let e = client(&fake, slug, 2000).status_page().await.unwrap_err();
+            assert_eq!(SlugError::of(&e), Some(SlugError::Invalid), "{slug:?}");
+        }
+        assert_eq!(fake.total_requests(), 0);
+        assert_eq!(normalize_slug("My-Page-2").unwrap(), "my-page-2");
+        assert_eq!(SlugError::of(&AppError::new(ErrorCode::NotFound)), None);
+        assert_eq!(
+            SlugError::of(&AppError::new(ErrorCode::ServiceNotConfigured)),
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn pending_and_maintenance_map_through() {
+        let (fake, _) = started(KumaVersion::V2).await;
+        fake.add_monitor(1, "A");
+        fake.add_monitor(2, "B");
+        fake.set_state(1, MonitorState::Pending);
+        fake.set_state(2, MonitorState::Maintenance);
+        let page = client(&fake, "home", 2000).status_page().await.unwrap();
+        let statuses: Vec<KumaStatus> = page.monitors.iter().map(|m| m.status).collect();
+        assert_eq!(statuses, vec![KumaStatus::Pending, KumaStatus::Maintenance]);
+    }
+
+    #[tokio::test]
+    async fn a_flapping_monitor_alternates_between_reads() {
+        let (fake, _) = started(KumaVersion::V1_23).await;
+        fake.add_monitor(1, "Flappy");
+        fake.add_monitor(2, "Steady");
+        fake.set_state(1, MonitorState::Flapping);
+        let kuma = client(&fake, "home", 2000);
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            let page = kuma.status_page().await.unwrap();
+            seen.push(page.monitors[0].status);
+            assert_eq!(page.monitors[1].status, KumaStatus::Up);
+        }
+        assert_eq!(
+            seen,
+            vec![
+                KumaStatus::Down,
+                KumaStatus::Up,
+                KumaStatus::Down,
+                KumaStatus::Up
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn per_request_history_grows_with_each_read() {
+        let (fake, _) = started(KumaVersion::V1_23).await;
+        fake.set_heartbeat_mode(HeartbeatMode::PerRequest);
+        fake.add_monitor(1, "A");
+        let kuma = client(&fake, "home", 2000);
+        for _ in 0..60 {
+            kuma.status_page().await.unwrap();
+        }
+        assert_eq!(fake.heartbeat_count(1), 61);
+        let page = kuma.status_page().await.unwrap();
+        assert_eq!(page.monitors[0].status, KumaStatus::Up);
+    }
+
+    #[tokio::test]
+    async fn garbage_and_500_are_upstream_errors() {
+        let (fake, _) = started(KumaVersion::V2).await;
+        fake.add_monitor(1, "A");
+        let kuma = client(&fake, "home", 2000);
+        fake.fail_next_on(Endpoint::Heartbeat, 1, Fault::Garbage);
+        let e = kuma.status_page().await.unwrap_err();
+        assert_eq!(code_of(&e), ErrorCode::UpstreamError);
+        assert_eq!(e.code().status().as_u16(), 502);
+
+        fake.fail_next_on(Endpoint::Page, 1, Fault::Garbage);
+        let e = kuma.status_page().await.unwrap_err();
+        assert_eq!(code_of(&e), ErrorCode::UpstreamError);
+
+        fake.fail_next(2, Fault::Status(500));
+        let e = kuma.status_page().await.unwrap_err();
+        assert_eq!(code_of(&e), ErrorCode::UpstreamError);
+        assert_eq!(e.code().status().as_u16(), 502);
+        assert_eq!(fake.requests(PAGE), 3, "a 500 is not retried");
+        kuma.status_page().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn refused_is_service_unavailable() {
+        let (fake, _) = started(KumaVersion::V2).await;
+        let kuma = client(&fake, "home", 2000);
+        fake.shutdown().await;
+        let e = kuma.status_page().await.unwrap_err();
+        assert_eq!(code_of(&e), ErrorCode::ServiceUnavailable);
+        assert_eq!(e.code().status().as_u16(), 503);
+    }
+
+    #[tokio::test]
+    async fn hanging_is_a_timeout_within_the_bound() {
+        let (fake, _) = started(KumaVersion::V2).await;
+        fake.add_monitor(1, "A");
+        fake.fail_next_on(Endpoint::Heartbeat, 1, Fault::Hang(Duration::from_secs(5)));
+        let kuma = client(&fake, "home", 300);
+        let began = Instant::now();
+        let e = kuma.status_page().await.unwrap_err();
+        let took = began.elapsed();
+        assert_eq!(code_of(&e), ErrorCode::UpstreamTimeout);
+        assert_eq!(e.code().status().as_u16(), 504);
+        assert!(took >= Duration::from_millis(250), "{took:?}");
+        assert!(took < Duration::from_millis(1000), "{took:?}");
+    }
+
+    #[test]
+    fn missing_and_drifting_fields_parse() {
+        let page: PageWire = parse_json(
+            br#"{"config":{"slug":"home","title":null},"incident":null,
+                 "publicGroupList":[
+                   {"name":"A","monitorList":[{"id":"3","name":"Str id"},{"name":"no id"},
+                                              {"id":4},"junk",{"id":3,"name":"dup"}]},
+                   {"name":"Empty"},
+                   {"name":"Null list","monitorList":null},
+                   42,
+                   {"monitorList":[{"id":5.0,"name":"float id"},{"id":6,"name":"Six"}]}
+                 ]}"#,
+        )
+        .unwrap();
+        let beats: HeartbeatWire = parse_json(
+            br#"{"heartbeatList":{
+                   "3":[{"status":1,"time":"2025-05-01 17:58:00.123","ping":23},
+                        {"status":"0","time":"2025-05-01T17:59:02Z","msg":"timeout","ping":12.6}],
+                   "4":[],
+                   "6":[{"status":true,"time":"garbage","ping":null}],
+                   "99":[{"status":1}]},
+                 "uptimeList":{"3_24":"0.75","4_24":1.7,"6_24":null,"3_720":0.1}}"#,
+        )
+        .unwrap();
+        let page = join(page, beats, "home");
+        assert_eq!(page.title, "home", "no title: the slug");
+        assert!(page.incidents.is_empty());
+        let m: Vec<(i64, &str, KumaStatus)> = page
+            .monitors
+            .iter()
+            .map(|m| (m.id, m.name.as_str(), m.status))
+            .collect();
+        assert_eq!(
+            m,
+            vec![
+                (3, "Str id", KumaStatus::Down),
+                (4, "Monitor 4", KumaStatus::Unknown),
+                (6, "Six", KumaStatus::Up),
+            ],
+            "a float id, a missing id and a non-object entry are skipped"
+        );
+        let three = &page.monitors[0];
+        assert_eq!(three.ping_ms, Some(13));
+        assert_eq!(three.message.as_deref(), Some("timeout"));
+        assert_eq!(three.uptime_24h, Some(0.75));
+        assert_eq!(three.last_heartbeat_ms, Some(1_746_122_342_000));
+        assert_eq!(page.monitors[1].uptime_24h, Some(1.0), "clamped");
+        assert_eq!(page.monitors[2].last_heartbeat_ms, None);
+        assert_eq!(page.monitors[2].group, None);
+
+        let empty = join(PageWire::default(), HeartbeatWire::default(), "x");
+        assert!(empty.monitors.is_empty());
+
+        let both: PageWire = parse_json(
+            br#"{"config":{"title":"T"},"incidents":[{"title":"new","style":"info"},{"content":"no title"}],
+                 "incident":{"title":"old","content":"c"}}"#,
+        )
+        .unwrap();
+        let titles: Vec<String> = join(both, HeartbeatWire::default(), "x")
+            .incidents
+            .into_iter()
+            .map(|i| i.title)
+            .collect();
+        assert_eq!(titles, vec!["new", "old"]);
+    }
+
+    #[test]
+    fn beat_times_parse_in_every_seen_format() {
+        assert_eq!(
+            parse_beat_time("2025-05-01 17:58:00.123"),
+            Some(1_746_122_280_123)
+        );
+        assert_eq!(
+            parse_beat_time("2025-05-01 17:58:00"),
+            Some(1_746_122_280_000)
+        );
+        assert_eq!(
+            parse_beat_time("2025-05-01T17:58:00.5Z"),
+            Some(1_746_122_280_500)
+        );
+        assert_eq!(
+            parse_beat_time("2025-05-01T19:58:00+02:00"),
+            Some(1_746_122_280_000)
+        );
+        assert_eq!(parse_beat_time("yesterday"), None);
+    }
+
+    #[tokio::test]
+    async fn other_not_found_shapes_are_unknown_slugs_too() {
+        let (fake, _) = started(KumaVersion::V1_23).await;
+        let kuma = client(&fake, "home", 2000);
+        let answer = |status: u16, body: &str| Fault::Body {
+            status,
+            body: body.to_owned(),
+        };
+        fake.fail_next_on(
+            Endpoint::Page,
+            1,
+            answer(200, r#"{"ok":false,"msg":"Status Page Not Found"}"#),
+        );
+        let e = kuma.status_page().await.unwrap_err();
+        assert_eq!(SlugError::of(&e), Some(SlugError::Unknown));
+        fake.fail_next_on(Endpoint::Page, 1, answer(404, "<html>Cannot GET</html>"));
+        let e = kuma.status_page().await.unwrap_err();
+        assert_eq!(SlugError::of(&e), Some(SlugError::Unknown));
+
+        // Kuma's other failures (403 for anything but "not found") are not about the slug.
+        fake.fail_next_on(
+            Endpoint::Page,
+            1,
+            answer(403, r#"{"status":"fail","msg":"SQLITE_ERROR"}"#),
+        );
+        let e = kuma.status_page().await.unwrap_err();
+        assert_eq!(code_of(&e), ErrorCode::UpstreamError);
+        fake.fail_next_on(
+            Endpoint::Page,
+            1,
+            answer(200, r#"{"ok":false,"msg":"Something else"}"#),
+        );
+        let e = kuma.status_page().await.unwrap_err();
+        assert_eq!(code_of(&e), ErrorCode::UpstreamError);
+    }
+}

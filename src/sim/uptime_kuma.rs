@@ -1,0 +1,819 @@
+//! A fake Uptime Kuma (UPSTREAMS.md 3.1, 3.2, 3.7): one public status page at
+//! `GET /api/status-page/{slug}` and its heartbeats at `GET /api/status-page/heartbeat/{slug}`,
+//! in the 1.23 or the 2.x shape ([`KumaVersion`]), with Kuma's quirks: an unknown slug answers
+//! 404 `{"status":"fail","msg":"Status Page Not Found"}` on the page but 200 with empty maps on
+//! the heartbeats, slugs match case-insensitively, heartbeat maps are keyed by the monitor id as
+//! a string, times are zone-less UTC strings, and history is capped at 50 (1.23) or 100 beats.
+//!
+//! A test or the demo steers it through [`FakeUptimeKuma`]'s methods: monitors added at run
+//! time and set up, down, slow, pending, in maintenance or flapping (alternating on every
+//! heartbeat read); whether every heartbeat read adds a beat ([`HeartbeatMode`]); a pinned
+//! incident; injected failures (for any endpoint or one of them), latency and request counts.
+//! State sits behind a `std` mutex that is never held across an `.await`.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Path, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::{SharedClock, SystemClock};
+
+/// The ping an up monitor reports unless it is [`MonitorState::Slow`].
+pub const UP_PING_MS: u64 = 23;
+/// The group [`FakeUptimeKuma::add_monitor`] puts monitors in.
+pub const DEFAULT_GROUP: &str = "Services";
+/// Beats kept per monitor (what 2.x serves; 1.23 serves the last 50 of them).
+const MAX_BEATS: usize = 100;
+const PAGE_ROUTE: &str = "/api/status-page/{slug}";
+const HEARTBEAT_ROUTE: &str = "/api/status-page/heartbeat/{slug}";
+/// How long [`FakeUptimeKuma::shutdown`] lets open connections finish before cutting them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Which release's JSON to serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KumaVersion {
+    /// 1.23.x: `incident` (object or null), `googleAnalyticsId`, times with milliseconds,
+    /// 50 beats.
+    V1_23,
+    /// 2.1 and later: `incidents[]`, `analytics*` and `autoRefreshInterval`, times in whole
+    /// seconds, 100 beats.
+    V2,
+}
+
+/// What a monitor's next beats say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MonitorState {
+    /// Up, answering in [`UP_PING_MS`].
+    Up,
+    /// Down (no ping).
+    Down,
+    /// Up, answering in this many ms.
+    Slow(u64),
+    /// Failing but still within its retries.
+    Pending,
+    Maintenance,
+    /// Down, up, down... : every heartbeat read adds a beat opposite to the last one.
+    Flapping,
+}
+
+/// When beats are added for monitors that are not flapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeartbeatMode {
+    /// Only when [`FakeUptimeKuma::set_state`] is called (and one on `add_monitor`).
+    PerSet,
+    /// Also on every heartbeat read, as if Kuma checked between two polls.
+    PerRequest,
+}
+
+/// One of the two endpoints, to aim a fault at (see [`FakeUptimeKuma::fail_next_on`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `GET /api/status-page/{slug}`.
+    Page,
+    /// `GET /api/status-page/heartbeat/{slug}`.
+    Heartbeat,
+}
+
+/// A failure to inject into the next responses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer with this status and Kuma's `{"status":"fail","msg":...}` body.
+    Status(u16),
+    /// 200 with a body that is not valid JSON.
+    Garbage,
+    /// Wait this long, then answer normally.
+    Hang(Duration),
+    /// Answer exactly this (as `application/json`), e.g. an older release's failure shape.
+    Body { status: u16, body: String },
+}
+
+/// A running fake Uptime Kuma on `127.0.0.1`. Dropping it stops the server; so does
+/// [`FakeUptimeKuma::shutdown`], after which connections are refused.
+pub struct FakeUptimeKuma {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for FakeUptimeKuma {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeUptimeKuma")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Shared {
+    state: Mutex<SimState>,
+    clock: SharedClock,
+    stop: CancellationToken,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, SimState> {
+        // A panicking test thread must not take every later request down with it.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sleeps for `duration` unless the server stops first; false when it stopped.
+    async fn wait(&self, duration: Duration) -> bool {
+        tokio::select! {
+            () = tokio::time::sleep(duration) => true,
+            () = self.stop.cancelled() => false,
+        }
+    }
+}
+
+struct SimState {
+    slug: String,
+    title: String,
+    version: KumaVersion,
+    mode: HeartbeatMode,
+    /// Group names in page order.
+    groups: Vec<String>,
+    monitors: Vec<Monitor>,
+    incident: Option<(String, String)>,
+    faults: VecDeque<(Option<Endpoint>, Fault)>,
+    latency: Duration,
+    counts: HashMap<String, u64>,
+}
+
+struct Monitor {
+    id: i64,
+    name: String,
+    group: String,
+    state: MonitorState,
+    /// Oldest first.
+    beats: VecDeque<Beat>,
+}
+
+#[derive(Clone, Copy)]
+struct Beat {
+    status: u8,
+    time_ms: i64,
+    ping: Option<u64>,
+}
+
+impl Monitor {
+    /// Adds the beat its state calls for at `now_ms`.
+    fn beat(&mut self, now_ms: i64) {
+        let (status, ping) = match self.state {
+            MonitorState::Up => (1, Some(UP_PING_MS)),
+            MonitorState::Slow(ms) => (1, Some(ms)),
+            MonitorState::Down => (0, None),
+            MonitorState::Pending => (2, None),
+            MonitorState::Maintenance => (3, None),
+            MonitorState::Flapping => match self.beats.back() {
+                Some(last) if last.status == 1 => (0, None),
+                _ => (1, Some(UP_PING_MS)),
+            },
+        };
+        if self.beats.len() == MAX_BEATS {
+            self.beats.pop_front();
+        }
+        self.beats.push_back(Beat {
+            status,
+            time_ms: now_ms,
+            ping,
+        });
+    }
+}
+
+impl FakeUptimeKuma {
+    /// Binds `127.0.0.1:0`, serves the status page `slug` in `version`'s shape in the
+    /// background and returns the handle; the port accepts connections as soon as this returns.
+    pub async fn start(slug: &str, version: KumaVersion) -> std::io::Result<Self> {
+        Self::start_with_clock(slug, version, Arc::new(SystemClock)).await
+    }
+
+    /// [`FakeUptimeKuma::start`] with an injected clock for the beat times.
+    pub async fn start_with_clock(
+        slug: &str,
+        version: KumaVersion,
+        clock: SharedClock,
+    ) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(SimState {
+                slug: slug.to_ascii_lowercase(),
+                title: "Home Services".to_owned(),
+                version,
+                mode: HeartbeatMode::PerSet,
+                groups: Vec::new(),
+                monitors: Vec::new(),
+                incident: None,
+                faults: VecDeque::new(),
+                latency: Duration::ZERO,
+                counts: HashMap::new(),
+            }),
+            clock,
+            stop: CancellationToken::new(),
+        });
+        let app = router(shared.clone());
+        let stop = shared.stop.clone();
+        let task = tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+            if let Err(e) = served {
+                tracing::warn!(error = %e, "fake Uptime Kuma stopped with an error");
+            }
+        });
+        Ok(Self {
+            addr,
+            shared,
+            task: Mutex::new(Some(task)),
+        })
+    }
+
+    /// The base URL, e.g. `http://127.0.0.1:41234` (use as `services.uptime_kuma.url`).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The slug of the one page served (lowercase).
+    pub fn slug(&self) -> String {
+        self.shared.lock().slug.clone()
+    }
+
+    /// Sets the page title.
+    pub fn set_title(&self, title: &str) {
+        self.shared.lock().title = title.to_owned();
+    }
+
+    /// Switches the JSON shape (an upgrade of Kuma under a running MediaNest).
+    pub fn set_version(&self, version: KumaVersion) {
+        self.shared.lock().version = version;
+    }
+
+    /// Sets when beats are added; see [`HeartbeatMode`].
+    pub fn set_heartbeat_mode(&self, mode: HeartbeatMode) {
+        self.shared.lock().mode = mode;
+    }
+
+    /// Adds (or replaces, by id) an up monitor with one beat, in [`DEFAULT_GROUP`].
+    pub fn add_monitor(&self, id: i64, name: &str) {
+        self.add_monitor_in_group(DEFAULT_GROUP, id, name);
+    }
+
+    /// Adds (or replaces, by id) an up monitor with one beat, in `group` (created after the
+    /// existing groups when new).
+    pub fn add_monitor_in_group(&self, group: &str, id: i64, name: &str) {
+        let now = self.shared.clock.now_ms();
+        let mut state = self.shared.lock();
+        if !state.groups.iter().any(|g| g == group) {
+            state.groups.push(group.to_owned());
+        }
+        state.monitors.retain(|m| m.id != id);
+        let mut monitor = Monitor {
+            id,
+            name: name.to_owned(),
+            group: group.to_owned(),
+            state: MonitorState::Up,
+            beats: VecDeque::new(),
+        };
+        monitor.beat(now);
+        state.monitors.push(monitor);
+    }
+
+    /// Takes a monitor off the page; false when there was none with `id`.
+    pub fn remove_monitor(&self, id: i64) -> bool {
+        let mut state = self.shared.lock();
+        let before = state.monitors.len();
+        state.monitors.retain(|m| m.id != id);
+        state.monitors.len() != before
+    }
+
+    /// Sets a monitor's state and, unless it is flapping, adds a beat saying so. False when
+    /// there is no monitor with `id`.
+    pub fn set_state(&self, id: i64, monitor_state: MonitorState) -> bool {
+        let now = self.shared.clock.now_ms();
+        let mut state = self.shared.lock();
+        let Some(monitor) = state.monitors.iter_mut().find(|m| m.id == id) else {
+            return false;
+        };
+        monitor.state = monitor_state;
+        if monitor_state != MonitorState::Flapping {
+            monitor.beat(now);
+        }
+        true
+    }
+
+    /// Forgets a monitor's beats, as for a monitor that has not been checked yet.
+    pub fn clear_heartbeats(&self, id: i64) {
+        if let Some(m) = self.shared.lock().monitors.iter_mut().find(|m| m.id == id) {
+            m.beats.clear();
+        }
+    }
+
+    /// Beats stored for a monitor (at most 100; 1.23 serves the last 50).
+    pub fn heartbeat_count(&self, id: i64) -> usize {
+        self.shared
+            .lock()
+            .monitors
+            .iter()
+            .find(|m| m.id == id)
+            .map_or(0, |m| m.beats.len())
+    }
+
+    /// Pins an incident `(title, content)` with style `warning` on the page, or removes it.
+    pub fn set_incident(&self, incident: Option<(&str, &str)>) {
+        self.shared.lock().incident =
+            incident.map(|(title, content)| (title.to_owned(), content.to_owned()));
+    }
+
+    /// Makes the next `n` requests (to any path) fail with `fault`.
+    pub fn fail_next(&self, n: usize, fault: Fault) {
+        let mut state = self.shared.lock();
+        state.faults.extend(std::iter::repeat_n((None, fault), n));
+    }
+
+    /// Makes the next `n` requests to `endpoint` fail with `fault`; the other one is unaffected.
+    pub fn fail_next_on(&self, endpoint: Endpoint, n: usize, fault: Fault) {
+        let mut state = self.shared.lock();
+        state
+            .faults
+            .extend(std::iter::repeat_n((Some(endpoint), fault), n));
+    }
+
+    /// Delays every response by `latency` until set back to zero (a slow or hanging Kuma).
+    pub fn set_latency(&self, latency: Duration) {
+        self.shared.lock().latency = latency;
+    }
+
+    /// Requests received by an endpoint, named `"<METHOD> <route>"` as routed:
+    /// `"GET /api/status-page/{slug}"` and `"GET /api/status-page/heartbeat/{slug}"` (any slug);
+    /// unrouted paths count under their raw path. Injected-fault requests count too.
+    pub fn requests(&self, endpoint: &str) -> u64 {
+        self.shared
+            .lock()
+            .counts
+            .get(endpoint)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Requests received in total.
+    pub fn total_requests(&self) -> u64 {
+        self.shared.lock().counts.values().sum()
+    }
+
+    /// Stops the server: new connections are refused at once, open ones get a short grace.
+    pub async fn shutdown(&self) {
+        self.shared.stop.cancel();
+        let task = self
+            .task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(task) = task {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(SHUTDOWN_GRACE, task).await.is_err() {
+                abort.abort();
+            }
+        }
+    }
+}
+
+impl Drop for FakeUptimeKuma {
+    fn drop(&mut self) {
+        self.shared.stop.cancel();
+    }
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route(PAGE_ROUTE, get(page))
+        .route(HEARTBEAT_ROUTE, get(heartbeats))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(shared.clone(), observe))
+        .with_state(shared)
+}
+
+/// Counts the request, then applies latency and the first fault aimed at this endpoint.
+async fn observe(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map_or_else(
+        || request.uri().path().to_owned(),
+        |m| m.as_str().to_owned(),
+    );
+    let endpoint = match route.as_str() {
+        PAGE_ROUTE => Some(Endpoint::Page),
+        HEARTBEAT_ROUTE => Some(Endpoint::Heartbeat),
+        _ => None,
+    };
+    let key = format!("{} {route}", request.method());
+    let (latency, fault) = {
+        let mut state = shared.lock();
+        *state.counts.entry(key).or_default() += 1;
+        let index = state
+            .faults
+            .iter()
+            .position(|(aim, _)| aim.is_none() || *aim == endpoint);
+        let fault = index
+            .and_then(|i| state.faults.remove(i))
+            .map(|(_, fault)| fault);
+        (state.latency, fault)
+    };
+    if !latency.is_zero() && !shared.wait(latency).await {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    match fault {
+        None => next.run(request).await,
+        Some(Fault::Hang(duration)) => {
+            if !shared.wait(duration).await {
+                return StatusCode::SERVICE_UNAVAILABLE.into_response();
+            }
+            next.run(request).await
+        }
+        Some(Fault::Status(code)) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            fail(status, status.canonical_reason().unwrap_or("Error"))
+        }
+        Some(Fault::Garbage) => json_text(StatusCode::OK, r#"{"heartbeatList":{"1":[{"sta"#),
+        Some(Fault::Body { status, body }) => json_text(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+            &body,
+        ),
+    }
+}
+
+fn json_text(status: StatusCode, body: &str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+        body.to_owned(),
+    )
+        .into_response()
+}
+
+/// Kuma's `sendHttpError` shape.
+fn fail(status: StatusCode, msg: &str) -> Response {
+    (status, axum::Json(json!({"status": "fail", "msg": msg}))).into_response()
+}
+
+async fn not_found() -> Response {
+    fail(StatusCode::NOT_FOUND, "Not Found")
+}
+
+/// Kuma answers both endpoints through `apicache`, which sets these.
+fn cached(max_age: u32, body: Value) -> Response {
+    (
+        [(header::CACHE_CONTROL, format!("max-age={max_age}"))],
+        axum::Json(body),
+    )
+        .into_response()
+}
+
+async fn page(State(shared): State<Arc<Shared>>, Path(slug): Path<String>) -> Response {
+    let state = shared.lock();
+    if slug.to_ascii_lowercase() != state.slug {
+        return fail(StatusCode::NOT_FOUND, "Status Page Not Found");
+    }
+    let groups: Vec<Value> = state
+        .groups
+        .iter()
+        .enumerate()
+        .map(|(index, name)| {
+            let monitors: Vec<Value> = state
+                .monitors
+                .iter()
+                .filter(|m| &m.group == name)
+                .map(|m| json!({"id": m.id, "name": m.name, "sendUrl": 0, "type": "http"}))
+                .collect();
+            json!({"id": index + 1, "name": name, "weight": index + 1, "monitorList": monitors})
+        })
+        .collect();
+    let incident = state.incident.as_ref().map(|(title, content)| {
+        json!({"id": 1, "style": "warning", "title": title, "content": content, "pin": true,
+               "createdDate": "2025-05-01 18:00:00", "lastUpdatedDate": null})
+    });
+    let mut config = json!({
+        "slug": state.slug, "title": state.title, "description": null, "icon": "/icon.svg",
+        "theme": "auto", "published": true, "showTags": false, "customCSS": "body {\n  \n}\n",
+        "footerText": null, "showPoweredBy": true, "showCertificateExpiry": false,
+    });
+    let mut body = Map::new();
+    match state.version {
+        KumaVersion::V1_23 => {
+            extend(&mut config, json!({"googleAnalyticsId": null}));
+            body.insert("incident".into(), incident.unwrap_or(Value::Null));
+        }
+        KumaVersion::V2 => {
+            extend(
+                &mut config,
+                json!({"autoRefreshInterval": 300, "analyticsId": null,
+                       "analyticsScriptUrl": null, "analyticsType": null,
+                       "showOnlyLastHeartbeat": false, "rssTitle": null}),
+            );
+            body.insert(
+                "incidents".into(),
+                Value::Array(incident.into_iter().collect()),
+            );
+        }
+    }
+    body.insert("config".into(), config);
+    body.insert("publicGroupList".into(), Value::Array(groups));
+    body.insert("maintenanceList".into(), json!([]));
+    cached(300, Value::Object(body))
+}
+
+fn extend(target: &mut Value, more: Value) {
+    if let (Value::Object(target), Value::Object(more)) = (target, more) {
+        target.extend(more);
+    }
+}
+
+async fn heartbeats(State(shared): State<Arc<Shared>>, Path(slug): Path<String>) -> Response {
+    let now = shared.clock.now_ms();
+    let mut state = shared.lock();
+    // An unknown slug matches no monitor, so Kuma answers 200 with empty maps.
+    if slug.to_ascii_lowercase() != state.slug {
+        return cached(60, json!({"heartbeatList": {}, "uptimeList": {}}));
+    }
+    let (version, mode) = (state.version, state.mode);
+    let served = match version {
+        KumaVersion::V1_23 => 50,
+        KumaVersion::V2 => MAX_BEATS,
+    };
+    let mut list = Map::new();
+    let mut uptime = Map::new();
+    for monitor in &mut state.monitors {
+        if monitor.state == MonitorState::Flapping || mode == HeartbeatMode::PerRequest {
+            monitor.beat(now);
+        }
+        let skip = monitor.beats.len().saturating_sub(served);
+        let beats: Vec<Value> = monitor
+            .beats
+            .iter()
+            .skip(skip)
+            .map(|b| {
+                json!({"status": b.status, "time": beat_time(b.time_ms, version), "msg": "",
+                       "ping": b.ping})
+            })
+            .collect();
+        list.insert(monitor.id.to_string(), Value::Array(beats));
+        if !monitor.beats.is_empty() {
+            // An approximation of Kuma's 24 h figure: the share of stored beats that are up.
+            let up = monitor.beats.iter().filter(|b| b.status == 1).count();
+            let ratio = up as f64 / monitor.beats.len() as f64;
+            uptime.insert(format!("{}_24", monitor.id), json!(ratio));
+        }
+    }
+    cached(60, json!({"heartbeatList": list, "uptimeList": uptime}))
+}
+
+/// Zone-less UTC, with milliseconds on 1.23 and whole seconds on 2.x.
+fn beat_time(ms: i64, version: KumaVersion) -> String {
+    let Ok(t) = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000) else {
+        return String::new();
+    };
+    let seconds = format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    match version {
+        KumaVersion::V1_23 => format!("{seconds}.{:03}", t.millisecond()),
+        KumaVersion::V2 => seconds,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::error::{AppError, ErrorCode};
+    use crate::integrations::upstream::{
+        Request as UpRequest, Upstream, UpstreamOptions, read_text,
+    };
+
+    const PAGE: &str = "GET /api/status-page/{slug}";
+    const BEATS: &str = "GET /api/status-page/heartbeat/{slug}";
+
+    async fn fetch(url: String) -> (u16, Value) {
+        let (status, text) = Upstream::new("Uptime Kuma", UpstreamOptions::with_timeout_ms(2000))
+            .send(UpRequest::get(url), |r| {
+                let status = r.status().as_u16();
+                Ok((status, read_text(r)?))
+            })
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn get_page(fake: &FakeUptimeKuma, slug: &str) -> (u16, Value) {
+        fetch(format!("{}/api/status-page/{slug}", fake.url())).await
+    }
+
+    async fn get_beats(fake: &FakeUptimeKuma, slug: &str) -> (u16, Value) {
+        fetch(format!("{}/api/status-page/heartbeat/{slug}", fake.url())).await
+    }
+
+    #[tokio::test]
+    async fn serves_the_2x_shape() {
+        let clock = Arc::new(ManualClock::new(1_746_122_280_123));
+        let fake = FakeUptimeKuma::start_with_clock("home", KumaVersion::V2, clock)
+            .await
+            .unwrap();
+        fake.add_monitor(1, "Plex");
+        fake.set_incident(Some(("Down", "Upgrading")));
+        let (status, page) = get_page(&fake, "home").await;
+        assert_eq!(status, 200);
+        assert_eq!(page["config"]["autoRefreshInterval"], 300);
+        assert!(page["config"].get("googleAnalyticsId").is_none());
+        assert!(page.get("incident").is_none());
+        assert_eq!(page["incidents"][0]["title"], "Down");
+        assert_eq!(page["publicGroupList"][0]["name"], DEFAULT_GROUP);
+        assert_eq!(page["publicGroupList"][0]["monitorList"][0]["id"], 1);
+        let (status, beats) = get_beats(&fake, "home").await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            beats["heartbeatList"]["1"],
+            json!([{"status": 1, "time": "2025-05-01 17:58:00", "msg": "", "ping": UP_PING_MS}])
+        );
+        assert_eq!(beats["uptimeList"]["1_24"], 1.0);
+    }
+
+    #[tokio::test]
+    async fn serves_the_1_23_shape() {
+        let clock = Arc::new(ManualClock::new(1_746_122_280_123));
+        let fake = FakeUptimeKuma::start_with_clock("home", KumaVersion::V1_23, clock)
+            .await
+            .unwrap();
+        fake.add_monitor(1, "Plex");
+        let (_, page) = get_page(&fake, "home").await;
+        assert!(page["incident"].is_null());
+        assert!(page.get("incidents").is_none());
+        assert!(page["config"].get("googleAnalyticsId").is_some());
+        assert!(page["config"].get("autoRefreshInterval").is_none());
+        fake.set_incident(Some(("Down", "Upgrading")));
+        assert_eq!(
+            get_page(&fake, "home").await.1["incident"]["content"],
+            "Upgrading"
+        );
+        let (_, beats) = get_beats(&fake, "home").await;
+        assert_eq!(
+            beats["heartbeatList"]["1"][0]["time"],
+            "2025-05-01 17:58:00.123"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unknown_slug_is_404_on_the_page_and_empty_on_the_heartbeats() {
+        let fake = FakeUptimeKuma::start("Home", KumaVersion::V2)
+            .await
+            .unwrap();
+        assert_eq!(fake.slug(), "home");
+        fake.add_monitor(1, "Plex");
+        assert_eq!(
+            get_page(&fake, "other").await,
+            (
+                404,
+                json!({"status": "fail", "msg": "Status Page Not Found"})
+            )
+        );
+        assert_eq!(
+            get_beats(&fake, "other").await,
+            (200, json!({"heartbeatList": {}, "uptimeList": {}}))
+        );
+        assert_eq!(get_page(&fake, "HOME").await.0, 200, "case-insensitive");
+        assert_eq!(fake.requests(PAGE), 2);
+        assert_eq!(fake.requests(BEATS), 1);
+    }
+
+    #[tokio::test]
+    async fn states_flapping_and_history() {
+        let fake = FakeUptimeKuma::start("home", KumaVersion::V1_23)
+            .await
+            .unwrap();
+        fake.add_monitor(1, "A");
+        fake.add_monitor(2, "B");
+        assert!(!fake.set_state(3, MonitorState::Down), "no such monitor");
+        assert!(fake.set_state(1, MonitorState::Flapping));
+        let statuses = |beats: &Value, id: &str| -> Vec<u64> {
+            beats["heartbeatList"][id]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b["status"].as_u64().unwrap())
+                .collect()
+        };
+        get_page(&fake, "home").await;
+        let (_, beats) = get_beats(&fake, "home").await;
+        assert_eq!(statuses(&beats, "1"), vec![1, 0]);
+        let (_, beats) = get_beats(&fake, "home").await;
+        assert_eq!(statuses(&beats, "1"), vec![1, 0, 1]);
+        assert_eq!(statuses(&beats, "2"), vec![1], "per set: steady");
+        assert_eq!(beats["uptimeList"]["1_24"], 2.0 / 3.0);
+
+        fake.set_state(2, MonitorState::Slow(900));
+        fake.set_state(2, MonitorState::Pending);
+        fake.set_state(2, MonitorState::Maintenance);
+        fake.set_state(2, MonitorState::Down);
+        let (_, beats) = get_beats(&fake, "home").await;
+        assert_eq!(statuses(&beats, "2"), vec![1, 1, 2, 3, 0]);
+        assert_eq!(beats["heartbeatList"]["2"][1]["ping"], 900);
+        assert!(beats["heartbeatList"]["2"][4]["ping"].is_null());
+
+        fake.set_heartbeat_mode(HeartbeatMode::PerRequest);
+        for _ in 0..120 {
+            get_beats(&fake, "home").await;
+        }
+        assert_eq!(fake.heartbeat_count(2), MAX_BEATS);
+        let (_, beats) = get_beats(&fake, "home").await;
+        assert_eq!(statuses(&beats, "2").len(), 50, "1.23 serves 50");
+        fake.set_version(KumaVersion::V2);
+        let (_, beats) = get_beats(&fake, "home").await;
+        assert_eq!(statuses(&beats, "2").len(), MAX_BEATS);
+
+        fake.clear_heartbeats(2);
+        fake.set_heartbeat_mode(HeartbeatMode::PerSet);
+        let (_, beats) = get_beats(&fake, "home").await;
+        assert_eq!(beats["heartbeatList"]["2"], json!([]));
+        assert!(beats["uptimeList"].get("2_24").is_none());
+        assert!(fake.remove_monitor(2));
+        let (_, page) = get_page(&fake, "home").await;
+        assert_eq!(
+            page["publicGroupList"][0]["monitorList"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn aimed_faults_hit_only_their_endpoint() {
+        let fake = FakeUptimeKuma::start("home", KumaVersion::V2)
+            .await
+            .unwrap();
+        fake.fail_next_on(Endpoint::Heartbeat, 1, Fault::Status(500));
+        fake.fail_next(1, Fault::Garbage);
+        assert_eq!(get_page(&fake, "home").await.0, 200, "garbage is 200");
+        assert!(get_page(&fake, "home").await.1.is_object(), "no fault left");
+        let (status, body) = get_beats(&fake, "home").await;
+        assert_eq!(status, 500);
+        assert_eq!(body["status"], "fail");
+        assert_eq!(get_beats(&fake, "home").await.0, 200);
+        fake.fail_next(
+            1,
+            Fault::Body {
+                status: 200,
+                body: r#"{"ok":false}"#.into(),
+            },
+        );
+        assert_eq!(get_page(&fake, "home").await.1, json!({"ok": false}));
+        fake.fail_next(1, Fault::Hang(Duration::from_millis(100)));
+        let began = std::time::Instant::now();
+        get_page(&fake, "home").await;
+        assert!(began.elapsed() >= Duration::from_millis(100));
+        assert_eq!(fake.requests(PAGE), 4);
+        assert_eq!(fake.total_requests(), 6);
+    }
+
+    #[tokio::test]
+    async fn a_stopped_fake_refuses_connections() {
+        let fake = FakeUptimeKuma::start("home", KumaVersion::V2)
+            .await
+            .unwrap();
+        let url = format!("{}/api/status-page/home", fake.url());
+        fake.shutdown().await;
+        let e = Upstream::new("Uptime Kuma", UpstreamOptions::with_timeout_ms(2000))
+            .send(UpRequest::get(url), |r| Ok(r.status().as_u16()))
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            e,
+            AppError::Upstream {
+                code: ErrorCode::ServiceUnavailable,
+                ..
+            }
+        ));
+    }
+}
