@@ -8,5 +8,6 @@
 //! Nothing here may be used by the production request path.
 
 pub mod overseerr;
+pub mod plex;
 pub mod plextv;
 pub mod uptime_kuma;

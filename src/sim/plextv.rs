@@ -251,6 +251,12 @@ impl FakePlexTv {
         }
     }
 
+    /// The id of the PIN created last, if any: what the user's browser would approve on
+    /// app.plex.tv (the client never sees plex.tv's PIN id).
+    pub fn last_pin_id(&self) -> Option<i64> {
+        self.shared.lock().pins.keys().max().copied()
+    }
+
     /// Sets `expiresIn` (seconds) for PINs created from now on.
     pub fn set_pin_lifetime(&self, seconds: i64) {
         self.shared.lock().pin_lifetime_secs = seconds;

@@ -6,9 +6,15 @@
 
 mod support;
 
+mod account_changes;
+mod at_rest;
+mod auth;
+mod authz;
 mod backup;
 mod edge;
 mod health;
 mod metrics;
+mod plex_signin;
 mod schema;
+mod sessions;
 mod shutdown;

@@ -13,7 +13,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Request, StatusCode};
 use base64::Engine;
-use medianest::clock::ManualClock;
+use medianest::clock::{Clock, ManualClock};
 use medianest::data_dir::DataDir;
 use medianest::db::Db;
 use medianest::{AppState, Config};
@@ -81,21 +81,38 @@ pub fn test_state_with_db(
     edit: impl FnOnce(&mut Config),
     open: impl FnOnce(&Config) -> Db,
 ) -> TestState {
+    test_state_with_clock(Arc::new(ManualClock::new(START_MS)), edit, open)
+}
+
+/// [`test_state_with_db`] on a given clock (to share it with a fake upstream).
+pub fn test_state_with_clock(
+    clock: Arc<ManualClock>,
+    edit: impl FnOnce(&mut Config),
+    open: impl FnOnce(&Config) -> Db,
+) -> TestState {
     init_tracing();
     let dir = tempfile::tempdir().unwrap();
     let mut config = config_in(&dir);
     edit(&mut config);
-    // The key comes in like MEDIANEST_SECRET_KEY would, so no test reads the real environment.
-    let key = base64::engine::general_purpose::STANDARD.encode([42u8; 32]);
-    let data = DataDir::prepare_with(&config, Some(&key)).unwrap();
+    let data = DataDir::prepare_with(&config, Some(&test_secret_key())).unwrap();
     let db = open(&config);
-    let clock = Arc::new(ManualClock::new(START_MS));
     let state = AppState::new(config, db, data, clock.clone());
     TestState {
         state,
         clock,
         _dir: dir,
     }
+}
+
+/// The secret key of every test state. It comes in like `MEDIANEST_SECRET_KEY` would, so no
+/// test reads the real environment.
+fn test_secret_key() -> String {
+    base64::engine::general_purpose::STANDARD.encode([42u8; 32])
+}
+
+/// Opens (and migrates) the database file in the configuration's data dir.
+pub fn file_db(config: &Config) -> Db {
+    Db::open_file(&config.database_path(), 4).unwrap()
 }
 
 /// A response read to the end.
@@ -286,4 +303,303 @@ pub fn raw_http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, Strin
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     Ok((status, body))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Accounts and sessions
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "medianest_session";
+
+/// Runs the start-up database work of `medianest::bootstrap` over a test state: the secret key
+/// check, the service connection seeds and the first admin (argon2, so on the blocking pool).
+pub async fn prepare(t: &TestState) {
+    let state = t.state.clone();
+    let now = t.clock.now_ms();
+    tokio::task::spawn_blocking(move || {
+        medianest::prepare_database(state.db(), state.config(), state.data_dir(), now)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+}
+
+/// Stops `t` as the server does (background tasks, WAL checkpoint) and starts a new state over
+/// the same data directory, database file and clock: a restart.
+pub async fn restart(t: TestState) -> TestState {
+    let config = t.state.config().clone();
+    t.state.shutdown().await.unwrap();
+    let TestState { state, clock, _dir } = t;
+    drop(state);
+    let data = DataDir::prepare_with(&config, Some(&test_secret_key())).unwrap();
+    let db = file_db(&config);
+    let state = AppState::new(config, db, data, clock.clone());
+    let restarted = TestState { state, clock, _dir };
+    prepare(&restarted).await;
+    restarted
+}
+
+/// A request under construction: `call("POST", path).bearer(token).json(body).send(&app)`.
+#[derive(Debug)]
+pub struct Call {
+    builder: axum::http::request::Builder,
+    cookies: Vec<String>,
+    body: Option<String>,
+}
+
+/// Starts a request.
+pub fn call(method: &str, path: &str) -> Call {
+    Call {
+        builder: Request::builder().method(method).uri(path),
+        cookies: Vec::new(),
+        body: None,
+    }
+}
+
+impl Call {
+    /// `Authorization: Bearer <token>`.
+    pub fn bearer(self, token: &str) -> Self {
+        self.header("authorization", &format!("Bearer {token}"))
+    }
+
+    /// Adds `name=value` to the `Cookie` header.
+    pub fn cookie(mut self, name: &str, value: &str) -> Self {
+        self.cookies.push(format!("{name}={value}"));
+        self
+    }
+
+    /// The session cookie.
+    pub fn session(self, token: &str) -> Self {
+        self.cookie(SESSION_COOKIE, token)
+    }
+
+    /// `X-CSRF-Token`.
+    pub fn csrf(self, token: &str) -> Self {
+        self.header("x-csrf-token", token)
+    }
+
+    /// Any header.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.builder = self.builder.header(name, value);
+        self
+    }
+
+    /// The socket peer the server would see (router tests have none otherwise).
+    pub fn peer(mut self, ip: &str) -> Self {
+        let addr = SocketAddr::new(ip.parse().unwrap(), 40_000);
+        self.builder = self.builder.extension(axum::extract::ConnectInfo(addr));
+        self
+    }
+
+    /// A JSON body with its content type.
+    pub fn json(mut self, body: serde_json::Value) -> Self {
+        self.body = Some(body.to_string());
+        self.header("content-type", "application/json")
+    }
+
+    /// The finished request.
+    pub fn build(self) -> Request<Body> {
+        let mut builder = self.builder;
+        if !self.cookies.is_empty() {
+            builder = builder.header("cookie", self.cookies.join("; "));
+        }
+        builder
+            .body(self.body.map_or_else(Body::empty, Body::from))
+            .unwrap()
+    }
+
+    /// Sends it through `app`.
+    pub async fn send(self, app: &Router) -> TestResponse {
+        send(app, self.build()).await
+    }
+}
+
+/// A `Set-Cookie` header split into its name, value and attributes.
+#[derive(Debug, Clone)]
+pub struct SetCookie {
+    pub name: String,
+    pub value: String,
+    /// Attribute names in lowercase, with their values (`""` for flags).
+    pub attributes: Vec<(String, String)>,
+}
+
+impl SetCookie {
+    fn parse(line: &str) -> Self {
+        let mut parts = line.split(';').map(str::trim);
+        let (name, value) = parts.next().unwrap().split_once('=').unwrap();
+        let attributes = parts
+            .filter(|p| !p.is_empty())
+            .map(|p| match p.split_once('=') {
+                Some((k, v)) => (k.to_ascii_lowercase(), v.to_owned()),
+                None => (p.to_ascii_lowercase(), String::new()),
+            })
+            .collect();
+        Self {
+            name: name.to_owned(),
+            value: value.to_owned(),
+            attributes,
+        }
+    }
+
+    /// An attribute's value (`Some("")` for a flag that is set).
+    pub fn attribute(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.attributes
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether a flag such as `HttpOnly` is set.
+    pub fn has(&self, flag: &str) -> bool {
+        self.attribute(flag).is_some()
+    }
+}
+
+impl TestResponse {
+    /// Every `Set-Cookie` header of the response.
+    pub fn set_cookies(&self) -> Vec<SetCookie> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| SetCookie::parse(v.to_str().unwrap()))
+            .collect()
+    }
+
+    /// The `Set-Cookie` for `name`, if the response sets it.
+    pub fn set_cookie(&self, name: &str) -> Option<SetCookie> {
+        self.set_cookies().into_iter().find(|c| c.name == name)
+    }
+
+    /// `data` of a success envelope; panics with the body when the response is not a success.
+    pub fn data(&self) -> serde_json::Value {
+        assert!(
+            self.status.is_success(),
+            "expected success, got {}: {}",
+            self.status,
+            self.text()
+        );
+        let body = self.json();
+        assert_eq!(body["success"], true, "{body}");
+        body["data"].clone()
+    }
+}
+
+/// What a sign-in hands the client.
+#[derive(Debug)]
+pub struct SignedIn {
+    pub user_id: String,
+    pub token: String,
+    pub csrf: String,
+    pub response: TestResponse,
+}
+
+impl SignedIn {
+    /// Reads a successful `POST /auth/login` (or PIN poll) answer.
+    pub fn from_response(response: TestResponse) -> Self {
+        let data = response.data();
+        Self {
+            user_id: data["user"]["id"].as_str().unwrap().to_owned(),
+            token: data["token"].as_str().unwrap().to_owned(),
+            csrf: data["csrfToken"].as_str().unwrap().to_owned(),
+            response,
+        }
+    }
+}
+
+/// `POST /api/v1/auth/login` with `username` and `password`.
+pub async fn login(app: &Router, username: &str, password: &str) -> TestResponse {
+    call("POST", "/api/v1/auth/login")
+        .json(serde_json::json!({ "username": username, "password": password }))
+        .send(app)
+        .await
+}
+
+/// Signs in and returns the session; panics unless the sign-in succeeds.
+pub async fn sign_in(app: &Router, username: &str, password: &str) -> SignedIn {
+    SignedIn::from_response(login(app, username, password).await)
+}
+
+/// Inserts a user directly (no password unless `password` is given; argon2 only then) and
+/// returns its id.
+pub async fn insert_user(
+    state: &AppState,
+    username: &str,
+    email: Option<&str>,
+    role: &str,
+    password: Option<&str>,
+) -> String {
+    let hash = password.map(|p| medianest::auth::password::hash_blocking(p).unwrap());
+    let id = medianest::users::new_id();
+    let (i, u, e, r) = (
+        id.clone(),
+        username.to_owned(),
+        email.map(str::to_owned),
+        role.to_owned(),
+    );
+    state
+        .db()
+        .write(move |tx| {
+            tx.execute(
+                "INSERT INTO users (id, username, email, role, status, password_hash, created_at)
+                 VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?6)",
+                rusqlite::params![i, u, e, r, hash, START_MS],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    id
+}
+
+/// A new session for `user_id`, made the way sign-ins make them (no HTTP, no argon2).
+pub async fn new_session(state: &AppState, user_id: &str) -> medianest::auth::session::NewSession {
+    let sessions = state.clone();
+    let user_id = user_id.to_owned();
+    let now = state.clock().now_ms();
+    state
+        .db()
+        .write(move |tx| {
+            sessions
+                .sessions()
+                .create(tx, &user_id, false, Some("test"), None, now)
+        })
+        .await
+        .unwrap()
+}
+
+/// One integer from SQL (counts, flags).
+pub async fn scalar(state: &AppState, sql: &str, params: Vec<rusqlite::types::Value>) -> i64 {
+    let sql = sql.to_owned();
+    state
+        .db()
+        .run(move |c| Ok(c.query_row(&sql, rusqlite::params_from_iter(params), |r| r.get(0))?))
+        .await
+        .unwrap()
+}
+
+/// One optional text value from SQL.
+pub async fn text_value(
+    state: &AppState,
+    sql: &str,
+    params: Vec<rusqlite::types::Value>,
+) -> Option<String> {
+    let sql = sql.to_owned();
+    state
+        .db()
+        .run(move |c| {
+            use rusqlite::OptionalExtension;
+            Ok(c.query_row(&sql, rusqlite::params_from_iter(params), |r| {
+                r.get::<_, Option<String>>(0)
+            })
+            .optional()?
+            .flatten())
+        })
+        .await
+        .unwrap()
+}
+
+/// A text SQL parameter.
+pub fn sql_text(value: &str) -> rusqlite::types::Value {
+    rusqlite::types::Value::Text(value.to_owned())
 }

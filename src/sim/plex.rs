@@ -1,0 +1,494 @@
+//! A fake Plex Media Server (UPSTREAMS.md 1.3): `GET /identity` without a token, in JSON when
+//! the client sends `Accept: application/json` and in XML otherwise, as PMS does; every other
+//! path wants the server token in `X-Plex-Token` (header or query) and answers PMS's HTML 401
+//! page without it. Libraries come later; for now a known token reaches a 404.
+//!
+//! A test or the demo steers it through [`FakePlexServer`]'s methods: the machine identifier, the
+//! server token, injected failures and latency, and per-endpoint request counts. State sits
+//! behind a `std` mutex that is never held across an `.await`.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// The version the fake reports (a real PMS build string).
+pub const VERSION: &str = "1.41.3.9314-a0bfb8370";
+/// How long [`FakePlexServer::shutdown`] lets open connections finish before cutting them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// The one path PMS answers without a token.
+const IDENTITY: &str = "/identity";
+
+/// A failure to inject into the next responses (see [`FakePlexServer::fail_next`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer with this status and PMS's HTML error page.
+    Status(u16),
+    /// 200 with a body that is not valid JSON.
+    Garbage,
+    /// Wait this long, then answer normally.
+    Hang(Duration),
+}
+
+/// A running fake Plex Media Server on `127.0.0.1`. Dropping it stops the server.
+pub struct FakePlexServer {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for FakePlexServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakePlexServer")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Shared {
+    state: Mutex<SimState>,
+    stop: CancellationToken,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, SimState> {
+        // A panicking test thread must not take every later request down with it.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sleeps for `duration` unless the server stops first; false when it stopped.
+    async fn wait(&self, duration: Duration) -> bool {
+        tokio::select! {
+            () = tokio::time::sleep(duration) => true,
+            () = self.stop.cancelled() => false,
+        }
+    }
+}
+
+struct SimState {
+    machine_identifier: String,
+    token: String,
+    faults: VecDeque<Fault>,
+    latency: Duration,
+    counts: HashMap<String, u64>,
+}
+
+impl FakePlexServer {
+    /// Binds `127.0.0.1:0`, starts serving in the background and returns the handle; the port
+    /// accepts connections as soon as this returns. The machine identifier (40 hex characters)
+    /// and the server token (20 characters) are random until set.
+    pub async fn start() -> std::io::Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(SimState {
+                machine_identifier: random_hex(40),
+                token: random_text(20),
+                faults: VecDeque::new(),
+                latency: Duration::ZERO,
+                counts: HashMap::new(),
+            }),
+            stop: CancellationToken::new(),
+        });
+        let app = router(shared.clone());
+        let stop = shared.stop.clone();
+        let task = tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+            if let Err(e) = served {
+                tracing::warn!(error = %e, "fake Plex server stopped with an error");
+            }
+        });
+        Ok(Self {
+            addr,
+            shared,
+            task: Mutex::new(Some(task)),
+        })
+    }
+
+    /// The base URL, e.g. `http://127.0.0.1:41234` (use as `services.plex.url`).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The `machineIdentifier` that `/identity` reports.
+    pub fn machine_identifier(&self) -> String {
+        self.shared.lock().machine_identifier.clone()
+    }
+
+    /// Sets the `machineIdentifier` (to match the owner's server in a fake plex.tv).
+    pub fn set_machine_identifier(&self, machine_identifier: &str) {
+        self.shared.lock().machine_identifier = machine_identifier.to_owned();
+    }
+
+    /// The token every path but `/identity` requires.
+    pub fn token(&self) -> String {
+        self.shared.lock().token.clone()
+    }
+
+    /// Sets the required token (the owner's Plex token, as for a real server).
+    pub fn set_token(&self, token: &str) {
+        self.shared.lock().token = token.to_owned();
+    }
+
+    /// Makes the next `n` requests (to any path) fail with `fault`.
+    pub fn fail_next(&self, n: usize, fault: Fault) {
+        let mut state = self.shared.lock();
+        state.faults.extend(std::iter::repeat_n(fault, n));
+    }
+
+    /// Delays every response by `latency` until set back to zero (a hanging server).
+    pub fn set_latency(&self, latency: Duration) {
+        self.shared.lock().latency = latency;
+    }
+
+    /// Requests received by an endpoint, named `"<METHOD> <route>"` as routed, e.g.
+    /// `"GET /identity"`; unrouted paths count under their raw path. Refused and injected-fault
+    /// requests count too.
+    pub fn requests(&self, endpoint: &str) -> u64 {
+        self.shared
+            .lock()
+            .counts
+            .get(endpoint)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Requests received in total.
+    pub fn total_requests(&self) -> u64 {
+        self.shared.lock().counts.values().sum()
+    }
+
+    /// Stops the server: new connections are refused at once, open ones get a short grace.
+    pub async fn shutdown(&self) {
+        self.shared.stop.cancel();
+        let task = self
+            .task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(task) = task {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(SHUTDOWN_GRACE, task).await.is_err() {
+                abort.abort();
+            }
+        }
+    }
+}
+
+impl Drop for FakePlexServer {
+    fn drop(&mut self) {
+        self.shared.stop.cancel();
+    }
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route(IDENTITY, get(identity))
+        .fallback(not_found)
+        // Layers run outside in: count and apply faults first, then check the token, so a
+        // refused request is still counted.
+        .layer(middleware::from_fn_with_state(shared.clone(), authenticate))
+        .layer(middleware::from_fn_with_state(shared.clone(), observe))
+        .with_state(shared)
+}
+
+/// Counts the request, then applies latency and any injected fault.
+async fn observe(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map_or_else(
+        || request.uri().path().to_owned(),
+        |m| m.as_str().to_owned(),
+    );
+    let key = format!("{} {route}", request.method());
+    let (latency, fault) = {
+        let mut state = shared.lock();
+        *state.counts.entry(key).or_default() += 1;
+        (state.latency, state.faults.pop_front())
+    };
+    if !latency.is_zero() && !shared.wait(latency).await {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    match fault {
+        None => next.run(request).await,
+        Some(Fault::Hang(duration)) => {
+            if !shared.wait(duration).await {
+                return StatusCode::SERVICE_UNAVAILABLE.into_response();
+            }
+            next.run(request).await
+        }
+        Some(Fault::Status(code)) => {
+            html_error(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        }
+        Some(Fault::Garbage) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            r#"{"MediaContainer": {"size": 0, "machineIdent"#,
+        )
+            .into_response(),
+    }
+}
+
+/// Every path but `/identity` wants the server token, in the header or (as browsers and old
+/// clients send it) the query.
+async fn authenticate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    if request.uri().path() == IDENTITY {
+        return next.run(request).await;
+    }
+    let given = request
+        .headers()
+        .get("X-Plex-Token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| query_token(request.uri().query().unwrap_or("")));
+    let expected = shared.lock().token.clone();
+    if given.as_deref() != Some(expected.as_str()) {
+        return html_error(StatusCode::UNAUTHORIZED);
+    }
+    next.run(request).await
+}
+
+fn query_token(query: &str) -> Option<String> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(key, _)| *key == "X-Plex-Token")
+        .map(|(_, value)| value.to_owned())
+}
+
+fn wants_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("json"))
+}
+
+/// `GET /identity`: the older PMS shape (no `apiVersion`), which clients must accept too.
+async fn identity(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let machine_identifier = shared.lock().machine_identifier.clone();
+    if wants_json(&headers) {
+        axum::Json(json!({
+            "MediaContainer": {
+                "size": 0,
+                "claimed": true,
+                "machineIdentifier": machine_identifier,
+                "version": VERSION,
+            }
+        }))
+        .into_response()
+    } else {
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/xml;charset=utf-8")],
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<MediaContainer size=\"0\" \
+                 claimed=\"1\" machineIdentifier=\"{}\" version=\"{VERSION}\">\n\
+                 </MediaContainer>\n",
+                escape(&machine_identifier)
+            ),
+        )
+            .into_response()
+    }
+}
+
+/// PMS answers errors, 401 included, with a small HTML page rather than JSON.
+fn html_error(status: StatusCode) -> Response {
+    let reason = status.canonical_reason().unwrap_or("Error");
+    let code = status.as_u16();
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/html")],
+        format!(
+            "<html><head><title>{reason}</title></head><body><h1>{code} {reason}</h1></body></html>"
+        ),
+    )
+        .into_response()
+}
+
+async fn not_found() -> Response {
+    html_error(StatusCode::NOT_FOUND)
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn random_text(len: usize) -> String {
+    rand::rng()
+        .sample_iter(Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}
+
+fn random_hex(len: usize) -> String {
+    let mut rng = rand::rng();
+    (0..len)
+        .map(|_| char::from(b"0123456789abcdef"[rng.random_range(0..16)]))
+        .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::error::{AppError, ErrorCode};
+    use crate::integrations::upstream::{
+        Request as UpRequest, Upstream, UpstreamOptions, read_text,
+    };
+
+    fn gateway() -> Upstream {
+        Upstream::new("Plex", UpstreamOptions::with_timeout_ms(2000))
+    }
+
+    async fn fetch(request: UpRequest) -> (u16, String) {
+        gateway()
+            .send(request, |r| {
+                let status = r.status().as_u16();
+                Ok((status, read_text(r)?))
+            })
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn identity_needs_no_token_and_answers_json_when_asked() {
+        let fake = FakePlexServer::start().await.unwrap();
+        fake.set_machine_identifier("96f2fe7a78c9dc1f16a16bedbe90f98149be16b4");
+        let (status, body) = fetch(
+            UpRequest::get(format!("{}/identity", fake.url())).header("Accept", "application/json"),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let container = &body["MediaContainer"];
+        assert_eq!(
+            container["machineIdentifier"],
+            "96f2fe7a78c9dc1f16a16bedbe90f98149be16b4"
+        );
+        assert_eq!(container["size"], 0);
+        assert_eq!(container["claimed"], true);
+        assert_eq!(container["version"], VERSION);
+    }
+
+    #[tokio::test]
+    async fn identity_is_xml_without_a_json_accept_header() {
+        let fake = FakePlexServer::start().await.unwrap();
+        let (status, body) = fetch(UpRequest::get(format!("{}/identity", fake.url()))).await;
+        assert_eq!(status, 200);
+        assert!(body.starts_with("<?xml"), "{body}");
+        let doc = roxmltree::Document::parse(&body).unwrap();
+        let root = doc.root_element();
+        assert_eq!(root.tag_name().name(), "MediaContainer");
+        assert_eq!(
+            root.attribute("machineIdentifier"),
+            Some(fake.machine_identifier().as_str())
+        );
+        assert_eq!(fake.machine_identifier().len(), 40);
+    }
+
+    #[tokio::test]
+    async fn other_paths_want_the_server_token_in_header_or_query() {
+        let fake = FakePlexServer::start().await.unwrap();
+        fake.set_token("owner-token-123");
+        let url = format!("{}/library/sections", fake.url());
+        let (status, body) = fetch(UpRequest::get(url.clone())).await;
+        assert_eq!(status, 401);
+        assert!(body.contains("<title>Unauthorized</title>"), "{body}");
+        let (status, _) = fetch(UpRequest::get(url.clone()).header("X-Plex-Token", "wrong")).await;
+        assert_eq!(status, 401);
+        // With the right token the path is simply not there yet.
+        let (status, _) =
+            fetch(UpRequest::get(url.clone()).header("X-Plex-Token", "owner-token-123")).await;
+        assert_eq!(status, 404);
+        let (status, _) = fetch(UpRequest::get(format!(
+            "{url}?X-Plex-Token=owner-token-123"
+        )))
+        .await;
+        assert_eq!(status, 404);
+        assert_eq!(fake.token(), "owner-token-123");
+        assert_eq!(fake.requests("GET /library/sections"), 4);
+        assert_eq!(fake.total_requests(), 4);
+    }
+
+    #[tokio::test]
+    async fn injected_faults_apply_to_the_next_requests_only() {
+        let fake = FakePlexServer::start().await.unwrap();
+        let identity = || {
+            UpRequest::get(format!("{}/identity", fake.url())).header("Accept", "application/json")
+        };
+        fake.fail_next(1, Fault::Status(500));
+        fake.fail_next(1, Fault::Garbage);
+        let (status, body) = fetch(identity()).await;
+        assert_eq!(status, 500);
+        assert!(body.contains("<h1>500"), "{body}");
+        let (status, body) = fetch(identity()).await;
+        assert_eq!(status, 200);
+        assert!(serde_json::from_str::<serde_json::Value>(&body).is_err());
+        let (status, _) = fetch(identity()).await;
+        assert_eq!(status, 200);
+        assert_eq!(fake.requests("GET /identity"), 3);
+    }
+
+    #[tokio::test]
+    async fn latency_delays_answers() {
+        let fake = FakePlexServer::start().await.unwrap();
+        fake.set_latency(Duration::from_millis(120));
+        let began = std::time::Instant::now();
+        let (status, _) = fetch(UpRequest::get(format!("{}/identity", fake.url()))).await;
+        assert_eq!(status, 200);
+        assert!(began.elapsed() >= Duration::from_millis(120));
+        fake.set_latency(Duration::ZERO);
+        fake.fail_next(1, Fault::Hang(Duration::from_millis(120)));
+        let began = std::time::Instant::now();
+        fetch(UpRequest::get(format!("{}/identity", fake.url()))).await;
+        assert!(began.elapsed() >= Duration::from_millis(120));
+    }
+
+    #[tokio::test]
+    async fn a_stopped_fake_refuses_connections() {
+        let fake = FakePlexServer::start().await.unwrap();
+        let url = format!("{}/identity", fake.url());
+        fake.shutdown().await;
+        let e = gateway()
+            .send(UpRequest::get(url), |r| Ok(r.status().as_u16()))
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            e,
+            AppError::Upstream {
+                code: ErrorCode::ServiceUnavailable,
+                ..
+            }
+        ));
+    }
+}
