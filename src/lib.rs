@@ -17,12 +17,14 @@ pub mod data_dir;
 pub mod db;
 pub mod error;
 pub mod error_log;
+pub mod events;
 pub mod health;
 pub mod housekeeping;
 pub mod http;
 pub mod integrations;
 pub mod metrics;
 pub mod monitor;
+pub mod notifications;
 pub mod pagination;
 pub mod ratelimit;
 pub mod response;
@@ -94,6 +96,8 @@ pub fn api_routes() -> routes::Routes {
         .merge(health::api_routes())
         .merge(auth::routes())
         .merge(admin::routes())
+        .merge(notifications::routes())
+        .merge(events::routes())
         .prefixed("/api/v1")
         .merge(health::routes())
         .merge(metrics::routes())
@@ -193,6 +197,9 @@ where
         });
     }
     drop(listener);
+    // Live-event streams never end by themselves: end them now, or they would hold the
+    // graceful shutdown for the whole grace period.
+    state.events().close();
     tracing::info!("shutting down: finishing in-flight requests");
     if tokio::time::timeout(grace, graceful.shutdown())
         .await

@@ -19,6 +19,7 @@ use crate::crypto::Cipher;
 use crate::data_dir::DataDir;
 use crate::db::Db;
 use crate::error::AppResult;
+use crate::events::EventBus;
 use crate::health::HealthProbe;
 use crate::http::{ErrorLogEntry, SecurityHeaders};
 use crate::monitor::Monitor;
@@ -52,6 +53,7 @@ struct Inner {
     cipher: Cipher,
     cursors: CursorCodec,
     plex_auth: PlexAuth,
+    events: EventBus,
     cpu: Arc<Semaphore>,
     started: Instant,
     error_log: mpsc::Sender<ErrorLogEntry>,
@@ -94,6 +96,7 @@ impl AppState {
                 cipher: Cipher::new(&data.secret_key),
                 cursors: CursorCodec::new(&data.secret_key),
                 plex_auth: PlexAuth::new(&config.plex.tv_url, &data.plex_client_id, clock.clone()),
+                events: EventBus::default(),
                 cpu: Arc::new(Semaphore::new(CPU_JOBS)),
                 config: Arc::new(config),
                 db,
@@ -149,6 +152,11 @@ impl AppState {
     /// The Plex sign-in machinery (plex.tv client, pending PINs).
     pub fn plex_auth(&self) -> &PlexAuth {
         &self.inner.plex_auth
+    }
+
+    /// The live-event bus (`GET /events`).
+    pub fn events(&self) -> &EventBus {
+        &self.inner.events
     }
 
     /// Signs and checks page cursors.

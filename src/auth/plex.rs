@@ -26,6 +26,7 @@ use crate::error::{AppError, AppResult, ErrorCode};
 use crate::http::ClientIp;
 use crate::integrations::plextv::{PinState, PlexTv, PlexUser};
 use crate::integrations::upstream::{Request, Upstream, UpstreamOptions};
+use crate::notifications;
 use crate::response::ApiResponse;
 use crate::service_config::{self, ServiceName};
 use crate::state::AppState;
@@ -296,7 +297,7 @@ async fn sign_up_or_refresh(
     let account = account.clone();
     let id = users::new_id();
     let new_id = id.clone();
-    state
+    let notified = state
         .db()
         .write(move |tx| {
             let taken = |sql: &str, value: &str| -> AppResult<bool> {
@@ -312,9 +313,7 @@ async fn sign_up_or_refresh(
                 account.username.clone()
             };
             let email = match &account.email {
-                Some(e)
-                    if !taken("SELECT EXISTS (SELECT 1 FROM users WHERE email = ?1)", e)? =>
-                {
+                Some(e) if !taken("SELECT EXISTS (SELECT 1 FROM users WHERE email = ?1)", e)? => {
                     Some(e.clone())
                 }
                 _ => None,
@@ -336,24 +335,23 @@ async fn sign_up_or_refresh(
                 now
             ])?;
             // Tell the admins someone new signed up.
-            let message = format!("{} signed in with Plex for the first time.", account.username);
-            let metadata = serde_json::json!({ "userId": new_id, "plexUsername": account.username }).to_string();
-            for admin in users::active_admin_ids(tx)? {
-                tx.prepare_cached(
-                    "INSERT INTO notifications (id, user_id, type, title, message, metadata, created_at)
-                     VALUES (?1, ?2, 'user.signup', 'New user', ?3, ?4, ?5)",
-                )?
-                .execute(rusqlite::params![
-                    uuid::Uuid::now_v7().to_string(),
-                    admin,
-                    message,
-                    metadata,
-                    now
-                ])?;
-            }
-            Ok(())
+            let message = format!(
+                "{} signed in with Plex for the first time.",
+                account.username
+            );
+            let metadata =
+                serde_json::json!({ "userId": new_id, "plexUsername": account.username });
+            notifications::create_for_admins(
+                tx,
+                "user.signup",
+                "New user",
+                &message,
+                Some(metadata),
+                now,
+            )
         })
         .await?;
+    notifications::publish_all_created(state.events(), &notified);
     tracing::info!(user_id = %id, "created a user from a Plex sign-in");
     state
         .db()
