@@ -346,6 +346,18 @@ where
         self.entries.remove(key);
     }
 
+    /// Removes and returns the fresh value for `key`. Of several callers racing for one key,
+    /// exactly one gets it (a one-time claim, such as completing a sign-in).
+    pub fn take(&self, key: &K) -> Option<V> {
+        let _flights = self.lock_flights();
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        let now = self.clock.now_ms();
+        self.entries
+            .remove(key)
+            .filter(|(_, entry)| entry.is_fresh(now))
+            .map(|(_, entry)| entry.value)
+    }
+
     /// Drops every value whose key matches `pred`, e.g. all entries of one user.
     pub fn invalidate_if(&self, pred: impl Fn(&K) -> bool) {
         let _flights = self.lock_flights();
@@ -704,6 +716,18 @@ mod tests {
         assert_eq!(cache.get(&9), None);
         assert_eq!(cache.stats().evictions, 2);
         assert_eq!(cache.stats().entries, 2);
+    }
+
+    #[test]
+    fn take_gives_the_value_to_one_caller_only() {
+        let clock = Arc::new(ManualClock::new(0));
+        let cache: TtlCache<u32, u32> = TtlCache::new("t", 8, clock.clone());
+        cache.insert(1, 10, Duration::from_secs(5));
+        assert_eq!(cache.take(&1), Some(10));
+        assert_eq!(cache.take(&1), None);
+        cache.insert(2, 20, Duration::from_secs(5));
+        clock.advance(5_000);
+        assert_eq!(cache.take(&2), None, "expired values are not handed out");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -99,11 +99,14 @@ pub async fn login(
     }
     let limit = state.limiters().login_failures_per_username();
     let lookup_login = login.clone();
-    let (user, locked) = state
+    let (user, failure_key, locked) = state
         .db()
         .run(move |conn| {
-            let locked = login_failures::check(conn, &lookup_login, limit, now)?;
-            Ok((users::by_login(conn, &lookup_login)?, locked))
+            let user = users::by_login(conn, &lookup_login)?;
+            // Failures count against the account, whichever of its names was typed.
+            let key = user.as_ref().map_or(lookup_login, |u| u.username.clone());
+            let locked = login_failures::check(conn, &key, limit, now)?;
+            Ok((user, key, locked))
         })
         .await?;
     if let Err(wait) = locked {
@@ -118,7 +121,7 @@ pub async fn login(
         }
         state
             .db()
-            .write(move |tx| login_failures::record(tx, &login, now))
+            .write(move |tx| login_failures::record(tx, &failure_key, now))
             .await?;
         return Err(AppError::new(ErrorCode::InvalidCredentials));
     };

@@ -187,14 +187,17 @@ pub async fn poll_pin(
     let Some(token) = pin.auth_token else {
         return Ok(ApiResponse::ok(&Pending { authorized: false }).into_response());
     };
+    // Claim the PIN: of two polls racing past this point, one signs in and the other finds
+    // nothing, as a second poll after the first would.
+    if plex.pins.take(&pin_id).is_none() {
+        return Err(not_found());
+    }
     let account = plex
         .plextv
         .user(&token)
         .await?
         .or_error(|| AppError::new(ErrorCode::PlexTokenExpired))?;
     let user = sign_up_or_refresh(&state, &account, &token, now).await?;
-    // One use only: a second poll of the same PIN finds nothing.
-    plex.pins.invalidate(&pin_id);
     let ua = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
@@ -255,12 +258,16 @@ async fn sign_up_or_refresh(
         state
             .db()
             .write(move |tx| {
-                // The email may now belong to another account here; keep the old one then.
+                // The username or email may now belong to another account here; keep the old
+                // one then.
                 tx.prepare_cached(
                     "UPDATE users SET plex_username = ?1, name = ?2, image = ?3, plex_token = ?4,
                             email = CASE WHEN ?5 IS NULL OR EXISTS
                                 (SELECT 1 FROM users WHERE email = ?5 AND id <> ?6)
-                              THEN email ELSE ?5 END
+                              THEN email ELSE ?5 END,
+                            username = CASE WHEN EXISTS
+                                (SELECT 1 FROM users WHERE username = ?1 AND id <> ?6)
+                              THEN username ELSE ?1 END
                      WHERE id = ?6",
                 )?
                 .execute(rusqlite::params![
