@@ -69,7 +69,6 @@ pub fn bootstrap(config: Config, clock: clock::SharedClock) -> Result<AppState, 
     let db = db::Db::open_file(&config.database_path(), config.database.pool_size)
         .map_err(|e| StartError::Database(e.to_string()))?;
     prepare_database(&db, &config, &data, clock.now_ms())?;
-    auth::password::warm_up();
     Ok(AppState::new(config, db, data, clock))
 }
 
