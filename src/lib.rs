@@ -30,6 +30,7 @@ pub mod ratelimit;
 pub mod response;
 pub mod routes;
 pub mod service_config;
+pub mod services;
 pub mod sim;
 pub mod state;
 pub mod time;
@@ -94,6 +95,7 @@ pub fn api_routes() -> routes::Routes {
     routes::Routes::new()
         .merge(health::api_routes())
         .merge(auth::routes())
+        .merge(services::routes())
         .merge(admin::routes())
         .merge(notifications::routes())
         .merge(events::routes())

@@ -25,6 +25,9 @@ use crate::http::{ErrorLogEntry, SecurityHeaders};
 use crate::monitor::Monitor;
 use crate::pagination::CursorCodec;
 use crate::ratelimit::Limiters;
+use crate::services::api::StatusCache;
+use crate::services::clients::Clients;
+use crate::services::manager::HealthManager;
 
 /// How many 5xx reports may wait for the error-log writer before new ones are dropped (and
 /// counted): a flood of failures must not grow memory without bound.
@@ -54,6 +57,9 @@ struct Inner {
     cursors: CursorCodec,
     plex_auth: PlexAuth,
     events: EventBus,
+    service_clients: Clients,
+    status_cache: StatusCache,
+    health_manager: HealthManager,
     cpu: Arc<Semaphore>,
     started: Instant,
     error_log: mpsc::Sender<ErrorLogEntry>,
@@ -97,6 +103,9 @@ impl AppState {
                 cursors: CursorCodec::new(&data.secret_key),
                 plex_auth: PlexAuth::new(&config.plex.tv_url, &data.plex_client_id, clock.clone()),
                 events: EventBus::default(),
+                service_clients: Clients::default(),
+                status_cache: StatusCache::new(clock.clone()),
+                health_manager: HealthManager::new(),
                 cpu: Arc::new(Semaphore::new(CPU_JOBS)),
                 config: Arc::new(config),
                 db,
@@ -159,6 +168,21 @@ impl AppState {
         &self.inner.events
     }
 
+    /// The clients of the configured services.
+    pub fn service_clients(&self) -> &Clients {
+        &self.inner.service_clients
+    }
+
+    /// The service status caches.
+    pub fn status_cache(&self) -> &StatusCache {
+        &self.inner.status_cache
+    }
+
+    /// The health-check manager's memory.
+    pub fn health_manager(&self) -> &HealthManager {
+        &self.inner.health_manager
+    }
+
     /// Signs and checks page cursors.
     pub fn cursors(&self) -> &CursorCodec {
         &self.inner.cursors
@@ -182,6 +206,7 @@ impl AppState {
         vec![
             self.inner.sessions.cache_stats(),
             self.inner.health.cache_stats(),
+            self.inner.status_cache.stats(),
         ]
     }
 
@@ -228,6 +253,7 @@ impl AppState {
             self.spawn_task(crate::error_log::run_writer(self.clone(), rx));
         }
         self.spawn_task(crate::housekeeping::run(self.clone()));
+        self.spawn_task(crate::services::run(self.clone()));
     }
 
     /// Stops background tasks (bounded wait) and checkpoints the database.

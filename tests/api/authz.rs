@@ -104,6 +104,15 @@ const MATRIX: &[(&str, &str, [Want; 4])] = &[
     ("GET /api/v1/notifications",                   "",                                                   [E401, OK,   OK,   OK]),
     ("POST /api/v1/notifications/read-all",         "",                                                   [E401, OK,   OK,   OK]),
     ("POST /api/v1/notifications/{id}/read",        "",                                                   [E401, OK,   E404, E404]),
+    ("GET /api/v1/services",                        "",                                                   [E401, OK,   OK,   OK]),
+    ("GET /api/v1/services/{name}",                 "",                                                   [E401, OK,   OK,   OK]),
+    ("GET /api/v1/services/{name}/history",         "",                                                   [E401, OK,   OK,   OK]),
+    ("GET /api/v1/admin/services",                  "",                                                   [E401, E403, E403, OK]),
+    ("PUT /api/v1/admin/services/{name}",           r#"{"enabled":false}"#,                               [E401, E403, E403, OK]),
+    // Nothing listens on the discard port: the test answers ok=false at once.
+    ("POST /api/v1/admin/services/{name}/test",     r#"{"url":"http://127.0.0.1:9"}"#,                    [E401, E403, E403, OK]),
+    ("GET /api/v1/admin/integrations",              "",                                                   [E401, E403, E403, OK]),
+    ("POST /api/v1/admin/integrations/{name}/reset", "",                                                  [E401, E403, E403, OK]),
     // Server-Sent Events: only the head is read.
     ("GET /api/v1/events",                          "",                                                   [E401, OK,   OK,   OK]),
 ];
@@ -194,6 +203,12 @@ impl Fixture {
                     rusqlite::params![cid, owner, support::START_MS],
                 )?;
                 tx.execute(
+                    "INSERT INTO service_status (id, service_name, display_name, status,
+                                                 last_check_at)
+                     VALUES ('s1', 'plex', 'Plex', 'up', ?1)",
+                    [support::START_MS],
+                )?;
+                tx.execute(
                     "INSERT INTO notifications (id, user_id, type, title, message, created_at)
                      VALUES (?1, ?2, 'request.updated', 'Approved', 'A Film was approved', ?3)",
                     rusqlite::params![notification, owner, support::START_MS],
@@ -237,6 +252,8 @@ fn fill(template: &str, fx: &Fixture) -> Result<String, String> {
         let value = match param {
             "pin_id" => "no-such-pin".to_owned(),
             "correlation_id" => fx.correlation_id.clone(),
+            "name" if template.starts_with("/api/v1/admin/integrations/") => "plex_tv".to_owned(),
+            "name" => "plex".to_owned(),
             "id" if template.starts_with("/api/v1/auth/sessions/") => fx.user_spare_session.clone(),
             "id" if template.starts_with("/api/v1/admin/users/") => fx.user_id.clone(),
             "id" if template.starts_with("/api/v1/notifications/") => fx.user_notification.clone(),

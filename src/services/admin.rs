@@ -1,0 +1,411 @@
+//! Admin pages for the service connections and the circuit breakers:
+//! `GET /admin/services`, `PUT /admin/services/{name}`, `POST /admin/services/{name}/test`,
+//! `GET /admin/integrations`, `POST /admin/integrations/{name}/reset`.
+//!
+//! Saving validates, encrypts the key, rebuilds the clients and runs a check at once, so the
+//! dashboard shows the effect of new settings immediately and no restart is needed.
+
+use std::time::Instant;
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use super::clients::{self, ServiceClients};
+use crate::auth::AdminUser;
+use crate::error::{AppError, AppResult, ErrorCode};
+use crate::http::ApiJson;
+use crate::integrations::upstream::UpstreamOptions;
+use crate::response::ApiResponse;
+use crate::service_config::{self, ServiceConfig, ServiceName};
+use crate::state::AppState;
+use crate::time::rfc3339;
+
+/// A service connection as the admin page shows it: the key masked.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceSettings {
+    pub name: &'static str,
+    pub display_name: &'static str,
+    pub url: Option<String>,
+    /// `****` and the last four characters, or null.
+    pub api_key: Option<String>,
+    pub enabled: bool,
+    pub timeout_ms: u64,
+    pub options: serde_json::Value,
+    pub updated_at: String,
+}
+
+/// Masks a secret, keeping its last four characters when it is long enough to spare them.
+pub fn mask(secret: &str) -> String {
+    let n = secret.chars().count();
+    if n <= 8 {
+        return "****".into();
+    }
+    let tail: String = secret.chars().skip(n - 4).collect();
+    format!("****{tail}")
+}
+
+fn settings(config: &ServiceConfig) -> ServiceSettings {
+    let mut options = config.options.clone();
+    if let Some(map) = options.as_object_mut() {
+        map.remove("timeoutMs");
+    }
+    ServiceSettings {
+        name: config.name.as_str(),
+        display_name: config.name.display_name(),
+        url: config.url.clone(),
+        api_key: config.api_key.as_deref().map(mask),
+        enabled: config.enabled,
+        timeout_ms: clients::timeout_ms(config),
+        options,
+        updated_at: rfc3339(config.updated_at),
+    }
+}
+
+async fn load_all(state: &AppState) -> AppResult<Vec<ServiceConfig>> {
+    let cipher = state.cipher().clone();
+    state
+        .db()
+        .run(move |conn| {
+            let mut out = Vec::new();
+            for name in ServiceName::ALL {
+                if let Some(c) = service_config::load(conn, name, &cipher)? {
+                    out.push(c);
+                }
+            }
+            Ok(out)
+        })
+        .await
+}
+
+/// Rebuilds the clients from the database (after a change).
+pub async fn rebuild_clients(state: &AppState) -> AppResult<()> {
+    let configs = load_all(state).await?;
+    state
+        .service_clients()
+        .replace(ServiceClients::build(configs, state.clock()));
+    state.status_cache().invalidate();
+    Ok(())
+}
+
+/// `GET /admin/services`.
+pub async fn list_services(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+) -> AppResult<Response> {
+    let configs = load_all(&state).await?;
+    let list: Vec<ServiceSettings> = configs.iter().map(settings).collect();
+    Ok(ApiResponse::ok(&list).into_response())
+}
+
+fn parse_name(name: &str) -> AppResult<ServiceName> {
+    ServiceName::parse(name).ok_or_else(|| AppError::new(ErrorCode::NotFound))
+}
+
+/// The body of `PUT /admin/services/{name}` and `POST .../test`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServiceBody {
+    url: Option<String>,
+    /// Omitted: keep the stored key. Empty string: remove it.
+    api_key: Option<String>,
+    enabled: Option<bool>,
+    timeout_ms: Option<u64>,
+    options: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Validates a body against the stored settings and returns the settings it asks for.
+fn merged(
+    name: ServiceName,
+    stored: Option<&ServiceConfig>,
+    body: ServiceBody,
+    now: i64,
+) -> AppResult<ServiceConfig> {
+    let mut fields: Vec<(String, String)> = Vec::new();
+    let url = match body.url.as_deref().map(str::trim) {
+        Some("") | None => stored.and_then(|s| s.url.clone()),
+        Some(u) => {
+            if let Err(reason) = crate::config::check_http_url(u) {
+                fields.push(("url".into(), reason));
+            }
+            if u.len() > 2048 {
+                fields.push(("url".into(), "must be at most 2048 characters".into()));
+            }
+            Some(u.trim_end_matches('/').to_owned())
+        }
+    };
+    let api_key = match body.api_key {
+        None => stored.and_then(|s| s.api_key.clone()),
+        Some(k) if k.is_empty() => None,
+        Some(k) if k.len() > 512 || k.chars().any(char::is_control) => {
+            fields.push((
+                "apiKey".into(),
+                "must be at most 512 printable characters".into(),
+            ));
+            None
+        }
+        Some(k) => Some(k),
+    };
+    let mut options = stored
+        .and_then(|s| s.options.as_object().cloned())
+        .unwrap_or_default();
+    if let Some(given) = body.options {
+        for (k, v) in given {
+            match k.as_str() {
+                "slug" if name == ServiceName::UptimeKuma => {
+                    let ok = v.as_str().is_some_and(|s| {
+                        !s.is_empty()
+                            && s.len() <= 64
+                            && s.bytes()
+                                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    });
+                    if !ok {
+                        fields.push((
+                            "options.slug".into(),
+                            "must be 1-64 characters of a-z, 0-9 and -".into(),
+                        ));
+                    }
+                    options.insert(k, v);
+                }
+                other => fields.push((format!("options.{other}"), "is not a known option".into())),
+            }
+        }
+    }
+    if let Some(ms) = body.timeout_ms {
+        if !(500..=60_000).contains(&ms) {
+            fields.push(("timeoutMs".into(), "must be between 500 and 60000".into()));
+        }
+        options.insert("timeoutMs".into(), ms.into());
+    }
+    let enabled = body
+        .enabled
+        .unwrap_or_else(|| stored.is_none_or(|s| s.enabled));
+    if enabled && url.is_none() {
+        fields.push(("url".into(), "is required to enable the service".into()));
+    }
+    if enabled && name == ServiceName::UptimeKuma && !options.contains_key("slug") {
+        fields.push(("options.slug".into(), "is required for Uptime Kuma".into()));
+    }
+    if !fields.is_empty() {
+        return Err(AppError::validation(fields));
+    }
+    Ok(ServiceConfig {
+        name,
+        url,
+        api_key,
+        enabled,
+        options: serde_json::Value::Object(options),
+        updated_at: now,
+    })
+}
+
+/// `PUT /admin/services/{name}`: saves, rebuilds the clients, checks at once.
+pub async fn update_service(
+    State(state): State<AppState>,
+    admin: AdminUser,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<ServiceBody>,
+) -> AppResult<Response> {
+    let name = parse_name(&name)?;
+    let now = state.clock().now_ms();
+    let current = state.service_clients().current();
+    let config = merged(name, current.config(name), body, now)?;
+    let cipher = state.cipher().clone();
+    let to_save = config.clone();
+    let admin_id = admin.user_id().to_owned();
+    state
+        .db()
+        .write(move |tx| {
+            let api_key = to_save
+                .api_key
+                .as_deref()
+                .map(|k| cipher.encrypt(k))
+                .transpose()?;
+            tx.prepare_cached(
+                "INSERT INTO service_config (id, service_name, service_url, api_key, enabled,
+                                             config_data, updated_at, updated_by)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (service_name) DO UPDATE SET
+                    service_url = excluded.service_url, api_key = excluded.api_key,
+                    enabled = excluded.enabled, config_data = excluded.config_data,
+                    updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+            )?
+            .execute(rusqlite::params![
+                uuid::Uuid::now_v7().to_string(),
+                to_save.name.as_str(),
+                to_save.url,
+                api_key,
+                to_save.enabled,
+                to_save.options.to_string(),
+                now,
+                admin_id
+            ])?;
+            Ok(())
+        })
+        .await?;
+    tracing::info!(service = name.as_str(), "service settings saved");
+    rebuild_clients(&state).await?;
+    // Check now so the dashboard reflects the new settings at once.
+    if let Err(e) = super::manager::run_cycle(&state).await {
+        tracing::warn!(error = %e, "the check after saving settings failed");
+    }
+    Ok(ApiResponse::ok(&settings(&config)).into_response())
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TestOutcome {
+    ok: bool,
+    latency_ms: u64,
+    version: Option<String>,
+    error: Option<String>,
+}
+
+/// `POST /admin/services/{name}/test`: a live check with the given (else stored) settings;
+/// saves nothing.
+pub async fn test_service(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<ServiceBody>,
+) -> AppResult<Response> {
+    let name = parse_name(&name)?;
+    let current = state.service_clients().current();
+    let mut config = merged(name, current.config(name), body, state.clock().now_ms())?;
+    config.enabled = true;
+    if config.url.is_none() {
+        return Err(AppError::validation([("url", "is required")]));
+    }
+    let options = UpstreamOptions::with_timeout_ms(clients::timeout_ms(&config));
+    let url = config.url.clone().unwrap_or_default();
+    let started = Instant::now();
+    // A throwaway client (and breaker): testing must not trip the live one.
+    let outcome: AppResult<Option<String>> = match name {
+        ServiceName::Plex => crate::integrations::plex::PlexServer::new(
+            &url,
+            config.api_key.clone(),
+            options,
+            state.clock().clone(),
+        )
+        .identity()
+        .await
+        .map(|i| Some(i.version)),
+        ServiceName::Overseerr => crate::integrations::overseerr::Overseerr::new(
+            &url,
+            config.api_key.clone(),
+            options,
+            state.clock().clone(),
+        )
+        .status()
+        .await
+        .map(|s| Some(s.version)),
+        ServiceName::UptimeKuma => {
+            let slug = config
+                .options
+                .get("slug")
+                .and_then(|s| s.as_str())
+                .unwrap_or_default()
+                .to_owned();
+            crate::integrations::uptime_kuma::UptimeKuma::new(
+                &url,
+                slug,
+                config.api_key.clone(),
+                options,
+                state.clock().clone(),
+            )
+            .status_page()
+            .await
+            .map(|_| None)
+        }
+    };
+    let latency_ms = started.elapsed().as_millis() as u64;
+    let body = match outcome {
+        Ok(version) => TestOutcome {
+            ok: true,
+            latency_ms,
+            version,
+            error: None,
+        },
+        Err(e) => TestOutcome {
+            ok: false,
+            latency_ms,
+            version: None,
+            error: Some(e.report().message),
+        },
+    };
+    Ok(ApiResponse::ok(&body).into_response())
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct IntegrationView {
+    service: &'static str,
+    display_name: &'static str,
+    state: crate::integrations::breaker::BreakerState,
+    consecutive_failures: u32,
+    opened_at: Option<String>,
+    retry_at: Option<String>,
+}
+
+/// `GET /admin/integrations`: the circuit breakers (plex.tv's included).
+pub async fn list_integrations(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+) -> AppResult<Response> {
+    let clients = state.service_clients().current();
+    let mut list: Vec<IntegrationView> = clients
+        .breakers()
+        .into_iter()
+        .map(|(name, b)| IntegrationView {
+            service: name.as_str(),
+            display_name: name.display_name(),
+            state: b.state,
+            consecutive_failures: b.consecutive_failures,
+            opened_at: b.opened_at,
+            retry_at: b.retry_at,
+        })
+        .collect();
+    let tv = state.plex_auth().plextv().upstream().breaker().snapshot();
+    list.push(IntegrationView {
+        service: "plex_tv",
+        display_name: "plex.tv",
+        state: tv.state,
+        consecutive_failures: tv.consecutive_failures,
+        opened_at: tv.opened_at,
+        retry_at: tv.retry_at,
+    });
+    Ok(ApiResponse::ok(&list).into_response())
+}
+
+/// `POST /admin/integrations/{name}/reset`: closes a breaker.
+pub async fn reset_integration(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Path(name): Path<String>,
+) -> AppResult<Response> {
+    let found = if name == "plex_tv" {
+        state.plex_auth().plextv().upstream().breaker().reset();
+        true
+    } else {
+        let service = parse_name(&name)?;
+        state.service_clients().current().reset_breaker(service)
+    };
+    if !found {
+        return Err(AppError::new(ErrorCode::NotFound));
+    }
+    state.status_cache().invalidate();
+    tracing::info!(service = %name, "circuit breaker reset by an admin");
+    Ok(ApiResponse::ok(&serde_json::json!({ "service": name, "state": "closed" })).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_keep_only_a_short_tail() {
+        assert_eq!(mask("abcd"), "****");
+        assert_eq!(mask("0123456789abcdef"), "****cdef");
+    }
+}

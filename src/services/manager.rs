@@ -1,0 +1,332 @@
+//! The health-check manager (SPEC section 8): a background task that checks every enabled
+//! service concurrently each `health.interval_secs` — Plex `GET /identity`, Overseerr
+//! `GET /api/v1/status`, the Uptime Kuma status page, whose monitors become `kuma:<id>`
+//! services — writes the cycle in one transaction, tells admins about outages (after two failed
+//! checks in a row, so a blip pages no one) and recoveries, and publishes `service.status`
+//! events.
+//!
+//! A cycle never outlasts its budget: each check is bounded by its client's timeout and the
+//! cycle as a whole by [`clients::cycle_budget`]. Cycles never overlap: an admin's refresh waits
+//! for a running cycle instead of starting another.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::clients::{self, ServiceClients};
+use super::store::{self, CheckResult, Health};
+use crate::error::{AppError, AppResult};
+use crate::integrations::uptime_kuma::{KumaStatus, SlugError};
+use crate::service_config::ServiceName;
+use crate::state::AppState;
+
+/// Failed checks in a row before admins hear about an outage.
+pub const NOTIFY_AFTER_FAILURES: u32 = 2;
+
+/// The manager's memory between cycles.
+#[derive(Debug, Default)]
+pub struct HealthManager {
+    /// Serialises cycles (the loop and refreshes).
+    cycle: tokio::sync::Mutex<()>,
+    /// When the last cycle finished (Unix ms), for the refresh rate limit.
+    last_cycle_at: Mutex<Option<i64>>,
+    /// Failed checks in a row per service, and whether admins were told it is down.
+    failures: Mutex<HashMap<String, (u32, bool)>>,
+}
+
+impl HealthManager {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// When the last cycle finished.
+    pub fn last_cycle_at(&self) -> Option<i64> {
+        *self.last_cycle_at.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The loop: a first cycle at once, then one per interval, until shutdown.
+pub async fn run(state: AppState) {
+    let token = state.shutdown_token().clone();
+    let interval = Duration::from_secs(state.config().health.interval_secs);
+    let mut ticker = tokio::time::interval(interval);
+    // A cycle that ran long delays the next one rather than causing a burst.
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = token.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        if let Err(e) = run_cycle(&state).await {
+            tracing::warn!(error = %e, "health check cycle failed");
+        }
+    }
+}
+
+/// Runs one cycle now (or waits for the one running) and returns when its results are stored.
+pub async fn run_cycle(state: &AppState) -> AppResult<()> {
+    let manager = state.health_manager();
+    let started_waiting = state.clock().now_ms();
+    let _turn = manager.cycle.lock().await;
+    // A cycle finished while we waited: its results are as fresh as ours would be.
+    if manager
+        .last_cycle_at()
+        .is_some_and(|t| t >= started_waiting)
+    {
+        return Ok(());
+    }
+    let clients = state.service_clients().current();
+    let budget = clients::cycle_budget(&clients);
+    let results = match tokio::time::timeout(budget, check_all(state, &clients)).await {
+        Ok(results) => results,
+        Err(_) => {
+            tracing::warn!(
+                budget_ms = budget.as_millis() as u64,
+                "health checks overran their budget"
+            );
+            return Err(AppError::internal("health checks overran their budget"));
+        }
+    };
+    let now = state.clock().now_ms();
+    let notify = failures_to_report(manager, &results);
+    let kuma_checked = results
+        .iter()
+        .any(|r| r.name == ServiceName::UptimeKuma.as_str() && r.health.is_available())
+        || clients.kuma.is_none();
+    let to_store = results.clone();
+    let created = state
+        .db()
+        .write(move |tx| {
+            // Monitors no longer on the page go, but only when the page was actually read.
+            let retire = if kuma_checked { Some("kuma:") } else { None };
+            let transitions = store::record_cycle(tx, &to_store, now, retire)?;
+            let mut created = Vec::new();
+            for (result, down) in &notify {
+                let (title, message) = if *down {
+                    (
+                        format!("{} is down", result.display_name),
+                        format!(
+                            "{} failed {NOTIFY_AFTER_FAILURES} checks in a row: {}",
+                            result.display_name,
+                            result.message.as_deref().unwrap_or("no answer")
+                        ),
+                    )
+                } else {
+                    (
+                        format!("{} is back", result.display_name),
+                        format!("{} answers again.", result.display_name),
+                    )
+                };
+                let kind = if *down { "service.down" } else { "service.up" };
+                let metadata = serde_json::json!({ "service": result.name });
+                created.extend(crate::notifications::create_for_admins(
+                    tx,
+                    kind,
+                    &title,
+                    &message,
+                    Some(metadata),
+                    now,
+                )?);
+            }
+            Ok((transitions, created))
+        })
+        .await;
+    let (transitions, created) = created?;
+    *manager
+        .last_cycle_at
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) = Some(now);
+    for t in &transitions {
+        tracing::info!(service = %t.name, from = t.from.as_str(), to = t.to.as_str(), "service status changed");
+    }
+    crate::notifications::publish_all_created(state.events(), &created);
+    super::api::after_cycle(state, &results).await;
+    Ok(())
+}
+
+/// Updates the failure counts and returns the services whose outage (true) or recovery (false)
+/// admins must hear about now.
+fn failures_to_report(
+    manager: &HealthManager,
+    results: &[CheckResult],
+) -> Vec<(CheckResult, bool)> {
+    let mut failures = manager.failures.lock().unwrap_or_else(|e| e.into_inner());
+    let mut report = Vec::new();
+    for result in results {
+        let entry = failures.entry(result.name.clone()).or_insert((0, false));
+        match result.health {
+            Health::Down => {
+                entry.0 = entry.0.saturating_add(1);
+                if entry.0 >= NOTIFY_AFTER_FAILURES && !entry.1 {
+                    entry.1 = true;
+                    report.push((result.clone(), true));
+                }
+            }
+            Health::Up | Health::Degraded => {
+                if entry.1 {
+                    report.push((result.clone(), false));
+                }
+                *entry = (0, false);
+            }
+            Health::Disabled | Health::Unknown => *entry = (0, false),
+        }
+    }
+    report
+}
+
+/// Checks every service concurrently.
+async fn check_all(state: &AppState, clients: &ServiceClients) -> Vec<CheckResult> {
+    let degraded_ms = state.config().health.degraded_ms as i64;
+    let plex = check_plex(clients, degraded_ms);
+    let overseerr = check_overseerr(clients, degraded_ms);
+    let kuma = check_kuma(clients, degraded_ms);
+    let (plex, overseerr, mut kuma) = tokio::join!(plex, overseerr, kuma);
+    let mut results = vec![plex, overseerr];
+    results.append(&mut kuma);
+    results
+}
+
+fn disabled(name: ServiceName, clients: &ServiceClients) -> CheckResult {
+    let configured = clients
+        .config(name)
+        .is_some_and(|c| c.url.as_deref().is_some_and(|u| !u.is_empty()));
+    CheckResult {
+        name: name.as_str().into(),
+        display_name: name.display_name().into(),
+        health: Health::Disabled,
+        response_time_ms: None,
+        message: Some(if configured {
+            "Disabled by an admin.".into()
+        } else {
+            "Not set up.".into()
+        }),
+    }
+}
+
+/// Turns a timed call's outcome into a check result.
+fn judge<T>(
+    name: ServiceName,
+    started: Instant,
+    outcome: &AppResult<T>,
+    degraded_ms: i64,
+    describe: impl FnOnce(&T) -> Option<String>,
+) -> CheckResult {
+    let elapsed = started.elapsed().as_millis() as i64;
+    let (health, message, response_time_ms) = match outcome {
+        Ok(value) => {
+            let health = if elapsed > degraded_ms {
+                Health::Degraded
+            } else {
+                Health::Up
+            };
+            let mut message = describe(value);
+            if health == Health::Degraded {
+                message = Some(format!("Slow: answered in {elapsed} ms."));
+            }
+            (health, message, Some(elapsed))
+        }
+        Err(e) => (Health::Down, Some(e.report().message), None),
+    };
+    CheckResult {
+        name: name.as_str().into(),
+        display_name: name.display_name().into(),
+        health,
+        response_time_ms,
+        message,
+    }
+}
+
+async fn check_plex(clients: &ServiceClients, degraded_ms: i64) -> CheckResult {
+    let Some(plex) = &clients.plex else {
+        return disabled(ServiceName::Plex, clients);
+    };
+    let started = Instant::now();
+    let outcome = plex.identity().await;
+    judge(ServiceName::Plex, started, &outcome, degraded_ms, |id| {
+        Some(format!("Plex Media Server {}", id.version))
+    })
+}
+
+async fn check_overseerr(clients: &ServiceClients, degraded_ms: i64) -> CheckResult {
+    let Some(overseerr) = &clients.overseerr else {
+        return disabled(ServiceName::Overseerr, clients);
+    };
+    let started = Instant::now();
+    let outcome = overseerr.status().await;
+    judge(
+        ServiceName::Overseerr,
+        started,
+        &outcome,
+        degraded_ms,
+        |s| Some(format!("Overseerr {}", s.version)),
+    )
+}
+
+/// Uptime Kuma itself, plus one result per monitor on its status page.
+async fn check_kuma(clients: &ServiceClients, degraded_ms: i64) -> Vec<CheckResult> {
+    let Some(kuma) = &clients.kuma else {
+        return vec![disabled(ServiceName::UptimeKuma, clients)];
+    };
+    let started = Instant::now();
+    let outcome = kuma.status_page().await;
+    let mut own = judge(
+        ServiceName::UptimeKuma,
+        started,
+        &outcome,
+        degraded_ms,
+        |page| {
+            Some(format!(
+                "Status page \"{}\", {} monitors",
+                page.title,
+                page.monitors.len()
+            ))
+        },
+    );
+    let page = match outcome {
+        Ok(page) => page,
+        Err(e) => {
+            // An unknown slug is the admin's configuration to fix, not an outage of every monitor:
+            // the monitors keep their last known state (they are not re-checked, not marked down).
+            match SlugError::of(&e) {
+                Some(SlugError::Unknown) => {
+                    own.message = Some(format!(
+                        "Configuration error: Uptime Kuma has no status page \"{}\".",
+                        kuma.slug()
+                    ));
+                }
+                Some(SlugError::Invalid) => {
+                    own.message =
+                        Some("Configuration error: the status page slug is not valid.".into());
+                }
+                None => {}
+            }
+            return vec![own];
+        }
+    };
+    let mut results = vec![own];
+    for monitor in page.monitors {
+        let (health, message) = match monitor.status {
+            KumaStatus::Up => (Health::Up, monitor.message.clone()),
+            KumaStatus::Down => (Health::Down, monitor.message.clone()),
+            KumaStatus::Pending => (
+                Health::Degraded,
+                Some(monitor.message.clone().unwrap_or_else(|| "Pending.".into())),
+            ),
+            KumaStatus::Maintenance => (Health::Degraded, Some("In maintenance.".into())),
+            KumaStatus::Unknown => (Health::Unknown, Some("No heartbeat yet.".into())),
+        };
+        let ping = monitor.ping_ms.map(|p| p as i64);
+        let health = match (health, ping) {
+            (Health::Up, Some(p)) if p > degraded_ms => Health::Degraded,
+            (h, _) => h,
+        };
+        results.push(CheckResult {
+            name: format!("kuma:{}", monitor.id),
+            display_name: monitor.name.clone(),
+            health,
+            response_time_ms: ping,
+            message,
+        });
+    }
+    results
+}
