@@ -13,7 +13,7 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -25,10 +25,9 @@ use crate::config::PlexSignup;
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::http::ClientIp;
 use crate::integrations::plextv::{PinState, PlexTv, PlexUser};
-use crate::integrations::upstream::{Request, Upstream, UpstreamOptions};
 use crate::notifications;
 use crate::response::ApiResponse;
-use crate::service_config::{self, ServiceName};
+use crate::service_config::ServiceName;
 use crate::state::AppState;
 use crate::time::rfc3339;
 use crate::users::{self, Status, User};
@@ -51,8 +50,6 @@ pub struct PendingPin {
 /// The Plex sign-in machinery kept in the state.
 pub struct PlexAuth {
     plextv: PlexTv,
-    /// The Plex Media Server, for its machineIdentifier (`GET /identity`).
-    server: Upstream,
     pins: TtlCache<String, Arc<PendingPin>>,
     machine_ids: TtlCache<String, String>,
 }
@@ -67,7 +64,6 @@ impl PlexAuth {
     pub fn new(tv_url: &str, client_id: &str, clock: SharedClock) -> Self {
         Self {
             plextv: PlexTv::new(tv_url, client_id, clock.clone()),
-            server: Upstream::new("Plex", UpstreamOptions::default()),
             pins: TtlCache::new("plex_pins", 10_000, clock.clone()),
             machine_ids: TtlCache::new("plex_machine_id", 8, clock),
         }
@@ -367,28 +363,13 @@ async fn sign_up_or_refresh(
         .ok_or_else(|| AppError::internal("the new user vanished"))
 }
 
-#[derive(Debug, Deserialize, Default)]
-#[serde(default)]
-struct Identity {
-    #[serde(rename = "MediaContainer")]
-    media_container: IdentityContainer,
-}
-
-#[derive(Debug, Deserialize, Default)]
-#[serde(default, rename_all = "camelCase")]
-struct IdentityContainer {
-    machine_identifier: String,
-}
-
 /// Is the account the owner of the configured Plex server, or in the owner's share list for it?
 async fn is_server_member(state: &AppState, account: &PlexUser) -> AppResult<bool> {
-    let cipher = state.cipher().clone();
-    let plex = state
-        .db()
-        .run(move |conn| service_config::load(conn, ServiceName::Plex, &cipher))
-        .await?
-        .filter(|c| c.is_usable());
-    let Some((url, admin_token)) = plex.and_then(|c| Some((c.url?, c.api_key?))) else {
+    let clients = crate::services::clients(state).await?;
+    let admin_token = clients
+        .config(ServiceName::Plex)
+        .and_then(|c| c.api_key.clone());
+    let (Some(server), Some(admin_token)) = (clients.plex.clone(), admin_token) else {
         // Nobody can be checked against a server that is not set up: say so.
         return Err(AppError::Api {
             code: ErrorCode::ServiceNotConfigured,
@@ -397,36 +378,23 @@ async fn is_server_member(state: &AppState, account: &PlexUser) -> AppResult<boo
             retry_after: None,
         });
     };
+    let refused = || AppError::Upstream {
+        code: ErrorCode::UpstreamError,
+        service: "plex.tv",
+        detail: "the Plex server token was refused".into(),
+        retry_after: None,
+    };
     let auth = state.plex_auth();
-    let owner = auth
-        .plextv
-        .user(&admin_token)
-        .await?
-        .or_error(|| AppError::Upstream {
-            code: ErrorCode::UpstreamError,
-            service: "plex.tv",
-            detail: "the Plex server token was refused".into(),
-            retry_after: None,
-        })?;
+    let owner = auth.plextv.user(&admin_token).await?.or_error(refused)?;
     if owner.id == account.id {
         return Ok(true);
     }
-    let base = url.trim_end_matches('/').to_owned();
-    let server = auth.server.clone();
     let machine_id = auth
         .machine_ids
         .get_or_load(
-            base.clone(),
+            server.base_url().to_owned(),
             Duration::from_secs(3600),
-            move || async move {
-                let identity: Identity = server
-                    .get_json(
-                        Request::get(format!("{base}/identity"))
-                            .header("Accept", "application/json"),
-                    )
-                    .await?;
-                Ok::<_, AppError>(identity.media_container.machine_identifier)
-            },
+            move || async move { Ok::<_, AppError>(server.identity().await?.machine_identifier) },
         )
         .await?
         .value;
@@ -434,12 +402,7 @@ async fn is_server_member(state: &AppState, account: &PlexUser) -> AppResult<boo
         .plextv
         .shared_users(&admin_token)
         .await?
-        .or_error(|| AppError::Upstream {
-            code: ErrorCode::UpstreamError,
-            service: "plex.tv",
-            detail: "the Plex server token was refused".into(),
-            retry_after: None,
-        })?;
+        .or_error(refused)?;
     Ok(shares
         .iter()
         .any(|s| s.id == account.id && s.server_machine_ids.contains(&machine_id)))

@@ -209,7 +209,7 @@ pub async fn update_service(
 ) -> AppResult<Response> {
     let name = parse_name(&name)?;
     let now = state.clock().now_ms();
-    let current = state.service_clients().current();
+    let current = super::clients(&state).await?;
     let config = merged(name, current.config(name), body, now)?;
     let cipher = state.cipher().clone();
     let to_save = config.clone();
@@ -271,7 +271,7 @@ pub async fn test_service(
     ApiJson(body): ApiJson<ServiceBody>,
 ) -> AppResult<Response> {
     let name = parse_name(&name)?;
-    let current = state.service_clients().current();
+    let current = super::clients(&state).await?;
     let mut config = merged(name, current.config(name), body, state.clock().now_ms())?;
     config.enabled = true;
     if config.url.is_none() {
@@ -353,7 +353,7 @@ pub async fn list_integrations(
     State(state): State<AppState>,
     _admin: AdminUser,
 ) -> AppResult<Response> {
-    let clients = state.service_clients().current();
+    let clients = super::clients(&state).await?;
     let mut list: Vec<IntegrationView> = clients
         .breakers()
         .into_iter()
@@ -389,7 +389,7 @@ pub async fn reset_integration(
         true
     } else {
         let service = parse_name(&name)?;
-        state.service_clients().current().reset_breaker(service)
+        super::clients(&state).await?.reset_breaker(service)
     };
     if !found {
         return Err(AppError::new(ErrorCode::NotFound));

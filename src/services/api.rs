@@ -95,7 +95,7 @@ impl StatusCache {
 async fn load(state: &AppState) -> AppResult<Arc<Snapshot>> {
     let rows = state.db().run(|conn| store::all(conn)).await?;
     let now = state.clock().now_ms();
-    let clients = state.service_clients().current();
+    let clients = super::clients(state).await?;
     let interval_ms = state.config().health.interval_secs as i64 * 1000;
     let mut list = Vec::with_capacity(rows.len());
     for row in rows {

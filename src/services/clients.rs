@@ -112,21 +112,16 @@ pub fn timeout_ms(config: &ServiceConfig) -> u64 {
         .clamp(500, 60_000)
 }
 
-/// The current client generation, swappable.
+/// The current client generation, swappable. Empty until first loaded from the database
+/// (by the background task at start, or by the first caller that needs it).
 #[derive(Debug, Default)]
 pub struct Clients {
-    current: RwLock<Arc<ServiceClients>>,
+    current: RwLock<Option<Arc<ServiceClients>>>,
 }
 
 impl Clients {
-    pub fn new(clients: ServiceClients) -> Self {
-        Self {
-            current: RwLock::new(Arc::new(clients)),
-        }
-    }
-
-    /// The clients now.
-    pub fn current(&self) -> Arc<ServiceClients> {
+    /// The clients now, if loaded.
+    pub fn loaded(&self) -> Option<Arc<ServiceClients>> {
         self.current
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -135,7 +130,7 @@ impl Clients {
 
     /// Puts a new generation in place.
     pub fn replace(&self, clients: ServiceClients) {
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(clients);
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(clients));
     }
 }
 

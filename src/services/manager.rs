@@ -75,7 +75,7 @@ pub async fn run_cycle(state: &AppState) -> AppResult<()> {
     {
         return Ok(());
     }
-    let clients = state.service_clients().current();
+    let clients = super::clients(state).await?;
     let budget = clients::cycle_budget(&clients);
     let results = match tokio::time::timeout(budget, check_all(state, &clients)).await {
         Ok(results) => results,

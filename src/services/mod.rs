@@ -59,6 +59,20 @@ pub fn routes() -> Routes {
         )
 }
 
+/// The clients of the configured services, loading them from the database on first use.
+pub async fn clients(
+    state: &crate::state::AppState,
+) -> crate::error::AppResult<std::sync::Arc<clients::ServiceClients>> {
+    if let Some(current) = state.service_clients().loaded() {
+        return Ok(current);
+    }
+    admin::rebuild_clients(state).await?;
+    state
+        .service_clients()
+        .loaded()
+        .ok_or_else(|| crate::error::AppError::internal("service clients did not load"))
+}
+
 /// The background task: load the clients from the database, then check forever.
 pub async fn run(state: crate::state::AppState) {
     if let Err(e) = admin::rebuild_clients(&state).await {
