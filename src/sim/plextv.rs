@@ -7,6 +7,11 @@
 //! server, shares, approving a PIN "on app.plex.tv", the PIN lifetime, injected failures and
 //! latency, and per-endpoint request counts. State sits behind a `std` mutex that is never held
 //! across an `.await`.
+//!
+//! For the demo it also stands in for app.plex.tv's approval page: `GET /auth` answers a
+//! self-contained page listing the accounts, whose script reads the PIN `code` from the URL
+//! fragment MediaNest's `authUrl` carries and approves it through `POST /demo/approve`
+//! (`{"code", "accountId"}`), so the PIN sign-in works end to end in a browser.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
@@ -22,6 +27,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use rand::Rng;
 use rand::distr::Alphanumeric;
+use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -106,6 +112,27 @@ struct Shared {
 }
 
 impl Shared {
+    /// See [`FakePlexTv::authorize_code`]; of two live PINs with one code, the newer wins.
+    fn authorize_code(&self, code: &str, account_token: &str) -> bool {
+        let now = self.clock.now_ms();
+        let mut state = self.lock();
+        if state.account_by_token(Some(account_token)).is_none() {
+            return false;
+        }
+        let pin = state
+            .pins
+            .values_mut()
+            .filter(|p| p.code == code && now < p.expires_at_ms)
+            .max_by_key(|p| p.id);
+        match pin {
+            Some(pin) => {
+                pin.auth_token = Some(account_token.to_owned());
+                true
+            }
+            None => false,
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, SimState> {
         // A panicking test thread must not take every later request down with it.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
@@ -251,6 +278,13 @@ impl FakePlexTv {
         }
     }
 
+    /// Simulates the account with `account_token` approving the PIN whose `code` the user was
+    /// shown (what app.plex.tv receives in its URL fragment). False when no unexpired PIN has
+    /// that code, or the token belongs to no account.
+    pub fn authorize_code(&self, code: &str, account_token: &str) -> bool {
+        self.shared.authorize_code(code, account_token)
+    }
+
     /// The id of the PIN created last, if any: what the user's browser would approve on
     /// app.plex.tv (the client never sees plex.tv's PIN id).
     pub fn last_pin_id(&self) -> Option<i64> {
@@ -321,6 +355,8 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v2/resources", get(resources))
         .route("/api/v2/ping", get(ping))
         .route("/api/users", get(shared_users))
+        .route("/auth", get(consent_page))
+        .route("/demo/approve", post(approve))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(shared.clone(), observe))
         .with_state(shared)
@@ -717,6 +753,146 @@ fn share_list_xml(state: &SimState, owner: &Owner) -> String {
     xml
 }
 
+/// The demo's stand-in for app.plex.tv's approval page. No external assets: it must work
+/// offline. The accounts are filled in at `<!--accounts-->`.
+const CONSENT_PAGE: &str = r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sign in with Plex (demo)</title>
+<style>
+  body { font-family: system-ui, sans-serif; max-width: 32rem; margin: 3rem auto; padding: 0 1rem;
+         background: #1f1f1f; color: #eee; }
+  h1 { font-size: 1.4rem; }
+  ul { list-style: none; padding: 0; }
+  li { margin: .6rem 0; }
+  button { font: inherit; min-width: 9rem; padding: .5rem 1rem; border: 0; border-radius: .3rem;
+           background: #e5a00d; color: #1f1f1f; cursor: pointer; }
+  button:disabled { opacity: .5; cursor: default; }
+  small { color: #aaa; margin-left: .5rem; }
+  #status { min-height: 1.5em; }
+  a { color: #e5a00d; }
+</style>
+</head>
+<body>
+<h1>Sign in to <span id="product">an app</span> with Plex</h1>
+<p>This is MediaNest's demo plex.tv, not the real one. Choose the account to sign in as:</p>
+<ul>
+<!--accounts--></ul>
+<p id="status" role="status"></p>
+<script>
+  const params = new URLSearchParams(location.hash.replace(/^#\??/, ""));
+  const code = params.get("code");
+  const product = params.get("context[device][product]") || "the app";
+  const forward = params.get("forwardUrl");
+  const status = document.getElementById("status");
+  const buttons = Array.from(document.querySelectorAll("button[data-account]"));
+  document.getElementById("product").textContent = product;
+  if (!code) {
+    status.textContent = "There is no sign-in code in this address: open it from the app that asked you to sign in.";
+    buttons.forEach((b) => { b.disabled = true; });
+  }
+  buttons.forEach((button) => button.addEventListener("click", async () => {
+    buttons.forEach((b) => { b.disabled = true; });
+    status.textContent = "Approving...";
+    try {
+      const response = await fetch("/demo/approve", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ code: code, accountId: Number(button.dataset.account) }),
+      });
+      const body = await response.json().catch(() => ({}));
+      if (response.ok) {
+        status.textContent = "Approved as " + button.textContent + ". Go back to " + product + ": it finishes signing you in.";
+        if (forward && /^https?:\/\//.test(forward)) {
+          const link = document.createElement("a");
+          link.href = forward;
+          link.textContent = " Return to " + product + ".";
+          status.appendChild(link);
+        }
+        return;
+      }
+      const message = body.errors && body.errors[0] && body.errors[0].message;
+      status.textContent = "Not approved: " + (message || "HTTP " + response.status);
+    } catch (e) {
+      status.textContent = "Not approved: " + e;
+    }
+    buttons.forEach((b) => { b.disabled = false; });
+  }));
+</script>
+</body>
+</html>
+"#;
+
+/// `GET /auth`: the consent page, one button per account, each saying whether it may use the
+/// owner's server (what decides a MediaNest sign-up).
+async fn consent_page(State(shared): State<Arc<Shared>>) -> Response {
+    let mut items = String::new();
+    {
+        let state = shared.lock();
+        for account in &state.accounts {
+            let owns = state
+                .owner
+                .as_ref()
+                .is_some_and(|o| o.account_id == account.id);
+            let access = if owns {
+                "owns the server"
+            } else if state.shares.iter().any(|(id, _)| *id == account.id) {
+                "the server is shared with them"
+            } else {
+                "no access to the server"
+            };
+            let _ = writeln!(
+                items,
+                "  <li><button type=\"button\" data-account=\"{}\">{}</button><small>{access}</small></li>",
+                account.id,
+                escape(&account.title)
+            );
+        }
+    }
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        CONSENT_PAGE.replace("<!--accounts-->", &items),
+    )
+        .into_response()
+}
+
+/// The body the consent page posts.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Approval {
+    code: String,
+    account_id: i64,
+}
+
+/// `POST /demo/approve`: approves the PIN with `code` as the account `accountId`.
+async fn approve(
+    State(shared): State<Arc<Shared>>,
+    axum::Json(approval): axum::Json<Approval>,
+) -> Response {
+    let account = {
+        let state = shared.lock();
+        state
+            .accounts
+            .iter()
+            .find(|a| a.id == approval.account_id)
+            .map(|a| (a.token.clone(), a.username.clone()))
+    };
+    let Some((token, username)) = account else {
+        return errors(StatusCode::NOT_FOUND, 1001, "No such account");
+    };
+    if shared.authorize_code(&approval.code, &token) {
+        axum::Json(json!({"approved": true, "username": username})).into_response()
+    } else {
+        errors(StatusCode::NOT_FOUND, 1020, "Code not found or expired")
+    }
+}
+
 /// plex.tv sends whole seconds.
 fn whole_seconds_rfc3339(ms: i64) -> String {
     crate::time::rfc3339(ms - ms.rem_euclid(1000))
@@ -858,6 +1034,89 @@ mod tests {
         .await;
         assert_eq!(status, 401);
         assert!(began.elapsed() >= Duration::from_millis(150));
+    }
+
+    #[tokio::test]
+    async fn the_consent_page_approves_a_pin_by_its_code_as_the_chosen_account() {
+        let fake = FakePlexTv::start().await.unwrap();
+        let owner = FakeAccount::new(1, "owner");
+        let alice = FakeAccount::new(2, "alice");
+        let mut mallory = FakeAccount::new(4, "mallory");
+        mallory.title = "<Mallory & co>".into();
+        for account in [&owner, &alice, &mallory] {
+            fake.add_account(account.clone());
+        }
+        fake.set_owner(1, "m-1");
+        fake.share(2, "m-1");
+
+        let (status, page) = fetch(UpRequest::get(format!("{}/auth", fake.url()))).await;
+        assert_eq!(status, 200);
+        assert!(page.contains("data-account=\"2\">alice</button>"), "{page}");
+        assert!(
+            page.contains("&lt;Mallory &amp; co&gt;"),
+            "titles are escaped: {page}"
+        );
+        assert!(page.contains("no access to the server"), "{page}");
+        assert!(
+            !page.contains("src=") && !page.contains("<link"),
+            "no external assets: {page}"
+        );
+
+        let (_, body) = fetch(
+            UpRequest::post(format!("{}/api/v2/pins?strong=true", fake.url()))
+                .header("X-Plex-Client-Identifier", "c1")
+                .header("Accept", "application/json"),
+        )
+        .await;
+        let pin: Value = serde_json::from_str(&body).unwrap();
+        let code = pin["code"].as_str().unwrap();
+        let approve = |body: Value| {
+            UpRequest::post(format!("{}/demo/approve", fake.url()))
+                .json(&body)
+                .unwrap()
+        };
+        assert_eq!(
+            fetch(approve(json!({"code": code, "accountId": 9})))
+                .await
+                .0,
+            404,
+            "unknown account"
+        );
+        assert_eq!(
+            fetch(approve(json!({"code": "nope", "accountId": 2})))
+                .await
+                .0,
+            404,
+            "unknown code"
+        );
+        let (status, body) = fetch(approve(json!({"code": code, "accountId": 2}))).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            serde_json::from_str::<Value>(&body).unwrap()["username"],
+            "alice"
+        );
+
+        let (_, body) = fetch(
+            UpRequest::get(format!("{}/api/v2/pins/{}", fake.url(), pin["id"]))
+                .header("X-Plex-Client-Identifier", "c1")
+                .header("Accept", "application/json"),
+        )
+        .await;
+        let polled: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(polled["authToken"], alice.token.as_str());
+        assert_eq!(fake.requests("POST /demo/approve"), 3);
+
+        // An expired PIN cannot be approved, and a token must belong to an account.
+        fake.set_pin_lifetime(0);
+        let (_, body) = fetch(
+            UpRequest::post(format!("{}/api/v2/pins?strong=true", fake.url()))
+                .header("X-Plex-Client-Identifier", "c1")
+                .header("Accept", "application/json"),
+        )
+        .await;
+        let expired: Value = serde_json::from_str(&body).unwrap();
+        assert!(!fake.authorize_code(expired["code"].as_str().unwrap(), &alice.token));
+        assert!(!fake.authorize_code(code, "not-a-token"));
     }
 
     #[tokio::test]
