@@ -207,49 +207,41 @@ pub async fn logout(
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct SessionUser {
-    id: String,
-    username: String,
-    email: Option<String>,
-    name: Option<String>,
+struct SessionUser<'a> {
+    id: &'a str,
+    username: &'a str,
+    email: Option<&'a str>,
+    name: Option<&'a str>,
     role: users::Role,
-    plex_username: Option<String>,
-    image: Option<String>,
+    plex_username: Option<&'a str>,
+    image: Option<&'a str>,
     requires_password_change: bool,
 }
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct CurrentSession {
-    user: SessionUser,
-    csrf_token: String,
+struct CurrentSession<'a> {
+    user: SessionUser<'a>,
+    csrf_token: &'a str,
     expires_at: String,
 }
 
-/// `GET /auth/session`.
-pub async fn current_session(
-    State(state): State<AppState>,
-    auth: Authenticated,
-) -> AppResult<Response> {
-    let user_id = auth.user_id().to_owned();
-    let user = state
-        .db()
-        .run(move |conn| users::by_id(conn, &user_id))
-        .await?
-        .ok_or_else(|| AppError::new(ErrorCode::Unauthorized))?;
+/// `GET /auth/session`: answered from the session cache (every change to the user drops it).
+pub async fn current_session(auth: Authenticated) -> AppResult<Response> {
+    let s = &auth.session;
     Ok(ApiResponse::ok(&CurrentSession {
         user: SessionUser {
-            id: user.id,
-            username: user.username,
-            email: user.email,
-            name: user.name,
-            role: user.role,
-            plex_username: user.plex_username,
-            image: user.image,
-            requires_password_change: user.requires_password_change,
+            id: &s.user_id,
+            username: &s.username,
+            email: s.email.as_deref(),
+            name: s.name.as_deref(),
+            role: s.role,
+            plex_username: s.plex_username.as_deref(),
+            image: s.image.as_deref(),
+            requires_password_change: s.requires_password_change,
         },
-        csrf_token: auth.session.csrf_token.clone(),
-        expires_at: rfc3339(auth.session.expires_at),
+        csrf_token: &s.csrf_token,
+        expires_at: rfc3339(s.expires_at),
     })
     .into_response())
 }

@@ -54,6 +54,10 @@ pub struct SessionInfo {
     pub session_id: String,
     pub user_id: String,
     pub username: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub plex_username: Option<String>,
+    pub image: Option<String>,
     pub role: Role,
     pub status: Status,
     pub requires_password_change: bool,
@@ -249,7 +253,8 @@ fn load(
     let row = conn
         .prepare_cached(
             "SELECT s.id, s.user_id, s.csrf_token, s.remember, s.last_used_at, s.expires_at,
-                    u.username, u.role, u.status, u.requires_password_change
+                    u.username, u.role, u.status, u.requires_password_change,
+                    u.email, u.name, u.plex_username, u.image
              FROM session_tokens s JOIN users u ON u.id = s.user_id
              WHERE s.token_hash = ?1",
         )?
@@ -264,6 +269,10 @@ fn load(
                     role: Role::parse(&r.get::<_, String>(7)?).unwrap_or(Role::User),
                     status: Status::parse(&r.get::<_, String>(8)?).unwrap_or(Status::Suspended),
                     requires_password_change: r.get(9)?,
+                    email: r.get(10)?,
+                    name: r.get(11)?,
+                    plex_username: r.get(12)?,
+                    image: r.get(13)?,
                 },
                 r.get::<_, bool>(3)?,
                 r.get::<_, i64>(4)?,
