@@ -32,6 +32,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the server (the default).
     Serve,
+    /// Try MediaNest against simulated Plex, Overseerr and Uptime Kuma, with a throw-away data
+    /// directory (kept when --data-dir is given) and printed logins. Uses no configuration file.
+    Demo,
     /// Apply database migrations and exit.
     Migrate,
     /// Write a consistent copy of the database to FILE; safe while the server runs.

@@ -15,6 +15,7 @@ pub mod config;
 pub mod crypto;
 pub mod data_dir;
 pub mod db;
+pub mod demo;
 pub mod error;
 pub mod error_log;
 pub mod events;

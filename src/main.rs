@@ -17,6 +17,10 @@ fn main() -> ExitCode {
         print!("{DEFAULT_CONFIG_TOML}");
         return ExitCode::SUCCESS;
     }
+    // The demo builds its own configuration: no file, no environment.
+    if let Command::Demo = command {
+        return exit_code(demo(&cli));
+    }
     let config = match Config::load(cli.config.as_deref(), &cli.overrides()) {
         Ok(config) => config,
         Err(e) => {
@@ -27,12 +31,17 @@ fn main() -> ExitCode {
     init_logging(&config);
     let result = match command {
         Command::Serve => serve(config),
+        Command::Demo => Ok(()),
         Command::Migrate => migrate(&config),
         Command::Backup { file, force } => backup(&config, file, *force),
         Command::Healthcheck { url } => healthcheck(&config, url.as_deref()),
         Command::ResetAdminPassword { username } => reset_admin_password(&config, username),
         Command::DefaultConfig => Ok(()),
     };
+    exit_code(result)
+}
+
+fn exit_code(result: Result<(), String>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -92,6 +101,19 @@ fn serve(config: Config) -> Result<(), String> {
             .await
             .map_err(|e| format!("server error: {e}"))
     })
+}
+
+fn demo(cli: &Cli) -> Result<(), String> {
+    if cli.config.is_some() {
+        return Err("the demo uses no configuration file; drop --config".into());
+    }
+    let demo = medianest::demo::Demo::new(medianest::demo::Options {
+        listen: cli.listen,
+        data_dir: cli.data_dir.clone(),
+        log_level: cli.log_level.clone(),
+    })?;
+    init_logging(demo.config());
+    runtime()?.block_on(demo.run(shutdown_signal()))
 }
 
 async fn shutdown_signal() {

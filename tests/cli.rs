@@ -1,6 +1,6 @@
 //! End-to-end tests against the real `medianest` binary: configuration errors, the commands of
-//! SPEC section 12, and a served instance that is ready, answers `healthcheck`, and stops cleanly
-//! on SIGTERM.
+//! SPEC section 12, a served instance that is ready, answers `healthcheck`, and stops cleanly
+//! on SIGTERM, and `medianest demo` end to end against its simulated upstreams.
 //!
 //! Every child runs in its own temporary directory with the `MEDIANEST_*` variables of the test
 //! environment removed, and with a deadline: a child that does not exit in time is killed and the
@@ -105,16 +105,22 @@ impl Server {
     fn start(dir: &TempDir, args: &[&str]) -> Self {
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let data_dir = dir.path().join("data");
-        let log = dir.path().join("server.log");
-        let log_file = File::create(&log).unwrap();
         let mut cmd = medianest(dir.path());
         cmd.args(args)
             .arg("--data-dir")
             .arg(&data_dir)
             .arg("--listen")
             .arg(addr.to_string())
-            .arg("serve")
-            .stdin(Stdio::null())
+            .arg("serve");
+        Self::spawn(dir, cmd, addr, data_dir)
+    }
+
+    /// Runs `cmd`, which listens on `addr`, with its output in `server.log` in `dir`, and waits
+    /// until it is ready (as [`Server::start`]).
+    fn spawn(dir: &TempDir, mut cmd: Command, addr: SocketAddr, data_dir: PathBuf) -> Self {
+        let log = dir.path().join("server.log");
+        let log_file = File::create(&log).unwrap();
+        cmd.stdin(Stdio::null())
             .stdout(log_file.try_clone().unwrap())
             .stderr(log_file);
         let child = cmd.spawn().unwrap();
@@ -477,4 +483,177 @@ fn a_sigkill_under_concurrent_writes_loses_no_acknowledged_write() {
         .query_row("SELECT count(*) FROM session_tokens", [], |r| r.get(0))
         .unwrap();
     assert!(sessions >= tokens.len() as i64);
+}
+
+/// The status and the JSON body of an answer.
+fn json_of(mut response: ureq::http::Response<ureq::Body>) -> (u16, serde_json::Value) {
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap();
+    (status, serde_json::from_str(&text).unwrap_or_default())
+}
+
+/// `medianest demo`: ready on the given port with the printed admin password, the services up
+/// against the simulators (with the Kuma monitors), the Plex PIN flow through the fake's consent
+/// endpoint signs alice in and refuses mallory, and SIGTERM exits 0 and removes the temporary
+/// data directory.
+#[test]
+fn demo_runs_against_simulated_upstreams_and_cleans_up_after_itself() {
+    use medianest::demo::{ADMIN_PASSWORD, DATA_DIR_PREFIX};
+    use serde_json::json;
+
+    let dir = tempfile::tempdir().unwrap();
+    // The demo's temporary data dir goes under $TMPDIR: here, so the test can see it go.
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let demo_dirs = || -> Vec<PathBuf> {
+        std::fs::read_dir(&tmp)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(DATA_DIR_PREFIX))
+            })
+            .collect()
+    };
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let mut cmd = medianest(dir.path());
+    cmd.env("TMPDIR", &tmp)
+        .arg("demo")
+        .arg("--listen")
+        .arg(addr.to_string());
+    let mut server = Server::spawn(&dir, cmd, addr, tmp.clone());
+
+    let banner = server.log_text();
+    assert!(banner.contains(&format!("http://{addr}")), "{banner}");
+    assert!(
+        banner.contains(&format!("admin / {ADMIN_PASSWORD}")),
+        "{banner}"
+    );
+    let data_dirs = demo_dirs();
+    assert_eq!(data_dirs.len(), 1, "one fresh data dir: {data_dirs:?}");
+    assert!(data_dirs[0].join("medianest.db").is_file());
+    assert!(
+        banner.contains(&data_dirs[0].display().to_string()),
+        "{banner}"
+    );
+
+    let agent = agent();
+    let (status, login) = json_of(
+        agent
+            .post(&server.url("/api/v1/auth/login"))
+            .header("Content-Type", "application/json")
+            .send(json!({"username": "admin", "password": ADMIN_PASSWORD}).to_string())
+            .unwrap(),
+    );
+    assert_eq!(status, 200, "{login}");
+    let admin = format!("Bearer {}", login["data"]["token"].as_str().unwrap());
+
+    let (status, services) = json_of(
+        agent
+            .get(&server.url("/api/v1/services?refresh=true"))
+            .header("Authorization", &admin)
+            .call()
+            .unwrap(),
+    );
+    assert_eq!(status, 200, "{services}");
+    let list = services["data"].as_array().unwrap();
+    let by_name = |field: &str, value: &str| {
+        list.iter()
+            .find(|s| s[field] == value)
+            .unwrap_or_else(|| panic!("no {value} in {services}"))
+            .clone()
+    };
+    for name in ["plex", "overseerr", "uptime_kuma"] {
+        assert_eq!(by_name("name", name)["status"], "up", "{services}");
+    }
+    assert_eq!(by_name("displayName", "Router")["status"], "up");
+    assert_eq!(by_name("displayName", "NAS")["status"], "up");
+    assert_eq!(
+        by_name("displayName", "Home Assistant")["status"],
+        "degraded"
+    );
+    let flapping = by_name("displayName", "Pi-hole");
+    assert!(
+        flapping["status"] == "up" || flapping["status"] == "down",
+        "{flapping}"
+    );
+
+    // The Plex PIN flow as a browser does it: the authUrl opens the fake plex.tv's consent
+    // page, whose button posts the code from the URL fragment to /demo/approve.
+    let sign_in_with_plex = |account_id: i64| {
+        let response = agent
+            .post(&server.url("/api/v1/auth/plex/pin"))
+            .send_empty()
+            .unwrap();
+        let cookie = response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| v.strip_prefix("medianest_pin="))
+            .and_then(|v| v.split(';').next())
+            .expect("a PIN cookie")
+            .to_owned();
+        let (status, pin) = json_of(response);
+        assert_eq!(status, 200, "{pin}");
+        let auth_url = pin["data"]["authUrl"].as_str().unwrap();
+        let (plex_tv, fragment) = auth_url.split_once("/auth#").expect("an app.plex.tv URL");
+        assert!(
+            banner.contains(plex_tv),
+            "the authUrl leads to the fake plex.tv"
+        );
+        let code = pin["data"]["code"].as_str().unwrap();
+        assert!(fragment.contains(&format!("code={code}")), "{auth_url}");
+
+        let mut page = agent.get(&format!("{plex_tv}/auth")).call().unwrap();
+        assert_eq!(page.status(), 200);
+        let html = page.body_mut().read_to_string().unwrap();
+        assert!(html.contains(">alice</button>"), "{html}");
+
+        let (status, approved) = json_of(
+            agent
+                .post(&format!("{plex_tv}/demo/approve"))
+                .header("Content-Type", "application/json")
+                .send(json!({"code": code, "accountId": account_id}).to_string())
+                .unwrap(),
+        );
+        assert_eq!(status, 200, "{approved}");
+        let pin_id = pin["data"]["pinId"].as_str().unwrap();
+        json_of(
+            agent
+                .post(&server.url(&format!("/api/v1/auth/plex/pin/{pin_id}/poll")))
+                .header("Cookie", &format!("medianest_pin={cookie}"))
+                .send_empty()
+                .unwrap(),
+        )
+    };
+    let (status, alice) = sign_in_with_plex(2);
+    assert_eq!(status, 200, "{alice}");
+    assert_eq!(alice["data"]["user"]["username"], "alice", "{alice}");
+    let (status, session) = json_of(
+        agent
+            .get(&server.url("/api/v1/auth/session"))
+            .header(
+                "Authorization",
+                &format!("Bearer {}", alice["data"]["token"].as_str().unwrap()),
+            )
+            .call()
+            .unwrap(),
+    );
+    assert_eq!(status, 200, "{session}");
+    let (status, mallory) = sign_in_with_plex(4);
+    assert_eq!(status, 403, "{mallory}");
+    assert_eq!(mallory["error"]["code"], "PLEX_SIGNUP_CLOSED", "{mallory}");
+
+    let status = server.terminate();
+    assert!(
+        status.success(),
+        "exit status {status}:\n{}",
+        server.log_text()
+    );
+    assert!(
+        demo_dirs().is_empty(),
+        "the temporary data dir is removed: {:?}",
+        demo_dirs()
+    );
 }

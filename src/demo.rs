@@ -1,0 +1,429 @@
+//! `medianest demo`: the whole portal against simulated upstreams, with nothing to set up.
+//!
+//! [`Simulators`] starts the `crate::sim` fakes on loopback ports (plex.tv with a few accounts,
+//! the owner's Plex server, Overseerr, an Uptime Kuma status page with a flapping monitor);
+//! [`Demo::run`] points a fresh temporary data directory and a [`Config`] of its own at them,
+//! bootstraps, [`seed`]s, prints the URL and the logins, and serves until the shutdown signal,
+//! then stops the simulators and removes the temporary directory.
+//!
+//! What the demo shows grows here: a new simulator goes into [`Simulators`] (started in
+//! [`Simulators::start`], wired into the config in [`Simulators::configure`]), demo data into
+//! [`seed`], and a line about it into the banner. The simulators are the integration tests'
+//! fakes, so the demo exercises the real client code. Nothing here is used by `serve`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, Secret, ServiceSeed};
+use crate::error::AppResult;
+use crate::sim::overseerr::FakeOverseerr;
+use crate::sim::plex::FakePlexServer;
+use crate::sim::plextv::{FakeAccount, FakePlexTv};
+use crate::sim::uptime_kuma::{FakeUptimeKuma, HeartbeatMode, KumaVersion, MonitorState};
+use crate::state::AppState;
+
+/// The `admin` account's password in a demo (documented, printed; never use it elsewhere).
+pub const ADMIN_PASSWORD: &str = "medianest-demo";
+/// The Uptime Kuma status page the demo serves and configures.
+pub const KUMA_SLUG: &str = "home";
+/// Health checks run this often in a demo (seconds), so the flapping monitor is seen flapping.
+pub const HEALTH_INTERVAL_SECS: u64 = 10;
+/// The temporary data directory's name starts with this.
+pub const DATA_DIR_PREFIX: &str = "medianest-demo-";
+/// The log level unless `--log-level` says otherwise: the banner is the demo's output.
+const DEFAULT_LOG_LEVEL: &str = "warn";
+/// The notification [`seed`] leaves for the admin (and how it knows it already did).
+const WELCOME_KIND: &str = "demo.welcome";
+
+/// Who a demo plex.tv account is to the owner's Plex server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Owns the server (its token is the server token).
+    Owner,
+    /// The owner shares the server with it: it may sign up.
+    Shared,
+    /// No access: its sign-up is refused (`PLEX_SIGNUP_CLOSED`).
+    NotShared,
+}
+
+/// The plex.tv accounts of the demo: id, username, access.
+pub const ACCOUNTS: [(i64, &str, Access); 4] = [
+    (1, "owner", Access::Owner),
+    (2, "alice", Access::Shared),
+    (3, "bob", Access::Shared),
+    (4, "mallory", Access::NotShared),
+];
+
+/// The Uptime Kuma monitors of the demo: id, name, state.
+pub const MONITORS: [(i64, &str, MonitorState); 4] = [
+    (1, "Router", MonitorState::Up),
+    (2, "NAS", MonitorState::Up),
+    (3, "Home Assistant", MonitorState::Slow(1450)),
+    (4, "Pi-hole", MonitorState::Flapping),
+];
+
+/// The running simulated upstreams.
+#[derive(Debug)]
+pub struct Simulators {
+    pub plextv: FakePlexTv,
+    pub plex: FakePlexServer,
+    pub overseerr: FakeOverseerr,
+    pub uptime_kuma: FakeUptimeKuma,
+    /// The server owner's plex.tv account (its token is the Plex server's token).
+    pub owner: FakeAccount,
+}
+
+impl Simulators {
+    /// Starts every simulator on `127.0.0.1:0` and sets them up: the [`ACCOUNTS`] on plex.tv,
+    /// the owner's server matching the Plex server's machine id and token, and the [`MONITORS`]
+    /// on the status page [`KUMA_SLUG`] in Uptime Kuma 2.x's shape.
+    pub async fn start() -> std::io::Result<Self> {
+        let plextv = FakePlexTv::start().await?;
+        let plex = FakePlexServer::start().await?;
+        let overseerr = FakeOverseerr::start().await?;
+        let uptime_kuma = FakeUptimeKuma::start(KUMA_SLUG, KumaVersion::V2).await?;
+
+        let machine_id = plex.machine_identifier();
+        let mut owner = None;
+        for (id, username, access) in ACCOUNTS {
+            let account = FakeAccount::new(id, username);
+            plextv.add_account(account.clone());
+            match access {
+                Access::Owner => {
+                    plextv.set_owner(id, &machine_id);
+                    plex.set_token(&account.token);
+                    owner = Some(account);
+                }
+                Access::Shared => plextv.share(id, &machine_id),
+                Access::NotShared => {}
+            }
+        }
+        let owner = owner.ok_or_else(|| std::io::Error::other("the demo has no server owner"))?;
+
+        uptime_kuma.set_title("Home");
+        // Every read adds a beat, as if Kuma had checked in between: the page looks alive.
+        uptime_kuma.set_heartbeat_mode(HeartbeatMode::PerRequest);
+        for (id, name, state) in MONITORS {
+            uptime_kuma.add_monitor(id, name);
+            uptime_kuma.set_state(id, state);
+        }
+        Ok(Self {
+            plextv,
+            plex,
+            overseerr,
+            uptime_kuma,
+            owner,
+        })
+    }
+
+    /// Points `config` at the simulators: plex.tv (also as the sign-in page, so `authUrl`
+    /// opens the fake's consent page) and the service seeds.
+    pub fn configure(&self, config: &mut Config) {
+        config.plex.tv_url = self.plextv.url();
+        config.plex.app_url = self.plextv.url();
+        let seed = |url: String, api_key: Option<String>, slug: Option<&str>| ServiceSeed {
+            url: Some(url),
+            api_key: api_key.map(Secret::new),
+            slug: slug.map(str::to_owned),
+            enabled: true,
+        };
+        config.services.plex = seed(self.plex.url(), Some(self.owner.token.clone()), None);
+        config.services.overseerr =
+            seed(self.overseerr.url(), Some(self.overseerr.api_key()), None);
+        config.services.uptime_kuma = seed(self.uptime_kuma.url(), None, Some(KUMA_SLUG));
+    }
+
+    /// Stops every simulator.
+    pub async fn shutdown(&self) {
+        tokio::join!(
+            self.plextv.shutdown(),
+            self.plex.shutdown(),
+            self.overseerr.shutdown(),
+            self.uptime_kuma.shutdown(),
+        );
+    }
+}
+
+/// Demo data, on every start (idempotent): the service connections are pointed at the
+/// simulators, which listen on new ports each run (this replaces any saved settings; in a demo
+/// the simulators are the only upstreams), and the admin gets a welcome notification once.
+pub async fn seed(state: &AppState) -> AppResult<()> {
+    let config = state.config().clone();
+    let cipher = state.cipher().clone();
+    let now = state.clock().now_ms();
+    let created = state
+        .db()
+        .write(move |tx| {
+            tx.execute("DELETE FROM service_config", [])?;
+            crate::service_config::seed(tx, &config, &cipher, now)?;
+            let welcomed: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM notifications WHERE type = ?1)",
+                [WELCOME_KIND],
+                |r| r.get(0),
+            )?;
+            if welcomed {
+                return Ok(Vec::new());
+            }
+            crate::notifications::create_for_admins(
+                tx,
+                WELCOME_KIND,
+                "Welcome to the MediaNest demo",
+                "Plex, Overseerr and Uptime Kuma are simulated on this machine. Sign in with \
+                 Plex as alice or bob; mallory has no access to the server and is refused.",
+                None,
+                now,
+            )
+        })
+        .await?;
+    crate::notifications::publish_all_created(state.events(), &created);
+    Ok(())
+}
+
+/// What the command line may change about a demo.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Where to listen (default `127.0.0.1:4000`).
+    pub listen: Option<SocketAddr>,
+    /// A data directory to use and keep (default: a fresh temporary one, removed on exit).
+    pub data_dir: Option<PathBuf>,
+    /// The log level or filter (default `warn`).
+    pub log_level: Option<String>,
+}
+
+/// A demo ready to run: its configuration, short of the simulators' URLs.
+#[derive(Debug)]
+pub struct Demo {
+    config: Config,
+    /// True when the data directory is ours to create and remove.
+    temporary: bool,
+}
+
+impl Demo {
+    /// Builds the demo's configuration from the defaults and `options` alone (no file, no
+    /// environment): the fixed [`ADMIN_PASSWORD`], health checks every
+    /// [`HEALTH_INTERVAL_SECS`], and a data directory named `medianest-demo-<random>` under the
+    /// system's temporary directory unless one is given.
+    pub fn new(options: Options) -> Result<Self, String> {
+        let mut config = Config::default();
+        if let Some(listen) = options.listen {
+            config.server.listen = listen;
+        }
+        config.log.level = options
+            .log_level
+            .unwrap_or_else(|| DEFAULT_LOG_LEVEL.to_owned());
+        config.admin.password = Some(Secret::new(ADMIN_PASSWORD));
+        config.health.interval_secs = HEALTH_INTERVAL_SECS;
+        let temporary = options.data_dir.is_none();
+        config.data_dir = options
+            .data_dir
+            .unwrap_or_else(|| std::env::temp_dir().join(format!("{DATA_DIR_PREFIX}{}", suffix())));
+        config.validate().map_err(|e| e.to_string())?;
+        Ok(Self { config, temporary })
+    }
+
+    /// The configuration (for setting up logging before [`Demo::run`]).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Runs the demo until `shutdown` resolves, then stops everything and removes the temporary
+    /// data directory. The signal is watched from the start, so a Ctrl-C while starting up
+    /// still cleans up.
+    pub async fn run<F>(self, shutdown: F) -> Result<(), String>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let stop = CancellationToken::new();
+        let signalled = stop.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            signalled.cancel();
+        });
+        let listen = self.config.server.listen;
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        let sims = Simulators::start()
+            .await
+            .map_err(|e| format!("cannot start the simulators: {e}"))?;
+        let dir = if self.temporary {
+            match TempDir::create(&self.config.data_dir) {
+                Ok(dir) => Some(dir),
+                Err(e) => {
+                    sims.shutdown().await;
+                    return Err(e);
+                }
+            }
+        } else {
+            None
+        };
+        let mut config = self.config;
+        sims.configure(&mut config);
+        let served = serve(config, listener, &sims, dir.is_some(), stop).await;
+        sims.shutdown().await;
+        let removed = dir.map_or(Ok(()), TempDir::remove);
+        served.and(removed)
+    }
+}
+
+/// Bootstraps, seeds, prints the banner and serves until `stop`.
+async fn serve(
+    config: Config,
+    listener: TcpListener,
+    sims: &Simulators,
+    temporary: bool,
+    stop: CancellationToken,
+) -> Result<(), String> {
+    // Bootstrap blocks (files, migrations, the admin's password hash).
+    let state = tokio::task::spawn_blocking(move || {
+        crate::bootstrap(config, crate::clock::system()).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| format!("start-up failed: {e}"))??;
+    seed(&state)
+        .await
+        .map_err(|e| format!("cannot seed the demo data: {e}"))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    println!(
+        "{}",
+        banner(local, sims, &state.config().data_dir, temporary)
+    );
+    crate::serve(listener, state, stop.cancelled_owned())
+        .await
+        .map_err(|e| format!("server error: {e}"))
+}
+
+/// What the demo prints once it is ready: only what works.
+fn banner(local: SocketAddr, sims: &Simulators, data_dir: &Path, temporary: bool) -> String {
+    let monitors = MONITORS
+        .iter()
+        .map(|(_, name, state)| match state {
+            MonitorState::Slow(_) => format!("{name} (slow)"),
+            MonitorState::Flapping => format!("{name} (flapping)"),
+            MonitorState::Down => format!("{name} (down)"),
+            _ => (*name).to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let kept = if temporary { "removed on exit" } else { "kept" };
+    format!(
+        "\n\
+         MediaNest demo: http://{local}  (Ctrl-C stops it)\n\
+         \n\
+         \x20 Admin sign-in    admin / {ADMIN_PASSWORD}   (POST /api/v1/auth/login)\n\
+         \x20 Plex sign-in     as alice or bob (mallory is not allowed: the server is not shared with that account)\n\
+         \x20                  POST /api/v1/auth/plex/pin, open its authUrl, pick an account, then\n\
+         \x20                  POST /api/v1/auth/plex/pin/{{pinId}}/poll\n\
+         \x20 Service status   GET /api/v1/services (checked every {HEALTH_INTERVAL_SECS} s)\n\
+         \n\
+         \x20 Simulated upstreams on this machine:\n\
+         \x20   plex.tv        {}  (accounts owner, alice, bob, mallory)\n\
+         \x20   Plex server    {}\n\
+         \x20   Overseerr      {}  (status only)\n\
+         \x20   Uptime Kuma    {}  (status page \"{KUMA_SLUG}\": {monitors})\n\
+         \n\
+         \x20 Data directory   {}  ({kept})",
+        sims.plextv.url(),
+        sims.plex.url(),
+        sims.overseerr.url(),
+        sims.uptime_kuma.url(),
+        data_dir.display(),
+    )
+}
+
+/// A data directory created for this run and removed at its end (or on drop, if the run
+/// failed before it could remove it).
+struct TempDir {
+    path: Option<PathBuf>,
+}
+
+impl TempDir {
+    /// Creates `path`, which must not exist yet (mode 0700).
+    fn create(path: &Path) -> Result<Self, String> {
+        let mut builder = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(0o700);
+        }
+        builder
+            .create(path)
+            .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        Ok(Self {
+            path: Some(path.to_path_buf()),
+        })
+    }
+
+    fn remove(mut self) -> Result<(), String> {
+        match self.path.take() {
+            Some(path) => std::fs::remove_dir_all(&path)
+                .map_err(|e| format!("cannot remove {}: {e}", path.display())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if let Some(path) = self.path.take() {
+            let _ = std::fs::remove_dir_all(path);
+        }
+    }
+}
+
+fn suffix() -> String {
+    rand::rng()
+        .sample_iter(Alphanumeric)
+        .take(10)
+        .map(|b| char::from(b).to_ascii_lowercase())
+        .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_config_is_its_own_and_valid() {
+        let demo = Demo::new(Options::default()).unwrap();
+        let config = demo.config();
+        assert!(demo.temporary);
+        assert_eq!(
+            config.server.listen,
+            SocketAddr::from(([127, 0, 0, 1], 4000))
+        );
+        assert_eq!(config.log.level, "warn");
+        assert_eq!(
+            config.admin.password.as_ref().unwrap().expose(),
+            ADMIN_PASSWORD
+        );
+        let name = config.data_dir.file_name().unwrap().to_string_lossy();
+        assert!(name.starts_with(DATA_DIR_PREFIX), "{name}");
+        assert!(config.data_dir.starts_with(std::env::temp_dir()));
+        assert!(!config.data_dir.exists(), "created by run, not new");
+
+        let kept = Demo::new(Options {
+            data_dir: Some("/srv/demo".into()),
+            log_level: Some("debug".into()),
+            ..Options::default()
+        })
+        .unwrap();
+        assert!(!kept.temporary);
+        assert_eq!(kept.config().data_dir, PathBuf::from("/srv/demo"));
+        assert_eq!(kept.config().log.level, "debug");
+        assert!(
+            Demo::new(Options {
+                log_level: Some("loud".into()),
+                ..Options::default()
+            })
+            .is_err()
+        );
+    }
+}
