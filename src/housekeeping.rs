@@ -118,6 +118,33 @@ pub async fn run(state: AppState) {
     }
 }
 
+/// Logs a warning, at most once a minute, while resident memory is above
+/// `monitor.memory_warn_mb`.
+pub async fn watch_memory(state: AppState) {
+    let token = state.shutdown_token().clone();
+    let limit = state
+        .config()
+        .monitor
+        .memory_warn_mb
+        .saturating_mul(1024 * 1024);
+    let mut ticker = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            () = token.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        if let Some(rss) = crate::monitor::process_rss_bytes()
+            && rss > limit
+        {
+            tracing::warn!(
+                rss_mb = rss / (1024 * 1024),
+                limit_mb = state.config().monitor.memory_warn_mb,
+                "resident memory is above monitor.memory_warn_mb"
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -67,22 +67,14 @@ impl Limiters {
 
     /// Checks the per-IP bucket.
     pub fn check_ip(&self, ip: IpAddr) -> AppResult<()> {
-        self.per_ip.check_key(&ip).map_err(|not_until| {
-            let wait =
-                not_until.wait_time_from(governor::clock::Clock::now(&DefaultClock::default()));
-            AppError::new(ErrorCode::RateLimited).with_retry_after(wait.as_secs().max(1))
-        })
+        self.per_ip.check_key(&ip).map_err(too_many)
     }
 
     /// Checks the per-user bucket.
     pub fn check_user(&self, user_id: &str) -> AppResult<()> {
         self.per_user
             .check_key(&user_id.to_owned())
-            .map_err(|not_until| {
-                let wait =
-                    not_until.wait_time_from(governor::clock::Clock::now(&DefaultClock::default()));
-                AppError::new(ErrorCode::RateLimited).with_retry_after(wait.as_secs().max(1))
-            })
+            .map_err(too_many)
     }
 
     /// Failed sign-ins from `ip` in the current window; `Err` once the limit is reached.
@@ -114,6 +106,14 @@ impl Limiters {
         self.login_per_ip.shrink(now_ms);
         self.pin_per_ip.shrink(now_ms);
     }
+}
+
+/// `RATE_LIMITED` with the wait governor computed.
+fn too_many(
+    not_until: governor::NotUntil<<DefaultClock as governor::clock::Clock>::Instant>,
+) -> AppError {
+    let wait = not_until.wait_time_from(governor::clock::Clock::now(&DefaultClock::default()));
+    AppError::new(ErrorCode::RateLimited).with_retry_after(wait.as_secs().max(1))
 }
 
 /// Where a fixed window stands.
@@ -212,15 +212,16 @@ pub mod login_failures {
         now_ms - now_ms.rem_euclid(LOGIN_WINDOW_MS)
     }
 
-    /// `Err(seconds to wait)` when `limit` failures are already counted in this window.
+    /// Where the account's failure window stands; `Err(seconds to wait)` when `limit` failures
+    /// are already counted in it.
     pub fn check(
         conn: &Connection,
         username: &str,
         limit: u32,
         now_ms: i64,
-    ) -> AppResult<Result<(), u64>> {
+    ) -> AppResult<Result<WindowState, u64>> {
         let start = window_start(now_ms);
-        let count: Option<i64> = conn
+        let count: i64 = conn
             .prepare_cached(
                 "SELECT request_count FROM rate_limits
                  WHERE key = ?1 AND endpoint = ?2 AND window_start = ?3",
@@ -228,11 +229,16 @@ pub mod login_failures {
             .query_row(rusqlite::params![key(username), ENDPOINT, start], |r| {
                 r.get(0)
             })
-            .optional()?;
-        Ok(match count {
-            Some(n) if n >= i64::from(limit) => Err(seconds_until(start + LOGIN_WINDOW_MS, now_ms)),
-            _ => Ok(()),
-        })
+            .optional()?
+            .unwrap_or(0);
+        if count >= i64::from(limit) {
+            return Ok(Err(seconds_until(start + LOGIN_WINDOW_MS, now_ms)));
+        }
+        Ok(Ok(WindowState {
+            limit,
+            remaining: limit.saturating_sub(u32::try_from(count).unwrap_or(u32::MAX)),
+            reset_secs: (start + LOGIN_WINDOW_MS) / 1000,
+        }))
     }
 
     /// Counts one failure.

@@ -253,6 +253,7 @@ impl AppState {
             self.spawn_task(crate::error_log::run_writer(self.clone(), rx));
         }
         self.spawn_task(crate::housekeeping::run(self.clone()));
+        self.spawn_task(crate::housekeeping::watch_memory(self.clone()));
         self.spawn_task(crate::services::run(self.clone()));
     }
 

@@ -11,7 +11,7 @@ use super::password;
 use super::session::{NewSession, Sessions, clear_cookie, cookie};
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::http::{ApiJson, ClientIp};
-use crate::ratelimit::login_failures;
+use crate::ratelimit::{WindowState, login_failures};
 use crate::response::ApiResponse;
 use crate::state::AppState;
 use crate::time::rfc3339;
@@ -109,9 +109,12 @@ pub async fn login(
             Ok((user, key, locked))
         })
         .await?;
-    if let Err(wait) = locked {
-        return Err(AppError::new(ErrorCode::RateLimited).with_retry_after(wait));
-    }
+    let window = match locked {
+        Ok(window) => window,
+        Err(wait) => {
+            return Err(AppError::new(ErrorCode::RateLimited).with_retry_after(wait));
+        }
+    };
     // Verify even for an unknown user (against a dummy hash) so both take the same time.
     let hash = user.as_ref().and_then(|u| u.password_hash.clone());
     let ok = password::verify(state.cpu_gate(), body.password, hash).await?;
@@ -123,7 +126,13 @@ pub async fn login(
             .db()
             .write(move |tx| login_failures::record(tx, &failure_key, now))
             .await?;
-        return Err(AppError::new(ErrorCode::InvalidCredentials));
+        let mut response = AppError::new(ErrorCode::InvalidCredentials).into_response();
+        WindowState {
+            remaining: window.remaining.saturating_sub(1),
+            ..window
+        }
+        .apply(&mut response);
+        return Ok(response);
     };
     if user.status != users::Status::Active {
         return Err(AppError::new(ErrorCode::AccountSuspended));
@@ -155,7 +164,14 @@ pub async fn login(
         ..user
     };
     tracing::info!(user = %user.username, "signed in with a password");
-    Ok(signed_in_response(&state, &user, &session, None))
+    let mut response = signed_in_response(&state, &user, &session, None);
+    // A success clears the account's failures.
+    WindowState {
+        remaining: window.limit,
+        ..window
+    }
+    .apply(&mut response);
+    Ok(response)
 }
 
 #[derive(Debug, Deserialize)]
