@@ -5,7 +5,7 @@
 //! Saving validates, encrypts the key, rebuilds the clients and runs a check at once, so the
 //! dashboard shows the effect of new settings immediately and no restart is needed.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
@@ -15,7 +15,7 @@ use super::clients::{self, ServiceClients};
 use crate::auth::AdminUser;
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::http::ApiJson;
-use crate::integrations::upstream::UpstreamOptions;
+use crate::integrations::upstream::{UpstreamFailure, UpstreamOptions};
 use crate::response::ApiResponse;
 use crate::service_config::{self, ServiceConfig, ServiceName};
 use crate::state::AppState;
@@ -277,9 +277,25 @@ pub async fn test_service(
     if config.url.is_none() {
         return Err(AppError::validation([("url", "is required")]));
     }
-    let options = UpstreamOptions::with_timeout_ms(clients::timeout_ms(&config));
+    let timeout = Duration::from_millis(clients::timeout_ms(&config));
     let url = config.url.clone().unwrap_or_default();
     let started = Instant::now();
+    // Each test has its own client, so the live client's limit on calls in flight does not
+    // cover it: a gate of the same size does, or a burst of tests against a hanging service
+    // would fill the blocking pool and starve the database. Waiting counts against the timeout.
+    let gate = state.health_manager().test_gate().clone();
+    let Ok(Ok(_permit)) = tokio::time::timeout(timeout, gate.acquire_owned()).await else {
+        let e = UpstreamFailure::Timeout.into_app_error(name.display_name());
+        return Ok(ApiResponse::ok(&TestOutcome {
+            ok: false,
+            latency_ms: started.elapsed().as_millis() as u64,
+            version: None,
+            error: Some(e.report().message),
+        })
+        .into_response());
+    };
+    let left = timeout.saturating_sub(started.elapsed()).as_millis() as u64;
+    let options = UpstreamOptions::with_timeout_ms(left.max(1));
     // A throwaway client (and breaker): testing must not trip the live one.
     let outcome: AppResult<Option<String>> = match name {
         ServiceName::Plex => crate::integrations::plex::PlexServer::new(

@@ -93,14 +93,25 @@ impl StatusCache {
 
 /// Builds the list from the database, the clients (URL, breaker) and the clock.
 async fn load(state: &AppState) -> AppResult<Arc<Snapshot>> {
-    let rows = state.db().run(|conn| store::all(conn)).await?;
+    let mut rows = state.db().run(|conn| store::all(conn)).await?;
     let now = state.clock().now_ms();
     let clients = super::clients(state).await?;
     let interval_ms = state.config().health.interval_secs as i64 * 1000;
+    // Before its first check a service has no row, but it is no less known: `unknown`.
+    for name in ServiceName::ALL {
+        if !rows.iter().any(|r| r.name == name.as_str()) {
+            rows.push(not_checked(name, &clients));
+        }
+    }
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
     let mut list = Vec::with_capacity(rows.len());
     for row in rows {
         let owner = owner_of(&row.name);
-        let (uptime7d, uptime30d) = long_uptimes(state, &row.name, now).await?;
+        let (uptime7d, uptime30d) = match row.last_check_at {
+            Some(_) => long_uptimes(state, &row.name, now).await?,
+            // Never checked: no samples (and nothing to cache).
+            None => (None, None),
+        };
         let url = owner
             .and_then(|o| clients.config(o))
             .and_then(|c| c.url.clone());
@@ -130,6 +141,31 @@ async fn load(state: &AppState) -> AppResult<Arc<Snapshot>> {
     Ok(Arc::new(Snapshot { list, body }))
 }
 
+/// The row of a service not checked yet: `unknown`, or `disabled` when it will not be checked.
+fn not_checked(name: ServiceName, clients: &super::clients::ServiceClients) -> StatusRow {
+    let result = if clients.config(name).is_some_and(|c| c.is_usable()) {
+        CheckResult {
+            name: name.as_str().into(),
+            display_name: name.display_name().into(),
+            health: Health::Unknown,
+            response_time_ms: None,
+            message: Some("Not checked yet.".into()),
+        }
+    } else {
+        super::manager::disabled(name, clients)
+    };
+    StatusRow {
+        name: result.name,
+        display_name: result.display_name,
+        health: result.health,
+        response_time_ms: None,
+        message: result.message,
+        last_check_at: None,
+        last_change_at: None,
+        uptime_24h: None,
+    }
+}
+
 fn view(
     row: StatusRow,
     now: i64,
@@ -139,9 +175,9 @@ fn view(
     url: Option<String>,
     breaker: BreakerState,
 ) -> ServiceStatus {
-    // Two missed cycles: whatever we show is old news.
+    // Two missed cycles: whatever we show is old news. (Never checked is no news.)
     let stale = !matches!(row.health, Health::Disabled)
-        && row.last_check_at.is_none_or(|t| now - t > 2 * interval_ms);
+        && row.last_check_at.is_some_and(|t| now - t > 2 * interval_ms);
     ServiceStatus {
         name: row.name,
         display_name: row.display_name,

@@ -6,12 +6,16 @@
 //! events.
 //!
 //! A cycle never outlasts its budget: each check is bounded by its client's timeout and the
-//! cycle as a whole by [`clients::cycle_budget`]. Cycles never overlap: an admin's refresh waits
-//! for a running cycle instead of starting another.
+//! cycle as a whole by [`clients::cycle_budget`]. Cycles never overlap: a refresh waits for a
+//! running cycle, then runs its own unless a cycle started after it asked (so many refreshes
+//! at once make at most two cycles).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
 
 use super::clients::{self, ServiceClients};
 use super::store::{self, CheckResult, Health};
@@ -23,20 +27,48 @@ use crate::state::AppState;
 /// Failed checks in a row before admins hear about an outage.
 pub const NOTIFY_AFTER_FAILURES: u32 = 2;
 
+/// Connection tests (`POST /admin/services/{name}/test`) in flight at once, as many as one
+/// upstream allows.
+pub const MAX_TESTS_IN_FLIGHT: usize = crate::integrations::upstream::DEFAULT_MAX_IN_FLIGHT;
+
 /// The manager's memory between cycles.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct HealthManager {
     /// Serialises cycles (the loop and refreshes).
     cycle: tokio::sync::Mutex<()>,
+    /// Cycles started so far; each cycle's number is this count when it starts.
+    started: AtomicU64,
+    /// The number of the last cycle whose results were stored.
+    stored: AtomicU64,
     /// When the last cycle finished (Unix ms), for the refresh rate limit.
     last_cycle_at: Mutex<Option<i64>>,
     /// Failed checks in a row per service, and whether admins were told it is down.
     failures: Mutex<HashMap<String, (u32, bool)>>,
+    /// Gates the admin's connection tests, which bypass the live clients' limits.
+    tests: Arc<Semaphore>,
+}
+
+impl Default for HealthManager {
+    fn default() -> Self {
+        Self {
+            cycle: tokio::sync::Mutex::default(),
+            started: AtomicU64::default(),
+            stored: AtomicU64::default(),
+            last_cycle_at: Mutex::default(),
+            failures: Mutex::default(),
+            tests: Arc::new(Semaphore::new(MAX_TESTS_IN_FLIGHT)),
+        }
+    }
 }
 
 impl HealthManager {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The gate of the admin's connection tests.
+    pub fn test_gate(&self) -> &Arc<Semaphore> {
+        &self.tests
     }
 
     /// When the last cycle finished.
@@ -66,15 +98,15 @@ pub async fn run(state: AppState) {
 /// Runs one cycle now (or waits for the one running) and returns when its results are stored.
 pub async fn run_cycle(state: &AppState) -> AppResult<()> {
     let manager = state.health_manager();
-    let started_waiting = state.clock().now_ms();
+    let asked_after = manager.started.load(Ordering::SeqCst);
     let _turn = manager.cycle.lock().await;
-    // A cycle finished while we waited: its results are as fresh as ours would be.
-    if manager
-        .last_cycle_at()
-        .is_some_and(|t| t >= started_waiting)
-    {
+    // A cycle that started after we asked has stored its results while we waited: they are as
+    // fresh as ours would be. (One that was already running when we asked is not: it may have
+    // used the clients from before a settings change.)
+    if manager.stored.load(Ordering::SeqCst) > asked_after {
         return Ok(());
     }
+    let number = manager.started.fetch_add(1, Ordering::SeqCst) + 1;
     let clients = super::clients(state).await?;
     let budget = clients::cycle_budget(&clients);
     let results = match tokio::time::timeout(budget, check_all(state, &clients)).await {
@@ -136,6 +168,7 @@ pub async fn run_cycle(state: &AppState) -> AppResult<()> {
         .last_cycle_at
         .lock()
         .unwrap_or_else(|e| e.into_inner()) = Some(now);
+    manager.stored.store(number, Ordering::SeqCst);
     for t in &transitions {
         tracing::info!(service = %t.name, from = t.from.as_str(), to = t.to.as_str(), "service status changed");
     }
@@ -186,7 +219,8 @@ async fn check_all(state: &AppState, clients: &ServiceClients) -> Vec<CheckResul
     results
 }
 
-fn disabled(name: ServiceName, clients: &ServiceClients) -> CheckResult {
+/// The result for a service that is not checked (disabled, or not set up).
+pub(crate) fn disabled(name: ServiceName, clients: &ServiceClients) -> CheckResult {
     let configured = clients
         .config(name)
         .is_some_and(|c| c.url.as_deref().is_some_and(|u| !u.is_empty()));

@@ -285,15 +285,18 @@ pub fn history(
 ) -> AppResult<Vec<Bucket>> {
     let width = ((now_ms - since_ms) / count.max(1)).max(1);
     let by_metric = |metric: &str| -> AppResult<HashMap<i64, f64>> {
+        // A sample taken at `now_ms` itself belongs in the last bucket, not one past the end.
         let mut stmt = conn.prepare_cached(
-            "SELECT (timestamp - ?3) / ?4 AS bucket, avg(metric_value)
+            "SELECT min((timestamp - ?3) / ?4, ?5) AS bucket, avg(metric_value)
              FROM service_metrics
-             WHERE service_name = ?1 AND metric_name = ?2 AND timestamp >= ?3
+             WHERE service_name = ?1 AND metric_name = ?2 AND timestamp BETWEEN ?3 AND ?6
              GROUP BY bucket",
         )?;
-        let rows = stmt.query_map(rusqlite::params![name, metric, since_ms, width], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)?))
-        })?;
+        let last = count.max(1) - 1;
+        let rows = stmt.query_map(
+            rusqlite::params![name, metric, since_ms, width, last, now_ms],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)?)),
+        )?;
         Ok(rows.collect::<Result<_, _>>()?)
     };
     let response = by_metric("response_time_ms")?;
