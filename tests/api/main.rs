@@ -16,5 +16,7 @@ mod health;
 mod metrics;
 mod plex_signin;
 mod schema;
+mod service_faults;
+mod services;
 mod sessions;
 mod shutdown;

@@ -20,6 +20,8 @@ use medianest::{AppState, Config};
 use tempfile::TempDir;
 use tower::ServiceExt;
 
+pub mod services;
+
 /// Where the manual clock of every test state starts (mid-2025, Unix ms).
 pub const START_MS: i64 = 1_750_000_000_000;
 
