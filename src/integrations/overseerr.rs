@@ -1,6 +1,8 @@
 //! The Overseerr client (UPSTREAMS.md 2), which also fits Jellyseerr and Seerr (same `/api/v1`).
-//! For now it knows `GET /api/v1/status`, the public health probe; search, details, requests
-//! and users join it as [`Overseerr`] methods built on [`Overseerr::request`].
+//! Here: `GET /api/v1/status`, the public health probe. In `api`: search, details, users and
+//! requests, all [`Overseerr`] methods built on [`Overseerr::request`]. In [`model`]: the
+//! answers' types and [`medianest_status`], the one mapping of Overseerr's status numbers to
+//! MediaNest's. In [`webhook`]: reading the webhook notifications Overseerr posts to MediaNest.
 //!
 //! It only speaks Overseerr's HTTP and turns answers into plain types. The API key travels in
 //! the `X-Api-Key` header (Overseerr accepts no other form), never in a URL.
@@ -15,6 +17,22 @@ use crate::error::AppResult;
 use crate::integrations::upstream::{
     Method, Request, Upstream, UpstreamFailure, UpstreamOptions, expect_success, read_json,
 };
+
+mod api;
+#[cfg(test)]
+mod api_tests;
+pub mod model;
+pub mod webhook;
+
+pub use api::encode_query_value;
+pub use model::{
+    CreateOutcome, MediaInfo, MediaRequest, MediaRequestStatus, MediaStatus, MediaType,
+    MovieDetails, OverseerrUser, PageInfo, RefusalReason, RequestCount, RequestFilter,
+    RequestMedia, RequestPage, RequestSeason, RequestSort, RequestState, SearchMediaType,
+    SearchPage, SearchResult, SeasonAvailability, Seasons, TvDetails, TvSeason, UserPage,
+    medianest_status,
+};
+pub use webhook::{NotificationType, Requester, WebhookError, WebhookEvent};
 
 /// The display name in client messages ("Overseerr is temporarily unavailable.").
 pub const SERVICE_NAME: &str = "Overseerr";

@@ -1,11 +1,16 @@
-//! A fake Overseerr (UPSTREAMS.md 2): for now the public `GET /api/v1/status` (and
+//! A fake Overseerr (UPSTREAMS.md 2): the public `GET /api/v1/status` (and
 //! `/api/v1/status/appdata`), with Overseerr's `{"message": ...}` error body on failures and
-//! unknown paths. Later work extends it with the catalogue (search, details), requests, users
-//! and webhook delivery; those routes will want [`FakeOverseerr::api_key`] in `X-Api-Key`.
+//! unknown paths; and, behind [`FakeOverseerr::api_key`] in `X-Api-Key` (with `X-API-User`
+//! choosing the acting user), search over a small catalogue, movie and TV details, the user
+//! list and requests (create, list, count, get, delete, approve, decline), in the `routes`
+//! and `library` submodules. It also fires webhook notifications at MediaNest
+//! ([`FakeOverseerr::fire_webhook`]).
 //!
 //! A test or the demo steers it through [`FakeOverseerr`]'s methods: the version and update
-//! state, injected failures and latency, per-endpoint request counts, and the last `X-Api-Key`
-//! seen. State sits behind a `std` mutex that is never held across an `.await`.
+//! state, injected failures and latency, per-endpoint request counts, the last `X-Api-Key`
+//! and `X-API-User` seen, and (in `control`) the catalogue, users, auto-approve, quotas and
+//! request and media statuses. State sits behind a `std` mutex that is never held across an
+//! `.await`.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -22,6 +27,18 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+mod control;
+mod library;
+#[cfg(test)]
+mod media_tests;
+mod routes;
+
+pub use control::{FakeNotification, WebhookTemplate};
+pub use library::{
+    DEFAULT_SEARCH_PAGE_SIZE, FakeOverseerrUser, FakeRequest, FakeTitle, default_admin,
+    default_catalogue, permission,
+};
 
 /// The version the fake reports until told otherwise (the final Overseerr line).
 pub const DEFAULT_VERSION: &str = "1.33.2";
@@ -84,6 +101,8 @@ struct SimState {
     restart_required: bool,
     api_key: String,
     last_api_key: Option<String>,
+    last_api_user: Option<String>,
+    library: library::Library,
     faults: VecDeque<Fault>,
     latency: Duration,
     counts: HashMap<String, u64>,
@@ -103,6 +122,8 @@ impl FakeOverseerr {
                 restart_required: false,
                 api_key: DEFAULT_API_KEY.to_owned(),
                 last_api_key: None,
+                last_api_user: None,
+                library: library::Library::default(),
                 faults: VecDeque::new(),
                 latency: Duration::ZERO,
                 counts: HashMap::new(),
@@ -223,6 +244,7 @@ fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/api/v1/status", get(status))
         .route("/api/v1/status/appdata", get(appdata))
+        .merge(routes::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(shared.clone(), observe))
         .with_state(shared)
@@ -235,15 +257,19 @@ async fn observe(State(shared): State<Arc<Shared>>, request: Request, next: Next
         |m| m.as_str().to_owned(),
     );
     let key = format!("{} {route}", request.method());
-    let api_key = request
-        .headers()
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let headers = request.headers();
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let (api_key, api_user) = (header("x-api-key"), header("x-api-user"));
     let (latency, fault) = {
         let mut state = shared.lock();
         *state.counts.entry(key).or_default() += 1;
         state.last_api_key = api_key;
+        state.last_api_user = api_user;
         (state.latency, state.faults.pop_front())
     };
     if !latency.is_zero() && !shared.wait(latency).await {

@@ -1,0 +1,454 @@
+//! Reading Overseerr's webhook notifications (UPSTREAMS.md 2.7) into a [`WebhookEvent`].
+//!
+//! Admins edit the template, so nothing about the body is certain: keys come in the default
+//! template's spelling (`notification_type`, `media_type`, `request_id`,
+//! `requestedBy_email`) or camelCase (`notificationType`, `mediaType`, `requestId`,
+//! `requestedByEmail`), values are usually strings (every `{{var}}` is substituted as text)
+//! but may be numbers, `""` or `null`, and `media` / `request` are `null` for a test. Keys are
+//! therefore compared with case, `_` and `-` ignored, and every field is optional; only a body
+//! that is not a JSON object is refused.
+//!
+//! This module only reads; the endpoint checks the `Authorization` header and applies the event.
+
+use serde_json::{Map, Value};
+
+use super::model::{MediaStatus, MediaType, RequestState, boolean, int, text};
+
+/// Why a webhook body could not be read at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookError {
+    /// The body is not JSON.
+    #[error("the webhook body is not JSON")]
+    NotJson,
+    /// The body is JSON but not an object.
+    #[error("the webhook body is not a JSON object")]
+    NotAnObject,
+}
+
+/// `notification_type`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotificationType {
+    MediaPending,
+    MediaApproved,
+    MediaAutoApproved,
+    MediaAvailable,
+    MediaDeclined,
+    MediaFailed,
+    TestNotification,
+    /// Anything else (issues, `MEDIA_AUTO_REQUESTED`, a missing value), kept verbatim.
+    Other(String),
+}
+
+impl NotificationType {
+    /// Reads Overseerr's name (case and surrounding spaces ignored).
+    pub fn parse(name: &str) -> Self {
+        match name.trim().to_ascii_uppercase().as_str() {
+            "MEDIA_PENDING" => Self::MediaPending,
+            "MEDIA_APPROVED" => Self::MediaApproved,
+            "MEDIA_AUTO_APPROVED" => Self::MediaAutoApproved,
+            "MEDIA_AVAILABLE" => Self::MediaAvailable,
+            "MEDIA_DECLINED" => Self::MediaDeclined,
+            "MEDIA_FAILED" => Self::MediaFailed,
+            "TEST_NOTIFICATION" => Self::TestNotification,
+            _ => Self::Other(name.trim().to_owned()),
+        }
+    }
+
+    /// Overseerr's name.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::MediaPending => "MEDIA_PENDING",
+            Self::MediaApproved => "MEDIA_APPROVED",
+            Self::MediaAutoApproved => "MEDIA_AUTO_APPROVED",
+            Self::MediaAvailable => "MEDIA_AVAILABLE",
+            Self::MediaDeclined => "MEDIA_DECLINED",
+            Self::MediaFailed => "MEDIA_FAILED",
+            Self::TestNotification => "TEST_NOTIFICATION",
+            Self::Other(name) => name,
+        }
+    }
+
+    /// The status a request takes on this notification (SPEC section 6, Webhook); `None` for a
+    /// test or an unknown type, which change nothing.
+    pub fn request_state(&self) -> Option<RequestState> {
+        match self {
+            Self::MediaPending => Some(RequestState::Pending),
+            Self::MediaApproved | Self::MediaAutoApproved => Some(RequestState::Approved),
+            Self::MediaAvailable => Some(RequestState::Available),
+            Self::MediaDeclined => Some(RequestState::Declined),
+            Self::MediaFailed => Some(RequestState::Failed),
+            Self::TestNotification | Self::Other(_) => None,
+        }
+    }
+}
+
+/// Who made the request, as the template tells it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Requester {
+    pub email: Option<String>,
+    pub username: Option<String>,
+    pub avatar: Option<String>,
+}
+
+/// One webhook notification, every field but the type optional.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookEvent {
+    pub notification_type: NotificationType,
+    /// e.g. `New Movie Request`.
+    pub event: Option<String>,
+    /// e.g. `Game of Thrones (2011)`.
+    pub subject: Option<String>,
+    pub message: Option<String>,
+    pub image: Option<String>,
+    pub media_type: Option<MediaType>,
+    pub tmdb_id: Option<i64>,
+    pub tvdb_id: Option<i64>,
+    /// `media.status`, from its name (`AVAILABLE`) or number.
+    pub media_status: Option<MediaStatus>,
+    pub media_status4k: Option<MediaStatus>,
+    /// Overseerr's request id (`request.request_id`).
+    pub request_id: Option<i64>,
+    pub is4k: Option<bool>,
+    pub requested_by: Option<Requester>,
+    /// A decline reason or comment, when a custom template carries one (`reason`,
+    /// `decline_reason`, `comment_message`, or `comment.comment_message`).
+    pub reason: Option<String>,
+    /// The season numbers from `extra`'s "Requested Seasons" (TV).
+    pub requested_seasons: Vec<u32>,
+}
+
+impl WebhookEvent {
+    /// Reads a webhook body. Fails only when it is not a JSON object.
+    pub fn parse(bytes: &[u8]) -> Result<Self, WebhookError> {
+        let value: Value = serde_json::from_slice(bytes).map_err(|_| WebhookError::NotJson)?;
+        let Value::Object(root) = value else {
+            return Err(WebhookError::NotAnObject);
+        };
+        let media = object(&root, "media");
+        let request = object(&root, "request");
+        let comment = object(&root, "comment");
+        // Flattened custom templates put `{{media_tmdbid}}` and friends at the top level.
+        let media_field = |names: &[&str], flat: &[&str]| {
+            media
+                .and_then(|m| find(m, names))
+                .or_else(|| find(&root, flat))
+        };
+        let request_field = |names: &[&str], flat: &[&str]| {
+            request
+                .and_then(|r| find(r, names))
+                .or_else(|| find(&root, flat))
+        };
+        // Some templates nest the requester as an object (`requestedBy: {email, ...}`).
+        let requester_object = request.and_then(|r| object(r, "requestedby"));
+        let requester_field = |name: &str, alternatives: &[&str]| {
+            let key = format!("requestedby{name}");
+            request_field(&[key.as_str()], &[key.as_str()])
+                .and_then(text)
+                .or_else(|| {
+                    requester_object
+                        .and_then(|o| find(o, alternatives))
+                        .and_then(text)
+                })
+        };
+        let requested_by = Requester {
+            email: requester_field("email", &["email"]),
+            username: requester_field("username", &["username", "displayname", "plexusername"]),
+            avatar: requester_field("avatar", &["avatar"]),
+        };
+        let reason = find(&root, &["reason", "declinereason", "commentmessage"])
+            .or_else(|| request.and_then(|r| find(r, &["reason", "declinereason"])))
+            .or_else(|| comment.and_then(|c| find(c, &["commentmessage", "message"])))
+            .and_then(text);
+
+        Ok(Self {
+            notification_type: NotificationType::parse(
+                &find(&root, &["notificationtype"])
+                    .and_then(text)
+                    .unwrap_or_default(),
+            ),
+            event: find(&root, &["event"]).and_then(text),
+            subject: find(&root, &["subject"]).and_then(text),
+            message: find(&root, &["message"]).and_then(text),
+            image: find(&root, &["image"]).and_then(text),
+            media_type: media_field(&["mediatype", "type"], &["mediatype", "mediamediatype"])
+                .and_then(Value::as_str)
+                .and_then(MediaType::parse),
+            tmdb_id: media_field(&["tmdbid"], &["tmdbid", "mediatmdbid"])
+                .and_then(int)
+                .filter(|id| *id > 0),
+            tvdb_id: media_field(&["tvdbid"], &["tvdbid", "mediatvdbid"])
+                .and_then(int)
+                .filter(|id| *id > 0),
+            media_status: media_field(&["status"], &["mediastatus"])
+                .and_then(MediaStatus::from_value),
+            media_status4k: media_field(&["status4k"], &["mediastatus4k"])
+                .and_then(MediaStatus::from_value),
+            request_id: request_field(&["requestid", "id"], &["requestid"])
+                .and_then(int)
+                .filter(|id| *id > 0),
+            is4k: request_field(&["is4k"], &["is4k", "requestis4k"]).and_then(boolean),
+            requested_by: (requested_by != Requester::default()).then_some(requested_by),
+            reason,
+            requested_seasons: requested_seasons(&root),
+        })
+    }
+}
+
+/// `name` lowercased without `_` and `-`, so `requestedBy_email`, `requestedByEmail` and
+/// `requested_by_email` compare equal.
+fn normalize(name: &str) -> String {
+    name.chars()
+        .filter(|c| *c != '_' && *c != '-')
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// The first of `names` (normalized) present with a usable value: not `null`, not `""`.
+fn find<'a>(map: &'a Map<String, Value>, names: &[&str]) -> Option<&'a Value> {
+    names.iter().find_map(|name| {
+        let name = normalize(name);
+        map.iter()
+            .find(|(key, value)| {
+                normalize(key) == name
+                    && !value.is_null()
+                    && value.as_str().is_none_or(|s| !s.trim().is_empty())
+            })
+            .map(|(_, value)| value)
+    })
+}
+
+fn object<'a>(map: &'a Map<String, Value>, name: &str) -> Option<&'a Map<String, Value>> {
+    find(map, &[name]).and_then(Value::as_object)
+}
+
+/// Season numbers from `extra: [{"name": "Requested Seasons", "value": "1, 2"}]`.
+fn requested_seasons(root: &Map<String, Value>) -> Vec<u32> {
+    let Some(Value::Array(extra)) = find(root, &["extra"]) else {
+        return Vec::new();
+    };
+    extra
+        .iter()
+        .filter_map(Value::as_object)
+        .filter(|item| {
+            find(item, &["name"])
+                .and_then(Value::as_str)
+                .is_some_and(|n| normalize(n).replace(' ', "") == "requestedseasons")
+        })
+        .filter_map(|item| find(item, &["value"]).and_then(text))
+        .flat_map(|value| {
+            value
+                .split(',')
+                .filter_map(|s| s.trim().parse::<u32>().ok())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// The default template as UPSTREAMS.md 2.7 shows it rendered.
+    const DEFAULT_TEMPLATE: &str = r#"{
+      "notification_type": "MEDIA_PENDING",
+      "event": "New Series Request",
+      "subject": "Game of Thrones (2011)",
+      "message": "Seven noble families fight for control of the mythical land of Westeros…",
+      "image": "https://image.tmdb.org/t/p/w600_and_h900_bestv2/1XS1oqL89opfnbLl8WnZY1O1uJx.jpg",
+      "media": {
+        "media_type": "tv",
+        "tmdbId": "1399",
+        "tvdbId": "121361",
+        "status": "PENDING",
+        "status4k": "UNKNOWN"
+      },
+      "request": {
+        "request_id": "123",
+        "requestedBy_email": "alice@example.com",
+        "requestedBy_username": "alice",
+        "requestedBy_avatar": "https://plex.tv/users/dae343c1f45beb4f/avatar?c=1712345678",
+        "requestedBy_settings_discordId": "",
+        "requestedBy_settings_telegramChatId": ""
+      },
+      "issue": null,
+      "comment": null,
+      "extra": [ { "name": "Requested Seasons", "value": "1, 2" } ]
+    }"#;
+
+    const TEST_PAYLOAD: &str = r#"{"notification_type":"TEST_NOTIFICATION","event":"","subject":"Test Notification",
+     "message":"Check check, 1, 2, 3. Are we coming in clear?","image":"",
+     "media":null,"request":null,"issue":null,"comment":null,"extra":[]}"#;
+
+    fn parse(value: Value) -> WebhookEvent {
+        WebhookEvent::parse(value.to_string().as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn the_default_template_reads_fully() {
+        let e = WebhookEvent::parse(DEFAULT_TEMPLATE.as_bytes()).unwrap();
+        assert_eq!(e.notification_type, NotificationType::MediaPending);
+        assert_eq!(e.event.as_deref(), Some("New Series Request"));
+        assert_eq!(e.subject.as_deref(), Some("Game of Thrones (2011)"));
+        assert_eq!(e.media_type, Some(MediaType::Tv));
+        assert_eq!((e.tmdb_id, e.tvdb_id), (Some(1399), Some(121361)));
+        assert_eq!(e.media_status, Some(MediaStatus::Pending));
+        assert_eq!(e.media_status4k, Some(MediaStatus::Unknown));
+        assert_eq!(e.request_id, Some(123));
+        let by = e.requested_by.unwrap();
+        assert_eq!(by.email.as_deref(), Some("alice@example.com"));
+        assert_eq!(by.username.as_deref(), Some("alice"));
+        assert!(by.avatar.unwrap().starts_with("https://plex.tv/users/"));
+        assert_eq!(e.requested_seasons, [1, 2]);
+        assert_eq!(e.reason, None);
+        assert_eq!(e.is4k, None);
+        assert_eq!(
+            e.notification_type.request_state(),
+            Some(RequestState::Pending)
+        );
+    }
+
+    #[test]
+    fn the_test_payload_has_no_media_or_request() {
+        let e = WebhookEvent::parse(TEST_PAYLOAD.as_bytes()).unwrap();
+        assert_eq!(e.notification_type, NotificationType::TestNotification);
+        assert_eq!(e.event, None, "empty strings are absent");
+        assert_eq!(e.image, None);
+        assert_eq!((e.media_type, e.tmdb_id, e.request_id), (None, None, None));
+        assert_eq!(e.requested_by, None);
+        assert!(e.requested_seasons.is_empty());
+        assert_eq!(e.notification_type.request_state(), None);
+    }
+
+    #[test]
+    fn camel_case_with_numbers_reads_the_same() {
+        let e = parse(json!({
+            "notificationType": "MEDIA_AUTO_APPROVED",
+            "event": "Movie Request Automatically Approved",
+            "subject": "The Matrix (1999)",
+            "media": {"mediaType": "movie", "tmdbId": 603, "tvdbId": null, "status": 3, "status4k": "1"},
+            "request": {"requestId": 12, "requestedByEmail": "bob@example.com",
+                        "requestedByUsername": "bob", "is4k": "false"},
+            "extra": []
+        }));
+        assert_eq!(e.notification_type, NotificationType::MediaAutoApproved);
+        assert_eq!(e.media_type, Some(MediaType::Movie));
+        assert_eq!((e.tmdb_id, e.tvdb_id), (Some(603), None));
+        assert_eq!(e.media_status, Some(MediaStatus::Processing));
+        assert_eq!(e.media_status4k, Some(MediaStatus::Unknown));
+        assert_eq!(e.request_id, Some(12));
+        assert_eq!(e.is4k, Some(false));
+        assert_eq!(e.requested_by.unwrap().username.as_deref(), Some("bob"));
+        assert_eq!(
+            e.notification_type.request_state(),
+            Some(RequestState::Approved)
+        );
+    }
+
+    #[test]
+    fn strings_numbers_and_nulls_are_all_accepted_for_ids() {
+        for (request_id, expected) in [
+            (json!("12"), Some(12)),
+            (json!(12), Some(12)),
+            (json!(" 12 "), Some(12)),
+            (json!(""), None),
+            (Value::Null, None),
+            (json!("abc"), None),
+            (json!(0), None),
+        ] {
+            let e = parse(json!({
+                "notification_type": "MEDIA_APPROVED",
+                "request": {"request_id": request_id}
+            }));
+            assert_eq!(e.request_id, expected, "{request_id:?}");
+        }
+    }
+
+    #[test]
+    fn every_mapped_type_and_unknown_ones() {
+        let cases = [
+            ("MEDIA_PENDING", Some(RequestState::Pending)),
+            ("MEDIA_APPROVED", Some(RequestState::Approved)),
+            ("MEDIA_AUTO_APPROVED", Some(RequestState::Approved)),
+            ("MEDIA_AVAILABLE", Some(RequestState::Available)),
+            ("MEDIA_DECLINED", Some(RequestState::Declined)),
+            ("MEDIA_FAILED", Some(RequestState::Failed)),
+            ("TEST_NOTIFICATION", None),
+            ("ISSUE_CREATED", None),
+            ("MEDIA_AUTO_REQUESTED", None),
+            ("", None),
+        ];
+        for (name, state) in cases {
+            let e = parse(json!({ "notification_type": name }));
+            assert_eq!(e.notification_type.request_state(), state, "{name}");
+            assert_eq!(e.notification_type.as_str(), name);
+        }
+        let lower = parse(json!({"notificationType": "media_available"}));
+        assert_eq!(lower.notification_type, NotificationType::MediaAvailable);
+        let missing = parse(json!({"subject": "x"}));
+        assert_eq!(
+            missing.notification_type,
+            NotificationType::Other(String::new())
+        );
+    }
+
+    #[test]
+    fn missing_optionals_and_flattened_templates() {
+        let e = parse(json!({
+            "notification_type": "MEDIA_DECLINED",
+            "media_tmdbid": "550",
+            "media_type": "movie",
+            "request_id": "9",
+            "requestedBy_email": "carol@example.com",
+            "reason": "Not on this server, sorry"
+        }));
+        assert_eq!(e.tmdb_id, Some(550));
+        assert_eq!(e.media_type, Some(MediaType::Movie));
+        assert_eq!(e.request_id, Some(9));
+        assert_eq!(
+            e.requested_by.unwrap().email.as_deref(),
+            Some("carol@example.com")
+        );
+        assert_eq!(e.reason.as_deref(), Some("Not on this server, sorry"));
+        assert_eq!(e.media_status, None);
+
+        let nested = parse(json!({
+            "notification_type": "MEDIA_DECLINED",
+            "media": {"media_type": "tv", "tmdbId": "1399"},
+            "request": {"request_id": "3", "requestedBy": {"email": "d@example.com", "displayName": "Dee"}},
+            "comment": {"comment_message": "Already on Netflix"}
+        }));
+        assert_eq!(nested.reason.as_deref(), Some("Already on Netflix"));
+        let by = nested.requested_by.unwrap();
+        assert_eq!(by.username.as_deref(), Some("Dee"));
+        assert_eq!(by.email.as_deref(), Some("d@example.com"));
+
+        let bare = parse(json!({}));
+        assert_eq!(bare.tmdb_id, None);
+        assert_eq!(bare.requested_by, None);
+    }
+
+    #[test]
+    fn odd_values_do_not_fail() {
+        let e = parse(json!({
+            "notification_type": 5,
+            "media": "not an object",
+            "request": [1, 2],
+            "extra": "nope"
+        }));
+        assert_eq!(e.notification_type, NotificationType::Other("5".into()));
+        assert_eq!(e.tmdb_id, None);
+        assert!(e.requested_seasons.is_empty());
+        let e = parse(json!({"extra": [{"name": "Requested Seasons", "value": "0, 3, x"}, 7]}));
+        assert_eq!(e.requested_seasons, [0, 3]);
+    }
+
+    #[test]
+    fn non_objects_are_refused() {
+        assert_eq!(WebhookEvent::parse(b"not json"), Err(WebhookError::NotJson));
+        assert_eq!(WebhookEvent::parse(b"[]"), Err(WebhookError::NotAnObject));
+        assert_eq!(WebhookEvent::parse(b""), Err(WebhookError::NotJson));
+    }
+}
