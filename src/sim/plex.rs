@@ -4,16 +4,16 @@
 //! page without it. Libraries come later; for now a known token reaches a 404.
 //!
 //! A test or the demo steers it through [`FakePlexServer`]'s methods: the machine identifier, the
-//! server token, injected failures and latency, and per-endpoint request counts. State sits
-//! behind a `std` mutex that is never held across an `.await`.
+//! server token, and (from the [`SimServer`] harness) injected failures and latency and
+//! per-endpoint request counts. State sits behind a `std` mutex that is never held across an
+//! `.await`.
 
-use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::ops::Deref;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -21,18 +21,15 @@ use axum::routing::get;
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use serde_json::json;
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+
+use super::harness::{self, Effect, SimFault, SimServer, Traffic};
 
 /// The version the fake reports (a real PMS build string).
 pub const VERSION: &str = "1.41.3.9314-a0bfb8370";
-/// How long [`FakePlexServer::shutdown`] lets open connections finish before cutting them.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// The one path PMS answers without a token.
 const IDENTITY: &str = "/identity";
 
-/// A failure to inject into the next responses (see [`FakePlexServer::fail_next`]).
+/// A failure to inject into the next responses (see [`SimServer::fail_next`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
     /// Answer with this status and PMS's HTML error page.
@@ -43,47 +40,58 @@ pub enum Fault {
     Hang(Duration),
 }
 
-/// A running fake Plex Media Server on `127.0.0.1`. Dropping it stops the server.
+impl SimFault for Fault {
+    fn effect(self) -> Effect {
+        match self {
+            Self::Hang(duration) => Effect::Delay(duration),
+            Self::Status(code) => Effect::Answer(html_error(harness::status_or_500(code))),
+            Self::Garbage => Effect::Answer(
+                (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    r#"{"MediaContainer": {"size": 0, "machineIdent"#,
+                )
+                    .into_response(),
+            ),
+        }
+    }
+}
+
+/// A running fake Plex Media Server on `127.0.0.1`. Dropping it stops the server. The
+/// [`SimServer`] it derefs to has the shared controls: `url`, `fail_next`, `set_latency`,
+/// `requests`, `shutdown`.
 pub struct FakePlexServer {
-    addr: SocketAddr,
+    server: SimServer<Fault>,
     shared: Arc<Shared>,
-    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Deref for FakePlexServer {
+    type Target = SimServer<Fault>;
+
+    fn deref(&self) -> &SimServer<Fault> {
+        &self.server
+    }
 }
 
 impl std::fmt::Debug for FakePlexServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FakePlexServer")
-            .field("addr", &self.addr)
-            .finish_non_exhaustive()
+        self.server.fmt_as("FakePlexServer", f)
     }
 }
 
 struct Shared {
     state: Mutex<SimState>,
-    stop: CancellationToken,
 }
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, SimState> {
-        // A panicking test thread must not take every later request down with it.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Sleeps for `duration` unless the server stops first; false when it stopped.
-    async fn wait(&self, duration: Duration) -> bool {
-        tokio::select! {
-            () = tokio::time::sleep(duration) => true,
-            () = self.stop.cancelled() => false,
-        }
+        harness::lock(&self.state)
     }
 }
 
 struct SimState {
     machine_identifier: String,
     token: String,
-    faults: VecDeque<Fault>,
-    latency: Duration,
-    counts: HashMap<String, u64>,
 }
 
 impl FakePlexServer {
@@ -91,43 +99,17 @@ impl FakePlexServer {
     /// accepts connections as soon as this returns. The machine identifier (40 hex characters)
     /// and the server token (20 characters) are random until set.
     pub async fn start() -> std::io::Result<Self> {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
-        let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             state: Mutex::new(SimState {
                 machine_identifier: random_hex(40),
                 token: random_text(20),
-                faults: VecDeque::new(),
-                latency: Duration::ZERO,
-                counts: HashMap::new(),
             }),
-            stop: CancellationToken::new(),
         });
-        let app = router(shared.clone());
-        let stop = shared.stop.clone();
-        let task = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await;
-            if let Err(e) = served {
-                tracing::warn!(error = %e, "fake Plex server stopped with an error");
-            }
-        });
-        Ok(Self {
-            addr,
-            shared,
-            task: Mutex::new(Some(task)),
+        let server = SimServer::start("fake Plex server", |traffic| {
+            router(shared.clone(), traffic)
         })
-    }
-
-    /// The base URL, e.g. `http://127.0.0.1:41234` (use as `services.plex.url`).
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// The bound address.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
+        .await?;
+        Ok(Self { server, shared })
     }
 
     /// The `machineIdentifier` that `/identity` reports.
@@ -149,102 +131,20 @@ impl FakePlexServer {
     pub fn set_token(&self, token: &str) {
         self.shared.lock().token = token.to_owned();
     }
-
-    /// Makes the next `n` requests (to any path) fail with `fault`.
-    pub fn fail_next(&self, n: usize, fault: Fault) {
-        let mut state = self.shared.lock();
-        state.faults.extend(std::iter::repeat_n(fault, n));
-    }
-
-    /// Delays every response by `latency` until set back to zero (a hanging server).
-    pub fn set_latency(&self, latency: Duration) {
-        self.shared.lock().latency = latency;
-    }
-
-    /// Requests received by an endpoint, named `"<METHOD> <route>"` as routed, e.g.
-    /// `"GET /identity"`; unrouted paths count under their raw path. Refused and injected-fault
-    /// requests count too.
-    pub fn requests(&self, endpoint: &str) -> u64 {
-        self.shared
-            .lock()
-            .counts
-            .get(endpoint)
-            .copied()
-            .unwrap_or(0)
-    }
-
-    /// Requests received in total.
-    pub fn total_requests(&self) -> u64 {
-        self.shared.lock().counts.values().sum()
-    }
-
-    /// Stops the server: new connections are refused at once, open ones get a short grace.
-    pub async fn shutdown(&self) {
-        self.shared.stop.cancel();
-        let task = self
-            .task
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(task) = task {
-            let abort = task.abort_handle();
-            if tokio::time::timeout(SHUTDOWN_GRACE, task).await.is_err() {
-                abort.abort();
-            }
-        }
-    }
 }
 
-impl Drop for FakePlexServer {
-    fn drop(&mut self) {
-        self.shared.stop.cancel();
-    }
-}
-
-fn router(shared: Arc<Shared>) -> Router {
+fn router(shared: Arc<Shared>, traffic: Arc<Traffic<Fault>>) -> Router {
     Router::new()
         .route(IDENTITY, get(identity))
         .fallback(not_found)
         // Layers run outside in: count and apply faults first, then check the token, so a
         // refused request is still counted.
         .layer(middleware::from_fn_with_state(shared.clone(), authenticate))
-        .layer(middleware::from_fn_with_state(shared.clone(), observe))
+        .layer(middleware::from_fn_with_state(
+            traffic,
+            harness::observe::<Fault>,
+        ))
         .with_state(shared)
-}
-
-/// Counts the request, then applies latency and any injected fault.
-async fn observe(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().map_or_else(
-        || request.uri().path().to_owned(),
-        |m| m.as_str().to_owned(),
-    );
-    let key = format!("{} {route}", request.method());
-    let (latency, fault) = {
-        let mut state = shared.lock();
-        *state.counts.entry(key).or_default() += 1;
-        (state.latency, state.faults.pop_front())
-    };
-    if !latency.is_zero() && !shared.wait(latency).await {
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
-    }
-    match fault {
-        None => next.run(request).await,
-        Some(Fault::Hang(duration)) => {
-            if !shared.wait(duration).await {
-                return StatusCode::SERVICE_UNAVAILABLE.into_response();
-            }
-            next.run(request).await
-        }
-        Some(Fault::Status(code)) => {
-            html_error(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
-        }
-        Some(Fault::Garbage) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/json")],
-            r#"{"MediaContainer": {"size": 0, "machineIdent"#,
-        )
-            .into_response(),
-    }
 }
 
 /// Every path but `/identity` wants the server token, in the header or (as browsers and old
