@@ -13,34 +13,30 @@
 //! fragment MediaNest's `authUrl` carries and approves it through `POST /demo/approve`
 //! (`{"code", "accountId"}`), so the PIN sign-in works end to end in a browser.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::ops::Deref;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{MatchedPath, Path, Query, Request, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
+use super::harness::{self, Effect, SimFault, SimServer, Traffic};
 use crate::clock::{SharedClock, SystemClock};
 
 /// PIN ids start here, so they look like plex.tv's.
 const FIRST_PIN_ID: i64 = 1_272_322_473;
 /// plex.tv's usual `expiresIn` for a new PIN.
 const DEFAULT_PIN_LIFETIME_SECS: i64 = 1800;
-/// How long [`FakePlexTv::shutdown`] lets open connections finish before cutting them.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// A plex.tv account the fake knows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,7 +71,7 @@ impl FakeAccount {
     }
 }
 
-/// A failure to inject into the next responses (see [`FakePlexTv::fail_next`]).
+/// A failure to inject into the next responses (see [`SimServer::fail_next`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
     /// Answer with this status and an HTML error page.
@@ -90,25 +86,57 @@ pub enum Fault {
     Hang(Duration),
 }
 
-/// A running fake plex.tv on `127.0.0.1`. Dropping it stops the server.
+impl SimFault for Fault {
+    fn effect(self) -> Effect {
+        match self {
+            Self::Hang(duration) => Effect::Delay(duration),
+            Self::Status(code) => Effect::Answer(html_error(harness::status_or_500(code))),
+            Self::RateLimited { retry_after } => {
+                let mut response = errors(StatusCode::TOO_MANY_REQUESTS, 1003, "Too Many Requests");
+                if let Some(seconds) = retry_after {
+                    response
+                        .headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+                }
+                Effect::Answer(response)
+            }
+            Self::BadRequest => Effect::Answer(missing_client_id()),
+            Self::Garbage => Effect::Answer(
+                (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    r#"{"id": 1272322473, "code": "3patfx1a78"#,
+                )
+                    .into_response(),
+            ),
+        }
+    }
+}
+
+/// A running fake plex.tv on `127.0.0.1`. Dropping it stops the server. The [`SimServer`] it
+/// derefs to has the shared controls: `url`, `fail_next`, `set_latency`, `requests`, `shutdown`.
 pub struct FakePlexTv {
-    addr: SocketAddr,
+    server: SimServer<Fault>,
     shared: Arc<Shared>,
-    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Deref for FakePlexTv {
+    type Target = SimServer<Fault>;
+
+    fn deref(&self) -> &SimServer<Fault> {
+        &self.server
+    }
 }
 
 impl std::fmt::Debug for FakePlexTv {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FakePlexTv")
-            .field("addr", &self.addr)
-            .finish_non_exhaustive()
+        self.server.fmt_as("FakePlexTv", f)
     }
 }
 
 struct Shared {
     state: Mutex<SimState>,
     clock: SharedClock,
-    stop: CancellationToken,
 }
 
 impl Shared {
@@ -134,16 +162,7 @@ impl Shared {
     }
 
     fn lock(&self) -> MutexGuard<'_, SimState> {
-        // A panicking test thread must not take every later request down with it.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Sleeps for `duration` unless the server stops first; false when it stopped.
-    async fn wait(&self, duration: Duration) -> bool {
-        tokio::select! {
-            () = tokio::time::sleep(duration) => true,
-            () = self.stop.cancelled() => false,
-        }
+        harness::lock(&self.state)
     }
 }
 
@@ -155,9 +174,6 @@ struct SimState {
     owner: Option<Owner>,
     /// (account id, machineIdentifier) pairs.
     shares: Vec<(i64, String)>,
-    faults: VecDeque<Fault>,
-    latency: Duration,
-    counts: HashMap<String, u64>,
 }
 
 struct Owner {
@@ -191,8 +207,6 @@ impl FakePlexTv {
 
     /// [`FakePlexTv::start`] with an injected clock, so PIN expiry can be tested without sleeping.
     pub async fn start_with_clock(clock: SharedClock) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
-        let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             state: Mutex::new(SimState {
                 accounts: Vec::new(),
@@ -201,38 +215,12 @@ impl FakePlexTv {
                 pin_lifetime_secs: DEFAULT_PIN_LIFETIME_SECS,
                 owner: None,
                 shares: Vec::new(),
-                faults: VecDeque::new(),
-                latency: Duration::ZERO,
-                counts: HashMap::new(),
             }),
             clock,
-            stop: CancellationToken::new(),
         });
-        let app = router(shared.clone());
-        let stop = shared.stop.clone();
-        let task = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await;
-            if let Err(e) = served {
-                tracing::warn!(error = %e, "fake plex.tv stopped with an error");
-            }
-        });
-        Ok(Self {
-            addr,
-            shared,
-            task: Mutex::new(Some(task)),
-        })
-    }
-
-    /// The base URL, e.g. `http://127.0.0.1:41234` (use as `plex.tv_url`).
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// The bound address.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
+        let server =
+            SimServer::start("fake plex.tv", |traffic| router(shared.clone(), traffic)).await?;
+        Ok(Self { server, shared })
     }
 
     /// Adds (or replaces, by id) an account.
@@ -295,59 +283,9 @@ impl FakePlexTv {
     pub fn set_pin_lifetime(&self, seconds: i64) {
         self.shared.lock().pin_lifetime_secs = seconds;
     }
-
-    /// Makes the next `n` requests (to any endpoint) fail with `fault`.
-    pub fn fail_next(&self, n: usize, fault: Fault) {
-        let mut state = self.shared.lock();
-        state.faults.extend(std::iter::repeat_n(fault, n));
-    }
-
-    /// Delays every response by `latency` until set back to zero (a hanging plex.tv).
-    pub fn set_latency(&self, latency: Duration) {
-        self.shared.lock().latency = latency;
-    }
-
-    /// Requests received by an endpoint, named `"<METHOD> <route>"` as routed, e.g.
-    /// `"POST /api/v2/pins"`, `"GET /api/v2/pins/{id}"`, `"GET /api/users"`. Failed and
-    /// injected-fault requests count too.
-    pub fn requests(&self, endpoint: &str) -> u64 {
-        self.shared
-            .lock()
-            .counts
-            .get(endpoint)
-            .copied()
-            .unwrap_or(0)
-    }
-
-    /// Requests received in total.
-    pub fn total_requests(&self) -> u64 {
-        self.shared.lock().counts.values().sum()
-    }
-
-    /// Stops the server: new connections are refused at once, open ones get a short grace.
-    pub async fn shutdown(&self) {
-        self.shared.stop.cancel();
-        let task = self
-            .task
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(task) = task {
-            let abort = task.abort_handle();
-            if tokio::time::timeout(SHUTDOWN_GRACE, task).await.is_err() {
-                abort.abort();
-            }
-        }
-    }
 }
 
-impl Drop for FakePlexTv {
-    fn drop(&mut self) {
-        self.shared.stop.cancel();
-    }
-}
-
-fn router(shared: Arc<Shared>) -> Router {
+fn router(shared: Arc<Shared>, traffic: Arc<Traffic<Fault>>) -> Router {
     Router::new()
         .route("/api/v2/pins", post(create_pin))
         .route("/api/v2/pins/{id}", get(get_pin))
@@ -358,54 +296,11 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/auth", get(consent_page))
         .route("/demo/approve", post(approve))
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(shared.clone(), observe))
+        .layer(middleware::from_fn_with_state(
+            traffic,
+            harness::observe::<Fault>,
+        ))
         .with_state(shared)
-}
-
-/// Counts the request, then applies latency and any injected fault.
-async fn observe(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().map_or_else(
-        || request.uri().path().to_owned(),
-        |m| m.as_str().to_owned(),
-    );
-    let key = format!("{} {route}", request.method());
-    let (latency, fault) = {
-        let mut state = shared.lock();
-        *state.counts.entry(key).or_default() += 1;
-        (state.latency, state.faults.pop_front())
-    };
-    if !latency.is_zero() && !shared.wait(latency).await {
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
-    }
-    match fault {
-        None => next.run(request).await,
-        Some(Fault::Hang(duration)) => {
-            if !shared.wait(duration).await {
-                return StatusCode::SERVICE_UNAVAILABLE.into_response();
-            }
-            next.run(request).await
-        }
-        Some(Fault::Status(code)) => {
-            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            html_error(status)
-        }
-        Some(Fault::RateLimited { retry_after }) => {
-            let mut response = errors(StatusCode::TOO_MANY_REQUESTS, 1003, "Too Many Requests");
-            if let Some(seconds) = retry_after {
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-            }
-            response
-        }
-        Some(Fault::BadRequest) => missing_client_id(),
-        Some(Fault::Garbage) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/json")],
-            r#"{"id": 1272322473, "code": "3patfx1a78"#,
-        )
-            .into_response(),
-    }
 }
 
 type Params = Query<HashMap<String, String>>;
