@@ -7,26 +7,24 @@
 //! ([`FakeOverseerr::fire_webhook`]).
 //!
 //! A test or the demo steers it through [`FakeOverseerr`]'s methods: the version and update
-//! state, injected failures and latency, per-endpoint request counts, the last `X-Api-Key`
-//! and `X-API-User` seen, and (in `control`) the catalogue, users, auto-approve, quotas and
-//! request and media statuses. State sits behind a `std` mutex that is never held across an
-//! `.await`.
+//! state, injected failures and latency and per-endpoint request counts (from the
+//! [`SimServer`] harness), the last `X-Api-Key` and `X-API-User` seen, and (in `control`) the
+//! catalogue, users, auto-approve, quotas and request and media statuses. State sits behind a
+//! `std` mutex that is never held across an `.await`.
 
-use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::ops::Deref;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+
+use super::harness::{self, Effect, SimFault, SimServer, Traffic};
 
 mod control;
 mod library;
@@ -44,10 +42,8 @@ pub use library::{
 pub const DEFAULT_VERSION: &str = "1.33.2";
 /// The API key the fake expects on authenticated routes until told otherwise.
 pub const DEFAULT_API_KEY: &str = "fake-overseerr-api-key";
-/// How long [`FakeOverseerr::shutdown`] lets open connections finish before cutting them.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
-/// A failure to inject into the next responses (see [`FakeOverseerr::fail_next`]).
+/// A failure to inject into the next responses (see [`SimServer::fail_next`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
     /// Answer with this status and Overseerr's `{"message": ...}` body.
@@ -58,39 +54,58 @@ pub enum Fault {
     Hang(Duration),
 }
 
+impl SimFault for Fault {
+    fn effect(self) -> Effect {
+        match self {
+            Self::Hang(duration) => Effect::Delay(duration),
+            Self::Status(code) => {
+                let status = harness::status_or_500(code);
+                Effect::Answer(message(
+                    status,
+                    status.canonical_reason().unwrap_or("Error"),
+                ))
+            }
+            Self::Garbage => Effect::Answer(
+                (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+                    r#"{"version":"1.33.2","commitTag":"v1.3"#,
+                )
+                    .into_response(),
+            ),
+        }
+    }
+}
+
 /// A running fake Overseerr on `127.0.0.1`. Dropping it stops the server; so does
-/// [`FakeOverseerr::shutdown`], after which connections are refused.
+/// [`SimServer::shutdown`], after which connections are refused. The [`SimServer`] it derefs
+/// to has the shared controls: `url`, `fail_next`, `set_latency`, `requests`, `shutdown`.
 pub struct FakeOverseerr {
-    addr: SocketAddr,
+    server: SimServer<Fault>,
     shared: Arc<Shared>,
-    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Deref for FakeOverseerr {
+    type Target = SimServer<Fault>;
+
+    fn deref(&self) -> &SimServer<Fault> {
+        &self.server
+    }
 }
 
 impl std::fmt::Debug for FakeOverseerr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FakeOverseerr")
-            .field("addr", &self.addr)
-            .finish_non_exhaustive()
+        self.server.fmt_as("FakeOverseerr", f)
     }
 }
 
 struct Shared {
     state: Mutex<SimState>,
-    stop: CancellationToken,
 }
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, SimState> {
-        // A panicking test thread must not take every later request down with it.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Sleeps for `duration` unless the server stops first; false when it stopped.
-    async fn wait(&self, duration: Duration) -> bool {
-        tokio::select! {
-            () = tokio::time::sleep(duration) => true,
-            () = self.stop.cancelled() => false,
-        }
+        harness::lock(&self.state)
     }
 }
 
@@ -103,17 +118,12 @@ struct SimState {
     last_api_key: Option<String>,
     last_api_user: Option<String>,
     library: library::Library,
-    faults: VecDeque<Fault>,
-    latency: Duration,
-    counts: HashMap<String, u64>,
 }
 
 impl FakeOverseerr {
     /// Binds `127.0.0.1:0`, starts serving in the background and returns the handle; the port
     /// accepts connections as soon as this returns.
     pub async fn start() -> std::io::Result<Self> {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
-        let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             state: Mutex::new(SimState {
                 version: DEFAULT_VERSION.to_owned(),
@@ -124,37 +134,11 @@ impl FakeOverseerr {
                 last_api_key: None,
                 last_api_user: None,
                 library: library::Library::default(),
-                faults: VecDeque::new(),
-                latency: Duration::ZERO,
-                counts: HashMap::new(),
             }),
-            stop: CancellationToken::new(),
         });
-        let app = router(shared.clone());
-        let stop = shared.stop.clone();
-        let task = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await;
-            if let Err(e) = served {
-                tracing::warn!(error = %e, "fake Overseerr stopped with an error");
-            }
-        });
-        Ok(Self {
-            addr,
-            shared,
-            task: Mutex::new(Some(task)),
-        })
-    }
-
-    /// The base URL, e.g. `http://127.0.0.1:41234` (use as `services.overseerr.url`).
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// The bound address.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
+        let server =
+            SimServer::start("fake Overseerr", |traffic| router(shared.clone(), traffic)).await?;
+        Ok(Self { server, shared })
     }
 
     /// The API key authenticated routes expect in `X-Api-Key`.
@@ -188,75 +172,32 @@ impl FakeOverseerr {
     pub fn last_api_key(&self) -> Option<String> {
         self.shared.lock().last_api_key.clone()
     }
-
-    /// Makes the next `n` requests (to any path) fail with `fault`.
-    pub fn fail_next(&self, n: usize, fault: Fault) {
-        let mut state = self.shared.lock();
-        state.faults.extend(std::iter::repeat_n(fault, n));
-    }
-
-    /// Delays every response by `latency` until set back to zero (a slow or hanging Overseerr).
-    pub fn set_latency(&self, latency: Duration) {
-        self.shared.lock().latency = latency;
-    }
-
-    /// Requests received by an endpoint, named `"<METHOD> <route>"` as routed, e.g.
-    /// `"GET /api/v1/status"`; unrouted paths count under their raw path. Injected-fault
-    /// requests count too.
-    pub fn requests(&self, endpoint: &str) -> u64 {
-        self.shared
-            .lock()
-            .counts
-            .get(endpoint)
-            .copied()
-            .unwrap_or(0)
-    }
-
-    /// Requests received in total.
-    pub fn total_requests(&self) -> u64 {
-        self.shared.lock().counts.values().sum()
-    }
-
-    /// Stops the server: new connections are refused at once, open ones get a short grace.
-    pub async fn shutdown(&self) {
-        self.shared.stop.cancel();
-        let task = self
-            .task
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(task) = task {
-            let abort = task.abort_handle();
-            if tokio::time::timeout(SHUTDOWN_GRACE, task).await.is_err() {
-                abort.abort();
-            }
-        }
-    }
 }
 
-impl Drop for FakeOverseerr {
-    fn drop(&mut self) {
-        self.shared.stop.cancel();
-    }
-}
-
-fn router(shared: Arc<Shared>) -> Router {
+fn router(shared: Arc<Shared>, traffic: Arc<Traffic<Fault>>) -> Router {
     Router::new()
         .route("/api/v1/status", get(status))
         .route("/api/v1/status/appdata", get(appdata))
         .merge(routes::routes())
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(shared.clone(), observe))
+        .layer(middleware::from_fn_with_state(
+            traffic,
+            harness::observe::<Fault>,
+        ))
+        // Outermost, so a request an injected fault answers still leaves its key behind.
+        .layer(middleware::from_fn_with_state(
+            shared.clone(),
+            note_credentials,
+        ))
         .with_state(shared)
 }
 
-/// Counts the request and notes its key, then applies latency and any injected fault.
-async fn observe(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().map_or_else(
-        || request.uri().path().to_owned(),
-        |m| m.as_str().to_owned(),
-    );
-    let key = format!("{} {route}", request.method());
+/// Notes the request's `X-Api-Key` and `X-API-User` (see [`FakeOverseerr::last_api_key`]).
+async fn note_credentials(
+    State(shared): State<Arc<Shared>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let headers = request.headers();
     let header = |name: &str| {
         headers
@@ -265,35 +206,12 @@ async fn observe(State(shared): State<Arc<Shared>>, request: Request, next: Next
             .map(str::to_owned)
     };
     let (api_key, api_user) = (header("x-api-key"), header("x-api-user"));
-    let (latency, fault) = {
+    {
         let mut state = shared.lock();
-        *state.counts.entry(key).or_default() += 1;
         state.last_api_key = api_key;
         state.last_api_user = api_user;
-        (state.latency, state.faults.pop_front())
-    };
-    if !latency.is_zero() && !shared.wait(latency).await {
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
-    match fault {
-        None => next.run(request).await,
-        Some(Fault::Hang(duration)) => {
-            if !shared.wait(duration).await {
-                return StatusCode::SERVICE_UNAVAILABLE.into_response();
-            }
-            next.run(request).await
-        }
-        Some(Fault::Status(code)) => {
-            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            message(status, status.canonical_reason().unwrap_or("Error"))
-        }
-        Some(Fault::Garbage) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
-            r#"{"version":"1.33.2","commitTag":"v1.3"#,
-        )
-            .into_response(),
-    }
+    next.run(request).await
 }
 
 /// Overseerr's error shape for route and validator errors (UPSTREAMS.md 2.2, shape 1).

@@ -10,6 +10,7 @@ use axum::body::Bytes;
 use axum::http::HeaderMap;
 use axum::routing::post;
 use serde_json::{Value, json};
+use tokio::net::TcpListener;
 
 use super::*;
 use crate::integrations::overseerr::{
