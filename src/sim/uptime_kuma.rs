@@ -11,23 +11,21 @@
 //! incident; injected failures (for any endpoint or one of them), latency and request counts.
 //! State sits behind a `std` mutex that is never held across an `.await`.
 
-use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::collections::VecDeque;
+use std::ops::Deref;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{MatchedPath, Path, Request, State};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
+use super::harness::{self, Effect, SimFault, SimServer, Traffic};
 use crate::clock::{SharedClock, SystemClock};
 
 /// The ping an up monitor reports unless it is [`MonitorState::Slow`].
@@ -38,8 +36,6 @@ pub const DEFAULT_GROUP: &str = "Services";
 const MAX_BEATS: usize = 100;
 const PAGE_ROUTE: &str = "/api/status-page/{slug}";
 const HEARTBEAT_ROUTE: &str = "/api/status-page/heartbeat/{slug}";
-/// How long [`FakeUptimeKuma::shutdown`] lets open connections finish before cutting them.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// Which release's JSON to serve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +82,16 @@ pub enum Endpoint {
     Heartbeat,
 }
 
+impl Endpoint {
+    /// The route it is served on.
+    fn route(self) -> &'static str {
+        match self {
+            Self::Page => PAGE_ROUTE,
+            Self::Heartbeat => HEARTBEAT_ROUTE,
+        }
+    }
+}
+
 /// A failure to inject into the next responses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
@@ -99,40 +105,55 @@ pub enum Fault {
     Body { status: u16, body: String },
 }
 
+impl SimFault for Fault {
+    fn effect(self) -> Effect {
+        match self {
+            Self::Hang(duration) => Effect::Delay(duration),
+            Self::Status(code) => {
+                let status = harness::status_or_500(code);
+                Effect::Answer(fail(status, status.canonical_reason().unwrap_or("Error")))
+            }
+            Self::Garbage => {
+                Effect::Answer(json_text(StatusCode::OK, r#"{"heartbeatList":{"1":[{"sta"#))
+            }
+            Self::Body { status, body } => Effect::Answer(json_text(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+                &body,
+            )),
+        }
+    }
+}
+
 /// A running fake Uptime Kuma on `127.0.0.1`. Dropping it stops the server; so does
-/// [`FakeUptimeKuma::shutdown`], after which connections are refused.
+/// [`SimServer::shutdown`], after which connections are refused. The [`SimServer`] it derefs
+/// to has the shared controls: `url`, `fail_next`, `set_latency`, `requests`, `shutdown`.
 pub struct FakeUptimeKuma {
-    addr: SocketAddr,
+    server: SimServer<Fault>,
     shared: Arc<Shared>,
-    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Deref for FakeUptimeKuma {
+    type Target = SimServer<Fault>;
+
+    fn deref(&self) -> &SimServer<Fault> {
+        &self.server
+    }
 }
 
 impl std::fmt::Debug for FakeUptimeKuma {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FakeUptimeKuma")
-            .field("addr", &self.addr)
-            .finish_non_exhaustive()
+        self.server.fmt_as("FakeUptimeKuma", f)
     }
 }
 
 struct Shared {
     state: Mutex<SimState>,
     clock: SharedClock,
-    stop: CancellationToken,
 }
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, SimState> {
-        // A panicking test thread must not take every later request down with it.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Sleeps for `duration` unless the server stops first; false when it stopped.
-    async fn wait(&self, duration: Duration) -> bool {
-        tokio::select! {
-            () = tokio::time::sleep(duration) => true,
-            () = self.stop.cancelled() => false,
-        }
+        harness::lock(&self.state)
     }
 }
 
@@ -145,9 +166,6 @@ struct SimState {
     groups: Vec<String>,
     monitors: Vec<Monitor>,
     incident: Option<(String, String)>,
-    faults: VecDeque<(Option<Endpoint>, Fault)>,
-    latency: Duration,
-    counts: HashMap<String, u64>,
 }
 
 struct Monitor {
@@ -204,8 +222,6 @@ impl FakeUptimeKuma {
         version: KumaVersion,
         clock: SharedClock,
     ) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
-        let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             state: Mutex::new(SimState {
                 slug: slug.to_ascii_lowercase(),
@@ -215,38 +231,14 @@ impl FakeUptimeKuma {
                 groups: Vec::new(),
                 monitors: Vec::new(),
                 incident: None,
-                faults: VecDeque::new(),
-                latency: Duration::ZERO,
-                counts: HashMap::new(),
             }),
             clock,
-            stop: CancellationToken::new(),
         });
-        let app = router(shared.clone());
-        let stop = shared.stop.clone();
-        let task = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await;
-            if let Err(e) = served {
-                tracing::warn!(error = %e, "fake Uptime Kuma stopped with an error");
-            }
-        });
-        Ok(Self {
-            addr,
-            shared,
-            task: Mutex::new(Some(task)),
+        let server = SimServer::start("fake Uptime Kuma", |traffic| {
+            router(shared.clone(), traffic)
         })
-    }
-
-    /// The base URL, e.g. `http://127.0.0.1:41234` (use as `services.uptime_kuma.url`).
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// The bound address.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
+        .await?;
+        Ok(Self { server, shared })
     }
 
     /// The slug of the one page served (lowercase).
@@ -340,119 +332,23 @@ impl FakeUptimeKuma {
             incident.map(|(title, content)| (title.to_owned(), content.to_owned()));
     }
 
-    /// Makes the next `n` requests (to any path) fail with `fault`.
-    pub fn fail_next(&self, n: usize, fault: Fault) {
-        let mut state = self.shared.lock();
-        state.faults.extend(std::iter::repeat_n((None, fault), n));
-    }
-
     /// Makes the next `n` requests to `endpoint` fail with `fault`; the other one is unaffected.
+    /// (`fail_next`, from the harness, aims at any endpoint.)
     pub fn fail_next_on(&self, endpoint: Endpoint, n: usize, fault: Fault) {
-        let mut state = self.shared.lock();
-        state
-            .faults
-            .extend(std::iter::repeat_n((Some(endpoint), fault), n));
-    }
-
-    /// Delays every response by `latency` until set back to zero (a slow or hanging Kuma).
-    pub fn set_latency(&self, latency: Duration) {
-        self.shared.lock().latency = latency;
-    }
-
-    /// Requests received by an endpoint, named `"<METHOD> <route>"` as routed:
-    /// `"GET /api/status-page/{slug}"` and `"GET /api/status-page/heartbeat/{slug}"` (any slug);
-    /// unrouted paths count under their raw path. Injected-fault requests count too.
-    pub fn requests(&self, endpoint: &str) -> u64 {
-        self.shared
-            .lock()
-            .counts
-            .get(endpoint)
-            .copied()
-            .unwrap_or(0)
-    }
-
-    /// Requests received in total.
-    pub fn total_requests(&self) -> u64 {
-        self.shared.lock().counts.values().sum()
-    }
-
-    /// Stops the server: new connections are refused at once, open ones get a short grace.
-    pub async fn shutdown(&self) {
-        self.shared.stop.cancel();
-        let task = self
-            .task
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(task) = task {
-            let abort = task.abort_handle();
-            if tokio::time::timeout(SHUTDOWN_GRACE, task).await.is_err() {
-                abort.abort();
-            }
-        }
+        self.server.fail_next_on_route(endpoint.route(), n, fault);
     }
 }
 
-impl Drop for FakeUptimeKuma {
-    fn drop(&mut self) {
-        self.shared.stop.cancel();
-    }
-}
-
-fn router(shared: Arc<Shared>) -> Router {
+fn router(shared: Arc<Shared>, traffic: Arc<Traffic<Fault>>) -> Router {
     Router::new()
         .route(PAGE_ROUTE, get(page))
         .route(HEARTBEAT_ROUTE, get(heartbeats))
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(shared.clone(), observe))
+        .layer(middleware::from_fn_with_state(
+            traffic,
+            harness::observe::<Fault>,
+        ))
         .with_state(shared)
-}
-
-/// Counts the request, then applies latency and the first fault aimed at this endpoint.
-async fn observe(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().map_or_else(
-        || request.uri().path().to_owned(),
-        |m| m.as_str().to_owned(),
-    );
-    let endpoint = match route.as_str() {
-        PAGE_ROUTE => Some(Endpoint::Page),
-        HEARTBEAT_ROUTE => Some(Endpoint::Heartbeat),
-        _ => None,
-    };
-    let key = format!("{} {route}", request.method());
-    let (latency, fault) = {
-        let mut state = shared.lock();
-        *state.counts.entry(key).or_default() += 1;
-        let index = state
-            .faults
-            .iter()
-            .position(|(aim, _)| aim.is_none() || *aim == endpoint);
-        let fault = index
-            .and_then(|i| state.faults.remove(i))
-            .map(|(_, fault)| fault);
-        (state.latency, fault)
-    };
-    if !latency.is_zero() && !shared.wait(latency).await {
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
-    }
-    match fault {
-        None => next.run(request).await,
-        Some(Fault::Hang(duration)) => {
-            if !shared.wait(duration).await {
-                return StatusCode::SERVICE_UNAVAILABLE.into_response();
-            }
-            next.run(request).await
-        }
-        Some(Fault::Status(code)) => {
-            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            fail(status, status.canonical_reason().unwrap_or("Error"))
-        }
-        Some(Fault::Garbage) => json_text(StatusCode::OK, r#"{"heartbeatList":{"1":[{"sta"#),
-        Some(Fault::Body { status, body }) => json_text(
-            StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
-            &body,
-        ),
-    }
 }
 
 fn json_text(status: StatusCode, body: &str) -> Response {
