@@ -174,7 +174,8 @@ fn query_token(query: &str) -> Option<String> {
         .map(|(_, value)| value.to_owned())
 }
 
-fn wants_json(headers: &HeaderMap) -> bool {
+/// Whether the client asked for JSON; PMS and plex.tv answer XML otherwise.
+pub(super) fn wants_json(headers: &HeaderMap) -> bool {
     headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -209,8 +210,9 @@ async fn identity(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Resp
     }
 }
 
-/// PMS answers errors, 401 included, with a small HTML page rather than JSON.
-fn html_error(status: StatusCode) -> Response {
+/// PMS (and plex.tv, for auth failures and unknown paths) answers errors, 401 included, with a
+/// small HTML page rather than JSON.
+pub(super) fn html_error(status: StatusCode) -> Response {
     let reason = status.canonical_reason().unwrap_or("Error");
     let code = status.as_u16();
     (
@@ -227,7 +229,8 @@ async fn not_found() -> Response {
     html_error(StatusCode::NOT_FOUND)
 }
 
-fn escape(text: &str) -> String {
+/// `text` escaped for an XML attribute.
+pub(super) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -242,7 +245,8 @@ fn escape(text: &str) -> String {
     out
 }
 
-fn random_text(len: usize) -> String {
+/// `len` random letters and digits, as Plex tokens and PIN codes are.
+pub(super) fn random_text(len: usize) -> String {
     rand::rng()
         .sample_iter(Alphanumeric)
         .take(len)

@@ -25,12 +25,11 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use rand::Rng;
-use rand::distr::Alphanumeric;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::harness::{self, Effect, SimFault, SimServer, Traffic};
+use super::plex::{escape, html_error, random_text, wants_json};
 use crate::clock::{SharedClock, SystemClock};
 
 /// PIN ids start here, so they look like plex.tv's.
@@ -318,13 +317,6 @@ fn token<'a>(headers: &'a HeaderMap, query: &'a Params) -> Option<&'a str> {
     plex_param(headers, query, "X-Plex-Token")
 }
 
-fn wants_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("json"))
-}
-
 /// JSON when asked for, else XML, as plex.tv does (clients that forget `Accept` get XML).
 fn reply(headers: &HeaderMap, status: StatusCode, body: Value) -> Response {
     if wants_json(headers) {
@@ -345,19 +337,6 @@ fn errors(status: StatusCode, code: u32, message: &str) -> Response {
         status,
         axum::Json(
             json!({"errors": [{"code": code, "message": message, "status": status.as_u16()}]}),
-        ),
-    )
-        .into_response()
-}
-
-fn html_error(status: StatusCode) -> Response {
-    let reason = status.canonical_reason().unwrap_or("Error");
-    let code = status.as_u16();
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/html")],
-        format!(
-            "<html><head><title>{reason}</title></head><body><h1>{code} {reason}</h1></body></html>"
         ),
     )
         .into_response()
@@ -791,29 +770,6 @@ async fn approve(
 /// plex.tv sends whole seconds.
 fn whole_seconds_rfc3339(ms: i64) -> String {
     crate::time::rfc3339(ms - ms.rem_euclid(1000))
-}
-
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn random_text(len: usize) -> String {
-    rand::rng()
-        .sample_iter(Alphanumeric)
-        .take(len)
-        .map(char::from)
-        .collect()
 }
 
 #[cfg(test)]
