@@ -243,14 +243,56 @@ impl<F> Drop for SimServer<F> {
     }
 }
 
+/// Helpers for the simulators' own tests: a plain client over the real gateway.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) mod testing {
+    use crate::error::{AppError, ErrorCode};
+    use crate::integrations::upstream::{Request, Upstream, UpstreamOptions, read_text};
+
+    fn gateway() -> Upstream {
+        Upstream::new("Simulator", UpstreamOptions::with_timeout_ms(2000))
+    }
+
+    /// Sends `request` and returns the status and the body as text.
+    pub async fn fetch(request: Request) -> (u16, String) {
+        gateway()
+            .send(request, |r| {
+                let status = r.status().as_u16();
+                Ok((status, read_text(r)?))
+            })
+            .await
+            .unwrap()
+    }
+
+    /// Asserts that a GET of `url` finds nobody listening (the simulator stopped).
+    pub async fn assert_refused(url: String) {
+        let e = gateway()
+            .send(Request::get(url), |r| Ok(r.status().as_u16()))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                AppError::Upstream {
+                    code: ErrorCode::ServiceUnavailable,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use axum::middleware;
     use axum::routing::get;
 
+    use super::testing::{assert_refused, fetch};
     use super::*;
-    use crate::integrations::upstream::{Request as UpRequest, Upstream, UpstreamOptions};
+    use crate::integrations::upstream::Request as UpRequest;
 
     #[derive(Debug, Clone)]
     enum Fault {
@@ -279,10 +321,7 @@ mod tests {
     }
 
     async fn status(url: String) -> u16 {
-        Upstream::new("Test", UpstreamOptions::with_timeout_ms(2000))
-            .send(UpRequest::get(url), |r| Ok(r.status().as_u16()))
-            .await
-            .unwrap()
+        fetch(UpRequest::get(url)).await.0
     }
 
     #[tokio::test]
@@ -309,5 +348,13 @@ mod tests {
         let began = std::time::Instant::now();
         assert_eq!(status(format!("{}/b", server.url())).await, 200);
         assert!(began.elapsed() >= Duration::from_millis(120));
+    }
+
+    #[tokio::test]
+    async fn a_stopped_server_refuses_connections() {
+        let server = start().await;
+        let url = format!("{}/b", server.url());
+        server.shutdown().await;
+        assert_refused(url).await;
     }
 }

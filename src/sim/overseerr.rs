@@ -247,20 +247,8 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::error::{AppError, ErrorCode};
-    use crate::integrations::upstream::{
-        Request as UpRequest, Upstream, UpstreamOptions, read_text,
-    };
-
-    async fn fetch(request: UpRequest) -> (u16, String) {
-        Upstream::new("Overseerr", UpstreamOptions::with_timeout_ms(2000))
-            .send(request, |r| {
-                let status = r.status().as_u16();
-                Ok((status, read_text(r)?))
-            })
-            .await
-            .unwrap()
-    }
+    use crate::integrations::upstream::Request as UpRequest;
+    use crate::sim::harness::testing::{assert_refused, fetch};
 
     #[tokio::test]
     async fn status_has_the_documented_shape() {
@@ -329,16 +317,6 @@ mod tests {
         fetch(UpRequest::get(&url).header("X-Api-Key", "k2")).await;
         assert_eq!(fake.last_api_key().as_deref(), Some("k2"));
         fake.shutdown().await;
-        let e = Upstream::new("Overseerr", UpstreamOptions::with_timeout_ms(2000))
-            .send(UpRequest::get(url), |r| Ok(r.status().as_u16()))
-            .await
-            .unwrap_err();
-        assert!(matches!(
-            e,
-            AppError::Upstream {
-                code: ErrorCode::ServiceUnavailable,
-                ..
-            }
-        ));
+        assert_refused(url).await;
     }
 }

@@ -776,24 +776,8 @@ fn whole_seconds_rfc3339(ms: i64) -> String {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use crate::error::{AppError, ErrorCode};
-    use crate::integrations::upstream::{
-        Request as UpRequest, Upstream, UpstreamOptions, read_text,
-    };
-
-    fn gateway() -> Upstream {
-        Upstream::new("plex.tv", UpstreamOptions::with_timeout_ms(2000))
-    }
-
-    async fn fetch(request: UpRequest) -> (u16, String) {
-        gateway()
-            .send(request, |r| {
-                let status = r.status().as_u16();
-                Ok((status, read_text(r)?))
-            })
-            .await
-            .unwrap()
-    }
+    use crate::integrations::upstream::Request as UpRequest;
+    use crate::sim::harness::testing::{assert_refused, fetch};
 
     #[tokio::test]
     async fn pin_creation_needs_a_client_identifier() {
@@ -975,16 +959,6 @@ mod tests {
         let fake = FakePlexTv::start().await.unwrap();
         let url = format!("{}/api/v2/ping", fake.url());
         fake.shutdown().await;
-        let e = gateway()
-            .send(UpRequest::get(url), |r| Ok(r.status().as_u16()))
-            .await
-            .unwrap_err();
-        assert!(matches!(
-            e,
-            AppError::Upstream {
-                code: ErrorCode::ServiceUnavailable,
-                ..
-            }
-        ));
+        assert_refused(url).await;
     }
 }

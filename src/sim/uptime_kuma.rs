@@ -501,22 +501,14 @@ fn beat_time(ms: i64, version: KumaVersion) -> String {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use crate::error::{AppError, ErrorCode};
-    use crate::integrations::upstream::{
-        Request as UpRequest, Upstream, UpstreamOptions, read_text,
-    };
+    use crate::integrations::upstream::Request as UpRequest;
+    use crate::sim::harness::testing::assert_refused;
 
     const PAGE: &str = "GET /api/status-page/{slug}";
     const BEATS: &str = "GET /api/status-page/heartbeat/{slug}";
 
     async fn fetch(url: String) -> (u16, Value) {
-        let (status, text) = Upstream::new("Uptime Kuma", UpstreamOptions::with_timeout_ms(2000))
-            .send(UpRequest::get(url), |r| {
-                let status = r.status().as_u16();
-                Ok((status, read_text(r)?))
-            })
-            .await
-            .unwrap();
+        let (status, text) = crate::sim::harness::testing::fetch(UpRequest::get(url)).await;
         (
             status,
             serde_json::from_str(&text).unwrap_or(Value::String(text)),
@@ -700,16 +692,6 @@ mod tests {
             .unwrap();
         let url = format!("{}/api/status-page/home", fake.url());
         fake.shutdown().await;
-        let e = Upstream::new("Uptime Kuma", UpstreamOptions::with_timeout_ms(2000))
-            .send(UpRequest::get(url), |r| Ok(r.status().as_u16()))
-            .await
-            .unwrap_err();
-        assert!(matches!(
-            e,
-            AppError::Upstream {
-                code: ErrorCode::ServiceUnavailable,
-                ..
-            }
-        ));
+        assert_refused(url).await;
     }
 }

@@ -16,17 +16,11 @@ use super::*;
 use crate::integrations::overseerr::{
     MediaStatus, MediaType, NotificationType, RequestState, WebhookEvent,
 };
-use crate::integrations::upstream::{Request as UpRequest, Upstream, UpstreamOptions, read_text};
+use crate::integrations::upstream::Request as UpRequest;
 
 async fn fetch(request: UpRequest) -> (u16, Value) {
-    Upstream::new("Overseerr", UpstreamOptions::with_timeout_ms(2000))
-        .send(request, |r| {
-            let status = r.status().as_u16();
-            Ok((status, read_text(r)?))
-        })
-        .await
-        .map(|(status, text)| (status, serde_json::from_str(&text).unwrap_or(Value::Null)))
-        .unwrap()
+    let (status, text) = crate::sim::harness::testing::fetch(request).await;
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 fn get(fake: &FakeOverseerr, path_and_query: &str) -> UpRequest {
