@@ -6,6 +6,7 @@
 //! only know their upstream's URLs and shapes; they never run HTTP on an async worker thread.
 
 pub mod breaker;
+pub mod client;
 pub mod overseerr;
 pub mod plex;
 pub mod plextv;

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::clock::SharedClock;
 use crate::error::AppResult;
+use crate::integrations::client::ClientBase;
 use crate::integrations::upstream::{
     Method, Request, Upstream, UpstreamFailure, UpstreamOptions, expect_success, read_json,
 };
@@ -42,17 +43,16 @@ const API_PREFIX: &str = "/api/v1";
 /// A client for one Overseerr (or Jellyseerr / Seerr). Cheap to clone.
 #[derive(Clone)]
 pub struct Overseerr {
-    upstream: Upstream,
-    base: String,
+    http: ClientBase,
     api_key: Option<String>,
 }
 
 impl fmt::Debug for Overseerr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Overseerr")
-            .field("base", &self.base)
+            .field("base", &self.http.base_url())
             .field("api_key", &self.api_key.as_ref().map(|_| "REDACTED"))
-            .field("upstream", &self.upstream)
+            .field("upstream", self.http.upstream())
             .finish()
     }
 }
@@ -81,27 +81,27 @@ impl Overseerr {
         let base = url.trim().trim_end_matches('/');
         let base = base.strip_suffix(API_PREFIX).unwrap_or(base);
         Self {
-            upstream: Upstream::with_clock(SERVICE_NAME, options, clock),
-            base: base.trim_end_matches('/').to_owned(),
+            http: ClientBase::new(SERVICE_NAME, base, options, clock),
             api_key: api_key.filter(|k| !k.is_empty()),
         }
     }
 
     /// The gateway the calls go through (its breaker is what the admin pages show).
     pub fn upstream(&self) -> &Upstream {
-        &self.upstream
+        self.http.upstream()
     }
 
     /// The base URL, without `/api/v1` or a trailing slash.
     pub fn base_url(&self) -> &str {
-        &self.base
+        self.http.base_url()
     }
 
     /// A request to `path_and_query` below `/api/v1` (e.g. `/status`), asking for JSON, with the
     /// API key when there is one.
     pub fn request(&self, method: Method, path_and_query: &str) -> Request {
-        let request = Request::new(method, format!("{}{API_PREFIX}{path_and_query}", self.base))
-            .header("Accept", "application/json");
+        let request = self
+            .http
+            .request(method, &format!("{API_PREFIX}{path_and_query}"));
         match &self.api_key {
             Some(key) => request.header("X-Api-Key", key.clone()),
             None => request,
@@ -112,7 +112,7 @@ impl Overseerr {
     /// so a proxy in front that wants it is satisfied.
     pub async fn status(&self) -> AppResult<OverseerrStatus> {
         let request = self.request(Method::Get, "/status");
-        self.upstream
+        self.upstream()
             .send(request, |response| {
                 OverseerrStatus::from_wire(read_json(expect_success(response)?)?)
             })

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::clock::SharedClock;
 use crate::error::AppResult;
+use crate::integrations::client::ClientBase;
 use crate::integrations::upstream::{
     Method, Request, Upstream, UpstreamFailure, UpstreamOptions, expect_success, read_json,
 };
@@ -24,17 +25,16 @@ pub const SERVICE_NAME: &str = "Plex";
 /// A client for one Plex Media Server. Cheap to clone.
 #[derive(Clone)]
 pub struct PlexServer {
-    upstream: Upstream,
-    base: String,
+    http: ClientBase,
     token: Option<String>,
 }
 
 impl fmt::Debug for PlexServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PlexServer")
-            .field("base", &self.base)
+            .field("base", &self.http.base_url())
             .field("token", &self.token.as_ref().map(|_| "REDACTED"))
-            .field("upstream", &self.upstream)
+            .field("upstream", self.http.upstream())
             .finish()
     }
 }
@@ -64,27 +64,27 @@ impl PlexServer {
         clock: SharedClock,
     ) -> Self {
         Self {
-            upstream: Upstream::with_clock(SERVICE_NAME, options, clock),
-            base: url.trim().trim_end_matches('/').to_owned(),
+            http: ClientBase::new(SERVICE_NAME, url, options, clock),
             token: token.filter(|t| !t.is_empty()),
         }
     }
 
     /// The gateway the calls go through (its breaker is what the admin pages show).
     pub fn upstream(&self) -> &Upstream {
-        &self.upstream
+        self.http.upstream()
     }
 
     /// The base URL without a trailing slash.
     pub fn base_url(&self) -> &str {
-        &self.base
+        self.http.base_url()
     }
 
     /// A request to `path_and_query` asking for JSON, with the token when there is one.
     pub fn request(&self, method: Method, path_and_query: &str) -> Request {
-        let request = Request::new(method, format!("{}{path_and_query}", self.base))
-            // PMS answers XML unless asked for JSON (UPSTREAMS.md 1.4 item 4).
-            .header("Accept", "application/json")
+        // The base asks for JSON, without which PMS answers XML (UPSTREAMS.md 1.4 item 4).
+        let request = self
+            .http
+            .request(method, path_and_query)
             .header("X-Plex-Product", crate::integrations::plextv::PRODUCT)
             .header("X-Plex-Version", crate::VERSION);
         match &self.token {
@@ -96,7 +96,7 @@ impl PlexServer {
     /// `GET /identity`: the machine identifier and version. PMS answers it without a token.
     pub async fn identity(&self) -> AppResult<PlexIdentity> {
         let request = self.request(Method::Get, "/identity");
-        self.upstream
+        self.upstream()
             .send(request, |response| {
                 let wire: IdentityWire = read_container(read_json(expect_success(response)?)?)?;
                 PlexIdentity::from_wire(wire)

@@ -27,6 +27,7 @@ use ureq::http::Response;
 
 use crate::clock::SharedClock;
 use crate::error::{AppError, AppResult, ErrorCode};
+use crate::integrations::client::ClientBase;
 use crate::integrations::upstream::{
     Method, Request, Upstream, UpstreamFailure, UpstreamOptions, expect_success, read_json,
 };
@@ -44,8 +45,7 @@ const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
 /// A client for one Uptime Kuma status page. Cheap to clone.
 #[derive(Clone)]
 pub struct UptimeKuma {
-    upstream: Upstream,
-    base: String,
+    http: ClientBase,
     slug: String,
     api_key: Option<String>,
 }
@@ -53,10 +53,10 @@ pub struct UptimeKuma {
 impl fmt::Debug for UptimeKuma {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UptimeKuma")
-            .field("base", &self.base)
+            .field("base", &self.http.base_url())
             .field("slug", &self.slug)
             .field("api_key", &self.api_key.as_ref().map(|_| "REDACTED"))
-            .field("upstream", &self.upstream)
+            .field("upstream", self.http.upstream())
             .finish()
     }
 }
@@ -206,8 +206,7 @@ impl UptimeKuma {
         clock: SharedClock,
     ) -> Self {
         Self {
-            upstream: Upstream::with_clock(SERVICE_NAME, options, clock),
-            base: url.trim().trim_end_matches('/').to_owned(),
+            http: ClientBase::new(SERVICE_NAME, url, options, clock),
             slug: slug.into(),
             api_key: api_key.filter(|k| !k.is_empty()),
         }
@@ -215,12 +214,12 @@ impl UptimeKuma {
 
     /// The gateway the calls go through (its breaker is what the admin pages show).
     pub fn upstream(&self) -> &Upstream {
-        &self.upstream
+        self.http.upstream()
     }
 
     /// The base URL without a trailing slash.
     pub fn base_url(&self) -> &str {
-        &self.base
+        self.http.base_url()
     }
 
     /// The slug as configured.
@@ -229,8 +228,7 @@ impl UptimeKuma {
     }
 
     fn request(&self, path: &str) -> Request {
-        Request::new(Method::Get, format!("{}{path}", self.base))
-            .header("Accept", "application/json")
+        self.http.request(Method::Get, path)
     }
 
     /// Reads the status page and its heartbeats (both at once) and joins them.
@@ -244,8 +242,8 @@ impl UptimeKuma {
         let page = self.request(&format!("/api/status-page/{segment}"));
         let beats = self.request(&format!("/api/status-page/heartbeat/{segment}"));
         let (page, beats) = tokio::join!(
-            self.upstream.send(page, read_page),
-            self.upstream.get_json::<HeartbeatWire>(beats),
+            self.upstream().send(page, read_page),
+            self.upstream().get_json::<HeartbeatWire>(beats),
         );
         // The page decides whether the slug exists: the heartbeat endpoint answers an unknown
         // slug with 200 and empty maps.

@@ -56,7 +56,7 @@ impl Overseerr {
             page.max(1)
         );
         let request = self.request(Method::Get, &path);
-        self.upstream
+        self.upstream()
             .send(request, |response| {
                 let wire: SearchWire = read_json(expect_success(response)?)?;
                 wire.into_page()
@@ -68,7 +68,7 @@ impl Overseerr {
     /// `GET /api/v1/movie/{tmdbId}`; `None` when Overseerr answers 404.
     pub async fn movie(&self, tmdb_id: i64) -> AppResult<Option<MovieDetails>> {
         let request = self.request(Method::Get, &format!("/movie/{tmdb_id}"));
-        self.upstream
+        self.upstream()
             .send(request, |response| {
                 if response.status().as_u16() == 404 {
                     return Ok(None);
@@ -84,7 +84,7 @@ impl Overseerr {
     /// `GET /api/v1/tv/{tmdbId}` (a TMDB id, never a TVDB id); `None` on 404.
     pub async fn tv(&self, tmdb_id: i64) -> AppResult<Option<TvDetails>> {
         let request = self.request(Method::Get, &format!("/tv/{tmdb_id}"));
-        self.upstream
+        self.upstream()
             .send(request, |response| {
                 if response.status().as_u16() == 404 {
                     return Ok(None);
@@ -101,7 +101,7 @@ impl Overseerr {
     pub async fn users(&self, take: u32, skip: u32) -> AppResult<UserPage> {
         let path = format!("/user?take={}&skip={skip}&sort=created", take.max(1));
         let request = self.request(Method::Get, &path);
-        self.upstream
+        self.upstream()
             .send(request, |response| {
                 let wire: ListWire = read_json(expect_success(response)?)?;
                 let (page_info, results) = wire
@@ -167,7 +167,7 @@ impl Overseerr {
         if let Some(user) = as_user {
             request = request.header("X-API-User", user.to_string());
         }
-        self.upstream
+        self.upstream()
             .send(request, |response| match response.status().as_u16() {
                 202 => Ok(CreateOutcome::NothingToRequest {
                     message: error_message(response).0,
@@ -191,14 +191,14 @@ impl Overseerr {
     /// `GET /api/v1/request/{id}`; `None` when Overseerr has no such request (404).
     pub async fn get_request(&self, id: i64) -> AppResult<Option<MediaRequest>> {
         let request = self.request(Method::Get, &format!("/request/{id}"));
-        self.upstream.send(request, optional_request).await
+        self.upstream().send(request, optional_request).await
     }
 
     /// `DELETE /api/v1/request/{id}`: true when deleted, false when it did not exist (404).
     /// The media itself stays in Overseerr.
     pub async fn delete_request(&self, id: i64) -> AppResult<bool> {
         let request = self.request(Method::Delete, &format!("/request/{id}"));
-        self.upstream
+        self.upstream()
             .send(request, |response| {
                 if response.status().as_u16() == 404 {
                     return Ok(false);
@@ -212,14 +212,14 @@ impl Overseerr {
     /// `POST /api/v1/request/{id}/approve` (as the API key's admin); `None` on 404.
     pub async fn approve_request(&self, id: i64) -> AppResult<Option<MediaRequest>> {
         let request = self.request(Method::Post, &format!("/request/{id}/approve"));
-        self.upstream.send(request, optional_request).await
+        self.upstream().send(request, optional_request).await
     }
 
     /// `POST /api/v1/request/{id}/decline` (as the API key's admin); `None` on 404. Overseerr
     /// takes no reason: MediaNest keeps its own.
     pub async fn decline_request(&self, id: i64) -> AppResult<Option<MediaRequest>> {
         let request = self.request(Method::Post, &format!("/request/{id}/decline"));
-        self.upstream.send(request, optional_request).await
+        self.upstream().send(request, optional_request).await
     }
 
     /// `GET /api/v1/request?take&skip&filter&sort`: one page of every user's requests (the API
@@ -239,7 +239,7 @@ impl Overseerr {
             sort.as_str()
         );
         let request = self.request(Method::Get, &path);
-        self.upstream
+        self.upstream()
             .send(request, |response| {
                 let wire: ListWire = read_json(expect_success(response)?)?;
                 let (page_info, results) = wire
@@ -254,7 +254,7 @@ impl Overseerr {
 
     /// `GET /api/v1/request/count`: totals by status and type.
     pub async fn request_count(&self) -> AppResult<RequestCount> {
-        self.upstream
+        self.upstream()
             .get_json(self.request(Method::Get, "/request/count"))
             .await
     }
