@@ -121,14 +121,13 @@ pub async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -
     });
     req.extensions_mut().insert(ctx.clone());
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| Arc::<str>::from(m.as_str()));
+    // Both are reference-counted: no allocation per request.
+    let uri = req.uri().clone();
+    let path = uri.path();
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let span = tracing::info_span!("request", cid = %cid, method = %method, path = %path);
 
-    let limit = match route.as_deref() {
+    let limit = match route.as_ref().map(MatchedPath::as_str) {
         // Copying a large database before the first byte goes out can take longer than any
         // ordinary request; it is an admin's deliberate action.
         Some(LONG_RUNNING_ROUTE) => LONG_RUNNING_LIMIT,
@@ -153,7 +152,7 @@ pub async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -
 
     let status = response.status();
     if status.is_client_error() || status.is_server_error() {
-        render_error(&state, &mut response, &cid, &ctx, &method, &path, &span);
+        render_error(&state, &mut response, &cid, &ctx, &method, path, &span);
     }
 
     let headers = response.headers_mut();
@@ -170,7 +169,7 @@ pub async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -
     }
 
     let elapsed = started.elapsed();
-    let route_name = route.as_deref().unwrap_or("<unmatched>");
+    let route_name = route.as_ref().map_or("<unmatched>", MatchedPath::as_str);
     let slow = state.monitor().record(
         route_name,
         method.as_str(),
