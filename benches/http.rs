@@ -116,7 +116,50 @@ const SCENARIOS: &[Scenario] = &[
         headers: &[],
         setup: no_setup,
     },
+    Scenario {
+        name: "auth-session",
+        server: Role::App,
+        path: "/api/v1/auth/session",
+        headers: &[],
+        setup: signed_in,
+    },
+    Scenario {
+        name: "services",
+        server: Role::App,
+        path: "/api/v1/services",
+        headers: &[],
+        setup: signed_in,
+    },
 ];
+
+/// A user with a session: the `Authorization` header for authenticated scenarios. The session
+/// cache is hot after the warm-up.
+fn signed_in(state: AppState) -> BoxFuture<'static, Result<Headers, String>> {
+    Box::pin(async move {
+        let now = state.clock().now_ms();
+        let sessions = state.clone();
+        let token = state
+            .db()
+            .write(move |tx| {
+                let id = medianest::users::new_id();
+                tx.execute(
+                    "INSERT INTO users (id, username, email, role, status, created_at)
+                     VALUES (?1, 'bench', 'bench@example.com', 'user', 'active', ?2)",
+                    rusqlite::params![id, now],
+                )?;
+                Ok(sessions
+                    .sessions()
+                    .create(tx, &id, false, Some("bench"), None, now)?
+                    .token)
+            })
+            .await
+            .map_err(|e| format!("sign in: {e}"))?;
+        Ok(vec![(
+            "Authorization".to_owned(),
+            format!("Bearer {token}"),
+        )])
+    })
+}
 
 fn no_setup(_: AppState) -> BoxFuture<'static, Result<Headers, String>> {
     Box::pin(async { Ok(Vec::new()) })
@@ -128,11 +171,18 @@ async fn seed(state: &AppState) -> Result<(), String> {
     state
         .db()
         .write(move |tx| {
-            for (name, display, status) in [
-                ("plex", "Plex", "up"),
-                ("overseerr", "Overseerr", "up"),
-                ("uptime_kuma", "Uptime Kuma", "up"),
-            ] {
+            // The three services and a dozen Uptime Kuma monitors: a typical home server.
+            let monitors: Vec<(String, String)> = (1..=12)
+                .map(|i| (format!("kuma:{i}"), format!("Monitor {i}")))
+                .collect();
+            let mut rows = vec![
+                ("plex".to_owned(), "Plex".to_owned()),
+                ("overseerr".to_owned(), "Overseerr".to_owned()),
+                ("uptime_kuma".to_owned(), "Uptime Kuma".to_owned()),
+            ];
+            rows.extend(monitors);
+            for (name, display) in rows {
+                let status = "up";
                 tx.execute(
                     "INSERT INTO service_status \
                      (id, service_name, display_name, status, response_time_ms, last_check_at, last_change_at) \

@@ -11,6 +11,7 @@ use medianest::config::{Config, DEFAULT_CONFIG_TOML, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    tune_malloc();
     let cli = Cli::parse();
     let command = cli.command.as_ref().unwrap_or(&Command::Serve);
     if let Command::DefaultConfig = command {
@@ -51,6 +52,34 @@ fn exit_code(result: Result<(), String>) -> ExitCode {
         }
     }
 }
+
+/// glibc's malloc raises its mmap threshold after the first large block is freed, so every later
+/// argon2 hash (19 MiB) comes from a per-thread arena and stays resident: RSS grew from 10 MB to
+/// 86-181 MB after a few sign-ins. A fixed threshold keeps large blocks mmap'd and returned on
+/// free. glibc reads it only at start, so the process re-executes itself once with it set.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn tune_malloc() {
+    use std::os::unix::process::CommandExt;
+    const VAR: &str = "MALLOC_MMAP_THRESHOLD_";
+    if std::env::var_os(VAR).is_some() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let mut args = std::env::args_os();
+    let arg0 = args.next().unwrap_or_else(|| exe.clone().into_os_string());
+    let error = std::process::Command::new(&exe)
+        .arg0(arg0)
+        .args(args)
+        .env(VAR, "131072")
+        .exec();
+    // exec returns only when it failed: run untuned rather than not at all.
+    eprintln!("medianest: could not re-execute with malloc tuning ({error}); continuing");
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn tune_malloc() {}
 
 fn init_logging(config: &Config) {
     let filter = EnvFilter::try_new(&config.log.level).unwrap_or_else(|_| EnvFilter::new("info"));
