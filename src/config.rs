@@ -127,6 +127,11 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
+    /// Whether cookies get the Secure flag: asked for, or served over https.
+    pub fn cookies_secure(&self) -> bool {
+        self.secure_cookies || self.is_https()
+    }
+
     /// True when `public_url` is https.
     pub fn is_https(&self) -> bool {
         self.public_url

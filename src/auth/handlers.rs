@@ -54,7 +54,7 @@ pub fn signed_in_response(
         expires_at: rfc3339(session.expires_at),
     };
     let mut response = ApiResponse::ok(&body).into_response();
-    let secure = state.config().server.secure_cookies || state.config().server.is_https();
+    let secure = state.config().server.cookies_secure();
     if let Ok(v) = HeaderValue::from_str(&cookie(
         &session.token,
         session,
@@ -214,7 +214,7 @@ pub async fn logout(
         sessions_ended: ended,
     })
     .into_response();
-    let secure = state.config().server.secure_cookies || state.config().server.is_https();
+    let secure = state.config().server.cookies_secure();
     if let Ok(v) = HeaderValue::from_str(&clear_cookie(secure)) {
         response.headers_mut().insert(header::SET_COOKIE, v);
     }

@@ -131,7 +131,7 @@ pub async fn create_pin(
     let cookie = format!(
         "{PIN_COOKIE}={secret}; Path=/api/v1/auth/plex; HttpOnly; SameSite=Lax; Max-Age={}{}",
         ttl_ms / 1000 + 60,
-        if secure_cookies(&state) {
+        if state.config().server.cookies_secure() {
             "; Secure"
         } else {
             ""
@@ -144,10 +144,6 @@ pub async fn create_pin(
         w.apply(&mut response);
     }
     Ok(response)
-}
-
-fn secure_cookies(state: &AppState) -> bool {
-    state.config().server.secure_cookies || state.config().server.is_https()
 }
 
 #[derive(Debug, Serialize)]
@@ -218,7 +214,7 @@ pub async fn poll_pin(
     let mut response = signed_in_response(&state, &user, &session, Some(true));
     let clear = format!(
         "{PIN_COOKIE}=; Path=/api/v1/auth/plex; HttpOnly; SameSite=Lax; Max-Age=0{}",
-        if secure_cookies(&state) {
+        if state.config().server.cookies_secure() {
             "; Secure"
         } else {
             ""
