@@ -13,6 +13,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod dashboard;
 pub mod data_dir;
 pub mod db;
 pub mod demo;
@@ -116,11 +117,13 @@ pub fn router(state: AppState) -> Router {
     with_edge(routes, state)
 }
 
-/// Wraps routes in the layers every response passes through: fallbacks for unknown paths and
-/// methods, the body limit and the edge middleware (`http::edge`).
+/// Wraps routes in the layers every response passes through: fallbacks for unknown paths (the
+/// dashboard's files and pages, or the API's 404) and methods, the body limit and the edge
+/// middleware (`http::edge`).
 pub fn with_edge(routes: Router<AppState>, state: AppState) -> Router {
+    let dashboard = dashboard::Dashboard::new();
     routes
-        .fallback(http::not_found)
+        .fallback(move |req| dashboard.clone().fallback(req))
         .method_not_allowed_fallback(http::method_not_allowed)
         .layer(DefaultBodyLimit::max(http::MAX_BODY_BYTES))
         // Outermost: sees every response, including the fallbacks' and the body limit's.

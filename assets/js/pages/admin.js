@@ -1,0 +1,321 @@
+// Admin: users (role, suspend, delete), services (edit, test connection, circuit breaker),
+// requests (approve, decline), stats and performance (inline-SVG charts), and the error log by
+// correlation id. Each tab has its own address (/admin/users, /admin/services, ...).
+
+import { api } from "../api.js";
+import { h, mount, loading, errorBox, badge, fmtDate, fmtAgo, fmtBytes, barChart, confirmButton, toast, busy } from "../ui.js";
+
+const TABS = [
+  ["users", "Users"],
+  ["services", "Services"],
+  ["requests", "Requests"],
+  ["stats", "Stats"],
+  ["performance", "Performance"],
+  ["errors", "Error log"],
+];
+
+export async function render(root, app, path) {
+  const tab = (path.split("/")[2] || "users").toLowerCase();
+  const current = TABS.find(([key]) => key === tab) ? tab : "users";
+  const panel = h("div", { class: "panel", id: "admin-panel" });
+  mount(root,
+    h("h1", { id: "page-title", text: "Admin" }),
+    h("nav", { class: "tabs", "aria-label": "Admin sections" }, TABS.map(([key, label]) =>
+      h("a", { href: `/admin/${key}`, "data-link": "", class: "tab", "aria-current": key === current ? "page" : null }, label))),
+    panel);
+  mount(panel, loading());
+  await PANELS[current](panel, app);
+}
+
+const PANELS = { users, services, requests, stats, performance, errors };
+
+async function users(panel, app) {
+  const q = h("input", { id: "user-q", type: "search", placeholder: "Username or email", maxlength: 100 });
+  const body = h("tbody", {});
+  const footer = h("div", {});
+  mount(panel,
+    h("form", { class: "filters", role: "search", onsubmit: (e) => { e.preventDefault(); load(true); } },
+      h("label", { for: "user-q" }, "Find"), q, h("button", { type: "submit" }, "Search")),
+    h("div", { class: "table-wrap" }, h("table", { class: "table", id: "users-table" },
+      h("thead", {}, h("tr", {}, ["User", "Role", "Status", "Requests", "Downloads", "Last sign-in", ""].map((t) => h("th", { scope: "col", text: t })))),
+      body)),
+    footer);
+  let cursor = null;
+  const row = (u) => {
+    const self = u.id === app.session.user.id;
+    const role = h("select", { "aria-label": `Role of ${u.username}`, "data-user-role": u.username, disabled: self },
+      ["user", "admin"].map((r) => h("option", { value: r, selected: u.role === r }, r)));
+    const status = h("select", { "aria-label": `Status of ${u.username}`, "data-user-status": u.username, disabled: self },
+      ["active", "suspended"].map((s) => h("option", { value: s, selected: u.status === s }, s)));
+    const patch = async (field, select, previous) => {
+      select.disabled = true;
+      try {
+        const { data } = await api(`/admin/users/${encodeURIComponent(u.id)}`, { method: "PATCH", body: { [field]: select.value } });
+        Object.assign(u, data || { [field]: select.value });
+        toast(`${u.username}: ${field} is now ${select.value}.`);
+      } catch (e) {
+        select.value = previous;
+        toast(e);
+      } finally {
+        select.disabled = false;
+      }
+    };
+    role.addEventListener("change", () => patch("role", role, u.role));
+    status.addEventListener("change", () => patch("status", status, u.status));
+    const tr = h("tr", { "data-user": u.username },
+      h("td", {}, h("strong", { text: u.name || u.username }), h("br"), h("small", { class: "muted", text: [u.username, u.email, u.plexUsername ? `Plex: ${u.plexUsername}` : null].filter(Boolean).join(" · ") })),
+      h("td", {}, role), h("td", {}, status),
+      h("td", { text: u.requestCount ?? "—" }), h("td", { text: u.downloadCount ?? "—" }),
+      h("td", { text: fmtAgo(u.lastLoginAt) }),
+      h("td", {}, self ? h("small", { class: "muted", text: "you" }) : confirmButton("Delete", "Delete for good?", async () => {
+        try {
+          await api(`/admin/users/${encodeURIComponent(u.id)}`, { method: "DELETE" });
+          tr.remove();
+          toast(`Deleted ${u.username}.`);
+        } catch (e) {
+          toast(e);
+        }
+      }, { "aria-label": `Delete ${u.username}` })));
+    return tr;
+  };
+  const load = async (reset) => {
+    mount(footer, loading());
+    try {
+      const { data, meta } = await api("/admin/users", { query: { q: q.value.trim(), cursor: reset ? undefined : cursor } });
+      if (reset) body.replaceChildren();
+      body.append(...data.map(row));
+      cursor = meta.nextCursor || null;
+      mount(footer, cursor ? h("button", { type: "button", onclick: () => load(false) }, "More users") : null);
+    } catch (e) {
+      mount(footer, errorBox(e, () => load(reset)));
+    }
+  };
+  await load(true);
+}
+
+async function services(panel) {
+  let configs;
+  let breakers;
+  try {
+    [{ data: configs }, { data: breakers }] = await Promise.all([api("/admin/services"), api("/admin/integrations")]);
+  } catch (e) {
+    mount(panel, errorBox(e, () => services(panel)));
+    return;
+  }
+  const breakerBox = (name) => {
+    const b = breakers.find((x) => x.service === name);
+    if (!b) return null;
+    const box = h("div", { class: "breaker", "data-breaker": name },
+      h("span", { text: "Circuit breaker: " }), badge(b.state === "closed" ? "up" : b.state === "open" ? "down" : "degraded", b.state.replace("_", "-")),
+      b.consecutiveFailures ? h("small", { class: "muted", text: ` ${b.consecutiveFailures} failures in a row` }) : null,
+      b.retryAt ? h("small", { class: "muted", text: ` · retry ${fmtDate(b.retryAt)}` }) : null);
+    if (b.state !== "closed") {
+      const reset = h("button", { type: "button" }, "Reset");
+      reset.addEventListener("click", () => busy(reset, async () => {
+        await api(`/admin/integrations/${encodeURIComponent(name)}/reset`, { method: "POST" });
+        toast(`${b.displayName}: breaker closed.`);
+        services(panel);
+      }));
+      box.append(" ", reset);
+    }
+    return box;
+  };
+  const form = (c) => {
+    const id = (f) => `svc-${c.name}-${f}`;
+    const url = h("input", { id: id("url"), type: "url", value: c.url || "", maxlength: 2048, placeholder: "http://127.0.0.1:…" });
+    const key = h("input", { id: id("key"), type: "password", autocomplete: "off", placeholder: c.apiKey ? `${c.apiKey} (leave empty to keep)` : "none" });
+    const enabled = h("input", { id: id("enabled"), type: "checkbox", checked: !!c.enabled });
+    const timeout = h("input", { id: id("timeout"), type: "number", min: 100, max: 60000, step: 100, value: c.timeoutMs ?? 5000 });
+    const slug = c.name === "uptime_kuma" ? h("input", { id: id("slug"), value: (c.options && c.options.slug) || "", maxlength: 200 }) : null;
+    const result = h("div", { class: "result", "aria-live": "polite" });
+    const settings = () => {
+      const body = { url: url.value.trim(), enabled: enabled.checked, timeoutMs: Number(timeout.value) || undefined };
+      if (key.value) body.apiKey = key.value;
+      if (slug) body.options = { ...(c.options || {}), slug: slug.value.trim() };
+      else if (c.options) body.options = c.options;
+      return body;
+    };
+    const save = h("button", { type: "submit", class: "primary" }, "Save");
+    const test = h("button", { type: "button" }, "Test connection");
+    test.addEventListener("click", () => busy(test, async () => {
+      mount(result, loading("Testing…"));
+      try {
+        const { data } = await api(`/admin/services/${c.name}/test`, { method: "POST", body: settings() });
+        mount(result, data.ok
+          ? h("p", { class: "ok", text: `Connected in ${data.latencyMs} ms${data.version ? ` (version ${data.version})` : ""}.` })
+          : h("p", { class: "message warn", text: `Failed: ${data.error || "no answer"}` }));
+      } catch (e) {
+        mount(result, errorBox(e));
+      }
+    }));
+    const f = h("form", { class: "card stack service-form", "data-service-form": c.name },
+      h("h3", { text: c.displayName }),
+      h("label", { for: id("url") }, "URL"), url,
+      c.name === "uptime_kuma" ? null : h("label", { for: id("key") }, c.name === "plex" ? "Token" : "API key"),
+      c.name === "uptime_kuma" ? null : key,
+      slug ? h("label", { for: id("slug") }, "Status page slug") : null, slug,
+      h("label", { for: id("timeout") }, "Timeout (ms)"), timeout,
+      h("label", { class: "check", for: id("enabled") }, enabled, " Enabled"),
+      h("div", { class: "row" }, save, test),
+      result, breakerBox(c.name),
+      h("small", { class: "muted", text: `Saved ${fmtDate(c.updatedAt)}` }));
+    f.addEventListener("submit", (event) => {
+      event.preventDefault();
+      busy(save, async () => {
+        const { data } = await api(`/admin/services/${c.name}`, { method: "PUT", body: settings() });
+        Object.assign(c, data || {});
+        key.value = "";
+        mount(result, h("p", { class: "ok", text: "Saved. A check is running now." }));
+        toast(`${c.displayName} saved.`);
+      });
+    });
+    return f;
+  };
+  const others = breakers.filter((b) => !configs.some((c) => c.name === b.service));
+  mount(panel, h("div", { class: "forms" }, configs.map(form)),
+    others.length ? h("div", { class: "card" }, h("h3", { text: "Other integrations" }), others.map((b) => breakerBox(b.service))) : null);
+}
+
+async function requests(panel) {
+  const status = h("select", { id: "admin-request-status" },
+    ["pending", "approved", "available", "declined", "failed", ""].map((s) => h("option", { value: s }, s || "any status")));
+  const list = h("ul", { class: "list", id: "admin-requests" });
+  const footer = h("div", {});
+  mount(panel, h("div", { class: "filters" }, h("label", { for: "admin-request-status" }, "Status"), status), list, footer);
+  let cursor = null;
+  const row = (r) => {
+    const actions = h("span", { class: "actions" });
+    if (r.status === "pending") {
+      const approve = h("button", { type: "button", class: "primary" }, "Approve");
+      approve.addEventListener("click", () => busy(approve, async () => {
+        const { data } = await api(`/admin/requests/${encodeURIComponent(r.id)}/approve`, { method: "POST" });
+        li.replaceWith(row(data && data.id ? data : { ...r, status: "approved" }));
+      }));
+      const reason = h("input", { "aria-label": `Reason for declining ${r.title}`, placeholder: "Reason (optional)", maxlength: 500 });
+      const decline = h("button", { type: "button", class: "danger" }, "Decline");
+      decline.addEventListener("click", () => busy(decline, async () => {
+        const { data } = await api(`/admin/requests/${encodeURIComponent(r.id)}/decline`, { method: "POST", body: { reason: reason.value.trim() || undefined } });
+        li.replaceWith(row(data && data.id ? data : { ...r, status: "declined" }));
+      }));
+      actions.append(approve, reason, decline);
+    }
+    const li = h("li", { "data-request": r.id },
+      h("span", { class: "title", text: r.title }),
+      h("small", { class: "muted", text: `${r.mediaType === "tv" ? "TV" : "Movie"} · ${r.username || r.userId} · ${fmtDate(r.createdAt)}` }),
+      badge(r.status), actions);
+    return li;
+  };
+  const load = async (reset) => {
+    mount(footer, loading());
+    try {
+      const { data, meta } = await api("/admin/requests", { query: { status: status.value, cursor: reset ? undefined : cursor } });
+      if (reset) list.replaceChildren();
+      list.append(...data.map(row));
+      cursor = meta.nextCursor || null;
+      if (!list.children.length) mount(footer, h("p", { class: "muted", text: "No requests." }));
+      else mount(footer, cursor ? h("button", { type: "button", onclick: () => load(false) }, "More") : null);
+    } catch (e) {
+      mount(footer, errorBox(e, () => load(reset)));
+    }
+  };
+  status.addEventListener("change", () => load(true));
+  await load(true);
+}
+
+function tiles(pairs) {
+  return h("div", { class: "tiles" }, pairs.map(([label, value]) =>
+    h("div", { class: "tile" }, h("strong", { text: value ?? "—" }), h("span", { text: label }))));
+}
+
+async function stats(panel) {
+  try {
+    const { data } = await api("/admin/stats");
+    const r = data.requests || {};
+    const d = data.downloads || {};
+    mount(panel,
+      tiles([
+        ["users", data.users && data.users.total], ["active", data.users && data.users.active], ["admins", data.users && data.users.admins],
+        ["requests", r.total], ["errors in 24 h", data.errors24h ?? (data.errors && data.errors.last24h)],
+        ["database", data.database ? fmtBytes(data.database.sizeBytes ?? data.database.size) : null],
+        ["version", data.version],
+      ]),
+      h("h2", { text: "Requests per day (30 days)" }),
+      barChart((r.perDay || []).map((p) => ({ label: p.date, value: p.count })), { label: "Requests per day over 30 days" }),
+      h("h2", { text: "Requests by status" }),
+      tiles(Object.entries(r.byStatus || {}).map(([k, v]) => [k.replace(/_/g, " "), v])),
+      d.byStatus ? [h("h2", { text: "Downloads" }), tiles(Object.entries(d.byStatus).map(([k, v]) => [k, v]))] : null,
+      h("details", {}, h("summary", { text: "Everything" }), h("pre", { class: "raw", text: JSON.stringify(data, null, 2) })));
+  } catch (e) {
+    mount(panel, errorBox(e, () => stats(panel)));
+  }
+}
+
+async function performance(panel, app) {
+  const windowSelect = h("select", { id: "perf-window" }, [1, 5, 15, 60].map((m) => h("option", { value: m, selected: m === 5 }, `${m} min`)));
+  const body = h("div", {});
+  mount(panel, h("div", { class: "filters" }, h("label", { for: "perf-window" }, "Window"), windowSelect), body);
+  const load = async () => {
+    try {
+      const { data } = await api("/admin/performance", { query: { window: windowSelect.value } });
+      mount(body,
+        tiles([
+          ["requests", data.totalRequests], ["per second", data.requestsPerSecond], ["average ms", data.averageMs],
+          ["p95 ms", data.p95Ms], ["slow", data.slowRequests], ["error rate", `${((data.errorRate || 0) * 100).toFixed(1)}%`],
+          ["memory", fmtBytes(data.memory && data.memory.rssBytes)],
+        ]),
+        h("h2", { text: "Latency (ms)" }),
+        barChart([["p50", data.p50Ms], ["average", data.averageMs], ["p95", data.p95Ms], ["p99", data.p99Ms]].map(([label, value]) => ({ label, value: Math.round((value || 0) * 100) / 100 })),
+          { label: "Latency percentiles in milliseconds", unit: " ms", height: 120 }),
+        h("h2", { text: "Slowest routes" }),
+        h("div", { class: "table-wrap" }, h("table", { class: "table" },
+          h("thead", {}, h("tr", {}, ["Route", "Count", "Average ms", "p95 ms"].map((t) => h("th", { scope: "col", text: t })))),
+          h("tbody", {}, (data.topSlowPaths || []).map((p) => h("tr", {}, h("td", {}, h("code", { text: p.route })), h("td", { text: p.count }), h("td", { text: p.averageMs }), h("td", { text: p.p95Ms })))))),
+        h("h2", { text: "Caches" }),
+        tiles(Object.entries(data.cache || {}).map(([name, c]) => [`${name} hit rate`, `${Math.round((c.hitRate || 0) * 100)}%`])));
+    } catch (e) {
+      mount(body, errorBox(e, load));
+    }
+  };
+  windowSelect.addEventListener("change", load);
+  const timer = setInterval(load, 10000);
+  app.onLeave(() => clearInterval(timer));
+  await load();
+}
+
+async function errors(panel) {
+  const cid = h("input", { id: "error-cid", placeholder: "Correlation id", maxlength: 64 });
+  const code = h("input", { id: "error-code", placeholder: "Code, e.g. INTERNAL_ERROR", maxlength: 64 });
+  const list = h("div", { id: "error-list" });
+  const form = h("form", { class: "filters", role: "search" },
+    h("label", { for: "error-cid" }, "Correlation id"), cid,
+    h("label", { for: "error-code" }, "Code"), code,
+    h("button", { type: "submit" }, "Show"));
+  mount(panel, form, list);
+  const table = (rows) => rows.length
+    ? h("div", { class: "table-wrap" }, h("table", { class: "table" },
+      h("thead", {}, h("tr", {}, ["When", "Code", "Status", "Request", "Message", "Correlation id"].map((t) => h("th", { scope: "col", text: t })))),
+      h("tbody", {}, rows.map((e) => h("tr", {},
+        h("td", { text: fmtDate(e.createdAt) }), h("td", {}, h("code", { text: e.code })), h("td", { text: e.status ?? "" }),
+        h("td", { text: [e.method, e.path].filter(Boolean).join(" ") }), h("td", { text: e.message || "" }),
+        h("td", {}, h("button", { type: "button", class: "link", onclick: () => { cid.value = e.correlationId; load(); } }, e.correlationId)))))))
+    : h("p", { class: "muted", text: "No errors logged." });
+  const load = async () => {
+    mount(list, loading());
+    try {
+      if (cid.value.trim()) {
+        const { data } = await api(`/admin/errors/${encodeURIComponent(cid.value.trim())}`);
+        mount(list, table(Array.isArray(data) ? data : data.entries || data.errors || [data]));
+      } else {
+        const { data } = await api("/admin/errors", { query: { code: code.value.trim() } });
+        mount(list, table(data));
+      }
+    } catch (e) {
+      mount(list, errorBox(e));
+    }
+  };
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    load();
+  });
+  await load();
+}

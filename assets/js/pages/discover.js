@@ -1,0 +1,154 @@
+// Discover: search Overseerr, show poster cards with availability, and request a title (with a
+// season picker for TV). Requesting is disabled, with the reason, while Overseerr is down.
+
+import { api } from "../api.js";
+import { h, mount, loading, errorBox, badge, poster, toast } from "../ui.js";
+
+const DOWN = new Set(["down", "disabled"]);
+
+export async function render(root, app) {
+  const query = h("input", { id: "search", type: "search", name: "query", maxlength: 100, required: true, placeholder: "Movie or show title", autocomplete: "off" });
+  const form = h("form", { class: "search", role: "search" },
+    h("label", { for: "search", class: "sr-only" }, "Search movies and shows"), query,
+    h("button", { type: "submit", class: "primary" }, "Search"));
+  const notice = h("div", { id: "overseerr-notice", "aria-live": "polite" });
+  const results = h("div", { class: "posters results", id: "results", "aria-live": "polite" });
+  const more = h("div", {});
+  mount(root, h("h1", { id: "page-title", text: "Discover" }), form, notice, results, more);
+
+  let unavailable = null;
+  const checkOverseerr = async () => {
+    try {
+      const { data } = await api("/services/overseerr", { quietAuth: true });
+      if (DOWN.has(data.status) || data.breaker === "open") {
+        unavailable = data.status === "disabled" ? "Overseerr is not set up, so requests are off." : `Overseerr is ${data.breaker === "open" ? "temporarily unavailable" : "down"}, so requests are paused.`;
+      } else unavailable = null;
+    } catch (e) {
+      unavailable = e.status === 404 ? "Overseerr is not set up, so requests are off." : null;
+    }
+    mount(notice, unavailable ? h("p", { class: "notice warn", text: unavailable }) : null);
+    for (const button of results.querySelectorAll("button.request")) {
+      if (button.dataset.requested) continue;
+      button.disabled = !!unavailable;
+      button.title = unavailable || "";
+    }
+  };
+  await checkOverseerr();
+  app.on("service.status", (svc) => {
+    if (svc && svc.name === "overseerr") checkOverseerr();
+  });
+
+  let page = 1;
+  let term = "";
+  const search = async (append) => {
+    if (!append) {
+      page = 1;
+      mount(results, loading("Searching…"));
+    }
+    more.replaceChildren();
+    try {
+      const { data, meta } = await api("/media/search", { query: { query: term, page } });
+      if (!append) results.replaceChildren();
+      if (data.length === 0 && !append) mount(results, h("p", { class: "muted", text: `Nothing found for “${term}”.` }));
+      results.append(...data.map(card));
+      if (meta.totalPages && page < meta.totalPages) {
+        mount(more, h("button", { type: "button", onclick: () => { page += 1; search(true); } }, "More results"));
+      }
+    } catch (e) {
+      mount(results, errorBox(e, () => search(append)));
+    }
+  };
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    term = query.value.trim();
+    if (!term) return;
+    history.replaceState(null, "", "/discover?q=" + encodeURIComponent(term));
+    search(false);
+  });
+
+  const card = (item) => {
+    const tmdbId = item.tmdbId ?? item.id;
+    const mediaType = item.mediaType || "movie";
+    const title = item.title || item.name || "Untitled";
+    const year = item.year || (item.releaseDate || item.firstAirDate || "").slice(0, 4);
+    const availability = item.availability || item.status || (item.mediaInfo && item.mediaInfo.status) || "unknown";
+    const requested = item.requested || item.requestedHere || item.requestStatus;
+    const status = h("div", { class: "badges" },
+      badge(mediaType === "tv" ? "tv" : "movie", mediaType === "tv" ? "TV" : "Movie"),
+      availability && availability !== "unknown" && availability !== "not_requested" ? badge(availability) : null,
+      requested ? badge(typeof requested === "string" ? requested : "requested", "requested") : null);
+    const isAvailable = availability === "available";
+    const button = h("button", { type: "button", class: "request primary", "data-tmdb": tmdbId }, "Request");
+    if (requested || isAvailable) {
+      button.disabled = true;
+      button.dataset.requested = "1";
+      button.textContent = isAvailable ? "Available" : "Requested";
+    } else if (unavailable) {
+      button.disabled = true;
+      button.title = unavailable;
+    }
+    const picker = h("div", { class: "picker" });
+    button.addEventListener("click", () => (mediaType === "tv" ? seasonPicker() : submit(undefined)));
+    const submit = async (seasons) => {
+      button.disabled = true;
+      try {
+        await api("/media/requests", { method: "POST", body: { mediaType, tmdbId, seasons } });
+        button.textContent = "Requested";
+        button.dataset.requested = "1";
+        picker.replaceChildren();
+        status.append(badge("pending", "requested"));
+        toast(`Requested ${title}.`);
+      } catch (e) {
+        button.disabled = false;
+        toast(e);
+      }
+    };
+    const seasonPicker = async () => {
+      mount(picker, loading("Loading seasons…"));
+      let seasons = [];
+      try {
+        const { data } = await api(`/media/tv/${encodeURIComponent(tmdbId)}`);
+        seasons = (data.seasons || []).filter((s) => (s.seasonNumber ?? s.number) > 0);
+      } catch (e) {
+        mount(picker, errorBox(e));
+        return;
+      }
+      const boxes = seasons.map((s) => {
+        const n = s.seasonNumber ?? s.number;
+        const id = `season-${tmdbId}-${n}`;
+        const have = s.availability === "available" || s.status === "available";
+        return h("label", { class: "check", for: id },
+          h("input", { type: "checkbox", id, value: n, disabled: have, "data-season": n }), ` Season ${n}${have ? " (available)" : ""}`);
+      });
+      const all = h("input", { type: "checkbox", id: `all-${tmdbId}`, checked: true });
+      const go = h("button", { type: "submit", class: "primary" }, "Send request");
+      const fieldset = h("form", { class: "seasons" },
+        h("fieldset", {}, h("legend", { text: "Which seasons?" }),
+          h("label", { class: "check", for: `all-${tmdbId}` }, all, " All seasons"), boxes),
+        go, h("button", { type: "button", class: "link", onclick: () => picker.replaceChildren() }, "Cancel"));
+      fieldset.addEventListener("submit", (event) => {
+        event.preventDefault();
+        const chosen = boxes.map((b) => b.querySelector("input")).filter((i) => i.checked && !i.disabled).map((i) => Number(i.value));
+        submit(all.checked || chosen.length === 0 ? "all" : chosen);
+      });
+      mount(picker, fieldset);
+      all.focus();
+    };
+    return h("article", { class: "poster-card result", "data-tmdb": tmdbId, "data-type": mediaType },
+      poster(item.posterPath || item.poster, title),
+      h("div", { class: "body" },
+        h("h3", { class: "title" }, title, year ? h("small", { text: ` (${year})` }) : null),
+        status,
+        item.overview ? h("p", { class: "overview", text: item.overview }) : null,
+        button, picker));
+  };
+
+  const initial = new URLSearchParams(location.search).get("q");
+  if (initial) {
+    query.value = initial;
+    term = initial;
+    await search(false);
+  } else {
+    query.focus();
+  }
+}

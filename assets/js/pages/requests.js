@@ -1,0 +1,111 @@
+// My requests: filters, a list that loads the next page (cursor) as it scrolls into view,
+// status badges kept live by `request.updated`, and delete while pending.
+
+import { api } from "../api.js";
+import { h, mount, loading, errorBox, badge, fmtDate, confirmButton, toast } from "../ui.js";
+
+const STATUSES = ["", "pending", "approved", "processing", "partially_available", "available", "declined", "failed"];
+
+export async function render(root, app) {
+  const status = h("select", { id: "filter-status", name: "status" }, STATUSES.map((s) => h("option", { value: s }, s ? s.replace(/_/g, " ") : "Any status")));
+  const type = h("select", { id: "filter-type", name: "mediaType" },
+    h("option", { value: "" }, "Movies and TV"), h("option", { value: "movie" }, "Movies"), h("option", { value: "tv" }, "TV"));
+  const q = h("input", { id: "filter-q", type: "search", name: "q", placeholder: "Title contains", maxlength: 100 });
+  const filters = h("form", { class: "filters", role: "search" },
+    h("label", { for: "filter-status" }, "Status"), status,
+    h("label", { for: "filter-type" }, "Type"), type,
+    h("label", { for: "filter-q" }, "Title"), q);
+  const list = h("ul", { class: "list requests", id: "request-list", "aria-live": "polite" });
+  const footer = h("div", { class: "footer" });
+  mount(root, h("h1", { id: "page-title", text: "My requests" }), filters, list, footer);
+
+  const rows = new Map();
+  let cursor = null;
+  let loadingMore = false;
+  let generation = 0;
+
+  const row = (r) => {
+    const badgeEl = badge(r.status);
+    const actions = h("span", { class: "actions" });
+    if (r.status === "pending") {
+      actions.append(confirmButton("Delete", "Really delete?", async () => {
+        try {
+          await api(`/media/requests/${encodeURIComponent(r.id)}`, { method: "DELETE" });
+          li.remove();
+          rows.delete(r.id);
+          toast(`Deleted the request for ${r.title}.`);
+        } catch (e) {
+          toast(e);
+        }
+      }, { "aria-label": `Delete the request for ${r.title}` }));
+    }
+    const li = h("li", { "data-request": r.id, class: "request-row" },
+      h("span", { class: "title", text: r.title }),
+      h("small", { class: "muted", text: `${r.mediaType === "tv" ? "TV" : "Movie"} · ${fmtDate(r.createdAt)}` }),
+      badgeEl, actions);
+    rows.set(r.id, { li, badgeEl, request: r });
+    return li;
+  };
+
+  const observer = new IntersectionObserver((entries) => {
+    if (entries.some((e) => e.isIntersecting)) loadMore();
+  });
+  app.onLeave(() => observer.disconnect());
+
+  const loadMore = async (reset) => {
+    if (loadingMore && !reset) return;
+    const gen = reset ? ++generation : generation;
+    if (!reset && cursor === null) return;
+    loadingMore = true;
+    mount(footer, loading("Loading requests…"));
+    try {
+      const { data, meta } = await api("/media/requests", {
+        query: { status: status.value, mediaType: type.value, q: q.value.trim(), limit: 20, cursor: reset ? undefined : cursor },
+      });
+      if (gen !== generation) return;
+      if (reset) {
+        list.replaceChildren();
+        rows.clear();
+      }
+      list.append(...data.map(row));
+      cursor = meta.nextCursor || null;
+      if (list.children.length === 0) mount(footer, h("p", { class: "muted" }, "No requests here. ", h("a", { href: "/discover", "data-link": "" }, "Discover something to request")));
+      else if (cursor) {
+        const button = h("button", { type: "button", class: "more", onclick: () => loadMore() }, "Load more");
+        mount(footer, button);
+        observer.disconnect();
+        observer.observe(button);
+      } else mount(footer, h("p", { class: "muted", text: "That's all." }));
+    } catch (e) {
+      if (gen === generation) mount(footer, errorBox(e, () => loadMore(reset)));
+    } finally {
+      loadingMore = false;
+    }
+  };
+
+  let debounce = null;
+  const refilter = () => {
+    clearTimeout(debounce);
+    debounce = setTimeout(() => loadMore(true), 250);
+  };
+  status.addEventListener("change", refilter);
+  type.addEventListener("change", refilter);
+  q.addEventListener("input", refilter);
+  filters.addEventListener("submit", (e) => {
+    e.preventDefault();
+    loadMore(true);
+  });
+
+  app.on("request.updated", (r) => {
+    const current = r && rows.get(r.id);
+    if (!current) {
+      if (r && r.id) loadMore(true);
+      return;
+    }
+    const merged = { ...current.request, ...r };
+    current.li.replaceWith(row(merged));
+  });
+  app.on("lagged", () => loadMore(true));
+
+  await loadMore(true);
+}

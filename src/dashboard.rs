@@ -1,0 +1,403 @@
+//! The embedded web dashboard: the files under `assets/` (plain HTML, CSS and JavaScript modules,
+//! no build step) served as the router's fallback for every path that is not an API, health or
+//! metrics path (SPEC section 13).
+//!
+//! - A path naming a file serves it with its content type. Any other path without a file
+//!   extension (`/discover`, `/admin/users`) is one of the app's own routes and gets `index.html`,
+//!   so a reload or a shared link opens the right page. `/api/*`, `/health*` and `/metrics` never
+//!   fall back: there an unknown path stays a 404 in the error envelope.
+//! - Caching: every response has an `ETag` from the file's SHA-256 (rust-embed computes it), and
+//!   `If-None-Match` answers 304. The module files keep their plain names (ES module imports name
+//!   them), so they are sent `Cache-Control: no-cache`: the browser revalidates each one with a
+//!   cheap 304 and never runs a stale module next to a fresh one. The files `index.html` names
+//!   (its stylesheet, entry script and icon) are fingerprinted: it is rewritten once to ask for
+//!   `file?v=<hash>`, and a request whose `v` matches the current hash is cached for a year as
+//!   immutable; a new build changes the hash and so the URL.
+//! - Compression: text files over 1 KiB are sent gzip-compressed to a browser that accepts it,
+//!   compressed once per content hash and kept in memory (the whole dashboard is small).
+//! - Nothing here is inline script or style, so the CSP of SPEC section 2 (set by the edge on
+//!   every response) applies unchanged.
+//!
+//! Debug builds read the files from disk on each request (rust-embed's default), so editing a
+//! page needs no rebuild; release builds embed them in the binary.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use rust_embed::RustEmbed;
+
+use crate::error::{AppError, ErrorCode};
+
+/// The dashboard's files.
+#[derive(RustEmbed)]
+#[folder = "assets/"]
+struct Assets;
+
+/// Files smaller than this are not worth compressing.
+const COMPRESS_MIN_BYTES: usize = 1024;
+/// How long a fingerprinted URL may be cached.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// Everything else: keep it, but ask first (a 304 when unchanged).
+const REVALIDATE: &str = "no-cache";
+/// The query parameter carrying a fingerprint.
+const VERSION_PARAM: &str = "v=";
+/// The files `index.html` names by fingerprinted URL (the placeholder is `{{v:NAME}}`).
+const INDEX: &str = "index.html";
+
+/// A file ready to send: its bytes, hash and type.
+#[derive(Clone)]
+struct File {
+    bytes: Arc<[u8]>,
+    hash: [u8; 32],
+    content_type: &'static str,
+}
+
+impl File {
+    fn etag(&self, gzip: bool) -> String {
+        let hex: String = self.hash[..12].iter().map(|b| format!("{b:02x}")).collect();
+        if gzip {
+            format!("\"{hex}-gz\"")
+        } else {
+            format!("\"{hex}\"")
+        }
+    }
+
+    fn fingerprint(&self) -> String {
+        self.hash[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// A SHA-256 digest: how files are known in the caches.
+type Hash = [u8; 32];
+/// gzip bodies by the hash of the original.
+type GzipCache = Mutex<HashMap<Hash, Arc<[u8]>>>;
+/// The rewritten `index.html`, with the hash of the original it was made from.
+type IndexCache = Mutex<Option<(Hash, File)>>;
+
+/// The asset service; cheap to clone (the caches are shared).
+#[derive(Clone, Default)]
+pub struct Dashboard {
+    gzipped: Arc<GzipCache>,
+    index: Arc<IndexCache>,
+}
+
+impl std::fmt::Debug for Dashboard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dashboard").finish_non_exhaustive()
+    }
+}
+
+/// Whether `path` belongs to the server rather than the app: it never falls back to the app.
+pub fn is_server_path(path: &str) -> bool {
+    path == "/api"
+        || path.starts_with("/api/")
+        || path == "/health"
+        || path.starts_with("/health/")
+        || path == "/metrics"
+}
+
+impl Dashboard {
+    /// A dashboard with empty caches.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The router fallback: an asset, the app's `index.html`, or the API's 404/405.
+    pub async fn fallback(self, req: Request) -> Response {
+        let path = req.uri().path();
+        if is_server_path(path) {
+            return AppError::new(ErrorCode::NotFound).into_response();
+        }
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            return AppError::new(ErrorCode::MethodNotAllowed).into_response();
+        }
+        let versioned = req
+            .uri()
+            .query()
+            .and_then(|q| q.split('&').find_map(|p| p.strip_prefix(VERSION_PARAM)));
+        let name = path.trim_start_matches('/');
+        let file = if name.is_empty() || name == INDEX {
+            self.index_file()
+        } else if let Some(file) = load(name) {
+            Some(file)
+        } else if is_app_route(name) {
+            self.index_file()
+        } else {
+            None
+        };
+        match file {
+            Some(file) => {
+                let immutable = versioned.is_some_and(|v| v == file.fingerprint());
+                self.respond(&file, req.headers(), immutable)
+            }
+            None => AppError::new(ErrorCode::NotFound).into_response(),
+        }
+    }
+
+    /// `index.html` with `{{v:NAME}}` replaced by NAME's fingerprint, rewritten when the
+    /// original changes (in debug builds, on every edit).
+    fn index_file(&self) -> Option<File> {
+        let original = load(INDEX)?;
+        let mut cached = self.index.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((hash, file)) = cached.as_ref()
+            && *hash == original.hash
+        {
+            return Some(file.clone());
+        }
+        let text = String::from_utf8_lossy(&original.bytes);
+        let mut out = String::with_capacity(text.len());
+        let mut rest: &str = &text;
+        while let Some(start) = rest.find("{{v:") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 4..];
+            let Some(end) = after.find("}}") else {
+                out.push_str(&rest[start..]);
+                rest = "";
+                break;
+            };
+            let name = &after[..end];
+            let version = load(name).map_or_else(|| "missing".to_owned(), |f| f.fingerprint());
+            out.push_str(&version);
+            rest = &after[end + 2..];
+        }
+        out.push_str(rest);
+        let bytes: Arc<[u8]> = out.into_bytes().into();
+        let hash = sha256(&bytes);
+        let file = File {
+            bytes,
+            hash,
+            content_type: original.content_type,
+        };
+        *cached = Some((original.hash, file.clone()));
+        Some(file)
+    }
+
+    fn respond(&self, file: &File, headers: &HeaderMap, immutable: bool) -> Response {
+        let gzip = is_text(file.content_type)
+            && file.bytes.len() >= COMPRESS_MIN_BYTES
+            && accepts_gzip(headers);
+        let etag = file.etag(gzip);
+        let cache = if immutable { IMMUTABLE } else { REVALIDATE };
+        let mut builder = Response::builder()
+            .header(header::ETAG, &etag)
+            .header(header::CACHE_CONTROL, cache)
+            .header(header::VARY, "Accept-Encoding");
+        if if_none_match(headers, &etag) {
+            return builder
+                .status(StatusCode::NOT_MODIFIED)
+                .body(Body::empty())
+                .unwrap_or_else(|_| StatusCode::NOT_MODIFIED.into_response());
+        }
+        builder = builder.header(header::CONTENT_TYPE, file.content_type);
+        let body = if gzip {
+            builder = builder.header(header::CONTENT_ENCODING, "gzip");
+            self.gzip(file)
+        } else {
+            file.bytes.clone()
+        };
+        builder
+            .header(header::CONTENT_LENGTH, body.len())
+            .body(Body::from(body.to_vec()))
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+    }
+
+    fn gzip(&self, file: &File) -> Arc<[u8]> {
+        let mut cache = self.gzipped.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(bytes) = cache.get(&file.hash) {
+            return bytes.clone();
+        }
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let compressed = encoder
+            .write_all(&file.bytes)
+            .and_then(|()| encoder.finish());
+        match compressed {
+            Ok(bytes) => {
+                let bytes: Arc<[u8]> = bytes.into();
+                cache.insert(file.hash, bytes.clone());
+                bytes
+            }
+            // Writing to a Vec does not fail; if it ever did, send the file as it is (the ETag
+            // then names a gzip body that is not: harmless, the next request tries again).
+            Err(_) => file.bytes.clone(),
+        }
+    }
+}
+
+/// An embedded file by its path under `assets/`.
+fn load(name: &str) -> Option<File> {
+    if name
+        .split('/')
+        .any(|part| part.is_empty() || part.starts_with('.'))
+    {
+        return None;
+    }
+    let embedded = Assets::get(name)?;
+    Some(File {
+        hash: embedded.metadata.sha256_hash(),
+        bytes: embedded.data.into_owned().into(),
+        content_type: content_type(name),
+    })
+}
+
+/// A path the app's router handles: no file extension in its last segment.
+fn is_app_route(name: &str) -> bool {
+    let last = name.rsplit('/').next().unwrap_or(name);
+    !last.contains('.')
+}
+
+/// The content type for a file name (the few kinds the dashboard has).
+pub fn content_type(name: &str) -> &'static str {
+    let ext = name.rsplit_once('.').map_or("", |(_, e)| e);
+    match ext.to_ascii_lowercase().as_str() {
+        "html" => "text/html; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "json" => "application/json",
+        "webmanifest" => "application/manifest+json",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "ico" => "image/x-icon",
+        "woff2" => "font/woff2",
+        "txt" => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+fn is_text(content_type: &str) -> bool {
+    content_type.starts_with("text/")
+        || content_type.starts_with("application/json")
+        || content_type.starts_with("application/manifest")
+        || content_type.starts_with("image/svg")
+}
+
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';');
+            let name = parts.next().unwrap_or("").trim();
+            let refused = parts.any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    == Some(0.0)
+            });
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        })
+}
+
+fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v: &HeaderValue| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == etag || t == "*")
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_paths_never_fall_back() {
+        for p in [
+            "/api",
+            "/api/v1/nope",
+            "/health",
+            "/health/ready",
+            "/metrics",
+        ] {
+            assert!(is_server_path(p), "{p}");
+        }
+        for p in [
+            "/",
+            "/discover",
+            "/admin/users",
+            "/healthy",
+            "/apikeys",
+            "/app.js",
+        ] {
+            assert!(!is_server_path(p), "{p}");
+        }
+    }
+
+    #[test]
+    fn app_routes_have_no_extension() {
+        assert!(is_app_route("discover"));
+        assert!(is_app_route("admin/users"));
+        assert!(!is_app_route("js/missing.js"));
+        assert!(!is_app_route("favicon.ico"));
+    }
+
+    #[test]
+    fn content_types() {
+        assert_eq!(content_type("a/b.js"), "text/javascript; charset=utf-8");
+        assert_eq!(content_type("app.css"), "text/css; charset=utf-8");
+        assert_eq!(content_type("index.html"), "text/html; charset=utf-8");
+        assert_eq!(content_type("icon.svg"), "image/svg+xml");
+        assert_eq!(content_type("x.bin"), "application/octet-stream");
+    }
+
+    #[test]
+    fn gzip_negotiation() {
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT_ENCODING, HeaderValue::from_str(v).unwrap());
+            accepts_gzip(&h)
+        };
+        assert!(with("gzip, deflate, br"));
+        assert!(with("br;q=1.0, GZIP;q=0.5"));
+        assert!(with("*"));
+        assert!(!with("gzip;q=0"));
+        assert!(!with("br, deflate"));
+        assert!(!accepts_gzip(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn etag_matching() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::IF_NONE_MATCH,
+            HeaderValue::from_static("\"x\", W/\"abc\""),
+        );
+        assert!(if_none_match(&h, "\"abc\""));
+        assert!(!if_none_match(&h, "\"abd\""));
+    }
+
+    #[test]
+    fn hidden_and_odd_paths_are_not_files() {
+        assert!(load("../Cargo.toml").is_none());
+        assert!(load(".hidden").is_none());
+        assert!(load("js//app.js").is_none());
+        assert!(load("app.js").is_some());
+    }
+
+    #[test]
+    fn index_names_its_files_by_fingerprint() {
+        let dashboard = Dashboard::new();
+        let index = dashboard.index_file().unwrap();
+        let text = String::from_utf8_lossy(&index.bytes);
+        assert!(!text.contains("{{v:"), "{text}");
+        let app = load("app.js").unwrap();
+        assert!(
+            text.contains(&format!("app.js?v={}", app.fingerprint())),
+            "{text}"
+        );
+    }
+}
