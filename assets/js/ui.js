@@ -187,6 +187,11 @@ export function sparkline(values, { width = 120, height = 28, label = "trend" } 
   }
   const max = Math.max(...points.map(([, v]) => v), 1);
   const step = values.length > 1 ? width / (values.length - 1) : width;
+  if (points.length === 1) {
+    const [i, v] = points[0];
+    svg.append(s("circle", { cx: (i * step).toFixed(1), cy: (height - 2 - (v / max) * (height - 4)).toFixed(1), r: 2, class: "spark-dot" }));
+    return svg;
+  }
   const path = points
     .map(([i, v], n) => `${n === 0 ? "M" : "L"}${(i * step).toFixed(1)},${(height - 2 - (v / max) * (height - 4)).toFixed(1)}`)
     .join(" ");
@@ -194,21 +199,34 @@ export function sparkline(values, { width = 120, height = 28, label = "trend" } 
   return svg;
 }
 
-/** A bar chart: `[{label, value}]`, drawn as inline SVG with an accessible summary. */
+/** A bar chart: `[{label, value}]`, drawn as inline SVG; each bar has a tooltip, and with few
+ * bars each is labelled. Scales with its container without stretching the text. */
 export function barChart(items, { width = 600, height = 160, label = "chart", unit = "" } = {}) {
   const max = Math.max(1, ...items.map((d) => d.value || 0));
-  const gap = 2;
+  const labelled = items.length <= 12;
+  const top = 16;
+  const bottom = 18;
+  const gap = items.length > 40 ? 1 : 4;
   const bw = items.length ? width / items.length : width;
-  const svg = s("svg", { class: "chart", viewBox: `0 0 ${width} ${height + 18}`, role: "img", "aria-label": label, preserveAspectRatio: "none" });
+  const svg = s("svg", { class: "chart", viewBox: `0 0 ${width} ${height + top + bottom}`, role: "img", "aria-label": label });
   items.forEach((d, i) => {
     const bh = ((d.value || 0) / max) * height;
-    const rect = s("rect", { x: (i * bw + gap / 2).toFixed(1), y: (height - bh).toFixed(1), width: Math.max(1, bw - gap).toFixed(1), height: bh.toFixed(1), class: "bar" });
-    rect.append(s("title", { text: `${d.label}: ${d.value}${unit}` }));
+    const x = i * bw + gap / 2;
+    const w = Math.max(1, bw - gap);
+    const rect = s("rect", { x: x.toFixed(1), y: (top + height - bh).toFixed(1), width: w.toFixed(1), height: bh.toFixed(1), class: "bar" });
+    rect.append(s("title", {}, `${d.label}: ${d.value}${unit}`));
     svg.append(rect);
+    if (labelled) {
+      svg.append(s("text", { x: (x + w / 2).toFixed(1), y: height + top + 14, class: "axis", "text-anchor": "middle" }, d.label));
+      svg.append(s("text", { x: (x + w / 2).toFixed(1), y: (top + height - bh - 3).toFixed(1), class: "axis", "text-anchor": "middle" }, `${d.value}${unit}`));
+    }
   });
-  svg.append(s("text", { x: 0, y: height + 14, class: "axis" }, items.length ? items[0].label : ""));
-  svg.append(s("text", { x: width, y: height + 14, class: "axis", "text-anchor": "end" }, items.length ? items[items.length - 1].label : ""));
-  svg.append(s("text", { x: 2, y: 12, class: "axis" }, `max ${max}${unit}`));
+  if (!labelled && items.length) {
+    svg.append(s("text", { x: 0, y: height + top + 14, class: "axis" }, items[0].label));
+    svg.append(s("text", { x: width, y: height + top + 14, class: "axis", "text-anchor": "end" }, items[items.length - 1].label));
+    svg.append(s("text", { x: 2, y: 11, class: "axis" }, `max ${max}${unit}`));
+  }
+  svg.append(s("line", { x1: 0, x2: width, y1: top + height + 0.5, y2: top + height + 0.5, class: "baseline" }));
   return svg;
 }
 

@@ -36,7 +36,7 @@ async function users(panel, app) {
   mount(panel,
     h("form", { class: "filters", role: "search", onsubmit: (e) => { e.preventDefault(); load(true); } },
       h("label", { for: "user-q" }, "Find"), q, h("button", { type: "submit" }, "Search")),
-    h("div", { class: "table-wrap" }, h("table", { class: "table", id: "users-table" },
+    h("div", { class: "table-wrap" }, h("table", { class: "table stack-mobile", id: "users-table" },
       h("thead", {}, h("tr", {}, ["User", "Role", "Status", "Requests", "Downloads", "Last sign-in", ""].map((t) => h("th", { scope: "col", text: t })))),
       body)),
     footer);
@@ -64,9 +64,9 @@ async function users(panel, app) {
     status.addEventListener("change", () => patch("status", status, u.status));
     const tr = h("tr", { "data-user": u.username },
       h("td", {}, h("strong", { text: u.name || u.username }), h("br"), h("small", { class: "muted", text: [u.username, u.email, u.plexUsername ? `Plex: ${u.plexUsername}` : null].filter(Boolean).join(" · ") })),
-      h("td", {}, role), h("td", {}, status),
-      h("td", { text: u.requestCount ?? "—" }), h("td", { text: u.downloadCount ?? "—" }),
-      h("td", { text: fmtAgo(u.lastLoginAt) }),
+      h("td", { "data-label": "Role" }, role), h("td", { "data-label": "Status" }, status),
+      h("td", { "data-label": "Requests", text: u.requestCount ?? "—" }), h("td", { "data-label": "Downloads", text: u.downloadCount ?? "—" }),
+      h("td", { "data-label": "Last sign-in", text: fmtAgo(u.lastLoginAt) }),
       h("td", {}, self ? h("small", { class: "muted", text: "you" }) : confirmButton("Delete", "Delete for good?", async () => {
         try {
           await api(`/admin/users/${encodeURIComponent(u.id)}`, { method: "DELETE" });
@@ -106,7 +106,7 @@ async function services(panel) {
     const b = breakers.find((x) => x.service === name);
     if (!b) return null;
     const box = h("div", { class: "breaker", "data-breaker": name },
-      h("span", { text: "Circuit breaker: " }), badge(b.state === "closed" ? "up" : b.state === "open" ? "down" : "degraded", b.state.replace("_", "-")),
+      h("span", { text: configs.some((c) => c.name === name) ? "Circuit breaker: " : `${b.displayName || name}: ` }), badge(b.state === "closed" ? "up" : b.state === "open" ? "down" : "degraded", b.state.replace("_", "-")),
       b.consecutiveFailures ? h("small", { class: "muted", text: ` ${b.consecutiveFailures} failures in a row` }) : null,
       b.retryAt ? h("small", { class: "muted", text: ` · retry ${fmtDate(b.retryAt)}` }) : null);
     if (b.state !== "closed") {

@@ -57,7 +57,10 @@ export async function render(root, app) {
     try {
       const { data } = await api(`/services/${encodeURIComponent(name)}/history`, { query: { window: "24h" } });
       const entry = services.get(name);
-      if (entry) mount(entry.spark, sparkline(data.buckets.map((b) => b.avgResponseMs), { label: `${label}: response time over 24 hours`, width: 200 }));
+      if (entry) {
+        mount(entry.spark, sparkline(data.buckets.map((b) => b.avgResponseMs), { label: `${label}: response time over 24 hours`, width: 200 }),
+          h("span", { class: "spark-caption", text: "response time, last 24 h" }));
+      }
     } catch {
       // A card without its sparkline is still useful.
     }

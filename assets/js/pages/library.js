@@ -7,7 +7,7 @@ import { h, mount, loading, errorBox, poster, fmtDuration } from "../ui.js";
 const PAGE = 48;
 
 export async function render(root, app) {
-  const tabs = h("div", { class: "tabs", role: "tablist", "aria-label": "Libraries" });
+  const tabs = h("div", { class: "tabs", role: "group", "aria-label": "Libraries" });
   const q = h("input", { id: "library-search", type: "search", maxlength: 100, placeholder: "Search Plex" });
   const search = h("form", { class: "search", role: "search" },
     h("label", { for: "library-search", class: "sr-only" }, "Search the Plex libraries"), q,
@@ -76,9 +76,9 @@ export async function render(root, app) {
   try {
     const { data } = await api("/plex/libraries");
     const buttons = data.map((lib) => {
-      const b = h("button", { type: "button", role: "tab", class: "tab", "aria-selected": "false", "data-key": lib.key,
+      const b = h("button", { type: "button", class: "tab", "aria-pressed": "false", "data-key": lib.key,
         onclick: () => {
-          for (const other of buttons) other.setAttribute("aria-selected", String(other === b));
+          for (const other of buttons) other.setAttribute("aria-pressed", String(other === b));
           showItems(lib);
         } }, lib.title, lib.itemCount !== undefined && lib.itemCount !== null ? h("small", { text: ` ${lib.itemCount}` }) : null);
       return b;
