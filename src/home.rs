@@ -202,10 +202,18 @@ async fn recently_added_json(_state: &AppState, _user: &CurrentUser) -> Bytes {
 }
 
 /// Follows the event bus and drops the parts of the users an event concerns. Download progress
-/// does not change the counts and is skipped; a lagging receiver drops everything.
-pub async fn watch(state: AppState) {
-    let token = state.shutdown_token().clone();
+/// does not change the counts and is skipped; a lagging receiver drops everything. It
+/// subscribes when called, so no event published after this returns is missed.
+pub fn watch(state: AppState) -> impl std::future::Future<Output = ()> + Send + 'static {
     let mut events = state.events().subscribe();
+    async move { follow(state, &mut events).await }
+}
+
+async fn follow(
+    state: AppState,
+    events: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<crate::events::Event>>,
+) {
+    let token = state.shutdown_token().clone();
     loop {
         let event = tokio::select! {
             () = token.cancelled() => return,

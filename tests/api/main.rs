@@ -13,6 +13,7 @@ mod authz;
 mod backup;
 mod edge;
 mod health;
+mod media;
 mod metrics;
 mod plex_signin;
 mod schema;
