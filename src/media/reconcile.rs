@@ -2,7 +2,8 @@
 //! MediaNest was down), every request that is not final is compared with Overseerr, so a lost
 //! webhook only delays an update. Changes go through [`changes::apply`], exactly like a webhook.
 //!
-//! Requests are read in batches by id (never all at once) and checked one at a time: this is a
+//! Requests are read status by status in batches along the `(status, created_at, id)` index
+//! (never all at once) and checked one at a time: this is a
 //! background job and Overseerr is someone's home server. The first upstream failure ends the
 //! round; the next round starts over.
 
@@ -38,39 +39,41 @@ pub async fn run_once(state: &AppState) -> AppResult<Report> {
     let Some(client) = clients.overseerr.clone() else {
         return Ok(report);
     };
-    let mut after = String::new();
-    loop {
-        let from = after.clone();
-        let batch = state
-            .db()
-            .run(move |conn| store::open_batch(conn, &from, BATCH))
-            .await?;
-        let Some(last) = batch.last() else {
-            break;
-        };
-        after = last.0.clone();
-        for (id, overseerr_id, status, _is_4k) in &batch {
-            if state.shutdown_token().is_cancelled() {
-                return Ok(report);
-            }
-            report.checked += 1;
-            let Some(found) = client.get_request(*overseerr_id).await? else {
-                report.missing += 1;
-                tracing::debug!(request = %id, overseerr_id, "Overseerr no longer has this request");
-                continue;
+    for status in store::OPEN_STATUSES {
+        let mut after = (i64::MIN, String::new());
+        loop {
+            let from = after.clone();
+            let batch = state
+                .db()
+                .run(move |conn| store::open_batch(conn, status, (from.0, &from.1), BATCH))
+                .await?;
+            let Some(last) = batch.last() else {
+                break;
             };
-            let to = found.state();
-            if to.as_str() == status {
-                continue;
+            after = (last.3, last.0.clone());
+            for (id, overseerr_id, status, _) in &batch {
+                if state.shutdown_token().is_cancelled() {
+                    return Ok(report);
+                }
+                report.checked += 1;
+                let Some(found) = client.get_request(*overseerr_id).await? else {
+                    report.missing += 1;
+                    tracing::debug!(request = %id, overseerr_id, "Overseerr no longer has this request");
+                    continue;
+                };
+                let to = found.state();
+                if to.as_str() == status {
+                    continue;
+                }
+                if let Applied::Changed { .. } =
+                    changes::apply(state, id, to, Origin::Reconcile, None).await?
+                {
+                    report.changed += 1;
+                }
             }
-            if let Applied::Changed { .. } =
-                changes::apply(state, id, to, Origin::Reconcile, None).await?
-            {
-                report.changed += 1;
+            if batch.len() < BATCH as usize {
+                break;
             }
-        }
-        if batch.len() < BATCH as usize {
-            break;
         }
     }
     Ok(report)

@@ -367,23 +367,23 @@ pub fn unfollow(conn: &Connection, request_id: &str, user_id: &str) -> AppResult
         > 0)
 }
 
-/// Open requests with an Overseerr id after `after` (by id), for reconciliation: `(id,
-/// overseerr_id, status, is_4k)`.
+/// One open status's requests with an Overseerr id after `after` (oldest first), for
+/// reconciliation: `(id, overseerr_id, status, created_at)`.
 pub fn open_batch(
     conn: &Connection,
-    after: &str,
+    status: &str,
+    after: (i64, &str),
     limit: u32,
-) -> AppResult<Vec<(String, i64, String, bool)>> {
+) -> AppResult<Vec<(String, i64, String, i64)>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, overseerr_id, status, is_4k
+        "SELECT id, overseerr_id, status, created_at
            FROM media_requests INDEXED BY media_requests_status_created
-          WHERE status IN ('pending', 'approved', 'processing', 'partially_available')
-            AND overseerr_id IS NOT NULL AND id > ?1
-          ORDER BY id
-          LIMIT ?2",
+          WHERE status = ?1 AND (created_at, id) > (?2, ?3) AND overseerr_id IS NOT NULL
+          ORDER BY created_at, id
+          LIMIT ?4",
     )?;
     let rows = stmt
-        .query_map(params![after, limit], |r| {
+        .query_map(params![status, after.0, after.1, limit], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })?
         .collect::<Result<Vec<_>, _>>()?;
@@ -529,13 +529,22 @@ impl ListSpec {
             let p = bind(&mut params, SqlValue::Text(like_pattern(q)));
             conditions.push(format!("r.title LIKE {p} ESCAPE '\\'"));
         }
+        // The date bounds are filters (`+` keeps them out of the index choice: mixed with the
+        // keyset's row-value range they make SQLite skip-scan and sort). On a first page sorted
+        // by date, the bound the walk starts from becomes the starting position instead.
         if let Some(from) = self.from_ms {
             let p = bind(&mut params, SqlValue::Integer(from));
-            conditions.push(format!("r.created_at >= {p}"));
+            conditions.push(format!("+r.created_at >= {p}"));
+            if after.is_none() && self.sort == Sort::CreatedAt && self.order == Order::Asc {
+                conditions.push(format!("(r.created_at, r.id) >= ({p}, '')"));
+            }
         }
         if let Some(to) = self.to_ms {
             let p = bind(&mut params, SqlValue::Integer(to));
-            conditions.push(format!("r.created_at < {p}"));
+            conditions.push(format!("+r.created_at < {p}"));
+            if after.is_none() && self.sort == Sort::CreatedAt && self.order == Order::Desc {
+                conditions.push(format!("(r.created_at, r.id) < ({p}, '')"));
+            }
         }
         let cmp = match self.order {
             Order::Asc => ">",
@@ -569,10 +578,12 @@ impl ListSpec {
             Sort::Title => format!("r.title {dir}, r.id {dir}"),
             Sort::Status => format!("r.status {dir}, r.created_at {dir}, r.id {dir}"),
         };
-        let (owner_col, owner_join) = if self.with_owner {
-            (", u.username", " JOIN users u ON u.id = r.user_id")
+        // A subquery, not a join: the request index stays the only loop, so its order is the
+        // page order (a join lets the planner put `users` outside and sort afterwards).
+        let owner_col = if self.with_owner {
+            ", (SELECT u.username FROM users u WHERE u.id = r.user_id)"
         } else {
-            ("", "")
+            ""
         };
         let limit = bind(&mut params, SqlValue::Integer(i64::from(limit)));
         let where_clause = if conditions.is_empty() {
@@ -581,7 +592,7 @@ impl ListSpec {
             format!(" WHERE {}", conditions.join(" AND "))
         };
         let sql = format!(
-            "SELECT {COLUMNS}{owner_col} FROM media_requests r INDEXED BY {}{owner_join}{where_clause} ORDER BY {order} LIMIT {limit}",
+            "SELECT {COLUMNS}{owner_col} FROM media_requests r INDEXED BY {}{where_clause} ORDER BY {order} LIMIT {limit}",
             self.index()
         );
         (sql, params)

@@ -14,6 +14,7 @@ mod backup;
 mod edge;
 mod health;
 mod media;
+mod media_plans;
 mod metrics;
 mod plex_signin;
 mod schema;
