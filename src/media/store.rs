@@ -526,7 +526,7 @@ impl ListSpec {
             conditions.push(format!("r.media_type = {p}"));
         }
         if let Some(q) = &self.q {
-            let p = bind(&mut params, SqlValue::Text(like_pattern(q)));
+            let p = bind(&mut params, SqlValue::Text(crate::db::contains_pattern(q)));
             conditions.push(format!("r.title LIKE {p} ESCAPE '\\'"));
         }
         // The date bounds are filters (`+` keeps them out of the index choice: mixed with the
@@ -599,20 +599,6 @@ impl ListSpec {
     }
 }
 
-/// `%q%` for LIKE, with `%`, `_` and `\` taken literally.
-fn like_pattern(q: &str) -> String {
-    let mut out = String::with_capacity(q.len() + 2);
-    out.push('%');
-    for c in q.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('%');
-    out
-}
-
 /// Runs a list statement.
 pub fn list(
     conn: &Connection,
@@ -654,10 +640,11 @@ pub fn recent(conn: &Connection, user_id: &str, limit: u32) -> AppResult<Vec<Req
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn like_patterns_take_wildcards_literally() {
-        assert_eq!(like_pattern("50% off_x\\"), "%50\\% off\\_x\\\\%");
+        assert_eq!(
+            crate::db::contains_pattern("50% off_x\\"),
+            "%50\\% off\\_x\\\\%"
+        );
     }
 }
