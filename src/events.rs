@@ -60,6 +60,9 @@ pub enum Audience {
     User(String),
     /// Several users (e.g. a request's owner and its followers).
     Users(Vec<String>),
+    /// Several users and every admin (a request's owner and followers, and the admins who
+    /// manage requests).
+    UsersAndAdmins(Vec<String>),
     /// Every admin.
     Admins,
     /// Every signed-in user.
@@ -72,6 +75,7 @@ impl Audience {
         match self {
             Self::User(id) => id == user_id,
             Self::Users(ids) => ids.iter().any(|id| id == user_id),
+            Self::UsersAndAdmins(ids) => is_admin || ids.iter().any(|id| id == user_id),
             Self::Admins => is_admin,
             Self::Everyone => true,
         }

@@ -21,9 +21,11 @@ pub mod error;
 pub mod error_log;
 pub mod events;
 pub mod health;
+pub mod home;
 pub mod housekeeping;
 pub mod http;
 pub mod integrations;
+pub mod media;
 pub mod metrics;
 pub mod monitor;
 pub mod notifications;
@@ -101,6 +103,8 @@ pub fn api_routes() -> routes::Routes {
         .merge(admin::routes())
         .merge(notifications::routes())
         .merge(events::routes())
+        .merge(media::routes())
+        .merge(home::routes())
         .prefixed("/api/v1")
         .merge(health::routes())
         .merge(metrics::routes())

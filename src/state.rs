@@ -21,7 +21,9 @@ use crate::db::Db;
 use crate::error::AppResult;
 use crate::events::EventBus;
 use crate::health::HealthProbe;
+use crate::home::DashboardCache;
 use crate::http::{ErrorLogEntry, SecurityHeaders};
+use crate::media::MediaState;
 use crate::monitor::Monitor;
 use crate::pagination::CursorCodec;
 use crate::ratelimit::Limiters;
@@ -60,6 +62,8 @@ struct Inner {
     service_clients: Clients,
     status_cache: StatusCache,
     health_manager: HealthManager,
+    media: MediaState,
+    dashboard: DashboardCache,
     cpu: Arc<Semaphore>,
     started: Instant,
     error_log: mpsc::Sender<ErrorLogEntry>,
@@ -106,6 +110,8 @@ impl AppState {
                 service_clients: Clients::default(),
                 status_cache: StatusCache::new(clock.clone()),
                 health_manager: HealthManager::new(),
+                media: MediaState::new(clock.clone()),
+                dashboard: DashboardCache::new(clock.clone()),
                 cpu: Arc::new(Semaphore::new(CPU_JOBS)),
                 config: Arc::new(config),
                 db,
@@ -183,6 +189,16 @@ impl AppState {
         &self.inner.health_manager
     }
 
+    /// Media-request caches and per-title locks.
+    pub fn media(&self) -> &MediaState {
+        &self.inner.media
+    }
+
+    /// The per-user `GET /dashboard` cache.
+    pub fn dashboard(&self) -> &DashboardCache {
+        &self.inner.dashboard
+    }
+
     /// Signs and checks page cursors.
     pub fn cursors(&self) -> &CursorCodec {
         &self.inner.cursors
@@ -207,7 +223,11 @@ impl AppState {
             self.inner.sessions.cache_stats(),
             self.inner.health.cache_stats(),
             self.inner.status_cache.stats(),
+            self.inner.dashboard.stats(),
         ]
+        .into_iter()
+        .chain(self.inner.media.stats())
+        .collect()
     }
 
     /// Time since this state was built.
@@ -255,6 +275,8 @@ impl AppState {
         self.spawn_task(crate::housekeeping::run(self.clone()));
         self.spawn_task(crate::housekeeping::watch_memory(self.clone()));
         self.spawn_task(crate::services::run(self.clone()));
+        self.spawn_task(crate::home::watch(self.clone()));
+        self.spawn_task(crate::media::reconcile::run(self.clone()));
     }
 
     /// Stops background tasks (bounded wait) and checkpoints the database.

@@ -96,20 +96,6 @@ pub struct ListUsersQuery {
     cursor: Option<String>,
 }
 
-/// `q` as a LIKE pattern matching it anywhere (`%`, `_` and `\` in it match themselves).
-fn contains_pattern(q: &str) -> String {
-    let mut pattern = String::with_capacity(q.len() + 2);
-    pattern.push('%');
-    for c in q.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    pattern
-}
-
 /// `GET /admin/users`: newest first; `q` matches username or email (case-insensitive).
 pub async fn list_users(
     State(state): State<AppState>,
@@ -152,7 +138,7 @@ pub async fn list_users(
         Some(s) => vec![s],
         None => vec![Status::Active, Status::Suspended],
     };
-    let pattern = q.map(contains_pattern);
+    let pattern = q.map(crate::db::contains_pattern);
     let role = role.map(Role::as_str);
     let rows = state
         .db()

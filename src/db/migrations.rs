@@ -7,11 +7,18 @@ use rusqlite::Connection;
 use crate::error::{AppError, AppResult};
 
 /// `(version, name, sql)` in order; version N is the Nth file.
-pub const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "0001_initial",
-    include_str!("../../migrations/0001_initial.sql"),
-)];
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "0001_initial",
+        include_str!("../../migrations/0001_initial.sql"),
+    ),
+    (
+        2,
+        "0002_media_requests",
+        include_str!("../../migrations/0002_media_requests.sql"),
+    ),
+];
 
 /// What a run did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -324,6 +324,21 @@ pub fn backup_connection(conn: &Connection, target: &Path) -> AppResult<u64> {
     Ok(std::fs::metadata(target).map(|m| m.len()).unwrap_or(0))
 }
 
+/// `q` as a LIKE pattern (with `ESCAPE '\'`) matching it anywhere: `%`, `_` and `\` in it
+/// match themselves.
+pub fn contains_pattern(q: &str) -> String {
+    let mut pattern = String::with_capacity(q.len() + 2);
+    pattern.push('%');
+    for c in q.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -56,6 +56,8 @@ pub struct ServiceStatus {
 pub struct Snapshot {
     pub list: Vec<ServiceStatus>,
     pub body: Bytes,
+    /// Just the list (`data`).
+    pub list_json: Bytes,
 }
 
 /// The status caches kept in the state.
@@ -134,11 +136,22 @@ async fn load(state: &AppState) -> AppResult<Arc<Snapshot>> {
             breaker,
         ));
     }
-    let body = Bytes::from(
-        serde_json::to_vec(&serde_json::json!({ "success": true, "data": &list }))
-            .map_err(|e| AppError::internal(format!("serialize services: {e}")))?,
-    );
-    Ok(Arc::new(Snapshot { list, body }))
+    let list_json = serde_json::to_vec(&list)
+        .map_err(|e| AppError::internal(format!("serialize services: {e}")))?;
+    let mut body = Vec::with_capacity(list_json.len() + 32);
+    body.extend_from_slice(b"{\"success\":true,\"data\":");
+    body.extend_from_slice(&list_json);
+    body.push(b'}');
+    Ok(Arc::new(Snapshot {
+        list,
+        body: Bytes::from(body),
+        list_json: Bytes::from(list_json),
+    }))
+}
+
+/// The service list as a JSON array (from the cache), for the dashboard.
+pub async fn list_json(state: &AppState) -> AppResult<Bytes> {
+    Ok(snapshot(state).await?.0.list_json.clone())
 }
 
 /// The row of a service not checked yet: `unknown`, or `disabled` when it will not be checked.

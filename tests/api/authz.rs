@@ -34,6 +34,8 @@ const E400: Want = Want::Status(400);
 const E401: Want = Want::Status(401);
 const E403: Want = Want::Status(403);
 const E404: Want = Want::Status(404);
+const E409: Want = Want::Status(409);
+const E503: Want = Want::Status(503);
 
 impl Want {
     fn accepts(self, status: StatusCode) -> bool {
@@ -113,6 +115,24 @@ const MATRIX: &[(&str, &str, [Want; 4])] = &[
     ("POST /api/v1/admin/services/{name}/test",     r#"{"url":"http://127.0.0.1:9"}"#,                    [E401, E403, E403, OK]),
     ("GET /api/v1/admin/integrations",              "",                                                   [E401, E403, E403, OK]),
     ("POST /api/v1/admin/integrations/{name}/reset", "",                                                  [E401, E403, E403, OK]),
+    // Overseerr is not set up in the fixture: 503 once past validation and authorization.
+    ("GET /api/v1/media/search",                    "",                                                   [E401, E400, E400, E400]),
+    ("GET /api/v1/media/movie/{tmdbId}",            "",                                                   [E401, E503, E503, E503]),
+    ("GET /api/v1/media/tv/{tmdbId}",               "",                                                   [E401, E503, E503, E503]),
+    ("POST /api/v1/media/requests",                 r#"{"mediaType":"movie","tmdbId":603}"#,              [E401, E503, E503, E503]),
+    ("GET /api/v1/media/requests",                  "",                                                   [E401, OK,   OK,   OK]),
+    ("GET /api/v1/media/requests/{id}",             "",                                                   [E401, OK,   E404, OK]),
+    // The fixture request has no Overseerr id: deleting it needs no Overseerr.
+    ("DELETE /api/v1/media/requests/{id}",          "",                                                   [E401, OK,   E404, OK]),
+    // Anyone may follow someone else's request; the owner hears about it already.
+    ("POST /api/v1/media/requests/{id}/follow",     "",                                                   [E401, E409, OK,   OK]),
+    ("DELETE /api/v1/media/requests/{id}/follow",   "",                                                   [E401, OK,   OK,   OK]),
+    ("GET /api/v1/admin/requests",                  "",                                                   [E401, E403, E403, OK]),
+    ("POST /api/v1/admin/requests/{id}/approve",    "",                                                   [E401, E403, E403, E409]),
+    ("POST /api/v1/admin/requests/{id}/decline",    r#"{"reason":"no"}"#,                                 [E401, E403, E403, E409]),
+    // A session token is not the webhook secret.
+    ("POST /api/v1/webhooks/overseerr",             r#"{"notification_type":"TEST_NOTIFICATION"}"#,       [E401, E401, E401, E401]),
+    ("GET /api/v1/dashboard",                       "",                                                   [E401, OK,   OK,   OK]),
     // Server-Sent Events: only the head is read.
     ("GET /api/v1/events",                          "",                                                   [E401, OK,   OK,   OK]),
 ];
@@ -170,6 +190,8 @@ struct Fixture {
     correlation_id: String,
     /// A notification of "user".
     user_notification: String,
+    /// A media request of "user" (pending, not linked to Overseerr).
+    user_request: String,
 }
 
 impl Fixture {
@@ -177,6 +199,7 @@ impl Fixture {
         let t = support::test_state_with(|c| {
             c.plex.tv_url = plex_tv_url.to_owned();
             c.metrics.token = Some(medianest::config::Secret::new("metrics-token-0123"));
+            c.webhooks.overseerr_secret = Some(medianest::config::Secret::new("hook-secret-0123"));
         });
         let state = &t.state;
         let user_id = insert_user(state, "user", None, "user", None).await;
@@ -188,10 +211,12 @@ impl Fixture {
         let admin_token = new_session(state, &admin_id).await.token;
         let correlation_id = "authz-matrix-cid".to_owned();
         let user_notification = medianest::users::new_id();
-        let (cid, owner, notification) = (
+        let user_request = medianest::users::new_id();
+        let (cid, owner, notification, request) = (
             correlation_id.clone(),
             user_id.clone(),
             user_notification.clone(),
+            user_request.clone(),
         );
         state
             .db()
@@ -213,6 +238,12 @@ impl Fixture {
                      VALUES (?1, ?2, 'request.updated', 'Approved', 'A Film was approved', ?3)",
                     rusqlite::params![notification, owner, support::START_MS],
                 )?;
+                tx.execute(
+                    "INSERT INTO media_requests (id, user_id, title, media_type, tmdb_id, status,
+                                                 created_at, updated_at)
+                     VALUES (?1, ?2, 'A Film', 'movie', 603, 'pending', ?3, ?3)",
+                    rusqlite::params![request, owner, support::START_MS],
+                )?;
                 Ok(())
             })
             .await
@@ -228,6 +259,7 @@ impl Fixture {
             admin_token,
             correlation_id,
             user_notification,
+            user_request,
         }
     }
 
@@ -257,6 +289,12 @@ fn fill(template: &str, fx: &Fixture) -> Result<String, String> {
             "id" if template.starts_with("/api/v1/auth/sessions/") => fx.user_spare_session.clone(),
             "id" if template.starts_with("/api/v1/admin/users/") => fx.user_id.clone(),
             "id" if template.starts_with("/api/v1/notifications/") => fx.user_notification.clone(),
+            "id" if template.starts_with("/api/v1/media/requests/")
+                || template.starts_with("/api/v1/admin/requests/") =>
+            {
+                fx.user_request.clone()
+            }
+            "tmdbId" => "603".to_owned(),
             _ => {
                 return Err(format!(
                     "no fixture for {{{param}}}: add one to `fill` in tests/api/authz.rs"

@@ -14,6 +14,8 @@ mod backup;
 mod dashboard;
 mod edge;
 mod health;
+mod media;
+mod media_plans;
 mod metrics;
 mod plex_signin;
 mod schema;

@@ -1,0 +1,183 @@
+//! Media requests through Overseerr (SPEC section 6): search and details (cached, annotated with
+//! what was requested here), creating requests as the user's own Overseerr account, the request
+//! lists, follow, admin approve/decline, the Overseerr webhook, and the reconciliation job that
+//! heals lost webhooks.
+//!
+//! The rules of a new request live in [`requests::create`]: one active request per title (the
+//! database enforces it with a partial unique index, and an in-process lock per title makes the
+//! second of two concurrent requests wait and then see the first), the hourly quota counted from
+//! the table, and nothing stored unless Overseerr accepted the request.
+
+pub mod changes;
+pub mod reconcile;
+pub mod requests;
+pub mod search;
+pub mod store;
+pub mod webhook;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::Method;
+
+use crate::cache::{CacheStats, TtlCache};
+use crate::clock::SharedClock;
+use crate::error::{AppError, ErrorCode};
+use crate::integrations::overseerr::{MediaType, MovieDetails, SearchPage, TvDetails};
+use crate::routes::{Access, Routes};
+
+/// Search answers are shared by every user for this long (SPEC section 7).
+pub const SEARCH_TTL: Duration = Duration::from_secs(120);
+/// Title details.
+pub const DETAILS_TTL: Duration = Duration::from_secs(300);
+/// A user's Overseerr account id (found by reading Overseerr's whole user list).
+pub const USER_MAP_TTL: Duration = Duration::from_secs(3600);
+/// A user with no Overseerr account is looked up again after this long.
+pub const USER_MAP_MISS_TTL: Duration = Duration::from_secs(300);
+
+/// A title's details, either kind.
+#[derive(Debug, Clone)]
+pub enum Details {
+    Movie(MovieDetails),
+    Tv(TvDetails),
+}
+
+/// The key of the per-title lock: `(tmdbId, mediaType, is4k)`.
+type TitleKey = (i64, MediaType, bool);
+
+/// The caches and locks of the feature, kept in the state.
+pub struct MediaState {
+    pub(crate) search: TtlCache<(String, u32), Arc<SearchPage>>,
+    pub(crate) details: TtlCache<(MediaType, i64), Option<Arc<Details>>>,
+    /// MediaNest user id -> Overseerr user id (`None`: no account there).
+    pub(crate) user_map: TtlCache<String, Option<i64>>,
+    titles: Mutex<HashMap<TitleKey, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl std::fmt::Debug for MediaState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaState").finish_non_exhaustive()
+    }
+}
+
+impl MediaState {
+    pub fn new(clock: SharedClock) -> Self {
+        Self {
+            search: TtlCache::new("overseerr_search", 512, clock.clone()),
+            details: TtlCache::new("overseerr_details", 1024, clock.clone()),
+            user_map: TtlCache::new("overseerr_users", 1024, clock),
+            titles: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The counters of the caches.
+    pub fn stats(&self) -> Vec<CacheStats> {
+        vec![
+            self.search.stats(),
+            self.details.stats(),
+            self.user_map.stats(),
+        ]
+    }
+
+    /// Forgets everything learnt from Overseerr (its settings changed).
+    pub fn clear(&self) {
+        self.search.clear();
+        self.details.clear();
+        self.user_map.clear();
+    }
+
+    /// Takes the lock of one title: concurrent requests for it take turns, so the second sees
+    /// the row the first stored. Locks nobody holds are dropped on the way.
+    pub(crate) async fn lock_title(&self, key: TitleKey) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut titles = self.titles.lock().unwrap_or_else(|e| e.into_inner());
+            titles.retain(|_, lock| Arc::strong_count(lock) > 1);
+            titles.entry(key).or_default().clone()
+        };
+        lock.lock_owned().await
+    }
+}
+
+/// The "Overseerr is not set up" error.
+pub(crate) fn not_configured() -> AppError {
+    AppError::Api {
+        code: ErrorCode::ServiceNotConfigured,
+        service: Some("Overseerr"),
+        details: None,
+        retry_after: None,
+    }
+}
+
+/// The routes of the feature.
+pub fn routes() -> Routes {
+    Routes::new()
+        .add(Method::GET, "/media/search", Access::User, search::search)
+        .add(
+            Method::GET,
+            "/media/movie/{tmdbId}",
+            Access::User,
+            search::movie,
+        )
+        .add(Method::GET, "/media/tv/{tmdbId}", Access::User, search::tv)
+        .add(
+            Method::POST,
+            "/media/requests",
+            Access::User,
+            requests::create,
+        )
+        .add(
+            Method::GET,
+            "/media/requests",
+            Access::User,
+            requests::list_mine,
+        )
+        .add(
+            Method::GET,
+            "/media/requests/{id}",
+            Access::User,
+            requests::get_one,
+        )
+        .add(
+            Method::DELETE,
+            "/media/requests/{id}",
+            Access::User,
+            requests::delete_one,
+        )
+        .add(
+            Method::POST,
+            "/media/requests/{id}/follow",
+            Access::User,
+            requests::follow,
+        )
+        .add(
+            Method::DELETE,
+            "/media/requests/{id}/follow",
+            Access::User,
+            requests::unfollow,
+        )
+        .add(
+            Method::GET,
+            "/admin/requests",
+            Access::Admin,
+            requests::list_all,
+        )
+        .add(
+            Method::POST,
+            "/admin/requests/{id}/approve",
+            Access::Admin,
+            requests::approve,
+        )
+        .add(
+            Method::POST,
+            "/admin/requests/{id}/decline",
+            Access::Admin,
+            requests::decline,
+        )
+        .add(
+            Method::POST,
+            "/webhooks/overseerr",
+            Access::Secret,
+            webhook::receive,
+        )
+}

@@ -1,0 +1,650 @@
+//! The `media_requests` and `request_followers` queries. Plain functions over a `&Connection`
+//! (or the write transaction), every statement through the prepared-statement cache.
+//!
+//! The list statements are built from a small set of shapes ([`ListSpec`]) and name the index
+//! they walk (`INDEXED BY`): each shape has an index whose order is the sort order, so a page
+//! is a range walk that stops after `limit` rows, whatever page it is, and the plan cannot drift
+//! with the statistics. `tests/api/media_plans.rs` checks every shape with `EXPLAIN QUERY PLAN`.
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::error::AppResult;
+use crate::integrations::overseerr::model::{MediaType, RequestState};
+use crate::time::rfc3339;
+
+/// The statuses that count as active for the dedupe rule (everything but declined and failed).
+pub const ACTIVE: &str = "status NOT IN ('declined', 'failed')";
+
+/// The statuses reconciliation looks at.
+pub const OPEN_STATUSES: [&str; 4] = ["pending", "approved", "processing", "partially_available"];
+
+/// One `media_requests` row, as the API shows it (`MediaRequest` of SPEC section 3).
+#[derive(Debug, Clone)]
+pub struct RequestRow {
+    pub id: String,
+    pub user_id: String,
+    pub title: String,
+    pub media_type: MediaType,
+    pub tmdb_id: i64,
+    /// The stored JSON (`[1,2]` or `"all"`), sent as it is.
+    pub seasons: Option<Box<RawValue>>,
+    pub is_4k: bool,
+    pub status: String,
+    pub overseerr_id: Option<i64>,
+    pub poster_path: Option<String>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    pub completed_at_ms: Option<i64>,
+    /// Whether the caller follows it.
+    pub following: bool,
+    /// The owner's username (admin lists only).
+    pub username: Option<String>,
+}
+
+impl RequestRow {
+    /// The status as the enum, if it is one we know (the column has a CHECK).
+    pub fn state(&self) -> Option<RequestState> {
+        parse_state(&self.status)
+    }
+}
+
+/// A stored status name back to the enum.
+pub fn parse_state(text: &str) -> Option<RequestState> {
+    Some(match text {
+        "pending" => RequestState::Pending,
+        "approved" => RequestState::Approved,
+        "processing" => RequestState::Processing,
+        "partially_available" => RequestState::PartiallyAvailable,
+        "available" => RequestState::Available,
+        "declined" => RequestState::Declined,
+        "failed" => RequestState::Failed,
+        _ => return None,
+    })
+}
+
+/// Who asked (admin lists).
+#[derive(Debug, Serialize)]
+struct RequestedBy<'a> {
+    id: &'a str,
+    username: &'a str,
+}
+
+/// The JSON shape.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RequestJson<'a> {
+    id: &'a str,
+    user_id: &'a str,
+    title: &'a str,
+    media_type: &'static str,
+    tmdb_id: i64,
+    seasons: Option<&'a RawValue>,
+    is4k: bool,
+    status: &'a str,
+    overseerr_id: Option<i64>,
+    poster_path: Option<&'a str>,
+    created_at: String,
+    updated_at: String,
+    completed_at: Option<String>,
+    following: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    requested_by: Option<RequestedBy<'a>>,
+}
+
+impl Serialize for RequestRow {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        RequestJson {
+            id: &self.id,
+            user_id: &self.user_id,
+            title: &self.title,
+            media_type: self.media_type.as_str(),
+            tmdb_id: self.tmdb_id,
+            seasons: self.seasons.as_deref(),
+            is4k: self.is_4k,
+            status: &self.status,
+            overseerr_id: self.overseerr_id,
+            poster_path: self.poster_path.as_deref(),
+            created_at: rfc3339(self.created_at_ms),
+            updated_at: rfc3339(self.updated_at_ms),
+            completed_at: self.completed_at_ms.map(rfc3339),
+            following: self.following,
+            requested_by: self.username.as_deref().map(|username| RequestedBy {
+                id: &self.user_id,
+                username,
+            }),
+        }
+        .serialize(serializer)
+    }
+}
+
+/// The columns every row query selects, in [`from_row`] order; `?1` is the caller (for
+/// `following`).
+const COLUMNS: &str = "r.id, r.user_id, r.title, r.media_type, r.tmdb_id, r.seasons, r.is_4k,
+       r.status, r.overseerr_id, r.poster_path, r.created_at, r.updated_at, r.completed_at,
+       EXISTS (SELECT 1 FROM request_followers f WHERE f.request_id = r.id AND f.user_id = ?1)";
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<RequestRow> {
+    let media_type: String = row.get(3)?;
+    let seasons: Option<String> = row.get(5)?;
+    Ok(RequestRow {
+        id: row.get(0)?,
+        user_id: row.get(1)?,
+        title: row.get(2)?,
+        // The column is CHECKed to be one of the two.
+        media_type: MediaType::parse(&media_type).unwrap_or(MediaType::Movie),
+        tmdb_id: row.get(4)?,
+        // The column is CHECKed to be valid JSON.
+        seasons: seasons.and_then(|s| RawValue::from_string(s).ok()),
+        is_4k: row.get(6)?,
+        status: row.get(7)?,
+        overseerr_id: row.get(8)?,
+        poster_path: row.get(9)?,
+        created_at_ms: row.get(10)?,
+        updated_at_ms: row.get(11)?,
+        completed_at_ms: row.get(12)?,
+        following: row.get(13)?,
+        username: None,
+    })
+}
+
+/// A new row.
+#[derive(Debug, Clone)]
+pub struct NewRequest {
+    pub id: String,
+    pub user_id: String,
+    pub title: String,
+    pub media_type: MediaType,
+    pub tmdb_id: i64,
+    pub seasons: Option<String>,
+    pub is_4k: bool,
+    pub status: RequestState,
+    pub overseerr_id: Option<i64>,
+    pub poster_path: Option<String>,
+    pub now_ms: i64,
+}
+
+/// Inserts a request; a unique violation means an active request for the title exists.
+pub fn insert(conn: &Connection, new: &NewRequest) -> rusqlite::Result<()> {
+    let completed = (new.status == RequestState::Available).then_some(new.now_ms);
+    conn.prepare_cached(
+        "INSERT INTO media_requests (id, user_id, title, media_type, tmdb_id, seasons, is_4k,
+                                     status, overseerr_id, poster_path, created_at, updated_at,
+                                     completed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12)",
+    )?
+    .execute(params![
+        new.id,
+        new.user_id,
+        new.title,
+        new.media_type.as_str(),
+        new.tmdb_id,
+        new.seasons,
+        new.is_4k,
+        new.status.as_str(),
+        new.overseerr_id,
+        new.poster_path,
+        new.now_ms,
+        completed,
+    ])?;
+    Ok(())
+}
+
+/// One request by id, seen by `caller` (for `following`).
+pub fn get(conn: &Connection, caller: &str, id: &str) -> AppResult<Option<RequestRow>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM media_requests r WHERE r.id = ?2"
+        ))?
+        .query_row([caller, id], from_row)
+        .optional()?)
+}
+
+/// The active request for a title, if any (the dedupe rule), via the partial unique index.
+pub fn active_for(
+    conn: &Connection,
+    tmdb_id: i64,
+    media_type: MediaType,
+    is_4k: bool,
+) -> AppResult<Option<(String, String, String)>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id, user_id, status FROM media_requests INDEXED BY media_requests_active
+              WHERE tmdb_id = ?1 AND media_type = ?2 AND is_4k = ?3
+                AND status NOT IN ('declined', 'failed')",
+        )?
+        .query_row(params![tmdb_id, media_type.as_str(), is_4k], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?)
+}
+
+/// What search results are annotated with: the requests here for one title.
+#[derive(Debug, Clone)]
+pub struct TitleRequest {
+    pub id: String,
+    pub user_id: String,
+    pub status: String,
+    pub is_4k: bool,
+    pub created_at_ms: i64,
+    pub following: bool,
+}
+
+/// Every request made here for a title (few: at most one active per 4K flag), seen by `caller`.
+pub fn for_title(
+    conn: &Connection,
+    caller: &str,
+    tmdb_id: i64,
+    media_type: MediaType,
+) -> AppResult<Vec<TitleRequest>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT r.id, r.user_id, r.status, r.is_4k, r.created_at,
+                EXISTS (SELECT 1 FROM request_followers f
+                         WHERE f.request_id = r.id AND f.user_id = ?1)
+           FROM media_requests r INDEXED BY media_requests_tmdb
+          WHERE r.tmdb_id = ?2 AND r.media_type = ?3",
+    )?;
+    let rows = stmt
+        .query_map(params![caller, tmdb_id, media_type.as_str()], |r| {
+            Ok(TitleRequest {
+                id: r.get(0)?,
+                user_id: r.get(1)?,
+                status: r.get(2)?,
+                is_4k: r.get(3)?,
+                created_at_ms: r.get(4)?,
+                following: r.get(5)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// The requests `user_id` made since `since_ms` and the oldest of them (the quota rule).
+pub fn created_since(conn: &Connection, user_id: &str, since_ms: i64) -> AppResult<(i64, i64)> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT count(*), coalesce(min(created_at), 0)
+               FROM media_requests INDEXED BY media_requests_user_created
+              WHERE user_id = ?1 AND created_at >= ?2",
+        )?
+        .query_row(params![user_id, since_ms], |r| Ok((r.get(0)?, r.get(1)?)))?)
+}
+
+/// Deletes a request (followers go by cascade).
+pub fn delete(conn: &Connection, id: &str) -> AppResult<bool> {
+    Ok(conn
+        .prepare_cached("DELETE FROM media_requests WHERE id = ?1")?
+        .execute([id])?
+        > 0)
+}
+
+/// Sets the status (and `completed_at` on the way to available); `false` when nothing changed.
+pub fn set_status(
+    conn: &Connection,
+    id: &str,
+    state: RequestState,
+    now_ms: i64,
+) -> rusqlite::Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE media_requests
+                SET status = ?2, updated_at = ?3,
+                    completed_at = CASE WHEN ?2 = 'available' THEN coalesce(completed_at, ?3)
+                                        ELSE completed_at END
+              WHERE id = ?1 AND status <> ?2",
+        )?
+        .execute(params![id, state.as_str(), now_ms])?
+        > 0)
+}
+
+/// The row a webhook is about: by Overseerr's request id, else the active row for the title.
+pub fn find_for_webhook(
+    conn: &Connection,
+    overseerr_id: Option<i64>,
+    title: Option<(i64, MediaType)>,
+) -> AppResult<Option<RequestRow>> {
+    if let Some(oid) = overseerr_id {
+        let found = conn
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM media_requests r INDEXED BY media_requests_overseerr
+                  WHERE r.overseerr_id = ?2 AND r.overseerr_id IS NOT NULL
+                  LIMIT 1"
+            ))?
+            .query_row(params!["", oid], from_row)
+            .optional()?;
+        if found.is_some() {
+            return Ok(found);
+        }
+    }
+    let Some((tmdb_id, media_type)) = title else {
+        return Ok(None);
+    };
+    // Non-4K first: a webhook without the flag is about the ordinary request.
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM media_requests r INDEXED BY media_requests_active
+          WHERE r.tmdb_id = ?2 AND r.media_type = ?3 AND r.is_4k IN (0, 1)
+            AND r.status NOT IN ('declined', 'failed')"
+    ))?;
+    let mut rows = stmt
+        .query_map(params!["", tmdb_id, media_type.as_str()], from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.sort_by_key(|r| r.is_4k);
+    Ok(rows.into_iter().next())
+}
+
+/// The owner and followers of a request: who hears about its changes.
+pub fn audience(conn: &Connection, request_id: &str, owner: &str) -> AppResult<Vec<String>> {
+    let mut users = vec![owner.to_owned()];
+    let mut stmt =
+        conn.prepare_cached("SELECT user_id FROM request_followers WHERE request_id = ?1")?;
+    for user in stmt.query_map([request_id], |r| r.get::<_, String>(0))? {
+        let user = user?;
+        if !users.contains(&user) {
+            users.push(user);
+        }
+    }
+    Ok(users)
+}
+
+/// Follows a request; `false` when already following.
+pub fn follow(conn: &Connection, request_id: &str, user_id: &str, now_ms: i64) -> AppResult<bool> {
+    Ok(conn
+        .prepare_cached(
+            "INSERT INTO request_followers (request_id, user_id, created_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (request_id, user_id) DO NOTHING",
+        )?
+        .execute(params![request_id, user_id, now_ms])?
+        > 0)
+}
+
+/// Stops following; `false` when not following.
+pub fn unfollow(conn: &Connection, request_id: &str, user_id: &str) -> AppResult<bool> {
+    Ok(conn
+        .prepare_cached("DELETE FROM request_followers WHERE request_id = ?1 AND user_id = ?2")?
+        .execute([request_id, user_id])?
+        > 0)
+}
+
+/// One open status's requests with an Overseerr id after `after` (oldest first), for
+/// reconciliation: `(id, overseerr_id, status, created_at)`.
+pub fn open_batch(
+    conn: &Connection,
+    status: &str,
+    after: (i64, &str),
+    limit: u32,
+) -> AppResult<Vec<(String, i64, String, i64)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, overseerr_id, status, created_at
+           FROM media_requests INDEXED BY media_requests_status_created
+          WHERE status = ?1 AND (created_at, id) > (?2, ?3) AND overseerr_id IS NOT NULL
+          ORDER BY created_at, id
+          LIMIT ?4",
+    )?;
+    let rows = stmt
+        .query_map(params![status, after.0, after.1, limit], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Counts for the dashboard: total and by status.
+pub fn counts_by_status(conn: &Connection, user_id: &str) -> AppResult<Vec<(String, i64)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT status, count(*) FROM media_requests INDEXED BY media_requests_user_status
+          WHERE user_id = ?1 GROUP BY status",
+    )?;
+    let rows = stmt
+        .query_map([user_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// How to sort a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sort {
+    CreatedAt,
+    Title,
+    Status,
+}
+
+/// Sort direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Order {
+    Asc,
+    Desc,
+}
+
+/// The filters and sort of a list, validated.
+#[derive(Debug, Clone)]
+pub struct ListSpec {
+    /// Whose requests: the caller's for `/media/requests`, an optional `userId` for admins.
+    pub user_id: Option<String>,
+    pub status: Option<RequestState>,
+    pub media_type: Option<MediaType>,
+    /// Title contains (case-insensitive for ASCII).
+    pub q: Option<String>,
+    pub from_ms: Option<i64>,
+    /// Exclusive.
+    pub to_ms: Option<i64>,
+    pub sort: Sort,
+    pub order: Order,
+    /// Add the owner's username (admin lists).
+    pub with_owner: bool,
+}
+
+/// A position in a list: the last row's sort key. `text` is the title or status (empty when
+/// sorting by date), `at` the creation time (0 when sorting by title).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    pub text: String,
+    pub at: i64,
+    pub id: String,
+}
+
+impl Position {
+    /// The position of a row in a list sorted by `sort`.
+    pub fn of(row: &RequestRow, sort: Sort) -> Self {
+        match sort {
+            Sort::CreatedAt => Self {
+                text: String::new(),
+                at: row.created_at_ms,
+                id: row.id.clone(),
+            },
+            Sort::Title => Self {
+                text: row.title.clone(),
+                at: 0,
+                id: row.id.clone(),
+            },
+            Sort::Status => Self {
+                text: row.status.clone(),
+                at: row.created_at_ms,
+                id: row.id.clone(),
+            },
+        }
+    }
+}
+
+impl ListSpec {
+    /// The index the list walks: its order is the sort order, after the equality filters.
+    pub fn index(&self) -> &'static str {
+        let by_user = self.user_id.is_some();
+        match (self.sort, by_user) {
+            (Sort::Title, true) => "media_requests_user_title",
+            (Sort::Title, false) => "media_requests_title",
+            (Sort::Status, true) => "media_requests_user_status",
+            (Sort::Status, false) => "media_requests_status_created",
+            (Sort::CreatedAt, true) => {
+                if self.status.is_some() {
+                    "media_requests_user_status"
+                } else if self.media_type.is_some() {
+                    "media_requests_user_type_created"
+                } else {
+                    "media_requests_user_created"
+                }
+            }
+            (Sort::CreatedAt, false) => {
+                if self.status.is_some() {
+                    "media_requests_status_created"
+                } else if self.media_type.is_some() {
+                    "media_requests_type_created"
+                } else {
+                    "media_requests_created"
+                }
+            }
+        }
+    }
+
+    /// The statement and its parameters for a page of `limit` rows after `after`, as seen by
+    /// `caller`.
+    pub fn statement(
+        &self,
+        caller: &str,
+        after: Option<&Position>,
+        limit: u32,
+    ) -> (String, Vec<SqlValue>) {
+        let mut params: Vec<SqlValue> = vec![SqlValue::Text(caller.to_owned())];
+        let bind = |params: &mut Vec<SqlValue>, value: SqlValue| {
+            params.push(value);
+            format!("?{}", params.len())
+        };
+        let mut conditions = Vec::new();
+        if let Some(user) = &self.user_id {
+            let p = bind(&mut params, SqlValue::Text(user.clone()));
+            conditions.push(format!("r.user_id = {p}"));
+        }
+        if let Some(status) = self.status {
+            let p = bind(&mut params, SqlValue::Text(status.as_str().to_owned()));
+            conditions.push(format!("r.status = {p}"));
+        }
+        if let Some(media_type) = self.media_type {
+            let p = bind(&mut params, SqlValue::Text(media_type.as_str().to_owned()));
+            conditions.push(format!("r.media_type = {p}"));
+        }
+        if let Some(q) = &self.q {
+            let p = bind(&mut params, SqlValue::Text(crate::db::contains_pattern(q)));
+            conditions.push(format!("r.title LIKE {p} ESCAPE '\\'"));
+        }
+        // The date bounds are filters (`+` keeps them out of the index choice: mixed with the
+        // keyset's row-value range they make SQLite skip-scan and sort). On a first page sorted
+        // by date, the bound the walk starts from becomes the starting position instead.
+        if let Some(from) = self.from_ms {
+            let p = bind(&mut params, SqlValue::Integer(from));
+            conditions.push(format!("+r.created_at >= {p}"));
+            if after.is_none() && self.sort == Sort::CreatedAt && self.order == Order::Asc {
+                conditions.push(format!("(r.created_at, r.id) >= ({p}, '')"));
+            }
+        }
+        if let Some(to) = self.to_ms {
+            let p = bind(&mut params, SqlValue::Integer(to));
+            conditions.push(format!("+r.created_at < {p}"));
+            if after.is_none() && self.sort == Sort::CreatedAt && self.order == Order::Desc {
+                conditions.push(format!("(r.created_at, r.id) < ({p}, '')"));
+            }
+        }
+        let cmp = match self.order {
+            Order::Asc => ">",
+            Order::Desc => "<",
+        };
+        if let Some(pos) = after {
+            let id = bind(&mut params, SqlValue::Text(pos.id.clone()));
+            let condition = match self.sort {
+                Sort::CreatedAt => {
+                    let at = bind(&mut params, SqlValue::Integer(pos.at));
+                    format!("(r.created_at, r.id) {cmp} ({at}, {id})")
+                }
+                Sort::Title => {
+                    let text = bind(&mut params, SqlValue::Text(pos.text.clone()));
+                    format!("(r.title, r.id) {cmp} ({text}, {id})")
+                }
+                Sort::Status => {
+                    let text = bind(&mut params, SqlValue::Text(pos.text.clone()));
+                    let at = bind(&mut params, SqlValue::Integer(pos.at));
+                    format!("(r.status, r.created_at, r.id) {cmp} ({text}, {at}, {id})")
+                }
+            };
+            conditions.push(condition);
+        }
+        let dir = match self.order {
+            Order::Asc => "ASC",
+            Order::Desc => "DESC",
+        };
+        let order = match self.sort {
+            Sort::CreatedAt => format!("r.created_at {dir}, r.id {dir}"),
+            Sort::Title => format!("r.title {dir}, r.id {dir}"),
+            Sort::Status => format!("r.status {dir}, r.created_at {dir}, r.id {dir}"),
+        };
+        // A subquery, not a join: the request index stays the only loop, so its order is the
+        // page order (a join lets the planner put `users` outside and sort afterwards).
+        let owner_col = if self.with_owner {
+            ", (SELECT u.username FROM users u WHERE u.id = r.user_id)"
+        } else {
+            ""
+        };
+        let limit = bind(&mut params, SqlValue::Integer(i64::from(limit)));
+        let where_clause = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conditions.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT {COLUMNS}{owner_col} FROM media_requests r INDEXED BY {}{where_clause} ORDER BY {order} LIMIT {limit}",
+            self.index()
+        );
+        (sql, params)
+    }
+}
+
+/// Runs a list statement.
+pub fn list(
+    conn: &Connection,
+    spec: &ListSpec,
+    caller: &str,
+    after: Option<&Position>,
+    limit: u32,
+) -> AppResult<Vec<RequestRow>> {
+    let (sql, params) = spec.statement(caller, after, limit);
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let with_owner = spec.with_owner;
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(params), |row| {
+            let mut out = from_row(row)?;
+            if with_owner {
+                out.username = Some(row.get(14)?);
+            }
+            Ok(out)
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// The user's most recent requests (dashboard).
+pub fn recent(conn: &Connection, user_id: &str, limit: u32) -> AppResult<Vec<RequestRow>> {
+    let spec = ListSpec {
+        user_id: Some(user_id.to_owned()),
+        status: None,
+        media_type: None,
+        q: None,
+        from_ms: None,
+        to_ms: None,
+        sort: Sort::CreatedAt,
+        order: Order::Desc,
+        with_owner: false,
+    };
+    list(conn, &spec, user_id, None, limit)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn like_patterns_take_wildcards_literally() {
+        assert_eq!(
+            crate::db::contains_pattern("50% off_x\\"),
+            "%50\\% off\\_x\\\\%"
+        );
+    }
+}

@@ -1,0 +1,172 @@
+//! `POST /webhooks/overseerr`: Overseerr tells us a request changed.
+//!
+//! The `Authorization` header must be the configured `webhooks.overseerr_secret` (compared in
+//! constant time; a `Bearer ` prefix is accepted too, since Overseerr sends whatever the admin
+//! typed). No secret configured answers 503 `SERVICE_NOT_CONFIGURED`, so a half-set-up server
+//! never accepts anonymous updates. The body is read tolerantly (`WebhookEvent::parse`); a test
+//! notification, an unknown type or an unknown request is a 200 that changes nothing, so
+//! Overseerr does not retry it. Replays change nothing either ([`changes::apply`]).
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::changes::{self, Applied, Origin};
+use super::store;
+use crate::error::{AppError, AppResult, ErrorCode};
+use crate::integrations::overseerr::{
+    MediaStatus, NotificationType, RequestState, WebhookError, WebhookEvent,
+};
+use crate::response::ApiResponse;
+use crate::state::AppState;
+
+/// What the webhook did.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Outcome {
+    /// The notification is one MediaNest acts on and names a request it knows.
+    handled: bool,
+    /// The request's status changed.
+    changed: bool,
+    request_id: Option<String>,
+    status: Option<String>,
+}
+
+/// Whether `header` carries `secret` (exactly, or after `Bearer `).
+fn authorized(header: Option<&[u8]>, secret: &str) -> bool {
+    let Some(header) = header else {
+        return false;
+    };
+    let digest = |b: &[u8]| Sha256::digest(b);
+    let want = digest(secret.as_bytes());
+    let exact = digest(header).ct_eq(&want);
+    let bearer = header
+        .strip_prefix(b"Bearer ")
+        .map(|rest| digest(rest).ct_eq(&want))
+        .unwrap_or_else(|| 0u8.ct_eq(&1u8));
+    bool::from(exact | bearer)
+}
+
+/// The status a notification moves a request to. `MEDIA_AVAILABLE` for a show of which only
+/// some seasons arrived reads as partially available.
+fn target(event: &WebhookEvent) -> Option<RequestState> {
+    let to = event.notification_type.request_state()?;
+    let media = if event.is4k == Some(true) {
+        event.media_status4k
+    } else {
+        event.media_status
+    };
+    Some(
+        if to == RequestState::Available && media == Some(MediaStatus::PartiallyAvailable) {
+            RequestState::PartiallyAvailable
+        } else {
+            to
+        },
+    )
+}
+
+/// `POST /webhooks/overseerr`.
+pub async fn receive(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> AppResult<ApiResponse> {
+    let Some(secret) = state.config().webhooks.overseerr_secret.as_ref() else {
+        return Err(AppError::Api {
+            code: ErrorCode::ServiceNotConfigured,
+            service: Some("The Overseerr webhook"),
+            details: None,
+            retry_after: None,
+        });
+    };
+    let header = headers.get(AUTHORIZATION).map(|v| v.as_bytes());
+    if !authorized(header, secret.expose()) {
+        return Err(AppError::new(ErrorCode::WebhookUnauthorized));
+    }
+    let event = WebhookEvent::parse(&body).map_err(|e| match e {
+        WebhookError::NotJson => AppError::new(ErrorCode::InvalidJson),
+        WebhookError::NotAnObject => AppError::validation([("body", "must be a JSON object")]),
+    })?;
+    let ignored = Outcome {
+        handled: false,
+        changed: false,
+        request_id: None,
+        status: None,
+    };
+    let Some(to) = target(&event) else {
+        if event.notification_type != NotificationType::TestNotification {
+            tracing::debug!(
+                kind = event.notification_type.as_str(),
+                "webhook type ignored"
+            );
+        }
+        return Ok(ApiResponse::ok(&ignored));
+    };
+    let overseerr_id = event.request_id;
+    let title = event.tmdb_id.zip(event.media_type);
+    let found = state
+        .db()
+        .run(move |conn| store::find_for_webhook(conn, overseerr_id, title))
+        .await?;
+    let Some(row) = found else {
+        tracing::info!(
+            overseerr_id,
+            tmdb_id = event.tmdb_id,
+            kind = event.notification_type.as_str(),
+            "webhook about a request MediaNest does not know; ignored"
+        );
+        return Ok(ApiResponse::ok(&ignored));
+    };
+    let applied =
+        changes::apply(&state, &row.id, to, Origin::Webhook, event.reason.clone()).await?;
+    let (changed, status) = match applied {
+        Applied::Changed { row, .. } => (true, row.status),
+        Applied::Unchanged => (false, row.status),
+    };
+    Ok(ApiResponse::ok(&Outcome {
+        handled: true,
+        changed,
+        request_id: Some(row.id),
+        status: Some(status),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_secret_is_compared_exactly_or_after_bearer() {
+        assert!(authorized(Some(b"s3cret"), "s3cret"));
+        assert!(authorized(Some(b"Bearer s3cret"), "s3cret"));
+        assert!(!authorized(Some(b"s3cret "), "s3cret"));
+        assert!(!authorized(Some(b"S3CRET"), "s3cret"));
+        assert!(!authorized(Some(b""), "s3cret"));
+        assert!(!authorized(None, "s3cret"));
+    }
+
+    #[test]
+    fn available_with_some_seasons_is_partial() {
+        let mut event = WebhookEvent::parse(
+            br#"{"notification_type":"MEDIA_AVAILABLE","media":{"status":"PARTIALLY_AVAILABLE"}}"#,
+        )
+        .ok();
+        assert_eq!(
+            event.as_ref().and_then(target),
+            Some(RequestState::PartiallyAvailable)
+        );
+        if let Some(e) = event.as_mut() {
+            e.media_status = Some(MediaStatus::Available);
+        }
+        assert_eq!(
+            event.as_ref().and_then(target),
+            Some(RequestState::Available)
+        );
+        let test = WebhookEvent::parse(br#"{"notification_type":"TEST_NOTIFICATION"}"#).ok();
+        assert_eq!(test.as_ref().and_then(target), None);
+    }
+}

@@ -1,0 +1,837 @@
+//! Media requests end to end against the Overseerr simulator: search, request, webhooks,
+//! reconciliation, the dedupe and quota rules, visibility of other users' requests, paging,
+//! approve/decline and the dashboard.
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use medianest::config::Secret;
+use medianest::events::kind;
+use medianest::integrations::overseerr::{MediaRequestStatus, MediaType, NotificationType};
+use medianest::sim::overseerr::{FakeNotification, FakeOverseerrUser, FakeTitle, WebhookTemplate};
+use serde_json::{Value, json};
+
+use crate::support::services::{ServiceWorld, refused_url, world_with};
+use crate::support::{
+    RunningServer, TestResponse, assert_error, call, insert_user, new_session, scalar,
+};
+
+pub(crate) const HOOK_SECRET: &str = "hook-secret-0123456789";
+
+/// The service world plus a second user ("other") and one Overseerr has never heard of
+/// ("stranger"); "user" and "other" are Overseerr users 10 and 11.
+pub(crate) struct Media {
+    pub w: ServiceWorld,
+    pub other_id: String,
+    pub other: String,
+    pub stranger: String,
+}
+
+pub(crate) async fn media_world() -> Media {
+    media_world_with(|_| {}).await
+}
+
+async fn media_world_with(edit: impl FnOnce(&mut medianest::Config)) -> Media {
+    let w = world_with(medianest::sim::uptime_kuma::KumaVersion::V2, |c| {
+        c.webhooks.overseerr_secret = Some(Secret::new(HOOK_SECRET));
+        edit(c);
+    })
+    .await;
+    w.overseerr
+        .add_user(FakeOverseerrUser::plex(10, None, "user"));
+    w.overseerr
+        .add_user(FakeOverseerrUser::plex(11, None, "other"));
+    let other_id = insert_user(&w.t.state, "other", None, "user", None).await;
+    let other = new_session(&w.t.state, &other_id).await.token;
+    let stranger_id = insert_user(&w.t.state, "stranger", None, "user", None).await;
+    let stranger = new_session(&w.t.state, &stranger_id).await.token;
+    Media {
+        w,
+        other_id,
+        other,
+        stranger,
+    }
+}
+
+impl Media {
+    pub(crate) async fn get(&self, token: &str, path: &str) -> TestResponse {
+        call("GET", path).bearer(token).send(&self.w.app).await
+    }
+
+    pub(crate) async fn post(&self, token: &str, path: &str, body: Value) -> TestResponse {
+        call("POST", path)
+            .bearer(token)
+            .json(body)
+            .send(&self.w.app)
+            .await
+    }
+
+    pub(crate) async fn delete(&self, token: &str, path: &str) -> TestResponse {
+        call("DELETE", path).bearer(token).send(&self.w.app).await
+    }
+
+    pub(crate) async fn request_movie(&self, token: &str, tmdb_id: i64) -> TestResponse {
+        self.post(
+            token,
+            "/api/v1/media/requests",
+            json!({"mediaType": "movie", "tmdbId": tmdb_id}),
+        )
+        .await
+    }
+
+    async fn rows(&self) -> i64 {
+        scalar(
+            &self.w.t.state,
+            "SELECT count(*) FROM media_requests",
+            vec![],
+        )
+        .await
+    }
+
+    async fn notifications_of(&self, user_id: &str) -> Vec<Value> {
+        let token = new_session(&self.w.t.state, user_id).await.token;
+        let r = self.get(&token, "/api/v1/notifications?limit=100").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        r.data()
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["type"] == "request.status")
+            .cloned()
+            .collect()
+    }
+
+    async fn status_of(&self, id: &str) -> String {
+        let r = self
+            .get(&self.w.admin, &format!("/api/v1/media/requests/{id}"))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        r.data()["status"].as_str().unwrap().to_owned()
+    }
+}
+
+/// A page of `n` extra movies, ids from `first`.
+pub(crate) fn extra_movies(w: &ServiceWorld, first: i64, n: i64) {
+    for id in first..first + n {
+        w.overseerr
+            .add_title(FakeTitle::movie(id, &format!("Film {id}"), "2020-01-01"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_request_approve_available_notifies_owner_and_follower_once_each() {
+    let m = media_world().await;
+    let server = RunningServer::start(&m.w.t.state, m.w.app.clone()).await;
+    let hook = format!("http://{}/api/v1/webhooks/overseerr", server.addr);
+    let mut events = m.w.t.state.events().subscribe();
+
+    // Search: a space and a parenthesis go out strictly percent-encoded.
+    let r = m
+        .get(
+            &m.w.user,
+            "/api/v1/media/search?query=the%20matrix%20(1999)",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let (sent, decoded) = m.w.overseerr.last_search_query().unwrap();
+    assert_eq!(decoded, "the matrix (1999)");
+    assert!(sent.contains("the%20matrix%20%281999%29"), "{sent}");
+    let r = m.get(&m.w.user, "/api/v1/media/search?query=matrix").await;
+    let matrix = r
+        .data()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["tmdbId"] == 603)
+        .cloned()
+        .unwrap();
+    assert_eq!(matrix["requested"], false);
+    assert_eq!(matrix["availability"], "unknown");
+    assert!(r.json()["meta"]["totalResults"].as_i64().unwrap() >= 1);
+
+    // Request as the user's own Overseerr account.
+    let r = m.request_movie(&m.w.user, 603).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let created = r.data();
+    assert_eq!(created["status"], "pending");
+    assert_eq!(created["title"], "The Matrix");
+    assert_eq!(created["following"], false);
+    assert_eq!(m.w.overseerr.last_api_user().as_deref(), Some("10"));
+    let id = created["id"].as_str().unwrap().to_owned();
+    let oid = created["overseerrId"].as_i64().unwrap();
+
+    // Search now says it is requested here, and by whom.
+    let r = m.get(&m.other, "/api/v1/media/search?query=matrix").await;
+    let mark = r
+        .data()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["tmdbId"] == 603)
+        .cloned()
+        .unwrap();
+    assert_eq!(mark["requested"], true);
+    assert_eq!(mark["request"]["id"], id.as_str());
+    assert_eq!(mark["request"]["mine"], false);
+
+    // Someone else asking again: 409 naming the request, which they may follow.
+    let r = m.request_movie(&m.other, 603).await;
+    let e = assert_error(&r, StatusCode::CONFLICT, "ALREADY_REQUESTED");
+    assert_eq!(e["details"]["requestId"], id.as_str());
+    let r = m
+        .post(
+            &m.other,
+            &format!("/api/v1/media/requests/{id}/follow"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+
+    // Overseerr approves and says so.
+    assert!(
+        m.w.overseerr
+            .set_request_status(oid, MediaRequestStatus::Approved)
+    );
+    let approved = FakeNotification::about(NotificationType::MediaApproved, oid);
+    let status =
+        m.w.overseerr
+            .fire_webhook(&hook, Some(HOOK_SECRET), &approved)
+            .await
+            .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(m.status_of(&id).await, "approved");
+    // A replay changes nothing and notifies nobody again.
+    let status =
+        m.w.overseerr
+            .fire_webhook(&hook, Some(HOOK_SECRET), &approved)
+            .await
+            .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(m.notifications_of(&m.w.user_id).await.len(), 1);
+    assert_eq!(m.notifications_of(&m.other_id).await.len(), 1);
+
+    // Available, in the camelCase spelling of a custom template.
+    m.w.overseerr.set_media_available(MediaType::Movie, 603);
+    let available = FakeNotification::about(NotificationType::MediaAvailable, oid)
+        .in_template(WebhookTemplate::CamelCase);
+    for _ in 0..2 {
+        let status =
+            m.w.overseerr
+                .fire_webhook(&hook, Some(HOOK_SECRET), &available)
+                .await
+                .unwrap();
+        assert_eq!(status, 200);
+    }
+    let r = m
+        .get(&m.w.user, &format!("/api/v1/media/requests/{id}"))
+        .await;
+    assert_eq!(r.data()["status"], "available");
+    assert!(r.data()["completedAt"].is_string());
+    for user in [&m.w.user_id, &m.other_id] {
+        let got = m.notifications_of(user).await;
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[0]["title"], "Now available");
+        assert_eq!(got[0]["metadata"]["requestId"], id.as_str());
+    }
+    // The follower sees it as followed; the live events went to both.
+    let r = m.get(&m.other, "/api/v1/media/search?query=matrix").await;
+    let mark = r.data()[0]["request"].clone();
+    assert_eq!(mark["following"], true);
+    let mut updates = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        if event.kind == kind::REQUEST_UPDATED {
+            let data: Value = serde_json::from_str(&event.data).unwrap();
+            assert!(event.audience.includes(&m.w.user_id, false));
+            // The creation goes to the owner (and admins); the changes to the follower too.
+            assert_eq!(
+                event.audience.includes(&m.other_id, false),
+                data["previousStatus"] != "",
+                "{data}"
+            );
+            updates.push(data["status"].as_str().unwrap_or_default().to_owned());
+        }
+    }
+    assert_eq!(updates, ["pending", "approved", "available"]);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_authorization_and_unknown_requests() {
+    let m = media_world().await;
+    let app = &m.w.app;
+    let body = json!({"notification_type": "MEDIA_APPROVED", "request": {"request_id": "987"}});
+    let hook = "/api/v1/webhooks/overseerr";
+    let r = call("POST", hook).json(body.clone()).send(app).await;
+    assert_error(&r, StatusCode::UNAUTHORIZED, "WEBHOOK_UNAUTHORIZED");
+    let r = call("POST", hook)
+        .header("authorization", "not the secret")
+        .json(body.clone())
+        .send(app)
+        .await;
+    assert_error(&r, StatusCode::UNAUTHORIZED, "WEBHOOK_UNAUTHORIZED");
+    // Unknown request, test notification, unknown type: 200, nothing changes.
+    for body in [
+        body.clone(),
+        json!({"notification_type": "TEST_NOTIFICATION", "media": null, "request": null}),
+        json!({"notificationType": "ISSUE_CREATED", "subject": null}),
+        json!({"notification_type": "MEDIA_AVAILABLE", "media": {"tmdbId": "", "media_type": null}}),
+    ] {
+        let r = call("POST", hook)
+            .header("authorization", HOOK_SECRET)
+            .json(body.clone())
+            .send(app)
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{body}: {}", r.text());
+        assert_eq!(r.data()["handled"], false);
+    }
+    let request = axum::http::Request::post(hook)
+        .header("authorization", HOOK_SECRET)
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from("{not json"))
+        .unwrap();
+    let r = crate::support::send(app, request).await;
+    assert_error(&r, StatusCode::BAD_REQUEST, "INVALID_JSON");
+
+    // No secret configured: the webhook is not set up.
+    let m = media_world_with(|c| c.webhooks.overseerr_secret = None).await;
+    let r = call("POST", hook)
+        .header("authorization", HOOK_SECRET)
+        .json(body)
+        .send(&m.w.app)
+        .await;
+    assert_error(
+        &r,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "SERVICE_NOT_CONFIGURED",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_without_a_request_id_finds_the_active_request_by_title() {
+    let m = media_world().await;
+    let r = m.request_movie(&m.w.user, 27205).await;
+    let id = r.data()["id"].as_str().unwrap().to_owned();
+    let r = call("POST", "/api/v1/webhooks/overseerr")
+        .header("authorization", format!("Bearer {HOOK_SECRET}").as_str())
+        .json(json!({
+            "notification_type": "MEDIA_DECLINED",
+            "media": {"media_type": "movie", "tmdbId": "27205"},
+            "request": {"request_id": ""},
+            "reason": "Not in 2010"
+        }))
+        .send(&m.w.app)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.data()["changed"], true);
+    assert_eq!(m.status_of(&id).await, "declined");
+    let got = m.notifications_of(&m.w.user_id).await;
+    assert_eq!(got[0]["message"], "Inception was declined: Not in 2010");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overseerr_down_or_failing_stores_nothing() {
+    let m = media_world().await;
+    // Details are cached by a first look, so only the request itself fails below.
+    let r = m.get(&m.w.user, "/api/v1/media/movie/603").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    m.w.overseerr.fail_next_on_route(
+        "/api/v1/request",
+        1,
+        medianest::sim::overseerr::Fault::Status(500),
+    );
+    let r = m.request_movie(&m.w.user, 603).await;
+    let e = assert_error(&r, StatusCode::BAD_GATEWAY, "UPSTREAM_ERROR");
+    assert!(e["message"].as_str().unwrap().contains("Overseerr"), "{e}");
+    assert_eq!(m.rows().await, 0);
+
+    m.w.set_url("overseerr", &refused_url()).await;
+    m.w.t.state.media().clear();
+    let r = m.request_movie(&m.w.user, 603).await;
+    let e = assert_error(&r, StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE");
+    assert!(e["correlationId"].is_string());
+    assert_eq!(m.rows().await, 0);
+    // The rest of the app keeps working.
+    let r = m.get(&m.w.user, "/api/v1/media/requests").await;
+    assert_eq!(r.status, StatusCode::OK);
+
+    // Not configured at all.
+    let m = media_world_with(|c| c.services.overseerr.url = None).await;
+    let r = m.request_movie(&m.w.user, 603).await;
+    assert_error(
+        &r,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "SERVICE_NOT_CONFIGURED",
+    );
+    assert_eq!(m.rows().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_requests_an_hour_then_quota_exceeded_with_retry_after() {
+    let m = media_world().await;
+    extra_movies(&m.w, 5000, 22);
+    for (i, id) in (5000..5020).enumerate() {
+        let r = m.request_movie(&m.w.user, id).await;
+        assert_eq!(r.status, StatusCode::CREATED, "request {i}: {}", r.text());
+        m.w.t.clock.advance(60_000);
+    }
+    let r = m.request_movie(&m.w.user, 5020).await;
+    let e = assert_error(&r, StatusCode::TOO_MANY_REQUESTS, "QUOTA_EXCEEDED");
+    // The oldest is 20 minutes old: it leaves the window in 40.
+    assert_eq!(e["retryAfter"], 40 * 60);
+    assert_eq!(r.header("retry-after"), Some("2400"));
+    assert_eq!(m.rows().await, 20);
+    // Admins are exempt; the window moves on.
+    let r = m.request_movie(&m.w.admin, 5020).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    m.w.t.clock.advance(40 * 60_000);
+    let r = m.request_movie(&m.w.user, 5021).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_identical_requests_make_one_row() {
+    let m = media_world().await;
+    let mut tokens = vec![m.w.user.clone(), m.other.clone()];
+    for i in 0..6 {
+        let id = insert_user(&m.w.t.state, &format!("fan{i}"), None, "user", None).await;
+        m.w.overseerr
+            .add_user(FakeOverseerrUser::plex(20 + i, None, &format!("fan{i}")));
+        tokens.push(new_session(&m.w.t.state, &id).await.token);
+    }
+    let mut calls = tokio::task::JoinSet::new();
+    for token in tokens {
+        let app = m.w.app.clone();
+        calls.spawn(async move {
+            call("POST", "/api/v1/media/requests")
+                .bearer(&token)
+                .json(json!({"mediaType": "tv", "tmdbId": 1399, "seasons": [1, 2]}))
+                .send(&app)
+                .await
+        });
+    }
+    let mut created = 0;
+    let mut conflicts = 0;
+    while let Some(r) = calls.join_next().await {
+        let r = r.unwrap();
+        match r.status {
+            StatusCode::CREATED => created += 1,
+            StatusCode::CONFLICT => conflicts += 1,
+            other => panic!("unexpected {other}: {}", r.text()),
+        }
+    }
+    assert_eq!((created, conflicts), (1, 7));
+    assert_eq!(m.rows().await, 1);
+    assert_eq!(
+        m.w.overseerr.requests("POST /api/v1/request"),
+        1,
+        "one Overseerr request"
+    );
+    let seasons = medianest_seasons(&m).await;
+    assert_eq!(seasons, "[1,2]");
+}
+
+async fn medianest_seasons(m: &Media) -> String {
+    crate::support::text_value(
+        &m.w.t.state,
+        "SELECT seasons FROM media_requests LIMIT 1",
+        vec![],
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nobody_reads_deletes_or_lists_someone_elses_request() {
+    let m = media_world().await;
+    let r = m.request_movie(&m.w.user, 603).await;
+    let id = r.data()["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/media/requests/{id}");
+    assert_error(
+        &m.get(&m.other, &path).await,
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+    );
+    assert_error(
+        &m.delete(&m.other, &path).await,
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+    );
+    let r = m.get(&m.other, "/api/v1/media/requests").await;
+    assert_eq!(r.data(), json!([]));
+    // Not through the admin list either, and not by naming the owner.
+    let r = m
+        .get(
+            &m.other,
+            &format!("/api/v1/admin/requests?userId={}", m.w.user_id),
+        )
+        .await;
+    assert_error(&r, StatusCode::FORBIDDEN, "FORBIDDEN");
+    let r = m
+        .get(
+            &m.other,
+            &format!("/api/v1/media/requests?userId={}", m.w.user_id),
+        )
+        .await;
+    assert_error(&r, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    // Following answers only whether one follows; an unknown id is 404.
+    let r = m
+        .post(
+            &m.other,
+            "/api/v1/media/requests/no-such-id/follow",
+            json!({}),
+        )
+        .await;
+    assert_error(&r, StatusCode::NOT_FOUND, "NOT_FOUND");
+    // The owner and an admin do see it.
+    assert_eq!(m.get(&m.w.user, &path).await.status, StatusCode::OK);
+    let r = m.get(&m.w.admin, "/api/v1/admin/requests").await;
+    assert_eq!(r.data()[0]["requestedBy"]["username"], "user");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciliation_heals_a_missed_webhook() {
+    let m = media_world().await;
+    let r = m.request_movie(&m.w.user, 954).await;
+    let id = r.data()["id"].as_str().unwrap().to_owned();
+    let oid = r.data()["overseerrId"].as_i64().unwrap();
+    let report = medianest::media::reconcile::run_once(&m.w.t.state)
+        .await
+        .unwrap();
+    assert_eq!((report.checked, report.changed), (1, 0));
+    // Overseerr approves and the title arrives; no webhook reaches MediaNest.
+    m.w.overseerr
+        .set_request_status(oid, MediaRequestStatus::Approved);
+    m.w.overseerr.set_media_available(MediaType::Movie, 954);
+    let report = medianest::media::reconcile::run_once(&m.w.t.state)
+        .await
+        .unwrap();
+    assert_eq!((report.checked, report.changed), (1, 1));
+    assert_eq!(m.status_of(&id).await, "available");
+    let got = m.notifications_of(&m.w.user_id).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["metadata"]["origin"], "reconcile");
+    // Final requests are not looked at again.
+    let report = medianest::media::reconcile::run_once(&m.w.t.state)
+        .await
+        .unwrap();
+    assert_eq!(report.checked, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unmatched_users_are_refused_unless_the_fallback_is_on() {
+    let m = media_world().await;
+    let r = m.request_movie(&m.stranger, 603).await;
+    let e = assert_error(&r, StatusCode::FORBIDDEN, "FORBIDDEN");
+    assert!(
+        e["details"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("Overseerr")
+    );
+    assert_eq!(m.rows().await, 0);
+    let m = media_world_with(|c| c.overseerr.fallback_to_admin = true).await;
+    let r = m.request_movie(&m.stranger, 603).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!(
+        m.w.overseerr.last_api_user(),
+        None,
+        "sent as the API key's admin"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_approve_and_decline_rules() {
+    let m = media_world().await;
+    let r = m.request_movie(&m.w.user, 603).await;
+    let first = r.data()["id"].as_str().unwrap().to_owned();
+    let first_oid = r.data()["overseerrId"].as_i64().unwrap();
+    // The owner withdraws a pending request: gone here and in Overseerr.
+    let r = m
+        .delete(&m.w.user, &format!("/api/v1/media/requests/{first}"))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert!(m.w.overseerr.request(first_oid).is_none());
+    assert_eq!(m.rows().await, 0);
+
+    // Approved: the owner may no longer withdraw it; an admin may.
+    let r = m.request_movie(&m.w.user, 604).await;
+    let id = r.data()["id"].as_str().unwrap().to_owned();
+    let oid = r.data()["overseerrId"].as_i64().unwrap();
+    let r = m
+        .post(
+            &m.w.admin,
+            &format!("/api/v1/admin/requests/{id}/approve"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    // Approved in Overseerr, which hands it on at once: processing.
+    assert_eq!(r.data()["status"], "processing");
+    assert_eq!(
+        m.w.overseerr.request(oid).unwrap().status,
+        MediaRequestStatus::Approved
+    );
+    let r = m
+        .delete(&m.w.user, &format!("/api/v1/media/requests/{id}"))
+        .await;
+    assert_error(&r, StatusCode::CONFLICT, "CONFLICT");
+
+    // Decline with a reason, which the owner reads.
+    let r = m.request_movie(&m.w.user, 954).await;
+    let declined = r.data()["id"].as_str().unwrap().to_owned();
+    let r = m
+        .post(
+            &m.w.admin,
+            &format!("/api/v1/admin/requests/{declined}/decline"),
+            json!({"reason": "We have it on DVD"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.data()["status"], "declined");
+    let got = m.notifications_of(&m.w.user_id).await;
+    assert_eq!(
+        got[0]["message"],
+        "Mission: Impossible was declined: We have it on DVD"
+    );
+    // A declined title may be asked for again.
+    let r = m.request_movie(&m.other, 954).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+
+    let r = m
+        .delete(&m.w.admin, &format!("/api/v1/media/requests/{id}"))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert!(m.w.overseerr.request(oid).is_none());
+}
+
+/// Inserts `n` requests of `user_id` straight into the table, one a second from `start_ms`.
+pub(crate) async fn seed_rows(m: &Media, user_id: &str, first: i64, n: i64, start_ms: i64) {
+    let user = user_id.to_owned();
+    m.w.t
+        .state
+        .db()
+        .write(move |tx| {
+            let mut stmt = tx.prepare(
+                "INSERT INTO media_requests (id, user_id, title, media_type, tmdb_id, status,
+                                             created_at, updated_at)
+                 VALUES (?1, ?2, ?3, 'movie', ?4, ?5, ?6, ?6)",
+            )?;
+            for i in first..first + n {
+                let status = ["pending", "approved", "available", "declined"][(i % 4) as usize];
+                stmt.execute(rusqlite::params![
+                    uuid::Uuid::now_v7().to_string(),
+                    user,
+                    format!("Title {:04}", (i * 7919) % 1000),
+                    100_000 + i,
+                    status,
+                    start_ms + i * 1000,
+                ])?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+}
+
+/// Follows `nextCursor` from `path` to the end, inserting rows between pages with `between`.
+async fn walk(
+    m: &Media,
+    token: &str,
+    path: &str,
+    mut between: impl AsyncFnMut(usize),
+) -> Vec<Value> {
+    let mut all = Vec::new();
+    let mut cursor: Option<String> = None;
+    for page in 0.. {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let url = match &cursor {
+            Some(c) => format!("{path}{sep}limit=7&cursor={c}"),
+            None => format!("{path}{sep}limit=7"),
+        };
+        let r = m.get(token, &url).await;
+        assert_eq!(r.status, StatusCode::OK, "{url}: {}", r.text());
+        all.extend(r.data().as_array().unwrap().iter().cloned());
+        match r.json()["meta"]["nextCursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+        between(page).await;
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cursor_paging_has_no_duplicates_or_gaps_while_rows_are_added() {
+    let m = media_world().await;
+    let start = crate::support::START_MS - 10_000_000;
+    seed_rows(&m, &m.w.user_id, 0, 40, start).await;
+    seed_rows(&m, &m.other_id, 1000, 5, start).await;
+
+    let mut added = 0;
+    for (path, sorted_by) in [
+        ("/api/v1/media/requests", "createdAt"),
+        ("/api/v1/media/requests?sort=title", "title"),
+        ("/api/v1/media/requests?sort=status&order=desc", "status"),
+        ("/api/v1/media/requests?status=pending", "createdAt"),
+    ] {
+        let rows = walk(&m, &m.w.user, path, async |page| {
+            // Newer rows (and, for title sort, rows anywhere in the order) arrive meanwhile.
+            seed_rows(
+                &m,
+                &m.w.user_id,
+                2000 + added,
+                2,
+                start + 500_000 + page as i64,
+            )
+            .await;
+            added += 2;
+        })
+        .await;
+        let ids: Vec<&str> = rows.iter().map(|r| r["id"].as_str().unwrap()).collect();
+        let unique: std::collections::HashSet<&str> = ids.iter().copied().collect();
+        assert_eq!(unique.len(), ids.len(), "{path}: duplicates");
+        assert!(rows.iter().all(|r| r["userId"] == m.w.user_id.as_str()));
+        // Every row that existed before the walk is there (no gaps).
+        let before = if path.contains("status=pending") {
+            10
+        } else {
+            40
+        };
+        let old = rows
+            .iter()
+            .filter(|r| r["tmdbId"].as_i64().unwrap() < 100_000 + 1000)
+            .count();
+        assert!(old >= before, "{path}: {old} of {before} rows");
+        // And the order holds.
+        let keys: Vec<String> = rows
+            .iter()
+            .map(|r| r[sorted_by].as_str().unwrap().to_owned())
+            .collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        if path.contains("order=desc") || sorted_by == "createdAt" {
+            sorted.reverse();
+        }
+        assert_eq!(keys, sorted, "{path}");
+    }
+
+    // Tampered, foreign and malformed cursors.
+    let r = m.get(&m.w.user, "/api/v1/media/requests?limit=2").await;
+    let cursor = r.json()["meta"]["nextCursor"].as_str().unwrap().to_owned();
+    let mut chars: Vec<char> = cursor.chars().collect();
+    chars[3] = if chars[3] == 'A' { 'B' } else { 'A' };
+    let tampered: String = chars.into_iter().collect();
+    for bad in [
+        format!("/api/v1/media/requests?cursor={tampered}"),
+        format!("/api/v1/media/requests?sort=title&cursor={cursor}"),
+        "/api/v1/media/requests?cursor=%%%".to_owned(),
+    ] {
+        let r = m.get(&m.w.user, &bad).await;
+        assert_error(&r, StatusCode::BAD_REQUEST, "INVALID_CURSOR");
+    }
+    for bad in [
+        "/api/v1/media/requests?limit=0",
+        "/api/v1/media/requests?status=lost",
+        "/api/v1/media/requests?sort=size",
+        "/api/v1/media/requests?from=last-week",
+    ] {
+        let r = m.get(&m.w.user, bad).await;
+        assert_error(&r, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_narrow_the_list() {
+    let m = media_world().await;
+    let start = crate::support::START_MS - 10_000_000;
+    seed_rows(&m, &m.w.user_id, 0, 12, start).await;
+    let count = |r: TestResponse| r.data().as_array().unwrap().len();
+    assert_eq!(
+        count(
+            m.get(&m.w.user, "/api/v1/media/requests?status=approved")
+                .await
+        ),
+        3
+    );
+    assert_eq!(
+        count(
+            m.get(&m.w.user, "/api/v1/media/requests?mediaType=tv")
+                .await
+        ),
+        0
+    );
+    assert_eq!(
+        count(m.get(&m.w.user, "/api/v1/media/requests?q=title%200").await),
+        12
+    );
+    let first = medianest::time::rfc3339(start);
+    let fifth = medianest::time::rfc3339(start + 4000);
+    let r = m
+        .get(
+            &m.w.user,
+            &format!("/api/v1/media/requests?from={first}&to={fifth}"),
+        )
+        .await;
+    assert_eq!(count(r), 4, "to is exclusive");
+    let r = m
+        .get(
+            &m.w.admin,
+            "/api/v1/admin/requests?status=pending&mediaType=movie",
+        )
+        .await;
+    assert_eq!(count(r), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_is_cached_per_user_and_dropped_on_change() {
+    let m = media_world().await;
+    tokio::spawn(medianest::home::watch(m.w.t.state.clone()));
+    m.w.cycle().await;
+    let r = m.get(&m.w.user, "/api/v1/dashboard").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.header("x-cache"), Some("MISS"));
+    let d = r.data();
+    assert_eq!(d["user"]["username"], "user");
+    assert_eq!(d["requests"]["total"], 0);
+    assert_eq!(d["notifications"]["unread"], 0);
+    assert_eq!(d["downloads"], json!({"active": 0, "queued": 0}));
+    assert!(d["services"].as_array().unwrap().len() >= 3, "{d}");
+    assert!(d["recentlyAdded"].is_array());
+    let r = m.get(&m.w.user, "/api/v1/dashboard").await;
+    assert_eq!(r.header("x-cache"), Some("HIT"));
+
+    // A new request drops the owner's dashboard at once.
+    m.request_movie(&m.w.user, 603).await;
+    let r = m.get(&m.w.user, "/api/v1/dashboard").await;
+    assert_eq!(r.header("x-cache"), Some("MISS"));
+    let d = r.data();
+    assert_eq!(d["requests"]["total"], 1);
+    assert_eq!(d["requests"]["byStatus"]["pending"], 1);
+    assert_eq!(d["requests"]["recent"][0]["title"], "The Matrix");
+
+    // A notification made elsewhere reaches it through the event bus. (The bus also carried
+    // the request's own event, which may drop the part once more: wait for a hit first.)
+    crate::support::eventually(Duration::from_secs(5), "a cached dashboard", || async {
+        let r = m.get(&m.w.user, "/api/v1/dashboard").await;
+        (r.header("x-cache") == Some("HIT")).then_some(())
+    })
+    .await;
+    let state = m.w.t.state.clone();
+    let user = m.w.user_id.clone();
+    let made = state
+        .db()
+        .write(move |tx| {
+            medianest::notifications::create(tx, &user, "test", "Hi", "Hello", None, 1)
+        })
+        .await
+        .unwrap();
+    medianest::notifications::publish_created(m.w.t.state.events(), &m.w.user_id, &made);
+    crate::support::eventually(Duration::from_secs(5), "dashboard dropped", || async {
+        let r = m.get(&m.w.user, "/api/v1/dashboard").await;
+        (r.data()["notifications"]["unread"] == 1).then_some(())
+    })
+    .await;
+    // Others' dashboards stay as they were.
+    let r = m.get(&m.other, "/api/v1/dashboard").await;
+    assert_eq!(r.data()["requests"]["total"], 0);
+}
