@@ -375,14 +375,32 @@ fn a_family_member_signs_in_with_plex_requests_a_title_and_downloads() {
             "Requested",
         );
 
+        // A show: the season picker asks which seasons; ask for season 1 only.
+        let search = b.find("#search");
+        search.clear();
+        search.send_keys("Breaking Bad");
+        b.find("form.search button[type='submit']").click();
+        let show = "article.result[data-tmdb='1396']";
+        b.find(&format!("{show} button.request")).click();
+        b.find(&format!("{show} input[data-season='1']"));
+        b.find(&format!("{show} input[id^='all-']")).click();
+        b.find(&format!("{show} input[data-season='1']")).click();
+        b.find_text(&format!("{show} form.seasons button"), "Send request")
+            .click();
+        b.find_text(&format!("{show} button.request"), "Requested");
+        let admin = app.admin_token();
+        let (_, all) = app.api("GET", "/admin/requests?q=Breaking", &admin, None);
+        assert_eq!(all["data"][0]["seasons"], json!([1]), "{all}");
+
         // My requests: it is there, pending, and turns available live when the webhook comes.
         b.find("a.nav-link[href='/requests']").click();
         b.wait_path("/requests");
+        b.find_text("#request-list [data-request]", "Breaking Bad");
         let row = b.find_text("#request-list [data-request]", "The Matrix");
         let request_id = row.attr("data-request").unwrap();
         let row_css = format!("#request-list [data-request='{request_id}']");
-        b.find(&format!("{row_css} .badge"));
-        let admin = app.admin_token();
+        let before = b.find(&row_css).attr("data-status").unwrap();
+        assert_ne!(before, "available");
         let (_, found) = app.api(
             "GET",
             &format!("/media/requests/{request_id}"),
@@ -404,7 +422,16 @@ fn a_family_member_signs_in_with_plex_requests_a_title_and_downloads() {
             &FakeNotification::about(NotificationType::MediaAvailable, overseerr_id),
         ));
         assert_eq!(status, Ok(200));
-        b.find_text(&format!("{row_css} .badge"), "available");
+        b.wait_for("the request to turn available", |b| {
+            let row = b.all(&row_css).into_iter().next()?;
+            (row.attr("data-status").as_deref() == Some("available")).then_some(())
+        });
+        assert!(
+            b.find(&format!("{row_css} .badge"))
+                .text()
+                .to_lowercase()
+                .contains("available")
+        );
         assert_eq!(
             b.script("return window.__noReload === true;", vec![]),
             json!(true)

@@ -72,14 +72,16 @@ export async function render(root, app) {
     const title = item.title || item.name || "Untitled";
     const year = item.year || (item.releaseDate || item.firstAirDate || "").slice(0, 4);
     const availability = item.availability || item.status || (item.mediaInfo && item.mediaInfo.status) || "unknown";
-    const requested = item.requested || item.requestedHere || item.requestStatus;
+    // `request` is the request made here for this title (anyone's), with its status.
+    const requested = item.request ? item.request.status : item.requested ? "requested" : null;
     const status = h("div", { class: "badges" },
       badge(mediaType === "tv" ? "tv" : "movie", mediaType === "tv" ? "TV" : "Movie"),
       availability && availability !== "unknown" && availability !== "not_requested" ? badge(availability) : null,
-      requested ? badge(typeof requested === "string" ? requested : "requested", "requested") : null);
+      requested ? badge(requested, `requested · ${requested.replace(/_/g, " ")}`) : null);
     const isAvailable = availability === "available";
+    const declined = requested === "declined" || requested === "failed";
     const button = h("button", { type: "button", class: "request primary", "data-tmdb": tmdbId }, "Request");
-    if (requested || isAvailable) {
+    if ((requested && !declined) || isAvailable) {
       button.disabled = true;
       button.dataset.requested = "1";
       button.textContent = isAvailable ? "Available" : "Requested";

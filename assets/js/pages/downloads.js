@@ -6,7 +6,7 @@ import { h, mount, loading, errorBox, badge, progressBar, fmtDate, fmtBytes, fmt
 
 const QUALITIES = ["1080", "best", "2160", "1440", "720", "480", "360"];
 const FORMATS = ["mp4", "mkv", "webm"];
-const ACTIVE = new Set(["queued", "running"]);
+const ACTIVE = new Set(["queued", "downloading", "running"]);
 
 export async function render(root, app) {
   const url = h("input", { id: "download-url", type: "url", required: true, maxlength: 2048, placeholder: "https://www.youtube.com/watch?v=…", autocomplete: "off" });
@@ -15,7 +15,7 @@ export async function render(root, app) {
     h("label", { for: "download-url", class: "sr-only" }, "YouTube video or playlist URL"), url, previewButton);
   const preview = h("div", { id: "download-preview", "aria-live": "polite" });
   const filter = h("select", { id: "download-filter", "aria-label": "Show" },
-    h("option", { value: "" }, "All"), ...["queued", "running", "completed", "failed", "cancelled"].map((s) => h("option", { value: s }, s)));
+    h("option", { value: "" }, "All"), ...["queued", "downloading", "completed", "failed", "cancelled"].map((s) => h("option", { value: s }, s)));
   const list = h("ul", { class: "list downloads", id: "download-list", "aria-live": "polite" });
   const footer = h("div", {});
   mount(root, h("h1", { id: "page-title", text: "Downloads" }),
@@ -147,7 +147,7 @@ export async function render(root, app) {
     current.bar.value = progress;
     current.bar.textContent = `${progress}%`;
     current.pct.textContent = `${progress}%`;
-    if (current.download.status === "queued") upsert({ id: p.id, status: "running" });
+    if (current.download.status === "queued") upsert({ id: p.id, status: "downloading" });
   });
   app.on("download.updated", (d) => {
     if (d && d.id) upsert(d, !rows.has(d.id));

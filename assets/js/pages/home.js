@@ -5,6 +5,8 @@
 import { api } from "../api.js";
 import { h, mount, loading, errorBox, badge, sparkline, fmtPercent, fmtAgo, poster, progressBar } from "../ui.js";
 
+const ACTIVE = new Set(["queued", "downloading", "running"]);
+
 export async function render(root, app) {
   const cards = h("div", { class: "cards", id: "service-cards" }, loading("Loading services…"));
   const counts = h("div", { class: "counts", id: "request-counts" });
@@ -113,15 +115,29 @@ export async function render(root, app) {
       h("figcaption", {}, h("span", { text: item.title }), item.year ? h("small", { text: ` ${item.year}` }) : null))));
   };
 
+  const loadDownloads = async (counts) => {
+    try {
+      const { data } = await api("/youtube/downloads", { query: { limit: 50 } });
+      drawDownloads(data.filter((d) => ACTIVE.has(d.status)));
+    } catch (e) {
+      if (counts && (counts.active || counts.queued)) {
+        mount(downloads, h("li", { text: `${counts.active || 0} downloading, ${counts.queued || 0} queued` }));
+      } else if (e.status === 404) {
+        drawDownloads([]);
+      } else {
+        mount(downloads, h("li", {}, errorBox(e)));
+      }
+    }
+  };
+
   const load = async () => {
     try {
       const { data } = await api("/dashboard");
       drawServices(data.services);
       drawRequests(data.requests);
-      const active = data.downloads ? [...(data.downloads.active || []), ...(data.downloads.queued || [])] : [];
-      drawDownloads(Array.isArray(active) ? active : []);
       drawAdded(data.recentlyAdded);
       if (data.notifications) app.setUnread(data.notifications.unread);
+      await loadDownloads(data.downloads);
       return;
     } catch (e) {
       if (e.status !== 404 || e.code !== "NOT_FOUND") {
@@ -130,17 +146,16 @@ export async function render(root, app) {
       }
     }
     // No GET /dashboard on this server: the same page from the separate endpoints.
-    const [svc, reqs, dls, plex] = await Promise.allSettled([
+    const [svc, reqs, plex] = await Promise.allSettled([
       api("/services"),
       api("/media/requests", { query: { limit: 5 } }),
-      api("/youtube/downloads", { query: { limit: 10 } }),
       api("/plex/recently-added", { query: { limit: 10 } }),
     ]);
     if (svc.status === "fulfilled") drawServices(svc.value.data);
     else mount(cards, errorBox(svc.reason, load));
     drawRequests(reqs.status === "fulfilled" ? { total: reqs.value.data.length, byStatus: {}, recent: reqs.value.data } : null);
-    drawDownloads(dls.status === "fulfilled" ? dls.value.data.filter((d) => d.status === "running" || d.status === "queued") : []);
     drawAdded(plex.status === "fulfilled" ? plex.value.data : []);
+    await loadDownloads(null);
   };
   await load();
 
@@ -159,6 +174,6 @@ export async function render(root, app) {
     if (bar) bar.value = Math.round(d.progress || 0);
   });
   app.on("request.updated", load);
-  app.on("download.updated", load);
+  app.on("download.updated", () => loadDownloads(null));
   app.on("lagged", load);
 }

@@ -39,7 +39,7 @@ export async function render(root, app) {
         }
       }, { "aria-label": `Delete the request for ${r.title}` }));
     }
-    const li = h("li", { "data-request": r.id, class: "request-row" },
+    const li = h("li", { "data-request": r.id, "data-status": r.status, class: "request-row" },
       h("span", { class: "title", text: r.title }),
       h("small", { class: "muted", text: `${r.mediaType === "tv" ? "TV" : "Movie"} · ${fmtDate(r.createdAt)}` }),
       badgeEl, actions);
@@ -96,7 +96,9 @@ export async function render(root, app) {
     loadMore(true);
   });
 
-  app.on("request.updated", (r) => {
+  app.on("request.updated", (event) => {
+    // The event carries the whole request under `request`, and its id and status on top.
+    const r = event && (event.request ? { ...event.request, status: event.status || event.request.status } : event);
     const current = r && rows.get(r.id);
     if (!current) {
       if (r && r.id) loadMore(true);
