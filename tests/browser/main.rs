@@ -395,7 +395,22 @@ fn a_family_member_signs_in_with_plex_requests_a_title_and_downloads() {
         // My requests: it is there, pending, and turns available live when the webhook comes.
         b.find("a.nav-link[href='/requests']").click();
         b.wait_path("/requests");
-        b.find_text("#request-list [data-request]", "Breaking Bad");
+        // Delete while pending: the show's request (alice's requests wait for an admin).
+        let show_row = b.find_text("#request-list [data-request]", "Breaking Bad");
+        assert_eq!(show_row.attr("data-status").as_deref(), Some("pending"));
+        let show_id = show_row.attr("data-request").unwrap();
+        let delete = b.find(&format!("[data-request='{show_id}'] button.danger"));
+        delete.click();
+        b.find_text(
+            &format!("[data-request='{show_id}'] button.danger"),
+            "Really",
+        );
+        delete.click();
+        b.wait_for("the deleted request to go", |b| {
+            b.all(&format!("[data-request='{show_id}']"))
+                .is_empty()
+                .then_some(())
+        });
         let row = b.find_text("#request-list [data-request]", "The Matrix");
         let request_id = row.attr("data-request").unwrap();
         let row_css = format!("#request-list [data-request='{request_id}']");
@@ -483,9 +498,25 @@ fn a_family_member_signs_in_with_plex_requests_a_title_and_downloads() {
 fn an_admin_changes_a_users_role_and_edits_a_service() {
     let _serial = serial();
     let app = App::start();
-    // alice exists once she has signed in.
-    app.plex_sign_in("alice");
+    // alice exists once she has signed in; she asks for two movies (pending: an admin decides).
+    let alice = app.plex_sign_in("alice");
     let admin = app.admin_token();
+    let with_requests = !waiting_for(
+        "approve and decline",
+        "POST",
+        "/api/v1/admin/requests/{id}/approve",
+    );
+    if with_requests {
+        for tmdb in [603, 27205] {
+            let (status, body) = app.api(
+                "POST",
+                "/media/requests",
+                &alice,
+                Some(json!({"mediaType": "movie", "tmdbId": tmdb})),
+            );
+            assert_eq!(status, 201, "{body}");
+        }
+    }
 
     let b = Browser::start("admin", DESKTOP.0, DESKTOP.1);
     sign_in_locally(&b, &app, "admin", ADMIN_PASSWORD);
@@ -526,6 +557,41 @@ fn an_admin_changes_a_users_role_and_edits_a_service() {
     assert_eq!(overseerr["timeoutMs"], json!(4000), "{overseerr}");
     b.find("[data-breaker='overseerr']");
     shoot(&b, "admin-services");
+
+    // Requests: approve one of alice's and decline another with a reason.
+    if with_requests {
+        b.find("a.tab[href='/admin/requests']").click();
+        b.wait_path("/admin/requests");
+        let matrix = b.find_text("#admin-requests [data-request]", "The Matrix");
+        let matrix_id = matrix.attr("data-request").unwrap();
+        assert!(matrix.text().contains("alice"), "{}", matrix.text());
+        b.find_text(&format!("[data-request='{matrix_id}'] button"), "Approve")
+            .click();
+        let inception = b.find_text("#admin-requests [data-request]", "Inception");
+        let inception_id = inception.attr("data-request").unwrap();
+        b.find(&format!("[data-request='{inception_id}'] input"))
+            .send_keys("Already on the shelf");
+        b.find_text(
+            &format!("[data-request='{inception_id}'] button"),
+            "Decline",
+        )
+        .click();
+        // Approved in Overseerr, the request moves on to approved or processing.
+        for (id, wanted) in [
+            (&matrix_id, &["approved", "processing"][..]),
+            (&inception_id, &["declined"][..]),
+        ] {
+            b.wait_for(&format!("request {id} {wanted:?}"), |b| {
+                let row = b
+                    .all(&format!("[data-request='{id}']"))
+                    .into_iter()
+                    .next()?;
+                let status = row.attr("data-status")?;
+                wanted.contains(&status.as_str()).then_some(())
+            });
+        }
+        shoot(&b, "admin-requests");
+    }
 
     // Stats and performance draw their charts.
     b.find("a.tab[href='/admin/stats']").click();

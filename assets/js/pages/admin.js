@@ -189,19 +189,19 @@ async function requests(panel) {
       const approve = h("button", { type: "button", class: "primary" }, "Approve");
       approve.addEventListener("click", () => busy(approve, async () => {
         const { data } = await api(`/admin/requests/${encodeURIComponent(r.id)}/approve`, { method: "POST" });
-        li.replaceWith(row(data && data.id ? data : { ...r, status: "approved" }));
+        li.replaceWith(row(data && data.id ? { ...r, ...data, requestedBy: data.requestedBy || r.requestedBy } : { ...r, status: "approved" }));
       }));
       const reason = h("input", { "aria-label": `Reason for declining ${r.title}`, placeholder: "Reason (optional)", maxlength: 500 });
       const decline = h("button", { type: "button", class: "danger" }, "Decline");
       decline.addEventListener("click", () => busy(decline, async () => {
         const { data } = await api(`/admin/requests/${encodeURIComponent(r.id)}/decline`, { method: "POST", body: { reason: reason.value.trim() || undefined } });
-        li.replaceWith(row(data && data.id ? data : { ...r, status: "declined" }));
+        li.replaceWith(row(data && data.id ? { ...r, ...data, requestedBy: data.requestedBy || r.requestedBy } : { ...r, status: "declined" }));
       }));
       actions.append(approve, reason, decline);
     }
-    const li = h("li", { "data-request": r.id },
+    const li = h("li", { "data-request": r.id, "data-status": r.status },
       h("span", { class: "title", text: r.title }),
-      h("small", { class: "muted", text: `${r.mediaType === "tv" ? "TV" : "Movie"} · ${r.username || r.userId} · ${fmtDate(r.createdAt)}` }),
+      h("small", { class: "muted", text: `${r.mediaType === "tv" ? "TV" : "Movie"} · ${(r.requestedBy && r.requestedBy.username) || r.userId} · ${fmtDate(r.createdAt)}` }),
       badge(r.status), actions);
     return li;
   };

@@ -31,7 +31,9 @@ export async function render(root, app) {
       actions.append(confirmButton("Delete", "Really delete?", async () => {
         try {
           await api(`/media/requests/${encodeURIComponent(r.id)}`, { method: "DELETE" });
-          li.remove();
+          // The live event may have redrawn the row already: remove whichever is shown.
+          const shown = rows.get(r.id);
+          (shown ? shown.li : li).remove();
           rows.delete(r.id);
           toast(`Deleted the request for ${r.title}.`);
         } catch (e) {
@@ -101,7 +103,12 @@ export async function render(root, app) {
     const r = event && (event.request ? { ...event.request, status: event.status || event.request.status } : event);
     const current = r && rows.get(r.id);
     if (!current) {
-      if (r && r.id) loadMore(true);
+      if (r && r.id && r.status !== "deleted") loadMore(true);
+      return;
+    }
+    if (r.status === "deleted") {
+      current.li.remove();
+      rows.delete(r.id);
       return;
     }
     const merged = { ...current.request, ...r };
