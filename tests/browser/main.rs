@@ -451,6 +451,29 @@ fn a_family_member_signs_in_with_plex_requests_a_title_and_downloads() {
             b.script("return window.__noReload === true;", vec![]),
             json!(true)
         );
+
+        // The status change is a notification too: the bell counts it live; reading it clears it.
+        b.wait_for("the bell to count the notification", |b| {
+            (b.find("#bell-count").text() == "1").then_some(())
+        });
+        b.find("#bell").click();
+        b.wait_path("/notifications");
+        let note = b.find_text("#notification-list .notification.unread", "The Matrix");
+        let note_id = note.attr("data-notification").unwrap();
+        b.find(&format!("[data-notification='{note_id}'] button"))
+            .click();
+        b.find(&format!("[data-notification='{note_id}'].read"));
+        b.wait_for("the bell to clear", |b| {
+            (b.find("#bell-count").prop("hidden") == json!(true)).then_some(())
+        });
+    }
+
+    // Library: the Plex libraries, one opened with its posters.
+    b.find("a.nav-link[href='/library']").click();
+    b.wait_path("/library");
+    if !waiting_for("library", "GET", "/api/v1/plex/libraries") {
+        b.find(".tabs button.tab[aria-pressed='true']");
+        b.find(".library-view .posters .poster-card");
     }
 
     // Downloads: preview, submit, and the progress bar reaches 100% live.
@@ -593,8 +616,29 @@ fn an_admin_changes_a_users_role_and_edits_a_service() {
         shoot(&b, "admin-requests");
     }
 
+    // With Overseerr switched off, Discover says why requesting is off.
+    b.find("a.tab[href='/admin/services']").click();
+    b.wait_path("/admin/services");
+    let enabled = b.find("#svc-overseerr-enabled");
+    enabled.click();
+    b.find_text(&format!("{form} button"), "Save").click();
+    b.find_text(&format!("{form} .result"), "Saved");
+    b.find("a.nav-link[href='/discover']").click();
+    b.wait_path("/discover");
+    b.find_text("#overseerr-notice", "Overseerr");
+    if has_route("GET", "/api/v1/media/search") {
+        b.find("#search").send_keys("Matrix");
+        b.find("form.search button[type='submit']").click();
+        // The refusal shows its message and the correlation id to quote.
+        b.find("#results .error[role='alert']");
+        b.find("#results .error .cid code");
+    }
+    b.find("a.nav-link[href='/admin']").click();
+    b.wait_path("/admin");
+
     // Stats and performance draw their charts.
     b.find("a.tab[href='/admin/stats']").click();
+    b.wait_path("/admin/stats");
     b.find("#admin-panel svg.chart");
     b.find("a.tab[href='/admin/performance']").click();
     b.find("#admin-panel svg.chart");
