@@ -38,7 +38,10 @@ const app = {
   /** Stores a fresh session (after any sign-in) and reloads who we are. */
   async signedIn() {
     await loadSession();
-    app.go(app.session && app.session.user.requiresPasswordChange ? "/password" : "/", { replace: true });
+    // Back to where the sign-in interrupted, if that was a page of this app.
+    const next = new URLSearchParams(location.search).get("next");
+    const target = next && next.startsWith("/") && !next.startsWith("//") && !next.startsWith("/signin") ? next : "/";
+    app.go(app.session && app.session.user.requiresPasswordChange ? "/password" : target, { replace: true });
   },
   async signOut() {
     try {

@@ -222,6 +222,13 @@ async function requests(panel) {
   await load(true);
 }
 
+function fmtUptime(seconds) {
+  const d = Math.floor(seconds / 86400);
+  const h = Math.floor((seconds % 86400) / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  return d ? `${d} d ${h} h` : h ? `${h} h ${m} min` : `${m} min`;
+}
+
 function tiles(pairs) {
   return h("div", { class: "tiles" }, pairs.map(([label, value]) =>
     h("div", { class: "tile" }, h("strong", { text: value ?? "—" }), h("span", { text: label }))));
@@ -236,13 +243,19 @@ async function stats(panel) {
       tiles([
         ["users", data.users && data.users.total], ["active", data.users && data.users.active], ["admins", data.users && data.users.admins],
         ["requests", r.total], ["errors in 24 h", data.errors24h ?? (data.errors && data.errors.last24h)],
-        ["database", data.database ? fmtBytes(data.database.sizeBytes ?? data.database.size) : null],
+        ["database", data.database ? fmtBytes(data.database.sizeBytes) : null],
+        ["WAL", data.database ? fmtBytes(data.database.walBytes) : null],
+        ["downloaded", d.bytes !== undefined ? fmtBytes(d.bytes) : null],
+        ["up for", data.uptimeSeconds !== undefined ? fmtUptime(data.uptimeSeconds) : null],
         ["version", data.version],
       ]),
       h("h2", { text: "Requests per day (30 days)" }),
       barChart((r.perDay || []).map((p) => ({ label: p.date, value: p.count })), { label: "Requests per day over 30 days" }),
       h("h2", { text: "Requests by status" }),
       tiles(Object.entries(r.byStatus || {}).map(([k, v]) => [k.replace(/_/g, " "), v])),
+      r.byType ? tiles(Object.entries(r.byType).map(([k, v]) => [k === "tv" ? "TV requests" : `${k} requests`, v])) : null,
+      data.cache ? [h("h2", { text: "Cache hit rates" }),
+        tiles(Object.entries(data.cache).map(([name, c]) => [name.replace(/_/g, " "), `${Math.round((c.hitRate || 0) * 100)}%`]))] : null,
       d.byStatus ? [h("h2", { text: "Downloads" }), tiles(Object.entries(d.byStatus).map(([k, v]) => [k, v]))] : null,
       h("details", {}, h("summary", { text: "Everything" }), h("pre", { class: "raw", text: JSON.stringify(data, null, 2) })));
   } catch (e) {
@@ -295,7 +308,7 @@ async function errors(panel) {
     ? h("div", { class: "table-wrap" }, h("table", { class: "table" },
       h("thead", {}, h("tr", {}, ["When", "Code", "Status", "Request", "Message", "Correlation id"].map((t) => h("th", { scope: "col", text: t })))),
       h("tbody", {}, rows.map((e) => h("tr", {},
-        h("td", { text: fmtDate(e.createdAt) }), h("td", {}, h("code", { text: e.code })), h("td", { text: e.status ?? "" }),
+        h("td", { text: fmtDate(e.createdAt) }), h("td", {}, h("code", { text: e.code })), h("td", { text: e.statusCode ?? e.status ?? "" }),
         h("td", { text: [e.method, e.path].filter(Boolean).join(" ") }), h("td", { text: e.message || "" }),
         h("td", {}, h("button", { type: "button", class: "link", onclick: () => { cid.value = e.correlationId; load(); } }, e.correlationId)))))))
     : h("p", { class: "muted", text: "No errors logged." });
