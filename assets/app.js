@@ -119,6 +119,9 @@ function header(current) {
     ),
   );
   app.setUnread(app.unread);
+  // On a phone the navigation scrolls sideways: keep the current page's link in view.
+  const active = top.querySelector(".nav-link[aria-current='page']");
+  if (active && active.scrollIntoView) active.scrollIntoView({ block: "nearest", inline: "nearest" });
 }
 
 function bellIcon() {

@@ -180,7 +180,8 @@ export function fmtDuration(seconds) {
 /** An inline-SVG sparkline of `values` (nulls are gaps). */
 export function sparkline(values, { width = 120, height = 28, label = "trend" } = {}) {
   const points = values.map((v, i) => [i, v]).filter(([, v]) => v !== null && v !== undefined);
-  const svg = s("svg", { class: "sparkline", viewBox: `0 0 ${width} ${height}`, width, height, role: "img", "aria-label": label });
+  // Stretched to the card's width: a sparkline has no text to distort.
+  const svg = s("svg", { class: "sparkline", viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: "none", role: "img", "aria-label": label });
   if (points.length === 0) {
     svg.append(s("line", { x1: 0, y1: height - 1, x2: width, y2: height - 1, class: "spark-empty" }));
     return svg;
@@ -195,7 +196,7 @@ export function sparkline(values, { width = 120, height = 28, label = "trend" } 
   const path = points
     .map(([i, v], n) => `${n === 0 ? "M" : "L"}${(i * step).toFixed(1)},${(height - 2 - (v / max) * (height - 4)).toFixed(1)}`)
     .join(" ");
-  svg.append(s("path", { d: path, class: "spark-line", fill: "none" }));
+  svg.append(s("path", { d: path, class: "spark-line", fill: "none", "vector-effect": "non-scaling-stroke" }));
   return svg;
 }
 

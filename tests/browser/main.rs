@@ -356,6 +356,9 @@ fn a_family_member_signs_in_with_plex_requests_a_title_and_downloads() {
     b.find("[data-service='plex'] svg.sparkline");
     assert_clean_console(&b);
     shoot(&b, "home");
+    b.dark(true);
+    shoot(&b, "home-dark");
+    b.dark(false);
 
     // Discover: search and request a movie.
     b.find("a.nav-link[href='/discover']").click();

@@ -340,6 +340,18 @@ impl Browser {
         path
     }
 
+    /// Emulates `prefers-color-scheme: dark` (or back to light) through Chromium's DevTools.
+    pub fn dark(&self, on: bool) {
+        self.command(
+            "POST",
+            "/goog/cdp/execute",
+            Some(json!({
+                "cmd": "Emulation.setEmulatedMedia",
+                "params": {"features": [{"name": "prefers-color-scheme", "value": if on { "dark" } else { "light" }}]},
+            })),
+        );
+    }
+
     /// Browser console messages since the last call (Chromium's log endpoint).
     pub fn console(&self) -> Vec<String> {
         self.try_command("POST", "/se/log", Some(json!({"type": "browser"})))
