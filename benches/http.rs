@@ -130,7 +130,158 @@ const SCENARIOS: &[Scenario] = &[
         headers: &[],
         setup: signed_in,
     },
+    Scenario {
+        name: "requests-first-page",
+        server: Role::App,
+        path: "/api/v1/media/requests",
+        headers: &[],
+        setup: media_first_page,
+    },
+    Scenario {
+        name: "requests-deep-page",
+        server: Role::App,
+        // Replaced by the setup with the path of a page 10 000 rows deep.
+        path: "/api/v1/media/requests",
+        headers: &[],
+        setup: media_deep_page,
+    },
+    Scenario {
+        name: "dashboard",
+        server: Role::App,
+        path: "/api/v1/dashboard",
+        headers: &[],
+        setup: media_first_page,
+    },
 ];
+
+/// Media requests in the media scenarios' database, and the users they are spread over.
+const MEDIA_ROWS: i64 = 1_000_000;
+const MEDIA_USERS: i64 = 50;
+/// How deep the deep-page scenario starts, in rows of the signed-in user's list.
+const DEEP_ROWS: usize = 10_000;
+
+/// 50 users with 1,000,000 requests between them (20 000 each, one every 30 s over about a
+/// year, statuses and types mixed, titles unsorted), and a session for the first user.
+async fn seed_media(state: &AppState) -> Result<(String, String), String> {
+    let now = state.clock().now_ms();
+    let started = Instant::now();
+    let sessions = state.clone();
+    let (user, token) = state
+        .db()
+        .write(move |tx| {
+            let mut users = Vec::new();
+            for u in 0..MEDIA_USERS {
+                let id = medianest::users::new_id();
+                tx.execute(
+                    "INSERT INTO users (id, username, role, status, created_at)
+                     VALUES (?1, ?2, 'user', 'active', ?3)",
+                    rusqlite::params![id, format!("viewer{u}"), now],
+                )?;
+                users.push(id);
+            }
+            let statuses = ["pending", "approved", "processing", "available", "declined"];
+            let mut insert = tx.prepare(
+                "INSERT INTO media_requests (id, user_id, title, media_type, tmdb_id, seasons,
+                                             is_4k, status, overseerr_id, poster_path,
+                                             created_at, updated_at, completed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9, ?10, ?10, ?11)",
+            )?;
+            let start = now - MEDIA_ROWS * 30_000;
+            for i in 0..MEDIA_ROWS {
+                let tv = i % 3 == 0;
+                let status = statuses[(i % 5) as usize];
+                let at = start + i * 30_000;
+                insert.execute(rusqlite::params![
+                    uuid::Uuid::now_v7().to_string(),
+                    users[(i % MEDIA_USERS) as usize],
+                    format!("Title {:07}", (i * 7_919) % MEDIA_ROWS),
+                    if tv { "tv" } else { "movie" },
+                    i + 1,
+                    tv.then_some("[1,2]"),
+                    status,
+                    i + 1,
+                    "/f89U3ADr1oiB1s9GkdPOEpXUk5H.jpg",
+                    at,
+                    (status == "available").then_some(at + 86_400_000),
+                ])?;
+            }
+            drop(insert);
+            let token = sessions
+                .sessions()
+                .create(tx, &users[0], false, Some("bench"), None, now)?
+                .token;
+            Ok((users[0].clone(), token))
+        })
+        .await
+        .map_err(|e| format!("seed media: {e}"))?;
+    state
+        .db()
+        .run(|conn| Ok(conn.execute_batch("ANALYZE")?))
+        .await
+        .map_err(|e| format!("analyze: {e}"))?;
+    eprintln!(
+        "bench: seeded {MEDIA_ROWS} requests over {MEDIA_USERS} users in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok((user, token))
+}
+
+fn bearer(token: &str) -> (String, String) {
+    ("Authorization".to_owned(), format!("Bearer {token}"))
+}
+
+/// The first page of a user's requests (and the dashboard) over the 1M-row table.
+fn media_first_page(state: AppState) -> BoxFuture<'static, Result<Headers, String>> {
+    Box::pin(async move {
+        let (_, token) = seed_media(&state).await?;
+        Ok(vec![bearer(&token)])
+    })
+}
+
+/// A page 10 000 rows deep: the setup follows the cursors page by page, as a client would.
+fn media_deep_page(state: AppState) -> BoxFuture<'static, Result<Headers, String>> {
+    Box::pin(async move {
+        let (user, token) = seed_media(&state).await?;
+        let cursor = state
+            .db()
+            .run(move |conn| {
+                use medianest::media::store::{ListSpec, Order, Position, Sort, list};
+                let spec = ListSpec {
+                    user_id: Some(user.clone()),
+                    status: None,
+                    media_type: None,
+                    q: None,
+                    from_ms: None,
+                    to_ms: None,
+                    sort: Sort::CreatedAt,
+                    order: Order::Desc,
+                    with_owner: false,
+                };
+                let mut after: Option<Position> = None;
+                for _ in 0..DEEP_ROWS / 20 {
+                    let page = list(conn, &spec, &user, after.as_ref(), 20)?;
+                    after = page.last().map(|r| Position::of(r, Sort::CreatedAt));
+                }
+                Ok(after)
+            })
+            .await
+            .map_err(|e| format!("follow cursors: {e}"))?
+            .ok_or("the list ended early")?;
+        let cursor = state
+            .cursors()
+            .encode("media_requests.mine.created_at.desc", &cursor);
+        Ok(vec![
+            bearer(&token),
+            (
+                PATH_HEADER.to_owned(),
+                format!("/api/v1/media/requests?cursor={cursor}"),
+            ),
+        ])
+    })
+}
+
+/// A setup "header" that replaces the scenario's path instead of being sent.
+const PATH_HEADER: &str = "x-bench-path";
 
 /// A user with a session: the `Authorization` header for authenticated scenarios. The session
 /// cache is hot after the warm-up.
@@ -633,9 +784,16 @@ mod parent {
     }
 
     fn request_bytes(scenario: &Scenario, extra: &Headers) -> Vec<u8> {
-        let mut text = format!("GET {} HTTP/1.1\r\nHost: 127.0.0.1\r\n", scenario.path);
+        let path = extra
+            .iter()
+            .find(|(n, _)| n == PATH_HEADER)
+            .map_or(scenario.path, |(_, v)| v.as_str());
+        let mut text = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n");
         let fixed = scenario.headers.iter().map(|&(n, v)| (n, v));
-        let extra = extra.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+        let extra = extra
+            .iter()
+            .filter(|(n, _)| n != PATH_HEADER)
+            .map(|(n, v)| (n.as_str(), v.as_str()));
         for (name, value) in fixed.chain(extra) {
             text.push_str(&format!("{name}: {value}\r\n"));
         }

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Secret, ServiceSeed};
 use crate::error::AppResult;
-use crate::sim::overseerr::FakeOverseerr;
+use crate::sim::overseerr::{FakeOverseerr, FakeOverseerrUser};
 use crate::sim::plex::FakePlexServer;
 use crate::sim::plextv::{FakeAccount, FakePlexTv};
 use crate::sim::uptime_kuma::{FakeUptimeKuma, HeartbeatMode, KumaVersion, MonitorState};
@@ -38,6 +38,8 @@ pub const HEALTH_INTERVAL_SECS: u64 = 10;
 pub const DATA_DIR_PREFIX: &str = "medianest-demo-";
 /// The log level unless `--log-level` says otherwise: the banner is the demo's output.
 const DEFAULT_LOG_LEVEL: &str = "warn";
+/// The webhook secret the demo's Overseerr sends (only ever used on loopback).
+pub const WEBHOOK_SECRET: &str = "medianest-demo-webhook";
 /// The notification [`seed`] leaves for the admin (and how it knows it already did).
 const WELCOME_KIND: &str = "demo.welcome";
 
@@ -105,6 +107,13 @@ impl Simulators {
             }
         }
         let owner = owner.ok_or_else(|| std::io::Error::other("the demo has no server owner"))?;
+        // Overseerr knows the owner (its admin, user 1) and the Plex users the owner imported,
+        // so requests are made as each user.
+        for (id, username, access) in ACCOUNTS {
+            if access == Access::Shared {
+                overseerr.add_user(FakeOverseerrUser::plex(10 + id, Some(id), username));
+            }
+        }
 
         uptime_kuma.set_title("Home");
         // Every read adds a beat, as if Kuma had checked in between: the page looks alive.
@@ -137,6 +146,21 @@ impl Simulators {
         config.services.overseerr =
             seed(self.overseerr.url(), Some(self.overseerr.api_key()), None);
         config.services.uptime_kuma = seed(self.uptime_kuma.url(), None, Some(KUMA_SLUG));
+        config.webhooks.overseerr_secret = Some(Secret::new(WEBHOOK_SECRET));
+    }
+
+    /// Points the fake Overseerr's webhook at the portal listening on `local`, so its demo
+    /// controls (`POST /demo/requests/{id}/{approve|available|decline}`) update MediaNest live.
+    pub fn connect_webhook(&self, local: SocketAddr) {
+        let host = if local.ip().is_unspecified() {
+            std::net::SocketAddr::from(([127, 0, 0, 1], local.port()))
+        } else {
+            local
+        };
+        self.overseerr.set_webhook_target(
+            &format!("http://{host}/api/v1/webhooks/overseerr"),
+            Some(WEBHOOK_SECRET),
+        );
     }
 
     /// Stops every simulator.
@@ -290,6 +314,7 @@ async fn serve(
         .await
         .map_err(|e| format!("cannot seed the demo data: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
+    sims.connect_webhook(local);
     println!(
         "{}",
         banner(local, sims, &state.config().data_dir, temporary)
@@ -321,14 +346,18 @@ fn banner(local: SocketAddr, sims: &Simulators, data_dir: &Path, temporary: bool
          \x20                  POST /api/v1/auth/plex/pin, open its authUrl, pick an account, then\n\
          \x20                  POST /api/v1/auth/plex/pin/{{pinId}}/poll\n\
          \x20 Service status   GET /api/v1/services (checked every {HEALTH_INTERVAL_SECS} s)\n\
+         \x20 Requests         GET /api/v1/media/search?query=matrix, POST /api/v1/media/requests;\n\
+         \x20                  approve as admin, then POST {}/demo/requests/{{overseerrId}}/available\n\
+         \x20                  plays Radarr, and Overseerr's webhook marks the request available\n\
          \n\
          \x20 Simulated upstreams on this machine:\n\
          \x20   plex.tv        {}  (accounts owner, alice, bob, mallory)\n\
          \x20   Plex server    {}\n\
-         \x20   Overseerr      {}  (status only)\n\
+         \x20   Overseerr      {}  (7 titles; alice and bob are Overseerr users)\n\
          \x20   Uptime Kuma    {}  (status page \"{KUMA_SLUG}\": {monitors})\n\
          \n\
          \x20 Data directory   {}  ({kept})",
+        sims.overseerr.url(),
         sims.plextv.url(),
         sims.plex.url(),
         sims.overseerr.url(),

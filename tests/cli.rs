@@ -641,6 +641,54 @@ fn demo_runs_against_simulated_upstreams_and_cleans_up_after_itself() {
             .unwrap(),
     );
     assert_eq!(status, 200, "{session}");
+
+    // A request as alice's own Overseerr account, approved by the admin, then "downloaded":
+    // the fake Overseerr's demo control fires its webhook and the request becomes available.
+    let alice_auth = format!("Bearer {}", alice["data"]["token"].as_str().unwrap());
+    let (status, made) = json_of(
+        agent
+            .post(&server.url("/api/v1/media/requests"))
+            .header("Authorization", &alice_auth)
+            .header("Content-Type", "application/json")
+            .send(json!({"mediaType": "movie", "tmdbId": 603}).to_string())
+            .unwrap(),
+    );
+    assert_eq!(status, 201, "{made}");
+    let id = made["data"]["id"].as_str().unwrap();
+    let oid = made["data"]["overseerrId"].as_i64().unwrap();
+    let (status, approved) = json_of(
+        agent
+            .post(&server.url(&format!("/api/v1/admin/requests/{id}/approve")))
+            .header("Authorization", &admin)
+            .send_empty()
+            .unwrap(),
+    );
+    assert_eq!(status, 200, "{approved}");
+    let overseerr = banner
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Overseerr"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the Overseerr URL in the banner");
+    let (status, fired) = json_of(
+        agent
+            .post(&format!("{overseerr}/demo/requests/{oid}/available"))
+            .send_empty()
+            .unwrap(),
+    );
+    assert_eq!(
+        (status, fired["webhookStatus"].as_i64()),
+        (200, Some(200)),
+        "{fired}"
+    );
+    let (_, request) = json_of(
+        agent
+            .get(&server.url(&format!("/api/v1/media/requests/{id}")))
+            .header("Authorization", &alice_auth)
+            .call()
+            .unwrap(),
+    );
+    assert_eq!(request["data"]["status"], "available", "{request}");
+
     let (status, mallory) = sign_in_with_plex(4);
     assert_eq!(status, 403, "{mallory}");
     assert_eq!(mallory["error"]["code"], "PLEX_SIGNUP_CLOSED", "{mallory}");

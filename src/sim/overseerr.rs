@@ -118,6 +118,8 @@ struct SimState {
     last_api_key: Option<String>,
     last_api_user: Option<String>,
     library: library::Library,
+    /// Where the demo controls send webhooks, and their `Authorization`.
+    webhook: Option<(String, Option<String>)>,
 }
 
 impl FakeOverseerr {
@@ -134,6 +136,7 @@ impl FakeOverseerr {
                 last_api_key: None,
                 last_api_user: None,
                 library: library::Library::default(),
+                webhook: None,
             }),
         });
         let server =
@@ -179,6 +182,10 @@ fn router(shared: Arc<Shared>, traffic: Arc<Traffic<Fault>>) -> Router {
         .route("/api/v1/status", get(status))
         .route("/api/v1/status/appdata", get(appdata))
         .merge(routes::routes())
+        .route(
+            "/demo/requests/{id}/{action}",
+            axum::routing::post(demo_action),
+        )
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             traffic,
@@ -190,6 +197,57 @@ fn router(shared: Arc<Shared>, traffic: Arc<Traffic<Fault>>) -> Router {
             note_credentials,
         ))
         .with_state(shared)
+}
+
+/// `POST /demo/requests/{id}/{approve|available|decline}`: what an Overseerr admin and the
+/// *arr apps would do to a request, followed by the webhook Overseerr sends about it (to the
+/// target of [`FakeOverseerr::set_webhook_target`]). For the demo and browser tests, which drive
+/// the binary from outside; answers `{"webhookStatus": <MediaNest's answer or null>}`.
+async fn demo_action(
+    State(shared): State<Arc<Shared>>,
+    axum::extract::Path((id, action)): axum::extract::Path<(i64, String)>,
+) -> Response {
+    use crate::integrations::overseerr::{MediaRequestStatus, MediaStatus, NotificationType};
+    let (body, target) = {
+        let mut state = shared.lock();
+        let Some(request) = state.library.request(id).cloned() else {
+            return message(StatusCode::NOT_FOUND, "Request not found.");
+        };
+        let (status, media, kind) = match action.as_str() {
+            "approve" => (
+                MediaRequestStatus::Approved,
+                MediaStatus::Processing,
+                NotificationType::MediaApproved,
+            ),
+            "available" => (
+                MediaRequestStatus::Approved,
+                MediaStatus::Available,
+                NotificationType::MediaAvailable,
+            ),
+            "decline" => (
+                MediaRequestStatus::Declined,
+                MediaStatus::Unknown,
+                NotificationType::MediaDeclined,
+            ),
+            _ => return message(StatusCode::NOT_FOUND, "Unknown action."),
+        };
+        state.library.set_request_status(id, status);
+        state
+            .library
+            .set_media_status(request.media_type, request.tmdb_id, media);
+        let body = control::payload(&state, &FakeNotification::about(kind, id));
+        (body, state.webhook.clone())
+    };
+    let fired = match target {
+        Some((url, authorization)) => {
+            let bytes = serde_json::to_vec(&body).unwrap_or_default();
+            control::post_webhook(&url, authorization.as_deref(), bytes)
+                .await
+                .ok()
+        }
+        None => None,
+    };
+    axum::Json(json!({ "webhookStatus": fired })).into_response()
 }
 
 /// Notes the request's `X-Api-Key` and `X-API-User` (see [`FakeOverseerr::last_api_key`]).

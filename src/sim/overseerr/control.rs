@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::FakeOverseerr;
 use super::library::{FakeOverseerrUser, FakeRequest, FakeTitle};
+use super::{FakeOverseerr, SimState};
 use crate::integrations::overseerr::{
     MediaRequestStatus, MediaStatus, MediaType, NotificationType,
 };
@@ -194,103 +194,13 @@ impl FakeOverseerr {
 
     /// The body [`FakeOverseerr::fire_webhook`] would send for `notification`.
     pub fn webhook_payload(&self, notification: &FakeNotification) -> Value {
-        let state = self.shared.lock();
-        let library = &state.library;
-        let request = notification.request_id.and_then(|id| library.request(id));
-        let camel = notification.template == WebhookTemplate::CamelCase;
-        let kind = notification.notification_type.as_str();
-        if notification.notification_type == NotificationType::TestNotification || request.is_none()
-        {
-            let test = notification.notification_type == NotificationType::TestNotification;
-            let (subject, message) = if test {
-                (
-                    "Test Notification",
-                    "Check check, 1, 2, 3. Are we coming in clear?",
-                )
-            } else {
-                ("", "")
-            };
-            let type_key = if camel {
-                "notificationType"
-            } else {
-                "notification_type"
-            };
-            return json!({
-                type_key: kind, "event": "", "subject": subject, "message": message,
-                "image": "", "media": null, "request": null, "issue": null, "comment": null,
-                "extra": [],
-            });
-        }
-        let Some(request) = request else {
-            return Value::Null;
-        };
-        let title = library.title(request.media_type, request.tmdb_id);
-        let user = library.user(request.requested_by);
-        let media_status = |is4k| {
-            library
-                .media_status(request.media_type, request.tmdb_id, is4k)
-                .name()
-                .unwrap_or("UNKNOWN")
-        };
-        let text = |s: Option<&str>| s.unwrap_or_default().to_owned();
-        let email = text(user.and_then(|u| u.email.as_deref()));
-        let username = text(user.map(|u| u.display_name.as_str()));
-        let avatar = user
-            .map(|u| format!("https://plex.tv/users/{:016x}/avatar?c=1712345678", u.id))
-            .unwrap_or_default();
-        let tvdb_id = title.and_then(|t| t.tvdb_id);
-        let seasons = request
-            .seasons
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(", ");
-        let extra = if request.media_type == MediaType::Tv {
-            json!([{"name": "Requested Seasons", "value": seasons}])
-        } else {
-            json!([])
-        };
-        let subject = title.map(FakeTitle::subject).unwrap_or_default();
-        let message = title.map(|t| t.overview.clone()).unwrap_or_default();
-        let image = title
-            .and_then(|t| t.poster_path.as_deref())
-            .map(|p| format!("https://image.tmdb.org/t/p/w600_and_h900_bestv2{p}"))
-            .unwrap_or_default();
-        let event = event_name(&notification.notification_type, request);
-        if camel {
-            json!({
-                "notificationType": kind, "event": event, "subject": subject,
-                "message": message, "image": image,
-                "media": {
-                    "mediaType": request.media_type.as_str(), "tmdbId": request.tmdb_id,
-                    "tvdbId": tvdb_id, "status": media_status(false),
-                    "status4k": media_status(true),
-                },
-                "request": {
-                    "requestId": request.id, "requestedByEmail": email,
-                    "requestedByUsername": username, "requestedByAvatar": avatar,
-                },
-                "issue": null, "comment": null, "extra": extra,
-            })
-        } else {
-            json!({
-                "notification_type": kind, "event": event, "subject": subject,
-                "message": message, "image": image,
-                "media": {
-                    "media_type": request.media_type.as_str(),
-                    "tmdbId": request.tmdb_id.to_string(),
-                    "tvdbId": tvdb_id.map(|id| id.to_string()).unwrap_or_default(),
-                    "status": media_status(false), "status4k": media_status(true),
-                },
-                "request": {
-                    "request_id": request.id.to_string(), "requestedBy_email": email,
-                    "requestedBy_username": username, "requestedBy_avatar": avatar,
-                    "requestedBy_settings_discordId": "",
-                    "requestedBy_settings_telegramChatId": "",
-                },
-                "issue": null, "comment": null, "extra": extra,
-            })
-        }
+        payload(&self.shared.lock(), notification)
+    }
+
+    /// Where the demo controls (`POST /demo/requests/{id}/{action}`) send webhooks, and the
+    /// `Authorization` value they carry.
+    pub fn set_webhook_target(&self, url: &str, authorization: Option<&str>) {
+        self.shared.lock().webhook = Some((url.to_owned(), authorization.map(str::to_owned)));
     }
 
     /// POSTs `notification` to `url` (MediaNest's `/api/v1/webhooks/overseerr`) as Overseerr's
@@ -304,29 +214,137 @@ impl FakeOverseerr {
     ) -> Result<u16, String> {
         let body =
             serde_json::to_vec(&self.webhook_payload(notification)).map_err(|e| e.to_string())?;
-        let url = url.to_owned();
-        let authorization = authorization.map(str::to_owned);
-        tokio::task::spawn_blocking(move || {
-            let config = ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .timeout_global(Some(WEBHOOK_TIMEOUT))
-                .build();
-            let agent = ureq::Agent::new_with_config(config);
-            let mut request = agent
-                .post(&url)
-                .header("Content-Type", "application/json")
-                .header("User-Agent", "axios/1.6.7");
-            if let Some(value) = &authorization {
-                request = request.header("Authorization", value.as_str());
-            }
-            request
-                .send(body.as_slice())
-                .map(|response| response.status().as_u16())
-                .map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|e| e.to_string())?
+        post_webhook(url, authorization, body).await
     }
+}
+
+/// The body Overseerr's webhook agent sends for `notification`, in the state `state` is in.
+pub(super) fn payload(state: &SimState, notification: &FakeNotification) -> Value {
+    let library = &state.library;
+    let request = notification.request_id.and_then(|id| library.request(id));
+    let camel = notification.template == WebhookTemplate::CamelCase;
+    let kind = notification.notification_type.as_str();
+    if notification.notification_type == NotificationType::TestNotification || request.is_none() {
+        let test = notification.notification_type == NotificationType::TestNotification;
+        let (subject, message) = if test {
+            (
+                "Test Notification",
+                "Check check, 1, 2, 3. Are we coming in clear?",
+            )
+        } else {
+            ("", "")
+        };
+        let type_key = if camel {
+            "notificationType"
+        } else {
+            "notification_type"
+        };
+        return json!({
+            type_key: kind, "event": "", "subject": subject, "message": message,
+            "image": "", "media": null, "request": null, "issue": null, "comment": null,
+            "extra": [],
+        });
+    }
+    let Some(request) = request else {
+        return Value::Null;
+    };
+    let title = library.title(request.media_type, request.tmdb_id);
+    let user = library.user(request.requested_by);
+    let media_status = |is4k| {
+        library
+            .media_status(request.media_type, request.tmdb_id, is4k)
+            .name()
+            .unwrap_or("UNKNOWN")
+    };
+    let text = |s: Option<&str>| s.unwrap_or_default().to_owned();
+    let email = text(user.and_then(|u| u.email.as_deref()));
+    let username = text(user.map(|u| u.display_name.as_str()));
+    let avatar = user
+        .map(|u| format!("https://plex.tv/users/{:016x}/avatar?c=1712345678", u.id))
+        .unwrap_or_default();
+    let tvdb_id = title.and_then(|t| t.tvdb_id);
+    let seasons = request
+        .seasons
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let extra = if request.media_type == MediaType::Tv {
+        json!([{"name": "Requested Seasons", "value": seasons}])
+    } else {
+        json!([])
+    };
+    let subject = title.map(FakeTitle::subject).unwrap_or_default();
+    let message = title.map(|t| t.overview.clone()).unwrap_or_default();
+    let image = title
+        .and_then(|t| t.poster_path.as_deref())
+        .map(|p| format!("https://image.tmdb.org/t/p/w600_and_h900_bestv2{p}"))
+        .unwrap_or_default();
+    let event = event_name(&notification.notification_type, request);
+    if camel {
+        json!({
+            "notificationType": kind, "event": event, "subject": subject,
+            "message": message, "image": image,
+            "media": {
+                "mediaType": request.media_type.as_str(), "tmdbId": request.tmdb_id,
+                "tvdbId": tvdb_id, "status": media_status(false),
+                "status4k": media_status(true),
+            },
+            "request": {
+                "requestId": request.id, "requestedByEmail": email,
+                "requestedByUsername": username, "requestedByAvatar": avatar,
+            },
+            "issue": null, "comment": null, "extra": extra,
+        })
+    } else {
+        json!({
+            "notification_type": kind, "event": event, "subject": subject,
+            "message": message, "image": image,
+            "media": {
+                "media_type": request.media_type.as_str(),
+                "tmdbId": request.tmdb_id.to_string(),
+                "tvdbId": tvdb_id.map(|id| id.to_string()).unwrap_or_default(),
+                "status": media_status(false), "status4k": media_status(true),
+            },
+            "request": {
+                "request_id": request.id.to_string(), "requestedBy_email": email,
+                "requestedBy_username": username, "requestedBy_avatar": avatar,
+                "requestedBy_settings_discordId": "",
+                "requestedBy_settings_telegramChatId": "",
+            },
+            "issue": null, "comment": null, "extra": extra,
+        })
+    }
+}
+
+/// One webhook POST, as Overseerr's agent makes it.
+pub(super) async fn post_webhook(
+    url: &str,
+    authorization: Option<&str>,
+    body: Vec<u8>,
+) -> Result<u16, String> {
+    let url = url.to_owned();
+    let authorization = authorization.map(str::to_owned);
+    tokio::task::spawn_blocking(move || {
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(WEBHOOK_TIMEOUT))
+            .build();
+        let agent = ureq::Agent::new_with_config(config);
+        let mut request = agent
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .header("User-Agent", "axios/1.6.7");
+        if let Some(value) = &authorization {
+            request = request.header("Authorization", value.as_str());
+        }
+        request
+            .send(body.as_slice())
+            .map(|response| response.status().as_u16())
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())?
 }
 
 /// Overseerr's `event` text for a notification about `request`.
