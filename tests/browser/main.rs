@@ -27,13 +27,12 @@ use std::time::Duration;
 use medianest::config::{Config, Secret};
 use medianest::demo::Simulators;
 use medianest::integrations::overseerr::webhook::NotificationType;
-use medianest::sim::overseerr::{FakeNotification, FakeOverseerrUser};
+use medianest::sim::overseerr::FakeNotification;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use webdriver::Browser;
 
 const ADMIN_PASSWORD: &str = "browser-test-admin";
-const WEBHOOK_SECRET: &str = "browser-test-webhook";
 const DESKTOP: (u32, u32) = (1280, 1000);
 const PHONE: (u32, u32) = (375, 1000);
 
@@ -92,16 +91,12 @@ impl App {
             ..Config::default()
         };
         config.admin.password = Some(Secret::new(ADMIN_PASSWORD));
-        config.webhooks.overseerr_secret = Some(Secret::new(WEBHOOK_SECRET));
         config.youtube.ytdlp_path = ytdlp.display().to_string();
         config.log.level =
             std::env::var("TEST_LOG").map_or_else(|_| "error".into(), |_| "info".into());
         edit(&mut config);
         let (sims, state, listener) = rt.block_on(async {
             let sims = Simulators::start().await.unwrap();
-            // alice has an Overseerr account (matched by her Plex id), so her requests are hers.
-            sims.overseerr
-                .add_user(FakeOverseerrUser::plex(2, Some(2), "alice"));
             sims.configure(&mut config);
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let state = tokio::task::spawn_blocking(move || {
@@ -436,7 +431,7 @@ fn a_family_member_signs_in_with_plex_requests_a_title_and_downloads() {
         );
         let status = app.rt.block_on(app.sims.overseerr.fire_webhook(
             &app.url("/api/v1/webhooks/overseerr"),
-            Some(WEBHOOK_SECRET),
+            Some(medianest::demo::WEBHOOK_SECRET),
             &FakeNotification::about(NotificationType::MediaAvailable, overseerr_id),
         ));
         assert_eq!(status, Ok(200));
