@@ -250,5 +250,4 @@ async function boot() {
   await render();
 }
 
-window.medianest = app;
 boot();

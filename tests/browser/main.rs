@@ -275,9 +275,30 @@ printf '%s"%s"\n' "$done_print" "$file"
     path
 }
 
+/// Every control on the page has a name a screen reader can say (a label, `aria-label`, its
+/// text or a title).
+fn assert_labelled(browser: &Browser, page: &str) {
+    let unnamed = browser.script(
+        r#"const bad = [];
+        for (const el of document.querySelectorAll("input, select, textarea, button, a[href]")) {
+          if (el.type === "hidden" || el.closest("[hidden]")) continue;
+          const named = el.getAttribute("aria-label")
+            || (el.id && document.querySelector(`label[for="${el.id}"]`))
+            || el.closest("label")
+            || (el.textContent || "").trim()
+            || el.getAttribute("title");
+          if (!named) bad.push(el.outerHTML.slice(0, 160));
+        }
+        return bad;"#,
+        vec![],
+    );
+    assert_eq!(unnamed, json!([]), "controls without a name on {page}");
+}
+
 /// Saves `<name>-1280.png` and `<name>-375.png` of the current page, and leaves the window at
-/// the desktop size.
+/// the desktop size. Checks that its controls are labelled on the way.
 fn shoot(browser: &Browser, name: &str) {
+    assert_labelled(browser, name);
     for (width, height) in [DESKTOP, PHONE] {
         browser.resize(width, height);
         // Let a resize-driven layout settle: wait for two animation frames.
