@@ -262,6 +262,7 @@ for i in 1 2 3 4 5 6 7 8 9 10; do
 done
 mkdir -p "$home"
 file="$home/Big Buck Bunny [aqz-KE-bpKQ].mp4"
+printf '%s{"status":"finished","downloaded_bytes":%d,"total_bytes":%d,"filename":"%s"}\n' "$progress" "$total" "$total" "$file"
 head -c 1000 /dev/zero > "$file"
 printf '%s"%s"\n' "$done_print" "$file"
 "#,
