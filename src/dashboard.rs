@@ -21,11 +21,12 @@
 //! Debug builds read the files from disk on each request (rust-embed's default), so editing a
 //! page needs no rebuild; release builds embed them in the binary.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -49,10 +50,11 @@ const VERSION_PARAM: &str = "v=";
 /// The files `index.html` names by fingerprinted URL (the placeholder is `{{v:NAME}}`).
 const INDEX: &str = "index.html";
 
-/// A file ready to send: its bytes, hash and type.
+/// A file ready to send: its bytes, hash and type. In a release build the bytes are the
+/// embedded ones (no copy per request).
 #[derive(Clone)]
 struct File {
-    bytes: Arc<[u8]>,
+    bytes: Bytes,
     hash: [u8; 32],
     content_type: &'static str,
 }
@@ -75,7 +77,7 @@ impl File {
 /// A SHA-256 digest: how files are known in the caches.
 type Hash = [u8; 32];
 /// gzip bodies by the hash of the original.
-type GzipCache = Mutex<HashMap<Hash, Arc<[u8]>>>;
+type GzipCache = Mutex<HashMap<Hash, Bytes>>;
 /// The rewritten `index.html`, with the hash of the original it was made from.
 type IndexCache = Mutex<Option<(Hash, File)>>;
 
@@ -166,7 +168,7 @@ impl Dashboard {
             rest = &after[end + 2..];
         }
         out.push_str(rest);
-        let bytes: Arc<[u8]> = out.into_bytes().into();
+        let bytes = Bytes::from(out.into_bytes());
         let hash = sha256(&bytes);
         let file = File {
             bytes,
@@ -202,11 +204,11 @@ impl Dashboard {
         };
         builder
             .header(header::CONTENT_LENGTH, body.len())
-            .body(Body::from(body.to_vec()))
+            .body(Body::from(body))
             .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
     }
 
-    fn gzip(&self, file: &File) -> Arc<[u8]> {
+    fn gzip(&self, file: &File) -> Bytes {
         let mut cache = self.gzipped.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(bytes) = cache.get(&file.hash) {
             return bytes.clone();
@@ -217,7 +219,7 @@ impl Dashboard {
             .and_then(|()| encoder.finish());
         match compressed {
             Ok(bytes) => {
-                let bytes: Arc<[u8]> = bytes.into();
+                let bytes = Bytes::from(bytes);
                 cache.insert(file.hash, bytes.clone());
                 bytes
             }
@@ -239,7 +241,10 @@ fn load(name: &str) -> Option<File> {
     let embedded = Assets::get(name)?;
     Some(File {
         hash: embedded.metadata.sha256_hash(),
-        bytes: embedded.data.into_owned().into(),
+        bytes: match embedded.data {
+            Cow::Borrowed(b) => Bytes::from_static(b),
+            Cow::Owned(v) => Bytes::from(v),
+        },
         content_type: content_type(name),
     })
 }
