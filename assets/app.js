@@ -180,7 +180,10 @@ async function render() {
     await module.render(section, app, path);
   } catch (e) {
     if (seq !== renderSeq) return;
-    reportError(e && e.message, { stack: e && e.stack ? String(e.stack).slice(0, 4000) : undefined });
+    // The server already knows about its own errors; report only the page's.
+    if (!(e && e.name === "ApiError")) {
+      reportError(e && e.message, { stack: e && e.stack ? String(e.stack).slice(0, 4000) : undefined });
+    }
     mount(main, h("section", { class: "page" }, h("h1", { text: route.title }), errorBox(e, () => render())));
   }
 }
@@ -203,9 +206,11 @@ onAuthProblem((error) => {
     return;
   }
   app.session = null;
+  app.signedOutBy = error;
   setCsrf(null);
   events.disconnect();
-  app.go("/signin", { replace: true });
+  // Signed out under our feet (expired, revoked, suspended): sign in again, then come back here.
+  render();
 });
 
 window.addEventListener("error", (event) => reportError(event.message, { stack: event.error && event.error.stack }));

@@ -84,10 +84,14 @@ export async function render(root, app) {
     }
   });
 
+  // Why we are here, when a session ended while the page was open (expired, suspended).
+  const reason = app.signedOutBy;
+  app.signedOutBy = null;
   mount(
     root,
     h("div", { class: "signin" },
       h("h1", { id: "page-title" }, h("img", { src: "/icon.svg", alt: "", width: 40, height: 40 }), " MediaNest"),
+      reason ? errorBox(reason) : null,
       h("p", { class: "muted", text: "Sign in to see what's up, request movies and shows, and follow your downloads." }),
       h("div", { class: "card stack" }, h("h2", { text: "Plex account" }), plexButton, plexArea),
       h("div", { class: "card" }, form),
