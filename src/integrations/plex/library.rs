@@ -8,7 +8,10 @@
 use ureq::Body;
 use ureq::http::Response;
 
-use super::model::{self, ItemsPage, ListWire, PlexImage, PlexMetadata, PlexSection, SectionWire};
+use super::model::{
+    self, ItemsPage, ListWire, PlexImage, PlexMetadata, PlexSection, PlexServerInfo, SectionWire,
+    ServerWire,
+};
 use super::{Container, PlexServer, read_container};
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::integrations::overseerr::encode_query_value;
@@ -69,6 +72,17 @@ impl PlexServer {
                 .header(CONTAINER_SIZE, size.to_string());
         }
         found(self.upstream().send(request, list_or_404).await?)
+    }
+
+    /// `GET /` (with the token): the server's name, id, version and platform.
+    pub async fn server_info(&self) -> AppResult<PlexServerInfo> {
+        let request = self.request(Method::Get, "/");
+        self.upstream()
+            .send(request, |response| {
+                let container: Container<ServerWire> = read_json(expect_success(response)?)?;
+                read_container(container)?.into_info()
+            })
+            .await
     }
 
     /// `GET /library/sections`: every library section, in PMS's order.

@@ -32,7 +32,7 @@ pub const SERVICE_NAME: &str = "Plex";
 
 pub use handoff::is_under;
 pub use library::is_plex_key;
-pub use model::{ItemsPage, PlexImage, PlexMetadata, PlexSection};
+pub use model::{ItemsPage, PlexImage, PlexMetadata, PlexSection, PlexServerInfo};
 
 /// A client for one Plex Media Server. Cheap to clone.
 #[derive(Clone)]

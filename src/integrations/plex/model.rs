@@ -12,6 +12,47 @@ use serde_json::Value;
 use super::lenient_bool;
 use crate::integrations::upstream::UpstreamFailure;
 
+/// What `GET /` says about the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlexServerInfo {
+    /// The name the owner gave the server (`friendlyName`).
+    pub name: String,
+    pub machine_identifier: String,
+    pub version: String,
+    pub platform: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub(super) struct ServerWire {
+    #[serde(deserialize_with = "lenient_string")]
+    friendly_name: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    machine_identifier: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    version: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    platform: Option<String>,
+}
+
+impl ServerWire {
+    pub fn into_info(self) -> Result<PlexServerInfo, UpstreamFailure> {
+        let (Some(machine_identifier), Some(version)) =
+            (non_empty(self.machine_identifier), non_empty(self.version))
+        else {
+            return Err(UpstreamFailure::Decode(
+                "server without machineIdentifier or version".into(),
+            ));
+        };
+        Ok(PlexServerInfo {
+            name: non_empty(self.friendly_name).unwrap_or_else(|| "Plex".to_owned()),
+            machine_identifier,
+            version,
+            platform: non_empty(self.platform),
+        })
+    }
+}
+
 /// A library section (`GET /library/sections`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlexSection {

@@ -75,6 +75,17 @@ async fn sections_and_pages_of_items() {
 }
 
 #[tokio::test]
+async fn server_info_names_the_server() {
+    let (fake, plex) = server().await;
+    fake.set_friendly_name("Basement");
+    let info = plex.server_info().await.unwrap();
+    assert_eq!(info.name, "Basement");
+    assert_eq!(info.machine_identifier, fake.machine_identifier());
+    assert_eq!(info.version, crate::sim::plex::VERSION);
+    assert_eq!(info.platform.as_deref(), Some("Linux"));
+}
+
+#[tokio::test]
 async fn search_recent_and_collections() {
     let (fake, plex) = server().await;
     let movies = fake.add_library("movie", "Movies", "/data/movies");

@@ -95,6 +95,7 @@ impl Shared {
 
 struct SimState {
     machine_identifier: String,
+    friendly_name: String,
     token: String,
     library: library::Library,
 }
@@ -107,6 +108,7 @@ impl FakePlexServer {
         let shared = Arc::new(Shared {
             state: Mutex::new(SimState {
                 machine_identifier: random_hex(40),
+                friendly_name: "Media Server".to_owned(),
                 token: random_text(20),
                 library: library::Library::default(),
             }),
@@ -136,6 +138,11 @@ impl FakePlexServer {
     /// Sets the required token (the owner's Plex token, as for a real server).
     pub fn set_token(&self, token: &str) {
         self.shared.lock().token = token.to_owned();
+    }
+
+    /// Sets the server's name (`friendlyName` in `GET /`).
+    pub fn set_friendly_name(&self, name: &str) {
+        self.shared.lock().friendly_name = name.to_owned();
     }
 
     /// Adds a library section of `kind` (`movie` or `show`) whose folder is `location` (PMS's
@@ -199,6 +206,7 @@ impl FakePlexServer {
 fn router(shared: Arc<Shared>, traffic: Arc<Traffic<Fault>>) -> Router {
     Router::new()
         .route(IDENTITY, get(identity))
+        .route("/", get(capabilities))
         .route("/library/sections", get(library::sections))
         .route("/library/sections/{key}/all", get(library::section_all))
         .route("/library/sections/{key}/refresh", get(library::refresh))
@@ -309,6 +317,25 @@ pub(super) fn html_error(status: StatusCode) -> Response {
         ),
     )
         .into_response()
+}
+
+/// `GET /` with the token: the capabilities container (a few of its many fields).
+async fn capabilities(State(shared): State<Arc<Shared>>) -> Response {
+    let state = shared.lock();
+    axum::Json(json!({
+        "MediaContainer": {
+            "size": 0,
+            "allowCameraUpload": false,
+            "friendlyName": state.friendly_name,
+            "machineIdentifier": state.machine_identifier,
+            "myPlexUsername": "owner",
+            "platform": "Linux",
+            "platformVersion": "6.1",
+            "transcoderActiveVideoSessions": 0,
+            "version": VERSION,
+        }
+    }))
+    .into_response()
 }
 
 /// The image routes and the photo transcoder.
