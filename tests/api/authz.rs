@@ -34,6 +34,7 @@ const E400: Want = Want::Status(400);
 const E401: Want = Want::Status(401);
 const E403: Want = Want::Status(403);
 const E404: Want = Want::Status(404);
+const E503: Want = Want::Status(503);
 
 impl Want {
     fn accepts(self, status: StatusCode) -> bool {
@@ -113,6 +114,16 @@ const MATRIX: &[(&str, &str, [Want; 4])] = &[
     ("POST /api/v1/admin/services/{name}/test",     r#"{"url":"http://127.0.0.1:9"}"#,                    [E401, E403, E403, OK]),
     ("GET /api/v1/admin/integrations",              "",                                                   [E401, E403, E403, OK]),
     ("POST /api/v1/admin/integrations/{name}/reset", "",                                                  [E401, E403, E403, OK]),
+    // Plex is not set up in the fixture: signed-in callers get SERVICE_NOT_CONFIGURED, or the
+    // validation error that comes first.
+    ("GET /api/v1/plex/server",                     "",                                                   [E401, E503, E503, E503]),
+    ("GET /api/v1/plex/libraries",                  "",                                                   [E401, E503, E503, E503]),
+    ("GET /api/v1/plex/libraries/{key}/items",      "",                                                   [E401, E503, E503, E503]),
+    ("GET /api/v1/plex/search",                     "",                                                   [E401, E400, E400, E400]),
+    ("GET /api/v1/plex/recently-added",             "",                                                   [E401, E503, E503, E503]),
+    ("GET /api/v1/plex/libraries/{key}/collections", "",                                                  [E401, E503, E503, E503]),
+    ("GET /api/v1/plex/collections/{rating_key}",   "",                                                   [E401, E503, E503, E503]),
+    ("GET /api/v1/plex/image",                      "",                                                   [E401, E400, E400, E400]),
     // Server-Sent Events: only the head is read.
     ("GET /api/v1/events",                          "",                                                   [E401, OK,   OK,   OK]),
 ];
@@ -251,6 +262,7 @@ fn fill(template: &str, fx: &Fixture) -> Result<String, String> {
         };
         let value = match param {
             "pin_id" => "no-such-pin".to_owned(),
+            "key" | "rating_key" => "1".to_owned(),
             "correlation_id" => fx.correlation_id.clone(),
             "name" if template.starts_with("/api/v1/admin/integrations/") => "plex_tv".to_owned(),
             "name" => "plex".to_owned(),
