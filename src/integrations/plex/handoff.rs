@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use super::library::checked_key;
-use super::model::{self, ListWire, PlexMetadata, PlexSection};
+use super::model::{self, ListWire, PlexMetadata};
 use super::{Container, PlexServer, read_container};
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::integrations::overseerr::encode_query_value;
@@ -46,21 +46,6 @@ impl PlexServer {
             .await?
             .then_some(())
             .ok_or_else(|| AppError::new(ErrorCode::NotFound))
-    }
-
-    /// The library YouTube downloads go to: the section titled `configured` (ignoring case)
-    /// when given (`plex.youtube_library`), else the first whose title contains "YouTube".
-    /// `None` when there is no such section.
-    pub async fn youtube_section(
-        &self,
-        configured: Option<&str>,
-    ) -> AppResult<Option<PlexSection>> {
-        let sections = self.sections().await?;
-        let wanted = |s: &PlexSection| match configured {
-            Some(title) => s.title.eq_ignore_ascii_case(title.trim()),
-            None => s.title.to_lowercase().contains("youtube"),
-        };
-        Ok(sections.into_iter().find(wanted))
     }
 
     /// Whether the section is being scanned now (`refreshing` in `GET /library/sections`).

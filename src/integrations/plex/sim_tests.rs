@@ -290,23 +290,6 @@ async fn a_scan_finds_new_files_and_they_go_into_a_collection() {
 }
 
 #[tokio::test]
-async fn the_youtube_section_is_found_by_setting_or_by_name() {
-    let (fake, plex) = server().await;
-    fake.add_library("movie", "Movies", "/data/movies");
-    let tube = fake.add_library("movie", "My YouTube Clips", "/data/yt");
-    let other = fake.add_library("movie", "Clips", "/data/clips");
-    let found = plex.youtube_section(None).await.unwrap().unwrap();
-    assert_eq!(found.key, tube);
-    let found = plex
-        .youtube_section(Some(" clips "))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(found.key, other);
-    assert!(plex.youtube_section(Some("Nope")).await.unwrap().is_none());
-}
-
-#[tokio::test]
 async fn waiting_for_a_scan_gives_up_at_its_limit() {
     let (fake, plex) = server().await;
     let dir = tempfile::tempdir().unwrap();
