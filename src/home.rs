@@ -195,10 +195,19 @@ pub async fn dashboard(State(state): State<AppState>, user: CurrentUser) -> AppR
     Ok(response)
 }
 
-/// Recently added Plex items for the home page; `[]` when Plex is not set up or cannot be
-/// reached (the rest of the home page must not fail because of Plex).
-async fn recently_added_json(_state: &AppState, _user: &CurrentUser) -> Bytes {
-    Bytes::from_static(b"[]")
+/// Recently added Plex items for the home page; `[]` when Plex is not set up, cannot be reached
+/// or is slow (the rest of the home page must not fail because of Plex).
+/// Plex gets this long before the home page goes out without its items (a hanging Plex must not
+/// hold the whole page for the service's full timeout).
+const PLEX_WAIT: Duration = Duration::from_millis(1500);
+
+async fn recently_added_json(state: &AppState, user: &CurrentUser) -> Bytes {
+    tokio::time::timeout(
+        PLEX_WAIT,
+        crate::plex::recently_added_json(state, user.user_id()),
+    )
+    .await
+    .unwrap_or_else(|_| Bytes::from_static(b"[]"))
 }
 
 /// Follows the event bus and drops the parts of the users an event concerns. Download progress

@@ -30,6 +30,7 @@ pub mod metrics;
 pub mod monitor;
 pub mod notifications;
 pub mod pagination;
+pub mod plex;
 pub mod ratelimit;
 pub mod response;
 pub mod routes;
@@ -105,6 +106,7 @@ pub fn api_routes() -> routes::Routes {
         .merge(events::routes())
         .merge(media::routes())
         .merge(home::routes())
+        .merge(plex::routes())
         .prefixed("/api/v1")
         .merge(health::routes())
         .merge(metrics::routes())

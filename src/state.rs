@@ -61,6 +61,7 @@ struct Inner {
     events: EventBus,
     service_clients: Clients,
     status_cache: StatusCache,
+    plex_caches: crate::plex::PlexCaches,
     health_manager: HealthManager,
     media: MediaState,
     dashboard: DashboardCache,
@@ -109,6 +110,10 @@ impl AppState {
                 events: EventBus::default(),
                 service_clients: Clients::default(),
                 status_cache: StatusCache::new(clock.clone()),
+                plex_caches: crate::plex::PlexCaches::new(
+                    config.plex.image_cache_mb.saturating_mul(1024 * 1024),
+                    clock.clone(),
+                ),
                 health_manager: HealthManager::new(),
                 media: MediaState::new(clock.clone()),
                 dashboard: DashboardCache::new(clock.clone()),
@@ -184,6 +189,11 @@ impl AppState {
         &self.inner.status_cache
     }
 
+    /// The Plex browse and image caches.
+    pub fn plex_caches(&self) -> &crate::plex::PlexCaches {
+        &self.inner.plex_caches
+    }
+
     /// The health-check manager's memory.
     pub fn health_manager(&self) -> &HealthManager {
         &self.inner.health_manager
@@ -219,15 +229,15 @@ impl AppState {
 
     /// Statistics of every cache, for `/metrics` and `/admin/performance`.
     pub fn cache_stats(&self) -> Vec<crate::cache::CacheStats> {
-        vec![
+        let mut stats = vec![
             self.inner.sessions.cache_stats(),
             self.inner.health.cache_stats(),
             self.inner.status_cache.stats(),
             self.inner.dashboard.stats(),
-        ]
-        .into_iter()
-        .chain(self.inner.media.stats())
-        .collect()
+        ];
+        stats.extend(self.inner.media.stats());
+        stats.extend(self.inner.plex_caches.stats());
+        stats
     }
 
     /// Time since this state was built.

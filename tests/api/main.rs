@@ -17,6 +17,7 @@ mod health;
 mod media;
 mod media_plans;
 mod metrics;
+mod plex_browse;
 mod plex_signin;
 mod schema;
 mod service_faults;

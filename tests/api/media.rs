@@ -785,6 +785,10 @@ async fn filters_narrow_the_list() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_is_cached_per_user_and_dropped_on_change() {
     let m = media_world().await;
+    let movies = m.w.plex.add_library("movie", "Movies", "/data/movies");
+    m.w.plex
+        .add_item(&movies, medianest::sim::plex::NewItem::new("Arrival", 2016))
+        .unwrap();
     tokio::spawn(medianest::home::watch(m.w.t.state.clone()));
     m.w.cycle().await;
     let r = m.get(&m.w.user, "/api/v1/dashboard").await;
@@ -796,7 +800,12 @@ async fn the_dashboard_is_cached_per_user_and_dropped_on_change() {
     assert_eq!(d["notifications"]["unread"], 0);
     assert_eq!(d["downloads"], json!({"active": 0, "queued": 0}));
     assert!(d["services"].as_array().unwrap().len() >= 3, "{d}");
-    assert!(d["recentlyAdded"].is_array());
+    assert_eq!(d["recentlyAdded"][0]["title"], "Arrival", "{d}");
+    let thumb = d["recentlyAdded"][0]["thumb"].as_str().unwrap_or_default();
+    assert!(
+        thumb.is_empty() || thumb.starts_with("/api/v1/plex/image?"),
+        "{thumb}"
+    );
     let r = m.get(&m.w.user, "/api/v1/dashboard").await;
     assert_eq!(r.header("x-cache"), Some("HIT"));
 
