@@ -190,7 +190,10 @@ export function sparkline(values, { width = 120, height = 28, label = "trend" } 
   const step = values.length > 1 ? width / (values.length - 1) : width;
   if (points.length === 1) {
     const [i, v] = points[0];
-    svg.append(s("circle", { cx: (i * step).toFixed(1), cy: (height - 2 - (v / max) * (height - 4)).toFixed(1), r: 2, class: "spark-dot" }));
+    // One sample so far: a level line at its height (a dot would be stretched with the card).
+    const y = (height - 2 - (v / max) * (height - 4)).toFixed(1);
+    svg.append(s("line", { x1: (i * step).toFixed(1), y1: y, x2: width, y2: y, class: "spark-line", "vector-effect": "non-scaling-stroke" }));
+    if (i * step >= width - 1) svg.lastChild.setAttribute("x1", String(width - 6));
     return svg;
   }
   const path = points

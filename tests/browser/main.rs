@@ -493,7 +493,8 @@ fn a_family_member_signs_in_with_plex_requests_a_title_and_downloads() {
     b.wait_path("/library");
     if !waiting_for("library", "GET", "/api/v1/plex/libraries") {
         b.find(".tabs button.tab[aria-pressed='true']");
-        b.find(".library-view .posters .poster-card");
+        b.find(".library-view .posters .poster-card img.poster");
+        shoot(&b, "library");
     }
 
     // Downloads: preview, submit, and the progress bar reaches 100% live.
