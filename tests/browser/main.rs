@@ -55,9 +55,19 @@ fn waiting_for(step: &str, method: &str, path: &str) -> bool {
     if has_route(method, path) {
         return false;
     }
-    eprintln!(
+    let note = format!(
         "SKIPPED step \"{step}\": waiting for {method} {path}, which this build does not have yet"
     );
+    eprintln!("{note}");
+    // tests/run prints this file after the run (cargo test hides a passing test's output).
+    use std::io::Write;
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(webdriver::screenshot_dir().join("waiting.txt"))
+    {
+        let _ = writeln!(file, "{note}");
+    }
     true
 }
 
