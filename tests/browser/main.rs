@@ -712,3 +712,37 @@ fn errors_show_their_message_and_correlation_id() {
     let cid = b.find(".error .cid code").text();
     assert!(uuid::Uuid::parse_str(&cid).is_ok(), "{cid}");
 }
+
+#[test]
+fn signing_in_works_from_the_keyboard_alone() {
+    const TAB: &str = "\u{E004}";
+    const ENTER: &str = "\u{E007}";
+    let _serial = serial();
+    let app = App::start();
+    let b = Browser::start("keyboard", DESKTOP.0, DESKTOP.1);
+    b.goto(&app.url("/"));
+    b.wait_path("/signin");
+    b.find("#username");
+    // The sign-in page puts the cursor in the username field.
+    assert!(b.focused().starts_with("input#username"), "{}", b.focused());
+    b.keys(&format!("admin{TAB}{ADMIN_PASSWORD}{ENTER}"));
+    b.wait_path("/");
+    b.find("[data-service='plex']");
+    // From the top of the page the first Tab reaches the skip link, and it leads to the content.
+    b.goto(&app.url("/"));
+    b.find("[data-service='plex']");
+    b.keys(TAB);
+    assert!(b.focused().contains("Skip to content"), "{}", b.focused());
+    b.keys(ENTER);
+    assert!(b.focused().starts_with("main#main"), "{}", b.focused());
+    // The navigation is reachable by Tab and follows Enter.
+    for _ in 0..20 {
+        b.keys(TAB);
+        if b.focused().starts_with("a# Discover") {
+            break;
+        }
+    }
+    assert!(b.focused().starts_with("a# Discover"), "{}", b.focused());
+    b.keys(ENTER);
+    b.wait_path("/discover");
+}

@@ -340,6 +340,32 @@ impl Browser {
         path
     }
 
+    /// Types `keys` into whatever has the focus, as a keyboard would (W3C key actions; `\u{E004}`
+    /// is Tab, `\u{E007}` Enter).
+    pub fn keys(&self, keys: &str) {
+        let mut actions = Vec::new();
+        for key in keys.chars() {
+            actions.push(json!({"type": "keyDown", "value": key.to_string()}));
+            actions.push(json!({"type": "keyUp", "value": key.to_string()}));
+        }
+        self.command(
+            "POST",
+            "/actions",
+            Some(json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]})),
+        );
+    }
+
+    /// A short description of the focused element: `tag#id` and its text.
+    pub fn focused(&self) -> String {
+        self.script(
+            "const e = document.activeElement; return e ? `${e.tagName.toLowerCase()}#${e.id} ${(e.textContent || '').trim()}` : '';",
+            vec![],
+        )
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+    }
+
     /// Emulates `prefers-color-scheme: dark` (or back to light) through Chromium's DevTools.
     pub fn dark(&self, on: bool) {
         self.command(
