@@ -746,3 +746,73 @@ fn signing_in_works_from_the_keyboard_alone() {
     b.keys(ENTER);
     b.wait_path("/discover");
 }
+
+/// A `medianest demo` child, killed when dropped (also when a test fails).
+struct DemoProcess(std::process::Child);
+
+impl Drop for DemoProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `medianest demo` as a child process on `addr` with the data directory `data`, ready.
+fn spawn_demo(addr: SocketAddr, data: &Path) -> DemoProcess {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_medianest"))
+        .args(["demo", "--listen", &addr.to_string(), "--data-dir"])
+        .arg(data)
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let agent = webdriver::agent(Duration::from_secs(1));
+    let started = std::time::Instant::now();
+    loop {
+        let ready = agent
+            .get(format!("http://{addr}/health/ready"))
+            .call()
+            .is_ok_and(|r| r.status().as_u16() == 200);
+        if ready {
+            return DemoProcess(child);
+        }
+        if started.elapsed() > webdriver::WAIT || child.try_wait().ok().flatten().is_some() {
+            let _ = child.kill();
+            panic!("the demo did not become ready on {addr}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn live_updates_reconnect_after_the_server_restarts() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let addr: SocketAddr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap();
+    let server = spawn_demo(addr, &data);
+    let b = Browser::start("reconnect", DESKTOP.0, DESKTOP.1);
+    b.goto(&format!("http://{addr}/"));
+    b.find("#username").send_keys("admin");
+    b.find("#password")
+        .send_keys(medianest::demo::ADMIN_PASSWORD);
+    b.find("#local-signin").click();
+    b.find("[data-service='plex']");
+    b.find("#live.live-live");
+
+    // The server goes away: the page says it is reconnecting ...
+    drop(server);
+    b.find("#live.live-reconnecting");
+    // ... and is live again, on the same page, once the server is back.
+    b.script("window.__noReload = true;", vec![]);
+    let _server = spawn_demo(addr, &data);
+    b.find("#live.live-live");
+    assert_eq!(
+        b.script("return window.__noReload === true;", vec![]),
+        json!(true)
+    );
+}
