@@ -6,8 +6,11 @@
 //! - A family member signs in with the Plex PIN flow, sees the service cards, searches, requests
 //!   a title, sees it in My requests and its status change live when Overseerr's webhook says it
 //!   is available, then submits a download and watches its progress bar reach 100%.
-//! - An admin changes a user's role and edits a service.
-//! - The forced password change of a first start.
+//! - An admin changes a user's role, edits and tests a service, approves and declines requests,
+//!   and sees Discover explain why requesting is off while Overseerr is switched off.
+//! - The forced password change of a first start; errors with their correlation id; signing in
+//!   and moving around from the keyboard alone; live updates reconnecting after the server (the
+//!   real binary, `medianest demo`) is killed and started again.
 //!
 //! Steps that need an API not in this build (the route table says which) are skipped with a
 //! message naming the route, so they start running as soon as that API lands.
