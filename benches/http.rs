@@ -84,6 +84,16 @@ type Headers = Vec<(String, String)>;
 /// Runs in the server process after [`seed`], before the load; app scenarios only.
 type Setup = fn(AppState) -> BoxFuture<'static, Result<Headers, String>>;
 
+/// What the server's data directory holds when it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Data {
+    /// Nothing: a first start.
+    Fresh,
+    /// A copy of the 1M-request template ([`media_template`]), made once and kept under
+    /// `target/bench-data/`.
+    Media,
+}
+
 /// One benchmarked endpoint.
 struct Scenario {
     name: &'static str,
@@ -91,6 +101,7 @@ struct Scenario {
     path: &'static str,
     headers: &'static [(&'static str, &'static str)],
     setup: Setup,
+    data: Data,
 }
 
 /// The scenarios, in the order they run. The one named `baseline` is the denominator of every ratio.
@@ -101,6 +112,7 @@ const SCENARIOS: &[Scenario] = &[
         path: "/health",
         headers: &[],
         setup: no_setup,
+        data: Data::Fresh,
     },
     Scenario {
         name: "health",
@@ -108,6 +120,7 @@ const SCENARIOS: &[Scenario] = &[
         path: "/health",
         headers: &[],
         setup: no_setup,
+        data: Data::Fresh,
     },
     Scenario {
         name: "api-health",
@@ -115,6 +128,7 @@ const SCENARIOS: &[Scenario] = &[
         path: "/api/v1/health",
         headers: &[],
         setup: no_setup,
+        data: Data::Fresh,
     },
     Scenario {
         name: "auth-session",
@@ -122,6 +136,7 @@ const SCENARIOS: &[Scenario] = &[
         path: "/api/v1/auth/session",
         headers: &[],
         setup: signed_in,
+        data: Data::Fresh,
     },
     Scenario {
         name: "services",
@@ -129,6 +144,7 @@ const SCENARIOS: &[Scenario] = &[
         path: "/api/v1/services",
         headers: &[],
         setup: signed_in,
+        data: Data::Fresh,
     },
     Scenario {
         name: "requests-first-page",
@@ -136,6 +152,7 @@ const SCENARIOS: &[Scenario] = &[
         path: "/api/v1/media/requests",
         headers: &[],
         setup: media_first_page,
+        data: Data::Media,
     },
     Scenario {
         name: "requests-deep-page",
@@ -144,6 +161,7 @@ const SCENARIOS: &[Scenario] = &[
         path: "/api/v1/media/requests",
         headers: &[],
         setup: media_deep_page,
+        data: Data::Media,
     },
     Scenario {
         name: "dashboard",
@@ -151,6 +169,7 @@ const SCENARIOS: &[Scenario] = &[
         path: "/api/v1/dashboard",
         headers: &[],
         setup: media_first_page,
+        data: Data::Media,
     },
 ];
 
@@ -160,13 +179,19 @@ const MEDIA_USERS: i64 = 50;
 /// How deep the deep-page scenario starts, in rows of the signed-in user's list.
 const DEEP_ROWS: usize = 10_000;
 
-/// 50 users with 1,000,000 requests between them (20 000 each, one every 30 s over about a
-/// year, statuses and types mixed, titles unsorted), and a session for the first user.
-async fn seed_media(state: &AppState) -> Result<(String, String), String> {
+/// Fills a data directory with 50 users and 1,000,000 requests between them (20 000 each, one
+/// every 30 s over about a year, statuses and types mixed, titles unsorted), then stops cleanly
+/// so the copy starts with a checkpointed database. Takes a minute, hence done once.
+async fn media_template(dir: &std::path::Path) -> Result<(), String> {
+    let config = app_config(dir.to_owned(), "warn".to_owned());
+    let state = tokio::task::spawn_blocking(move || {
+        medianest::bootstrap(config, medianest::clock::system()).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())??;
     let now = state.clock().now_ms();
     let started = Instant::now();
-    let sessions = state.clone();
-    let (user, token) = state
+    state
         .db()
         .write(move |tx| {
             let mut users = Vec::new();
@@ -205,12 +230,7 @@ async fn seed_media(state: &AppState) -> Result<(String, String), String> {
                     (status == "available").then_some(at + 86_400_000),
                 ])?;
             }
-            drop(insert);
-            let token = sessions
-                .sessions()
-                .create(tx, &users[0], false, Some("bench"), None, now)?
-                .token;
-            Ok((users[0].clone(), token))
+            Ok(())
         })
         .await
         .map_err(|e| format!("seed media: {e}"))?;
@@ -219,11 +239,33 @@ async fn seed_media(state: &AppState) -> Result<(String, String), String> {
         .run(|conn| Ok(conn.execute_batch("ANALYZE")?))
         .await
         .map_err(|e| format!("analyze: {e}"))?;
+    state.shutdown().await.map_err(|e| e.to_string())?;
     eprintln!(
-        "bench: seeded {MEDIA_ROWS} requests over {MEDIA_USERS} users in {:.1} s",
+        "bench: made the {MEDIA_ROWS}-request template in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    Ok((user, token))
+    Ok(())
+}
+
+/// The first media user (20 000 requests) and a session for them.
+async fn media_user(state: &AppState) -> Result<(String, String), String> {
+    let now = state.clock().now_ms();
+    let sessions = state.clone();
+    state
+        .db()
+        .write(move |tx| {
+            let user: String =
+                tx.query_row("SELECT id FROM users WHERE username = 'viewer0'", [], |r| {
+                    r.get(0)
+                })?;
+            let token = sessions
+                .sessions()
+                .create(tx, &user, false, Some("bench"), None, now)?
+                .token;
+            Ok((user, token))
+        })
+        .await
+        .map_err(|e| format!("media user (is the template there?): {e}"))
 }
 
 fn bearer(token: &str) -> (String, String) {
@@ -233,7 +275,7 @@ fn bearer(token: &str) -> (String, String) {
 /// The first page of a user's requests (and the dashboard) over the 1M-row table.
 fn media_first_page(state: AppState) -> BoxFuture<'static, Result<Headers, String>> {
     Box::pin(async move {
-        let (_, token) = seed_media(&state).await?;
+        let (_, token) = media_user(&state).await?;
         Ok(vec![bearer(&token)])
     })
 }
@@ -241,7 +283,7 @@ fn media_first_page(state: AppState) -> BoxFuture<'static, Result<Headers, Strin
 /// A page 10 000 rows deep: the setup follows the cursors page by page, as a client would.
 fn media_deep_page(state: AppState) -> BoxFuture<'static, Result<Headers, String>> {
     Box::pin(async move {
-        let (user, token) = seed_media(&state).await?;
+        let (user, token) = media_user(&state).await?;
         let cursor = state
             .db()
             .run(move |conn| {
@@ -348,6 +390,24 @@ async fn seed(state: &AppState) -> Result<(), String> {
         .map_err(|e| format!("seed: {e}"))
 }
 
+/// The app server's configuration in a benchmark.
+fn app_config(data_dir: std::path::PathBuf, level: String) -> medianest::Config {
+    let mut config = medianest::Config {
+        data_dir,
+        ..Default::default()
+    };
+    config.log.level = level;
+    // An unattended install: the first start hashes this instead of a random password (the same
+    // argon2 cost) and does not print the generated one to stderr.
+    config.admin.password = Some(medianest::config::Secret::new("bench-admin-password"));
+    // All load comes from 127.0.0.1: the per-IP and per-user limiters still run on every
+    // request, but with quotas no benchmark reaches.
+    config.limits.ip_per_second = UNREACHABLE_QUOTA;
+    config.limits.ip_burst = UNREACHABLE_QUOTA;
+    config.limits.user_per_minute = UNREACHABLE_QUOTA;
+    config
+}
+
 fn main() -> ExitCode {
     match std::env::var(ROLE_ENV) {
         Ok(role) => match Role::parse(&role) {
@@ -389,20 +449,7 @@ mod child {
         let state = match role {
             Role::Baseline => None,
             Role::App => {
-                let mut config = medianest::Config {
-                    data_dir: std::env::var(DATA_ENV).expect(DATA_ENV).into(),
-                    ..Default::default()
-                };
-                config.log.level = level;
-                // An unattended install: the first start hashes this instead of a random password
-                // (the same argon2 cost) and does not print the generated one to stderr.
-                config.admin.password =
-                    Some(medianest::config::Secret::new("bench-admin-password"));
-                // All load comes from 127.0.0.1: the per-IP and per-user limiters still run on
-                // every request, but with quotas no benchmark reaches.
-                config.limits.ip_per_second = UNREACHABLE_QUOTA;
-                config.limits.ip_burst = UNREACHABLE_QUOTA;
-                config.limits.user_per_minute = UNREACHABLE_QUOTA;
+                let config = app_config(std::env::var(DATA_ENV).expect(DATA_ENV).into(), level);
                 match medianest::bootstrap(config, medianest::clock::system()) {
                     Ok(state) => Some(state),
                     Err(e) => {
@@ -654,9 +701,43 @@ mod parent {
         );
     }
 
+    /// The media template's directory, made on first use and kept between runs (its name
+    /// carries the schema version and the row count, so a new migration makes a new one).
+    async fn media_template_dir() -> Result<std::path::PathBuf, String> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
+        let dir = root.join(format!(
+            "media-v{}-{MEDIA_ROWS}",
+            medianest::db::migrations::latest_version()
+        ));
+        if dir.join("complete").is_file() {
+            return Ok(dir);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
+        media_template(&dir).await?;
+        std::fs::write(dir.join("complete"), b"").map_err(|e| e.to_string())?;
+        Ok(dir)
+    }
+
+    /// Copies the files of `from` (not directories) into a new `to`.
+    fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> Result<(), String> {
+        std::fs::create_dir_all(to).map_err(|e| e.to_string())?;
+        for entry in std::fs::read_dir(from).map_err(|e| e.to_string())? {
+            let entry = entry.map_err(|e| e.to_string())?;
+            if entry.file_type().map_err(|e| e.to_string())?.is_file() {
+                std::fs::copy(entry.path(), to.join(entry.file_name()))
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(())
+    }
+
     /// One scenario: start its server, time readiness, seed, load it, stop it.
     async fn run(scenario: &Scenario, settings: &Settings) -> Result<Outcome, String> {
         let data = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
+        if scenario.data == Data::Media {
+            copy_dir(&media_template_dir().await?, &data.path().join("data"))?;
+        }
         let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
         let started = Instant::now();
         let mut child = Command::new(exe)

@@ -45,6 +45,25 @@ impl ApiResponse {
         Self::build(StatusCode::CREATED, data, None::<&()>)
     }
 
+    /// 200 with `data` already serialized (a JSON value) and `meta`: for lists written
+    /// straight from the database rows.
+    pub fn raw_with_meta<M: Serialize>(data_json: &[u8], meta: &M) -> Self {
+        let mut buf = Vec::with_capacity(data_json.len() + 96);
+        buf.extend_from_slice(b"{\"success\":true,\"data\":");
+        buf.extend_from_slice(data_json);
+        buf.extend_from_slice(b",\"meta\":");
+        let body = serde_json::to_writer(&mut buf, meta)
+            .map(|()| {
+                buf.push(b'}');
+                buf
+            })
+            .map_err(|e| AppError::internal(format!("serialize response: {e}")));
+        Self {
+            status: StatusCode::OK,
+            body,
+        }
+    }
+
     /// Changes the status (e.g. 202).
     pub fn status(mut self, status: StatusCode) -> Self {
         self.status = status;

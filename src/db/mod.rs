@@ -179,6 +179,23 @@ impl Db {
         .await
     }
 
+    /// Runs a short read on the calling thread when a pooled connection is idle right now, else
+    /// like [`run`](Self::run).
+    ///
+    /// For bounded, index-driven reads only (a page of a list, a lookup by key): they take tens
+    /// of microseconds from the page cache, less than the hand-off to the blocking pool and back
+    /// costs (two thread wake-ups). Anything that may scan, wait for a lock or write uses `run`.
+    pub async fn read<F, T>(&self, f: F) -> AppResult<T>
+    where
+        F: FnOnce(&Connection) -> AppResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        match self.pool.try_get() {
+            Some(conn) => f(&conn),
+            None => self.run(move |conn| f(conn)).await,
+        }
+    }
+
     /// Runs `f` in an IMMEDIATE transaction and commits when it returns `Ok`.
     ///
     /// Writers take turns in-process first (SQLite has one writer at a time anyway): queueing on

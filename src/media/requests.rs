@@ -20,7 +20,7 @@ use crate::auth::{AdminUser, CurrentUser};
 use crate::error::{AppError, AppResult, ErrorCode, is_unique_violation};
 use crate::http::{ApiJson, parse_json};
 use crate::integrations::overseerr::{CreateOutcome, MediaType, Overseerr, RefusalReason, Seasons};
-use crate::pagination::{PageQuery, finish_page};
+use crate::pagination::PageQuery;
 use crate::response::ApiResponse;
 use crate::state::AppState;
 use crate::time::parse_rfc3339;
@@ -484,16 +484,15 @@ async fn list(
         None => None,
     };
     let caller = caller.to_owned();
-    let sort = spec.sort;
-    let rows = state
+    let page = state
         .db()
-        .run(move |conn| store::list(conn, &spec, &caller, after.as_ref(), limit + 1))
+        .read(move |conn| store::list_json(conn, &spec, &caller, after.as_ref(), limit))
         .await?;
-    let (rows, next_cursor) = finish_page(state.cursors(), &scope, rows, limit, |r| {
-        Position::of(r, sort)
-    });
-    Ok(ApiResponse::with_meta(
-        &rows,
+    let next_cursor = page
+        .next
+        .map(|position| state.cursors().encode(&scope, &position));
+    Ok(ApiResponse::raw_with_meta(
+        &page.json,
         &ListMeta { limit, next_cursor },
     ))
 }

@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 
 use crate::error::AppResult;
 use crate::integrations::overseerr::model::{MediaType, RequestState};
-use crate::time::rfc3339;
+use crate::time::Rfc3339Ms;
 
 /// The statuses that count as active for the dedupe rule (everything but declined and failed).
 pub const ACTIVE: &str = "status NOT IN ('declined', 'failed')";
@@ -86,9 +86,9 @@ struct RequestJson<'a> {
     status: &'a str,
     overseerr_id: Option<i64>,
     poster_path: Option<&'a str>,
-    created_at: String,
-    updated_at: String,
-    completed_at: Option<String>,
+    created_at: Rfc3339Ms,
+    updated_at: Rfc3339Ms,
+    completed_at: Option<Rfc3339Ms>,
     following: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     requested_by: Option<RequestedBy<'a>>,
@@ -107,9 +107,9 @@ impl Serialize for RequestRow {
             status: &self.status,
             overseerr_id: self.overseerr_id,
             poster_path: self.poster_path.as_deref(),
-            created_at: rfc3339(self.created_at_ms),
-            updated_at: rfc3339(self.updated_at_ms),
-            completed_at: self.completed_at_ms.map(rfc3339),
+            created_at: Rfc3339Ms(self.created_at_ms),
+            updated_at: Rfc3339Ms(self.updated_at_ms),
+            completed_at: self.completed_at_ms.map(Rfc3339Ms),
             following: self.following,
             requested_by: self.username.as_deref().map(|username| RequestedBy {
                 id: &self.user_id,
@@ -620,6 +620,119 @@ pub fn list(
         })?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
+}
+
+/// A page written straight to JSON.
+#[derive(Debug)]
+pub struct JsonPage {
+    /// The rows as a JSON array.
+    pub json: Vec<u8>,
+    /// Where the next page starts, when there is one.
+    pub next: Option<Position>,
+}
+
+/// One row as JSON, from the row's borrowed values (no intermediate strings).
+fn write_row(row: &Row<'_>, with_owner: bool, out: &mut Vec<u8>) -> AppResult<()> {
+    let bad = |i: usize| move |e| crate::error::AppError::internal(format!("column {i}: {e}"));
+    let text = |i: usize| -> AppResult<&str> { row.get_ref(i)?.as_str().map_err(bad(i)) };
+    let opt_text =
+        |i: usize| -> AppResult<Option<&str>> { row.get_ref(i)?.as_str_or_null().map_err(bad(i)) };
+    let seasons = match opt_text(5)? {
+        // The column is CHECKed to be valid JSON; a borrowed RawValue only checks it again.
+        Some(json) => Some(
+            serde_json::from_str::<&RawValue>(json)
+                .map_err(|e| crate::error::AppError::internal(format!("stored seasons: {e}")))?,
+        ),
+        None => None,
+    };
+    let user_id = text(1)?;
+    let media_type = if text(3)? == "tv" { "tv" } else { "movie" };
+    let value = RequestJson {
+        id: text(0)?,
+        user_id,
+        title: text(2)?,
+        media_type,
+        tmdb_id: row.get(4)?,
+        seasons,
+        is4k: row.get(6)?,
+        status: text(7)?,
+        overseerr_id: row.get(8)?,
+        poster_path: opt_text(9)?,
+        created_at: Rfc3339Ms(row.get(10)?),
+        updated_at: Rfc3339Ms(row.get(11)?),
+        completed_at: row.get::<_, Option<i64>>(12)?.map(Rfc3339Ms),
+        following: row.get(13)?,
+        requested_by: if with_owner {
+            Some(RequestedBy {
+                id: user_id,
+                username: text(14)?,
+            })
+        } else {
+            None
+        },
+    };
+    serde_json::to_writer(&mut *out, &value)
+        .map_err(|e| crate::error::AppError::internal(format!("serialize request: {e}")))
+}
+
+/// The position of a row (read from the row itself) in a list sorted by `sort`.
+fn position_of_row(row: &Row<'_>, sort: Sort) -> AppResult<Position> {
+    let id: String = row.get(0)?;
+    Ok(match sort {
+        Sort::CreatedAt => Position {
+            text: String::new(),
+            at: row.get(10)?,
+            id,
+        },
+        Sort::Title => Position {
+            text: row.get(2)?,
+            at: 0,
+            id,
+        },
+        Sort::Status => Position {
+            text: row.get(7)?,
+            at: row.get(10)?,
+            id,
+        },
+    })
+}
+
+/// [`list`] written straight to JSON bytes: the hot path of the request lists. Reads up to
+/// `limit + 1` rows; the extra one only says whether there is a next page.
+pub fn list_json(
+    conn: &Connection,
+    spec: &ListSpec,
+    caller: &str,
+    after: Option<&Position>,
+    limit: u32,
+) -> AppResult<JsonPage> {
+    let (sql, params) = spec.statement(caller, after, limit + 1);
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+    let mut json = Vec::with_capacity(64 + 480 * limit as usize);
+    json.push(b'[');
+    let mut written = 0u32;
+    let mut last = None;
+    let mut more = false;
+    while let Some(row) = rows.next()? {
+        if written == limit {
+            more = true;
+            break;
+        }
+        if written > 0 {
+            json.push(b',');
+        }
+        write_row(row, spec.with_owner, &mut json)?;
+        written += 1;
+        if written == limit {
+            last = Some(position_of_row(row, spec.sort)?);
+        }
+    }
+    json.push(b']');
+    Ok(JsonPage {
+        json,
+        next: if more { last } else { None },
+    })
 }
 
 /// The user's most recent requests (dashboard).
