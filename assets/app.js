@@ -115,6 +115,8 @@ function header(current) {
         "aria-current": current && current.page === "notifications" ? "page" : null },
         bellIcon(), h("span", { id: "bell-count", class: "count", hidden: true })),
       h("span", { class: "username", text: user.name || user.username }),
+      // Local accounts have a password to change; Plex accounts sign in with Plex.
+      user.plexUsername ? null : h("a", { href: "/password", "data-link": "", class: "nav-aux" }, "Password"),
       h("button", { type: "button", class: "link", onclick: () => app.signOut() }, "Sign out"),
     ),
   );
