@@ -299,6 +299,8 @@ pub struct YoutubeConfig {
     pub download_dir: Option<PathBuf>,
     pub workers: u32,
     pub max_user_bytes: u64,
+    /// A download that prints nothing for this long is stopped and fails.
+    pub stall_timeout_secs: u64,
 }
 
 impl Default for YoutubeConfig {
@@ -308,6 +310,7 @@ impl Default for YoutubeConfig {
             download_dir: None,
             workers: 1,
             max_user_bytes: 10 * 1024 * 1024 * 1024,
+            stall_timeout_secs: 600,
         }
     }
 }
@@ -519,6 +522,9 @@ impl Config {
         }
         if !(1..=16).contains(&self.youtube.workers) {
             return bad("youtube.workers", "must be between 1 and 16");
+        }
+        if self.youtube.stall_timeout_secs == 0 {
+            return bad("youtube.stall_timeout_secs", "must be at least 1");
         }
         if self.admin.password.as_ref().is_some_and(|p| {
             let n = p.expose().chars().count();
@@ -740,6 +746,8 @@ ytdlp_path = "yt-dlp"
 workers = 1
 # Disk budget per user, in bytes (10 GiB).
 max_user_bytes = 10737418240
+# A download that prints nothing for this many seconds is stopped and fails.
+stall_timeout_secs = 600
 
 [overseerr]
 # Submit requests of users who have no Overseerr account as Overseerr's admin.

@@ -36,6 +36,7 @@ pub mod sim;
 pub mod state;
 pub mod time;
 pub mod users;
+pub mod youtube;
 
 use std::future::Future;
 use std::time::Duration;
@@ -100,6 +101,7 @@ pub fn api_routes() -> routes::Routes {
         .merge(admin::routes())
         .merge(notifications::routes())
         .merge(events::routes())
+        .merge(youtube::routes())
         .prefixed("/api/v1")
         .merge(health::routes())
         .merge(metrics::routes())

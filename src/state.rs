@@ -60,6 +60,7 @@ struct Inner {
     service_clients: Clients,
     status_cache: StatusCache,
     health_manager: HealthManager,
+    youtube: crate::youtube::Youtube,
     cpu: Arc<Semaphore>,
     started: Instant,
     error_log: mpsc::Sender<ErrorLogEntry>,
@@ -106,6 +107,7 @@ impl AppState {
                 service_clients: Clients::default(),
                 status_cache: StatusCache::new(clock.clone()),
                 health_manager: HealthManager::new(),
+                youtube: crate::youtube::Youtube::new(clock.clone()),
                 cpu: Arc::new(Semaphore::new(CPU_JOBS)),
                 config: Arc::new(config),
                 db,
@@ -183,6 +185,11 @@ impl AppState {
         &self.inner.health_manager
     }
 
+    /// The YouTube downloads' memory (running downloads, metadata cache).
+    pub fn youtube(&self) -> &crate::youtube::Youtube {
+        &self.inner.youtube
+    }
+
     /// Signs and checks page cursors.
     pub fn cursors(&self) -> &CursorCodec {
         &self.inner.cursors
@@ -207,6 +214,7 @@ impl AppState {
             self.inner.sessions.cache_stats(),
             self.inner.health.cache_stats(),
             self.inner.status_cache.stats(),
+            self.inner.youtube.cache_stats(),
         ]
     }
 
@@ -255,6 +263,7 @@ impl AppState {
         self.spawn_task(crate::housekeeping::run(self.clone()));
         self.spawn_task(crate::housekeeping::watch_memory(self.clone()));
         self.spawn_task(crate::services::run(self.clone()));
+        self.spawn_task(crate::youtube::worker::run(self.clone()));
     }
 
     /// Stops background tasks (bounded wait) and checkpoints the database.

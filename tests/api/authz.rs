@@ -34,6 +34,8 @@ const E400: Want = Want::Status(400);
 const E401: Want = Want::Status(401);
 const E403: Want = Want::Status(403);
 const E404: Want = Want::Status(404);
+const E409: Want = Want::Status(409);
+const E503: Want = Want::Status(503);
 
 impl Want {
     fn accepts(self, status: StatusCode) -> bool {
@@ -113,6 +115,15 @@ const MATRIX: &[(&str, &str, [Want; 4])] = &[
     ("POST /api/v1/admin/services/{name}/test",     r#"{"url":"http://127.0.0.1:9"}"#,                    [E401, E403, E403, OK]),
     ("GET /api/v1/admin/integrations",              "",                                                   [E401, E403, E403, OK]),
     ("POST /api/v1/admin/integrations/{name}/reset", "",                                                  [E401, E403, E403, OK]),
+    // yt-dlp is not installed in the fixture: submitting is refused before anything else.
+    ("GET /api/v1/youtube/metadata",                "",                                                   [E401, E400, E400, E400]),
+    ("POST /api/v1/youtube/downloads",              r#"{"url":"https://youtu.be/dQw4w9WgXcQ"}"#,          [E401, E503, E503, E503]),
+    ("GET /api/v1/youtube/downloads",               "",                                                   [E401, OK,   OK,   OK]),
+    ("GET /api/v1/youtube/downloads/{id}",          "",                                                   [E401, OK,   E404, OK]),
+    // The fixture download is queued: it can be cancelled, not retried.
+    ("DELETE /api/v1/youtube/downloads/{id}",       "",                                                   [E401, OK,   E404, OK]),
+    ("POST /api/v1/youtube/downloads/{id}/retry",   "",                                                   [E401, E409, E404, E409]),
+    ("GET /api/v1/admin/downloads",                 "",                                                   [E401, E403, E403, OK]),
     // Server-Sent Events: only the head is read.
     ("GET /api/v1/events",                          "",                                                   [E401, OK,   OK,   OK]),
 ];
@@ -170,6 +181,8 @@ struct Fixture {
     correlation_id: String,
     /// A notification of "user".
     user_notification: String,
+    /// A queued download of "user".
+    user_download: String,
 }
 
 impl Fixture {
@@ -188,10 +201,12 @@ impl Fixture {
         let admin_token = new_session(state, &admin_id).await.token;
         let correlation_id = "authz-matrix-cid".to_owned();
         let user_notification = medianest::users::new_id();
-        let (cid, owner, notification) = (
+        let user_download = medianest::users::new_id();
+        let (cid, owner, notification, download) = (
             correlation_id.clone(),
             user_id.clone(),
             user_notification.clone(),
+            user_download.clone(),
         );
         state
             .db()
@@ -213,6 +228,11 @@ impl Fixture {
                      VALUES (?1, ?2, 'request.updated', 'Approved', 'A Film was approved', ?3)",
                     rusqlite::params![notification, owner, support::START_MS],
                 )?;
+                tx.execute(
+                    "INSERT INTO youtube_downloads (id, user_id, url, kind, created_at)
+                     VALUES (?1, ?2, 'https://www.youtube.com/watch?v=dQw4w9WgXcQ', 'video', ?3)",
+                    rusqlite::params![download, owner, support::START_MS],
+                )?;
                 Ok(())
             })
             .await
@@ -228,6 +248,7 @@ impl Fixture {
             admin_token,
             correlation_id,
             user_notification,
+            user_download,
         }
     }
 
@@ -257,6 +278,7 @@ fn fill(template: &str, fx: &Fixture) -> Result<String, String> {
             "id" if template.starts_with("/api/v1/auth/sessions/") => fx.user_spare_session.clone(),
             "id" if template.starts_with("/api/v1/admin/users/") => fx.user_id.clone(),
             "id" if template.starts_with("/api/v1/notifications/") => fx.user_notification.clone(),
+            "id" if template.starts_with("/api/v1/youtube/downloads/") => fx.user_download.clone(),
             _ => {
                 return Err(format!(
                     "no fixture for {{{param}}}: add one to `fill` in tests/api/authz.rs"
