@@ -436,6 +436,14 @@ impl Sim {
             if let Some(parent) = path.parent() {
                 let _ = std::fs::create_dir_all(parent);
             }
+            if path.is_file() {
+                self.say(&format!(
+                    "[download] {} has already been downloaded",
+                    path.display()
+                ))?;
+                self.after_move(o, &path)?;
+                continue;
+            }
             let part = PathBuf::from(format!("{}.part", path.display()));
             let mut have = std::fs::metadata(&part)
                 .map(|m| m.len() as usize)
@@ -496,13 +504,20 @@ impl Sim {
                 "[Merger] Merging formats into \"{}\"",
                 path.display()
             ))?;
-            if let Some(t) = &o.print_after_move {
-                let json = serde_json::to_string(&path.to_string_lossy()).unwrap_or_default();
-                self.say(&t.replace("%(filepath)j", &json))?;
-            }
+            self.after_move(o, &path)?;
         }
         stop_helper(helper);
         Ok(0)
+    }
+
+    fn after_move(&mut self, o: &Options, path: &Path) -> Result<(), u8> {
+        match &o.print_after_move {
+            Some(t) => {
+                let json = serde_json::to_string(&path.to_string_lossy()).unwrap_or_default();
+                self.say(&t.replace("%(filepath)j", &json))
+            }
+            None => Ok(()),
+        }
     }
 
     fn progress(

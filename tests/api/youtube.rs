@@ -840,3 +840,29 @@ async fn a_download_stopped_by_shutdown_is_queued_again_and_completes_after_the_
     assert_eq!(runs, 2);
     server.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_that_would_pass_the_disk_budget_fails_and_deletes_nothing() {
+    let (yt, server, _, token) =
+        Yt::serving(5, |c| c.youtube.max_user_bytes = 100_000, "lea").await;
+    let first = yt.submit_url(&token, &video("okvid000001")).await;
+    yt.until_status(&token, &first, "completed").await;
+    let second = yt.submit_url(&token, &video("okvid000002")).await;
+    let failed = yt.until_status(&token, &second, "failed").await;
+    assert_eq!(
+        failed["error"],
+        "this download would pass your disk budget of 97.7 KiB (already used: 64.0 KiB); it was stopped"
+    );
+    let third = yt.submit_url(&token, &video("okvid000003")).await;
+    let failed = yt.until_status(&token, &third, "failed").await;
+    // The stopped one's partial file counts (it is kept for a retry).
+    assert_eq!(
+        failed["error"],
+        "your downloads already use 104.0 KiB of your 97.7 KiB disk budget; delete some files first"
+    );
+    // The finished file is still there.
+    let done = yt.get(&token, &first).await;
+    let file = yt.download_dir.join(done["files"][0].as_str().unwrap());
+    assert!(file.is_file());
+    server.stop().await.unwrap();
+}
