@@ -222,6 +222,8 @@ pub struct PlexConfig {
     pub app_url: String,
     /// Title of the Plex library that receives YouTube downloads.
     pub youtube_library: Option<String>,
+    /// Memory for proxied Plex images, in MiB.
+    pub image_cache_mb: u64,
 }
 
 impl Default for PlexConfig {
@@ -231,6 +233,7 @@ impl Default for PlexConfig {
             tv_url: "https://plex.tv".into(),
             app_url: "https://app.plex.tv".into(),
             youtube_library: None,
+            image_cache_mb: 32,
         }
     }
 }
@@ -520,6 +523,9 @@ impl Config {
         if self.limits.user_per_minute == 0 {
             return bad("limits.user_per_minute", "must be at least 1");
         }
+        if !(1..=1024).contains(&self.plex.image_cache_mb) {
+            return bad("plex.image_cache_mb", "must be between 1 and 1024");
+        }
         if !(1..=16).contains(&self.youtube.workers) {
             return bad("youtube.workers", "must be between 1 and 16");
         }
@@ -714,6 +720,8 @@ app_url = "https://app.plex.tv"
 # Title of the Plex library that receives YouTube downloads (default: the first library whose
 # title contains "YouTube").
 # youtube_library = "YouTube"
+# Memory (MiB) for Plex images the portal proxies, kept for an hour.
+image_cache_mb = 32
 
 [health]
 # Seconds between service checks.

@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod monitor;
 pub mod notifications;
 pub mod pagination;
+pub mod plex;
 pub mod ratelimit;
 pub mod response;
 pub mod routes;
@@ -102,6 +103,7 @@ pub fn api_routes() -> routes::Routes {
         .merge(notifications::routes())
         .merge(events::routes())
         .merge(youtube::routes())
+        .merge(plex::routes())
         .prefixed("/api/v1")
         .merge(health::routes())
         .merge(metrics::routes())

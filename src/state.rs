@@ -59,6 +59,7 @@ struct Inner {
     events: EventBus,
     service_clients: Clients,
     status_cache: StatusCache,
+    plex_caches: crate::plex::PlexCaches,
     health_manager: HealthManager,
     youtube: crate::youtube::Youtube,
     cpu: Arc<Semaphore>,
@@ -106,6 +107,10 @@ impl AppState {
                 events: EventBus::default(),
                 service_clients: Clients::default(),
                 status_cache: StatusCache::new(clock.clone()),
+                plex_caches: crate::plex::PlexCaches::new(
+                    config.plex.image_cache_mb.saturating_mul(1024 * 1024),
+                    clock.clone(),
+                ),
                 health_manager: HealthManager::new(),
                 youtube: crate::youtube::Youtube::new(clock.clone()),
                 cpu: Arc::new(Semaphore::new(CPU_JOBS)),
@@ -180,6 +185,11 @@ impl AppState {
         &self.inner.status_cache
     }
 
+    /// The Plex browse and image caches.
+    pub fn plex_caches(&self) -> &crate::plex::PlexCaches {
+        &self.inner.plex_caches
+    }
+
     /// The health-check manager's memory.
     pub fn health_manager(&self) -> &HealthManager {
         &self.inner.health_manager
@@ -210,12 +220,14 @@ impl AppState {
 
     /// Statistics of every cache, for `/metrics` and `/admin/performance`.
     pub fn cache_stats(&self) -> Vec<crate::cache::CacheStats> {
-        vec![
+        let mut stats = vec![
             self.inner.sessions.cache_stats(),
             self.inner.health.cache_stats(),
             self.inner.status_cache.stats(),
             self.inner.youtube.cache_stats(),
-        ]
+        ];
+        stats.extend(self.inner.plex_caches.stats());
+        stats
     }
 
     /// Time since this state was built.

@@ -86,6 +86,8 @@ pub async fn rebuild_clients(state: &AppState) -> AppResult<()> {
         .service_clients()
         .replace(ServiceClients::build(configs, state.clock()));
     state.status_cache().invalidate();
+    // Another server or token: nothing browsed before may be shown again.
+    state.plex_caches().clear();
     Ok(())
 }
 

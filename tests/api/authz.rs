@@ -124,6 +124,16 @@ const MATRIX: &[(&str, &str, [Want; 4])] = &[
     ("DELETE /api/v1/youtube/downloads/{id}",       "",                                                   [E401, OK,   E404, OK]),
     ("POST /api/v1/youtube/downloads/{id}/retry",   "",                                                   [E401, E409, E404, E409]),
     ("GET /api/v1/admin/downloads",                 "",                                                   [E401, E403, E403, OK]),
+    // Plex is not set up in the fixture: signed-in callers get SERVICE_NOT_CONFIGURED, or the
+    // validation error that comes first.
+    ("GET /api/v1/plex/server",                     "",                                                   [E401, E503, E503, E503]),
+    ("GET /api/v1/plex/libraries",                  "",                                                   [E401, E503, E503, E503]),
+    ("GET /api/v1/plex/libraries/{key}/items",      "",                                                   [E401, E503, E503, E503]),
+    ("GET /api/v1/plex/search",                     "",                                                   [E401, E400, E400, E400]),
+    ("GET /api/v1/plex/recently-added",             "",                                                   [E401, E503, E503, E503]),
+    ("GET /api/v1/plex/libraries/{key}/collections", "",                                                  [E401, E503, E503, E503]),
+    ("GET /api/v1/plex/collections/{rating_key}",   "",                                                   [E401, E503, E503, E503]),
+    ("GET /api/v1/plex/image",                      "",                                                   [E401, E400, E400, E400]),
     // Server-Sent Events: only the head is read.
     ("GET /api/v1/events",                          "",                                                   [E401, OK,   OK,   OK]),
 ];
@@ -272,6 +282,7 @@ fn fill(template: &str, fx: &Fixture) -> Result<String, String> {
         };
         let value = match param {
             "pin_id" => "no-such-pin".to_owned(),
+            "key" | "rating_key" => "1".to_owned(),
             "correlation_id" => fx.correlation_id.clone(),
             "name" if template.starts_with("/api/v1/admin/integrations/") => "plex_tv".to_owned(),
             "name" => "plex".to_owned(),

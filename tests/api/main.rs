@@ -14,6 +14,7 @@ mod backup;
 mod edge;
 mod health;
 mod metrics;
+mod plex_browse;
 mod plex_signin;
 mod schema;
 mod service_faults;

@@ -1,12 +1,20 @@
-//! The Plex Media Server client (UPSTREAMS.md 1.3 and 1.4). For now it knows `GET /identity`, the
-//! health probe; libraries, items, search, collections and scans join it as [`PlexServer`]
-//! methods built on the same [`PlexServer::request`] and wire types.
+//! The Plex Media Server client (UPSTREAMS.md 1.3 and 1.4): `GET /identity` (the health probe)
+//! here, reading the library in [`library`], and what the YouTube hand-off writes (scans,
+//! collections) in [`handoff`]; the wire shapes and the plain types handed out are in [`model`].
 //!
 //! It only speaks PMS's HTTP and turns answers into plain types; what an answer means for a
-//! status tile is the health manager's business. The server token travels in the `X-Plex-Token`
-//! header, never in a URL, so it cannot reach a log line or an error detail.
+//! status tile or a page is its caller's business. The server token travels in the
+//! `X-Plex-Token` header, never in a URL, so it cannot reach a log line or an error detail.
+
+mod handoff;
+mod library;
+mod model;
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod sim_tests;
 
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -22,11 +30,18 @@ use crate::integrations::upstream::{
 /// The display name in client messages ("Plex did not answer in time.").
 pub const SERVICE_NAME: &str = "Plex";
 
+pub use handoff::is_under;
+pub use library::is_plex_key;
+pub use model::{ItemsPage, PlexImage, PlexMetadata, PlexSection, PlexServerInfo};
+
 /// A client for one Plex Media Server. Cheap to clone.
 #[derive(Clone)]
 pub struct PlexServer {
     http: ClientBase,
     token: Option<String>,
+    /// The server's `machineIdentifier`, learnt once (collection URIs need it). A client is
+    /// rebuilt when the settings change, so it cannot outlive a change of server.
+    machine_identifier: Arc<OnceLock<String>>,
 }
 
 impl fmt::Debug for PlexServer {
@@ -66,6 +81,7 @@ impl PlexServer {
         Self {
             http: ClientBase::new(SERVICE_NAME, url, options, clock),
             token: token.filter(|t| !t.is_empty()),
+            machine_identifier: Arc::new(OnceLock::new()),
         }
     }
 
@@ -79,12 +95,20 @@ impl PlexServer {
         self.http.base_url()
     }
 
+    /// Whether the client has a server token (library calls need one; `/identity` does not).
+    pub fn has_token(&self) -> bool {
+        self.token.is_some()
+    }
+
     /// A request to `path_and_query` asking for JSON, with the token when there is one.
     pub fn request(&self, method: Method, path_and_query: &str) -> Request {
         // The base asks for JSON, without which PMS answers XML (UPSTREAMS.md 1.4 item 4).
-        let request = self
-            .http
-            .request(method, path_and_query)
+        self.authorize(self.http.request(method, path_and_query))
+    }
+
+    /// Adds the product headers and the token (when there is one) to `request`.
+    fn authorize(&self, request: Request) -> Request {
+        let request = request
             .header("X-Plex-Product", crate::integrations::plextv::PRODUCT)
             .header("X-Plex-Version", crate::VERSION);
         match &self.token {

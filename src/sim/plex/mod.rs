@@ -1,12 +1,15 @@
 //! A fake Plex Media Server (UPSTREAMS.md 1.3): `GET /identity` without a token, in JSON when
 //! the client sends `Accept: application/json` and in XML otherwise, as PMS does; every other
 //! path wants the server token in `X-Plex-Token` (header or query) and answers PMS's HTML 401
-//! page without it. Libraries come later; for now a known token reaches a 404.
+//! page without it. Behind the token sits a small library ([`library`]): sections, items with
+//! thumbs, collections, images, search, recently added, and scans of real folders on disk.
 //!
 //! A test or the demo steers it through [`FakePlexServer`]'s methods: the machine identifier, the
-//! server token, and (from the [`SimServer`] harness) injected failures and latency and
-//! per-endpoint request counts. State sits behind a `std` mutex that is never held across an
-//! `.await`.
+//! server token, the library's content, and (from the [`SimServer`] harness) injected failures
+//! and latency and per-endpoint request counts. State sits behind a `std` mutex that is never
+//! held across an `.await`.
+
+mod library;
 
 use std::ops::Deref;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -14,15 +17,16 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post, put};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use serde_json::json;
 
 use super::harness::{self, Effect, SimFault, SimServer, Traffic};
+pub use library::{COMPOSITE_JPEG, FakeCollection, FakeItem, NewItem, THUMB_PNG};
 
 /// The version the fake reports (a real PMS build string).
 pub const VERSION: &str = "1.41.3.9314-a0bfb8370";
@@ -91,7 +95,9 @@ impl Shared {
 
 struct SimState {
     machine_identifier: String,
+    friendly_name: String,
     token: String,
+    library: library::Library,
 }
 
 impl FakePlexServer {
@@ -102,7 +108,9 @@ impl FakePlexServer {
         let shared = Arc::new(Shared {
             state: Mutex::new(SimState {
                 machine_identifier: random_hex(40),
+                friendly_name: "Media Server".to_owned(),
                 token: random_text(20),
+                library: library::Library::default(),
             }),
         });
         let server = SimServer::start("fake Plex server", |traffic| {
@@ -131,12 +139,98 @@ impl FakePlexServer {
     pub fn set_token(&self, token: &str) {
         self.shared.lock().token = token.to_owned();
     }
+
+    /// Sets the server's name (`friendlyName` in `GET /`).
+    pub fn set_friendly_name(&self, name: &str) {
+        self.shared.lock().friendly_name = name.to_owned();
+    }
+
+    /// Adds a library section of `kind` (`movie` or `show`) whose folder is `location` (PMS's
+    /// path; nothing needs to exist there unless it is scanned). Returns its key ("1", "2", ...).
+    pub fn add_library(&self, kind: &str, title: &str, location: &str) -> String {
+        self.shared
+            .lock()
+            .library
+            .add_section(kind, title, location, false)
+    }
+
+    /// Adds an "Other Videos" library (type `movie`, the Personal Media agent) on the real
+    /// directory `dir`, where a scan finds the video files actually there. Returns its key.
+    pub fn add_youtube_library(&self, title: &str, dir: &std::path::Path) -> String {
+        let location = dir.to_string_lossy();
+        self.shared
+            .lock()
+            .library
+            .add_section("movie", title, &location, true)
+    }
+
+    /// Adds an item to a section (its type is the section's); returns its rating key, or
+    /// `None` when there is no such section.
+    pub fn add_item(&self, section_key: &str, item: NewItem) -> Option<String> {
+        self.shared.lock().library.add_item(section_key, item)
+    }
+
+    /// Adds a collection of `items` (rating keys) to a section; returns its rating key.
+    pub fn add_collection(&self, section_key: &str, title: &str, items: &[&str]) -> Option<String> {
+        self.shared
+            .lock()
+            .library
+            .add_collection(section_key, title, items)
+    }
+
+    /// A section's items, in the order they were added.
+    pub fn items(&self, section_key: &str) -> Vec<FakeItem> {
+        self.shared.lock().library.items(section_key)
+    }
+
+    /// Every collection with its items, in the order they were made (by tests or by clients).
+    pub fn collections(&self) -> Vec<FakeCollection> {
+        self.shared.lock().library.collections()
+    }
+
+    /// Marks a section as being scanned (or not), as `GET /library/sections` reports it.
+    pub fn set_refreshing(&self, section_key: &str, refreshing: bool) {
+        self.shared
+            .lock()
+            .library
+            .set_refreshing(section_key, refreshing);
+    }
+
+    /// How many reads of `GET /library/sections` show a scan still `refreshing` before it
+    /// ends and its files become items (default 1; 0 ends scans at once).
+    pub fn set_scan_reads(&self, reads: u32) {
+        self.shared.lock().library.set_scan_reads(reads);
+    }
 }
 
 fn router(shared: Arc<Shared>, traffic: Arc<Traffic<Fault>>) -> Router {
     Router::new()
         .route(IDENTITY, get(identity))
-        .fallback(not_found)
+        .route("/", get(capabilities))
+        .route("/library/sections", get(library::sections))
+        .route("/library/sections/{key}/all", get(library::section_all))
+        .route("/library/sections/{key}/refresh", get(library::refresh))
+        .route(
+            "/library/sections/{key}/collections",
+            get(library::section_collections),
+        )
+        .route("/library/recentlyAdded", get(library::recently_added))
+        .route("/hubs/search", get(library::search))
+        .route("/library/collections", post(library::create_collection))
+        .route("/library/collections/{key}", get(library::collection))
+        .route(
+            "/library/collections/{key}/children",
+            get(library::collection_children),
+        )
+        .route(
+            "/library/collections/{key}/items",
+            put(library::add_collection_items),
+        )
+        .route("/library/metadata/{key}/thumb/{at}", get(image))
+        .route("/library/metadata/{key}/art/{at}", get(image))
+        .route("/library/collections/{key}/composite/{at}", get(image))
+        // `/photo/:/transcode` cannot be declared: axum refuses a segment starting with `:`.
+        .fallback(fallback)
         // Layers run outside in: count and apply faults first, then check the token, so a
         // refused request is still counted.
         .layer(middleware::from_fn_with_state(shared.clone(), authenticate))
@@ -225,7 +319,34 @@ pub(super) fn html_error(status: StatusCode) -> Response {
         .into_response()
 }
 
-async fn not_found() -> Response {
+/// `GET /` with the token: the capabilities container (a few of its many fields).
+async fn capabilities(State(shared): State<Arc<Shared>>) -> Response {
+    let state = shared.lock();
+    axum::Json(json!({
+        "MediaContainer": {
+            "size": 0,
+            "allowCameraUpload": false,
+            "friendlyName": state.friendly_name,
+            "machineIdentifier": state.machine_identifier,
+            "myPlexUsername": "owner",
+            "platform": "Linux",
+            "platformVersion": "6.1",
+            "transcoderActiveVideoSessions": 0,
+            "version": VERSION,
+        }
+    }))
+    .into_response()
+}
+
+/// The image routes and the photo transcoder.
+async fn image(State(shared): State<Arc<Shared>>, uri: Uri) -> Response {
+    library::image(&shared, uri.path(), uri.query())
+}
+
+async fn fallback(State(shared): State<Arc<Shared>>, uri: Uri) -> Response {
+    if uri.path() == "/photo/:/transcode" {
+        return library::image(&shared, uri.path(), uri.query());
+    }
     html_error(StatusCode::NOT_FOUND)
 }
 
@@ -314,15 +435,14 @@ mod tests {
         assert!(body.contains("<title>Unauthorized</title>"), "{body}");
         let (status, _) = fetch(UpRequest::get(url.clone()).header("X-Plex-Token", "wrong")).await;
         assert_eq!(status, 401);
-        // With the right token the path is simply not there yet.
         let (status, _) =
             fetch(UpRequest::get(url.clone()).header("X-Plex-Token", "owner-token-123")).await;
-        assert_eq!(status, 404);
+        assert_eq!(status, 200);
         let (status, _) = fetch(UpRequest::get(format!(
             "{url}?X-Plex-Token=owner-token-123"
         )))
         .await;
-        assert_eq!(status, 404);
+        assert_eq!(status, 200);
         assert_eq!(fake.token(), "owner-token-123");
         assert_eq!(fake.requests("GET /library/sections"), 4);
         assert_eq!(fake.total_requests(), 4);
