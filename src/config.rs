@@ -304,6 +304,9 @@ pub struct YoutubeConfig {
     pub max_user_bytes: u64,
     /// A download that prints nothing for this long is stopped and fails.
     pub stall_timeout_secs: u64,
+    /// The download dir as Plex sees it (when Plex runs elsewhere, e.g. in a container); the
+    /// same path when unset.
+    pub plex_path: Option<PathBuf>,
 }
 
 impl Default for YoutubeConfig {
@@ -314,6 +317,7 @@ impl Default for YoutubeConfig {
             workers: 1,
             max_user_bytes: 10 * 1024 * 1024 * 1024,
             stall_timeout_secs: 600,
+            plex_path: None,
         }
     }
 }
@@ -756,6 +760,9 @@ workers = 1
 max_user_bytes = 10737418240
 # A download that prints nothing for this many seconds is stopped and fails.
 stall_timeout_secs = 600
+# The download dir as Plex sees it, for the library scan after a download (when Plex runs in a
+# container or on another machine). Default: the same path.
+# plex_path = "/data/youtube"
 
 [overseerr]
 # Submit requests of users who have no Overseerr account as Overseerr's admin.
@@ -872,6 +879,7 @@ mod tests {
             "client_id",
             "youtube_library",
             "download_dir",
+            "plex_path",
             "overseerr_secret",
             "token",
             "url",

@@ -145,6 +145,8 @@ pub struct Youtube {
     wake: Notify,
     running: Mutex<HashMap<String, Arc<Running>>>,
     metadata: TtlCache<String, Arc<ytdlp::Metadata>>,
+    /// Plex hand-offs take turns (see `handoff`).
+    handoff: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Youtube {
@@ -159,6 +161,7 @@ impl Youtube {
             wake: Notify::new(),
             running: Mutex::new(HashMap::new()),
             metadata: TtlCache::new("youtube_metadata", 512, clock),
+            handoff: tokio::sync::Mutex::new(()),
         }
     }
 

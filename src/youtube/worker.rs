@@ -171,7 +171,10 @@ pub async fn run(state: AppState) {
     }
     let workers = state.config().youtube.workers.max(1);
     let loops = (0..workers).map(|n| work(state.clone(), n));
-    futures_util::future::join_all(loops).await;
+    tokio::join!(
+        futures_util::future::join_all(loops),
+        super::handoff::run(state.clone())
+    );
 }
 
 async fn work(state: AppState, number: u32) {
@@ -251,8 +254,6 @@ async fn claim(state: &AppState) -> AppResult<Option<Job>> {
 enum Outcome {
     Completed {
         files: Vec<String>,
-        folder: PathBuf,
-        playlist_title: Option<String>,
     },
     Failed(String),
     Cancelled {
@@ -401,14 +402,7 @@ async fn execute(state: &AppState, job: &Job) -> Outcome {
         budget,
         stall: Duration::from_secs(config.stall_timeout_secs),
     };
-    match run.process(&program, &plan).await {
-        Outcome::Completed { files, .. } => Outcome::Completed {
-            files,
-            folder,
-            playlist_title: playlist.then(|| meta.title.clone()),
-        },
-        other => other,
-    }
+    run.process(&program, &plan).await
 }
 
 /// Which pipe a line came from.
@@ -635,11 +629,7 @@ impl RunContext<'_> {
                     .into_owned()
             })
             .collect();
-        Outcome::Completed {
-            files,
-            folder: PathBuf::new(),
-            playlist_title: None,
-        }
+        Outcome::Completed { files }
     }
 
     async fn on_stdout(&self, line: &str, t: &mut Tracker) {
@@ -832,11 +822,7 @@ async fn finish(state: &AppState, job: &Job, outcome: Outcome) -> AppResult<()> 
     let now = state.clock().now_ms();
     let live = job.running.live();
     match outcome {
-        Outcome::Completed {
-            files,
-            folder,
-            playlist_title,
-        } => {
+        Outcome::Completed { files } => {
             let files_json = serde_json::to_string(&files).unwrap_or_else(|_| "[]".into());
             let count = files.len();
             let (download, ended) = end_and_notify(
@@ -868,7 +854,7 @@ async fn finish(state: &AppState, job: &Job, outcome: Outcome) -> AppResult<()> 
             .await?;
             if ended {
                 tracing::info!(download = %download.id, files = count, "download completed");
-                super::handoff::after_download(state, &download, &folder, playlist_title);
+                super::handoff::after_download(state, &download);
             }
         }
         Outcome::Failed(reason) => {

@@ -866,3 +866,127 @@ async fn a_download_that_would_pass_the_disk_budget_fails_and_deletes_nothing() 
     assert!(file.is_file());
     server.stop().await.unwrap();
 }
+
+/// A [`Yt`] whose Plex is the fake PMS with a "YouTube" library on the download dir, served,
+/// with a signed-in user: `(yt, plex, section key, server, token)`.
+async fn with_plex(
+    name: &str,
+) -> (
+    Yt,
+    medianest::sim::plex::FakePlexServer,
+    String,
+    RunningServer,
+    String,
+) {
+    let plex = medianest::sim::plex::FakePlexServer::start().await.unwrap();
+    let yt = Yt::new(2, |c| {
+        c.services.plex.url = Some(plex.url());
+        c.services.plex.api_key = Some(medianest::config::Secret::new(plex.token()));
+    });
+    std::fs::create_dir_all(&yt.download_dir).unwrap();
+    plex.add_library("movie", "Movies", "/data/movies");
+    let section = plex.add_youtube_library("YouTube", &yt.download_dir);
+    let (_, token) = yt.user(name).await;
+    support::prepare(&yt.t).await;
+    medianest::services::admin::rebuild_clients(&yt.t.state)
+        .await
+        .unwrap();
+    let server = RunningServer::start(&yt.t.state, yt.app.clone()).await;
+    (yt, plex, section, server, token)
+}
+
+impl Yt {
+    /// Waits until the download has a Plex collection; returns it.
+    async fn until_collection(&self, token: &str, id: &str) -> String {
+        eventually(LONG, "the Plex collection", || async {
+            let d = self.get(token, id).await;
+            d["plexCollectionId"].as_str().map(str::to_owned)
+        })
+        .await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_playlist_becomes_a_plex_collection_of_its_items() {
+    let (yt, plex, section, server, token) = with_plex("max").await;
+    let id = yt.submit_url(&token, &playlist("PLn5mix")).await;
+    let collection = yt.until_collection(&token, &id).await;
+    let done = yt.get(&token, &id).await;
+    assert_eq!(done["status"], "completed");
+    let collections = plex.collections();
+    assert_eq!(collections.len(), 1);
+    let c = &collections[0];
+    assert_eq!(
+        (c.rating_key.as_str(), c.title.as_str()),
+        (collection.as_str(), "Sim Playlist PLn5mix")
+    );
+    assert_eq!(c.section_key, section);
+    // The collection holds exactly the five downloaded files, as Plex found them on disk.
+    let items = plex.items(&section);
+    let mut in_collection: Vec<String> = items
+        .iter()
+        .filter(|i| c.items.contains(&i.rating_key))
+        .map(|i| i.file.clone().unwrap_or_default())
+        .collect();
+    in_collection.sort();
+    let mut downloaded: Vec<String> = done["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            yt.download_dir
+                .join(f.as_str().unwrap())
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    downloaded.sort();
+    assert_eq!(in_collection, downloaded);
+    assert_eq!(plex.requests("GET /library/sections/{key}/refresh"), 1);
+
+    // Single videos go into their channel's collection, which a second one extends.
+    let first = yt.submit_url(&token, &video("okvid000001")).await;
+    let channel = yt.until_collection(&token, &first).await;
+    let second = yt.submit_url(&token, &video("okvid000002")).await;
+    assert_eq!(yt.until_collection(&token, &second).await, channel);
+    let collections = plex.collections();
+    assert_eq!(collections.len(), 2);
+    let c = collections
+        .iter()
+        .find(|c| c.rating_key == channel)
+        .unwrap();
+    assert_eq!((c.title.as_str(), c.items.len()), ("Sim Channel", 2));
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_plex_down_the_download_stays_completed_and_the_collection_comes_later() {
+    let (yt, plex, _, server, token) = with_plex("ned").await;
+    plex.fail_next_on_route(
+        "/library/sections",
+        3,
+        medianest::sim::plex::Fault::Status(503),
+    );
+    let id = yt.submit_url(&token, &video("okvid000001")).await;
+    yt.until_status(&token, &id, "completed").await;
+    eventually(
+        LONG,
+        "the hand-off to try (and fail) every retry",
+        || async { (plex.requests("GET /library/sections") >= 3).then_some(()) },
+    )
+    .await;
+    // The retry waits for the first attempt to finish, so it sees its outcome.
+    let handed = medianest::youtube::handoff::retry_pending(&yt.t.state).await;
+    assert_eq!(handed, 1);
+    let d = yt.get(&token, &id).await;
+    assert_eq!(d["status"], "completed");
+    let collection = d["plexCollectionId"].as_str().unwrap();
+    assert_eq!(plex.collections()[0].rating_key, collection);
+    assert_eq!(plex.requests("POST /library/collections"), 1);
+    // Nothing is left to do.
+    assert_eq!(
+        medianest::youtube::handoff::retry_pending(&yt.t.state).await,
+        0
+    );
+    server.stop().await.unwrap();
+}
