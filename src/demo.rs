@@ -269,6 +269,9 @@ impl Demo {
             sims.shutdown().await;
             return Err(e);
         }
+        // Finished downloads are scanned into this library and grouped into collections.
+        sims.plex
+            .add_youtube_library("YouTube", &config.download_dir());
         let served = serve(config, listener, &sims, dir.is_some(), stop).await;
         sims.shutdown().await;
         let removed = dir.map_or(Ok(()), TempDir::remove);
@@ -298,6 +301,7 @@ fn use_simulated_downloader(config: &mut Config) -> Result<(), String> {
         .create(&config.data_dir)
         .map_err(fail)?;
     let program = crate::sim::ytdlp::install(&dir, &exe).map_err(fail)?;
+    std::fs::create_dir_all(config.download_dir()).map_err(fail)?;
     std::fs::write(dir.join("sim-step-ms"), DOWNLOAD_STEP_MS.to_string()).map_err(fail)?;
     config.youtube.ytdlp_path = program.to_string_lossy().into_owned();
     Ok(())
@@ -353,7 +357,8 @@ fn banner(local: SocketAddr, sims: &Simulators, data_dir: &Path, temporary: bool
          \x20                  POST /api/v1/auth/plex/pin/{{pinId}}/poll\n\
          \x20 Service status   GET /api/v1/services (checked every {HEALTH_INTERVAL_SECS} s)\n\
          \x20 YouTube          POST /api/v1/youtube/downloads {{\"url\": \"https://youtu.be/dQw4w9WgXcQ\"}}\n\
-         \x20                  (a simulated yt-dlp writes small files under the data directory)\n\
+         \x20                  (a simulated yt-dlp writes small files under the data directory;\n\
+         \x20                  the Plex library \"YouTube\" gets a collection per playlist)\n\
          \n\
          \x20 Simulated upstreams on this machine:\n\
          \x20   plex.tv        {}  (accounts owner, alice, bob, mallory)\n\

@@ -69,15 +69,8 @@ pub async fn retry_pending(state: &AppState) -> usize {
     let pending = state
         .db()
         .run(move |conn| {
-            let sql = format!(
-                "SELECT {} FROM youtube_downloads
-                  WHERE status = 'completed' AND created_at > ?1
-                    AND plex_collection_id IS NULL AND file_paths != '[]'
-                  ORDER BY created_at, id LIMIT ?2",
-                super::COLUMNS
-            );
             let rows = conn
-                .prepare_cached(&sql)?
+                .prepare_cached(&super::sql::pending_handoff())?
                 .query_map(rusqlite::params![since, RETRY_BATCH], super::from_row)?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
@@ -196,13 +189,10 @@ async fn hand_off(state: &AppState, download: &Download) -> AppResult<String> {
         .run(move |conn| {
             use rusqlite::OptionalExtension;
             Ok(conn
-                .prepare_cached(
-                    "SELECT plex_collection_id FROM youtube_downloads INDEXED BY youtube_downloads_url
-                      WHERE url = ?1 AND user_id = ?2 AND plex_collection_id IS NOT NULL
-                      ORDER BY completed_at DESC LIMIT 1",
-                )?
-                .query_row([url, user_id], |r| r.get(0))
-                .optional()?)
+                .prepare_cached(super::sql::KNOWN_COLLECTION)?
+                .query_row([url, user_id], |r| r.get::<_, Option<String>>(0))
+                .optional()?
+                .flatten())
         })
         .await?;
     let mut collection = None;

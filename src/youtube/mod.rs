@@ -224,12 +224,83 @@ impl Youtube {
 // ---------------------------------------------------------------------------------------------
 // Queries
 
+/// The statements on `youtube_downloads` that read ranges, in one place so the plan test
+/// (below) checks exactly what runs. Each walks an index; none sorts.
+pub(crate) mod sql {
+    use super::{COLUMNS, STATUSES};
+
+    pub fn by_id() -> String {
+        format!("SELECT {COLUMNS} FROM youtube_downloads WHERE id = ?1")
+    }
+
+    /// `(user_id, created_at, id)`; the status is a filter on that range.
+    pub fn list_for_user() -> String {
+        format!(
+            "SELECT {COLUMNS} FROM youtube_downloads INDEXED BY youtube_downloads_user_created
+              WHERE user_id = ?1 AND (created_at, id) < (?2, ?3) AND (?4 IS NULL OR status = ?4)
+              ORDER BY created_at DESC, id DESC LIMIT ?5"
+        )
+    }
+
+    /// One range of `(status, created_at, id)` per status, merged.
+    pub fn list_all(status: Option<&str>) -> String {
+        let statuses: Vec<&str> = match status {
+            Some(s) => vec![s],
+            None => STATUSES.to_vec(),
+        };
+        // The statuses come from the constant list, never from input.
+        let parts: Vec<String> = statuses
+            .iter()
+            .map(|s| {
+                format!(
+                    "SELECT {COLUMNS} FROM youtube_downloads
+                      WHERE status = '{s}' AND (created_at, id) < (?1, ?2)"
+                )
+            })
+            .collect();
+        format!(
+            "{} ORDER BY created_at DESC, id DESC LIMIT ?3",
+            parts.join(" UNION ALL ")
+        )
+    }
+
+    pub const CREATED_SINCE: &str = "SELECT count(*), min(created_at) FROM youtube_downloads
+          WHERE user_id = ?1 AND created_at > ?2";
+
+    pub const IN_FLIGHT: &str = "SELECT 1 FROM youtube_downloads
+          WHERE user_id = ?1 AND status IN ('queued', 'downloading') AND url = ?2 LIMIT 1";
+
+    pub const REQUEUE: &str =
+        "UPDATE youtube_downloads SET status = 'queued' WHERE status = 'downloading'";
+
+    /// The oldest queued row, taken.
+    pub const CLAIM: &str = "UPDATE youtube_downloads
+            SET status = 'downloading', started_at = ?1, error = NULL
+          WHERE id = (SELECT id FROM youtube_downloads WHERE status = 'queued'
+                       ORDER BY created_at, id LIMIT 1)
+          RETURNING id";
+
+    /// Completed downloads still waiting for their Plex collection.
+    pub fn pending_handoff() -> String {
+        format!(
+            "SELECT {COLUMNS} FROM youtube_downloads
+              WHERE status = 'completed' AND created_at > ?1
+                AND plex_collection_id IS NULL AND file_paths != '[]'
+              ORDER BY created_at, id LIMIT ?2"
+        )
+    }
+
+    /// The collection the latest earlier download of the same URL got (SQLite takes the bare
+    /// column from the row of the `max`).
+    pub const KNOWN_COLLECTION: &str = "SELECT plex_collection_id, max(completed_at)
+          FROM youtube_downloads INDEXED BY youtube_downloads_url
+          WHERE url = ?1 AND user_id = ?2 AND plex_collection_id IS NOT NULL";
+}
+
 /// One download by id.
 pub fn get(conn: &Connection, id: &str) -> AppResult<Option<Download>> {
     Ok(conn
-        .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM youtube_downloads WHERE id = ?1"
-        ))?
+        .prepare_cached(&sql::by_id())?
         .query_row([id], from_row)
         .optional()?)
 }
@@ -244,13 +315,8 @@ fn list_for_user(
     before: (i64, &str),
     limit: u32,
 ) -> AppResult<Vec<Download>> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM youtube_downloads INDEXED BY youtube_downloads_user_created
-          WHERE user_id = ?1 AND (created_at, id) < (?2, ?3) AND (?4 IS NULL OR status = ?4)
-          ORDER BY created_at DESC, id DESC LIMIT ?5"
-    );
     let rows = conn
-        .prepare_cached(&sql)?
+        .prepare_cached(&sql::list_for_user())?
         .query_map(
             rusqlite::params![user_id, before.0, before.1, status, limit],
             from_row,
@@ -268,24 +334,7 @@ fn list_all(
     before: (i64, &str),
     limit: u32,
 ) -> AppResult<Vec<Download>> {
-    let statuses: Vec<&str> = match status {
-        Some(s) => vec![s],
-        None => STATUSES.to_vec(),
-    };
-    let parts: Vec<String> = statuses
-        .iter()
-        .map(|s| {
-            format!(
-                "SELECT {COLUMNS} FROM youtube_downloads
-                  WHERE status = '{s}' AND (created_at, id) < (?1, ?2)"
-            )
-        })
-        .collect();
-    // The statuses come from the constant list, never from input.
-    let sql = format!(
-        "{} ORDER BY created_at DESC, id DESC LIMIT ?3",
-        parts.join(" UNION ALL ")
-    );
+    let sql = sql::list_all(status);
     let rows = conn
         .prepare_cached(&sql)?
         .query_map(rusqlite::params![before.0, before.1, limit], from_row)?
@@ -300,10 +349,7 @@ fn created_in_last_hour(
     now_ms: i64,
 ) -> AppResult<(i64, Option<i64>)> {
     Ok(conn
-        .prepare_cached(
-            "SELECT count(*), min(created_at) FROM youtube_downloads
-              WHERE user_id = ?1 AND created_at > ?2",
-        )?
+        .prepare_cached(sql::CREATED_SINCE)?
         .query_row(rusqlite::params![user_id, now_ms - HOUR_MS], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })?)
@@ -312,10 +358,7 @@ fn created_in_last_hour(
 /// Whether the user has this URL queued or downloading.
 fn in_flight(conn: &Connection, user_id: &str, url: &str) -> AppResult<bool> {
     Ok(conn
-        .prepare_cached(
-            "SELECT 1 FROM youtube_downloads
-              WHERE user_id = ?1 AND status IN ('queued', 'downloading') AND url = ?2 LIMIT 1",
-        )?
+        .prepare_cached(sql::IN_FLIGHT)?
         .query_row([user_id, url], |_| Ok(()))
         .optional()?
         .is_some())
@@ -324,11 +367,7 @@ fn in_flight(conn: &Connection, user_id: &str, url: &str) -> AppResult<bool> {
 /// Rows a crash (or a stop) left `downloading` go back to the queue; yt-dlp resumes their
 /// partial files. Returns how many.
 pub fn requeue_interrupted(conn: &Connection) -> AppResult<usize> {
-    Ok(conn
-        .prepare_cached(
-            "UPDATE youtube_downloads SET status = 'queued' WHERE status = 'downloading'",
-        )?
-        .execute([])?)
+    Ok(conn.prepare_cached(sql::REQUEUE)?.execute([])?)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -590,7 +629,8 @@ fn scope(admin: bool, status: Option<&str>) -> String {
 
 async fn page(state: &AppState, owner: Option<String>, query: ListQuery) -> AppResult<ApiResponse> {
     let status = status_filter(query.status.as_deref())?;
-    let scope = scope(owner.is_none(), status);
+    let admin = owner.is_none();
+    let scope = scope(admin, status);
     let page = PageQuery {
         limit: query.limit,
         cursor: query.cursor,
@@ -611,14 +651,28 @@ async fn page(state: &AppState, owner: Option<String>, query: ListQuery) -> AppR
     let (rows, next_cursor) = finish_page(state.cursors(), &scope, rows, limit, |d| {
         (d.created_at_ms, d.id.clone())
     });
-    let rows: Vec<Download> = rows
-        .into_iter()
-        .map(|d| state.youtube().with_live(d))
-        .collect();
-    Ok(ApiResponse::with_meta(
-        &rows,
-        &PageMeta { limit, next_cursor },
-    ))
+    let rows = rows.into_iter().map(|d| state.youtube().with_live(d));
+    let meta = PageMeta { limit, next_cursor };
+    if admin {
+        let rows: Vec<Owned> = rows
+            .map(|download| Owned {
+                user_id: download.user_id.clone(),
+                download,
+            })
+            .collect();
+        Ok(ApiResponse::with_meta(&rows, &meta))
+    } else {
+        Ok(ApiResponse::with_meta(&rows.collect::<Vec<_>>(), &meta))
+    }
+}
+
+/// A download with its owner, for the admin's list.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Owned {
+    user_id: String,
+    #[serde(flatten)]
+    download: Download,
 }
 
 /// `GET /youtube/downloads`: the caller's downloads, newest first, running ones with their live
@@ -749,4 +803,71 @@ pub async fn retry_download(
     publish_updated(&state, &download);
     state.youtube().wake();
     Ok(ApiResponse::ok(&download))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_statements_walk_an_index_without_sorting() {
+        let db = crate::db::Db::open_memory().unwrap();
+        let conn = db.connection_blocking().unwrap();
+        conn.execute(
+            "INSERT INTO users (id, username, role, status, created_at)
+             VALUES ('u1', 'ann', 'user', 'active', 0), ('u2', 'bob', 'user', 'active', 0)",
+            [],
+        )
+        .unwrap();
+        for i in 0..400 {
+            conn.execute(
+                "INSERT INTO youtube_downloads (id, user_id, url, kind, status, created_at,
+                                                plex_collection_id)
+                 VALUES (?1, ?2, ?3, 'video', ?4, ?5, ?6)",
+                rusqlite::params![
+                    format!("d{i:04}"),
+                    if i % 2 == 0 { "u1" } else { "u2" },
+                    format!("https://www.youtube.com/watch?v=v{i:010}"),
+                    STATUSES[i % STATUSES.len()],
+                    i64::try_from(i).unwrap(),
+                    (i % 3 == 0).then(|| format!("{}", 1000 + i)),
+                ],
+            )
+            .unwrap();
+        }
+        // With statistics too, as after the ANALYZE on migration and shutdown.
+        conn.execute_batch("ANALYZE").unwrap();
+        let mut statements = vec![
+            sql::by_id(),
+            sql::list_for_user(),
+            sql::list_all(None),
+            sql::CREATED_SINCE.to_owned(),
+            sql::IN_FLIGHT.to_owned(),
+            sql::REQUEUE.to_owned(),
+            sql::CLAIM.to_owned(),
+            sql::pending_handoff(),
+            sql::KNOWN_COLLECTION.to_owned(),
+        ];
+        statements.extend(STATUSES.iter().map(|s| sql::list_all(Some(s))));
+        for sql in statements {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            // The plan does not depend on the values; any will do.
+            let params = vec!["x"; stmt.parameter_count()];
+            let lines: Vec<String> = stmt
+                .query_map(rusqlite::params_from_iter(params), |r| {
+                    r.get::<_, String>(3)
+                })
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            for line in &lines {
+                assert!(!line.starts_with("SCAN"), "{sql}: {lines:?}");
+                assert!(!line.contains("TEMP B-TREE"), "{sql}: {lines:?}");
+                if line.contains("youtube_downloads") {
+                    assert!(line.contains("INDEX"), "{sql}: {lines:?}");
+                }
+            }
+        }
+    }
 }

@@ -218,13 +218,7 @@ async fn claim(state: &AppState) -> AppResult<Option<Job>> {
         .db()
         .write(move |tx| {
             let id: Option<String> = tx
-                .prepare_cached(
-                    "UPDATE youtube_downloads
-                        SET status = 'downloading', started_at = ?1, error = NULL
-                      WHERE id = (SELECT id FROM youtube_downloads WHERE status = 'queued'
-                                   ORDER BY created_at, id LIMIT 1)
-                      RETURNING id",
-                )?
+                .prepare_cached(super::sql::CLAIM)?
                 .query_row([now], |r| r.get(0))
                 .optional()?;
             let Some(id) = id else { return Ok(None) };

@@ -610,6 +610,14 @@ async fn submissions_follow_the_url_quota_and_duplicate_rules() {
     let admin_token = new_session(&yt.t.state, &admin).await.token;
     let all = yt.body(&admin_token, "/api/v1/admin/downloads").await;
     assert_eq!(all["data"].as_array().unwrap().len(), 7);
+    assert!(
+        all["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["userId"].is_string()),
+        "{all}"
+    );
     let queued = yt
         .body(
             &admin_token,
