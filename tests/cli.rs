@@ -710,9 +710,9 @@ fn a_download_interrupted_by_sigkill_resumes_and_completes_after_the_restart() {
     std::fs::write(
         &config,
         format!(
-            "[admin]\npassword = \"{PASSWORD}\"\n[youtube]\nytdlp_path = \"{}\"\ndownload_dir = \"{}\"\n",
+            // Relative, as the default is: resolved against the working directory.
+            "[admin]\npassword = \"{PASSWORD}\"\n[youtube]\nytdlp_path = \"{}\"\ndownload_dir = \"downloads\"\n",
             sim.display(),
-            downloads.display()
         ),
     )
     .unwrap();

@@ -127,7 +127,7 @@ fn pms_path(state: &AppState, relative: &Path) -> String {
         .youtube
         .plex_path
         .clone()
-        .unwrap_or_else(|| state.config().download_dir());
+        .unwrap_or_else(|| super::download_root(state.config()));
     base.join(relative).to_string_lossy().into_owned()
 }
 

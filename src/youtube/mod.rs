@@ -392,6 +392,14 @@ pub struct ProgressEvent<'a> {
     pub live: &'a Live,
 }
 
+/// `youtube.download_dir` as an absolute path with links resolved (the default,
+/// `./data/downloads`, is relative): what yt-dlp is given, files are checked against and Plex
+/// paths are made from.
+pub fn download_root(config: &crate::config::Config) -> PathBuf {
+    let dir = config.download_dir();
+    std::fs::canonicalize(&dir).unwrap_or_else(|_| std::path::absolute(&dir).unwrap_or(dir))
+}
+
 // ---------------------------------------------------------------------------------------------
 // yt-dlp availability
 

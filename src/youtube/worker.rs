@@ -331,8 +331,11 @@ async fn execute(state: &AppState, job: &Job) -> Outcome {
     } else {
         meta.channel.clone()
     };
-    let download_dir = state.config().download_dir();
-    let user_root = download_dir.join(ytdlp::safe_component(&job.username, 64, "user"));
+    let user_root =
+        state
+            .config()
+            .download_dir()
+            .join(ytdlp::safe_component(&job.username, 64, "user"));
     let folder_name = ytdlp::safe_component(
         folder_title.as_deref().unwrap_or_default(),
         ytdlp::MAX_FOLDER_BYTES,
@@ -391,7 +394,6 @@ async fn execute(state: &AppState, job: &Job) -> Outcome {
         state,
         job,
         root: &root,
-        download_dir: &download_dir,
         used,
         budget,
         stall: Duration::from_secs(config.stall_timeout_secs),
@@ -453,7 +455,6 @@ struct RunContext<'a> {
     job: &'a Job,
     /// The user's folder, resolved.
     root: &'a Path,
-    download_dir: &'a Path,
     /// Bytes the user's folder held before this run.
     used: u64,
     budget: u64,
@@ -616,8 +617,9 @@ impl RunContext<'_> {
             .files
             .iter()
             .map(|f| {
-                f.strip_prefix(self.download_dir)
-                    .or_else(|_| f.strip_prefix(self.root.parent().unwrap_or(self.root)))
+                // The root is `<download dir>/<user>`, resolved: files are named from the
+                // download dir down.
+                f.strip_prefix(self.root.parent().unwrap_or(self.root))
                     .unwrap_or(f)
                     .to_string_lossy()
                     .into_owned()
@@ -744,10 +746,10 @@ impl RunContext<'_> {
 
 /// Removes what a cancelled run left behind (only inside the download dir), and the folder
 /// when it is empty.
-async fn remove_partial(download_dir: &Path, partial: &[PathBuf]) {
+async fn remove_partial(download_root: &Path, partial: &[PathBuf]) {
     let mut folders = HashSet::new();
     for path in partial {
-        if !path.starts_with(download_dir) {
+        if !ytdlp::is_inside(download_root, path) {
             continue;
         }
         match tokio::fs::remove_file(path).await {
@@ -769,27 +771,30 @@ async fn remove_partial(download_dir: &Path, partial: &[PathBuf]) {
 
 /// Ends a run with `update` (which changes the row only while it is `downloading`) and, when it
 /// did, notifies the owner (`kind`, `title`, a message made from the download's title), all in
-/// one transaction; then publishes. Returns the download and whether this call ended it.
+/// one transaction; then publishes. Returns the download when this call ended it (not when it
+/// was cancelled meanwhile, or deleted with its user).
 async fn end_and_notify<U, M>(
     state: &AppState,
     id: &str,
     update: U,
     (kind, title): (&'static str, &'static str),
     message: M,
-) -> AppResult<(Download, bool)>
+) -> AppResult<Option<Download>>
 where
     U: FnOnce(&rusqlite::Transaction<'_>, &str) -> AppResult<usize> + Send + 'static,
     M: FnOnce(&str) -> String + Send + 'static,
 {
     let id = id.to_owned();
     let now = state.clock().now_ms();
-    let (download, created) = state
+    let ended = state
         .db()
         .write(move |tx| {
             let changed = update(tx, &id)?;
-            let download = get(tx, &id)?.ok_or_else(|| AppError::internal("download vanished"))?;
+            let Some(download) = get(tx, &id)? else {
+                return Ok(None);
+            };
             if changed == 0 {
-                return Ok((download, None));
+                return Ok(Some((download, None)));
             }
             let name = download.title.as_deref().unwrap_or(&download.url);
             let made = notifications::create(
@@ -801,14 +806,18 @@ where
                 Some(serde_json::json!({"downloadId": id})),
                 now,
             )?;
-            Ok((download, Some(made)))
+            Ok(Some((download, Some(made))))
         })
         .await?;
-    if let Some(made) = &created {
-        notifications::publish_created(state.events(), &download.user_id, made);
-    }
+    let Some((download, created)) = ended else {
+        return Ok(None);
+    };
     publish_updated(state, &download);
-    Ok((download, created.is_some()))
+    let Some(made) = created else {
+        return Ok(None);
+    };
+    notifications::publish_created(state.events(), &download.user_id, &made);
+    Ok(Some(download))
 }
 
 async fn finish(state: &AppState, job: &Job, outcome: Outcome) -> AppResult<()> {
@@ -819,7 +828,7 @@ async fn finish(state: &AppState, job: &Job, outcome: Outcome) -> AppResult<()> 
         Outcome::Completed { files } => {
             let files_json = serde_json::to_string(&files).unwrap_or_else(|_| "[]".into());
             let count = files.len();
-            let (download, ended) = end_and_notify(
+            let ended = end_and_notify(
                 state,
                 &id,
                 move |tx, id| {
@@ -846,7 +855,7 @@ async fn finish(state: &AppState, job: &Job, outcome: Outcome) -> AppResult<()> 
                 },
             )
             .await?;
-            if ended {
+            if let Some(download) = ended {
                 tracing::info!(download = %download.id, files = count, "download completed");
                 super::handoff::after_download(state, &download);
             }
@@ -880,7 +889,7 @@ async fn finish(state: &AppState, job: &Job, outcome: Outcome) -> AppResult<()> 
             .await?;
         }
         Outcome::Cancelled { partial } => {
-            remove_partial(&state.config().download_dir(), &partial).await;
+            remove_partial(&super::download_root(state.config()), &partial).await;
             let download = state
                 .db()
                 .write(move |tx| {
@@ -889,10 +898,12 @@ async fn finish(state: &AppState, job: &Job, outcome: Outcome) -> AppResult<()> 
                           WHERE id = ?1 AND status = 'downloading'",
                     )?
                     .execute(rusqlite::params![id, now])?;
-                    get(tx, &id)?.ok_or_else(|| AppError::internal("download vanished"))
+                    get(tx, &id)
                 })
                 .await?;
-            publish_updated(state, &download);
+            if let Some(download) = download {
+                publish_updated(state, &download);
+            }
         }
         Outcome::Interrupted => {
             state

@@ -998,3 +998,46 @@ async fn with_plex_down_the_download_stays_completed_and_the_collection_comes_la
     );
     server.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_user_mid_download_stops_the_run_and_the_worker_goes_on() {
+    let (yt, server, _, token) = Yt::serving(40, |_| {}, "olga").await;
+    let id = yt.submit_url(&token, &video("slow0000002")).await;
+    eventually(LONG, "the download to run", || async {
+        (yt.get(&token, &id).await["progress"].as_f64().unwrap() > 0.0).then_some(())
+    })
+    .await;
+    let (pid, helper) = yt.process_pairs()[0];
+    let admin = insert_user(&yt.t.state, "boss", None, "admin", None).await;
+    let admin_token = new_session(&yt.t.state, &admin).await.token;
+    let olga = support::text_value(
+        &yt.t.state,
+        "SELECT id FROM users WHERE username = 'olga'",
+        vec![],
+    )
+    .await
+    .unwrap();
+    let r = call("DELETE", &format!("/api/v1/admin/users/{olga}"))
+        .bearer(&admin_token)
+        .send(&yt.app)
+        .await;
+    assert!(r.status.is_success(), "{}", r.text());
+    // The worker notices at its next progress write: the process group goes, and so do the
+    // partial files.
+    eventually(LONG, "the run to stop", || async {
+        (!is_running(pid) && !is_running(helper) && yt.t.state.youtube().running_count() == 0)
+            .then_some(())
+    })
+    .await;
+    assert!(
+        yt.files_on_disk()
+            .iter()
+            .all(|f| !f.to_string_lossy().ends_with(".part")),
+        "{:?}",
+        yt.files_on_disk()
+    );
+    let (_, other) = yt.user("pia").await;
+    let next = yt.submit_url(&other, &video("okvid000001")).await;
+    yt.until_status(&other, &next, "completed").await;
+    server.stop().await.unwrap();
+}
