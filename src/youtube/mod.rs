@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::http::Method;
+use axum::response::IntoResponse;
 use rusqlite::{Connection, OptionalExtension, Row};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
@@ -432,7 +433,10 @@ fn downloader(state: &AppState) -> AppResult<PathBuf> {
 }
 
 /// The metadata of `url` (cached an hour; concurrent asks make one call).
-pub async fn metadata(state: &AppState, url: &url::YoutubeUrl) -> AppResult<Arc<ytdlp::Metadata>> {
+pub async fn metadata(
+    state: &AppState,
+    url: &url::YoutubeUrl,
+) -> AppResult<crate::cache::Lookup<Arc<ytdlp::Metadata>>> {
     let program = downloader(state)?;
     Ok(metadata_with(state, &program, url).await?)
 }
@@ -442,10 +446,10 @@ pub async fn metadata_with(
     state: &AppState,
     program: &std::path::Path,
     url: &url::YoutubeUrl,
-) -> Result<Arc<ytdlp::Metadata>, worker::MetadataError> {
+) -> Result<crate::cache::Lookup<Arc<ytdlp::Metadata>>, worker::MetadataError> {
     let canonical = url.canonical();
     let program = program.to_path_buf();
-    let lookup = state
+    state
         .youtube()
         .metadata
         .get_or_load(canonical.clone(), METADATA_TTL, || async move {
@@ -453,8 +457,7 @@ pub async fn metadata_with(
                 .await
                 .map(Arc::new)
         })
-        .await?;
-    Ok(lookup.value)
+        .await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -513,10 +516,15 @@ pub async fn get_metadata(
     State(state): State<AppState>,
     _user: CurrentUser,
     Query(query): Query<MetadataQuery>,
-) -> AppResult<ApiResponse> {
+) -> AppResult<axum::response::Response> {
     let url = url::parse(query.url.as_deref().unwrap_or_default())?;
-    let meta = metadata(&state, &url).await?;
-    Ok(ApiResponse::ok(&*meta))
+    let lookup = metadata(&state, &url).await?;
+    let mut response = ApiResponse::ok(&*lookup.value).into_response();
+    let hit = if lookup.is_hit() { "HIT" } else { "MISS" };
+    response
+        .headers_mut()
+        .insert("x-cache", axum::http::HeaderValue::from_static(hit));
+    Ok(response)
 }
 
 /// `{url, quality?, format?}`.

@@ -322,7 +322,7 @@ async fn execute(state: &AppState, job: &Job) -> Outcome {
         () = state.shutdown_token().cancelled() => return Outcome::Interrupted,
     };
     let meta = match meta {
-        Ok(m) => m,
+        Ok(lookup) => lookup.value,
         Err(e) => return fail(e.reason()),
     };
     let playlist = url.kind == super::url::Kind::Playlist;
