@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, Secret, ServiceSeed};
 use crate::error::AppResult;
 use crate::sim::overseerr::FakeOverseerr;
-use crate::sim::plex::FakePlexServer;
+use crate::sim::plex::{FakePlexServer, NewItem};
 use crate::sim::plextv::{FakeAccount, FakePlexTv};
 use crate::sim::uptime_kuma::{FakeUptimeKuma, HeartbeatMode, KumaVersion, MonitorState};
 use crate::state::AppState;
@@ -68,6 +68,49 @@ pub const MONITORS: [(i64, &str, MonitorState); 4] = [
     (4, "Pi-hole", MonitorState::Flapping),
 ];
 
+/// The demo's Plex movies: title, year, summary.
+pub const MOVIES: [(&str, i64, &str); 6] = [
+    (
+        "The Matrix",
+        1999,
+        "A hacker learns what the world really is.",
+    ),
+    (
+        "Spirited Away",
+        2001,
+        "A girl works in a bathhouse for spirits to free her parents.",
+    ),
+    (
+        "Paddington 2",
+        2017,
+        "A bear takes a job to buy a pop-up book.",
+    ),
+    (
+        "Arrival",
+        2016,
+        "A linguist learns the language of visitors from space.",
+    ),
+    ("Dune", 2021, "A noble family takes over a desert planet."),
+    (
+        "Everything Everywhere All at Once",
+        2022,
+        "A laundromat owner meets her other lives.",
+    ),
+];
+
+/// The demo's Plex shows: title, year.
+pub const SHOWS: [(&str, i64); 3] = [
+    ("Bluey", 2018),
+    ("The Expanse", 2015),
+    ("Planet Earth II", 2016),
+];
+
+/// The movies of the demo's collection, and its title.
+const COLLECTION: (&str, [&str; 3]) = ("Science Fiction", ["The Matrix", "Arrival", "Dune"]);
+
+/// The title of the demo's Plex library for YouTube downloads.
+pub const YOUTUBE_LIBRARY: &str = "YouTube";
+
 /// The running simulated upstreams.
 #[derive(Debug)]
 pub struct Simulators {
@@ -106,6 +149,8 @@ impl Simulators {
         }
         let owner = owner.ok_or_else(|| std::io::Error::other("the demo has no server owner"))?;
 
+        seed_plex_library(&plex);
+
         uptime_kuma.set_title("Home");
         // Every read adds a beat, as if Kuma had checked in between: the page looks alive.
         uptime_kuma.set_heartbeat_mode(HeartbeatMode::PerRequest);
@@ -120,6 +165,14 @@ impl Simulators {
             uptime_kuma,
             owner,
         })
+    }
+
+    /// Adds the "YouTube" library (an "Other Videos" library) on `dir`, where the portal's
+    /// downloads go, creating the directory: the fake Plex then finds downloaded files there
+    /// when it is asked to scan, as a real server would.
+    pub fn add_youtube_library(&self, dir: &Path) -> std::io::Result<String> {
+        std::fs::create_dir_all(dir)?;
+        Ok(self.plex.add_youtube_library(YOUTUBE_LIBRARY, dir))
     }
 
     /// Points `config` at the simulators: plex.tv (also as the sign-in page, so `authUrl`
@@ -148,6 +201,29 @@ impl Simulators {
             self.uptime_kuma.shutdown(),
         );
     }
+}
+
+/// The owner's server in the demo: "Movies" (with a collection) and "TV Shows".
+fn seed_plex_library(plex: &FakePlexServer) {
+    plex.set_friendly_name("Demo Media Server");
+    let movies = plex.add_library("movie", "Movies", "/data/movies");
+    let shows = plex.add_library("show", "TV Shows", "/data/tv");
+    let mut in_collection = Vec::new();
+    for (title, year, summary) in MOVIES {
+        let item = NewItem::new(title, year)
+            .summary(summary)
+            .file(&format!("/data/movies/{title} ({year})/{title}.mkv"));
+        if let Some(key) = plex.add_item(&movies, item)
+            && COLLECTION.1.contains(&title)
+        {
+            in_collection.push(key);
+        }
+    }
+    for (title, year) in SHOWS {
+        plex.add_item(&shows, NewItem::new(title, year));
+    }
+    let keys: Vec<&str> = in_collection.iter().map(String::as_str).collect();
+    plex.add_collection(&movies, COLLECTION.0, &keys);
 }
 
 /// Demo data, on every start (idempotent): the service connections are pointed at the
@@ -269,9 +345,6 @@ impl Demo {
             sims.shutdown().await;
             return Err(e);
         }
-        // Finished downloads are scanned into this library and grouped into collections.
-        sims.plex
-            .add_youtube_library("YouTube", &config.download_dir());
         let served = serve(config, listener, &sims, dir.is_some(), stop).await;
         sims.shutdown().await;
         let removed = dir.map_or(Ok(()), TempDir::remove);
@@ -301,7 +374,6 @@ fn use_simulated_downloader(config: &mut Config) -> Result<(), String> {
         .create(&config.data_dir)
         .map_err(fail)?;
     let program = crate::sim::ytdlp::install(&dir, &exe).map_err(fail)?;
-    std::fs::create_dir_all(config.download_dir()).map_err(fail)?;
     std::fs::write(dir.join("sim-step-ms"), DOWNLOAD_STEP_MS.to_string()).map_err(fail)?;
     config.youtube.ytdlp_path = program.to_string_lossy().into_owned();
     Ok(())
@@ -321,6 +393,9 @@ async fn serve(
     })
     .await
     .map_err(|e| format!("start-up failed: {e}"))??;
+    let downloads = state.config().download_dir();
+    sims.add_youtube_library(&downloads)
+        .map_err(|e| format!("cannot create {}: {e}", downloads.display()))?;
     seed(&state)
         .await
         .map_err(|e| format!("cannot seed the demo data: {e}"))?;
@@ -356,13 +431,15 @@ fn banner(local: SocketAddr, sims: &Simulators, data_dir: &Path, temporary: bool
          \x20                  POST /api/v1/auth/plex/pin, open its authUrl, pick an account, then\n\
          \x20                  POST /api/v1/auth/plex/pin/{{pinId}}/poll\n\
          \x20 Service status   GET /api/v1/services (checked every {HEALTH_INTERVAL_SECS} s)\n\
+         \x20 Plex library     GET /api/v1/plex/libraries: Movies, TV Shows and {YOUTUBE_LIBRARY} (new files in\n\
+         \x20                  the downloads folder show up there once Plex is asked to scan)\n\
          \x20 YouTube          POST /api/v1/youtube/downloads {{\"url\": \"https://youtu.be/dQw4w9WgXcQ\"}}\n\
          \x20                  (a simulated yt-dlp writes small files under the data directory;\n\
-         \x20                  the Plex library \"YouTube\" gets a collection per playlist)\n\
+         \x20                  the Plex library {YOUTUBE_LIBRARY} gets a collection per playlist)\n\
          \n\
          \x20 Simulated upstreams on this machine:\n\
          \x20   plex.tv        {}  (accounts owner, alice, bob, mallory)\n\
-         \x20   Plex server    {}\n\
+         \x20   Plex server    {}  (\"Demo Media Server\")\n\
          \x20   Overseerr      {}  (status only)\n\
          \x20   Uptime Kuma    {}  (status page \"{KUMA_SLUG}\": {monitors})\n\
          \n\
@@ -427,6 +504,36 @@ fn suffix() -> String {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_demo_plex_server_has_libraries_a_collection_and_a_youtube_folder() {
+        let sims = Simulators::start().await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let downloads = dir.path().join("downloads");
+        let youtube = sims.add_youtube_library(&downloads).unwrap();
+        assert!(downloads.is_dir());
+        let plex = crate::integrations::plex::PlexServer::new(
+            &sims.plex.url(),
+            Some(sims.owner.token.clone()),
+            crate::integrations::upstream::UpstreamOptions::default(),
+            crate::clock::system(),
+        );
+        let sections = plex.sections().await.unwrap();
+        let titles: Vec<_> = sections.iter().map(|s| s.title.as_str()).collect();
+        assert_eq!(titles, ["Movies", "TV Shows", YOUTUBE_LIBRARY]);
+        assert_eq!(sections[2].key, youtube);
+        assert_eq!(
+            sections[2].locations,
+            vec![downloads.to_string_lossy().into_owned()]
+        );
+        let movies = plex.section_items(&sections[0].key, 0, 50).await.unwrap();
+        assert_eq!(movies.total, MOVIES.len() as u64);
+        let collections = plex.collections(&sections[0].key).await.unwrap();
+        assert_eq!(collections.len(), 1);
+        assert_eq!(collections[0].child_count, Some(3));
+        assert_eq!(plex.server_info().await.unwrap().name, "Demo Media Server");
+        sims.shutdown().await;
+    }
 
     #[test]
     fn the_demo_config_is_its_own_and_valid() {

@@ -106,6 +106,25 @@ pub async fn recently_added_for(
     Ok(recently_added(state, user_id, limit).await?.value)
 }
 
+/// How many recently added items the home page shows.
+pub const DASHBOARD_RECENT: u32 = 10;
+
+/// The `recentlyAdded` of `GET /dashboard` as JSON bytes: up to [`DASHBOARD_RECENT`] items,
+/// through the same cache as [`recently_added_for`], and `[]` when Plex is not set up or fails
+/// with nothing held (the home page must not fail because of Plex).
+pub async fn recently_added_json(state: &AppState, user_id: &str) -> axum::body::Bytes {
+    const EMPTY: axum::body::Bytes = axum::body::Bytes::from_static(b"[]");
+    match recently_added_for(state, user_id, DASHBOARD_RECENT).await {
+        Ok(items) => serde_json::to_vec(&*items).map_or(EMPTY, axum::body::Bytes::from),
+        Err(e) => {
+            if e.code() != ErrorCode::ServiceNotConfigured {
+                tracing::debug!(error = %e, "no recently added items for the home page");
+            }
+            EMPTY
+        }
+    }
+}
+
 async fn recently_added(
     state: &AppState,
     user_id: &str,

@@ -274,6 +274,16 @@ async fn recently_added_for_the_dashboard_is_cached() {
     // The same list as the endpoint's for that user and limit.
     let r = w.get(&w.user, "/api/v1/plex/recently-added?limit=10").await;
     assert_eq!(r.header("x-cache"), Some("HIT"));
+
+    // As JSON for the home page, from the same cache.
+    let json = medianest::plex::recently_added_json(state, &w.user_id).await;
+    let json: Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(json, r.data());
+    assert_eq!(w.plex.requests("GET /library/recentlyAdded"), 1);
+    // Plex down with nothing held (another user): an empty list, not an error.
+    w.plex.shutdown().await;
+    let json = medianest::plex::recently_added_json(state, &w.admin_id).await;
+    assert_eq!(json.as_ref(), b"[]");
 }
 
 #[tokio::test]
@@ -489,6 +499,8 @@ async fn without_plex_every_endpoint_says_not_configured() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), medianest::error::ErrorCode::ServiceNotConfigured);
+    let json = medianest::plex::recently_added_json(&t.state, &user_id).await;
+    assert_eq!(json.as_ref(), b"[]");
 }
 
 #[tokio::test]

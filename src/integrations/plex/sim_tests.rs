@@ -290,6 +290,42 @@ async fn a_scan_finds_new_files_and_they_go_into_a_collection() {
 }
 
 #[tokio::test]
+async fn waiting_for_a_scan_gives_up_at_its_limit() {
+    let (fake, plex) = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let youtube = fake.add_youtube_library("YouTube", dir.path());
+    fake.set_refreshing(&youtube, true);
+    let began = std::time::Instant::now();
+    let done = plex
+        .wait_for_scan(
+            &youtube,
+            Duration::from_millis(20),
+            Duration::from_millis(100),
+        )
+        .await
+        .unwrap();
+    assert!(!done);
+    assert!(began.elapsed() < Duration::from_secs(1));
+    fake.set_refreshing(&youtube, false);
+    assert!(
+        plex.wait_for_scan(
+            &youtube,
+            Duration::from_millis(20),
+            Duration::from_millis(100)
+        )
+        .await
+        .unwrap()
+    );
+    assert_eq!(
+        code(
+            plex.wait_for_scan("99", Duration::ZERO, Duration::ZERO)
+                .await
+        ),
+        ErrorCode::NotFound
+    );
+}
+
+#[tokio::test]
 async fn a_collection_of_the_wrong_type_is_refused() {
     let (fake, plex) = server().await;
     let movies = fake.add_library("movie", "Movies", "/data/movies");

@@ -449,6 +449,60 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_library_answers_like_pms_and_wants_the_token() {
+        let fake = FakePlexServer::start().await.unwrap();
+        let movies = fake.add_library("movie", "Movies", "/data/movies");
+        let empty = fake.add_library("show", "TV", "/data/tv");
+        let key = fake.add_item(&movies, NewItem::new("Up", 2009)).unwrap();
+        fake.add_collection(&movies, "Pixar", &[&key]).unwrap();
+        let token = fake.token();
+        let get = |path: &str| {
+            UpRequest::get(format!("{}{path}", fake.url()))
+                .header("Accept", "application/json")
+                .header("X-Plex-Token", token.clone())
+        };
+        let json = |body: &str| serde_json::from_str::<serde_json::Value>(body).unwrap();
+
+        // An empty library has no Metadata key at all, not an empty array.
+        let (status, body) = fetch(get(&format!("/library/sections/{empty}/all"))).await;
+        assert_eq!(status, 200);
+        let container = &json(&body)["MediaContainer"];
+        assert_eq!(container["totalSize"], 0);
+        assert!(container.get("Metadata").is_none(), "{body}");
+        // Paging by query works as by header.
+        let (_, body) = fetch(get(&format!(
+            "/library/sections/{movies}/all?X-Plex-Container-Start=1"
+        )))
+        .await;
+        assert!(json(&body)["MediaContainer"].get("Metadata").is_none());
+        // Counts as strings, section ids as numbers.
+        let (_, body) = fetch(get(&format!("/library/sections/{movies}/collections"))).await;
+        let collection = &json(&body)["MediaContainer"]["Metadata"][0];
+        assert_eq!(collection["childCount"], "1");
+        assert_eq!(collection["librarySectionID"], 1);
+        // Images want the token like everything else but /identity.
+        let thumb = format!("/library/metadata/{key}/thumb/1700000000");
+        let (status, _) = fetch(UpRequest::get(format!("{}{thumb}", fake.url()))).await;
+        assert_eq!(status, 401);
+        let gateway = crate::integrations::upstream::Upstream::new(
+            "Simulator",
+            crate::integrations::upstream::UpstreamOptions::with_timeout_ms(2000),
+        );
+        let (status, bytes) = gateway
+            .send(get(&thumb), |r| {
+                Ok((
+                    r.status().as_u16(),
+                    crate::integrations::upstream::read_body(r)?,
+                ))
+            })
+            .await
+            .unwrap();
+        assert_eq!((status, bytes.as_slice()), (200, THUMB_PNG));
+        let (status, _) = fetch(get("/library/metadata/1/thumb/1")).await;
+        assert_eq!(status, 404);
+    }
+
+    #[tokio::test]
     async fn injected_faults_apply_to_the_next_requests_only() {
         let fake = FakePlexServer::start().await.unwrap();
         let identity = || {
