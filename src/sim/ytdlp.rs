@@ -20,7 +20,8 @@
 //! When the program sits in a directory, that directory steers it too: `sim-step-ms` (a number)
 //! is the pause between progress lines, and it records each download run under `sim-state/`:
 //! `running/<pid>` while it runs, `runs.log` with the number running at each start, and
-//! `pids/<pid>` (its helper's pid) for liveness checks.
+//! `pids/<pid>` (its helper's pid) for liveness checks; `-J` runs the same way in
+//! `running-meta/` and `meta-runs.log`.
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -345,6 +346,7 @@ impl Sim {
             .clone()
             .filter(|_| !(options.no_playlist && video.is_some()));
         if options.dump_json {
+            let _record = Record::start(self.dir.as_deref(), Run::Metadata);
             return self.metadata(video.as_deref(), playlist.as_deref());
         }
         let videos = match (&playlist, &video) {
@@ -358,7 +360,7 @@ impl Sim {
                 return 1;
             }
         };
-        let _record = Record::start(self.dir.as_deref());
+        let _record = Record::start(self.dir.as_deref(), Run::Download);
         match self.download(&options, &videos) {
             Ok(code) | Err(code) => code,
         }
@@ -573,33 +575,46 @@ fn stop_helper(helper: Option<std::process::Child>) {
     }
 }
 
-/// A download run's record in `sim-state/` (removed from `running/` when it ends normally).
+/// What a run does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Run {
+    Download,
+    Metadata,
+}
+
+/// A run's record in `sim-state/` (removed from `running/` when it ends normally); metadata runs
+/// are kept apart, in `running-meta/` and `meta-runs.log`.
 struct Record {
     file: Option<PathBuf>,
 }
 
 impl Record {
-    fn start(dir: Option<&Path>) -> Self {
+    fn start(dir: Option<&Path>, run: Run) -> Self {
         let Some(dir) = dir else {
             return Self { file: None };
         };
         let state = dir.join("sim-state");
-        let running = state.join("running");
+        let (running, log) = match run {
+            Run::Download => (state.join("running"), state.join("runs.log")),
+            Run::Metadata => (state.join("running-meta"), state.join("meta-runs.log")),
+        };
         let pids = state.join("pids");
         let _ = std::fs::create_dir_all(&running);
         let _ = std::fs::create_dir_all(&pids);
         let pid = std::process::id().to_string();
         let file = running.join(&pid);
         let _ = std::fs::write(&file, b"");
-        let _ = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(pids.join(&pid));
+        if run == Run::Download {
+            let _ = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(pids.join(&pid));
+        }
         let now = std::fs::read_dir(&running).map(|d| d.count()).unwrap_or(0);
         if let Ok(mut log) = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(state.join("runs.log"))
+            .open(log)
         {
             let _ = writeln!(log, "{pid} {now}");
         }

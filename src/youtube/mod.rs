@@ -42,6 +42,9 @@ use crate::time::rfc3339;
 pub const METADATA_TTL: Duration = Duration::from_secs(3600);
 /// Longest a metadata call may take.
 pub const METADATA_TIMEOUT: Duration = Duration::from_secs(30);
+/// `yt-dlp -J` processes at once (for the metadata endpoint and the workers together): a burst
+/// of previews queues here instead of starting a process each.
+pub const METADATA_AT_ONCE: usize = 4;
 /// The quota window.
 const HOUR_MS: i64 = 3600 * 1000;
 
@@ -148,6 +151,8 @@ pub struct Youtube {
     metadata: TtlCache<String, Arc<ytdlp::Metadata>>,
     /// Plex hand-offs take turns (see `handoff`).
     handoff: tokio::sync::Mutex<()>,
+    /// Gates the metadata calls ([`METADATA_AT_ONCE`]).
+    metadata_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Youtube {
@@ -163,6 +168,7 @@ impl Youtube {
             running: Mutex::new(HashMap::new()),
             metadata: TtlCache::new("youtube_metadata", 512, clock),
             handoff: tokio::sync::Mutex::new(()),
+            metadata_slots: Arc::new(tokio::sync::Semaphore::new(METADATA_AT_ONCE)),
         }
     }
 
@@ -449,10 +455,15 @@ pub async fn metadata_with(
 ) -> Result<crate::cache::Lookup<Arc<ytdlp::Metadata>>, worker::MetadataError> {
     let canonical = url.canonical();
     let program = program.to_path_buf();
+    let slots = state.youtube().metadata_slots.clone();
     state
         .youtube()
         .metadata
         .get_or_load(canonical.clone(), METADATA_TTL, || async move {
+            let _slot = slots
+                .acquire_owned()
+                .await
+                .map_err(|_| worker::MetadataError::Unavailable("shutting down".into()))?;
             worker::fetch_metadata(&program, &canonical)
                 .await
                 .map(Arc::new)

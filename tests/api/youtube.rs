@@ -132,8 +132,13 @@ impl Yt {
 
     /// `(count, max running at once)` of the simulator's download runs.
     fn runs(&self) -> (usize, usize) {
+        self.runs_in("runs.log")
+    }
+
+    /// The same from one of the simulator's logs (`runs.log`, `meta-runs.log`).
+    fn runs_in(&self, log: &str) -> (usize, usize) {
         let log =
-            std::fs::read_to_string(self.sim_dir.join("sim-state/runs.log")).unwrap_or_default();
+            std::fs::read_to_string(self.sim_dir.join("sim-state").join(log)).unwrap_or_default();
         let counts: Vec<usize> = log
             .lines()
             .filter_map(|l| l.split(' ').nth(1)?.parse().ok())
@@ -1030,4 +1035,31 @@ async fn deleting_a_user_mid_download_stops_the_run_and_the_worker_goes_on() {
     let next = yt.submit_url(&other, &video("okvid000001")).await;
     yt.until_status(&other, &next, "completed").await;
     server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_previews_runs_a_bounded_number_of_yt_dlp_processes() {
+    let yt = Yt::new(150, |_| {});
+    let (_, token) = yt.user("quin").await;
+    let asks = (0..12).map(|i| {
+        let (app, token) = (yt.app.clone(), token.clone());
+        async move {
+            call(
+                "GET",
+                &format!("/api/v1/youtube/metadata?url=https://youtu.be/okmeta{i:05}"),
+            )
+            .bearer(&token)
+            .send(&app)
+            .await
+        }
+    });
+    for r in futures_util::future::join_all(asks).await {
+        assert_eq!(r.data()["kind"], "video");
+    }
+    let (runs, most) = yt.runs_in("meta-runs.log");
+    assert_eq!(runs, 12);
+    assert!(
+        most <= medianest::youtube::METADATA_AT_ONCE,
+        "{most} yt-dlp -J at once"
+    );
 }
