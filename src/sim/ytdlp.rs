@@ -616,7 +616,9 @@ impl Record {
             .append(true)
             .open(log)
         {
-            let _ = writeln!(log, "{pid} {now}");
+            // One write: concurrent runs append to this file, and O_APPEND keeps a single
+            // write whole (writeln! would write the pieces one by one).
+            let _ = log.write_all(format!("{pid} {now}\n").as_bytes());
         }
         Self { file: Some(file) }
     }
