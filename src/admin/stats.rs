@@ -379,22 +379,27 @@ mod tests {
         let u2 = t.add_user("u2", None, "admin", "suspended", START_MS).await;
         let day = DAY_MS;
         // Two requests today, one yesterday, one 40 days ago (outside perDay).
-        for (id, ty, status, at) in [
+        // Different titles: one active request per title is all the schema allows.
+        for (tmdb_id, (id, ty, status, at)) in [
             ("a", "movie", "pending", START_MS),
             ("b", "tv", "available", START_MS - 1000),
             ("c", "movie", "pending", START_MS - day),
             ("d", "movie", "declined", START_MS - 40 * day),
-        ] {
+        ]
+        .into_iter()
+        .enumerate()
+        {
             t.exec(
                 "INSERT INTO media_requests (id, user_id, title, media_type, tmdb_id, status,
                                              created_at, updated_at)
-                 VALUES (?1, ?2, 'T', ?3, 1, ?4, ?5, ?5)",
+                 VALUES (?1, ?2, 'T', ?3, ?6, ?4, ?5, ?5)",
                 vec![
                     Sql::Text(id.into()),
                     Sql::Text(u2.clone()),
                     Sql::Text(ty.into()),
                     Sql::Text(status.into()),
                     Sql::Integer(at),
+                    Sql::Integer(tmdb_id as i64 + 1),
                 ],
             )
             .await;

@@ -23,3 +23,4 @@ mod service_faults;
 mod services;
 mod sessions;
 mod shutdown;
+mod youtube;
