@@ -302,6 +302,11 @@ pub struct YoutubeConfig {
     pub download_dir: Option<PathBuf>,
     pub workers: u32,
     pub max_user_bytes: u64,
+    /// A download that prints nothing for this long is stopped and fails.
+    pub stall_timeout_secs: u64,
+    /// The download dir as Plex sees it (when Plex runs elsewhere, e.g. in a container); the
+    /// same path when unset.
+    pub plex_path: Option<PathBuf>,
 }
 
 impl Default for YoutubeConfig {
@@ -311,6 +316,8 @@ impl Default for YoutubeConfig {
             download_dir: None,
             workers: 1,
             max_user_bytes: 10 * 1024 * 1024 * 1024,
+            stall_timeout_secs: 600,
+            plex_path: None,
         }
     }
 }
@@ -525,6 +532,9 @@ impl Config {
         }
         if !(1..=16).contains(&self.youtube.workers) {
             return bad("youtube.workers", "must be between 1 and 16");
+        }
+        if self.youtube.stall_timeout_secs == 0 {
+            return bad("youtube.stall_timeout_secs", "must be at least 1");
         }
         if self.admin.password.as_ref().is_some_and(|p| {
             let n = p.expose().chars().count();
@@ -748,6 +758,11 @@ ytdlp_path = "yt-dlp"
 workers = 1
 # Disk budget per user, in bytes (10 GiB).
 max_user_bytes = 10737418240
+# A download that prints nothing for this many seconds is stopped and fails.
+stall_timeout_secs = 600
+# The download dir as Plex sees it, for the library scan after a download (when Plex runs in a
+# container or on another machine). Default: the same path.
+# plex_path = "/data/youtube"
 
 [overseerr]
 # Submit requests of users who have no Overseerr account as Overseerr's admin.
@@ -864,6 +879,7 @@ mod tests {
             "client_id",
             "youtube_library",
             "download_dir",
+            "plex_path",
             "overseerr_secret",
             "token",
             "url",

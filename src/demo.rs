@@ -365,11 +365,42 @@ impl Demo {
         };
         let mut config = self.config;
         sims.configure(&mut config);
+        if let Err(e) = use_simulated_downloader(&mut config) {
+            sims.shutdown().await;
+            return Err(e);
+        }
         let served = serve(config, listener, &sims, dir.is_some(), stop).await;
         sims.shutdown().await;
         let removed = dir.map_or(Ok(()), TempDir::remove);
         served.and(removed)
     }
+}
+
+/// Pause between the simulated yt-dlp's progress lines in a demo (ms): a video takes about
+/// two seconds, long enough to watch its progress bar.
+pub const DOWNLOAD_STEP_MS: u64 = 250;
+
+/// Points `youtube.ytdlp_path` at the simulated yt-dlp (this binary, linked as
+/// `<data_dir>/yt-dlp-sim/yt-dlp-sim`; `crate::sim::ytdlp`).
+fn use_simulated_downloader(config: &mut Config) -> Result<(), String> {
+    use std::os::unix::fs::DirBuilderExt;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    let dir = config.data_dir.join("yt-dlp-sim");
+    let fail = |e: std::io::Error| {
+        format!(
+            "cannot set up the simulated yt-dlp in {}: {e}",
+            dir.display()
+        )
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&config.data_dir)
+        .map_err(fail)?;
+    let program = crate::sim::ytdlp::install(&dir, &exe).map_err(fail)?;
+    std::fs::write(dir.join("sim-step-ms"), DOWNLOAD_STEP_MS.to_string()).map_err(fail)?;
+    config.youtube.ytdlp_path = program.to_string_lossy().into_owned();
+    Ok(())
 }
 
 /// Bootstraps, seeds, prints the banner and serves until `stop`.
@@ -430,6 +461,9 @@ fn banner(local: SocketAddr, sims: &Simulators, data_dir: &Path, temporary: bool
          \x20                  plays Radarr, and Overseerr's webhook marks the request available\n\
          \x20 Plex library     GET /api/v1/plex/libraries: Movies, TV Shows and {YOUTUBE_LIBRARY} (new files in\n\
          \x20                  the downloads folder show up there once Plex is asked to scan)\n\
+         \x20 YouTube          POST /api/v1/youtube/downloads {{\"url\": \"https://youtu.be/dQw4w9WgXcQ\"}}\n\
+         \x20                  (a simulated yt-dlp writes small files under the data directory;\n\
+         \x20                  the Plex library {YOUTUBE_LIBRARY} gets a collection per playlist)\n\
          \n\
          \x20 Simulated upstreams on this machine:\n\
          \x20   plex.tv        {}  (accounts owner, alice, bob, mallory)\n\

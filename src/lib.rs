@@ -40,6 +40,7 @@ pub mod sim;
 pub mod state;
 pub mod time;
 pub mod users;
+pub mod youtube;
 
 use std::future::Future;
 use std::time::Duration;
@@ -106,6 +107,7 @@ pub fn api_routes() -> routes::Routes {
         .merge(events::routes())
         .merge(media::routes())
         .merge(home::routes())
+        .merge(youtube::routes())
         .merge(plex::routes())
         .prefixed("/api/v1")
         .merge(health::routes())

@@ -11,6 +11,10 @@ use medianest::config::{Config, DEFAULT_CONFIG_TOML, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    // The simulated yt-dlp of the tests and the demo is this binary under another name.
+    if let Some(code) = medianest::sim::ytdlp::run_if_invoked() {
+        return code;
+    }
     tune_malloc();
     let cli = Cli::parse();
     let command = cli.command.as_ref().unwrap_or(&Command::Serve);

@@ -65,6 +65,7 @@ struct Inner {
     health_manager: HealthManager,
     media: MediaState,
     dashboard: DashboardCache,
+    youtube: crate::youtube::Youtube,
     cpu: Arc<Semaphore>,
     started: Instant,
     error_log: mpsc::Sender<ErrorLogEntry>,
@@ -117,6 +118,7 @@ impl AppState {
                 health_manager: HealthManager::new(),
                 media: MediaState::new(clock.clone()),
                 dashboard: DashboardCache::new(clock.clone()),
+                youtube: crate::youtube::Youtube::new(clock.clone()),
                 cpu: Arc::new(Semaphore::new(CPU_JOBS)),
                 config: Arc::new(config),
                 db,
@@ -209,6 +211,11 @@ impl AppState {
         &self.inner.dashboard
     }
 
+    /// The YouTube downloads' memory (running downloads, metadata cache).
+    pub fn youtube(&self) -> &crate::youtube::Youtube {
+        &self.inner.youtube
+    }
+
     /// Signs and checks page cursors.
     pub fn cursors(&self) -> &CursorCodec {
         &self.inner.cursors
@@ -234,6 +241,7 @@ impl AppState {
             self.inner.health.cache_stats(),
             self.inner.status_cache.stats(),
             self.inner.dashboard.stats(),
+            self.inner.youtube.cache_stats(),
         ];
         stats.extend(self.inner.media.stats());
         stats.extend(self.inner.plex_caches.stats());
@@ -287,6 +295,7 @@ impl AppState {
         self.spawn_task(crate::services::run(self.clone()));
         self.spawn_task(crate::home::watch(self.clone()));
         self.spawn_task(crate::media::reconcile::run(self.clone()));
+        self.spawn_task(crate::youtube::worker::run(self.clone()));
     }
 
     /// Stops background tasks (bounded wait) and checkpoints the database.

@@ -167,6 +167,16 @@ impl Server {
         }
     }
 
+    /// SIGKILL, as a crash would: no chance to clean up.
+    fn kill_hard(&mut self) {
+        let status = Command::new("kill")
+            .args(["-KILL", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -KILL failed");
+        let _ = self.child.wait();
+    }
+
     /// Sends SIGTERM and waits (bounded) for the exit.
     fn terminate(&mut self) -> ExitStatus {
         let status = Command::new("kill")
@@ -442,12 +452,7 @@ fn a_sigkill_under_concurrent_writes_loses_no_acknowledged_write() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    let status = Command::new("kill")
-        .args(["-KILL", &server.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let _ = server.child.wait();
+    server.kill_hard();
     stop.store(true, Ordering::Relaxed);
     for client in clients {
         client.join().unwrap();
@@ -693,6 +698,38 @@ fn demo_runs_against_simulated_upstreams_and_cleans_up_after_itself() {
     assert_eq!(status, 403, "{mallory}");
     assert_eq!(mallory["error"]["code"], "PLEX_SIGNUP_CLOSED", "{mallory}");
 
+    // YouTube downloads go through the simulated yt-dlp into the data dir.
+    let (status, created) = json_of(
+        agent
+            .post(&server.url("/api/v1/youtube/downloads"))
+            .header("Content-Type", "application/json")
+            .header("Authorization", &admin)
+            .send(json!({"url": "https://youtu.be/dQw4w9WgXcQ"}).to_string())
+            .unwrap(),
+    );
+    assert_eq!(status, 201, "{created}");
+    let id = created["data"]["id"].as_str().unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    let done = loop {
+        let (_, d) = json_of(
+            agent
+                .get(&server.url(&format!("/api/v1/youtube/downloads/{id}")))
+                .header("Authorization", &admin)
+                .call()
+                .unwrap(),
+        );
+        // Completed, then handed to the demo's Plex (a collection in its YouTube library).
+        if d["data"]["status"] == "completed" && d["data"]["plexCollectionId"].is_string() {
+            break d["data"].clone();
+        }
+        assert!(Instant::now() < deadline, "{d}\n{}", server.log_text());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let file = data_dirs[0]
+        .join("downloads")
+        .join(done["files"][0].as_str().unwrap());
+    assert!(file.is_file(), "{}", file.display());
+
     let status = server.terminate();
     assert!(
         status.success(),
@@ -704,4 +741,111 @@ fn demo_runs_against_simulated_upstreams_and_cleans_up_after_itself() {
         "the temporary data dir is removed: {:?}",
         demo_dirs()
     );
+}
+
+/// A YouTube download under way when the server is SIGKILLed: after the restart the row is
+/// queued again (it was left `downloading`), yt-dlp resumes the partial file, and the playlist
+/// completes with every file whole. yt-dlp is the simulator (this binary as `yt-dlp-sim`).
+#[test]
+fn a_download_interrupted_by_sigkill_resumes_and_completes_after_the_restart() {
+    const PASSWORD: &str = "crash-test-password";
+    let dir = tempfile::tempdir().unwrap();
+    let sim_dir = dir.path().join("sim");
+    let sim = medianest::sim::ytdlp::install(&sim_dir, Path::new(BIN)).unwrap();
+    std::fs::write(sim_dir.join("sim-step-ms"), "100").unwrap();
+    let downloads = dir.path().join("downloads");
+    let config = dir.path().join("medianest.toml");
+    std::fs::write(
+        &config,
+        format!(
+            // Relative, as the default is: resolved against the working directory.
+            "[admin]\npassword = \"{PASSWORD}\"\n[youtube]\nytdlp_path = \"{}\"\ndownload_dir = \"downloads\"\n",
+            sim.display(),
+        ),
+    )
+    .unwrap();
+    let config_arg = config.to_string_lossy().into_owned();
+    let mut server = Server::start(&dir, &["--config", &config_arg]);
+    let agent = agent();
+    let (_, login) = json_of(
+        agent
+            .post(&server.url("/api/v1/auth/login"))
+            .header("Content-Type", "application/json")
+            .send(serde_json::json!({"username": "admin", "password": PASSWORD}).to_string())
+            .unwrap(),
+    );
+    let auth = format!("Bearer {}", login["data"]["token"].as_str().unwrap());
+    let (status, created) = json_of(
+        agent
+            .post(&server.url("/api/v1/youtube/downloads"))
+            .header("Content-Type", "application/json")
+            .header("Authorization", &auth)
+            .send(r#"{"url":"https://www.youtube.com/playlist?list=PLn4crash"}"#)
+            .unwrap(),
+    );
+    assert_eq!(status, 201, "{created}");
+    let id = created["data"]["id"].as_str().unwrap().to_owned();
+    let download = |server: &Server| {
+        json_of(
+            agent
+                .get(&server.url(&format!("/api/v1/youtube/downloads/{id}")))
+                .header("Authorization", &auth)
+                .call()
+                .unwrap(),
+        )
+        .1["data"]
+            .clone()
+    };
+    // Killed between two items, with the next one partly on disk.
+    let deadline = Instant::now() + DEADLINE;
+    while download(&server)["itemsDone"].as_i64() < Some(1) {
+        assert!(
+            Instant::now() < deadline,
+            "no progress:\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.kill_hard();
+    drop(server);
+    // The orphaned yt-dlp stops at its next line (its stdout is gone), as the real one does.
+    let running = sim_dir.join("sim-state/running");
+    let deadline = Instant::now() + DEADLINE;
+    while std::fs::read_dir(&running).unwrap().next().is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "the orphaned yt-dlp kept running"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let server = Server::start(&dir, &["--config", &config_arg]);
+    let deadline = Instant::now() + DEADLINE;
+    let done = loop {
+        let d = download(&server);
+        if d["status"] == "completed" {
+            break d;
+        }
+        assert_ne!(d["status"], "failed", "{d}");
+        assert!(
+            Instant::now() < deadline,
+            "not completed: {d}\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(done["itemsDone"], 4);
+    let files = done["files"].as_array().unwrap();
+    assert_eq!(files.len(), 4);
+    for f in files {
+        let path = downloads.join(f.as_str().unwrap());
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            64 * 1024,
+            "{}",
+            path.display()
+        );
+    }
+    let runs = std::fs::read_to_string(sim_dir.join("sim-state/runs.log")).unwrap();
+    assert_eq!(runs.lines().count(), 2, "{runs}");
 }

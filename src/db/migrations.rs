@@ -53,6 +53,7 @@ pub fn apply(conn: &mut Connection) -> AppResult<Applied> {
     }
     if from < latest_version() {
         conn.execute_batch("ANALYZE;")?;
+        super::keep_plans_stable(conn)?;
     }
     Ok(Applied {
         from,

@@ -13,3 +13,4 @@ pub mod overseerr;
 pub mod plex;
 pub mod plextv;
 pub mod uptime_kuma;
+pub mod ytdlp;

@@ -133,6 +133,15 @@ const MATRIX: &[(&str, &str, [Want; 4])] = &[
     // A session token is not the webhook secret.
     ("POST /api/v1/webhooks/overseerr",             r#"{"notification_type":"TEST_NOTIFICATION"}"#,       [E401, E401, E401, E401]),
     ("GET /api/v1/dashboard",                       "",                                                   [E401, OK,   OK,   OK]),
+    // yt-dlp is not installed in the fixture: submitting is refused before anything else.
+    ("GET /api/v1/youtube/metadata",                "",                                                   [E401, E400, E400, E400]),
+    ("POST /api/v1/youtube/downloads",              r#"{"url":"https://youtu.be/dQw4w9WgXcQ"}"#,          [E401, E503, E503, E503]),
+    ("GET /api/v1/youtube/downloads",               "",                                                   [E401, OK,   OK,   OK]),
+    ("GET /api/v1/youtube/downloads/{id}",          "",                                                   [E401, OK,   E404, OK]),
+    // The fixture download is queued: it can be cancelled, not retried.
+    ("DELETE /api/v1/youtube/downloads/{id}",       "",                                                   [E401, OK,   E404, OK]),
+    ("POST /api/v1/youtube/downloads/{id}/retry",   "",                                                   [E401, E409, E404, E409]),
+    ("GET /api/v1/admin/downloads",                 "",                                                   [E401, E403, E403, OK]),
     // Plex is not set up in the fixture: signed-in callers get SERVICE_NOT_CONFIGURED, or the
     // validation error that comes first.
     ("GET /api/v1/plex/server",                     "",                                                   [E401, E503, E503, E503]),
@@ -202,6 +211,8 @@ struct Fixture {
     user_notification: String,
     /// A media request of "user" (pending, not linked to Overseerr).
     user_request: String,
+    /// A queued download of "user".
+    user_download: String,
 }
 
 impl Fixture {
@@ -222,11 +233,13 @@ impl Fixture {
         let correlation_id = "authz-matrix-cid".to_owned();
         let user_notification = medianest::users::new_id();
         let user_request = medianest::users::new_id();
-        let (cid, owner, notification, request) = (
+        let user_download = medianest::users::new_id();
+        let (cid, owner, notification, request, download) = (
             correlation_id.clone(),
             user_id.clone(),
             user_notification.clone(),
             user_request.clone(),
+            user_download.clone(),
         );
         state
             .db()
@@ -254,6 +267,11 @@ impl Fixture {
                      VALUES (?1, ?2, 'A Film', 'movie', 603, 'pending', ?3, ?3)",
                     rusqlite::params![request, owner, support::START_MS],
                 )?;
+                tx.execute(
+                    "INSERT INTO youtube_downloads (id, user_id, url, kind, created_at)
+                     VALUES (?1, ?2, 'https://www.youtube.com/watch?v=dQw4w9WgXcQ', 'video', ?3)",
+                    rusqlite::params![download, owner, support::START_MS],
+                )?;
                 Ok(())
             })
             .await
@@ -270,6 +288,7 @@ impl Fixture {
             correlation_id,
             user_notification,
             user_request,
+            user_download,
         }
     }
 
@@ -306,6 +325,7 @@ fn fill(template: &str, fx: &Fixture) -> Result<String, String> {
                 fx.user_request.clone()
             }
             "tmdbId" => "603".to_owned(),
+            "id" if template.starts_with("/api/v1/youtube/downloads/") => fx.user_download.clone(),
             _ => {
                 return Err(format!(
                     "no fixture for {{{param}}}: add one to `fill` in tests/api/authz.rs"

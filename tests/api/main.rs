@@ -24,3 +24,4 @@ mod service_faults;
 mod services;
 mod sessions;
 mod shutdown;
+mod youtube;

@@ -1,0 +1,667 @@
+//! A simulated yt-dlp for the tests and `medianest demo`: the `medianest` binary itself, run
+//! under the name [`PROGRAM_NAME`] (a symbolic link; see [`install`]) or as
+//! `medianest sim-yt-dlp ARGS` (not listed in `--help`).
+//!
+//! It accepts the options MediaNest passes (unknown ones are a usage error, exit 2, as in
+//! yt-dlp), prints `-J --flat-playlist` metadata, and for a download prints yt-dlp's usual chatter
+//! plus progress lines through the given `--progress-template`, writes small real files (a
+//! `.part` first, renamed when done, resumed when present) into `-P home:` with the `-o`
+//! template, and prints the `--print after_move:` line for each.
+//!
+//! The video id steers it (ids are 11 characters; the prefix decides):
+//! `fail…` fails midway with yt-dlp's `ERROR:` line and exit 1, `hang…` stops printing and
+//! never ends, `slow…` downloads slowly, `junk…` mixes garbage, over-long and non-UTF-8 lines
+//! into its output, `evil…` has a hostile title (`../../etc`, shell metacharacters), `long…` a
+//! 400-character one, `escp…` ignores the template and writes outside the folder (as a broken
+//! or hostile yt-dlp might), `nometa…` fails already on `-J`. A playlist id `PLn<N>…` has N
+//! entries (`PLevil…` a hostile title). `hang` and `slow` runs start a helper child (as yt-dlp
+//! starts ffmpeg) so tests can check that a kill takes the whole process group.
+//!
+//! When the program sits in a directory, that directory steers it too: `sim-step-ms` (a number)
+//! is the pause between progress lines, and it records each download run under `sim-state/`:
+//! `running/<pid>` while it runs, `runs.log` with the number running at each start, and
+//! `pids/<pid>` (its helper's pid) for liveness checks; `-J` runs the same way in
+//! `running-meta/` and `meta-runs.log`.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// The file name the binary answers to as the simulated yt-dlp.
+pub const PROGRAM_NAME: &str = "yt-dlp-sim";
+/// The subcommand form: `medianest sim-yt-dlp ARGS`.
+pub const SUBCOMMAND: &str = "sim-yt-dlp";
+const HELPER_FLAG: &str = "--sim-helper";
+
+/// Bytes per simulated file.
+const FILE_BYTES: usize = 64 * 1024;
+/// Progress lines per file.
+const STEPS: usize = 8;
+/// Default pause between progress lines.
+const DEFAULT_STEP_MS: u64 = 15;
+
+/// Makes `<dir>/yt-dlp-sim`, a symbolic link to `binary` (the `medianest` executable), and
+/// returns its path: the value for `youtube.ytdlp_path`.
+pub fn install(dir: &Path, binary: &Path) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let link = dir.join(PROGRAM_NAME);
+    if link.symlink_metadata().is_ok() {
+        std::fs::remove_file(&link)?;
+    }
+    std::os::unix::fs::symlink(binary, &link)?;
+    Ok(link)
+}
+
+/// Runs the simulator when the process was started as one; `None` otherwise (the caller goes on
+/// as `medianest`).
+pub fn run_if_invoked() -> Option<ExitCode> {
+    let mut args: Vec<OsString> = std::env::args_os().collect();
+    if args.is_empty() {
+        return None;
+    }
+    let arg0 = PathBuf::from(args.remove(0));
+    let by_name = arg0.file_name().is_some_and(|n| n == PROGRAM_NAME);
+    if !by_name {
+        if args.first().is_none_or(|a| a != SUBCOMMAND) {
+            return None;
+        }
+        args.remove(0);
+    }
+    if args.first().is_some_and(|a| a == HELPER_FLAG) {
+        // The stand-in for ffmpeg: waits until it is killed.
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
+    let home = if by_name {
+        arg0.parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+    } else {
+        None
+    };
+    let code = Sim::new(home).run(args);
+    Some(ExitCode::from(code))
+}
+
+/// What the command line asked for.
+#[derive(Debug, Default)]
+struct Options {
+    dump_json: bool,
+    progress_template: Option<String>,
+    print_after_move: Option<String>,
+    output: Option<String>,
+    home: Option<PathBuf>,
+    merge_format: Option<String>,
+    no_playlist: bool,
+    url: Option<String>,
+}
+
+fn parse(args: Vec<OsString>) -> Result<Options, String> {
+    let mut o = Options::default();
+    let mut it = args.into_iter().map(|a| a.to_string_lossy().into_owned());
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .ok_or(format!("{name} option requires an argument"))
+        };
+        match arg.as_str() {
+            "--" => {
+                o.url = it.next();
+                break;
+            }
+            "-J" | "--dump-single-json" => o.dump_json = true,
+            "--flat-playlist"
+            | "--no-warnings"
+            | "--ignore-config"
+            | "--newline"
+            | "--no-colors"
+            | "--progress"
+            | "--no-simulate"
+            | "--windows-filenames"
+            | "--yes-playlist"
+            | "--restrict-filenames"
+            | "--embed-metadata" => {}
+            "--no-playlist" => o.no_playlist = true,
+            "--progress-template" => {
+                let v = value(&arg)?;
+                if let Some(t) = v.strip_prefix("download:") {
+                    o.progress_template = Some(t.to_owned());
+                }
+            }
+            "--print" | "-O" => {
+                let v = value(&arg)?;
+                if let Some(t) = v.strip_prefix("after_move:") {
+                    o.print_after_move = Some(t.to_owned());
+                }
+            }
+            "-f" | "--format" => {
+                value(&arg)?;
+            }
+            "--merge-output-format" => o.merge_format = Some(value(&arg)?),
+            "-o" | "--output" => o.output = Some(value(&arg)?),
+            "-P" | "--paths" => {
+                let v = value(&arg)?;
+                if let Some(h) = v.strip_prefix("home:") {
+                    o.home = Some(PathBuf::from(h));
+                }
+            }
+            other if other.starts_with('-') => return Err(format!("no such option: {other}")),
+            other => o.url = Some(other.to_owned()),
+        }
+    }
+    Ok(o)
+}
+
+/// One simulated video.
+#[derive(Debug, Clone)]
+struct Video {
+    id: String,
+    title: String,
+}
+
+fn video_title(id: &str) -> String {
+    if id.starts_with("evil") {
+        "../../etc/passwd $(reboot) `id`; rm -rf ~ | cat & <x> \"q\" *?:\\".to_owned()
+    } else if id.starts_with("long") {
+        "Very long title ".repeat(25)
+    } else {
+        format!("Sim video {id}")
+    }
+}
+
+/// The id from a canonical-ish URL: `v=` or `list=`.
+fn ids(url: &str) -> (Option<String>, Option<String>) {
+    let query = url.split_once('?').map(|(_, q)| q).unwrap_or_default();
+    let mut v = None;
+    let mut list = None;
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some(("v", x)) => v = Some(x.to_owned()),
+            Some(("list", x)) => list = Some(x.to_owned()),
+            _ => {}
+        }
+    }
+    if v.is_none() && url.contains("youtu.be/") {
+        v = url
+            .rsplit('/')
+            .next()
+            .map(|s| s.split('?').next().unwrap_or(s).to_owned());
+    }
+    (v, list)
+}
+
+fn playlist_entries(list: &str) -> Vec<Video> {
+    let n = list
+        .strip_prefix("PLn")
+        .map(|rest| {
+            rest.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+        })
+        .and_then(|d| d.parse::<usize>().ok())
+        .unwrap_or(3)
+        .min(60);
+    let stem: String = list
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(7)
+        .collect();
+    (1..=n)
+        .map(|i| {
+            let id = format!("{stem:x<7}{i:04}");
+            Video {
+                title: format!("Track {i} of {list}"),
+                id,
+            }
+        })
+        .collect()
+}
+
+fn playlist_title(list: &str) -> String {
+    if list.starts_with("PLevil") {
+        "../../etc".to_owned()
+    } else {
+        format!("Sim Playlist {list}")
+    }
+}
+
+/// yt-dlp's filename sanitizing, roughly: separators and Windows-reserved characters replaced.
+fn sanitize(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '/' => '⧸',
+            '\\' => '⧹',
+            ':' => '：',
+            '*' => '＊',
+            '?' => '？',
+            '"' => '＂',
+            '<' => '＜',
+            '>' => '＞',
+            '|' => '｜',
+            c if c.is_control() => ' ',
+            c => c,
+        })
+        .collect()
+}
+
+fn cut_bytes(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// Fills the fields MediaNest's `-o` uses: `%(title).NB`, `%(title)s`, `%(id)s`, `%(ext)s`.
+fn fill_template(template: &str, video: &Video, ext: &str) -> String {
+    let title = sanitize(&video.title);
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("%(") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(close) = after.find(')') else {
+            out.push_str(&rest[start..]);
+            rest = "";
+            break;
+        };
+        let field = &after[..close];
+        let spec_end = after[close + 1..]
+            .find(|c: char| c.is_ascii_alphabetic())
+            .map_or(after.len(), |i| close + 1 + i + 1);
+        let spec = &after[close + 1..spec_end];
+        let value = match field {
+            "title" => title.clone(),
+            "id" => video.id.clone(),
+            "ext" => ext.to_owned(),
+            _ => "NA".to_owned(),
+        };
+        let value = match spec.strip_prefix('.').and_then(|s| s.strip_suffix('B')) {
+            Some(n) => cut_bytes(&value, n.parse().unwrap_or(usize::MAX)).to_owned(),
+            None => value,
+        };
+        out.push_str(&value);
+        rest = &after[spec_end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+struct Sim {
+    dir: Option<PathBuf>,
+    step: Duration,
+    out: std::io::Stdout,
+}
+
+/// Exit code of a broken pipe (the parent is gone): stop quietly.
+const GONE: u8 = 1;
+
+impl Sim {
+    fn new(dir: Option<PathBuf>) -> Self {
+        let step_ms = dir
+            .as_ref()
+            .and_then(|d| std::fs::read_to_string(d.join("sim-step-ms")).ok())
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(DEFAULT_STEP_MS);
+        Self {
+            dir,
+            step: Duration::from_millis(step_ms),
+            out: std::io::stdout(),
+        }
+    }
+
+    fn say(&mut self, line: &str) -> Result<(), u8> {
+        let mut out = self.out.lock();
+        writeln!(out, "{line}")
+            .and_then(|()| out.flush())
+            .map_err(|_| GONE)
+    }
+
+    fn say_bytes(&mut self, bytes: &[u8]) -> Result<(), u8> {
+        let mut out = self.out.lock();
+        out.write_all(bytes)
+            .and_then(|()| out.flush())
+            .map_err(|_| GONE)
+    }
+
+    fn run(mut self, args: Vec<OsString>) -> u8 {
+        let options = match parse(args) {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("Usage: yt-dlp [OPTIONS] URL [URL...]\n\nyt-dlp: error: {e}");
+                return 2;
+            }
+        };
+        let Some(url) = options.url.clone() else {
+            eprintln!(
+                "Usage: yt-dlp [OPTIONS] URL [URL...]\n\nyt-dlp: error: You must provide at least one URL."
+            );
+            return 2;
+        };
+        let (video, list) = ids(&url);
+        let playlist = list
+            .clone()
+            .filter(|_| !(options.no_playlist && video.is_some()));
+        if options.dump_json {
+            let _record = Record::start(self.dir.as_deref(), Run::Metadata);
+            return self.metadata(video.as_deref(), playlist.as_deref());
+        }
+        let videos = match (&playlist, &video) {
+            (Some(list), _) => playlist_entries(list),
+            (None, Some(id)) => vec![Video {
+                id: id.clone(),
+                title: video_title(id),
+            }],
+            (None, None) => {
+                eprintln!("ERROR: Unsupported URL: {url}");
+                return 1;
+            }
+        };
+        let _record = Record::start(self.dir.as_deref(), Run::Download);
+        match self.download(&options, &videos) {
+            Ok(code) | Err(code) => code,
+        }
+    }
+
+    fn metadata(&mut self, video: Option<&str>, playlist: Option<&str>) -> u8 {
+        std::thread::sleep(self.step);
+        let doc = match (playlist, video) {
+            (Some(list), _) => {
+                let entries: Vec<serde_json::Value> = playlist_entries(list)
+                    .iter()
+                    .map(|v| {
+                        serde_json::json!({"_type": "url", "ie_key": "Youtube", "id": v.id,
+                            "url": format!("https://www.youtube.com/watch?v={}", v.id),
+                            "title": v.title, "duration": 60, "channel": "Sim Channel",
+                            "thumbnails": [{"url": format!("https://i.ytimg.com/vi/{}/hqdefault.jpg", v.id)}]})
+                    })
+                    .collect();
+                serde_json::json!({"_type": "playlist", "id": list, "title": playlist_title(list),
+                    "channel": "Sim Channel", "uploader": "Sim Channel",
+                    "playlist_count": entries.len(), "entries": entries,
+                    "thumbnails": [{"url": "https://i.ytimg.com/pl.jpg"}]})
+            }
+            (None, Some(id)) if id.starts_with("nometa") => {
+                eprintln!("ERROR: [youtube] {id}: Video unavailable. This video is private");
+                return 1;
+            }
+            (None, Some(id)) => serde_json::json!({"_type": "video", "id": id,
+                "title": video_title(id), "channel": "Sim Channel", "uploader": "Sim Channel",
+                "duration": 60, "thumbnail": format!("https://i.ytimg.com/vi/{id}/hqdefault.jpg")}),
+            (None, None) => {
+                eprintln!("ERROR: Unsupported URL");
+                return 1;
+            }
+        };
+        match self.say(&doc.to_string()) {
+            Ok(()) => 0,
+            Err(code) => code,
+        }
+    }
+
+    fn download(&mut self, o: &Options, videos: &[Video]) -> Result<u8, u8> {
+        let ext = o.merge_format.clone().unwrap_or_else(|| "mp4".into());
+        let home = o.home.clone().unwrap_or_else(|| PathBuf::from("."));
+        let template = o
+            .output
+            .clone()
+            .unwrap_or_else(|| "%(title)s [%(id)s].%(ext)s".into());
+        let mut helper = None;
+        let n = videos.len();
+        for (i, video) in videos.iter().enumerate() {
+            self.say(&format!(
+                "[youtube] Extracting URL: https://www.youtube.com/watch?v={}",
+                video.id
+            ))?;
+            self.say(&format!("[youtube] {}: Downloading webpage", video.id))?;
+            if n > 1 {
+                self.say(&format!("[download] Downloading item {} of {n}", i + 1))?;
+            }
+            self.say(&format!(
+                "[info] {}: Downloading 1 format(s): 137+140",
+                video.id
+            ))?;
+            let slow = video.id.starts_with("slow") || video.id.starts_with("hang");
+            if slow && helper.is_none() {
+                helper = self.start_helper();
+            }
+            let path = if video.id.starts_with("escp") {
+                home.join("..")
+                    .join("..")
+                    .join(format!("escaped [{}].{ext}", video.id))
+            } else {
+                home.join(fill_template(&template, video, &ext))
+            };
+            if let Some(parent) = path.parent() {
+                let _ = std::fs::create_dir_all(parent);
+            }
+            if path.is_file() {
+                self.say(&format!(
+                    "[download] {} has already been downloaded",
+                    path.display()
+                ))?;
+                self.after_move(o, &path)?;
+                continue;
+            }
+            let part = PathBuf::from(format!("{}.part", path.display()));
+            let mut have = std::fs::metadata(&part)
+                .map(|m| m.len() as usize)
+                .unwrap_or(0)
+                .min(FILE_BYTES);
+            if have > 0 {
+                self.say(&format!("[download] Resuming download at byte {have}"))?;
+            }
+            let chunk = FILE_BYTES / STEPS;
+            let step = if video.id.starts_with("slow") {
+                self.step * 20
+            } else {
+                self.step
+            };
+            while have < FILE_BYTES {
+                if video.id.starts_with("hang") && have >= chunk * 2 {
+                    loop {
+                        std::thread::sleep(Duration::from_secs(3600));
+                    }
+                }
+                if video.id.starts_with("fail") && have >= chunk * 3 {
+                    eprintln!(
+                        "ERROR: [youtube] {}: Video unavailable. This video has been removed by the uploader",
+                        video.id
+                    );
+                    stop_helper(helper.take());
+                    return Ok(1);
+                }
+                std::thread::sleep(step);
+                let add = chunk.min(FILE_BYTES - have);
+                let mut f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&part)
+                    .map_err(|e| {
+                        eprintln!("ERROR: unable to open for writing: {e}");
+                        1u8
+                    })?;
+                let _ = f.write_all(&vec![b'x'; add]);
+                have += add;
+                if video.id.starts_with("junk") {
+                    self.say_bytes(b"\xff\xfe\xfd not utf-8 \x00 at all\n")?;
+                    self.say_bytes(&vec![b'z'; 200_000])?;
+                    self.say_bytes(b"\n")?;
+                    self.say(
+                        "MNPROG {\"status\": \"downloading\", \"downloaded_bytes\": \"lots\"",
+                    )?;
+                    self.say("MNDONE not-json")?;
+                }
+                self.progress(o, "downloading", have, &path, &part)?;
+            }
+            self.progress(o, "finished", have, &path, &part)?;
+            std::fs::rename(&part, &path).map_err(|e| {
+                eprintln!("ERROR: Unable to rename file: {e}");
+                1u8
+            })?;
+            self.say(&format!(
+                "[Merger] Merging formats into \"{}\"",
+                path.display()
+            ))?;
+            self.after_move(o, &path)?;
+        }
+        stop_helper(helper);
+        Ok(0)
+    }
+
+    fn after_move(&mut self, o: &Options, path: &Path) -> Result<(), u8> {
+        match &o.print_after_move {
+            Some(t) => {
+                let json = serde_json::to_string(&path.to_string_lossy()).unwrap_or_default();
+                self.say(&t.replace("%(filepath)j", &json))
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn progress(
+        &mut self,
+        o: &Options,
+        status: &str,
+        have: usize,
+        path: &Path,
+        part: &Path,
+    ) -> Result<(), u8> {
+        let Some(t) = &o.progress_template else {
+            return self.say(&format!(
+                "[download] {:5.1}% of 64.00KiB",
+                have as f64 * 100.0 / FILE_BYTES as f64
+            ));
+        };
+        let pct = have as f64 * 100.0 / FILE_BYTES as f64;
+        let progress = serde_json::json!({
+            "status": status, "downloaded_bytes": have, "total_bytes": FILE_BYTES,
+            "total_bytes_estimate": null, "filename": path.to_string_lossy(),
+            "tmpfilename": part.to_string_lossy(), "elapsed": 0.5, "speed": 1_048_576.0,
+            "eta": if status == "finished" { serde_json::Value::Null } else { serde_json::json!(1) },
+            "_percent": pct, "_percent_str": format!("{pct:5.1}%"),
+        });
+        self.say(&t.replace("%(progress)j", &progress.to_string()))
+    }
+
+    fn start_helper(&self) -> Option<std::process::Child> {
+        let exe = std::env::current_exe().ok()?;
+        let child = std::process::Command::new(exe)
+            .args([SUBCOMMAND, HELPER_FLAG])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        if let Some(dir) = &self.dir {
+            let pids = dir.join("sim-state").join("pids");
+            let _ = std::fs::create_dir_all(&pids);
+            let _ = std::fs::write(
+                pids.join(std::process::id().to_string()),
+                child.id().to_string(),
+            );
+        }
+        Some(child)
+    }
+}
+
+fn stop_helper(helper: Option<std::process::Child>) {
+    if let Some(mut h) = helper {
+        let _ = h.kill();
+        let _ = h.wait();
+    }
+}
+
+/// What a run does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Run {
+    Download,
+    Metadata,
+}
+
+/// A run's record in `sim-state/` (removed from `running/` when it ends normally); metadata runs
+/// are kept apart, in `running-meta/` and `meta-runs.log`.
+struct Record {
+    file: Option<PathBuf>,
+}
+
+impl Record {
+    fn start(dir: Option<&Path>, run: Run) -> Self {
+        let Some(dir) = dir else {
+            return Self { file: None };
+        };
+        let state = dir.join("sim-state");
+        let (running, log) = match run {
+            Run::Download => (state.join("running"), state.join("runs.log")),
+            Run::Metadata => (state.join("running-meta"), state.join("meta-runs.log")),
+        };
+        let pids = state.join("pids");
+        let _ = std::fs::create_dir_all(&running);
+        let _ = std::fs::create_dir_all(&pids);
+        let pid = std::process::id().to_string();
+        let file = running.join(&pid);
+        let _ = std::fs::write(&file, b"");
+        if run == Run::Download {
+            let _ = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(pids.join(&pid));
+        }
+        let now = std::fs::read_dir(&running).map(|d| d.count()).unwrap_or(0);
+        if let Ok(mut log) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+        {
+            // One write: concurrent runs append to this file, and O_APPEND keeps a single
+            // write whole (writeln! would write the pieces one by one).
+            let _ = log.write_all(format!("{pid} {now}\n").as_bytes());
+        }
+        Self { file: Some(file) }
+    }
+}
+
+impl Drop for Record {
+    fn drop(&mut self) {
+        if let Some(f) = &self.file {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_are_filled_like_ytdlp() {
+        let v = Video {
+            id: "evil0000001".into(),
+            title: video_title("evil0000001"),
+        };
+        let name = fill_template("%(title).150B [%(id)s].%(ext)s", &v, "mp4");
+        assert!(name.ends_with(" [evil0000001].mp4"), "{name}");
+        assert!(!name.contains('/'), "{name}");
+        let long = Video {
+            id: "long0000001".into(),
+            title: video_title("long0000001"),
+        };
+        let name = fill_template("%(title).150B [%(id)s].%(ext)s", &long, "mkv");
+        assert_eq!(name.len(), 150 + " [long0000001].mkv".len());
+    }
+
+    #[test]
+    fn options_are_read_and_unknown_ones_refused() {
+        let args = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
+        let o = parse(args(&["-J", "--flat-playlist", "--", "https://youtu.be/x"])).unwrap();
+        assert!(o.dump_json);
+        assert_eq!(o.url.as_deref(), Some("https://youtu.be/x"));
+        assert!(parse(args(&["--exec", "sh"])).is_err());
+        assert_eq!(playlist_entries("PLn5abc").len(), 5);
+        assert!(playlist_entries("PLn5abc").iter().all(|v| v.id.len() == 11));
+    }
+}

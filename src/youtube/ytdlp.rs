@@ -1,0 +1,566 @@
+//! How MediaNest talks to yt-dlp (UPSTREAMS.md section 4): the argument lists (never a shell; the
+//! URL always after `--`), safe folder names, the progress lines the worker reads, the metadata
+//! JSON and turning an exit status plus stderr into an `error` a person can read.
+//!
+//! Everything here is pure (no processes, no I/O) so it is unit-tested directly; `worker.rs`
+//! runs the processes.
+
+use std::ffi::OsString;
+use std::path::{Component, Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Marks our progress lines on stdout (`--progress-template`).
+pub const PROGRESS_PREFIX: &str = "MNPROG ";
+/// Marks a finished file on stdout (`--print after_move:`), its path as a JSON string.
+pub const DONE_PREFIX: &str = "MNDONE ";
+
+/// Longest folder name (bytes) a playlist or channel title becomes.
+pub const MAX_FOLDER_BYTES: usize = 100;
+/// Longest part of a file name taken from the title (bytes, yt-dlp's `.NB` cap).
+pub const MAX_TITLE_BYTES: usize = 150;
+/// Entries `GET /youtube/metadata` lists.
+pub const MAX_ENTRIES: usize = 50;
+
+/// The requested quality: a height cap, or the best there is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quality {
+    Best,
+    Height(u32),
+}
+
+impl Quality {
+    pub const DEFAULT: &'static str = "1080";
+
+    /// `best|2160|1440|1080|720|480|360`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "best" => Some(Self::Best),
+            "2160" | "1440" | "1080" | "720" | "480" | "360" => text.parse().ok().map(Self::Height),
+            _ => None,
+        }
+    }
+}
+
+/// The container asked for.
+pub const FORMATS: [&str; 3] = ["mp4", "mkv", "webm"];
+
+/// yt-dlp's `-f` selector for a quality: the best video stream up to the height plus the best
+/// audio, else the best single file up to the height, else anything.
+pub fn format_selector(quality: Quality) -> String {
+    match quality {
+        Quality::Best => "bv*+ba/b".to_owned(),
+        Quality::Height(h) => format!("bv*[height<={h}]+ba/b[height<={h}]/b"),
+    }
+}
+
+/// The arguments of the metadata call: one JSON document for the whole URL, entries unresolved.
+pub fn metadata_args(url: &str) -> Vec<OsString> {
+    [
+        "--ignore-config",
+        "-J",
+        "--flat-playlist",
+        "--no-warnings",
+        "--",
+        url,
+    ]
+    .into_iter()
+    .map(OsString::from)
+    .collect()
+}
+
+/// What one download run needs to know.
+#[derive(Debug, Clone)]
+pub struct DownloadPlan {
+    /// The canonical URL (see `url::YoutubeUrl::canonical`).
+    pub url: String,
+    pub playlist: bool,
+    pub quality: Quality,
+    /// `mp4`, `mkv` or `webm`.
+    pub format: String,
+    /// The folder files go into: `<download_dir>/<user>/<playlist or channel>`.
+    pub folder: PathBuf,
+}
+
+/// The arguments of a download. The folder goes in through `-P` (not templated by yt-dlp, so a
+/// `%` in a title cannot become a field); the file name template uses only fields, capped in
+/// length and sanitized by yt-dlp for every filesystem (`--windows-filenames`).
+pub fn download_args(plan: &DownloadPlan) -> Vec<OsString> {
+    let mut args: Vec<OsString> = Vec::with_capacity(32);
+    let mut push = |s: &str| args.push(OsString::from(s));
+    push("--ignore-config");
+    push("--newline");
+    push("--no-colors");
+    push("--progress");
+    push("--no-simulate");
+    push("--progress-template");
+    push(&format!("download:{PROGRESS_PREFIX}%(progress)j"));
+    push("--print");
+    push(&format!("after_move:{DONE_PREFIX}%(filepath)j"));
+    push("--windows-filenames");
+    push(if plan.playlist {
+        "--yes-playlist"
+    } else {
+        "--no-playlist"
+    });
+    push("-f");
+    push(&format_selector(plan.quality));
+    push("--merge-output-format");
+    push(&plan.format);
+    push("-o");
+    push(&format!("%(title).{MAX_TITLE_BYTES}B [%(id)s].%(ext)s"));
+    args.push(OsString::from("-P"));
+    let mut home = OsString::from("home:");
+    home.push(plan.folder.as_os_str());
+    args.push(home);
+    args.push(OsString::from("--"));
+    args.push(OsString::from(&plan.url));
+    args
+}
+
+/// A name made safe as one path component on every filesystem: no separators or reserved
+/// characters, no control characters, not `.`/`..`, no trailing dots or spaces (Windows), not a
+/// reserved device name, at most `max_bytes` bytes (cut on a character boundary). An empty
+/// result becomes `fallback`.
+pub fn safe_component(name: &str, max_bytes: usize, fallback: &str) -> String {
+    let mut out = String::with_capacity(name.len().min(max_bytes));
+    let mut last_space = false;
+    for c in name.chars() {
+        let c = match c {
+            '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|' => '_',
+            c if c.is_control() => ' ',
+            c if c.is_whitespace() => ' ',
+            c => c,
+        };
+        if c == ' ' {
+            if last_space || out.is_empty() {
+                continue;
+            }
+            last_space = true;
+        } else {
+            last_space = false;
+        }
+        if out.len() + c.len_utf8() > max_bytes {
+            break;
+        }
+        out.push(c);
+    }
+    // Leading dots would hide the folder; trailing dots and spaces are dropped by Windows.
+    let trimmed = out
+        .trim_start_matches(['.', ' '])
+        .trim_end_matches(['.', ' '])
+        .to_owned();
+    if trimmed.is_empty() {
+        return fallback.to_owned();
+    }
+    let stem = trimmed
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_uppercase();
+    let reserved = matches!(stem.as_str(), "CON" | "PRN" | "AUX" | "NUL")
+        || ((stem.starts_with("COM") || stem.starts_with("LPT"))
+            && stem.len() == 4
+            && stem.as_bytes()[3].is_ascii_digit());
+    if reserved {
+        format!("_{trimmed}")
+    } else {
+        trimmed
+    }
+}
+
+/// True when `path`, once `.`/`..` are resolved lexically, is inside `root` (both absolute).
+/// Symbolic links are the caller's business (it canonicalizes first when the file exists).
+pub fn is_inside(root: &Path, path: &Path) -> bool {
+    let mut resolved = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::ParentDir => {
+                if !resolved.pop() {
+                    return false;
+                }
+            }
+            Component::CurDir => {}
+            other => resolved.push(other.as_os_str()),
+        }
+    }
+    resolved.starts_with(root) && resolved != root
+}
+
+/// One line of yt-dlp's stdout, understood.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Line {
+    Progress(Progress),
+    /// A file is finished and in its final place.
+    Done(PathBuf),
+    /// Anything else (yt-dlp's own messages, garbage): logged, never fatal.
+    Other,
+}
+
+/// The fields of yt-dlp's progress dictionary the worker uses; all optional, as yt-dlp sends
+/// nulls freely.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct Progress {
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub filename: Option<String>,
+    #[serde(default)]
+    pub tmpfilename: Option<String>,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub downloaded_bytes: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub total_bytes: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub total_bytes_estimate: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_f64")]
+    pub speed: Option<f64>,
+    #[serde(default, deserialize_with = "lenient_f64")]
+    pub eta: Option<f64>,
+}
+
+impl Progress {
+    /// The fraction of this file done (0-1), when the size is known.
+    pub fn fraction(&self) -> Option<f64> {
+        if self.status.as_deref() == Some("finished") {
+            return Some(1.0);
+        }
+        let done = self.downloaded_bytes? as f64;
+        let total = self.total_bytes.or(self.total_bytes_estimate)? as f64;
+        (total > 0.0).then(|| (done / total).clamp(0.0, 1.0))
+    }
+}
+
+fn lenient_u64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Number(n) => n
+            .as_u64()
+            .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
+        _ => None,
+    })
+}
+
+fn lenient_f64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Number(n) => n.as_f64().filter(|f| f.is_finite()),
+        _ => None,
+    })
+}
+
+/// Reads one stdout line (already decoded lossily, without its line ending).
+pub fn parse_line(line: &str) -> Line {
+    let line = line.trim_end_matches(['\r', '\n']);
+    if let Some(json) = line.strip_prefix(PROGRESS_PREFIX) {
+        return serde_json::from_str::<Progress>(json)
+            .map(Line::Progress)
+            .unwrap_or(Line::Other);
+    }
+    if let Some(json) = line.strip_prefix(DONE_PREFIX) {
+        return match serde_json::from_str::<String>(json) {
+            Ok(path) if !path.is_empty() => Line::Done(PathBuf::from(path)),
+            _ => Line::Other,
+        };
+    }
+    Line::Other
+}
+
+/// `GET /youtube/metadata`: `{kind, id, title, channel, duration, thumbnail, itemCount,
+/// entries[<=50]}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Metadata {
+    pub kind: &'static str,
+    pub id: String,
+    pub title: String,
+    pub channel: Option<String>,
+    pub duration: Option<f64>,
+    pub thumbnail: Option<String>,
+    pub item_count: u32,
+    pub entries: Vec<Entry>,
+}
+
+/// One video of a playlist.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Entry {
+    pub id: String,
+    pub title: String,
+    pub duration: Option<f64>,
+    pub thumbnail: Option<String>,
+}
+
+fn text(v: &Value, key: &str) -> Option<String> {
+    v.get(key)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+fn thumbnail(v: &Value) -> Option<String> {
+    text(v, "thumbnail").or_else(|| {
+        v.get("thumbnails")
+            .and_then(Value::as_array)
+            .and_then(|t| t.iter().rev().find_map(|t| text(t, "url")))
+    })
+}
+
+/// Private and deleted videos stay in flat playlists as placeholders.
+fn is_placeholder(title: &str) -> bool {
+    matches!(title, "[Private video]" | "[Deleted video]")
+}
+
+/// Reads `yt-dlp -J --flat-playlist` output; `None` when it is not a JSON object.
+pub fn parse_metadata(json: &[u8]) -> Option<Metadata> {
+    let v: Value = serde_json::from_slice(json).ok()?;
+    v.as_object()?;
+    let playlist = v.get("_type").and_then(Value::as_str) == Some("playlist");
+    let id = text(&v, "id").unwrap_or_default();
+    let title = text(&v, "title").unwrap_or_else(|| id.clone());
+    let channel = text(&v, "channel").or_else(|| text(&v, "uploader"));
+    let mut entries = Vec::new();
+    let mut item_count = 0u32;
+    if playlist {
+        for e in v
+            .get("entries")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let Some(id) = text(e, "id") else { continue };
+            let title = text(e, "title").unwrap_or_else(|| id.clone());
+            if is_placeholder(&title) {
+                continue;
+            }
+            item_count += 1;
+            if entries.len() < MAX_ENTRIES {
+                entries.push(Entry {
+                    id,
+                    duration: e.get("duration").and_then(Value::as_f64),
+                    thumbnail: thumbnail(e),
+                    title,
+                });
+            }
+        }
+    } else {
+        item_count = 1;
+    }
+    Some(Metadata {
+        kind: if playlist { "playlist" } else { "video" },
+        duration: if playlist {
+            None
+        } else {
+            v.get("duration").and_then(Value::as_f64)
+        },
+        thumbnail: thumbnail(&v),
+        id,
+        title,
+        channel,
+        item_count,
+        entries,
+    })
+}
+
+/// Longest `error` stored for a failed download.
+pub const MAX_ERROR_CHARS: usize = 500;
+
+/// How a run ended, for the `error` text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Code(i32),
+    Signal,
+}
+
+/// A readable reason from the exit status and the last stderr lines: yt-dlp's own last
+/// `ERROR:` line when there is one, else what the exit code means.
+pub fn failure_reason(exit: Exit, stderr_tail: &[String]) -> String {
+    let from_ytdlp = stderr_tail
+        .iter()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("ERROR:"))
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    let text = match (from_ytdlp, exit) {
+        (Some(reason), _) => reason.to_owned(),
+        (None, Exit::Code(2)) => "yt-dlp refused its options (exit code 2)".to_owned(),
+        (None, Exit::Code(101)) => "yt-dlp stopped at a download limit (exit code 101)".to_owned(),
+        (None, Exit::Code(code)) => match stderr_tail.iter().rev().find(|l| !l.trim().is_empty()) {
+            Some(last) => format!("yt-dlp failed (exit code {code}): {}", last.trim()),
+            None => format!("yt-dlp failed (exit code {code})"),
+        },
+        (None, Exit::Signal) => "yt-dlp was stopped by a signal".to_owned(),
+    };
+    truncate_chars(&text, MAX_ERROR_CHARS)
+}
+
+/// `text` cut to `max` characters (with an ellipsis when cut).
+pub fn truncate_chars(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qualities_and_formats() {
+        assert_eq!(Quality::parse("best"), Some(Quality::Best));
+        assert_eq!(Quality::parse("720"), Some(Quality::Height(720)));
+        assert_eq!(Quality::parse("721"), None);
+        assert_eq!(Quality::parse("1080p"), None);
+        assert_eq!(
+            format_selector(Quality::Height(720)),
+            "bv*[height<=720]+ba/b[height<=720]/b"
+        );
+    }
+
+    #[test]
+    fn the_url_is_always_last_after_a_double_dash() {
+        let plan = DownloadPlan {
+            url: "https://www.youtube.com/watch?v=dQw4w9WgXcQ".into(),
+            playlist: false,
+            quality: Quality::Height(1080),
+            format: "mp4".into(),
+            folder: PathBuf::from("/dl/ann/Some Channel"),
+        };
+        let args = download_args(&plan);
+        let n = args.len();
+        assert_eq!(args[n - 2], "--");
+        assert_eq!(args[n - 1], "https://www.youtube.com/watch?v=dQw4w9WgXcQ");
+        assert!(args.contains(&OsString::from("home:/dl/ann/Some Channel")));
+        assert!(args.contains(&OsString::from("--no-playlist")));
+        let meta = metadata_args("https://youtu.be/x");
+        assert_eq!(meta[meta.len() - 2], "--");
+    }
+
+    #[test]
+    fn names_are_made_safe() {
+        assert_eq!(safe_component("../../etc", 100, "x"), "_.._etc");
+        assert_eq!(safe_component("..", 100, "Unsorted"), "Unsorted");
+        assert_eq!(safe_component("  . ", 100, "Unsorted"), "Unsorted");
+        assert_eq!(
+            safe_component("a/b\\c:d*e?f\"g<h>i|j", 100, "x"),
+            "a_b_c_d_e_f_g_h_i_j"
+        );
+        assert_eq!(
+            safe_component("line\nbreak\ttab", 100, "x"),
+            "line break tab"
+        );
+        assert_eq!(safe_component("CON", 100, "x"), "_CON");
+        assert_eq!(safe_component("com1.txt", 100, "x"), "_com1.txt");
+        assert_eq!(
+            safe_component("Lo-fi $(rm -rf) `x`; & ok", 100, "x"),
+            "Lo-fi $(rm -rf) `x`; & ok"
+        );
+        assert_eq!(
+            safe_component("trailing dots...", 100, "x"),
+            "trailing dots"
+        );
+        let long = "é".repeat(300);
+        let cut = safe_component(&long, 100, "x");
+        assert!(cut.len() <= 100 && cut.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn inside_checks_resolve_dot_dot() {
+        let root = Path::new("/dl/ann");
+        assert!(is_inside(root, Path::new("/dl/ann/Mix/a.mp4")));
+        assert!(!is_inside(root, Path::new("/dl/ann/../bob/a.mp4")));
+        assert!(!is_inside(
+            root,
+            Path::new("/dl/ann/Mix/../../../etc/passwd")
+        ));
+        assert!(!is_inside(root, Path::new("/dl/ann")));
+        assert!(!is_inside(root, Path::new("/dl/annie/a.mp4")));
+    }
+
+    #[test]
+    fn progress_lines_are_read_leniently() {
+        let line = r#"MNPROG {"status":"downloading","downloaded_bytes":500,"total_bytes":null,"total_bytes_estimate":1000.0,"speed":null,"eta":3,"filename":"/a.mp4","tmpfilename":"/a.mp4.part","_percent_str":" 50.0%"}"#;
+        let Line::Progress(p) = parse_line(line) else {
+            panic!("not progress")
+        };
+        assert_eq!(p.fraction(), Some(0.5));
+        assert_eq!(p.tmpfilename.as_deref(), Some("/a.mp4.part"));
+        let Line::Progress(p) = parse_line(r#"MNPROG {"status":"finished"}"#) else {
+            panic!()
+        };
+        assert_eq!(p.fraction(), Some(1.0));
+        assert_eq!(
+            parse_line("MNDONE \"/dl/a b.mp4\"\r"),
+            Line::Done(PathBuf::from("/dl/a b.mp4"))
+        );
+        for junk in [
+            "",
+            "[youtube] dQw4w9WgXcQ: Downloading webpage",
+            "MNPROG {not json",
+            "MNPROG [1,2]",
+            "MNDONE 42",
+            "MNDONE \"\"",
+            "\u{fffd}\u{fffd} garbage",
+        ] {
+            assert_eq!(parse_line(junk), Line::Other, "{junk}");
+        }
+        let Line::Progress(p) =
+            parse_line(r#"MNPROG {"downloaded_bytes":"many","total_bytes":-5}"#)
+        else {
+            panic!()
+        };
+        assert_eq!(p.fraction(), None);
+    }
+
+    #[test]
+    fn metadata_of_a_playlist_and_a_video() {
+        let json =
+            br#"{"_type":"playlist","id":"PL1","title":"Lo-fi Study Mix","channel":"Some Channel",
+            "thumbnails":[{"url":"https://i.ytimg.com/a.jpg"}],
+            "entries":[{"id":"aaaaaaaaaaa","title":"One","duration":213},
+                       {"id":"bbbbbbbbbbb","title":"[Private video]","duration":null},
+                       {"id":"ccccccccccc","title":"Two","duration":null}]}"#;
+        let m = parse_metadata(json).unwrap();
+        assert_eq!(m.kind, "playlist");
+        assert_eq!(m.item_count, 2);
+        assert_eq!(m.entries[1].title, "Two");
+        assert_eq!(m.thumbnail.as_deref(), Some("https://i.ytimg.com/a.jpg"));
+        let v = parse_metadata(
+            br#"{"id":"dQw4w9WgXcQ","title":"A video","uploader":"Up","duration":12.5}"#,
+        )
+        .unwrap();
+        assert_eq!((v.kind, v.item_count, v.duration), ("video", 1, Some(12.5)));
+        assert_eq!(v.channel.as_deref(), Some("Up"));
+        assert!(parse_metadata(b"[]").is_none());
+        assert!(parse_metadata(b"\xff\xfe").is_none());
+    }
+
+    #[test]
+    fn failure_reasons() {
+        let tail = vec![
+            "WARNING: something".to_owned(),
+            "ERROR: [youtube] abc: Video unavailable. This video is private".to_owned(),
+        ];
+        assert_eq!(
+            failure_reason(Exit::Code(1), &tail),
+            "[youtube] abc: Video unavailable. This video is private"
+        );
+        assert_eq!(
+            failure_reason(Exit::Code(2), &[]),
+            "yt-dlp refused its options (exit code 2)"
+        );
+        assert_eq!(
+            failure_reason(Exit::Code(7), &["boom".to_owned()]),
+            "yt-dlp failed (exit code 7): boom"
+        );
+        let long = vec![format!("ERROR: {}", "x".repeat(2000))];
+        assert_eq!(
+            failure_reason(Exit::Code(1), &long).chars().count(),
+            MAX_ERROR_CHARS
+        );
+    }
+}

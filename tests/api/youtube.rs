@@ -1,0 +1,1071 @@
+//! YouTube downloads against the simulated yt-dlp (`medianest::sim::ytdlp`, the real binary under
+//! another name): the queue and its rules, downloads with files on disk, progress in the API and
+//! in `/events`, cancel (process group killed, partial files removed), failures, the watchdog,
+//! hostile titles and output, worker concurrency and a restart mid-download.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use futures_util::StreamExt;
+use medianest::Config;
+use serde_json::{Value, json};
+
+use crate::support::{
+    self, RunningServer, TestState, assert_error, call, eventually, insert_user, new_session,
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_medianest");
+const LONG: Duration = Duration::from_secs(30);
+
+/// A test state whose yt-dlp is the simulator, in a directory of the test's own.
+struct Yt {
+    t: TestState,
+    app: Router,
+    /// Where the simulator lives and records its runs.
+    sim_dir: PathBuf,
+    download_dir: PathBuf,
+}
+
+fn video(id: &str) -> String {
+    format!("https://www.youtube.com/watch?v={id}")
+}
+
+fn playlist(id: &str) -> String {
+    format!("https://www.youtube.com/playlist?list={id}")
+}
+
+impl Yt {
+    /// `step_ms` is the simulator's pause between progress lines. The database is a file: the
+    /// workers write while requests read, which a shared-cache memory database answers with
+    /// table locks.
+    fn new(step_ms: u64, edit: impl FnOnce(&mut Config)) -> Self {
+        Self::with_db(step_ms, edit, support::file_db)
+    }
+
+    fn with_db(
+        step_ms: u64,
+        edit: impl FnOnce(&mut Config),
+        open: impl FnOnce(&Config) -> medianest::db::Db,
+    ) -> Self {
+        let mut sim_path = PathBuf::new();
+        let mut sim_dir = PathBuf::new();
+        let mut download_dir = PathBuf::new();
+        let t = support::test_state_with_db(
+            |c| {
+                sim_dir = c.data_dir.with_file_name("sim");
+                sim_path = medianest::sim::ytdlp::install(&sim_dir, Path::new(BIN)).unwrap();
+                std::fs::write(sim_dir.join("sim-step-ms"), step_ms.to_string()).unwrap();
+                download_dir = c.data_dir.with_file_name("downloads");
+                c.youtube.ytdlp_path = sim_path.to_string_lossy().into_owned();
+                c.youtube.download_dir = Some(download_dir.clone());
+                edit(c);
+            },
+            open,
+        );
+        let app = t.router();
+        Self {
+            t,
+            app,
+            sim_dir,
+            download_dir,
+        }
+    }
+
+    /// [`Yt::new`] with its server running and a signed-in user `name`:
+    /// `(yt, server, user id, token)`.
+    async fn serving(
+        step_ms: u64,
+        edit: impl FnOnce(&mut Config),
+        name: &str,
+    ) -> (Self, RunningServer, String, String) {
+        let yt = Self::new(step_ms, edit);
+        let server = RunningServer::start(&yt.t.state, yt.app.clone()).await;
+        let (id, token) = yt.user(name).await;
+        (yt, server, id, token)
+    }
+
+    async fn user(&self, name: &str) -> (String, String) {
+        let id = insert_user(&self.t.state, name, None, "user", None).await;
+        let token = new_session(&self.t.state, &id).await.token;
+        (id, token)
+    }
+
+    async fn submit(&self, token: &str, body: Value) -> support::TestResponse {
+        call("POST", "/api/v1/youtube/downloads")
+            .bearer(token)
+            .json(body)
+            .send(&self.app)
+            .await
+    }
+
+    /// Submits `url` and returns the new download's id; panics unless it is accepted.
+    async fn submit_url(&self, token: &str, url: &str) -> String {
+        let r = self.submit(token, json!({ "url": url })).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        r.data()["id"].as_str().unwrap().to_owned()
+    }
+
+    /// The whole JSON body of `GET path`.
+    async fn body(&self, token: &str, path: &str) -> Value {
+        call("GET", path).bearer(token).send(&self.app).await.json()
+    }
+
+    async fn get(&self, token: &str, id: &str) -> Value {
+        call("GET", &format!("/api/v1/youtube/downloads/{id}"))
+            .bearer(token)
+            .send(&self.app)
+            .await
+            .data()
+    }
+
+    /// Waits until the download has `status`, returning it.
+    async fn until_status(&self, token: &str, id: &str, status: &str) -> Value {
+        eventually(LONG, &format!("download {id} to be {status}"), || async {
+            let d = self.get(token, id).await;
+            (d["status"] == status).then_some(d)
+        })
+        .await
+    }
+
+    /// `(count, max running at once)` of the simulator's download runs.
+    fn runs(&self) -> (usize, usize) {
+        self.runs_in("runs.log")
+    }
+
+    /// The same from one of the simulator's logs (`runs.log`, `meta-runs.log`).
+    fn runs_in(&self, log: &str) -> (usize, usize) {
+        let log =
+            std::fs::read_to_string(self.sim_dir.join("sim-state").join(log)).unwrap_or_default();
+        let counts: Vec<usize> = log
+            .lines()
+            .filter_map(|l| l.split(' ').nth(1)?.parse().ok())
+            .collect();
+        (counts.len(), counts.into_iter().max().unwrap_or(0))
+    }
+
+    /// `(yt-dlp pid, helper pid)` of every download run that started a helper.
+    fn process_pairs(&self) -> Vec<(u32, u32)> {
+        let Ok(dir) = std::fs::read_dir(self.sim_dir.join("sim-state/pids")) else {
+            return Vec::new();
+        };
+        dir.flatten()
+            .filter_map(|e| {
+                let pid = e.file_name().to_string_lossy().parse().ok()?;
+                let helper = std::fs::read_to_string(e.path())
+                    .ok()?
+                    .trim()
+                    .parse()
+                    .ok()?;
+                Some((pid, helper))
+            })
+            .collect()
+    }
+
+    /// Every file under the download dir.
+    fn files_on_disk(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let mut stack = vec![self.download_dir.clone()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    out.push(p);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Alive and not a zombie.
+fn is_running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name in parentheses: `pid (comm) S ...`.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_some_and(|state| state != 'Z' && state != 'X'),
+        Err(_) => false,
+    }
+}
+
+/// The live-event stream of one user, collected in the background.
+struct Events {
+    text: Arc<Mutex<String>>,
+}
+
+impl Events {
+    async fn open(app: &Router, token: &str) -> Self {
+        let response = tower::ServiceExt::oneshot(
+            app.clone(),
+            call("GET", "/api/v1/events").bearer(token).build(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let text = Arc::new(Mutex::new(String::new()));
+        let sink = text.clone();
+        let mut body = response.into_body().into_data_stream();
+        tokio::spawn(async move {
+            while let Some(Ok(chunk)) = body.next().await {
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&chunk));
+            }
+        });
+        Self { text }
+    }
+
+    /// The payloads of the events of `kind` so far.
+    fn of(&self, kind: &str) -> Vec<Value> {
+        let text = self.text.lock().unwrap().clone();
+        text.split("\n\n")
+            .filter_map(|frame| {
+                let mut lines = frame.lines();
+                let event = lines.find_map(|l| l.strip_prefix("event: "))?;
+                let data = frame.lines().find_map(|l| l.strip_prefix("data: "))?;
+                (event == kind).then(|| serde_json::from_str(data).unwrap())
+            })
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_video_downloads_with_progress_rising_to_100_in_the_api_and_the_events() {
+    let (yt, server, ann, token) = Yt::serving(120, |_| {}, "ann").await;
+    let events = Events::open(&yt.app, &token).await;
+
+    let r = yt
+        .submit(
+            &token,
+            json!({"url": "https://youtu.be/okvid000001", "quality": "720"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let d = r.data();
+    assert_eq!(
+        d["url"],
+        video("okvid000001"),
+        "stored in its canonical spelling"
+    );
+    assert_eq!(
+        (d["kind"].as_str(), d["status"].as_str()),
+        (Some("video"), Some("queued"))
+    );
+    assert_eq!(
+        (d["quality"].as_str(), d["format"].as_str()),
+        (Some("720"), Some("mp4"))
+    );
+    for key in [
+        "id",
+        "url",
+        "kind",
+        "title",
+        "status",
+        "progress",
+        "quality",
+        "format",
+        "itemsTotal",
+        "itemsDone",
+        "bytesDone",
+        "files",
+        "error",
+        "plexCollectionId",
+        "createdAt",
+        "startedAt",
+        "completedAt",
+    ] {
+        assert!(d.get(key).is_some(), "Download lacks {key}: {d}");
+    }
+    let id = d["id"].as_str().unwrap().to_owned();
+
+    // The API shows the run's live progress while it runs.
+    let seen = Mutex::new(Vec::new());
+    let done = eventually(LONG, "the video to complete", || async {
+        let d = yt.get(&token, &id).await;
+        seen.lock().unwrap().push(d["progress"].as_f64().unwrap());
+        (d["status"] == "completed").then_some(d)
+    })
+    .await;
+    let seen = seen.into_inner().unwrap();
+    assert!(
+        seen.windows(2).all(|w| w[0] <= w[1]),
+        "progress went back: {seen:?}"
+    );
+    assert!(
+        seen.iter().any(|p| *p > 0.0 && *p < 100.0),
+        "no progress between 0 and 100: {seen:?}"
+    );
+    assert_eq!(done["progress"], 100.0);
+    assert_eq!(
+        (done["itemsDone"].as_i64(), done["itemsTotal"].as_i64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(done["bytesDone"], 65536);
+    assert_eq!(done["title"], "Sim video okvid000001");
+    assert!(done["completedAt"].is_string() && done["startedAt"].is_string());
+    let files: Vec<String> = serde_json::from_value(done["files"].clone()).unwrap();
+    assert_eq!(
+        files,
+        vec!["ann/Sim Channel/Sim video okvid000001 [okvid000001].mp4"]
+    );
+    let on_disk = yt.download_dir.join(&files[0]);
+    assert_eq!(std::fs::metadata(&on_disk).unwrap().len(), 65536);
+
+    // The same in the live events: progress under 100, then the completed download.
+    let progress = eventually(LONG, "progress events", || async {
+        let p = events.of("download.progress");
+        let updated = events.of("download.updated");
+        updated
+            .iter()
+            .any(|u| u["id"] == id.as_str() && u["status"] == "completed")
+            .then_some(p)
+    })
+    .await;
+    assert!(!progress.is_empty(), "no download.progress event");
+    let values: Vec<f64> = progress
+        .iter()
+        .filter(|p| p["id"] == id.as_str())
+        .map(|p| p["progress"].as_f64().unwrap())
+        .collect();
+    assert!(values.windows(2).all(|w| w[0] <= w[1]), "{values:?}");
+    assert!(values.iter().all(|p| *p < 100.0), "{values:?}");
+    let final_update = events
+        .of("download.updated")
+        .into_iter()
+        .rfind(|u| u["id"] == id.as_str())
+        .unwrap();
+    assert_eq!(final_update["progress"], 100.0);
+
+    // The owner is told.
+    let n = support::scalar(
+        &yt.t.state,
+        "SELECT count(*) FROM notifications WHERE user_id = ?1 AND type = 'download.completed'",
+        vec![support::sql_text(&ann)],
+    )
+    .await;
+    assert_eq!(n, 1);
+    assert!(!events.of("notification.created").is_empty());
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_playlist_of_five_lands_in_a_folder_named_after_it() {
+    let (yt, server, _, token) = Yt::serving(5, |_| {}, "bob").await;
+    let r = yt
+        .submit(
+            &token,
+            json!({"url": playlist("PLn5mix"), "format": "mkv", "quality": "best"}),
+        )
+        .await;
+    let id = r.data()["id"].as_str().unwrap().to_owned();
+    assert_eq!(r.data()["kind"], "playlist");
+    let done = yt.until_status(&token, &id, "completed").await;
+    assert_eq!(done["title"], "Sim Playlist PLn5mix");
+    assert_eq!(
+        (done["itemsDone"].as_i64(), done["itemsTotal"].as_i64()),
+        (Some(5), Some(5))
+    );
+    let files: Vec<String> = serde_json::from_value(done["files"].clone()).unwrap();
+    assert_eq!(files.len(), 5);
+    for (i, f) in files.iter().enumerate() {
+        assert!(f.starts_with("bob/Sim Playlist PLn5mix/Track "), "{f}");
+        assert!(f.ends_with(&format!("{:04}].mkv", i + 1)), "{f}");
+        assert!(yt.download_dir.join(f).is_file(), "{f}");
+    }
+    assert_eq!(
+        yt.files_on_disk().len(),
+        5,
+        "no leftovers: {:?}",
+        yt.files_on_disk()
+    );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_kills_the_process_group_and_removes_partial_files() {
+    let (yt, server, _, token) = Yt::serving(40, |_| {}, "cat").await;
+    // Each progress line of a `slow` video takes 20 steps: well over a minute in all.
+    let id = yt.submit_url(&token, &video("slow0000001")).await;
+    let part = eventually(LONG, "a partial file", || async {
+        let running = yt.get(&token, &id).await["progress"].as_f64().unwrap() > 0.0;
+        let part = yt
+            .files_on_disk()
+            .into_iter()
+            .find(|p| p.to_string_lossy().ends_with(".part"));
+        part.filter(|_| running)
+    })
+    .await;
+    let pairs = yt.process_pairs();
+    assert_eq!(pairs.len(), 1, "{pairs:?}");
+    let (pid, helper) = pairs[0];
+    assert!(is_running(pid) && is_running(helper));
+
+    let r = call("DELETE", &format!("/api/v1/youtube/downloads/{id}"))
+        .bearer(&token)
+        .send(&yt.app)
+        .await;
+    assert_eq!(r.data()["status"], "cancelled");
+    // Answered only once the worker is done: yt-dlp is gone (reaped), nothing partial on disk.
+    assert!(!is_running(pid), "yt-dlp {pid} still runs");
+    // Its child got the same SIGKILL (the whole process group), which lands asynchronously.
+    eventually(Duration::from_secs(5), "yt-dlp's child to die", || async {
+        (!is_running(helper)).then_some(())
+    })
+    .await;
+    assert!(!part.exists(), "{} left behind", part.display());
+    assert!(yt.files_on_disk().is_empty(), "{:?}", yt.files_on_disk());
+
+    // Cancelling again is a conflict; retrying queues it again.
+    let again = call("DELETE", &format!("/api/v1/youtube/downloads/{id}"))
+        .bearer(&token)
+        .send(&yt.app)
+        .await;
+    assert_error(&again, StatusCode::CONFLICT, "CONFLICT");
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_download_shows_the_reason_yt_dlp_gave() {
+    let (yt, server, dan, token) = Yt::serving(5, |_| {}, "dan").await;
+    let id = yt.submit_url(&token, &video("fail0000001")).await;
+    let failed = yt.until_status(&token, &id, "failed").await;
+    assert_eq!(
+        failed["error"],
+        "[youtube] fail0000001: Video unavailable. This video has been removed by the uploader"
+    );
+    assert!(failed["progress"].as_f64().unwrap() < 100.0);
+    let n = support::scalar(
+        &yt.t.state,
+        "SELECT count(*) FROM notifications WHERE user_id = ?1 AND type = 'download.failed'
+            AND message LIKE '%removed by the uploader%'",
+        vec![support::sql_text(&dan)],
+    )
+    .await;
+    assert_eq!(n, 1);
+
+    // Retry puts it back in the queue (and it fails again the same way).
+    let r = call("POST", &format!("/api/v1/youtube/downloads/{id}/retry"))
+        .bearer(&token)
+        .send(&yt.app)
+        .await;
+    assert_eq!(r.data()["status"], "queued");
+    assert_eq!(r.data()["error"], Value::Null);
+    yt.until_status(&token, &id, "failed").await;
+    let (runs, _) = yt.runs();
+    assert_eq!(runs, 2);
+
+    // A video yt-dlp cannot even describe fails with that reason.
+    let id = yt.submit_url(&token, &video("nometa00001")).await;
+    let failed = yt.until_status(&token, &id, "failed").await;
+    assert_eq!(
+        failed["error"],
+        "[youtube] nometa00001: Video unavailable. This video is private"
+    );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_that_goes_quiet_is_killed_by_the_watchdog() {
+    let (yt, server, _, token) = Yt::serving(5, |c| c.youtube.stall_timeout_secs = 1, "eve").await;
+    let id = yt.submit_url(&token, &video("hang0000001")).await;
+    let failed = yt.until_status(&token, &id, "failed").await;
+    assert_eq!(
+        failed["error"],
+        "yt-dlp printed nothing for 1 s and was stopped"
+    );
+    let pairs = yt.process_pairs();
+    assert_eq!(pairs.len(), 1);
+    eventually(
+        Duration::from_secs(5),
+        "yt-dlp and its child to die",
+        || async { (!is_running(pairs[0].0) && !is_running(pairs[0].1)).then_some(()) },
+    )
+    .await;
+    // The worker goes on with the next one.
+    let id = yt.submit_url(&token, &video("okvid000002")).await;
+    yt.until_status(&token, &id, "completed").await;
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn submissions_follow_the_url_quota_and_duplicate_rules() {
+    let yt = Yt::new(5, |_| {});
+    let (_, token) = yt.user("fay").await;
+    // Not started: the rows stay queued.
+    for bad in [
+        "https://vimeo.com/123",
+        "https://www.youtube.com/watch?v=abc; rm -rf /",
+        "--exec=touch /tmp/x",
+        "https://www.youtube.com/watch?v=$(reboot)xx",
+        "https://www.youtube.com/channel/UC123",
+    ] {
+        let r = yt.submit(&token, json!({ "url": bad })).await;
+        assert_error(&r, StatusCode::BAD_REQUEST, "INVALID_YOUTUBE_URL");
+    }
+    let r = yt
+        .submit(
+            &token,
+            json!({"url": video("aaaaaaaaaa1"), "quality": "999", "format": "avi"}),
+        )
+        .await;
+    let e = assert_error(&r, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    assert!(
+        e["details"]["fields"]["quality"].is_string()
+            && e["details"]["fields"]["format"].is_string(),
+        "{e}"
+    );
+    let r = yt.submit(&token, json!({})).await;
+    assert_error(&r, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+
+    let first = yt
+        .submit(&token, json!({"url": video("aaaaaaaaaa1")}))
+        .await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    // The same video spelled another way is the same download.
+    let dup = yt
+        .submit(&token, json!({"url": "https://youtu.be/aaaaaaaaaa1"}))
+        .await;
+    assert_error(&dup, StatusCode::CONFLICT, "DOWNLOAD_EXISTS");
+    // Someone else may download it too.
+    let (_, other) = yt.user("gus").await;
+    assert_eq!(
+        yt.submit(&other, json!({"url": video("aaaaaaaaaa1")}))
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+
+    for i in 2..=5 {
+        let r = yt
+            .submit(&token, json!({"url": video(&format!("aaaaaaaaaa{i}"))}))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    }
+    yt.t.clock.advance(20 * 60 * 1000);
+    let over = yt
+        .submit(&token, json!({"url": video("aaaaaaaaaa6")}))
+        .await;
+    let e = assert_error(&over, StatusCode::TOO_MANY_REQUESTS, "QUOTA_EXCEEDED");
+    assert_eq!(
+        e["retryAfter"],
+        40 * 60,
+        "the oldest leaves the window in 40 min"
+    );
+    assert_eq!(over.header("retry-after"), Some("2400"));
+    // Cancelled ones still count; once the hour has passed there is room again.
+    let id = first.data()["id"].as_str().unwrap().to_owned();
+    let c = call("DELETE", &format!("/api/v1/youtube/downloads/{id}"))
+        .bearer(&token)
+        .send(&yt.app)
+        .await;
+    assert_eq!(c.data()["status"], "cancelled");
+    let still = yt
+        .submit(&token, json!({"url": video("aaaaaaaaaa6")}))
+        .await;
+    assert_error(&still, StatusCode::TOO_MANY_REQUESTS, "QUOTA_EXCEEDED");
+    yt.t.clock.advance(40 * 60 * 1000 + 1);
+    assert_eq!(
+        yt.submit(&token, json!({"url": video("aaaaaaaaaa6")}))
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+
+    // Lists: own only, newest first, paged by cursor, filtered by status.
+    let page = call("GET", "/api/v1/youtube/downloads?limit=4")
+        .bearer(&token)
+        .send(&yt.app)
+        .await;
+    let body = page.json();
+    assert_eq!(body["data"].as_array().unwrap().len(), 4);
+    assert_eq!(body["data"][0]["url"], video("aaaaaaaaaa6"));
+    let cursor = body["meta"]["nextCursor"].as_str().unwrap();
+    let rest = yt
+        .body(
+            &token,
+            &format!("/api/v1/youtube/downloads?limit=4&cursor={cursor}"),
+        )
+        .await;
+    assert_eq!(rest["data"].as_array().unwrap().len(), 2);
+    assert_eq!(rest["meta"]["nextCursor"], Value::Null);
+    let cancelled = yt
+        .body(&token, "/api/v1/youtube/downloads?status=cancelled")
+        .await;
+    assert_eq!(cancelled["data"].as_array().unwrap().len(), 1);
+    let bad = call("GET", "/api/v1/youtube/downloads?status=nope")
+        .bearer(&token)
+        .send(&yt.app)
+        .await;
+    assert_error(&bad, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    let bad = call(
+        "GET",
+        &format!("/api/v1/youtube/downloads?status=cancelled&cursor={cursor}"),
+    )
+    .bearer(&token)
+    .send(&yt.app)
+    .await;
+    assert_error(&bad, StatusCode::BAD_REQUEST, "INVALID_CURSOR");
+    // Another user does not see them; an admin sees everyone's.
+    let mine = call("GET", &format!("/api/v1/youtube/downloads/{id}"))
+        .bearer(&other)
+        .send(&yt.app)
+        .await;
+    assert_error(&mine, StatusCode::NOT_FOUND, "NOT_FOUND");
+    let admin = insert_user(&yt.t.state, "root", None, "admin", None).await;
+    let admin_token = new_session(&yt.t.state, &admin).await.token;
+    let all = yt.body(&admin_token, "/api/v1/admin/downloads").await;
+    assert_eq!(all["data"].as_array().unwrap().len(), 7);
+    assert!(
+        all["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["userId"].is_string()),
+        "{all}"
+    );
+    let queued = yt
+        .body(
+            &admin_token,
+            "/api/v1/admin/downloads?status=queued&limit=2",
+        )
+        .await;
+    assert_eq!(queued["data"].as_array().unwrap().len(), 2);
+    assert!(queued["meta"]["nextCursor"].is_string());
+}
+
+#[tokio::test]
+async fn without_yt_dlp_submissions_and_metadata_answer_503() {
+    let yt = Yt::new(5, |c| c.youtube.ytdlp_path = "/nonexistent/yt-dlp".into());
+    let (_, token) = yt.user("hal").await;
+    let r = yt
+        .submit(&token, json!({"url": video("aaaaaaaaaa1")}))
+        .await;
+    assert_error(
+        &r,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "DOWNLOADER_UNAVAILABLE",
+    );
+    let r = call(
+        "GET",
+        &format!("/api/v1/youtube/metadata?url={}", video("aaaaaaaaaa1")),
+    )
+    .bearer(&token)
+    .send(&yt.app)
+    .await;
+    assert_error(
+        &r,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "DOWNLOADER_UNAVAILABLE",
+    );
+}
+
+#[tokio::test]
+async fn metadata_describes_videos_and_playlists_and_is_cached() {
+    let yt = Yt::new(5, |_| {});
+    let (_, token) = yt.user("ivy").await;
+    let get = |url: String| {
+        let token = token.clone();
+        let app = yt.app.clone();
+        async move {
+            let q: String = url::form_urlencoded::byte_serialize(url.as_bytes()).collect();
+            call("GET", &format!("/api/v1/youtube/metadata?url={q}"))
+                .bearer(&token)
+                .send(&app)
+                .await
+        }
+    };
+    let first = get(playlist("PLn5mix")).await;
+    assert_eq!(first.header("x-cache"), Some("MISS"));
+    let p = first.data();
+    assert_eq!(p["kind"], "playlist");
+    assert_eq!(p["title"], "Sim Playlist PLn5mix");
+    assert_eq!(p["itemCount"], 5);
+    assert_eq!(p["entries"].as_array().unwrap().len(), 5);
+    assert_eq!(p["entries"][0]["duration"], 60.0);
+    let v = get(video("okvid000001")).await.data();
+    assert_eq!(
+        (v["kind"].as_str(), v["channel"].as_str()),
+        (Some("video"), Some("Sim Channel"))
+    );
+    // Another spelling of the same playlist is the same cache entry.
+    let again = get("https://music.youtube.com/playlist?list=PLn5mix".into()).await;
+    assert_eq!(again.header("x-cache"), Some("HIT"));
+    assert_eq!(again.data(), p);
+    let private = get(video("nometa00001")).await;
+    let e = assert_error(&private, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    assert_eq!(
+        e["details"]["fields"]["url"],
+        "[youtube] nometa00001: Video unavailable. This video is private"
+    );
+    let bad = get("https://example.com/x".into()).await;
+    assert_error(&bad, StatusCode::BAD_REQUEST, "INVALID_YOUTUBE_URL");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_titles_and_output_stay_inside_the_users_folder() {
+    let (yt, server, _, token) = Yt::serving(2, |c| c.quotas.downloads_per_hour = 20, "joe").await;
+    let mut ids = Vec::new();
+    for url in [
+        video("evil0000001"),
+        video("long0000001"),
+        video("junk0000001"),
+        playlist("PLevil"),
+        video("escp0000001"),
+    ] {
+        let r = yt.submit(&token, json!({ "url": url })).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        ids.push(r.data()["id"].as_str().unwrap().to_owned());
+    }
+    let mut finished = Vec::new();
+    for id in &ids {
+        finished.push(
+            eventually(LONG, "every download to end", || async {
+                let d = yt.get(&token, id).await;
+                matches!(d["status"].as_str(), Some("completed" | "failed")).then_some(d)
+            })
+            .await,
+        );
+    }
+    let user_root = std::fs::canonicalize(yt.download_dir.join("joe")).unwrap();
+    for d in &finished[..4] {
+        assert_eq!(d["status"], "completed", "{d}");
+        for f in d["files"].as_array().unwrap() {
+            let path = std::fs::canonicalize(yt.download_dir.join(f.as_str().unwrap())).unwrap();
+            assert!(path.starts_with(&user_root), "{}", path.display());
+            assert!(path.file_name().unwrap().len() <= 255);
+        }
+    }
+    // The hostile playlist title became a plain folder name.
+    let pl_files = finished[3]["files"].as_array().unwrap();
+    assert!(
+        pl_files
+            .iter()
+            .all(|f| f.as_str().unwrap().starts_with("joe/_.._etc/")),
+        "{pl_files:?}"
+    );
+    // A file reported outside the folder is refused, and the download with it.
+    assert_eq!(finished[4]["status"], "failed");
+    assert_eq!(
+        finished[4]["error"],
+        "yt-dlp wrote a file outside the download folder; the download was not accepted"
+    );
+    assert_eq!(finished[4]["files"], json!([]));
+    // Nothing anywhere but under the download dir (the escaping file is the simulator's own doing,
+    // still inside the test's directory) and the worker is alive: a last one completes.
+    let id = yt.submit_url(&token, &video("okvid000009")).await;
+    yt.until_status(&token, &id, "completed").await;
+    let etc = yt.download_dir.parent().unwrap().join("etc");
+    assert!(!etc.exists());
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_users_at_once_never_run_more_than_the_configured_workers() {
+    let yt = Yt::new(20, |c| c.youtube.workers = 2);
+    let server = RunningServer::start(&yt.t.state, yt.app.clone()).await;
+    let mut users = Vec::new();
+    for i in 0..4 {
+        users.push(yt.user(&format!("u{i}")).await.1);
+    }
+    let yt_ref = &yt;
+    let submissions = users.iter().enumerate().flat_map(|(i, token)| {
+        (0..2).map(move |j| {
+            let url = video(&format!("okcc{i}{j}00000"));
+            async move { yt_ref.submit(token, json!({ "url": url })).await }
+        })
+    });
+    let answers = futures_util::future::join_all(submissions).await;
+    let mut ids = Vec::new();
+    for (n, r) in answers.iter().enumerate() {
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        ids.push((
+            users[n / 2].clone(),
+            r.data()["id"].as_str().unwrap().to_owned(),
+        ));
+    }
+    for (token, id) in &ids {
+        yt.until_status(token, id, "completed").await;
+    }
+    let (runs, most) = yt.runs();
+    assert_eq!(runs, 8);
+    assert!(most <= 2, "{most} yt-dlp processes ran at once");
+    assert!(most >= 1);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_stopped_by_shutdown_is_queued_again_and_completes_after_the_restart() {
+    let yt = Yt::new(60, |_| {});
+    let Yt {
+        t,
+        app,
+        sim_dir,
+        download_dir,
+    } = yt;
+    let server = RunningServer::start(&t.state, app.clone()).await;
+    let id = insert_user(&t.state, "kim", None, "user", None).await;
+    let token = new_session(&t.state, &id).await.token;
+    let r = call("POST", "/api/v1/youtube/downloads")
+        .bearer(&token)
+        .json(json!({"url": playlist("PLn3resume")}))
+        .send(&app)
+        .await;
+    let id = r.data()["id"].as_str().unwrap().to_owned();
+    eventually(LONG, "the first item", || async {
+        let d = call("GET", &format!("/api/v1/youtube/downloads/{id}"))
+            .bearer(&token)
+            .send(&app)
+            .await
+            .data();
+        (d["itemsDone"].as_i64() >= Some(1)).then_some(())
+    })
+    .await;
+    server.stop().await.unwrap();
+    let status = support::text_value(
+        &t.state,
+        "SELECT status FROM youtube_downloads WHERE id = ?1",
+        vec![support::sql_text(&id)],
+    )
+    .await;
+    assert_eq!(status.as_deref(), Some("queued"));
+    let t = support::restart(t).await;
+    let yt = Yt {
+        app: t.router(),
+        t,
+        sim_dir,
+        download_dir,
+    };
+    let server = RunningServer::start(&yt.t.state, yt.app.clone()).await;
+    let done = yt.until_status(&token, &id, "completed").await;
+    assert_eq!(done["files"].as_array().unwrap().len(), 3);
+    assert_eq!(yt.files_on_disk().len(), 3, "{:?}", yt.files_on_disk());
+    let (runs, _) = yt.runs();
+    assert_eq!(runs, 2);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_that_would_pass_the_disk_budget_fails_and_deletes_nothing() {
+    let (yt, server, _, token) =
+        Yt::serving(5, |c| c.youtube.max_user_bytes = 100_000, "lea").await;
+    let first = yt.submit_url(&token, &video("okvid000001")).await;
+    yt.until_status(&token, &first, "completed").await;
+    let second = yt.submit_url(&token, &video("okvid000002")).await;
+    let failed = yt.until_status(&token, &second, "failed").await;
+    assert_eq!(
+        failed["error"],
+        "this download would pass your disk budget of 97.7 KiB (already used: 64.0 KiB); it was stopped"
+    );
+    let third = yt.submit_url(&token, &video("okvid000003")).await;
+    let failed = yt.until_status(&token, &third, "failed").await;
+    // The stopped one's partial file counts (it is kept for a retry).
+    assert_eq!(
+        failed["error"],
+        "your downloads already use 104.0 KiB of your 97.7 KiB disk budget; delete some files first"
+    );
+    // The finished file is still there.
+    let done = yt.get(&token, &first).await;
+    let file = yt.download_dir.join(done["files"][0].as_str().unwrap());
+    assert!(file.is_file());
+    server.stop().await.unwrap();
+}
+
+/// A [`Yt`] whose Plex is the fake PMS with a "YouTube" library on the download dir, served,
+/// with a signed-in user: `(yt, plex, section key, server, token)`.
+async fn with_plex(
+    name: &str,
+) -> (
+    Yt,
+    medianest::sim::plex::FakePlexServer,
+    String,
+    RunningServer,
+    String,
+) {
+    let plex = medianest::sim::plex::FakePlexServer::start().await.unwrap();
+    let yt = Yt::new(2, |c| {
+        c.services.plex.url = Some(plex.url());
+        c.services.plex.api_key = Some(medianest::config::Secret::new(plex.token()));
+    });
+    std::fs::create_dir_all(&yt.download_dir).unwrap();
+    plex.add_library("movie", "Movies", "/data/movies");
+    let section = plex.add_youtube_library("YouTube", &yt.download_dir);
+    let (_, token) = yt.user(name).await;
+    support::prepare(&yt.t).await;
+    medianest::services::admin::rebuild_clients(&yt.t.state)
+        .await
+        .unwrap();
+    let server = RunningServer::start(&yt.t.state, yt.app.clone()).await;
+    (yt, plex, section, server, token)
+}
+
+impl Yt {
+    /// Waits until the download has a Plex collection; returns it.
+    async fn until_collection(&self, token: &str, id: &str) -> String {
+        eventually(LONG, "the Plex collection", || async {
+            let d = self.get(token, id).await;
+            d["plexCollectionId"].as_str().map(str::to_owned)
+        })
+        .await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_playlist_becomes_a_plex_collection_of_its_items() {
+    let (yt, plex, section, server, token) = with_plex("max").await;
+    let id = yt.submit_url(&token, &playlist("PLn5mix")).await;
+    let collection = yt.until_collection(&token, &id).await;
+    let done = yt.get(&token, &id).await;
+    assert_eq!(done["status"], "completed");
+    let collections = plex.collections();
+    assert_eq!(collections.len(), 1);
+    let c = &collections[0];
+    assert_eq!(
+        (c.rating_key.as_str(), c.title.as_str()),
+        (collection.as_str(), "Sim Playlist PLn5mix")
+    );
+    assert_eq!(c.section_key, section);
+    // The collection holds exactly the five downloaded files, as Plex found them on disk.
+    let items = plex.items(&section);
+    let mut in_collection: Vec<String> = items
+        .iter()
+        .filter(|i| c.items.contains(&i.rating_key))
+        .map(|i| i.file.clone().unwrap_or_default())
+        .collect();
+    in_collection.sort();
+    let mut downloaded: Vec<String> = done["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            yt.download_dir
+                .join(f.as_str().unwrap())
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    downloaded.sort();
+    assert_eq!(in_collection, downloaded);
+    assert_eq!(plex.requests("GET /library/sections/{key}/refresh"), 1);
+
+    // Single videos go into their channel's collection, which a second one extends.
+    let first = yt.submit_url(&token, &video("okvid000001")).await;
+    let channel = yt.until_collection(&token, &first).await;
+    let second = yt.submit_url(&token, &video("okvid000002")).await;
+    assert_eq!(yt.until_collection(&token, &second).await, channel);
+    let collections = plex.collections();
+    assert_eq!(collections.len(), 2);
+    let c = collections
+        .iter()
+        .find(|c| c.rating_key == channel)
+        .unwrap();
+    assert_eq!((c.title.as_str(), c.items.len()), ("Sim Channel", 2));
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_plex_down_the_download_stays_completed_and_the_collection_comes_later() {
+    let (yt, plex, _, server, token) = with_plex("ned").await;
+    plex.fail_next_on_route(
+        "/library/sections",
+        3,
+        medianest::sim::plex::Fault::Status(503),
+    );
+    let id = yt.submit_url(&token, &video("okvid000001")).await;
+    yt.until_status(&token, &id, "completed").await;
+    eventually(
+        LONG,
+        "the hand-off to try (and fail) every retry",
+        || async { (plex.requests("GET /library/sections") >= 3).then_some(()) },
+    )
+    .await;
+    // The retry waits for the first attempt to finish, so it sees its outcome.
+    let handed = medianest::youtube::handoff::retry_pending(&yt.t.state).await;
+    assert_eq!(handed, 1);
+    let d = yt.get(&token, &id).await;
+    assert_eq!(d["status"], "completed");
+    let collection = d["plexCollectionId"].as_str().unwrap();
+    assert_eq!(plex.collections()[0].rating_key, collection);
+    assert_eq!(plex.requests("POST /library/collections"), 1);
+    // Nothing is left to do.
+    assert_eq!(
+        medianest::youtube::handoff::retry_pending(&yt.t.state).await,
+        0
+    );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_user_mid_download_stops_the_run_and_the_worker_goes_on() {
+    let (yt, server, _, token) = Yt::serving(40, |_| {}, "olga").await;
+    let id = yt.submit_url(&token, &video("slow0000002")).await;
+    eventually(LONG, "the download to run", || async {
+        (yt.get(&token, &id).await["progress"].as_f64().unwrap() > 0.0).then_some(())
+    })
+    .await;
+    let (pid, helper) = yt.process_pairs()[0];
+    let admin = insert_user(&yt.t.state, "boss", None, "admin", None).await;
+    let admin_token = new_session(&yt.t.state, &admin).await.token;
+    let olga = support::text_value(
+        &yt.t.state,
+        "SELECT id FROM users WHERE username = 'olga'",
+        vec![],
+    )
+    .await
+    .unwrap();
+    let r = call("DELETE", &format!("/api/v1/admin/users/{olga}"))
+        .bearer(&admin_token)
+        .send(&yt.app)
+        .await;
+    assert!(r.status.is_success(), "{}", r.text());
+    // The worker notices at its next progress write: the process group goes, and so do the
+    // partial files.
+    eventually(LONG, "the run to stop", || async {
+        (!is_running(pid) && !is_running(helper) && yt.t.state.youtube().running_count() == 0)
+            .then_some(())
+    })
+    .await;
+    assert!(
+        yt.files_on_disk()
+            .iter()
+            .all(|f| !f.to_string_lossy().ends_with(".part")),
+        "{:?}",
+        yt.files_on_disk()
+    );
+    let (_, other) = yt.user("pia").await;
+    let next = yt.submit_url(&other, &video("okvid000001")).await;
+    yt.until_status(&other, &next, "completed").await;
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_previews_runs_a_bounded_number_of_yt_dlp_processes() {
+    let yt = Yt::new(150, |_| {});
+    let (_, token) = yt.user("quin").await;
+    let asks = (0..12).map(|i| {
+        let (app, token) = (yt.app.clone(), token.clone());
+        async move {
+            call(
+                "GET",
+                &format!("/api/v1/youtube/metadata?url=https://youtu.be/okmeta{i:05}"),
+            )
+            .bearer(&token)
+            .send(&app)
+            .await
+        }
+    });
+    for r in futures_util::future::join_all(asks).await {
+        assert_eq!(r.data()["kind"], "video");
+    }
+    let (runs, most) = yt.runs_in("meta-runs.log");
+    assert_eq!(runs, 12);
+    assert!(
+        most <= medianest::youtube::METADATA_AT_ONCE,
+        "{most} yt-dlp -J at once"
+    );
+}
