@@ -1,7 +1,7 @@
 //! The dashboard end to end, in headless Chromium (Debian's `chromium` and `chromium-driver`,
 //! installed by `tests/run`) against the real server (`medianest::serve` on a loopback port) and
 //! the simulated upstreams of the demo (`medianest::demo::Simulators`): plex.tv with its consent
-//! page, Plex, Overseerr with its webhook, Uptime Kuma, and a fake yt-dlp.
+//! page, Plex, Overseerr with its webhook, Uptime Kuma, and the simulated yt-dlp.
 //!
 //! - A family member signs in with the Plex PIN flow, sees the service cards, searches, requests
 //!   a title, sees it in My requests and its status change live when Overseerr's webhook says it
@@ -98,7 +98,7 @@ impl App {
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().join("data");
-        let ytdlp = fake_ytdlp(dir.path());
+        let ytdlp = simulated_ytdlp(dir.path());
         let mut config = Config {
             data_dir: data_dir.clone(),
             ..Config::default()
@@ -243,50 +243,15 @@ impl Drop for App {
     }
 }
 
-/// A yt-dlp stand-in: metadata for `-J`, and for a download ten progress lines in the template
-/// MediaNest passes (`--progress-template download:<prefix>%(progress)j`), a file in the `-P`
-/// folder and its path through `--print after_move:<prefix>%(filepath)j`.
-fn fake_ytdlp(dir: &Path) -> PathBuf {
-    let path = dir.join("fake-yt-dlp");
-    std::fs::write(
-        &path,
-        r#"#!/usr/bin/env bash
-set -u
-progress="" ; done_print="" ; home="." ; json=0 ; url=""
-while [ $# -gt 0 ]; do
-  case "$1" in
-    -J|--dump-single-json) json=1 ;;
-    --version) echo "2025.01.01"; exit 0 ;;
-    --progress-template) shift; progress="${1#download:}"; progress="${progress%%%(progress)j}" ;;
-    --print) shift; case "$1" in after_move:*) done_print="${1#after_move:}"; done_print="${done_print%%%(filepath)j}" ;; esac ;;
-    -P|--paths) shift; home="${1#home:}" ;;
-    --) shift; url="${1:-}"; break ;;
-  esac
-  shift
-done
-if [ "$json" = 1 ]; then
-  printf '{"_type":"video","id":"aqz-KE-bpKQ","title":"Big Buck Bunny","channel":"Blender","uploader":"Blender","duration":635,"thumbnail":null,"webpage_url":"%s"}\n' "$url"
-  exit 0
-fi
-total=1000000
-for i in 1 2 3 4 5 6 7 8 9 10; do
-  printf '%s{"status":"downloading","downloaded_bytes":%d,"total_bytes":%d,"speed":500000,"eta":1}\n' "$progress" $((i * total / 10)) "$total"
-  sleep 0.3
-done
-mkdir -p "$home"
-file="$home/Big Buck Bunny [aqz-KE-bpKQ].mp4"
-printf '%s{"status":"finished","downloaded_bytes":%d,"total_bytes":%d,"filename":"%s"}\n' "$progress" "$total" "$total" "$file"
-head -c 1000 /dev/zero > "$file"
-printf '%s"%s"\n' "$done_print" "$file"
-"#,
-    )
-    .unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    path
+/// The project's simulated yt-dlp (`medianest::sim::ytdlp`: the real binary under another
+/// name), pausing `STEP_MS` between progress lines so the bar is seen moving.
+fn simulated_ytdlp(dir: &Path) -> PathBuf {
+    const STEP_MS: &str = "250";
+    let dir = dir.join("yt-dlp");
+    let program =
+        medianest::sim::ytdlp::install(&dir, Path::new(env!("CARGO_BIN_EXE_medianest"))).unwrap();
+    std::fs::write(dir.join("sim-step-ms"), STEP_MS).unwrap();
+    program
 }
 
 /// Every control on the page has a name a screen reader can say (a label, `aria-label`, its
@@ -398,8 +363,7 @@ fn a_family_member_signs_in_with_plex_requests_a_title_and_downloads() {
     } else {
         b.find("#search").send_keys("Matrix");
         b.find("form.search button[type='submit']").click();
-        let card = b.find_text(".result", "The Matrix");
-        let tmdb = card.attr("data-tmdb").unwrap();
+        let tmdb = b.attr_of(".result", "The Matrix", "data-tmdb");
         shoot(&b, "discover");
         b.find(&format!(".result[data-tmdb='{tmdb}'] button.request"))
             .click();
@@ -429,9 +393,9 @@ fn a_family_member_signs_in_with_plex_requests_a_title_and_downloads() {
         b.find("a.nav-link[href='/requests']").click();
         b.wait_path("/requests");
         // Delete while pending: the show's request (alice's requests wait for an admin).
-        let show_row = b.find_text("#request-list [data-request]", "Breaking Bad");
-        assert_eq!(show_row.attr("data-status").as_deref(), Some("pending"));
-        let show_id = show_row.attr("data-request").unwrap();
+        let rows = "#request-list [data-request]";
+        assert_eq!(b.attr_of(rows, "Breaking Bad", "data-status"), "pending");
+        let show_id = b.attr_of(rows, "Breaking Bad", "data-request");
         let delete = b.find(&format!("[data-request='{show_id}'] button.danger"));
         delete.click();
         b.find_text(
@@ -444,10 +408,9 @@ fn a_family_member_signs_in_with_plex_requests_a_title_and_downloads() {
                 .is_empty()
                 .then_some(())
         });
-        let row = b.find_text("#request-list [data-request]", "The Matrix");
-        let request_id = row.attr("data-request").unwrap();
+        let request_id = b.attr_of(rows, "The Matrix", "data-request");
         let row_css = format!("#request-list [data-request='{request_id}']");
-        let before = b.find(&row_css).attr("data-status").unwrap();
+        let before = b.attr_of(&row_css, "", "data-status");
         assert_ne!(before, "available");
         let (_, found) = app.api(
             "GET",
@@ -491,8 +454,11 @@ fn a_family_member_signs_in_with_plex_requests_a_title_and_downloads() {
         });
         b.find("#bell").click();
         b.wait_path("/notifications");
-        let note = b.find_text("#notification-list .notification.unread", "The Matrix");
-        let note_id = note.attr("data-notification").unwrap();
+        let note_id = b.attr_of(
+            "#notification-list .notification.unread",
+            "The Matrix",
+            "data-notification",
+        );
         b.find(&format!("[data-notification='{note_id}'] button"))
             .click();
         b.find(&format!("[data-notification='{note_id}'].read"));
@@ -524,11 +490,17 @@ fn a_family_member_signs_in_with_plex_requests_a_title_and_downloads() {
         b.find("#download-url")
             .send_keys("https://www.youtube.com/watch?v=aqz-KE-bpKQ");
         b.find("#preview").click();
-        b.find_text("#download-preview h3", "Big Buck Bunny");
+        let title = b.find("#download-preview h3").text();
+        assert!(!title.is_empty());
         b.script("window.__noReload = true;", vec![]);
         b.find("#start-download").click();
-        let row = b.find("#download-list [data-download]");
-        let id = row.attr("data-download").unwrap();
+        // (Rows are redrawn as the download moves on: read the id from whichever is shown.)
+        let id = b.wait_for("a download row", |b| {
+            b.all("#download-list [data-download]")
+                .into_iter()
+                .next()?
+                .attr("data-download")
+        });
         let css = format!("#download-list [data-download='{id}']");
         // Progress moves while running ...
         b.wait_for("progress between 1 and 99", |b| {
@@ -619,13 +591,13 @@ fn an_admin_changes_a_users_role_and_edits_a_service() {
     if with_requests {
         b.find("a.tab[href='/admin/requests']").click();
         b.wait_path("/admin/requests");
-        let matrix = b.find_text("#admin-requests [data-request]", "The Matrix");
-        let matrix_id = matrix.attr("data-request").unwrap();
-        assert!(matrix.text().contains("alice"), "{}", matrix.text());
+        let admin_rows = "#admin-requests [data-request]";
+        let matrix_id = b.attr_of(admin_rows, "The Matrix", "data-request");
+        let matrix = b.find(&format!("[data-request='{matrix_id}']")).text();
+        assert!(matrix.contains("alice"), "{matrix}");
         b.find_text(&format!("[data-request='{matrix_id}'] button"), "Approve")
             .click();
-        let inception = b.find_text("#admin-requests [data-request]", "Inception");
-        let inception_id = inception.attr("data-request").unwrap();
+        let inception_id = b.attr_of(admin_rows, "Inception", "data-request");
         b.find(&format!("[data-request='{inception_id}'] input"))
             .send_keys("Already on the shelf");
         b.find_text(

@@ -276,6 +276,17 @@ impl Browser {
         })
     }
 
+    /// The attribute `name` of the first element matching `css` whose text contains `text`, read
+    /// in one go (the app redraws rows as live events arrive, so a found element can go stale).
+    pub fn attr_of(&self, css: &str, text: &str, name: &str) -> String {
+        self.wait_for(&format!("`{css}` containing {text:?} with {name}"), |_| {
+            self.find_all(css)
+                .into_iter()
+                .find(|e| e.text().contains(text))?
+                .attr(name)
+        })
+    }
+
     /// Waits for the app's path to be `path`.
     pub fn wait_path(&self, path: &str) {
         self.wait_for(&format!("path {path}"), |b| {

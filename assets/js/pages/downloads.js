@@ -57,8 +57,9 @@ export async function render(root, app) {
         const { data } = await api("/youtube/downloads", { method: "POST", body: { url: target, quality: quality.value, format: format.value } });
         preview.replaceChildren();
         url.value = "";
-        toast(`Queued ${data.title || "the download"}.`);
-        upsert(data, true);
+        // The title comes from yt-dlp once the worker starts; until then, the preview's.
+        toast(`Queued ${data.title || meta.title || "the download"}.`);
+        upsert({ ...data, title: data.title || meta.title || null }, true);
       });
     });
     mount(preview, confirm);
@@ -105,7 +106,7 @@ export async function render(root, app) {
   };
   const upsert = (d, prepend) => {
     const current = rows.get(d.id);
-    const merged = current ? { ...current.download, ...d } : d;
+    const merged = current ? { ...current.download, ...d, title: d.title || current.download.title } : d;
     if (filter.value && merged.status !== filter.value) {
       if (current) {
         current.li.remove();
@@ -117,7 +118,7 @@ export async function render(root, app) {
     if (current) current.li.replaceWith(li);
     else if (prepend) list.prepend(li);
     else list.append(li);
-    if (list.querySelector(".muted.empty")) list.querySelector(".muted.empty").remove();
+    if (footer.querySelector(".empty")) footer.replaceChildren();
   };
 
   let cursor = null;
@@ -131,7 +132,7 @@ export async function render(root, app) {
       }
       for (const d of data) upsert(d);
       cursor = meta.nextCursor || null;
-      if (!list.children.length) mount(footer, h("p", { class: "muted", text: "No downloads yet." }));
+      if (!list.children.length) mount(footer, h("p", { class: "muted empty", text: "No downloads yet." }));
       else mount(footer, cursor ? h("button", { type: "button", onclick: () => load(false) }, "Older downloads") : null);
     } catch (e) {
       mount(footer, errorBox(e, () => load(reset)));
@@ -143,11 +144,17 @@ export async function render(root, app) {
     const current = p && rows.get(p.id);
     if (!current) return;
     const progress = Math.round(p.progress ?? current.download.progress ?? 0);
-    Object.assign(current.download, p);
+    const shown = current.li.dataset.status;
+    const status = p.status || (shown === "queued" ? "downloading" : shown);
+    if (status !== shown) {
+      // Its status moved on (queued -> downloading): redraw the row (and its buttons).
+      upsert({ ...p, status, progress });
+      return;
+    }
+    Object.assign(current.download, p, { title: current.download.title });
     current.bar.value = progress;
     current.bar.textContent = `${progress}%`;
     current.pct.textContent = `${progress}%`;
-    if (current.download.status === "queued") upsert({ id: p.id, status: "downloading" });
   });
   app.on("download.updated", (d) => {
     if (d && d.id) upsert(d, !rows.has(d.id));
