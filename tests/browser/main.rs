@@ -5,7 +5,8 @@
 //!
 //! - A family member signs in with the Plex PIN flow, sees the service cards, searches, requests
 //!   a title, sees it in My requests and its status change live when Overseerr's webhook says it
-//!   is available, then submits a download and watches its progress bar reach 100%.
+//!   is available, then submits a download and watches its progress bar reach 100%, sees a
+//!   failing one's error, and cancels and retries a slow one.
 //! - An admin changes a user's role, edits and tests a service, approves and declines requests,
 //!   and sees Discover explain why requesting is off while Overseerr is switched off.
 //! - The forced password change of a first start; errors with their correlation id; signing in
@@ -487,20 +488,8 @@ fn a_family_member_signs_in_with_plex_requests_a_title_and_downloads() {
         b.find("#download-url");
         shoot(&b, "downloads");
     } else {
-        b.find("#download-url")
-            .send_keys("https://www.youtube.com/watch?v=aqz-KE-bpKQ");
-        b.find("#preview").click();
-        let title = b.find("#download-preview h3").text();
-        assert!(!title.is_empty());
         b.script("window.__noReload = true;", vec![]);
-        b.find("#start-download").click();
-        // (Rows are redrawn as the download moves on: read the id from whichever is shown.)
-        let id = b.wait_for("a download row", |b| {
-            b.all("#download-list [data-download]")
-                .into_iter()
-                .next()?
-                .attr("data-download")
-        });
+        let id = submit_download(&b, "aqz-KE-bpKQ");
         let css = format!("#download-list [data-download='{id}']");
         // Progress moves while running ...
         b.wait_for("progress between 1 and 99", |b| {
@@ -519,8 +508,57 @@ fn a_family_member_signs_in_with_plex_requests_a_title_and_downloads() {
             b.script("return window.__noReload === true;", vec![]),
             json!(true)
         );
+
+        // One that fails (the simulator fails ids starting "fail") shows yt-dlp's error and
+        // offers a retry; a slow one can be cancelled, retried, and cancelled again.
+        let failing = submit_download(&b, "failAAAAAAA");
+        let failing_css = format!("#download-list [data-download='{failing}']");
+        wait_download_status(&b, &failing, &["failed"]);
+        assert!(!b.find(&format!("{failing_css} .message")).text().is_empty());
+        b.find_text(&format!("{failing_css} button"), "Retry");
+        let slow = submit_download(&b, "slowAAAAAAA");
+        let slow_buttons = format!("#download-list [data-download='{slow}'] button");
+        wait_download_status(&b, &slow, &["downloading"]);
+        b.find_text(&slow_buttons, "Cancel").click();
+        wait_download_status(&b, &slow, &["cancelled"]);
+        b.find_text(&slow_buttons, "Retry").click();
+        wait_download_status(&b, &slow, &["queued", "downloading"]);
+        b.find_text(&slow_buttons, "Cancel").click();
+        wait_download_status(&b, &slow, &["cancelled"]);
     }
     assert_clean_console(&b);
+}
+
+/// Previews and submits the video `id` on the downloads page; returns the new download's id.
+fn submit_download(b: &Browser, video: &str) -> String {
+    let before: Vec<String> = b
+        .all("#download-list [data-download]")
+        .iter()
+        .filter_map(|e| e.attr("data-download"))
+        .collect();
+    let input = b.find("#download-url");
+    input.clear();
+    input.send_keys(&format!("https://www.youtube.com/watch?v={video}"));
+    b.find("#preview").click();
+    let title = b.find("#download-preview h3").text();
+    assert!(!title.is_empty());
+    b.find("#start-download").click();
+    // (Rows are redrawn as a download moves on: read the id from whichever is shown.)
+    b.wait_for(&format!("a row for {video}"), |b| {
+        b.all("#download-list [data-download]")
+            .iter()
+            .filter_map(|e| e.attr("data-download"))
+            .find(|id| !before.contains(id))
+    })
+}
+
+/// Waits until the download `id`'s row shows one of `statuses`.
+fn wait_download_status(b: &Browser, id: &str, statuses: &[&str]) {
+    let css = format!("#download-list [data-download='{id}']");
+    b.wait_for(&format!("download {id} {statuses:?}"), |b| {
+        let status = b.all(&css).into_iter().next()?.attr("data-status")?;
+        statuses.contains(&status.as_str()).then_some(())
+    });
 }
 
 #[test]
