@@ -686,8 +686,8 @@ mod tests {
                 // With statistics too, as after the ANALYZE on migration and shutdown.
                 conn.execute_batch("ANALYZE")?;
                 let statements = [
-                    LIST_ALL.to_owned(),
-                    LIST_UNREAD.to_owned(),
+                    format!("{LIST_ALL}20"),
+                    format!("{LIST_UNREAD}20"),
                     "SELECT count(*) FROM notifications WHERE user_id = ?1 AND read = 0".to_owned(),
                     "UPDATE notifications SET read = 1, read_at = ?2 WHERE user_id = ?1 AND read = 0"
                         .to_owned(),
