@@ -184,13 +184,13 @@ const LIST_ALL: &str = "SELECT id, type, title, message, read, metadata, created
        FROM notifications
       WHERE user_id = ?1 AND read = 1 AND (created_at, id) < (?2, ?3)
      ORDER BY created_at DESC, id DESC
-     LIMIT ?4";
+     LIMIT ";
 
 const LIST_UNREAD: &str = "SELECT id, type, title, message, read, metadata, created_at, read_at
        FROM notifications
       WHERE user_id = ?1 AND read = 0 AND (created_at, id) < (?2, ?3)
      ORDER BY created_at DESC, id DESC
-     LIMIT ?4";
+     LIMIT ";
 
 /// A page of the user's notifications, newest first, strictly after `before`
 /// (`(i64::MAX, "")` for the first page).
@@ -202,12 +202,10 @@ pub fn list(
     limit: u32,
 ) -> AppResult<Vec<Notification>> {
     let sql = if unread_only { LIST_UNREAD } else { LIST_ALL };
-    let mut stmt = conn.prepare_cached(sql)?;
+    // The limit goes into the text: a bound LIMIT makes SQLite re-prepare on every execution.
+    let mut stmt = conn.prepare_cached(&format!("{sql}{limit}"))?;
     let rows = stmt
-        .query_map(
-            rusqlite::params![user_id, before.0, before.1, limit],
-            from_row,
-        )?
+        .query_map(rusqlite::params![user_id, before.0, before.1], from_row)?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }
@@ -688,8 +686,8 @@ mod tests {
                 // With statistics too, as after the ANALYZE on migration and shutdown.
                 conn.execute_batch("ANALYZE")?;
                 let statements = [
-                    LIST_ALL.to_owned(),
-                    LIST_UNREAD.to_owned(),
+                    format!("{LIST_ALL}20"),
+                    format!("{LIST_UNREAD}20"),
                     "SELECT count(*) FROM notifications WHERE user_id = ?1 AND read = 0".to_owned(),
                     "UPDATE notifications SET read = 1, read_at = ?2 WHERE user_id = ?1 AND read = 0"
                         .to_owned(),

@@ -18,8 +18,6 @@ use crate::state::AppState;
 pub const INTERVAL: Duration = Duration::from_secs(600);
 /// Time from start to the first round.
 const FIRST_ROUND: Duration = Duration::from_secs(30);
-/// Rows read per batch.
-const BATCH: u32 = 200;
 
 /// What one round did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -45,7 +43,7 @@ pub async fn run_once(state: &AppState) -> AppResult<Report> {
             let from = after.clone();
             let batch = state
                 .db()
-                .run(move |conn| store::open_batch(conn, status, (from.0, &from.1), BATCH))
+                .run(move |conn| store::open_batch(conn, status, (from.0, &from.1)))
                 .await?;
             let Some(last) = batch.last() else {
                 break;
@@ -71,7 +69,7 @@ pub async fn run_once(state: &AppState) -> AppResult<Report> {
                     report.changed += 1;
                 }
             }
-            if batch.len() < BATCH as usize {
+            if batch.len() < store::OPEN_BATCH {
                 break;
             }
         }

@@ -367,23 +367,25 @@ pub fn unfollow(conn: &Connection, request_id: &str, user_id: &str) -> AppResult
         > 0)
 }
 
-/// One open status's requests with an Overseerr id after `after` (oldest first), for
-/// reconciliation: `(id, overseerr_id, status, created_at)`.
+/// Rows per [`open_batch`].
+pub const OPEN_BATCH: usize = 200;
+
+/// One open status's requests with an Overseerr id after `after` (oldest first, at most
+/// [`OPEN_BATCH`]), for reconciliation: `(id, overseerr_id, status, created_at)`.
 pub fn open_batch(
     conn: &Connection,
     status: &str,
     after: (i64, &str),
-    limit: u32,
 ) -> AppResult<Vec<(String, i64, String, i64)>> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, overseerr_id, status, created_at
            FROM media_requests INDEXED BY media_requests_status_created
           WHERE status = ?1 AND (created_at, id) > (?2, ?3) AND overseerr_id IS NOT NULL
           ORDER BY created_at, id
-          LIMIT ?4",
+          LIMIT 200",
     )?;
     let rows = stmt
-        .query_map(params![status, after.0, after.1, limit], |r| {
+        .query_map(params![status, after.0, after.1], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })?
         .collect::<Result<Vec<_>, _>>()?;
@@ -585,7 +587,8 @@ impl ListSpec {
         } else {
             ""
         };
-        let limit = bind(&mut params, SqlValue::Integer(i64::from(limit)));
+        // LIMIT is written into the text, not bound: SQLite re-prepares a statement on every
+        // execution when its LIMIT is a parameter (the planner reads the value).
         let where_clause = if conditions.is_empty() {
             String::new()
         } else {
@@ -753,6 +756,53 @@ pub fn recent(conn: &Connection, user_id: &str, limit: u32) -> AppResult<Vec<Req
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// A page statement is prepared once per connection, not once per execution (a bound
+    /// LIMIT or STAT4 samples would make SQLite re-prepare it every time).
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn list_statements_are_not_re_prepared() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::db::migrations::apply(&mut conn).unwrap();
+        conn.execute(
+            "INSERT INTO users (id, username, created_at) VALUES ('u', 'u', 0)",
+            [],
+        )
+        .unwrap();
+        for i in 0..300 {
+            conn.execute(
+                "INSERT INTO media_requests (id, user_id, title, media_type, tmdb_id, status,
+                                             created_at, updated_at)
+                 VALUES (?1, 'u', 'T', 'movie', ?2, 'pending', ?2, ?2)",
+                params![format!("r{i:04}"), i + 1],
+            )
+            .unwrap();
+        }
+        conn.execute_batch("ANALYZE").unwrap();
+        crate::db::keep_plans_stable(&conn).unwrap();
+        let spec = ListSpec {
+            user_id: Some("u".into()),
+            status: None,
+            media_type: None,
+            q: None,
+            from_ms: None,
+            to_ms: None,
+            sort: Sort::CreatedAt,
+            order: Order::Desc,
+            with_owner: false,
+        };
+        let mut after = None;
+        for _ in 0..4 {
+            let page = list_json(&conn, &spec, "u", after.as_ref(), 20).unwrap();
+            after = page.next;
+        }
+        let (sql, _) = spec.statement("u", after.as_ref(), 21);
+        let stmt = conn.prepare_cached(&sql).unwrap();
+        assert_eq!(stmt.get_status(rusqlite::StatementStatus::RePrepare), 0);
+        assert!(stmt.get_status(rusqlite::StatementStatus::Run) >= 3);
+    }
+
     #[test]
     fn like_patterns_take_wildcards_literally() {
         assert_eq!(
