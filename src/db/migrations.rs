@@ -18,6 +18,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0002_media_requests",
         include_str!("../../migrations/0002_media_requests.sql"),
     ),
+    (
+        3,
+        "0003_media_list_cover",
+        include_str!("../../migrations/0003_media_list_cover.sql"),
+    ),
 ];
 
 /// What a run did.
