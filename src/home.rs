@@ -1,10 +1,10 @@
 //! `GET /dashboard`: everything the home page shows, in one call (SPEC section 6).
 //!
 //! The answer has a per-user part (the user, request counts and the five newest requests,
-//! download counts, unread notifications), cached for 15 s as finished JSON bytes and dropped
-//! when that user's requests, downloads or notifications change, and shared parts composed at
-//! answer time from their own caches: the service list (the status cache's bytes) and recently
-//! added Plex items. A hot dashboard is therefore a few byte copies.
+//! download counts, unread notifications, recently added Plex items), cached for 15 s as
+//! finished JSON bytes and dropped when that user's requests, downloads or notifications change,
+//! and the service list, composed at answer time from the status cache's bytes. A hot dashboard
+//! is therefore two byte copies.
 //!
 //! Dropping: the request code drops the owner's and followers' entries itself before it
 //! answers; everything else (downloads, notifications made elsewhere) is caught by [`watch`],
@@ -100,8 +100,10 @@ struct NotificationCounts {
     unread: i64,
 }
 
-/// Reads the user's part and serializes it without its closing brace, ready to be extended.
+/// Reads the user's part, adds the recently added Plex items, and serializes it without its
+/// closing brace, ready to be extended with the services.
 async fn load_part(state: &AppState, user_id: String) -> AppResult<Bytes> {
+    let recently_added = recently_added_json(state, &user_id).await;
     let part = state
         .db()
         .run(move |conn| {
@@ -129,8 +131,10 @@ async fn load_part(state: &AppState, user_id: String) -> AppResult<Bytes> {
         })
         .await?;
     let mut bytes = serde_json::to_vec(&part).map_err(AppError::internal)?;
-    // `{...}` -> `{...` so the shared parts can follow.
+    // `{...}` -> `{...` so the other parts can follow.
     bytes.pop();
+    bytes.extend_from_slice(b",\"recentlyAdded\":");
+    bytes.extend_from_slice(&recently_added);
     Ok(Bytes::from(bytes))
 }
 
@@ -170,15 +174,11 @@ pub async fn dashboard(State(state): State<AppState>, user: CurrentUser) -> AppR
         .await?;
     let hit = part.is_hit();
     let services = crate::services::api::list_json(&state).await?;
-    let recently_added = recently_added_json(&state, &user).await;
-    let mut body =
-        Vec::with_capacity(part.value.len() + services.len() + recently_added.len() + 64);
+    let mut body = Vec::with_capacity(part.value.len() + services.len() + 48);
     body.extend_from_slice(b"{\"success\":true,\"data\":");
     body.extend_from_slice(&part.value);
     body.extend_from_slice(b",\"services\":");
     body.extend_from_slice(&services);
-    body.extend_from_slice(b",\"recentlyAdded\":");
-    body.extend_from_slice(&recently_added);
     body.extend_from_slice(b"}}");
     let mut response = (
         [(
@@ -201,13 +201,10 @@ pub async fn dashboard(State(state): State<AppState>, user: CurrentUser) -> AppR
 /// hold the whole page for the service's full timeout).
 const PLEX_WAIT: Duration = Duration::from_millis(1500);
 
-async fn recently_added_json(state: &AppState, user: &CurrentUser) -> Bytes {
-    tokio::time::timeout(
-        PLEX_WAIT,
-        crate::plex::recently_added_json(state, user.user_id()),
-    )
-    .await
-    .unwrap_or_else(|_| Bytes::from_static(b"[]"))
+async fn recently_added_json(state: &AppState, user_id: &str) -> Bytes {
+    tokio::time::timeout(PLEX_WAIT, crate::plex::recently_added_json(state, user_id))
+        .await
+        .unwrap_or_else(|_| Bytes::from_static(b"[]"))
 }
 
 /// Follows the event bus and drops the parts of the users an event concerns. Download progress

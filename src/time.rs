@@ -19,7 +19,7 @@ const MAX_MS: i64 = 253_402_300_799_999;
 
 impl Rfc3339Ms {
     /// The 24 bytes of the text, or `None` out of range.
-    fn bytes(self) -> Option<[u8; 24]> {
+    pub fn bytes(self) -> Option<[u8; 24]> {
         if !(MIN_MS..=MAX_MS).contains(&self.0) {
             return None;
         }
