@@ -335,7 +335,9 @@ async fn every_5xx_is_stored_in_error_logs_with_its_correlation_id() {
                 .optional()?)
             })
             .await
-            .unwrap()
+            // A shared-cache memory database answers "locked" rather than waiting while the
+            // background writers (error log, health checks) hold a table: look again.
+            .unwrap_or(None)
         }
     })
     .await;

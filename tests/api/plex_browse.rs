@@ -222,7 +222,9 @@ async fn bad_parameters_are_clear_400s() {
     assert_error(&r, StatusCode::NOT_FOUND, "NOT_FOUND");
     let r = w.get(&w.user, "/api/v1/plex/collections/424242").await;
     assert_error(&r, StatusCode::NOT_FOUND, "NOT_FOUND");
-    assert_eq!(w.plex.requests("GET /library/collections/{key}"), 1);
+    // Not retried. (The collection and its items are asked for together, and the first 404
+    // drops the other call, which may or may not have gone out yet: 0 or 1, never more.)
+    assert!(w.plex.requests("GET /library/collections/{key}") <= 1);
 }
 
 #[tokio::test]
