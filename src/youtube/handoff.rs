@@ -219,6 +219,8 @@ async fn hand_off(state: &AppState, download: &Download) -> AppResult<String> {
                 .await?
         }
     };
+    // Browsing shows the new collection and items now, not after the cache's two minutes.
+    state.plex_caches().clear();
     let (id, key) = (download.id.clone(), collection.clone());
     let updated = state
         .db()

@@ -380,11 +380,12 @@ pub fn requeue_interrupted(conn: &Connection) -> AppResult<usize> {
 // ---------------------------------------------------------------------------------------------
 // Events
 
-/// Publishes `download.updated` with the whole download to its owner.
+/// Publishes `download.updated` with the whole download to its owner (and the admins, whose
+/// downloads page lists everyone's).
 pub fn publish_updated(state: &AppState, download: &Download) {
     state.events().publish(Event::new(
         kind::DOWNLOAD_UPDATED,
-        Audience::User(download.user_id.clone()),
+        Audience::UsersAndAdmins(vec![download.user_id.clone()]),
         download,
     ));
 }

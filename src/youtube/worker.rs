@@ -701,7 +701,7 @@ impl RunContext<'_> {
     fn publish_progress(&self, live: &Live) {
         self.state.events().publish(Event::new(
             kind::DOWNLOAD_PROGRESS,
-            Audience::User(self.job.download.user_id.clone()),
+            Audience::UsersAndAdmins(vec![self.job.download.user_id.clone()]),
             &ProgressEvent {
                 id: &self.job.download.id,
                 status: "downloading",
