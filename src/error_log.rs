@@ -154,7 +154,7 @@ impl ErrorLogView {
     }
 }
 
-/// Newest first: keyset page after `(created_at, id)`. Walks `error_logs_created` (whose entries
+/// Newest first: keyset page after `(created_at, id)`; the page size is appended. Walks `error_logs_created` (whose entries
 /// end with the rowid, so it also orders by id); a `code` filter is applied on that walk.
 pub const LIST: &str =
     "SELECT id, correlation_id, user_id, error_code, error_message, request_path,
@@ -162,14 +162,15 @@ pub const LIST: &str =
                         FROM error_logs
                         WHERE (created_at, id) < (?1, ?2) AND (?3 IS NULL OR error_code = ?3)
                         ORDER BY created_at DESC, id DESC
-                        LIMIT ?4";
+                        LIMIT ";
 
-/// Every entry of one correlation id in insertion order (the index ends with the rowid).
+/// Every entry of one correlation id in insertion order (the index ends with the rowid); the
+/// maximum is appended.
 pub const BY_CORRELATION: &str = "SELECT id, correlation_id, user_id, error_code, error_message,
                                          request_path, request_method, status_code, metadata,
                                          created_at
                                   FROM error_logs WHERE correlation_id = ?1
-                                  ORDER BY id LIMIT ?2";
+                                  ORDER BY id LIMIT ";
 
 /// Entries since a time.
 pub const COUNT_SINCE: &str = "SELECT count(*) FROM error_logs WHERE created_at >= ?1";
@@ -182,9 +183,10 @@ pub fn list(
     before: (i64, i64),
     fetch: u32,
 ) -> AppResult<Vec<ErrorLogView>> {
-    let mut stmt = conn.prepare_cached(LIST)?;
+    // The limit goes into the text: a bound LIMIT makes SQLite re-prepare on every execution.
+    let mut stmt = conn.prepare_cached(&format!("{LIST}{fetch}"))?;
     let rows = stmt.query_map(
-        rusqlite::params![before.0, before.1, code, fetch],
+        rusqlite::params![before.0, before.1, code],
         ErrorLogView::from_row,
     )?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -196,11 +198,8 @@ pub fn by_correlation(
     correlation_id: &str,
     max: u32,
 ) -> AppResult<Vec<ErrorLogView>> {
-    let mut stmt = conn.prepare_cached(BY_CORRELATION)?;
-    let rows = stmt.query_map(
-        rusqlite::params![correlation_id, max],
-        ErrorLogView::from_row,
-    )?;
+    let mut stmt = conn.prepare_cached(&format!("{BY_CORRELATION}{max}"))?;
+    let rows = stmt.query_map([correlation_id], ErrorLogView::from_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 

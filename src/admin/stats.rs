@@ -462,17 +462,20 @@ mod tests {
     #[tokio::test]
     async fn admin_queries_use_indexes() {
         let db = crate::db::Db::open_memory().unwrap();
-        let users = super::super::users::list_sql(&[
-            crate::users::Status::Active,
-            crate::users::Status::Suspended,
-        ]);
-        let one_status = super::super::users::list_sql(&[crate::users::Status::Active]);
+        let users = super::super::users::list_sql(
+            &[
+                crate::users::Status::Active,
+                crate::users::Status::Suspended,
+            ],
+            21,
+        );
+        let one_status = super::super::users::list_sql(&[crate::users::Status::Active], 21);
         let statements: Vec<String> = vec![
             users,
             one_status,
             super::super::users::OTHER_ACTIVE_ADMINS.into(),
-            crate::error_log::LIST.into(),
-            crate::error_log::BY_CORRELATION.into(),
+            format!("{}20", crate::error_log::LIST),
+            format!("{}20", crate::error_log::BY_CORRELATION),
             crate::error_log::COUNT_SINCE.into(),
             USERS_BY_STATUS.into(),
             ACTIVE_ADMINS.into(),

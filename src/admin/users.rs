@@ -67,7 +67,7 @@ fn listed_from_row(row: &Row<'_>) -> rusqlite::Result<Listed> {
 /// The list query for the given statuses: one arm per status, each walking
 /// `users_status_created` backwards from the cursor, merged by SQLite (`MERGE (UNION ALL)`), so
 /// neither arm sorts and the page stops after `?5` rows.
-pub fn list_sql(statuses: &[Status]) -> String {
+pub fn list_sql(statuses: &[Status], limit: u32) -> String {
     let arms: Vec<String> = statuses
         .iter()
         .map(|status| {
@@ -81,7 +81,8 @@ pub fn list_sql(statuses: &[Status]) -> String {
         })
         .collect();
     format!(
-        "{} ORDER BY created_at DESC, id DESC LIMIT ?5",
+        // The limit is written into the text: a bound LIMIT makes SQLite re-prepare on every run.
+        "{} ORDER BY created_at DESC, id DESC LIMIT {limit}",
         arms.join(" UNION ALL ")
     )
 }
@@ -143,9 +144,9 @@ pub async fn list_users(
     let rows = state
         .db()
         .run(move |conn| {
-            let mut stmt = conn.prepare_cached(&list_sql(&statuses))?;
+            let mut stmt = conn.prepare_cached(&list_sql(&statuses, limit + 1))?;
             let rows = stmt.query_map(
-                rusqlite::params![before.0, before.1, role, pattern, limit + 1],
+                rusqlite::params![before.0, before.1, role, pattern],
                 listed_from_row,
             )?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)

@@ -240,17 +240,18 @@ pub(crate) mod sql {
         format!("SELECT {COLUMNS} FROM youtube_downloads WHERE id = ?1")
     }
 
-    /// `(user_id, created_at, id)`; the status is a filter on that range.
-    pub fn list_for_user() -> String {
+    /// `(user_id, created_at, id)`; the status is a filter on that range. The limit is
+    /// written into the text: a bound LIMIT makes SQLite re-prepare on every execution.
+    pub fn list_for_user(limit: u32) -> String {
         format!(
             "SELECT {COLUMNS} FROM youtube_downloads INDEXED BY youtube_downloads_user_created
               WHERE user_id = ?1 AND (created_at, id) < (?2, ?3) AND (?4 IS NULL OR status = ?4)
-              ORDER BY created_at DESC, id DESC LIMIT ?5"
+              ORDER BY created_at DESC, id DESC LIMIT {limit}"
         )
     }
 
     /// One range of `(status, created_at, id)` per status, merged.
-    pub fn list_all(status: Option<&str>) -> String {
+    pub fn list_all(status: Option<&str>, limit: u32) -> String {
         let statuses: Vec<&str> = match status {
             Some(s) => vec![s],
             None => STATUSES.to_vec(),
@@ -266,7 +267,7 @@ pub(crate) mod sql {
             })
             .collect();
         format!(
-            "{} ORDER BY created_at DESC, id DESC LIMIT ?3",
+            "{} ORDER BY created_at DESC, id DESC LIMIT {limit}",
             parts.join(" UNION ALL ")
         )
     }
@@ -323,9 +324,9 @@ fn list_for_user(
     limit: u32,
 ) -> AppResult<Vec<Download>> {
     let rows = conn
-        .prepare_cached(&sql::list_for_user())?
+        .prepare_cached(&sql::list_for_user(limit))?
         .query_map(
-            rusqlite::params![user_id, before.0, before.1, status, limit],
+            rusqlite::params![user_id, before.0, before.1, status],
             from_row,
         )?
         .collect::<Result<Vec<_>, _>>()?;
@@ -341,10 +342,10 @@ fn list_all(
     before: (i64, &str),
     limit: u32,
 ) -> AppResult<Vec<Download>> {
-    let sql = sql::list_all(status);
+    let sql = sql::list_all(status, limit);
     let rows = conn
         .prepare_cached(&sql)?
-        .query_map(rusqlite::params![before.0, before.1, limit], from_row)?
+        .query_map(rusqlite::params![before.0, before.1], from_row)?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }
@@ -868,8 +869,8 @@ mod tests {
         conn.execute_batch("ANALYZE").unwrap();
         let mut statements = vec![
             sql::by_id(),
-            sql::list_for_user(),
-            sql::list_all(None),
+            sql::list_for_user(21),
+            sql::list_all(None, 21),
             sql::CREATED_SINCE.to_owned(),
             sql::IN_FLIGHT.to_owned(),
             sql::REQUEUE.to_owned(),
@@ -877,7 +878,7 @@ mod tests {
             sql::pending_handoff(),
             sql::KNOWN_COLLECTION.to_owned(),
         ];
-        statements.extend(STATUSES.iter().map(|s| sql::list_all(Some(s))));
+        statements.extend(STATUSES.iter().map(|s| sql::list_all(Some(s), 21)));
         for sql in statements {
             let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
             // The plan does not depend on the values; any will do.
