@@ -287,18 +287,8 @@ fn media_deep_page(state: AppState) -> BoxFuture<'static, Result<Headers, String
         let cursor = state
             .db()
             .run(move |conn| {
-                use medianest::media::store::{ListSpec, Order, Position, Sort, list};
-                let spec = ListSpec {
-                    user_id: Some(user.clone()),
-                    status: None,
-                    media_type: None,
-                    q: None,
-                    from_ms: None,
-                    to_ms: None,
-                    sort: Sort::CreatedAt,
-                    order: Order::Desc,
-                    with_owner: false,
-                };
+                use medianest::media::store::{ListSpec, Position, Sort, list};
+                let spec = ListSpec::newest_of(&user);
                 let mut after: Option<Position> = None;
                 for _ in 0..DEEP_ROWS / 20 {
                     let page = list(conn, &spec, &user, after.as_ref(), 20)?;

@@ -477,6 +477,21 @@ impl Position {
 }
 
 impl ListSpec {
+    /// One user's requests, newest first, unfiltered: the default list.
+    pub fn newest_of(user_id: &str) -> Self {
+        Self {
+            user_id: Some(user_id.to_owned()),
+            status: None,
+            media_type: None,
+            q: None,
+            from_ms: None,
+            to_ms: None,
+            sort: Sort::CreatedAt,
+            order: Order::Desc,
+            with_owner: false,
+        }
+    }
+
     /// The index the list walks: its order is the sort order, after the equality filters.
     pub fn index(&self) -> &'static str {
         let by_user = self.user_id.is_some();
@@ -810,18 +825,7 @@ pub fn list_json(
 
 /// The user's most recent requests (dashboard).
 pub fn recent(conn: &Connection, user_id: &str, limit: u32) -> AppResult<Vec<RequestRow>> {
-    let spec = ListSpec {
-        user_id: Some(user_id.to_owned()),
-        status: None,
-        media_type: None,
-        q: None,
-        from_ms: None,
-        to_ms: None,
-        sort: Sort::CreatedAt,
-        order: Order::Desc,
-        with_owner: false,
-    };
-    list(conn, &spec, user_id, None, limit)
+    list(conn, &ListSpec::newest_of(user_id), user_id, None, limit)
 }
 
 #[cfg(test)]
@@ -851,17 +855,7 @@ mod tests {
         }
         conn.execute_batch("ANALYZE").unwrap();
         crate::db::keep_plans_stable(&conn).unwrap();
-        let spec = ListSpec {
-            user_id: Some("u".into()),
-            status: None,
-            media_type: None,
-            q: None,
-            from_ms: None,
-            to_ms: None,
-            sort: Sort::CreatedAt,
-            order: Order::Desc,
-            with_owner: false,
-        };
+        let spec = ListSpec::newest_of("u");
         let mut after = None;
         for _ in 0..4 {
             let page = list_json(&conn, &spec, "u", after.as_ref(), 20).unwrap();
@@ -892,14 +886,9 @@ mod tests {
         for with_owner in [false, true] {
             let spec = ListSpec {
                 user_id: None,
-                status: None,
-                media_type: None,
-                q: None,
-                from_ms: None,
-                to_ms: None,
-                sort: Sort::CreatedAt,
                 order: Order::Asc,
                 with_owner,
+                ..ListSpec::newest_of("u")
             };
             let page = list_json(&conn, &spec, "u", None, 10).unwrap();
             let rows = list(&conn, &spec, "u", None, 10).unwrap();
