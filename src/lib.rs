@@ -116,13 +116,9 @@ pub fn api_routes() -> routes::Routes {
 
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
-    let routes = api_routes()
-        .into_router()
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            ratelimit::limit_ip,
-        ));
-    with_edge(routes, state)
+    // The per-IP limit is checked by the edge itself (`ratelimit::ip_refusal`), before it spends
+    // anything on a request.
+    with_edge(api_routes().into_router(), state)
 }
 
 /// Wraps routes in the layers every response passes through: fallbacks for unknown paths (the
