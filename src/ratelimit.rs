@@ -34,7 +34,8 @@ type Keyed<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock>;
 /// The in-memory limiters.
 pub struct Limiters {
     per_ip: Keyed<IpAddr>,
-    per_user: Keyed<String>,
+    /// Keyed by [`user_key`], so a check allocates nothing.
+    per_user: Keyed<u128>,
     login_per_ip: FixedWindows<IpAddr>,
     pin_per_ip: FixedWindows<IpAddr>,
     config: LimitsConfig,
@@ -75,7 +76,7 @@ impl Limiters {
     /// Checks the per-user bucket.
     pub fn check_user(&self, user_id: &str) -> AppResult<()> {
         self.per_user
-            .check_key(&user_id.to_owned())
+            .check_key(&user_key(user_id))
             .map_err(|not_until| {
                 AppError::new(ErrorCode::RateLimited)
                     .with_retry_after(wait_secs(&not_until, self.per_user.clock()))
@@ -111,6 +112,20 @@ impl Limiters {
         self.login_per_ip.shrink(now_ms);
         self.pin_per_ip.shrink(now_ms);
     }
+}
+
+/// A user's key in the per-user bucket: the id's UUID bits (every user id is a UUID), else a
+/// 64-bit hash of the text.
+fn user_key(user_id: &str) -> u128 {
+    uuid::Uuid::try_parse(user_id).map_or_else(
+        |_| {
+            use std::hash::{Hash, Hasher};
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            user_id.hash(&mut hasher);
+            u128::from(hasher.finish())
+        },
+        |id| id.as_u128(),
+    )
 }
 
 /// The whole seconds (at least 1) until a refused bucket lets a request through, read from the
