@@ -380,7 +380,8 @@ async fn twenty_failures_from_one_ip_lock_that_ip_only() {
 
 #[tokio::test]
 async fn behind_a_trusted_proxy_the_forwarded_client_is_the_one_limited() {
-    let (t, _) = with_alice(|c| c.server.trusted_proxies = vec!["10.0.0.1".parse().unwrap()]).await;
+    let (t, _) =
+        with_alice(|c| c.server.trusted_proxies = vec!["10.0.0.1".parse().unwrap()].into()).await;
     let app = t.router();
     let from = |peer: &str, forwarded: &str, username: &str, password: &str| {
         call("POST", "/api/v1/auth/login")
