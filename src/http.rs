@@ -591,6 +591,28 @@ mod tests {
     }
 
     #[test]
+    fn forwarded_for_from_an_untrusted_peer_is_reported() {
+        use crate::clock::Clock;
+        let now = || crate::clock::SystemClock.now_ms();
+        let peer = ConnectInfo(SocketAddr::from(([192, 0, 2, 5], 5555)));
+        let mut h = HeaderMap::new();
+        let quiet = trusted(&["10.0.0.1"]);
+        client_ip(Some(&peer), &h, &quiet);
+        assert!(quiet.forwarded_warning_due(now()), "no header, no warning");
+
+        h.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.9"));
+        let warned = trusted(&["10.0.0.1"]);
+        assert_eq!(
+            client_ip(Some(&peer), &h, &warned),
+            Some("192.0.2.5".parse().unwrap())
+        );
+        assert!(
+            !warned.forwarded_warning_due(now()),
+            "client_ip has just warned; the next warning waits an hour"
+        );
+    }
+
+    #[test]
     fn an_ipv4_mapped_peer_is_its_ipv4_address() {
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.9"));
