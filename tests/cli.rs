@@ -851,8 +851,8 @@ fn a_download_interrupted_by_sigkill_resumes_and_completes_after_the_restart() {
 }
 
 /// The break-glass `medianest reset-admin-password`, run while the server is up and the admin's
-/// username is locked out by failed sign-ins: the new password signs in at once (the lockout is
-/// cleared), and a session of the old password is refused within a couple of seconds (the
+/// username and address are locked out by failed sign-ins: the new password signs in at once
+/// (the lockouts are cleared), and a session of the old password is refused within a couple of seconds (the
 /// running server drops its session cache, which would otherwise honour it for up to 60 s).
 #[test]
 fn reset_admin_password_clears_the_lockout_and_the_running_server_drops_old_sessions() {
@@ -895,6 +895,23 @@ fn reset_admin_password_clears_the_lockout_and_the_running_server_drops_old_sess
         assert_eq!(login("not the password").0, 401);
     }
     assert_eq!(login(FIRST_PASSWORD).0, 429, "locked out");
+    // And the address too (login_failures_per_ip, counted in the server's memory): the reset
+    // must let the admin in even from an address an attacker shares.
+    for i in 0..15 {
+        let (status, body) = json_of(
+            agent
+                .post(&server.url("/api/v1/auth/login"))
+                .header("Content-Type", "application/json")
+                .send(
+                    serde_json::json!({"username": format!("guess{i}"), "password": "nope"})
+                        .to_string(),
+                )
+                .unwrap(),
+        );
+        assert_eq!(status, 401, "{body}");
+    }
+    let (status, body) = login(FIRST_PASSWORD);
+    assert_eq!(status, 429, "{body}");
 
     let mut cmd = medianest(dir.path());
     cmd.arg("--data-dir")
