@@ -103,8 +103,8 @@ pub struct ServerConfig {
     /// The address people use to reach MediaNest (`https://media.example.com`); sets the origin
     /// for CSRF checks, Secure cookies and HSTS.
     pub public_url: Option<String>,
-    /// Peers whose `X-Forwarded-For` is believed (reverse proxies), as IP addresses.
-    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Peers whose `X-Forwarded-For` is believed (reverse proxies): addresses or CIDR ranges.
+    pub trusted_proxies: crate::net::TrustedProxies,
     /// Mark the session cookie Secure even without an https `public_url`.
     pub secure_cookies: bool,
     /// Whole-request time limit in seconds.
@@ -118,7 +118,7 @@ impl Default for ServerConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 4000)),
             public_url: None,
-            trusted_proxies: Vec::new(),
+            trusted_proxies: crate::net::TrustedProxies::default(),
             secure_cookies: false,
             request_timeout_secs: 30,
             shutdown_grace_secs: 10,
@@ -278,6 +278,10 @@ pub struct LimitsConfig {
     pub user_per_minute: u32,
     pub login_failures_per_username: u32,
     pub login_failures_per_ip: u32,
+    /// Longest wait between sign-in attempts at one username once it has had
+    /// `login_failures_per_username` failures in the window (from any client); the wait doubles
+    /// from 1 s per further failure up to this.
+    pub login_delay_max_secs: u64,
     pub pin_per_ip: u32,
 }
 
@@ -289,6 +293,7 @@ impl Default for LimitsConfig {
             user_per_minute: 600,
             login_failures_per_username: 5,
             login_failures_per_ip: 20,
+            login_delay_max_secs: 30,
             pin_per_ip: 10,
         }
     }
@@ -527,6 +532,9 @@ impl Config {
         if self.limits.user_per_minute == 0 {
             return bad("limits.user_per_minute", "must be at least 1");
         }
+        if !(1..=3600).contains(&self.limits.login_delay_max_secs) {
+            return bad("limits.login_delay_max_secs", "must be between 1 and 3600");
+        }
         if !(1..=1024).contains(&self.plex.image_cache_mb) {
             return bad("plex.image_cache_mb", "must be between 1 and 1024");
         }
@@ -683,7 +691,9 @@ listen = "127.0.0.1:4000"
 # The URL people use to reach MediaNest, e.g. "https://media.example.com". When https, the
 # session cookie is Secure and HSTS is sent.
 # public_url = "https://media.example.com"
-# Reverse proxies whose X-Forwarded-For header is believed.
+# Reverse proxies whose X-Forwarded-For header is believed: addresses or CIDR ranges, e.g.
+# ["127.0.0.1", "10.0.0.0/8", "fd00::/8"]. Behind a proxy that is not listed, every client
+# shares the proxy's address (one rate limit, one sign-in lockout); the log says so once an hour.
 trusted_proxies = []
 # Mark the session cookie Secure even without an https public_url.
 secure_cookies = false
@@ -743,9 +753,14 @@ ip_per_second = 50
 ip_burst = 100
 # Requests per minute per signed-in user.
 user_per_minute = 600
-# Failed sign-ins per 15 minutes before a username, or an IP, is locked out.
+# Failed sign-ins per 15 minutes before a username is locked for the client that failed (other
+# clients can still sign in to it), and before a client IP is locked out. IPv6 clients count
+# by their /64.
 login_failures_per_username = 5
 login_failures_per_ip = 20
+# After login_failures_per_username failures at a username from anywhere, each further attempt
+# waits 1 s, then 2, 4 ... up to this many seconds after the last failure.
+login_delay_max_secs = 30
 # Plex sign-in codes per 15 minutes per IP.
 pin_per_ip = 10
 
@@ -991,6 +1006,44 @@ mod tests {
         assert!(e.contains("configuration file"), "{e}");
         let e = err(Some("[server]\nlisten = 4000\n"), &[]);
         assert!(e.contains("server.listen"), "{e}");
+    }
+
+    #[test]
+    fn trusted_proxies_take_addresses_and_cidr_ranges() {
+        let c = load(
+            Some("[server]\ntrusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\", \"fd00::/8\"]\n"),
+            &[],
+        )
+        .unwrap();
+        let proxies = &c.server.trusted_proxies;
+        assert_eq!(proxies.len(), 3);
+        for ip in ["127.0.0.1", "::ffff:127.0.0.1", "10.9.8.7", "fd00:1::2"] {
+            assert!(proxies.contains(ip.parse().unwrap()), "{ip}");
+        }
+        assert!(!proxies.contains("192.168.1.1".parse().unwrap()));
+        let c = load(
+            None,
+            &[("MEDIANEST_SERVER__TRUSTED_PROXIES", "172.16.0.0/12, ::1")],
+        )
+        .unwrap();
+        assert!(
+            c.server
+                .trusted_proxies
+                .contains("172.20.1.1".parse().unwrap())
+        );
+        let e = err(Some("[server]\ntrusted_proxies = [\"10.0.0.0/33\"]\n"), &[]);
+        assert!(
+            e.contains("server.trusted_proxies") && e.contains("10.0.0.0/33"),
+            "{e}"
+        );
+        assert!(!e.contains('\n'), "{e:?}");
+        let e = err(None, &[("MEDIANEST_SERVER__TRUSTED_PROXIES", "proxy.lan")]);
+        assert!(
+            e.contains("server.trusted_proxies") && e.contains("proxy.lan"),
+            "{e}"
+        );
+        let e = err(Some("[limits]\nlogin_delay_max_secs = 0\n"), &[]);
+        assert!(e.contains("limits.login_delay_max_secs"), "{e}");
     }
 
     #[test]

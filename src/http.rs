@@ -422,29 +422,32 @@ pub async fn method_not_allowed() -> AppError {
 }
 
 /// The client's address: the socket peer, or the first untrusted hop of `X-Forwarded-For` when
-/// the peer is a trusted proxy.
+/// the peer is a trusted proxy. Addresses are canonical (an IPv4-mapped peer, as a `[::]`
+/// listener reports IPv4 clients, is the IPv4 address). An untrusted peer that sends
+/// `X-Forwarded-For` is logged, at most once an hour, naming `server.trusted_proxies`.
+/// Allocates nothing: it runs on every request.
 pub fn client_ip(
     peer: Option<&ConnectInfo<SocketAddr>>,
     headers: &HeaderMap,
-    trusted: &[std::net::IpAddr],
+    trusted: &crate::net::TrustedProxies,
 ) -> Option<std::net::IpAddr> {
-    let peer = peer.map(|c| c.0.ip())?;
-    if !trusted.contains(&peer) {
+    let peer = peer.map(|c| c.0.ip().to_canonical())?;
+    if !trusted.contains(peer) {
+        if headers.contains_key("x-forwarded-for") {
+            trusted.warn_untrusted_forwarded(peer);
+        }
         return Some(peer);
     }
-    let forwarded = headers
+    // Walk from the nearest hop back, skipping our own proxies.
+    headers
         .get_all("x-forwarded-for")
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse::<std::net::IpAddr>().ok())
-        .collect::<Vec<_>>();
-    // Walk from the nearest hop back, skipping our own proxies.
-    forwarded
-        .iter()
         .rev()
-        .find(|ip| !trusted.contains(ip))
-        .copied()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.rsplit(','))
+        .filter_map(|s| s.trim().parse::<std::net::IpAddr>().ok())
+        .map(|ip| ip.to_canonical())
+        .find(|ip| !trusted.contains(*ip))
         .or(Some(peer))
 }
 
@@ -633,6 +636,14 @@ mod tests {
         assert!(parse_json::<Body>(br#"{"name":"a","age":3}"#).is_ok());
     }
 
+    fn trusted(entries: &[&str]) -> crate::net::TrustedProxies {
+        entries
+            .iter()
+            .map(|e| e.parse().unwrap())
+            .collect::<Vec<crate::net::IpRange>>()
+            .into()
+    }
+
     #[test]
     fn forwarded_for_is_believed_only_from_trusted_proxies() {
         let mut h = HeaderMap::new();
@@ -644,18 +655,78 @@ mod tests {
         let proxy: std::net::IpAddr = "10.0.0.1".parse().unwrap();
         let inner_proxy: std::net::IpAddr = "10.0.0.2".parse().unwrap();
         assert_eq!(
-            client_ip(Some(&peer), &h, &[]),
+            client_ip(Some(&peer), &h, &trusted(&[])),
             Some(proxy),
             "untrusted peer"
         );
         assert_eq!(
-            client_ip(Some(&peer), &h, &[proxy, inner_proxy]),
+            client_ip(Some(&peer), &h, &trusted(&["10.0.0.1", "10.0.0.2"])),
             Some("203.0.113.9".parse().unwrap())
         );
         assert_eq!(
-            client_ip(Some(&peer), &h, &[proxy]),
+            client_ip(Some(&peer), &h, &trusted(&["10.0.0.1"])),
             Some(inner_proxy),
             "the first untrusted hop"
+        );
+        assert_eq!(
+            client_ip(Some(&peer), &h, &trusted(&["10.0.0.0/8"])),
+            Some("203.0.113.9".parse().unwrap()),
+            "a CIDR range covers both proxies"
+        );
+        // Several headers are one list, in order.
+        h.append("x-forwarded-for", HeaderValue::from_static("198.51.100.4"));
+        assert_eq!(
+            client_ip(Some(&peer), &h, &trusted(&["10.0.0.0/8"])),
+            Some("198.51.100.4".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn forwarded_for_from_an_untrusted_peer_is_reported() {
+        use crate::clock::Clock;
+        let now = || crate::clock::SystemClock.now_ms();
+        let peer = ConnectInfo(SocketAddr::from(([192, 0, 2, 5], 5555)));
+        let mut h = HeaderMap::new();
+        let quiet = trusted(&["10.0.0.1"]);
+        client_ip(Some(&peer), &h, &quiet);
+        assert!(quiet.forwarded_warning_due(now()), "no header, no warning");
+
+        h.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.9"));
+        let warned = trusted(&["10.0.0.1"]);
+        assert_eq!(
+            client_ip(Some(&peer), &h, &warned),
+            Some("192.0.2.5".parse().unwrap())
+        );
+        assert!(
+            !warned.forwarded_warning_due(now()),
+            "client_ip has just warned; the next warning waits an hour"
+        );
+    }
+
+    #[test]
+    fn an_ipv4_mapped_peer_is_its_ipv4_address() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.9"));
+        let mapped: std::net::IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        let peer = ConnectInfo(SocketAddr::new(mapped, 5555));
+        assert_eq!(
+            client_ip(Some(&peer), &h, &trusted(&["127.0.0.1"])),
+            Some("203.0.113.9".parse().unwrap()),
+            "a [::] listener's IPv4 proxy is trusted"
+        );
+        assert_eq!(
+            client_ip(Some(&peer), &HeaderMap::new(), &trusted(&[])),
+            Some("127.0.0.1".parse().unwrap()),
+            "and is the IPv4 client when not a proxy"
+        );
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("::ffff:198.51.100.7"),
+        );
+        assert_eq!(
+            client_ip(Some(&peer), &h, &trusted(&["127.0.0.1"])),
+            Some("198.51.100.7".parse().unwrap()),
+            "forwarded hops are canonical too"
         );
     }
 }

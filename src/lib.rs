@@ -28,6 +28,7 @@ pub mod integrations;
 pub mod media;
 pub mod metrics;
 pub mod monitor;
+pub mod net;
 pub mod notifications;
 pub mod pagination;
 pub mod plex;

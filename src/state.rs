@@ -292,6 +292,7 @@ impl AppState {
         }
         self.spawn_task(crate::housekeeping::run(self.clone()));
         self.spawn_task(crate::housekeeping::watch_memory(self.clone()));
+        self.spawn_task(crate::auth::session::watch_auth_epoch(self.clone()));
         self.spawn_task(crate::services::run(self.clone()));
         self.spawn_task(crate::home::watch(self.clone()));
         self.spawn_task(crate::media::reconcile::run(self.clone()));

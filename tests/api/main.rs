@@ -14,6 +14,7 @@ mod backup;
 mod dashboard;
 mod edge;
 mod health;
+mod lockout;
 mod media;
 mod media_plans;
 mod metrics;
