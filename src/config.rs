@@ -279,6 +279,9 @@ pub struct LimitsConfig {
     pub login_failures_per_username: u32,
     pub login_failures_per_ip: u32,
     pub pin_per_ip: u32,
+    /// Rows a user's `POST /errors/report` calls may add to the error log per hour (repeats of
+    /// a recent report are counted on its row and add none).
+    pub error_reports_per_hour: u32,
 }
 
 impl Default for LimitsConfig {
@@ -290,6 +293,7 @@ impl Default for LimitsConfig {
             login_failures_per_username: 5,
             login_failures_per_ip: 20,
             pin_per_ip: 10,
+            error_reports_per_hour: 30,
         }
     }
 }
@@ -748,6 +752,9 @@ login_failures_per_username = 5
 login_failures_per_ip = 20
 # Plex sign-in codes per 15 minutes per IP.
 pin_per_ip = 10
+# Error-log entries a user's browser may report per hour (POST /errors/report); a repeat of one
+# reported in the last hour is counted on that entry instead.
+error_reports_per_hour = 30
 
 [youtube]
 # The yt-dlp program.
