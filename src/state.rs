@@ -119,7 +119,7 @@ impl AppState {
                 health_manager: HealthManager::new(),
                 media: MediaState::new(clock.clone()),
                 dashboard: DashboardCache::new(clock.clone()),
-                youtube: crate::youtube::Youtube::new(clock.clone()),
+                youtube: crate::youtube::Youtube::new(clock.clone(), &config.youtube),
                 cpu: Arc::new(Semaphore::new(CPU_JOBS)),
                 config: Arc::new(config),
                 db,

@@ -317,7 +317,7 @@ async fn execute(state: &AppState, job: &Job) -> Outcome {
         return fail("the stored URL is no longer accepted");
     };
     let meta = tokio::select! {
-        m = super::metadata_with(state, &program, &url) => m,
+        m = super::metadata_with(state, &program, &url, None) => m,
         () = job.running.cancel.cancelled() => return Outcome::Cancelled { partial: Vec::new() },
         () = state.shutdown_token().cancelled() => return Outcome::Interrupted,
     };

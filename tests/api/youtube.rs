@@ -1045,7 +1045,7 @@ async fn deleting_a_user_mid_download_stops_the_run_and_the_worker_goes_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_previews_runs_a_bounded_number_of_yt_dlp_processes() {
-    let yt = Yt::new(150, |_| {});
+    let yt = Yt::new(150, |c| c.youtube.previews_per_user = 12);
     let (_, token) = yt.user("quin").await;
     let asks = (0..12).map(|i| {
         let (app, token) = (yt.app.clone(), token.clone());
@@ -1065,7 +1065,105 @@ async fn a_burst_of_previews_runs_a_bounded_number_of_yt_dlp_processes() {
     let (runs, most) = yt.runs_in("meta-runs.log");
     assert_eq!(runs, 12);
     assert!(
-        most <= medianest::youtube::METADATA_AT_ONCE,
+        most <= yt.t.state.config().youtube.preview_slots as usize,
         "{most} yt-dlp -J at once"
     );
+}
+
+/// Files in one of the simulator's `sim-state/` folders (`running-meta`: `-J` runs in progress).
+fn running_in(yt: &Yt, folder: &str) -> usize {
+    std::fs::read_dir(yt.sim_dir.join("sim-state").join(folder))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hanging_previews_hold_up_no_download_and_a_user_has_two_at_a_time() {
+    let (yt, server, _, ann) = Yt::serving(5, |_| {}, "ann").await;
+    let (_, bob) = yt.user("bob").await;
+    let (_, cat) = yt.user("cat").await;
+    let preview = |token: &str, id: &str| {
+        let (app, token) = (yt.app.clone(), token.to_owned());
+        let path = format!("/api/v1/youtube/metadata?url=https://youtu.be/{id}");
+        async move { call("GET", &path).bearer(&token).send(&app).await }
+    };
+    // Two users fill the four preview slots with previews that never end.
+    let hanging: Vec<_> = [
+        (&ann, "mhang000001"),
+        (&ann, "mhang000002"),
+        (&bob, "mhang000003"),
+        (&bob, "mhang000004"),
+    ]
+    .into_iter()
+    .map(|(token, id)| tokio::spawn(preview(token, id)))
+    .collect();
+    eventually(LONG, "four hanging yt-dlp -J runs", || async {
+        (running_in(&yt, "running-meta") == 4).then_some(())
+    })
+    .await;
+    // A third at once from one user is refused at once, not queued.
+    let third = tokio::time::timeout(Duration::from_secs(5), preview(&ann, "okmeta00001"))
+        .await
+        .expect("a third preview of one user answers at once");
+    let e = assert_error(&third, StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED");
+    assert_eq!(e["retryAfter"], 1, "{e}");
+    // Someone else's download does not wait for a preview slot: it starts and completes.
+    let id = yt.submit_url(&cat, &video("okvid000001")).await;
+    eventually(
+        Duration::from_secs(10),
+        "the download to complete",
+        || async { (yt.get(&cat, &id).await["status"] == "completed").then_some(()) },
+    )
+    .await;
+    for h in hanging {
+        h.abort();
+    }
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_counts_against_the_hourly_quota() {
+    // No workers: the rows stay queued until cancelled.
+    let yt = Yt::new(5, |c| c.quotas.downloads_per_hour = 2);
+    let (_, token) = yt.user("rex").await;
+    let id = yt.submit_url(&token, &video("aaaaaaaaaa1")).await;
+    let cancel = || async {
+        let r = call("DELETE", &format!("/api/v1/youtube/downloads/{id}"))
+            .bearer(&token)
+            .send(&yt.app)
+            .await;
+        assert_eq!(r.data()["status"], "cancelled", "{}", r.text());
+    };
+    let retry = || async {
+        call("POST", &format!("/api/v1/youtube/downloads/{id}/retry"))
+            .bearer(&token)
+            .send(&yt.app)
+            .await
+    };
+    cancel().await;
+    yt.t.clock.advance(10 * 60 * 1000);
+    // The download and one retry: the quota of 2 is used.
+    let r = retry().await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.data()["status"], "queued");
+    cancel().await;
+    let r = retry().await;
+    let e = assert_error(&r, StatusCode::TOO_MANY_REQUESTS, "QUOTA_EXCEEDED");
+    assert_eq!(
+        e["retryAfter"],
+        50 * 60,
+        "the download leaves the window first"
+    );
+    let r = yt
+        .submit(&token, json!({"url": video("aaaaaaaaaa2")}))
+        .await;
+    assert_error(&r, StatusCode::TOO_MANY_REQUESTS, "QUOTA_EXCEEDED");
+    // Once the download's hour has passed, the retry's still counts: one more fits.
+    yt.t.clock.advance(50 * 60 * 1000 + 1);
+    let r = retry().await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let r = yt
+        .submit(&token, json!({"url": video("aaaaaaaaaa2")}))
+        .await;
+    assert_error(&r, StatusCode::TOO_MANY_REQUESTS, "QUOTA_EXCEEDED");
 }
