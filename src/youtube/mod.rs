@@ -1,6 +1,7 @@
 //! YouTube downloads (SPEC sections 6 and 9): a user pastes a video or playlist URL, yt-dlp
-//! downloads it into `<youtube.download_dir>/<username>/<playlist or channel>/`, and Plex gets a
-//! collection named after the playlist.
+//! downloads it into `<youtube.download_dir>/<username>_<user id>/<playlist or channel>/` (see
+//! [`worker::user_folder`]: one folder per user, whatever their names look like once made safe),
+//! and Plex gets a collection named after the playlist.
 //!
 //! This module owns the `youtube_downloads` table (the queue itself: there is no other queue),
 //! the endpoints and the in-memory [`Youtube`] registry (live progress of running downloads,
@@ -68,7 +69,7 @@ pub struct Download {
     pub items_total: i64,
     pub items_done: i64,
     pub bytes_done: i64,
-    /// Paths relative to `youtube.download_dir` (`<user>/<folder>/<file>`).
+    /// Paths relative to `youtube.download_dir` (`<user folder>/<folder>/<file>`).
     pub files: Vec<String>,
     pub error: Option<String>,
     pub plex_collection_id: Option<String>,

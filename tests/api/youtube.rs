@@ -709,7 +709,8 @@ async fn metadata_describes_videos_and_playlists_and_is_cached() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_titles_and_output_stay_inside_the_users_folder() {
-    let (yt, server, _, token) = Yt::serving(2, |c| c.quotas.downloads_per_hour = 20, "joe").await;
+    let (yt, server, joe, token) =
+        Yt::serving(2, |c| c.quotas.downloads_per_hour = 20, "joe").await;
     let mut ids = Vec::new();
     for url in [
         video("evil0000001"),
@@ -732,7 +733,8 @@ async fn hostile_titles_and_output_stay_inside_the_users_folder() {
             .await,
         );
     }
-    let user_root = std::fs::canonicalize(yt.download_dir.join("joe")).unwrap();
+    let folder = format!("joe_{joe}");
+    let user_root = std::fs::canonicalize(yt.download_dir.join(&folder)).unwrap();
     for d in &finished[..4] {
         assert_eq!(d["status"], "completed", "{d}");
         for f in d["files"].as_array().unwrap() {
@@ -744,9 +746,10 @@ async fn hostile_titles_and_output_stay_inside_the_users_folder() {
     // The hostile playlist title became a plain folder name.
     let pl_files = finished[3]["files"].as_array().unwrap();
     assert!(
-        pl_files
-            .iter()
-            .all(|f| f.as_str().unwrap().starts_with("joe/_.._etc/")),
+        pl_files.iter().all(|f| f
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{folder}/_.._etc/"))),
         "{pl_files:?}"
     );
     // A file reported outside the folder is refused, and the download with it.
@@ -1166,4 +1169,55 @@ async fn a_retry_counts_against_the_hourly_quota() {
         .submit(&token, json!({"url": video("aaaaaaaaaa2")}))
         .await;
     assert_error(&r, StatusCode::TOO_MANY_REQUESTS, "QUOTA_EXCEEDED");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_whose_names_are_made_safe_alike_get_their_own_folders_and_budgets() {
+    let (yt, server, ann_id, ann) =
+        Yt::serving(5, |c| c.youtube.max_user_bytes = 100_000, "ann?").await;
+    let (amy_id, amy) = yt.user("ann*").await;
+    // Before folders carried the user id both were `ann_`: a file recorded there for ann counts
+    // for her alone.
+    let old = "ann_/Old/Old video [oldvid00001].mp4";
+    std::fs::create_dir_all(yt.download_dir.join("ann_/Old")).unwrap();
+    std::fs::write(yt.download_dir.join(old), vec![0u8; 64 * 1024]).unwrap();
+    let (owner, files, at) = (ann_id.clone(), json!([old]).to_string(), support::START_MS);
+    yt.t.state
+        .db()
+        .write(move |tx| {
+            tx.execute(
+                "INSERT INTO youtube_downloads (id, user_id, url, kind, status, created_at,
+                                                completed_at, file_paths)
+                 VALUES ('old-1', ?1, 'https://www.youtube.com/watch?v=oldvid00001', 'video',
+                         'completed', ?2, ?2, ?3)",
+                rusqlite::params![owner, at - 2 * 3600 * 1000, files],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+
+    let amys = yt.submit_url(&amy, &video("okvid000001")).await;
+    let done = eventually(LONG, "amy's download to end", || async {
+        let d = yt.get(&amy, &amys).await;
+        matches!(d["status"].as_str(), Some("completed" | "failed")).then_some(d)
+    })
+    .await;
+    assert_eq!(
+        done["status"], "completed",
+        "ann's old file is not amy's: {done}"
+    );
+    let file = done["files"][0].as_str().unwrap();
+    assert!(file.starts_with(&format!("ann__{amy_id}/")), "{file}");
+    let anns = yt.submit_url(&ann, &video("okvid000002")).await;
+    let failed = yt.until_status(&ann, &anns, "failed").await;
+    assert_eq!(
+        failed["error"],
+        "this download would pass your disk budget of 97.7 KiB (already used: 64.0 KiB); it was stopped"
+    );
+    // Her partial file is in her own folder; the recorded files of both are where they were.
+    assert!(yt.download_dir.join(format!("ann__{ann_id}")).is_dir());
+    assert!(yt.download_dir.join(old).is_file());
+    assert!(yt.download_dir.join(file).is_file());
+    server.stop().await.unwrap();
 }
