@@ -312,7 +312,9 @@ async fn a_video_downloads_with_progress_rising_to_100_in_the_api_and_the_events
     let files: Vec<String> = serde_json::from_value(done["files"].clone()).unwrap();
     assert_eq!(
         files,
-        vec!["ann/Sim Channel/Sim video okvid000001 [okvid000001].mp4"]
+        vec![format!(
+            "ann_{ann}/Sim Channel/Sim video okvid000001 [okvid000001].mp4"
+        )]
     );
     let on_disk = yt.download_dir.join(&files[0]);
     assert_eq!(std::fs::metadata(&on_disk).unwrap().len(), 65536);
@@ -356,7 +358,7 @@ async fn a_video_downloads_with_progress_rising_to_100_in_the_api_and_the_events
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_playlist_of_five_lands_in_a_folder_named_after_it() {
-    let (yt, server, _, token) = Yt::serving(5, |_| {}, "bob").await;
+    let (yt, server, bob, token) = Yt::serving(5, |_| {}, "bob").await;
     let r = yt
         .submit(
             &token,
@@ -374,7 +376,10 @@ async fn a_playlist_of_five_lands_in_a_folder_named_after_it() {
     let files: Vec<String> = serde_json::from_value(done["files"].clone()).unwrap();
     assert_eq!(files.len(), 5);
     for (i, f) in files.iter().enumerate() {
-        assert!(f.starts_with("bob/Sim Playlist PLn5mix/Track "), "{f}");
+        assert!(
+            f.starts_with(&format!("bob_{bob}/Sim Playlist PLn5mix/Track ")),
+            "{f}"
+        );
         assert!(f.ends_with(&format!("{:04}].mkv", i + 1)), "{f}");
         assert!(yt.download_dir.join(f).is_file(), "{f}");
     }
