@@ -47,6 +47,8 @@ pub const METADATA_TIMEOUT: Duration = Duration::from_secs(30);
 /// `quotas.downloads_per_hour` like a new download (one row per user and millisecond, its
 /// `window_start` the retry's time; housekeeping drops them after the hour).
 const RETRY_ENDPOINT: &str = "youtube.retry";
+// Housekeeping must keep the retry records for the whole quota window.
+const _: () = assert!(crate::housekeeping::MAX_RATE_WINDOW_MS >= HOUR_MS);
 /// The quota window.
 const HOUR_MS: i64 = 3600 * 1000;
 
