@@ -283,6 +283,9 @@ pub struct LimitsConfig {
     /// from 1 s per further failure up to this.
     pub login_delay_max_secs: u64,
     pub pin_per_ip: u32,
+    /// Rows a user's `POST /errors/report` calls may add to the error log per hour (repeats of
+    /// a recent report are counted on its row and add none).
+    pub error_reports_per_hour: u32,
 }
 
 impl Default for LimitsConfig {
@@ -295,6 +298,7 @@ impl Default for LimitsConfig {
             login_failures_per_ip: 20,
             login_delay_max_secs: 30,
             pin_per_ip: 10,
+            error_reports_per_hour: 30,
         }
     }
 }
@@ -309,6 +313,10 @@ pub struct YoutubeConfig {
     pub max_user_bytes: u64,
     /// A download that prints nothing for this long is stopped and fails.
     pub stall_timeout_secs: u64,
+    /// `yt-dlp -J` runs for previews (`GET /youtube/metadata`) at once, apart from the workers.
+    pub preview_slots: u32,
+    /// Previews one user may have in flight; more answer 429.
+    pub previews_per_user: u32,
     /// The download dir as Plex sees it (when Plex runs elsewhere, e.g. in a container); the
     /// same path when unset.
     pub plex_path: Option<PathBuf>,
@@ -322,6 +330,8 @@ impl Default for YoutubeConfig {
             workers: 1,
             max_user_bytes: 10 * 1024 * 1024 * 1024,
             stall_timeout_secs: 600,
+            preview_slots: 4,
+            previews_per_user: 2,
             plex_path: None,
         }
     }
@@ -540,6 +550,12 @@ impl Config {
         }
         if !(1..=16).contains(&self.youtube.workers) {
             return bad("youtube.workers", "must be between 1 and 16");
+        }
+        if !(1..=64).contains(&self.youtube.preview_slots) {
+            return bad("youtube.preview_slots", "must be between 1 and 64");
+        }
+        if self.youtube.previews_per_user == 0 {
+            return bad("youtube.previews_per_user", "must be at least 1");
         }
         if self.youtube.stall_timeout_secs == 0 {
             return bad("youtube.stall_timeout_secs", "must be at least 1");
@@ -763,6 +779,9 @@ login_failures_per_ip = 20
 login_delay_max_secs = 30
 # Plex sign-in codes per 15 minutes per IP.
 pin_per_ip = 10
+# Error-log entries a user's browser may report per hour (POST /errors/report); a repeat of one
+# reported in the last hour is counted on that entry instead.
+error_reports_per_hour = 30
 
 [youtube]
 # The yt-dlp program.
@@ -775,6 +794,10 @@ workers = 1
 max_user_bytes = 10737418240
 # A download that prints nothing for this many seconds is stopped and fails.
 stall_timeout_secs = 600
+# yt-dlp runs for link previews at once (separate from the download workers), and previews one
+# user may have in flight (more answer 429).
+preview_slots = 4
+previews_per_user = 2
 # The download dir as Plex sees it, for the library scan after a download (when Plex runs in a
 # container or on another machine). Default: the same path.
 # plex_path = "/data/youtube"

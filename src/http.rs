@@ -332,6 +332,14 @@ fn render_error(
     headers.remove(header::CONTENT_LENGTH);
 
     if status.is_server_error() {
+        // Nobody signed in and the fault is a missing setup or an upstream: counted for
+        // /metrics, not stored row by row (a stranger could repeat it without end).
+        if ctx.user_id.get().is_none() && state.unlogged_errors().count(report.code) {
+            span.in_scope(|| {
+                tracing::debug!(code = report.code.as_str(), "request failed (counted)");
+            });
+            return;
+        }
         span.in_scope(|| {
             tracing::error!(
                 method = %method,

@@ -71,6 +71,7 @@ struct Inner {
     error_log: mpsc::Sender<ErrorLogEntry>,
     error_log_rx: std::sync::Mutex<Option<mpsc::Receiver<ErrorLogEntry>>>,
     error_log_dropped: AtomicU64,
+    unlogged_errors: crate::error_log::UnloggedErrors,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -118,7 +119,7 @@ impl AppState {
                 health_manager: HealthManager::new(),
                 media: MediaState::new(clock.clone()),
                 dashboard: DashboardCache::new(clock.clone()),
-                youtube: crate::youtube::Youtube::new(clock.clone()),
+                youtube: crate::youtube::Youtube::new(clock.clone(), &config.youtube),
                 cpu: Arc::new(Semaphore::new(CPU_JOBS)),
                 config: Arc::new(config),
                 db,
@@ -129,6 +130,7 @@ impl AppState {
                 error_log: tx,
                 error_log_rx: std::sync::Mutex::new(Some(rx)),
                 error_log_dropped: AtomicU64::new(0),
+                unlogged_errors: crate::error_log::UnloggedErrors::default(),
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
             }),
@@ -277,6 +279,11 @@ impl AppState {
     /// 5xx reports dropped because the writer fell behind.
     pub fn error_logs_dropped(&self) -> u64 {
         self.inner.error_log_dropped.load(Ordering::Relaxed)
+    }
+
+    /// Anonymous 5xx counted instead of stored (`crate::error_log::UNLOGGED_CODES`).
+    pub fn unlogged_errors(&self) -> &crate::error_log::UnloggedErrors {
+        &self.inner.unlogged_errors
     }
 
     /// Starts the background tasks: the error-log writer and housekeeping.

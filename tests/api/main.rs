@@ -11,6 +11,7 @@ mod at_rest;
 mod auth;
 mod authz;
 mod backup;
+mod costs;
 mod dashboard;
 mod edge;
 mod health;
