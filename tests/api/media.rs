@@ -844,3 +844,26 @@ async fn the_dashboard_is_cached_per_user_and_dropped_on_change() {
     let r = m.get(&m.other, "/api/v1/dashboard").await;
     assert_eq!(r.data()["requests"]["total"], 0);
 }
+
+/// Titles Overseerr does not know (it answers 500 "Unable to retrieve movie.") are 404 for the
+/// caller and never count against Overseerr's breaker, however many a user asks for.
+#[tokio::test]
+async fn unknown_titles_are_not_found_and_leave_overseerr_up() {
+    let m = media_world().await;
+    let w = &m.w;
+    for n in 0..10 {
+        let kind = if n % 2 == 0 { "movie" } else { "tv" };
+        let r = m
+            .get(&w.user, &format!("/api/v1/media/{kind}/{}", 900_000 + n))
+            .await;
+        assert_error(&r, StatusCode::NOT_FOUND, "NOT_FOUND");
+        let b = w.breaker("overseerr").await;
+        assert_eq!(b["state"], "closed", "after {n}: {b}");
+        assert_eq!(b["consecutiveFailures"], 0, "after {n}: {b}");
+    }
+    assert_eq!(w.overseerr.requests("GET /api/v1/movie/{id}"), 5);
+    w.cycle().await;
+    assert_eq!(w.status("overseerr").await, "up");
+    let r = m.get(&w.user, "/api/v1/media/movie/603").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+}

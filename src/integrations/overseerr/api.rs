@@ -55,7 +55,8 @@ impl Overseerr {
             encode_query_value(query),
             page.max(1)
         );
-        let request = self.request(Method::Get, &path);
+        // The text is the caller's: what Overseerr answers to it never counts for the breaker.
+        let request = self.request(Method::Get, &path).caller_chosen();
         self.upstream()
             .send(request, |response| {
                 let wire: SearchWire = read_json(expect_success(response)?)?;
@@ -65,14 +66,18 @@ impl Overseerr {
             .await
     }
 
-    /// `GET /api/v1/movie/{tmdbId}`; `None` when Overseerr answers 404.
+    /// `GET /api/v1/movie/{tmdbId}`; `None` when Overseerr does not know the title (see
+    /// [`unknown_title`]). The id is the caller's choice, so nothing Overseerr answers to it
+    /// counts against the breaker.
     pub async fn movie(&self, tmdb_id: i64) -> AppResult<Option<MovieDetails>> {
-        let request = self.request(Method::Get, &format!("/movie/{tmdb_id}"));
+        let request = self
+            .request(Method::Get, &format!("/movie/{tmdb_id}"))
+            .caller_chosen();
         self.upstream()
             .send(request, |response| {
-                if response.status().as_u16() == 404 {
+                let Some(response) = unknown_title(response)? else {
                     return Ok(None);
-                }
+                };
                 let wire: MovieWire = read_json(expect_success(response)?)?;
                 wire.into_details()
                     .map(Some)
@@ -81,14 +86,17 @@ impl Overseerr {
             .await
     }
 
-    /// `GET /api/v1/tv/{tmdbId}` (a TMDB id, never a TVDB id); `None` on 404.
+    /// `GET /api/v1/tv/{tmdbId}` (a TMDB id, never a TVDB id); `None` for an unknown title, as
+    /// for [`Self::movie`].
     pub async fn tv(&self, tmdb_id: i64) -> AppResult<Option<TvDetails>> {
-        let request = self.request(Method::Get, &format!("/tv/{tmdb_id}"));
+        let request = self
+            .request(Method::Get, &format!("/tv/{tmdb_id}"))
+            .caller_chosen();
         self.upstream()
             .send(request, |response| {
-                if response.status().as_u16() == 404 {
+                let Some(response) = unknown_title(response)? else {
                     return Ok(None);
-                }
+                };
                 let wire: TvWire = read_json(expect_success(response)?)?;
                 wire.into_details()
                     .map(Some)
@@ -257,6 +265,33 @@ impl Overseerr {
         self.upstream()
             .get_json(self.request(Method::Get, "/request/count"))
             .await
+    }
+}
+
+/// `None` when a details answer says the title is unknown, else the response to read on.
+///
+/// Overseerr and Seerr answer a TMDB id that TMDB does not know with 500 and
+/// `{"message":"Unable to retrieve movie."}` (or `"Unable to retrieve series."`): their routes
+/// catch TMDB's 404 and pass on a 500 (server/routes/movie.ts and tv.ts in seerr-team/seerr and
+/// sct/overseerr). A 404 is read the same way. Any other 500 stays an upstream error.
+fn unknown_title(response: Response<Body>) -> Result<Option<Response<Body>>, UpstreamFailure> {
+    match response.status().as_u16() {
+        404 => Ok(None),
+        500 => {
+            let (message, _) = error_message(response);
+            if message.starts_with("Unable to retrieve ") {
+                Ok(None)
+            } else {
+                Err(UpstreamFailure::Status {
+                    status: 500,
+                    body_snippet: crate::integrations::upstream::redact(
+                        &message.chars().take(200).collect::<String>(),
+                    ),
+                    retry_after: None,
+                })
+            }
+        }
+        _ => Ok(Some(response)),
     }
 }
 
