@@ -65,7 +65,16 @@ fn found<T>(value: Option<T>) -> AppResult<T> {
 impl PlexServer {
     /// `GET path` with paging headers when given; the `MediaContainer`, or `NOT_FOUND` on 404.
     pub(super) async fn list(&self, path: &str, page: Option<(u64, u64)>) -> AppResult<ListWire> {
-        let mut request = self.request(Method::Get, path);
+        self.list_request(self.request(Method::Get, path), page)
+            .await
+    }
+
+    /// [`Self::list`] of a prepared request (one marked caller-chosen, say).
+    async fn list_request(
+        &self,
+        mut request: Request,
+        page: Option<(u64, u64)>,
+    ) -> AppResult<ListWire> {
         if let Some((start, size)) = page {
             request = request
                 .header(CONTAINER_START, start.to_string())
@@ -146,7 +155,9 @@ impl PlexServer {
             encode_query_value(query),
             limit.max(1)
         );
-        let list = self.list(&path, None).await?;
+        // The text is the caller's: what PMS answers to it never counts for the breaker.
+        let request = self.request(Method::Get, &path).caller_chosen();
+        let list = self.list_request(request, None).await?;
         let mut items: Vec<PlexMetadata> = list
             .hub
             .into_iter()
