@@ -224,6 +224,8 @@ pub struct PlexConfig {
     pub youtube_library: Option<String>,
     /// Memory for proxied Plex images, in MiB.
     pub image_cache_mb: u64,
+    /// Memory for the Plex browse caches (pages, search, collections), in MiB.
+    pub browse_cache_mb: u64,
 }
 
 impl Default for PlexConfig {
@@ -234,6 +236,7 @@ impl Default for PlexConfig {
             app_url: "https://app.plex.tv".into(),
             youtube_library: None,
             image_cache_mb: 32,
+            browse_cache_mb: 16,
         }
     }
 }
@@ -548,6 +551,9 @@ impl Config {
         if !(1..=1024).contains(&self.plex.image_cache_mb) {
             return bad("plex.image_cache_mb", "must be between 1 and 1024");
         }
+        if !(1..=1024).contains(&self.plex.browse_cache_mb) {
+            return bad("plex.browse_cache_mb", "must be between 1 and 1024");
+        }
         if !(1..=16).contains(&self.youtube.workers) {
             return bad("youtube.workers", "must be between 1 and 16");
         }
@@ -752,6 +758,8 @@ app_url = "https://app.plex.tv"
 # youtube_library = "YouTube"
 # Memory (MiB) for Plex images the portal proxies, kept for an hour.
 image_cache_mb = 32
+# Memory (MiB) for the Plex pages, searches and collections the portal keeps (by their size).
+browse_cache_mb = 16
 
 [health]
 # Seconds between service checks.

@@ -8,7 +8,6 @@ use std::time::Duration;
 use clap::Parser;
 use medianest::cli::{Cli, Command};
 use medianest::config::{Config, DEFAULT_CONFIG_TOML, LogFormat};
-use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     // The simulated yt-dlp of the tests and the demo is this binary under another name.
@@ -86,7 +85,8 @@ fn tune_malloc() {
 fn tune_malloc() {}
 
 fn init_logging(config: &Config) {
-    let filter = EnvFilter::try_new(&config.log.level).unwrap_or_else(|_| EnvFilter::new("info"));
+    // The HTTP client's own targets are capped at info: their debug output holds header values.
+    let filter = medianest::cli::log_filter(&config.log.level);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -114,6 +114,7 @@ impl AppState {
                 status_cache: StatusCache::new(clock.clone()),
                 plex_caches: crate::plex::PlexCaches::new(
                     config.plex.image_cache_mb.saturating_mul(1024 * 1024),
+                    config.plex.browse_cache_mb.saturating_mul(1024 * 1024),
                     clock.clone(),
                 ),
                 health_manager: HealthManager::new(),

@@ -943,3 +943,55 @@ fn reset_admin_password_clears_the_lockout_and_the_running_server_drops_old_sess
     assert_eq!(status, 200, "the new password signs in: {body}");
     assert_eq!(body["data"]["user"]["username"], "admin");
 }
+
+/// At `log.level = trace` the binary logs its own calls to Plex, but the HTTP client's targets
+/// stay at `info`: no request dump, so the `X-Plex-Token` it sends never reaches the log.
+#[test]
+fn trace_logging_never_writes_the_plex_token() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let plex = runtime
+        .block_on(medianest::sim::plex::FakePlexServer::start())
+        .unwrap();
+    let token = "trace-token-4f9c2d7e1b";
+    plex.set_token(token);
+    let dir = tempfile::tempdir().unwrap();
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let data_dir = dir.path().join("data");
+    let mut cmd = medianest(dir.path());
+    cmd.env("MEDIANEST_SERVICES__PLEX__URL", plex.url())
+        .env("MEDIANEST_SERVICES__PLEX__API_KEY", token)
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .arg("--listen")
+        .arg(addr.to_string())
+        .arg("--log-level")
+        .arg("trace")
+        .arg("serve");
+    let server = Server::spawn(&dir, cmd, addr, data_dir);
+    // The first health check calls Plex with the token; our own debug line follows its answer.
+    let deadline = Instant::now() + DEADLINE;
+    while !server.log_text().contains("upstream answered") {
+        assert!(
+            Instant::now() < deadline,
+            "no Plex call logged:\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(plex.requests("GET /identity") >= 1);
+    let log = server.log_text();
+    assert!(log.contains("TRACE") || log.contains("DEBUG"), "{log}");
+    assert!(!log.contains(token), "the token is in the log:\n{log}");
+    for line in log.lines() {
+        let client = line.contains(" ureq") || line.contains(" rustls");
+        let verbose = line.contains("DEBUG") || line.contains("TRACE");
+        assert!(
+            !(client && verbose),
+            "HTTP client output below info: {line}"
+        );
+    }
+}

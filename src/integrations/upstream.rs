@@ -207,6 +207,7 @@ pub struct Request {
     url: String,
     headers: Vec<(&'static str, String)>,
     body: Option<(&'static str, Vec<u8>)>,
+    caller_chosen: bool,
 }
 
 impl fmt::Debug for Request {
@@ -217,6 +218,7 @@ impl fmt::Debug for Request {
             .field("url", &redact(&self.url))
             .field("headers", &names)
             .field("body_bytes", &self.body.as_ref().map(|(_, b)| b.len()))
+            .field("caller_chosen", &self.caller_chosen)
             .finish()
     }
 }
@@ -229,7 +231,18 @@ impl Request {
             url: url.into(),
             headers: Vec::new(),
             body: None,
+            caller_chosen: false,
         }
+    }
+
+    /// Marks the request as depending on what a caller chose (an image path, a title id, a search
+    /// text): whatever the upstream answers to it (any status, a body that does not decode, one
+    /// over the size cap) still reaches the caller as an error, but counts as an answer for the
+    /// breaker. Only a refused or broken connection and a timeout count as the upstream failing,
+    /// so no caller can open the breaker for everyone by asking for something odd.
+    pub fn caller_chosen(mut self) -> Self {
+        self.caller_chosen = true;
+        self
     }
 
     /// A GET (idempotent: retried on connect errors, 502, 503 and 504).
@@ -350,7 +363,7 @@ impl Upstream {
         T: Send + 'static,
     {
         let deadline = Instant::now() + self.inner.timeout;
-        self.run(deadline, move |agent, _| f(agent)).await
+        self.run(deadline, false, move |agent, _| f(agent)).await
     }
 
     /// Sends `request` and hands the final response, whatever its status, to `handle`.
@@ -365,7 +378,8 @@ impl Upstream {
     {
         let deadline = Instant::now() + self.inner.timeout;
         let name = self.inner.name;
-        self.run(deadline, move |agent, deadline| {
+        let caller_chosen = request.caller_chosen;
+        self.run(deadline, caller_chosen, move |agent, deadline| {
             let response = send_blocking(agent, &request, deadline, name)?;
             handle(response)
         })
@@ -384,7 +398,7 @@ impl Upstream {
     /// The single place every call passes: permit, blocking pool, span, panic, error mapping.
     // Circuit breakers (SPEC section 8) hook in here: refuse before the permit while open, and
     // record the outcome after the task returns.
-    async fn run<F, T>(&self, deadline: Instant, f: F) -> AppResult<T>
+    async fn run<F, T>(&self, deadline: Instant, caller_chosen: bool, f: F) -> AppResult<T>
     where
         F: FnOnce(&Agent, Instant) -> Result<T, UpstreamFailure> + Send + 'static,
         T: Send + 'static,
@@ -429,19 +443,30 @@ impl Upstream {
             }
             Ok(Err(failure)) => {
                 tracing::warn!(service = name, error = %failure, "upstream call failed");
-                // A 4xx is the upstream answering; only its failing to answer counts.
-                let outcome = match &failure {
-                    UpstreamFailure::Status { status, .. } if (400..500).contains(status) => {
-                        Outcome::Success
-                    }
-                    _ => Outcome::Failure,
-                };
-                self.inner.breaker.record(admission, outcome);
+                self.inner
+                    .breaker
+                    .record(admission, breaker_outcome(&failure, caller_chosen));
                 Err(failure.into_app_error(name))
             }
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             Err(e) => Err(AppError::internal(format!("{name} call task: {e}"))),
         }
+    }
+}
+
+/// What a failed call means to the breaker. A 4xx is the upstream answering. For a request that
+/// depends on what a caller chose ([`Request::caller_chosen`]) any answer is one, even a 5xx or a
+/// body that cannot be used: only a connection that fails or a deadline that passes counts.
+pub fn breaker_outcome(failure: &UpstreamFailure, caller_chosen: bool) -> Outcome {
+    match failure {
+        UpstreamFailure::Connect(_) | UpstreamFailure::Transport(_) | UpstreamFailure::Timeout => {
+            Outcome::Failure
+        }
+        UpstreamFailure::Status { status, .. } if (400..500).contains(status) => Outcome::Success,
+        UpstreamFailure::Status { .. } | UpstreamFailure::Decode(_) if caller_chosen => {
+            Outcome::Success
+        }
+        UpstreamFailure::Status { .. } | UpstreamFailure::Decode(_) => Outcome::Failure,
     }
 }
 
@@ -813,6 +838,31 @@ mod tests {
             code(UpstreamFailure::Decode("x".into())),
             (ErrorCode::UpstreamError, None)
         );
+    }
+
+    #[test]
+    fn only_failures_to_answer_count_for_caller_chosen_requests() {
+        let status = |status| UpstreamFailure::Status {
+            status,
+            body_snippet: String::new(),
+            retry_after: None,
+        };
+        let decode = || UpstreamFailure::Decode("not an image".into());
+        for chosen in [false, true] {
+            for failure in [
+                UpstreamFailure::Connect("refused".into()),
+                UpstreamFailure::Transport("reset".into()),
+                UpstreamFailure::Timeout,
+            ] {
+                assert_eq!(breaker_outcome(&failure, chosen), Outcome::Failure);
+            }
+            assert_eq!(breaker_outcome(&status(404), chosen), Outcome::Success);
+        }
+        assert_eq!(breaker_outcome(&status(500), false), Outcome::Failure);
+        assert_eq!(breaker_outcome(&decode(), false), Outcome::Failure);
+        assert_eq!(breaker_outcome(&status(500), true), Outcome::Success);
+        assert_eq!(breaker_outcome(&status(503), true), Outcome::Success);
+        assert_eq!(breaker_outcome(&decode(), true), Outcome::Success);
     }
 
     #[test]

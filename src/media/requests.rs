@@ -131,8 +131,8 @@ fn seasons_json(media_type: MediaType, seasons: &Seasons) -> Option<String> {
     })
 }
 
-/// What identifies a user in Overseerr: plex id, plex username, username, email.
-type Profile = (Option<String>, Option<String>, String, Option<String>);
+/// What identifies a user in Overseerr: plex id and email (never a name: see `find_user`).
+type Profile = (Option<String>, Option<String>);
 
 /// The user's Overseerr account id, cached (an hour when found, five minutes when not).
 async fn overseerr_user(
@@ -149,20 +149,17 @@ async fn overseerr_user(
         .run(move |conn| {
             use rusqlite::OptionalExtension;
             Ok(conn
-                .prepare_cached(
-                    "SELECT plex_id, plex_username, username, email FROM users WHERE id = ?1",
-                )?
-                .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .prepare_cached("SELECT plex_id, email FROM users WHERE id = ?1")?
+                .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?)
         })
         .await?;
-    let Some((plex_id, plex_username, username, email)) = profile else {
+    let Some((plex_id, email)) = profile else {
         return Ok(None);
     };
     let plex_id = plex_id.and_then(|p| p.parse::<i64>().ok());
-    let name = plex_username.unwrap_or(username);
     let found = client
-        .find_user(plex_id, Some(&name), email.as_deref())
+        .find_user(plex_id, email.as_deref())
         .await?
         .map(|u| u.id);
     let ttl = if found.is_some() {

@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use crate::integrations::overseerr::encode_query_value;
-use crate::integrations::plex::{PlexMetadata, PlexSection, PlexServerInfo};
+use crate::integrations::plex::{PlexMetadata, PlexSection, PlexServerInfo, is_image_path};
 use crate::time::rfc3339;
 
 /// `GET /plex/server`.
@@ -79,9 +79,10 @@ pub struct CollectionDetail {
     pub items: Vec<PlexItem>,
 }
 
-/// The portal's URL for a PMS image path.
-pub fn image_url(path: &str) -> String {
-    format!("/api/v1/plex/image?path={}", encode_query_value(path))
+/// The portal's URL for a PMS image path; `None` for a path the image proxy would refuse (see
+/// [`is_image_path`]), so no page links to an image that cannot load.
+pub fn image_url(path: &str) -> Option<String> {
+    is_image_path(path).then(|| format!("/api/v1/plex/image?path={}", encode_query_value(path)))
 }
 
 /// Unix seconds as RFC 3339.
@@ -124,7 +125,7 @@ impl From<PlexMetadata> for PlexItem {
             },
             year: item.year,
             summary: item.summary,
-            thumb: item.thumb.as_deref().map(image_url),
+            thumb: item.thumb.as_deref().and_then(image_url),
             duration: item.duration_ms,
             added_at: seconds(item.added_at),
             view_count: item.view_count,
@@ -139,7 +140,7 @@ impl From<PlexMetadata> for CollectionView {
             title: item.title,
             subtype: item.subtype,
             summary: item.summary,
-            thumb: item.thumb.as_deref().map(image_url),
+            thumb: item.thumb.as_deref().and_then(image_url),
             child_count: item.child_count,
             added_at: seconds(item.added_at),
         }
@@ -173,6 +174,11 @@ mod tests {
             Some("/api/v1/plex/image?path=%2Flibrary%2Fmetadata%2F7%2Fthumb%2F1700000000")
         );
         assert_eq!(item.added_at.as_deref(), Some("2023-11-14T22:13:20.000Z"));
+        let odd = PlexItem::from(PlexMetadata {
+            thumb: Some("/:/resources/movie.png".into()),
+            ..PlexMetadata::default()
+        });
+        assert_eq!(odd.thumb, None, "no link the image proxy would refuse");
         let json = serde_json::to_value(&item).unwrap();
         assert_eq!(json["type"], "episode");
         assert!(json["year"].is_null(), "absent values are null: {json}");

@@ -130,6 +130,11 @@ fn merged(
         Some(u) => {
             if let Err(reason) = crate::config::check_http_url(u) {
                 fields.push(("url".into(), reason));
+            } else if has_userinfo(u) {
+                fields.push((
+                    "url".into(),
+                    "must not carry a user name or password (the key goes in apiKey)".into(),
+                ));
             }
             if u.len() > 2048 {
                 fields.push(("url".into(), "must be at most 2048 characters".into()));
@@ -137,6 +142,20 @@ fn merged(
             Some(u.trim_end_matches('/').to_owned())
         }
     };
+    // The stored key goes only where it went before: a URL on another origin needs it again,
+    // or an admin (or a stolen admin session) could send it to any server.
+    let stored_key = stored.and_then(|s| s.api_key.as_deref());
+    let stored_url = stored.and_then(|s| s.url.as_deref());
+    if body.api_key.is_none()
+        && stored_key.is_some()
+        && url.as_deref() != stored_url
+        && url.as_deref().map(origin) != stored_url.map(origin)
+    {
+        fields.push((
+            "apiKey".into(),
+            "required when the URL's host, port or scheme changes".into(),
+        ));
+    }
     let api_key = match body.api_key {
         None => stored.and_then(|s| s.api_key.clone()),
         Some(k) if k.is_empty() => None,
@@ -200,6 +219,22 @@ fn merged(
         options: serde_json::Value::Object(options),
         updated_at: now,
     })
+}
+
+/// Whether `url` names a user or a password (`http://user:pass@host`).
+fn has_userinfo(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| !u.username().is_empty() || u.password().is_some())
+}
+
+/// Scheme, host and port (the scheme's default when none is written) of `url`, normalised
+/// (case, IDNA, IP forms) as a URL parser reads it; `None` when it does not parse.
+fn origin(url: &str) -> Option<(String, String, Option<u16>)> {
+    let parsed = url::Url::parse(url).ok()?;
+    Some((
+        parsed.scheme().to_owned(),
+        parsed.host_str()?.to_owned(),
+        parsed.port_or_known_default(),
+    ))
 }
 
 /// `PUT /admin/services/{name}`: saves, rebuilds the clients, checks at once.
@@ -420,6 +455,24 @@ pub async fn reset_integration(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn origins_compare_scheme_host_and_port() {
+        let same = |a: &str, b: &str| origin(a) == origin(b);
+        assert!(same("http://Plex.LAN:80/", "http://plex.lan"));
+        assert!(same("https://plex.lan/web", "https://plex.lan:443"));
+        assert!(same(
+            "http://127.0.0.1:32400",
+            "http://127.0.0.1:32400/x?y=1"
+        ));
+        assert!(!same("http://plex.lan", "https://plex.lan"));
+        assert!(!same("http://plex.lan:32400", "http://plex.lan:32401"));
+        assert!(!same("http://plex.lan", "http://plex.lan.evil.example"));
+        assert!(has_userinfo("http://user:pass@plex.lan"));
+        assert!(has_userinfo("http://user@plex.lan"));
+        assert!(has_userinfo("http://:pass@plex.lan"));
+        assert!(!has_userinfo("http://plex.lan/a@b"));
+    }
 
     #[test]
     fn masks_keep_only_a_short_tail() {

@@ -116,7 +116,8 @@ async fn load(state: &AppState) -> AppResult<Arc<Snapshot>> {
         };
         let url = owner
             .and_then(|o| clients.config(o))
-            .and_then(|c| c.url.clone());
+            .and_then(|c| c.url.as_deref())
+            .and_then(public_url);
         let breaker = owner
             .and_then(|o| {
                 clients
@@ -206,6 +207,21 @@ fn view(
         breaker,
         stale,
     }
+}
+
+/// A service URL as every user may see it: no user name or password, no query, no fragment (a
+/// key may sit in either). `None` when it does not parse. Admin settings show the URL as stored.
+pub fn public_url(url: &str) -> Option<String> {
+    let mut parsed = url::Url::parse(url).ok()?;
+    parsed.set_username("").ok()?;
+    parsed.set_password(None).ok()?;
+    parsed.set_query(None);
+    parsed.set_fragment(None);
+    let text = parsed.to_string();
+    Some(match text.strip_suffix('/') {
+        Some(base) if parsed.path() == "/" => base.to_owned(),
+        _ => text,
+    })
 }
 
 /// The service whose client serves a status row (`kuma:<id>` rows belong to Uptime Kuma).

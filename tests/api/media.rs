@@ -41,9 +41,28 @@ async fn media_world_with(edit: impl FnOnce(&mut medianest::Config)) -> Media {
         .add_user(FakeOverseerrUser::plex(10, None, "user"));
     w.overseerr
         .add_user(FakeOverseerrUser::plex(11, None, "other"));
-    let other_id = insert_user(&w.t.state, "other", None, "user", None).await;
+    // Overseerr accounts are found by email (the fake gives `{name}@example.com`).
+    w.t.state
+        .db()
+        .write(|tx| {
+            tx.execute(
+                "UPDATE users SET email = 'user@example.com' WHERE username = 'user'",
+                [],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let other_id = insert_user(&w.t.state, "other", Some("other@example.com"), "user", None).await;
     let other = new_session(&w.t.state, &other_id).await.token;
-    let stranger_id = insert_user(&w.t.state, "stranger", None, "user", None).await;
+    let stranger_id = insert_user(
+        &w.t.state,
+        "stranger",
+        Some("stranger@example.com"),
+        "user",
+        None,
+    )
+    .await;
     let stranger = new_session(&w.t.state, &stranger_id).await.token;
     Media {
         w,
@@ -393,7 +412,8 @@ async fn concurrent_identical_requests_make_one_row() {
     let m = media_world().await;
     let mut tokens = vec![m.w.user.clone(), m.other.clone()];
     for i in 0..6 {
-        let id = insert_user(&m.w.t.state, &format!("fan{i}"), None, "user", None).await;
+        let email = format!("fan{i}@example.com");
+        let id = insert_user(&m.w.t.state, &format!("fan{i}"), Some(&email), "user", None).await;
         m.w.overseerr
             .add_user(FakeOverseerrUser::plex(20 + i, None, &format!("fan{i}")));
         tokens.push(new_session(&m.w.t.state, &id).await.token);
@@ -875,4 +895,55 @@ async fn parallel_requests_for_different_titles_stop_at_the_quota() {
     assert_eq!((created, over), (3, 7));
     assert_eq!(m.rows().await, 3);
     assert_eq!(m.w.overseerr.requests("POST /api/v1/request"), 3);
+}
+
+/// Titles Overseerr does not know (it answers 500 "Unable to retrieve movie.") are 404 for the
+/// caller and never count against Overseerr's breaker, however many a user asks for.
+#[tokio::test]
+async fn unknown_titles_are_not_found_and_leave_overseerr_up() {
+    let m = media_world().await;
+    let w = &m.w;
+    for n in 0..10 {
+        let kind = if n % 2 == 0 { "movie" } else { "tv" };
+        let r = m
+            .get(&w.user, &format!("/api/v1/media/{kind}/{}", 900_000 + n))
+            .await;
+        assert_error(&r, StatusCode::NOT_FOUND, "NOT_FOUND");
+        let b = w.breaker("overseerr").await;
+        assert_eq!(b["state"], "closed", "after {n}: {b}");
+        assert_eq!(b["consecutiveFailures"], 0, "after {n}: {b}");
+    }
+    assert_eq!(w.overseerr.requests("GET /api/v1/movie/{id}"), 5);
+    w.cycle().await;
+    assert_eq!(w.status("overseerr").await, "up");
+    let r = m.get(&w.user, "/api/v1/media/movie/603").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+}
+
+/// A MediaNest account named like an Overseerr account (here its admin, `owner`) is not that
+/// account: matching is by plex.tv id, then email, never by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_shared_with_an_overseerr_admin_is_not_a_match() {
+    let m = media_world().await;
+    let id = insert_user(
+        &m.w.t.state,
+        "owner",
+        Some("someone@elsewhere.example"),
+        "user",
+        None,
+    )
+    .await;
+    let token = new_session(&m.w.t.state, &id).await.token;
+    let r = m.request_movie(&token, 603).await;
+    assert_error(&r, StatusCode::FORBIDDEN, "FORBIDDEN");
+    assert_eq!(m.rows().await, 0);
+    assert_eq!(m.w.overseerr.requests("POST /api/v1/request"), 0);
+    // By email (any case) the same person is found.
+    m.w.overseerr
+        .add_user(FakeOverseerrUser::plex(12, None, "zed"));
+    let id = insert_user(&m.w.t.state, "alias", Some("Zed@Example.com"), "user", None).await;
+    let token = new_session(&m.w.t.state, &id).await.token;
+    let r = m.request_movie(&token, 603).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!(m.w.overseerr.last_api_user().as_deref(), Some("12"));
 }

@@ -426,6 +426,113 @@ async fn image_paths_outside_the_library_are_refused() {
     assert_eq!(w.plex.total_requests(), before, "nothing reached Plex");
 }
 
+/// What a signed-in user asks the image proxy for never trips Plex's breaker: lists and
+/// endpoints with side effects are refused before PMS is called, and what PMS answers to an
+/// image path (an error page, a page that is not an image) is the caller's error only.
+#[tokio::test]
+async fn image_paths_a_user_chooses_never_open_the_plex_breaker() {
+    let (w, s) = seeded().await;
+    let before = w.plex.total_requests();
+    for _ in 0..10 {
+        let r = w
+            .get(&w.user, "/api/v1/plex/image?path=/library/sections")
+            .await;
+        let error = assert_error(&r, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+        assert!(error["details"]["fields"]["path"].is_string(), "{error}");
+    }
+    for path in [
+        format!("/library/sections/{}/refresh", s.movies),
+        format!("%2Flibrary%2Fsections%2F{}%2Frefresh", s.movies),
+        format!(
+            "%2Fphoto%2F%3A%2Ftranscode%3Furl%3D%252Flibrary%252Fsections%252F{}%252Frefresh",
+            s.movies
+        ),
+        "/library/metadata/1/thumb/2%3Fx%3D1".to_owned(),
+    ] {
+        let r = w
+            .get(&w.user, &format!("/api/v1/plex/image?path={path}"))
+            .await;
+        assert_error(&r, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    }
+    assert_eq!(
+        w.plex.requests("GET /library/sections/{key}/refresh"),
+        0,
+        "no scan was started"
+    );
+    assert_eq!(w.plex.total_requests(), before, "nothing reached Plex");
+
+    // PMS answering an image path with a page, a list or an error: 502 each time, never counted.
+    let r = w
+        .get(
+            &w.user,
+            &format!("/api/v1/plex/libraries/{}/items", s.movies),
+        )
+        .await;
+    let thumb = r.data()[0]["thumb"].as_str().unwrap().to_owned();
+    let route = "/library/metadata/{key}/thumb/{at}";
+    w.plex.fail_next_on_route(route, 4, Fault::Page);
+    w.plex.fail_next_on_route(route, 3, Fault::Garbage);
+    w.plex.fail_next_on_route(route, 3, Fault::Status(500));
+    for n in 0..10 {
+        let r = w.get(&w.user, &thumb).await;
+        assert_error(&r, StatusCode::BAD_GATEWAY, "UPSTREAM_ERROR");
+        assert_no_secrets(&w, &r);
+        let b = w.breaker("plex").await;
+        assert_eq!(b["state"], "closed", "after {n}: {b}");
+        assert_eq!(b["consecutiveFailures"], 0, "after {n}: {b}");
+    }
+    // PMS still answers everyone.
+    let r = w.get(&w.user, &thumb).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body.as_ref(), THUMB_PNG);
+    let r = w.get(&w.user, "/api/v1/plex/libraries").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+}
+
+/// A `/photo/:/transcode` path (as PMS itself hands out) passes when its `url` is an image path.
+#[tokio::test]
+async fn transcoder_paths_of_images_are_proxied() {
+    let (w, s) = seeded().await;
+    let r = w
+        .get(
+            &w.user,
+            &format!("/api/v1/plex/libraries/{}/items", s.movies),
+        )
+        .await;
+    let thumb = r.data()[0]["thumb"].as_str().unwrap().to_owned();
+    let inner = thumb.strip_prefix("/api/v1/plex/image?path=").unwrap();
+    let transcode = format!(
+        "/api/v1/plex/image?path=%2Fphoto%2F%3A%2Ftranscode%3Fwidth%3D200%26height%3D300%26minSize%3D1%26url%3D{}",
+        inner.replace('%', "%25")
+    );
+    let r = w.get(&w.user, &transcode).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("image/jpeg"));
+    assert_eq!(r.body.as_ref(), COMPOSITE_JPEG);
+    assert_eq!(w.plex.requests("GET /photo/:/transcode"), 1);
+    // The size given twice is refused.
+    let r = w.get(&w.user, &format!("{transcode}&width=100")).await;
+    let error = assert_error(&r, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    assert!(error["details"]["fields"]["width"].is_string(), "{error}");
+}
+
+/// Plex really down: the image proxy's refused connections still open the breaker.
+#[tokio::test]
+async fn refused_image_calls_still_open_the_plex_breaker() {
+    let (w, _) = seeded().await;
+    w.set_url("plex", &refused_url()).await;
+    for n in 0..5 {
+        let r = w
+            .get(
+                &w.user,
+                &format!("/api/v1/plex/image?path=/library/metadata/1/thumb/{n}"),
+            )
+            .await;
+        assert_error(&r, StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE");
+    }
+    assert_eq!(w.breaker("plex").await["state"], "open");
+}
+
 #[tokio::test]
 async fn an_expired_answer_is_served_stale_when_plex_fails() {
     let (w, _) = seeded().await;

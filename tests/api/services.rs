@@ -658,7 +658,10 @@ async fn saving_a_working_url_shows_up_at_once_without_a_restart() {
 
     // Same instant on the clock, same state: the save rebuilds the client and checks at once.
     let r = w
-        .put_service("overseerr", json!({"url": w.overseerr.url()}))
+        .put_service(
+            "overseerr",
+            json!({"url": w.overseerr.url(), "apiKey": OVERSEERR_KEY}),
+        )
         .await;
     assert_eq!(r.data()["url"], w.overseerr.url());
     assert_eq!(w.overseerr.requests("GET /api/v1/status"), 1);
@@ -713,7 +716,10 @@ async fn testing_settings_checks_live_and_saves_nothing() {
     let dead = refused_url();
     for _ in 0..5 {
         let r = w
-            .test_service("overseerr", json!({"url": dead, "timeoutMs": 500}))
+            .test_service(
+                "overseerr",
+                json!({"url": dead, "apiKey": OVERSEERR_KEY, "timeoutMs": 500}),
+            )
             .await;
         let d = r.data();
         assert_eq!(d["ok"], false, "{d}");
@@ -723,7 +729,10 @@ async fn testing_settings_checks_live_and_saves_nothing() {
     let garbage = FakeOverseerr::start().await.unwrap();
     garbage.fail_next(1, Fault::Garbage);
     let r = w
-        .test_service("overseerr", json!({"url": garbage.url()}))
+        .test_service(
+            "overseerr",
+            json!({"url": garbage.url(), "apiKey": OVERSEERR_KEY}),
+        )
         .await;
     assert_eq!(
         r.data()["error"],
@@ -919,4 +928,148 @@ async fn a_seeded_key_is_never_in_a_status_or_settings_answer() {
             assert!(!text.contains(secret), "{path} shows a secret: {text}");
         }
     }
+}
+
+/// A stand-in for someone else's server on a loopback port: records the headers of every
+/// request it gets and answers 404.
+async fn recorder() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<axum::http::HeaderMap>>>,
+) {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let app = axum::Router::new().fallback(move |headers: axum::http::HeaderMap| {
+        let record = record.clone();
+        async move {
+            record.lock().unwrap().push(headers);
+            StatusCode::NOT_FOUND
+        }
+    });
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+/// The stored Plex token and Overseerr key go only to the origin they were saved for: a test or
+/// a save that moves the URL to another scheme, host or port must give the key again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_key_is_never_sent_to_another_url() {
+    let w = world().await;
+    let before = (
+        stored_config(&w, "plex").await,
+        stored_config(&w, "overseerr").await,
+    );
+    let (elsewhere, seen) = recorder().await;
+    let plex_port = w.plex.addr().port();
+    let moved = [
+        elsewhere.clone(),
+        format!("https://127.0.0.1:{plex_port}"),
+        format!("http://localhost:{plex_port}"),
+    ];
+    for name in ["plex", "overseerr"] {
+        for url in &moved {
+            for r in [
+                w.test_service(name, json!({ "url": url })).await,
+                w.put_service(name, json!({ "url": url })).await,
+            ] {
+                let e = assert_error(&r, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+                assert_eq!(
+                    e["details"]["fields"]["apiKey"],
+                    "required when the URL's host, port or scheme changes",
+                    "{name} {url}: {e}"
+                );
+            }
+        }
+    }
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "nothing reached the other server"
+    );
+    assert_eq!(
+        (
+            stored_config(&w, "plex").await,
+            stored_config(&w, "overseerr").await
+        ),
+        before,
+        "nothing saved"
+    );
+
+    // The same origin written another way needs no key; another origin with the key is tested
+    // with that key only.
+    let r = w
+        .test_service("plex", json!({"url": format!("{}/", w.plex.url())}))
+        .await;
+    assert_eq!(r.data()["ok"], true, "{}", r.text());
+    let r = w
+        .test_service(
+            "plex",
+            json!({"url": elsewhere, "apiKey": "candidate-token-1234"}),
+        )
+        .await;
+    assert_eq!(r.data()["ok"], false, "{}", r.text());
+    let r = w
+        .test_service(
+            "overseerr",
+            json!({"url": elsewhere, "apiKey": "candidate-key-5678"}),
+        )
+        .await;
+    assert_eq!(r.data()["ok"], false, "{}", r.text());
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[0]["x-plex-token"], "candidate-token-1234");
+    assert_eq!(seen[1]["x-api-key"], "candidate-key-5678");
+    let leaked = w.plex.token();
+    for headers in &seen {
+        for value in headers.values() {
+            let value = value.to_str().unwrap_or_default();
+            assert!(!value.contains(&leaked) && !value.contains(OVERSEERR_KEY));
+        }
+    }
+}
+
+/// URLs with a user name or password are refused; what users see of a service URL carries
+/// neither credentials nor a query, while the admin settings show it as stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_see_service_urls_without_credentials_or_query() {
+    let w = world().await;
+    let port = w.overseerr.addr().port();
+    for url in [
+        format!("http://admin:hunter2@127.0.0.1:{port}"),
+        format!("http://admin@127.0.0.1:{port}"),
+    ] {
+        let r = w
+            .put_service("overseerr", json!({"url": url, "apiKey": OVERSEERR_KEY}))
+            .await;
+        let e = assert_error(&r, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+        assert!(e["details"]["fields"]["url"].is_string(), "{url}: {e}");
+    }
+    // Stored before the rule (or seeded from the configuration file).
+    let stored = format!("http://admin:hunter2@127.0.0.1:{port}/base?apiKey=secret#x");
+    w.set_url("overseerr", &stored).await;
+    let shown = format!("http://127.0.0.1:{port}/base");
+    let r = w.get(&w.user, "/api/v1/services/overseerr").await;
+    assert_eq!(r.data()["url"], shown.as_str());
+    let r = w.get(&w.user, "/api/v1/services").await;
+    assert_eq!(
+        find(r.data().as_array().unwrap(), "overseerr")["url"],
+        shown.as_str()
+    );
+    let r = w.get(&w.user, "/api/v1/dashboard").await;
+    let body = r.text();
+    assert!(
+        !body.contains("hunter2") && !body.contains("secret"),
+        "{body}"
+    );
+    assert_eq!(
+        find(r.data()["services"].as_array().unwrap(), "overseerr")["url"],
+        shown.as_str()
+    );
+    let r = w.get(&w.admin, "/api/v1/admin/services").await;
+    assert_eq!(
+        find(r.data().as_array().unwrap(), "overseerr")["url"],
+        stored.as_str()
+    );
 }

@@ -55,7 +55,8 @@ impl Overseerr {
             encode_query_value(query),
             page.max(1)
         );
-        let request = self.request(Method::Get, &path);
+        // The text is the caller's: what Overseerr answers to it never counts for the breaker.
+        let request = self.request(Method::Get, &path).caller_chosen();
         self.upstream()
             .send(request, |response| {
                 let wire: SearchWire = read_json(expect_success(response)?)?;
@@ -65,14 +66,18 @@ impl Overseerr {
             .await
     }
 
-    /// `GET /api/v1/movie/{tmdbId}`; `None` when Overseerr answers 404.
+    /// `GET /api/v1/movie/{tmdbId}`; `None` when Overseerr does not know the title (see
+    /// [`unknown_title`]). The id is the caller's choice, so nothing Overseerr answers to it
+    /// counts against the breaker.
     pub async fn movie(&self, tmdb_id: i64) -> AppResult<Option<MovieDetails>> {
-        let request = self.request(Method::Get, &format!("/movie/{tmdb_id}"));
+        let request = self
+            .request(Method::Get, &format!("/movie/{tmdb_id}"))
+            .caller_chosen();
         self.upstream()
             .send(request, |response| {
-                if response.status().as_u16() == 404 {
+                let Some(response) = unknown_title(response)? else {
                     return Ok(None);
-                }
+                };
                 let wire: MovieWire = read_json(expect_success(response)?)?;
                 wire.into_details()
                     .map(Some)
@@ -81,14 +86,17 @@ impl Overseerr {
             .await
     }
 
-    /// `GET /api/v1/tv/{tmdbId}` (a TMDB id, never a TVDB id); `None` on 404.
+    /// `GET /api/v1/tv/{tmdbId}` (a TMDB id, never a TVDB id); `None` for an unknown title, as
+    /// for [`Self::movie`].
     pub async fn tv(&self, tmdb_id: i64) -> AppResult<Option<TvDetails>> {
-        let request = self.request(Method::Get, &format!("/tv/{tmdb_id}"));
+        let request = self
+            .request(Method::Get, &format!("/tv/{tmdb_id}"))
+            .caller_chosen();
         self.upstream()
             .send(request, |response| {
-                if response.status().as_u16() == 404 {
+                let Some(response) = unknown_title(response)? else {
                     return Ok(None);
-                }
+                };
                 let wire: TvWire = read_json(expect_success(response)?)?;
                 wire.into_details()
                     .map(Some)
@@ -113,14 +121,15 @@ impl Overseerr {
     }
 
     /// Finds the Overseerr user for a MediaNest user by reading every page of the user list,
-    /// then matching, in this order: the plex.tv account id, the username (against
-    /// `plexUsername`, then `username`, ignoring case), the email (ignoring case). The first
-    /// rule that matches anyone decides. `None` when nobody matches. One call per page: the
-    /// caller caches the answer.
+    /// then matching the plex.tv account id, else the email (ignoring case). Names are never
+    /// matched: a Plex username, an Overseerr local username and a MediaNest username live in
+    /// different namespaces, and a match across them could make someone act as another account
+    /// (an auto-approving admin, say). Both fields are what Seerr's `User` entity keeps and its
+    /// user list shows (server/entity/User.ts in seerr-team/seerr: `plexId`, and `email`, stored
+    /// lowercase). `None` when nobody matches. One call per page: the caller caches the answer.
     pub async fn find_user(
         &self,
         plex_id: Option<i64>,
-        username: Option<&str>,
         email: Option<&str>,
     ) -> AppResult<Option<OverseerrUser>> {
         let mut users = Vec::new();
@@ -136,7 +145,7 @@ impl Overseerr {
                 break;
             }
         }
-        Ok(match_user(users, plex_id, username, email))
+        Ok(match_user(users, plex_id, email))
     }
 
     /// `POST /api/v1/request` for the TMDB id `media_id`, as the Overseerr user `as_user`
@@ -260,6 +269,33 @@ impl Overseerr {
     }
 }
 
+/// `None` when a details answer says the title is unknown, else the response to read on.
+///
+/// Overseerr and Seerr answer a TMDB id that TMDB does not know with 500 and
+/// `{"message":"Unable to retrieve movie."}` (or `"Unable to retrieve series."`): their routes
+/// catch TMDB's 404 and pass on a 500 (server/routes/movie.ts and tv.ts in seerr-team/seerr and
+/// sct/overseerr). A 404 is read the same way. Any other 500 stays an upstream error.
+fn unknown_title(response: Response<Body>) -> Result<Option<Response<Body>>, UpstreamFailure> {
+    match response.status().as_u16() {
+        404 => Ok(None),
+        500 => {
+            let (message, _) = error_message(response);
+            if message.starts_with("Unable to retrieve ") {
+                Ok(None)
+            } else {
+                Err(UpstreamFailure::Status {
+                    status: 500,
+                    body_snippet: crate::integrations::upstream::redact(
+                        &message.chars().take(200).collect::<String>(),
+                    ),
+                    retry_after: None,
+                })
+            }
+        }
+        _ => Ok(Some(response)),
+    }
+}
+
 /// A request from a 2xx body; one without an id is not a request.
 fn request_from(response: Response<Body>) -> Result<MediaRequest, UpstreamFailure> {
     let request: MediaRequest = read_json(response)?;
@@ -314,20 +350,21 @@ fn refusal_reason(message: &str, from_guard: bool) -> RefusalReason {
 fn match_user(
     users: Vec<OverseerrUser>,
     plex_id: Option<i64>,
-    username: Option<&str>,
     email: Option<&str>,
 ) -> Option<OverseerrUser> {
-    let same =
-        |a: &Option<String>, b: &str| a.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(b));
-    let username = username.map(str::trim).filter(|s| !s.is_empty());
     let email = email.map(str::trim).filter(|s| !s.is_empty());
     let by_plex_id = |u: &OverseerrUser| plex_id.is_some() && u.plex_id == plex_id;
-    let by_plex_username = |u: &OverseerrUser| username.is_some_and(|n| same(&u.plex_username, n));
-    let by_username = |u: &OverseerrUser| username.is_some_and(|n| same(&u.username, n));
-    let by_email = |u: &OverseerrUser| email.is_some_and(|e| same(&u.email, e));
-    let rules: [&dyn Fn(&OverseerrUser) -> bool; 4] =
-        [&by_plex_id, &by_plex_username, &by_username, &by_email];
-    let index = rules.iter().find_map(|rule| users.iter().position(*rule))?;
+    let by_email = |u: &OverseerrUser| {
+        email.is_some_and(|e| {
+            u.email
+                .as_deref()
+                .is_some_and(|a| a.trim().eq_ignore_ascii_case(e))
+        })
+    };
+    let index = users
+        .iter()
+        .position(by_plex_id)
+        .or_else(|| users.iter().position(by_email))?;
     users.into_iter().nth(index)
 }
 
@@ -352,7 +389,7 @@ mod tests {
     }
 
     #[test]
-    fn users_match_by_plex_id_then_username_then_email() {
+    fn users_match_by_plex_id_then_email_never_by_name() {
         let user =
             |id, plex_id, plex_username: &str, username: Option<&str>, email: &str| OverseerrUser {
                 id,
@@ -363,26 +400,26 @@ mod tests {
                 ..OverseerrUser::default()
             };
         let users = vec![
-            user(1, Some(100), "owner", None, "owner@example.com"),
+            user(1, Some(100), "owner", Some("admin"), "owner@example.com"),
             user(2, None, "alice", None, "bob@example.com"),
             user(3, Some(300), "carol", Some("bob"), "carol@example.com"),
             user(4, None, "dave", None, "Alice@Example.com"),
         ];
-        let find = |p, u, e| match_user(users.clone(), p, u, e).map(|u| u.id);
+        let find = |p, e| match_user(users.clone(), p, e).map(|u| u.id);
         assert_eq!(
-            find(Some(300), Some("alice"), None),
+            find(Some(300), Some("alice@example.com")),
             Some(3),
             "plex id first"
         );
-        assert_eq!(find(Some(999), Some("ALICE"), None), Some(2));
-        assert_eq!(find(None, Some("bob"), Some("bob@example.com")), Some(3));
-        assert_eq!(
-            find(None, Some("nobody"), Some("alice@example.com")),
-            Some(4)
-        );
-        assert_eq!(find(None, Some(" "), Some("bob@example.com")), Some(2));
-        assert_eq!(find(None, None, None), None);
-        assert_eq!(find(Some(7), Some("x"), Some("y")), None);
+        assert_eq!(find(Some(999), Some("ALICE@example.COM")), Some(4));
+        assert_eq!(find(None, Some(" bob@example.com ")), Some(2));
+        assert_eq!(find(None, Some(" ")), None);
+        assert_eq!(find(None, None), None);
+        assert_eq!(find(Some(7), Some("y")), None);
+        // Names never match, whatever namespace: not `admin`, `owner` or `bob`.
+        for name in ["admin", "owner", "bob", "alice"] {
+            assert_eq!(find(None, Some(name)), None, "{name}");
+        }
     }
 
     #[test]

@@ -65,7 +65,16 @@ fn found<T>(value: Option<T>) -> AppResult<T> {
 impl PlexServer {
     /// `GET path` with paging headers when given; the `MediaContainer`, or `NOT_FOUND` on 404.
     pub(super) async fn list(&self, path: &str, page: Option<(u64, u64)>) -> AppResult<ListWire> {
-        let mut request = self.request(Method::Get, path);
+        self.list_request(self.request(Method::Get, path), page)
+            .await
+    }
+
+    /// [`Self::list`] of a prepared request (one marked caller-chosen, say).
+    async fn list_request(
+        &self,
+        mut request: Request,
+        page: Option<(u64, u64)>,
+    ) -> AppResult<ListWire> {
         if let Some((start, size)) = page {
             request = request
                 .header(CONTAINER_START, start.to_string())
@@ -146,7 +155,9 @@ impl PlexServer {
             encode_query_value(query),
             limit.max(1)
         );
-        let list = self.list(&path, None).await?;
+        // The text is the caller's: what PMS answers to it never counts for the breaker.
+        let request = self.request(Method::Get, &path).caller_chosen();
+        let list = self.list_request(request, None).await?;
         let mut items: Vec<PlexMetadata> = list
             .hub
             .into_iter()
@@ -194,18 +205,23 @@ impl PlexServer {
         Ok(model::items(list.metadata))
     }
 
-    /// An image by its PMS path (`/library/metadata/1/thumb/2`), resized by PMS's photo
-    /// transcoder when a width or height is given. The path must start with `/library/` and
-    /// carry no query (the HTTP layer checks what users send; this refuses it again).
-    /// `NOT_FOUND` when PMS has no such image; an answer that is not an image is a failure.
+    /// An image by its PMS path (one of the shapes [`is_image_path`] accepts), resized by PMS's
+    /// photo transcoder when a width or height is given. The HTTP layer checks what users send;
+    /// this refuses anything else again, before any call. `NOT_FOUND` when PMS has no such image;
+    /// an answer that is not a raster image (`image/*` other than SVG) is an `UPSTREAM_ERROR`.
+    /// The path is the caller's choice, so nothing PMS answers to it counts for the breaker
+    /// (only a connection that fails or a timeout does).
     pub async fn image(
         &self,
         path: &str,
         width: Option<u32>,
         height: Option<u32>,
     ) -> AppResult<PlexImage> {
-        if !path.starts_with("/library/") || path.contains(['?', '#']) || path.contains("..") {
-            return Err(AppError::validation([("path", "must be a /library/ path")]));
+        if !is_image_path(path) {
+            return Err(AppError::validation([(
+                "path",
+                "must be a Plex image path",
+            )]));
         }
         let target = if width.is_some() || height.is_some() {
             let mut target = String::from("/photo/:/transcode?minSize=1&upscale=1");
@@ -222,7 +238,10 @@ impl PlexServer {
         };
         // Images are bytes: the JSON Accept the base adds would only confuse the transcoder.
         let request = Request::new(Method::Get, format!("{}{target}", self.base_url()));
-        let request = self.authorize(request).header("Accept", "image/*");
+        let request = self
+            .authorize(request)
+            .header("Accept", "image/*")
+            .caller_chosen();
         let image = self
             .upstream()
             .send(request, |response| {
@@ -236,11 +255,12 @@ impl PlexServer {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.split(';').next())
                     .map(|v| v.trim().to_ascii_lowercase())
-                    .unwrap_or_else(|| "image/jpeg".to_owned());
-                // Raster types only: an SVG served from MediaNest's origin could run script.
+                    .unwrap_or_default();
+                // Raster types only: an SVG served from MediaNest's origin could run script, and
+                // anything that is not an image (a page, a list) is not passed on at all.
                 if !RASTER_TYPES.contains(&content_type.as_str()) {
                     return Err(UpstreamFailure::Decode(format!(
-                        "an image answer of type {content_type}"
+                        "an image answer of type `{content_type}`"
                     )));
                 }
                 Ok(Some(PlexImage {
@@ -250,5 +270,25 @@ impl PlexServer {
             })
             .await?;
         found(image)
+    }
+}
+
+/// Whether `path` is one of the PMS image paths the proxy passes on: `/library/metadata/{id}/`
+/// then `thumb/`, `art/` or `banner/` and a timestamp, or `/library/collections/{id}/composite/`
+/// and a timestamp, every id and timestamp decimal. Nothing else (no list, no endpoint with side
+/// effects such as `/library/sections/{key}/refresh`, no query) reaches PMS through the proxy.
+pub fn is_image_path(path: &str) -> bool {
+    let parts: Vec<&str> = path.split('/').collect();
+    match parts.as_slice() {
+        [
+            "",
+            "library",
+            "metadata",
+            id,
+            "thumb" | "art" | "banner",
+            at,
+        ]
+        | ["", "library", "collections", id, "composite", at] => is_plex_key(id) && is_plex_key(at),
+        _ => false,
     }
 }

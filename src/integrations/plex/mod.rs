@@ -31,7 +31,7 @@ use crate::integrations::upstream::{
 pub const SERVICE_NAME: &str = "Plex";
 
 pub use handoff::is_under;
-pub use library::is_plex_key;
+pub use library::{is_image_path, is_plex_key};
 pub use model::{ItemsPage, PlexImage, PlexMetadata, PlexSection, PlexServerInfo};
 
 /// A client for one Plex Media Server. Cheap to clone.

@@ -180,6 +180,8 @@ async fn images_come_as_bytes_with_their_type() {
         "/identity",
         "/library/x?X-Plex-Token=t",
         "/library/../identity",
+        "/library/sections",
+        "/library/sections/1/refresh",
     ] {
         assert_eq!(
             code(plex.image(bad, None, None).await),

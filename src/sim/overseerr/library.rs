@@ -484,11 +484,14 @@ impl Library {
     /// `GET /movie/{id}` or `/tv/{id}`.
     pub(super) fn details(&self, media_type: MediaType, tmdb_id: i64) -> Reply {
         let Some(t) = self.title(media_type, tmdb_id) else {
+            // An id TMDB does not know: the route catches TMDB's 404 and answers 500 with this
+            // message (seerr-team/seerr server/routes/movie.ts and server/routes/tv.ts; the same
+            // in sct/overseerr).
             let what = match media_type {
                 MediaType::Movie => "movie",
-                MediaType::Tv => "TV show",
+                MediaType::Tv => "series",
             };
-            return message(404, &format!("Unable to retrieve {what}."));
+            return message(500, &format!("Unable to retrieve {what}."));
         };
         let mut body = match media_type {
             MediaType::Movie => json!({

@@ -40,6 +40,8 @@ pub enum Fault {
     Status(u16),
     /// 200 with a body that is not valid JSON.
     Garbage,
+    /// 200 with an HTML page (a proxy's sign-in page, or another program on the port).
+    Page,
     /// Wait this long, then answer normally.
     Hang(Duration),
 }
@@ -54,6 +56,14 @@ impl SimFault for Fault {
                     StatusCode::OK,
                     [(header::CONTENT_TYPE, "application/json")],
                     r#"{"MediaContainer": {"size": 0, "machineIdent"#,
+                )
+                    .into_response(),
+            ),
+            Self::Page => Effect::Answer(
+                (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                    "<html><head><title>Sign in</title></head><body>Sign in</body></html>",
                 )
                     .into_response(),
             ),
