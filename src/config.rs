@@ -338,7 +338,8 @@ pub struct WebhooksConfig {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
-    /// When set, `/metrics` wants `Authorization: Bearer <token>`.
+    /// When set, `/metrics` wants `Authorization: Bearer <token>`. Unset, `/metrics` is open on a
+    /// loopback listen address and wants an admin session on any other.
     pub token: Option<Secret>,
 }
 
@@ -773,7 +774,8 @@ fallback_to_admin = false
 # overseerr_secret = "..."
 
 [metrics]
-# When set, /metrics wants "Authorization: Bearer <token>".
+# When set, /metrics wants "Authorization: Bearer <token>". Unset, /metrics is open when
+# server.listen is a loopback address and wants a signed-in admin otherwise.
 # token = "..."
 
 [monitor]

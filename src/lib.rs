@@ -172,6 +172,7 @@ where
 
     let grace = Duration::from_secs(state.config().server.shutdown_grace_secs);
     state.start_background();
+    metrics::MetricsAccess::log_at_start(state.config());
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.keep_alive(true);
     let graceful = GracefulShutdown::new();

@@ -257,6 +257,36 @@ fn the_default_config_starts_a_ready_server_that_creates_its_data_dir() {
     );
 }
 
+/// Listening on every address without `metrics.token`: the start says `/metrics` wants an admin
+/// session, and an anonymous scrape is refused.
+#[test]
+fn on_a_network_address_without_a_metrics_token_the_start_says_metrics_want_an_admin() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let data_dir = dir.path().join("data");
+    let mut cmd = medianest(dir.path());
+    cmd.arg("--data-dir")
+        .arg(&data_dir)
+        .arg("--listen")
+        .arg(format!("0.0.0.0:{port}"))
+        .arg("serve");
+    // Only loopback traffic: the server listens everywhere, the test connects to 127.0.0.1.
+    let server = Server::spawn(
+        &dir,
+        cmd,
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        data_dir,
+    );
+    let response = agent().get(&server.url("/metrics")).call().unwrap();
+    assert_eq!(response.status(), 401);
+    let log = server.log_text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("WARN") && l.contains("only an admin session may read it")),
+        "{log}"
+    );
+}
+
 #[test]
 fn an_unknown_key_in_the_config_file_stops_the_start_with_one_line_naming_it() {
     let dir = tempfile::tempdir().unwrap();

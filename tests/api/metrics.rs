@@ -4,7 +4,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use medianest::config::Secret;
 
-use crate::support::{self, assert_error, get, send};
+use crate::support::{self, assert_error, call, get, send};
 
 #[tokio::test]
 async fn requests_are_counted_by_route_template_never_by_raw_path() {
@@ -57,4 +57,55 @@ async fn a_metrics_token_is_required_when_configured() {
     let r = send(&app, with("Bearer m3trics-t0ken")).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert!(r.text().contains("medianest_http_requests_total"));
+}
+
+/// Without `metrics.token`, a listen address other than loopback puts `/metrics` behind an admin
+/// session: the text names routes and services and is not for whoever can reach the port.
+#[tokio::test]
+async fn without_a_token_a_network_listen_address_wants_an_admin_session() {
+    for listen in ["0.0.0.0:4000", "[::]:4000", "192.168.1.20:4000"] {
+        let t = support::test_state_with(|c| c.server.listen = listen.parse().unwrap());
+        let app = t.router();
+        let admin = support::insert_user(&t.state, "boss", None, "admin", None).await;
+        let user = support::insert_user(&t.state, "ann", None, "user", None).await;
+        let admin = support::new_session(&t.state, &admin).await;
+        let user = support::new_session(&t.state, &user).await;
+
+        let r = get(&app, "/metrics").await;
+        assert_error(&r, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+        let r = call("GET", "/metrics")
+            .bearer("made-up-token")
+            .send(&app)
+            .await;
+        assert_error(&r, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+        let r = call("GET", "/metrics")
+            .session(&user.token)
+            .send(&app)
+            .await;
+        assert_error(&r, StatusCode::FORBIDDEN, "FORBIDDEN");
+
+        for r in [
+            call("GET", "/metrics")
+                .session(&admin.token)
+                .send(&app)
+                .await,
+            call("GET", "/metrics")
+                .bearer(&admin.token)
+                .send(&app)
+                .await,
+        ] {
+            assert_eq!(r.status, StatusCode::OK, "{listen}: {}", r.text());
+            assert!(r.text().contains("medianest_http_requests_total"));
+        }
+    }
+}
+
+/// On a loopback address only this machine can connect: no token, no session needed.
+#[tokio::test]
+async fn without_a_token_a_loopback_listen_address_stays_open() {
+    for listen in ["127.0.0.1:4000", "[::1]:4000"] {
+        let t = support::test_state_with(|c| c.server.listen = listen.parse().unwrap());
+        let r = get(&t.router(), "/metrics").await;
+        assert_eq!(r.status, StatusCode::OK, "{listen}: {}", r.text());
+    }
 }
