@@ -72,11 +72,11 @@ impl AdminUser {
 /// scheme (Basic auth a reverse proxy adds or passes through) is not ours, so the session
 /// cookie is read as if it were absent.
 fn token_from(parts: &Parts) -> Option<(String, bool)> {
-    if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
-        if let Some(token) = bearer_token(value.as_bytes()) {
-            let token = std::str::from_utf8(token).ok()?;
-            return Some((token.trim().to_owned(), true));
-        }
+    if let Some(value) = parts.headers.get(header::AUTHORIZATION)
+        && let Some(token) = bearer_token(value.as_bytes())
+    {
+        let token = std::str::from_utf8(token).ok()?;
+        return Some((token.trim().to_owned(), true));
     }
     read_cookie(&parts.headers, COOKIE).map(|t| (t.to_owned(), false))
 }
