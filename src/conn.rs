@@ -144,6 +144,37 @@ impl Drop for ConnectionSlot {
     }
 }
 
+/// The process's open-file limit (the soft one, which `accept` runs into), where the system
+/// tells it (`/proc/self/limits` on Linux).
+pub fn open_file_limit() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    let soft = line
+        .trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?;
+    // "unlimited" parses to None: nothing to warn about.
+    soft.parse().ok()
+}
+
+/// Logs a warning at start when `server.max_connections` (plus what the database, logs and
+/// downloads hold) does not fit under the open-file limit: accepts would then fail with
+/// "Too many open files" before the cap refuses anybody.
+pub fn warn_if_over_file_limit(server: &ServerConfig) {
+    /// Files the rest of the process may hold (database pool, WAL, logs, yt-dlp pipes).
+    const OTHER_FILES: u64 = 128;
+    if let Some(limit) = open_file_limit()
+        && u64::from(server.max_connections) + OTHER_FILES > limit
+    {
+        tracing::warn!(
+            max_connections = server.max_connections,
+            open_file_limit = limit,
+            "server.max_connections does not fit under the open-file limit; raise it \
+             (LimitNOFILE= in the systemd unit, ulimit -n) or lower server.max_connections"
+        );
+    }
+}
+
 /// The per-connection time limits.
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {

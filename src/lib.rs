@@ -180,6 +180,7 @@ where
     let timeouts = conn::Timeouts::new(server);
     state.start_background();
     metrics::MetricsAccess::log_at_start(state.config());
+    conn::warn_if_over_file_limit(server);
     // No hyper timer: the head and idle times are `conn`'s (see there why not hyper's).
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.keep_alive(true);
