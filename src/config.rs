@@ -360,7 +360,8 @@ pub struct WebhooksConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
     /// When set, `/metrics` wants `Authorization: Bearer <token>`. Unset, `/metrics` is open on a
-    /// loopback listen address and wants an admin session on any other.
+    /// loopback listen address (except to requests a proxy forwarded) and wants an admin session
+    /// otherwise.
     pub token: Option<Secret>,
 }
 
@@ -832,7 +833,8 @@ fallback_to_admin = false
 
 [metrics]
 # When set, /metrics wants "Authorization: Bearer <token>". Unset, /metrics is open when
-# server.listen is a loopback address and wants a signed-in admin otherwise.
+# server.listen is a loopback address (except to requests a reverse proxy forwarded) and wants
+# a signed-in admin otherwise.
 # token = "..."
 
 [monitor]

@@ -28,7 +28,9 @@ pub enum MetricsAccess {
     /// No token and a non-loopback listen address: the text (routes, request counts, service
     /// names) is not for the network, so only a signed-in admin may read it.
     AdminSession,
-    /// No token and a loopback listen address: only this machine can connect.
+    /// No token and a loopback listen address: only this machine can connect. A request a
+    /// reverse proxy forwarded (it carries `X-Forwarded-For` or `Forwarded`) comes from the
+    /// network all the same and wants an admin session.
     Open,
 }
 
@@ -54,7 +56,8 @@ impl MetricsAccess {
                  admin session may read it; set metrics.token for a Prometheus scraper"
             ),
             Self::Open => tracing::info!(
-                "/metrics is open to this machine (loopback listen address, no metrics.token)"
+                "/metrics is open to this machine (loopback listen address, no metrics.token); \
+                 requests forwarded by a proxy need an admin session"
             ),
         }
     }
@@ -70,6 +73,11 @@ fn token_matches(token: &str, headers: &HeaderMap) -> bool {
     given.as_bytes().ct_eq(token.as_bytes()).into()
 }
 
+/// Whether a proxy says it forwarded the request (nginx, Caddy and Traefik add one of these).
+fn forwarded(headers: &HeaderMap) -> bool {
+    headers.contains_key("x-forwarded-for") || headers.contains_key(header::FORWARDED)
+}
+
 async fn metrics(State(state): State<AppState>, mut parts: Parts) -> AppResult<Response> {
     match (
         MetricsAccess::of(state.config()),
@@ -80,7 +88,7 @@ async fn metrics(State(state): State<AppState>, mut parts: Parts) -> AppResult<R
                 return Err(AppError::new(ErrorCode::Unauthorized));
             }
         }
-        (MetricsAccess::Open, _) => {}
+        (MetricsAccess::Open, _) if !forwarded(&parts.headers) => {}
         // Only asked here, so a token scrape never looks a session up.
         _ => {
             AdminUser::from_request_parts(&mut parts, &state).await?;

@@ -109,3 +109,36 @@ async fn without_a_token_a_loopback_listen_address_stays_open() {
         assert_eq!(r.status, StatusCode::OK, "{listen}: {}", r.text());
     }
 }
+
+/// A reverse proxy on the same machine reaches the loopback address for everybody: what it
+/// forwards wants an admin session.
+#[tokio::test]
+async fn behind_a_proxy_on_loopback_forwarded_requests_want_an_admin_session() {
+    let t = support::test_state_with(|c| {
+        c.server.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    });
+    let app = t.router();
+    let admin = support::insert_user(&t.state, "boss", None, "admin", None).await;
+    let admin = support::new_session(&t.state, &admin).await;
+    for (name, value) in [
+        ("x-forwarded-for", "203.0.113.9"),
+        ("forwarded", "for=203.0.113.9;proto=https"),
+    ] {
+        let r = call("GET", "/metrics")
+            .peer("127.0.0.1")
+            .header(name, value)
+            .send(&app)
+            .await;
+        assert_error(&r, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+        let r = call("GET", "/metrics")
+            .peer("127.0.0.1")
+            .header(name, value)
+            .session(&admin.token)
+            .send(&app)
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{name}: {}", r.text());
+    }
+    // A scraper on this machine, straight to the port.
+    let r = call("GET", "/metrics").peer("127.0.0.1").send(&app).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+}
