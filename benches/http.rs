@@ -102,6 +102,17 @@ struct Scenario {
     headers: &'static [(&'static str, &'static str)],
     setup: Setup,
     data: Data,
+    limits: Limits,
+}
+
+/// The rate limits a scenario's server runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Limits {
+    /// Quotas no benchmark reaches: every request is answered by its handler.
+    Unreachable,
+    /// The shipped defaults (50 req/s per IP, burst 100): a flood from the one client address is
+    /// nearly all `429 RATE_LIMITED`, which is what the scenario measures.
+    Default,
 }
 
 /// The scenarios, in the order they run. The one named `baseline` is the denominator of every ratio.
@@ -113,6 +124,7 @@ const SCENARIOS: &[Scenario] = &[
         headers: &[],
         setup: no_setup,
         data: Data::Fresh,
+        limits: Limits::Unreachable,
     },
     Scenario {
         name: "health",
@@ -121,6 +133,7 @@ const SCENARIOS: &[Scenario] = &[
         headers: &[],
         setup: no_setup,
         data: Data::Fresh,
+        limits: Limits::Unreachable,
     },
     Scenario {
         name: "api-health",
@@ -129,6 +142,18 @@ const SCENARIOS: &[Scenario] = &[
         headers: &[],
         setup: no_setup,
         data: Data::Fresh,
+        limits: Limits::Unreachable,
+    },
+    Scenario {
+        // One address flooding a cheap route past its per-IP quota: after the burst nearly every
+        // answer is a 429, which must cost less than the cheapest 200 (`api-health`).
+        name: "flood-429",
+        server: Role::App,
+        path: "/api/v1/health",
+        headers: &[],
+        setup: no_setup,
+        data: Data::Fresh,
+        limits: Limits::Default,
     },
     Scenario {
         name: "auth-session",
@@ -137,6 +162,7 @@ const SCENARIOS: &[Scenario] = &[
         headers: &[],
         setup: signed_in,
         data: Data::Fresh,
+        limits: Limits::Unreachable,
     },
     Scenario {
         name: "services",
@@ -145,6 +171,7 @@ const SCENARIOS: &[Scenario] = &[
         headers: &[],
         setup: signed_in,
         data: Data::Fresh,
+        limits: Limits::Unreachable,
     },
     Scenario {
         name: "requests-first-page",
@@ -153,6 +180,7 @@ const SCENARIOS: &[Scenario] = &[
         headers: &[],
         setup: media_first_page,
         data: Data::Media,
+        limits: Limits::Unreachable,
     },
     Scenario {
         name: "requests-deep-page",
@@ -162,6 +190,7 @@ const SCENARIOS: &[Scenario] = &[
         headers: &[],
         setup: media_deep_page,
         data: Data::Media,
+        limits: Limits::Unreachable,
     },
     Scenario {
         name: "dashboard",
@@ -170,6 +199,7 @@ const SCENARIOS: &[Scenario] = &[
         headers: &[],
         setup: media_first_page,
         data: Data::Media,
+        limits: Limits::Unreachable,
     },
 ];
 
@@ -183,7 +213,7 @@ const DEEP_ROWS: usize = 10_000;
 /// every 30 s over about a year, statuses and types mixed, titles unsorted), then stops cleanly
 /// so the copy starts with a checkpointed database. Takes a minute, hence done once.
 async fn media_template(dir: &std::path::Path) -> Result<(), String> {
-    let config = app_config(dir.to_owned(), "warn".to_owned());
+    let config = app_config(dir.to_owned(), "warn".to_owned(), Limits::Unreachable);
     let state = tokio::task::spawn_blocking(move || {
         medianest::bootstrap(config, medianest::clock::system()).map_err(|e| e.to_string())
     })
@@ -381,7 +411,7 @@ async fn seed(state: &AppState) -> Result<(), String> {
 }
 
 /// The app server's configuration in a benchmark.
-fn app_config(data_dir: std::path::PathBuf, level: String) -> medianest::Config {
+fn app_config(data_dir: std::path::PathBuf, level: String, limits: Limits) -> medianest::Config {
     let mut config = medianest::Config {
         data_dir,
         ..Default::default()
@@ -391,10 +421,12 @@ fn app_config(data_dir: std::path::PathBuf, level: String) -> medianest::Config 
     // argon2 cost) and does not print the generated one to stderr.
     config.admin.password = Some(medianest::config::Secret::new("bench-admin-password"));
     // All load comes from 127.0.0.1: the per-IP and per-user limiters still run on every
-    // request, but with quotas no benchmark reaches.
-    config.limits.ip_per_second = UNREACHABLE_QUOTA;
-    config.limits.ip_burst = UNREACHABLE_QUOTA;
-    config.limits.user_per_minute = UNREACHABLE_QUOTA;
+    // request, but with quotas no benchmark reaches (except where a scenario measures them).
+    if limits == Limits::Unreachable {
+        config.limits.ip_per_second = UNREACHABLE_QUOTA;
+        config.limits.ip_burst = UNREACHABLE_QUOTA;
+        config.limits.user_per_minute = UNREACHABLE_QUOTA;
+    }
     config
 }
 
@@ -436,10 +468,16 @@ mod child {
             .with_ansi(false)
             .init();
 
+        let scenario = std::env::var(SCENARIO_ENV).unwrap_or_default();
+        let scenario = SCENARIOS.iter().find(|s| s.name == scenario);
+        let setup = scenario.map_or(no_setup as Setup, |s| s.setup);
+        let limits = scenario.map_or(Limits::Unreachable, |s| s.limits);
+
         let state = match role {
             Role::Baseline => None,
             Role::App => {
-                let config = app_config(std::env::var(DATA_ENV).expect(DATA_ENV).into(), level);
+                let data = std::env::var(DATA_ENV).expect(DATA_ENV).into();
+                let config = app_config(data, level, limits);
                 match medianest::bootstrap(config, medianest::clock::system()) {
                     Ok(state) => Some(state),
                     Err(e) => {
@@ -449,11 +487,6 @@ mod child {
                 }
             }
         };
-        let scenario = std::env::var(SCENARIO_ENV).unwrap_or_default();
-        let setup = SCENARIOS
-            .iter()
-            .find(|s| s.name == scenario)
-            .map_or(no_setup as Setup, |s| s.setup);
 
         let result = runtime().block_on(async move {
             let listener = TcpListener::bind(("127.0.0.1", 0)).await?;

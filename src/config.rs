@@ -103,8 +103,8 @@ pub struct ServerConfig {
     /// The address people use to reach MediaNest (`https://media.example.com`); sets the origin
     /// for CSRF checks, Secure cookies and HSTS.
     pub public_url: Option<String>,
-    /// Peers whose `X-Forwarded-For` is believed (reverse proxies), as IP addresses.
-    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Peers whose `X-Forwarded-For` is believed (reverse proxies): addresses or CIDR ranges.
+    pub trusted_proxies: crate::net::TrustedProxies,
     /// Mark the session cookie Secure even without an https `public_url`.
     pub secure_cookies: bool,
     /// Whole-request time limit in seconds.
@@ -119,8 +119,8 @@ pub struct ServerConfig {
     pub keepalive_idle_secs: u64,
     /// Open connections at most, in total; more are closed as soon as they are accepted.
     pub max_connections: u32,
-    /// Open connections at most per client address (the socket peer; `trusted_proxies` are
-    /// exempt, as they carry everyone).
+    /// Open connections at most per client address (the socket peer, an IPv6 one by its /64;
+    /// `trusted_proxies` are exempt, as they carry everyone).
     pub max_connections_per_ip: u32,
 }
 
@@ -129,7 +129,7 @@ impl Default for ServerConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 4000)),
             public_url: None,
-            trusted_proxies: Vec::new(),
+            trusted_proxies: crate::net::TrustedProxies::default(),
             secure_cookies: false,
             request_timeout_secs: 30,
             shutdown_grace_secs: 10,
@@ -293,7 +293,14 @@ pub struct LimitsConfig {
     pub user_per_minute: u32,
     pub login_failures_per_username: u32,
     pub login_failures_per_ip: u32,
+    /// Longest wait between sign-in attempts at one username once it has had
+    /// `login_failures_per_username` failures in the window (from any client); the wait doubles
+    /// from 1 s per further failure up to this.
+    pub login_delay_max_secs: u64,
     pub pin_per_ip: u32,
+    /// Rows a user's `POST /errors/report` calls may add to the error log per hour (repeats of
+    /// a recent report are counted on its row and add none).
+    pub error_reports_per_hour: u32,
     /// Live-event streams (`/api/v1/events`) open at once per user.
     pub events_per_user: u32,
     /// Live-event streams open at once per client IP.
@@ -308,7 +315,9 @@ impl Default for LimitsConfig {
             user_per_minute: 600,
             login_failures_per_username: 5,
             login_failures_per_ip: 20,
+            login_delay_max_secs: 30,
             pin_per_ip: 10,
+            error_reports_per_hour: 30,
             events_per_user: 5,
             events_per_ip: 20,
         }
@@ -325,6 +334,10 @@ pub struct YoutubeConfig {
     pub max_user_bytes: u64,
     /// A download that prints nothing for this long is stopped and fails.
     pub stall_timeout_secs: u64,
+    /// `yt-dlp -J` runs for previews (`GET /youtube/metadata`) at once, apart from the workers.
+    pub preview_slots: u32,
+    /// Previews one user may have in flight; more answer 429.
+    pub previews_per_user: u32,
     /// The download dir as Plex sees it (when Plex runs elsewhere, e.g. in a container); the
     /// same path when unset.
     pub plex_path: Option<PathBuf>,
@@ -338,6 +351,8 @@ impl Default for YoutubeConfig {
             workers: 1,
             max_user_bytes: 10 * 1024 * 1024 * 1024,
             stall_timeout_secs: 600,
+            preview_slots: 4,
+            previews_per_user: 2,
             plex_path: None,
         }
     }
@@ -571,11 +586,20 @@ impl Config {
         if self.limits.user_per_minute == 0 {
             return bad("limits.user_per_minute", "must be at least 1");
         }
+        if !(1..=3600).contains(&self.limits.login_delay_max_secs) {
+            return bad("limits.login_delay_max_secs", "must be between 1 and 3600");
+        }
         if !(1..=1024).contains(&self.plex.image_cache_mb) {
             return bad("plex.image_cache_mb", "must be between 1 and 1024");
         }
         if !(1..=16).contains(&self.youtube.workers) {
             return bad("youtube.workers", "must be between 1 and 16");
+        }
+        if !(1..=64).contains(&self.youtube.preview_slots) {
+            return bad("youtube.preview_slots", "must be between 1 and 64");
+        }
+        if self.youtube.previews_per_user == 0 {
+            return bad("youtube.previews_per_user", "must be at least 1");
         }
         if self.youtube.stall_timeout_secs == 0 {
             return bad("youtube.stall_timeout_secs", "must be at least 1");
@@ -727,7 +751,9 @@ listen = "127.0.0.1:4000"
 # The URL people use to reach MediaNest, e.g. "https://media.example.com". When https, the
 # session cookie is Secure and HSTS is sent.
 # public_url = "https://media.example.com"
-# Reverse proxies whose X-Forwarded-For header is believed.
+# Reverse proxies whose X-Forwarded-For header is believed: addresses or CIDR ranges, e.g.
+# ["127.0.0.1", "10.0.0.0/8", "fd00::/8"]. Behind a proxy that is not listed, every client
+# shares the proxy's address (one rate limit, one sign-in lockout); the log says so once an hour.
 trusted_proxies = []
 # Mark the session cookie Secure even without an https public_url.
 secure_cookies = false
@@ -744,8 +770,8 @@ keepalive_idle_secs = 60
 # Open connections at most; one more is closed as soon as it is accepted. Keep it well under
 # the process's open-file limit (ulimit -n, LimitNOFILE=).
 max_connections = 2048
-# Open connections at most per client address. trusted_proxies are exempt (they carry
-# everyone) but still count toward max_connections.
+# Open connections at most per client address (an IPv6 client by its /64). trusted_proxies are
+# exempt (they carry everyone) but still count toward max_connections.
 max_connections_per_ip = 256
 
 [log]
@@ -799,11 +825,19 @@ ip_per_second = 50
 ip_burst = 100
 # Requests per minute per signed-in user.
 user_per_minute = 600
-# Failed sign-ins per 15 minutes before a username, or an IP, is locked out.
+# Failed sign-ins per 15 minutes before a username is locked for the client that failed (other
+# clients can still sign in to it), and before a client IP is locked out. IPv6 clients count
+# by their /64.
 login_failures_per_username = 5
 login_failures_per_ip = 20
+# After login_failures_per_username failures at a username from anywhere, each further attempt
+# waits 1 s, then 2, 4 ... up to this many seconds after the last failure.
+login_delay_max_secs = 30
 # Plex sign-in codes per 15 minutes per IP.
 pin_per_ip = 10
+# Error-log entries a user's browser may report per hour (POST /errors/report); a repeat of one
+# reported in the last hour is counted on that entry instead.
+error_reports_per_hour = 30
 # Live-event streams (one per open dashboard tab) at once per user, and per client IP.
 events_per_user = 5
 events_per_ip = 20
@@ -819,6 +853,10 @@ workers = 1
 max_user_bytes = 10737418240
 # A download that prints nothing for this many seconds is stopped and fails.
 stall_timeout_secs = 600
+# yt-dlp runs for link previews at once (separate from the download workers), and previews one
+# user may have in flight (more answer 429).
+preview_slots = 4
+previews_per_user = 2
 # The download dir as Plex sees it, for the library scan after a download (when Plex runs in a
 # container or on another machine). Default: the same path.
 # plex_path = "/data/youtube"
@@ -1063,6 +1101,44 @@ mod tests {
         assert!(e.contains("configuration file"), "{e}");
         let e = err(Some("[server]\nlisten = 4000\n"), &[]);
         assert!(e.contains("server.listen"), "{e}");
+    }
+
+    #[test]
+    fn trusted_proxies_take_addresses_and_cidr_ranges() {
+        let c = load(
+            Some("[server]\ntrusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\", \"fd00::/8\"]\n"),
+            &[],
+        )
+        .unwrap();
+        let proxies = &c.server.trusted_proxies;
+        assert_eq!(proxies.len(), 3);
+        for ip in ["127.0.0.1", "::ffff:127.0.0.1", "10.9.8.7", "fd00:1::2"] {
+            assert!(proxies.contains(ip.parse().unwrap()), "{ip}");
+        }
+        assert!(!proxies.contains("192.168.1.1".parse().unwrap()));
+        let c = load(
+            None,
+            &[("MEDIANEST_SERVER__TRUSTED_PROXIES", "172.16.0.0/12, ::1")],
+        )
+        .unwrap();
+        assert!(
+            c.server
+                .trusted_proxies
+                .contains("172.20.1.1".parse().unwrap())
+        );
+        let e = err(Some("[server]\ntrusted_proxies = [\"10.0.0.0/33\"]\n"), &[]);
+        assert!(
+            e.contains("server.trusted_proxies") && e.contains("10.0.0.0/33"),
+            "{e}"
+        );
+        assert!(!e.contains('\n'), "{e:?}");
+        let e = err(None, &[("MEDIANEST_SERVER__TRUSTED_PROXIES", "proxy.lan")]);
+        assert!(
+            e.contains("server.trusted_proxies") && e.contains("proxy.lan"),
+            "{e}"
+        );
+        let e = err(Some("[limits]\nlogin_delay_max_secs = 0\n"), &[]);
+        assert!(e.contains("limits.login_delay_max_secs"), "{e}");
     }
 
     #[test]

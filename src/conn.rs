@@ -27,6 +27,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
 use crate::config::ServerConfig;
+use crate::net::{TrustedProxies, client_key};
 
 /// The open-connection caps and the count of open connections, in total and per client address.
 ///
@@ -37,7 +38,7 @@ pub struct ConnectionLimits {
     max_total: usize,
     max_per_ip: u32,
     /// Peers exempt from the per-address cap (reverse proxies carry every client).
-    exempt: Vec<IpAddr>,
+    exempt: TrustedProxies,
     open: AtomicUsize,
     per_ip: Mutex<HashMap<IpAddr, u32>>,
 }
@@ -61,24 +62,13 @@ impl Refusal {
     }
 }
 
-/// An IPv4 peer reached over an IPv6 socket (`::ffff:a.b.c.d`) is that IPv4 address: one
-/// client, one key.
-pub fn canonical(ip: IpAddr) -> IpAddr {
-    ip.to_canonical()
-}
-
 impl ConnectionLimits {
     /// The caps of `server`.
     pub fn new(server: &ServerConfig) -> Arc<Self> {
         Arc::new(Self {
             max_total: usize::try_from(server.max_connections).unwrap_or(usize::MAX),
             max_per_ip: server.max_connections_per_ip,
-            exempt: server
-                .trusted_proxies
-                .iter()
-                .copied()
-                .map(canonical)
-                .collect(),
+            exempt: server.trusted_proxies.clone(),
             open: AtomicUsize::new(0),
             per_ip: Mutex::new(HashMap::new()),
         })
@@ -93,17 +83,19 @@ impl ConnectionLimits {
         if self.open.load(Ordering::Acquire) >= self.max_total {
             return Err(Refusal::Total);
         }
-        let peer = canonical(peer);
-        let ip = if self.exempt.contains(&peer) {
+        // Counted as the rate limits count a client: an IPv4 address (a mapped one as itself),
+        // an IPv6 host by its /64.
+        let ip = if self.exempt.contains(peer) {
             None
         } else {
+            let key = client_key(peer);
             let mut per_ip = self.per_ip.lock().unwrap_or_else(PoisonError::into_inner);
-            let open = per_ip.entry(peer).or_insert(0);
+            let open = per_ip.entry(key).or_insert(0);
             if *open >= self.max_per_ip {
                 return Err(Refusal::PerIp);
             }
             *open += 1;
-            Some(peer)
+            Some(key)
         };
         self.open.fetch_add(1, Ordering::AcqRel);
         Ok(ConnectionSlot {
@@ -521,7 +513,11 @@ mod tests {
         ServerConfig {
             max_connections: max,
             max_connections_per_ip: per_ip,
-            trusted_proxies: trusted.iter().map(|s| s.parse().unwrap()).collect(),
+            trusted_proxies: trusted
+                .iter()
+                .map(|s| s.parse().unwrap())
+                .collect::<Vec<_>>()
+                .into(),
             ..ServerConfig::default()
         }
     }
@@ -548,6 +544,17 @@ mod tests {
         drop((a2, a3, p1, p2));
         assert_eq!(limits.open(), 0);
         assert!(limits.per_ip.lock().unwrap().is_empty(), "no stale keys");
+
+        // An IPv6 host is its /64, as for the rate limits.
+        let v6 = limits.admit(ip("2001:db8::1")).unwrap();
+        let v6b = limits.admit(ip("2001:db8::2")).unwrap();
+        assert_eq!(
+            limits.admit(ip("2001:db8::ffff")).unwrap_err(),
+            Refusal::PerIp
+        );
+        let other = limits.admit(ip("2001:db8:0:1::1")).unwrap();
+        drop((v6, v6b, other));
+        assert_eq!(limits.open(), 0);
     }
 
     #[tokio::test(start_paused = true)]

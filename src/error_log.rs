@@ -1,17 +1,55 @@
 //! The `error_logs` table: every 5xx the edge answers is queued by `AppState::log_error` and
 //! written here in batches, off the request path, so a failing request is not slowed (or failed
 //! again) by its own bookkeeping. The dashboard's own error reports are stored here too
-//! ([`insert_client_errors`]), and the admin pages read the table through [`list`],
+//! ([`record_client_errors`]: a quota per user, repeats counted on one row), and the admin pages read the table through [`list`],
 //! [`by_correlation`] and [`count_since`].
 
-use rusqlite::{Connection, Row};
+use rusqlite::{Connection, OptionalExtension, Row};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::error::AppResult;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::{AppResult, ErrorCode};
 use crate::http::ErrorLogEntry;
 use crate::state::AppState;
 use crate::time::rfc3339;
+
+/// The 5xx codes that are counted rather than stored when nobody is signed in: the caller
+/// reached something not set up, or an upstream failed. A stranger can cause as many as they
+/// like, so a row each would let them fill the disk; `/metrics` shows the counts
+/// (`medianest_unlogged_errors_total`).
+pub const UNLOGGED_CODES: [ErrorCode; 4] = [
+    ErrorCode::ServiceNotConfigured,
+    ErrorCode::ServiceUnavailable,
+    ErrorCode::UpstreamError,
+    ErrorCode::UpstreamTimeout,
+];
+
+/// Counts of the anonymous 5xx of [`UNLOGGED_CODES`], in its order.
+#[derive(Debug, Default)]
+pub struct UnloggedErrors([AtomicU64; UNLOGGED_CODES.len()]);
+
+impl UnloggedErrors {
+    /// Counts `code` and returns true when it is one of [`UNLOGGED_CODES`].
+    pub fn count(&self, code: ErrorCode) -> bool {
+        match UNLOGGED_CODES.iter().position(|c| *c == code) {
+            Some(i) => {
+                self.0[i].fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// `(code, count)` of every counted code.
+    pub fn snapshot(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        UNLOGGED_CODES
+            .iter()
+            .zip(&self.0)
+            .map(|(code, n)| (code.as_str(), n.load(Ordering::Relaxed)))
+    }
+}
 
 /// Most entries written in one transaction.
 const BATCH: usize = 64;
@@ -93,11 +131,94 @@ pub struct ClientError {
 /// The request method stored for errors the dashboard reported.
 pub const CLIENT_METHOD: &str = "CLIENT";
 
-/// Stores reported client errors (call inside one write transaction); no status code.
-pub fn insert_client_errors(conn: &Connection, errors: &[ClientError]) -> AppResult<usize> {
-    let mut stmt = conn.prepare_cached(INSERT)?;
-    for e in errors {
-        stmt.execute(rusqlite::params![
+/// The window of the per-user report quota and of de-duplication.
+pub const CLIENT_WINDOW_MS: i64 = 3600 * 1000;
+
+/// Rows the user's reports made in the window, and when the oldest of them was made (walks
+/// `error_logs_user`).
+const CLIENT_ROWS_SINCE: &str = "SELECT count(*), min(created_at) FROM error_logs
+                                  WHERE user_id = ?1 AND request_method = 'CLIENT'
+                                    AND created_at > ?2";
+
+/// The row an identical report (same user, code, message and page) made in the window.
+const CLIENT_SAME: &str = "SELECT id FROM error_logs
+                            WHERE user_id = ?1 AND request_method = 'CLIENT' AND created_at > ?2
+                              AND error_code = ?3 AND error_message = ?4 AND request_path = ?5
+                            ORDER BY created_at DESC LIMIT 1";
+
+/// A repeat bumps the row's count and last-seen time (kept in its metadata).
+const CLIENT_BUMP: &str = "UPDATE error_logs
+                              SET metadata = json_set(coalesce(metadata, '{}'),
+                                    '$.occurrences',
+                                    coalesce(json_extract(metadata, '$.occurrences'), 1) + ?2,
+                                    '$.lastSeen', ?3)
+                            WHERE id = ?1";
+
+/// What [`record_client_errors`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recorded {
+    /// New rows.
+    pub inserted: usize,
+    /// Rows an identical earlier report made that counted these entries.
+    pub merged: usize,
+    /// Entries recorded (on new rows or counted on earlier ones).
+    pub entries: usize,
+    /// New entries left out because the user's quota for the window was used up.
+    pub over_quota: usize,
+    /// When the quota's oldest row leaves the window (ms), if any entry was left out.
+    pub free_at_ms: Option<i64>,
+}
+
+/// Stores reported client errors (call inside one write transaction; no status code). An entry
+/// identical to one the user reported in the last hour (same code, message and page) adds to
+/// that row's `occurrences` and `lastSeen` instead of making a row; new rows are made while the
+/// user has made fewer than `quota` in the last hour, the rest are left out and counted.
+pub fn record_client_errors(
+    conn: &Connection,
+    errors: &[(ClientError, u32)],
+    quota: u32,
+    now_ms: i64,
+) -> AppResult<Recorded> {
+    let mut done = Recorded::default();
+    let Some(user_id) = errors.first().map(|(e, _)| e.user_id.as_str()) else {
+        return Ok(done);
+    };
+    let since = now_ms - CLIENT_WINDOW_MS;
+    let (mut rows, oldest): (i64, Option<i64>) = conn
+        .prepare_cached(CLIENT_ROWS_SINCE)?
+        .query_row(rusqlite::params![user_id, since], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    let last_seen = rfc3339(now_ms);
+    let mut insert = conn.prepare_cached(INSERT)?;
+    for (e, times) in errors {
+        let same: Option<i64> = conn
+            .prepare_cached(CLIENT_SAME)?
+            .query_row(
+                rusqlite::params![e.user_id, since, e.code, e.message, e.path],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(id) = same {
+            conn.prepare_cached(CLIENT_BUMP)?
+                .execute(rusqlite::params![id, times, last_seen])?;
+            done.merged += 1;
+            done.entries += *times as usize;
+            continue;
+        }
+        if rows >= i64::from(quota) {
+            done.over_quota += 1;
+            done.free_at_ms = Some(oldest.unwrap_or(now_ms) + CLIENT_WINDOW_MS);
+            continue;
+        }
+        let mut metadata = e.metadata.clone();
+        if *times > 1
+            && let Some(m) = metadata.as_object_mut()
+        {
+            m.insert("occurrences".into(), (*times).into());
+            m.insert("lastSeen".into(), last_seen.clone().into());
+        }
+        insert.execute(rusqlite::params![
             e.correlation_id,
             e.user_id,
             e.code,
@@ -105,11 +226,14 @@ pub fn insert_client_errors(conn: &Connection, errors: &[ClientError]) -> AppRes
             e.path,
             CLIENT_METHOD,
             None::<i64>,
-            e.metadata.to_string(),
+            metadata.to_string(),
             e.at_ms,
         ])?;
+        rows += 1;
+        done.inserted += 1;
+        done.entries += *times as usize;
     }
-    Ok(errors.len())
+    Ok(done)
 }
 
 /// An `error_logs` row as the admin pages show it.

@@ -192,7 +192,8 @@ impl EventBus {
         ip: Option<IpAddr>,
         limits: &LimitsConfig,
     ) -> AppResult<StreamSlot> {
-        let ip = ip.map(|ip| ip.to_canonical());
+        // Keyed as the rate limits key a client (an IPv6 host by its /64).
+        let ip = ip.map(crate::net::client_key);
         let mut open = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
         let by_user = open.by_user.get(user_id).copied().unwrap_or(0);
         if by_user >= limits.events_per_user {

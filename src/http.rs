@@ -100,11 +100,23 @@ pub struct ErrorLogEntry {
 
 /// Keeps a valid incoming correlation id (1-64 of `[A-Za-z0-9._-]`), else makes a new UUID.
 pub fn correlation_id(headers: &HeaderMap) -> Arc<str> {
-    headers
+    let mut buf = [0; uuid::fmt::Hyphenated::LENGTH];
+    Arc::from(correlation_id_in(headers, &mut buf))
+}
+
+/// [`correlation_id`] without allocating: the incoming id, or a new UUID written into `buf`.
+fn correlation_id_in<'a>(
+    headers: &'a HeaderMap,
+    buf: &'a mut [u8; uuid::fmt::Hyphenated::LENGTH],
+) -> &'a str {
+    match headers
         .get(CORRELATION_HEADER)
         .and_then(|v| v.to_str().ok())
         .filter(|v| is_valid_correlation_id(v))
-        .map_or_else(|| Arc::from(uuid::Uuid::new_v4().to_string()), Arc::from)
+    {
+        Some(incoming) => incoming,
+        None => uuid::Uuid::new_v4().hyphenated().encode_lower(buf),
+    }
 }
 
 /// The correlation id rule of SPEC section 3.
@@ -117,6 +129,25 @@ pub fn is_valid_correlation_id(v: &str) -> bool {
 /// The edge middleware; see the module documentation.
 pub async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    // The per-IP limit comes first, so that a refused request costs the least a response can:
+    // no span, no request context, no envelope serialized (the dashboard's files, which only the
+    // fallback serves, are not limited).
+    if route.is_some()
+        && let Some(wait) = crate::ratelimit::ip_refusal(&state, &req)
+    {
+        let response = rate_limited(&state, req.headers(), req.uri().path(), wait);
+        let route_name = route.as_ref().map_or("<unmatched>", MatchedPath::as_str);
+        state.monitor().record(
+            route_name,
+            req.method().as_str(),
+            StatusCode::TOO_MANY_REQUESTS.as_u16(),
+            started.elapsed(),
+            state.clock().now_ms(),
+        );
+        return response;
+    }
+
     let cid = correlation_id(req.headers());
     let ctx = Arc::new(RequestContext {
         correlation_id: cid.clone(),
@@ -127,8 +158,9 @@ pub async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -
     // Both are reference-counted: no allocation per request.
     let uri = req.uri().clone();
     let path = uri.path();
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    let span = tracing::info_span!("request", cid = %cid, method = %method, path = %path);
+    // The correlation id alone: the fmt subscriber formats a span's fields when the span is made,
+    // on every request. The method and path go into the events that need them.
+    let span = tracing::info_span!("request", cid = %cid);
 
     let limit = match route.as_ref().map(MatchedPath::as_str) {
         // Copying a large database before the first byte goes out can take longer than any
@@ -144,11 +176,15 @@ pub async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -
         Ok(Ok(response)) => response,
         Ok(Err(panic)) => {
             let what = panic_message(panic.as_ref());
-            span.in_scope(|| tracing::error!(panic = %what, "handler panicked"));
+            span.in_scope(
+                || tracing::error!(method = %method, path, panic = %what, "handler panicked"),
+            );
             AppError::internal(format!("panic: {what}")).into_response()
         }
         Err(_) => {
-            span.in_scope(|| tracing::warn!(limit_secs = limit.as_secs(), "request timed out"));
+            span.in_scope(|| {
+                tracing::warn!(method = %method, path, limit_secs = limit.as_secs(), "request timed out");
+            });
             AppError::new(ErrorCode::RequestTimeout).into_response()
         }
     };
@@ -158,18 +194,7 @@ pub async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -
         render_error(&state, &mut response, &cid, &ctx, &method, path, &span);
     }
 
-    let headers = response.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&cid) {
-        headers.insert(CORRELATION_HEADER, v);
-    }
-    for (name, value) in &state.edge().security.headers {
-        headers.entry(name).or_insert_with(|| value.clone());
-    }
-    if path.starts_with("/api/") {
-        headers
-            .entry(header::CACHE_CONTROL)
-            .or_insert_with(|| HeaderValue::from_static("private, no-cache"));
-    }
+    finish_headers(&state, response.headers_mut(), &cid, path);
 
     let elapsed = started.elapsed();
     let route_name = route.as_ref().map_or("<unmatched>", MatchedPath::as_str);
@@ -183,6 +208,8 @@ pub async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -
     if slow {
         span.in_scope(|| {
             tracing::warn!(
+                method = %method,
+                path = %path,
                 route = route_name,
                 status = status.as_u16(),
                 ms = elapsed.as_millis() as u64,
@@ -192,12 +219,74 @@ pub async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -
     } else {
         span.in_scope(|| {
             tracing::debug!(
+                method = %method,
+                path = %path,
                 status = status.as_u16(),
                 us = elapsed.as_micros() as u64,
                 "request"
             );
         });
     }
+    response
+}
+
+/// The headers every response gets: the correlation id, the security headers and, for the API,
+/// `Cache-Control` (unless the handler chose one).
+fn finish_headers(state: &AppState, headers: &mut HeaderMap, cid: &str, path: &str) {
+    let security = &state.edge().security.headers;
+    // One growth of the map instead of one per insert.
+    headers.reserve(security.len() + 2);
+    if let Ok(v) = HeaderValue::from_str(cid) {
+        headers.insert(CORRELATION_HEADER, v);
+    }
+    for (name, value) in security {
+        headers.entry(name).or_insert_with(|| value.clone());
+    }
+    if path.starts_with("/api/") {
+        headers
+            .entry(header::CACHE_CONTROL)
+            .or_insert_with(|| HeaderValue::from_static("private, no-cache"));
+    }
+}
+
+/// The start of every `RATE_LIMITED` envelope, up to the correlation id: built once from the
+/// catalog (the test `rate_limited_answers_match_the_envelope` keeps it equal to what
+/// [`render_error`] writes).
+fn rate_limited_head() -> &'static [u8] {
+    static HEAD: OnceLock<Vec<u8>> = OnceLock::new();
+    HEAD.get_or_init(|| {
+        let (code, _, message) = ErrorCode::RateLimited.info();
+        let message = serde_json::to_string(message).unwrap_or_else(|_| "\"\"".to_owned());
+        format!(
+            "{{\"success\":false,\"error\":{{\"code\":\"{code}\",\"message\":{message},\"correlationId\":\""
+        )
+        .into_bytes()
+    })
+}
+
+/// The answer to a request the per-IP limit refused: the same envelope and headers as any other
+/// error, written from the prebuilt head with one allocation for the body.
+fn rate_limited(state: &AppState, headers: &HeaderMap, path: &str, wait: u64) -> Response {
+    let mut buf = [0; uuid::fmt::Hyphenated::LENGTH];
+    let cid = correlation_id_in(headers, &mut buf);
+    let head = rate_limited_head();
+    let mut seconds = itoa::Buffer::new();
+    let seconds = seconds.format(wait);
+    let mut body = Vec::with_capacity(head.len() + cid.len() + seconds.len() + 18);
+    body.extend_from_slice(head);
+    body.extend_from_slice(cid.as_bytes());
+    body.extend_from_slice(b"\",\"retryAfter\":");
+    body.extend_from_slice(seconds.as_bytes());
+    body.extend_from_slice(b"}}");
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    let out = response.headers_mut();
+    out.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    out.insert(header::RETRY_AFTER, HeaderValue::from(wait));
+    finish_headers(state, out, cid, path);
     response
 }
 
@@ -246,8 +335,18 @@ fn render_error(
     headers.remove(header::CONTENT_LENGTH);
 
     if status.is_server_error() {
+        // Nobody signed in and the fault is a missing setup or an upstream: counted for
+        // /metrics, not stored row by row (a stranger could repeat it without end).
+        if ctx.user_id.get().is_none() && state.unlogged_errors().count(report.code) {
+            span.in_scope(|| {
+                tracing::debug!(code = report.code.as_str(), "request failed (counted)");
+            });
+            return;
+        }
         span.in_scope(|| {
             tracing::error!(
+                method = %method,
+                path,
                 code = report.code.as_str(),
                 status = status.as_u16(),
                 detail = report.internal_detail.as_deref().unwrap_or(""),
@@ -334,29 +433,32 @@ pub async fn method_not_allowed() -> AppError {
 }
 
 /// The client's address: the socket peer, or the first untrusted hop of `X-Forwarded-For` when
-/// the peer is a trusted proxy.
+/// the peer is a trusted proxy. Addresses are canonical (an IPv4-mapped peer, as a `[::]`
+/// listener reports IPv4 clients, is the IPv4 address). An untrusted peer that sends
+/// `X-Forwarded-For` is logged, at most once an hour, naming `server.trusted_proxies`.
+/// Allocates nothing: it runs on every request.
 pub fn client_ip(
     peer: Option<&ConnectInfo<SocketAddr>>,
     headers: &HeaderMap,
-    trusted: &[std::net::IpAddr],
+    trusted: &crate::net::TrustedProxies,
 ) -> Option<std::net::IpAddr> {
-    let peer = peer.map(|c| c.0.ip())?;
-    if !trusted.contains(&peer) {
+    let peer = peer.map(|c| c.0.ip().to_canonical())?;
+    if !trusted.contains(peer) {
+        if headers.contains_key("x-forwarded-for") {
+            trusted.warn_untrusted_forwarded(peer);
+        }
         return Some(peer);
     }
-    let forwarded = headers
+    // Walk from the nearest hop back, skipping our own proxies.
+    headers
         .get_all("x-forwarded-for")
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse::<std::net::IpAddr>().ok())
-        .collect::<Vec<_>>();
-    // Walk from the nearest hop back, skipping our own proxies.
-    forwarded
-        .iter()
         .rev()
-        .find(|ip| !trusted.contains(ip))
-        .copied()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.rsplit(','))
+        .filter_map(|s| s.trim().parse::<std::net::IpAddr>().ok())
+        .map(|ip| ip.to_canonical())
+        .find(|ip| !trusted.contains(*ip))
         .or(Some(peer))
 }
 
@@ -545,6 +647,14 @@ mod tests {
         assert!(parse_json::<Body>(br#"{"name":"a","age":3}"#).is_ok());
     }
 
+    fn trusted(entries: &[&str]) -> crate::net::TrustedProxies {
+        entries
+            .iter()
+            .map(|e| e.parse().unwrap())
+            .collect::<Vec<crate::net::IpRange>>()
+            .into()
+    }
+
     #[test]
     fn forwarded_for_is_believed_only_from_trusted_proxies() {
         let mut h = HeaderMap::new();
@@ -556,18 +666,78 @@ mod tests {
         let proxy: std::net::IpAddr = "10.0.0.1".parse().unwrap();
         let inner_proxy: std::net::IpAddr = "10.0.0.2".parse().unwrap();
         assert_eq!(
-            client_ip(Some(&peer), &h, &[]),
+            client_ip(Some(&peer), &h, &trusted(&[])),
             Some(proxy),
             "untrusted peer"
         );
         assert_eq!(
-            client_ip(Some(&peer), &h, &[proxy, inner_proxy]),
+            client_ip(Some(&peer), &h, &trusted(&["10.0.0.1", "10.0.0.2"])),
             Some("203.0.113.9".parse().unwrap())
         );
         assert_eq!(
-            client_ip(Some(&peer), &h, &[proxy]),
+            client_ip(Some(&peer), &h, &trusted(&["10.0.0.1"])),
             Some(inner_proxy),
             "the first untrusted hop"
+        );
+        assert_eq!(
+            client_ip(Some(&peer), &h, &trusted(&["10.0.0.0/8"])),
+            Some("203.0.113.9".parse().unwrap()),
+            "a CIDR range covers both proxies"
+        );
+        // Several headers are one list, in order.
+        h.append("x-forwarded-for", HeaderValue::from_static("198.51.100.4"));
+        assert_eq!(
+            client_ip(Some(&peer), &h, &trusted(&["10.0.0.0/8"])),
+            Some("198.51.100.4".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn forwarded_for_from_an_untrusted_peer_is_reported() {
+        use crate::clock::Clock;
+        let now = || crate::clock::SystemClock.now_ms();
+        let peer = ConnectInfo(SocketAddr::from(([192, 0, 2, 5], 5555)));
+        let mut h = HeaderMap::new();
+        let quiet = trusted(&["10.0.0.1"]);
+        client_ip(Some(&peer), &h, &quiet);
+        assert!(quiet.forwarded_warning_due(now()), "no header, no warning");
+
+        h.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.9"));
+        let warned = trusted(&["10.0.0.1"]);
+        assert_eq!(
+            client_ip(Some(&peer), &h, &warned),
+            Some("192.0.2.5".parse().unwrap())
+        );
+        assert!(
+            !warned.forwarded_warning_due(now()),
+            "client_ip has just warned; the next warning waits an hour"
+        );
+    }
+
+    #[test]
+    fn an_ipv4_mapped_peer_is_its_ipv4_address() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.9"));
+        let mapped: std::net::IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        let peer = ConnectInfo(SocketAddr::new(mapped, 5555));
+        assert_eq!(
+            client_ip(Some(&peer), &h, &trusted(&["127.0.0.1"])),
+            Some("203.0.113.9".parse().unwrap()),
+            "a [::] listener's IPv4 proxy is trusted"
+        );
+        assert_eq!(
+            client_ip(Some(&peer), &HeaderMap::new(), &trusted(&[])),
+            Some("127.0.0.1".parse().unwrap()),
+            "and is the IPv4 client when not a proxy"
+        );
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("::ffff:198.51.100.7"),
+        );
+        assert_eq!(
+            client_ip(Some(&peer), &h, &trusted(&["127.0.0.1"])),
+            Some("198.51.100.7".parse().unwrap()),
+            "forwarded hops are canonical too"
         );
     }
 }

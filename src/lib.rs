@@ -29,6 +29,7 @@ pub mod integrations;
 pub mod media;
 pub mod metrics;
 pub mod monitor;
+pub mod net;
 pub mod notifications;
 pub mod pagination;
 pub mod plex;
@@ -117,13 +118,9 @@ pub fn api_routes() -> routes::Routes {
 
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
-    let routes = api_routes()
-        .into_router()
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            ratelimit::limit_ip,
-        ));
-    with_edge(routes, state)
+    // The per-IP limit is checked by the edge itself (`ratelimit::ip_refusal`), before it spends
+    // anything on a request.
+    with_edge(api_routes().into_router(), state)
 }
 
 /// Wraps routes in the layers every response passes through: fallbacks for unknown paths (the

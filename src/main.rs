@@ -198,7 +198,10 @@ fn reset_admin_password(config: &Config, username: &str) -> Result<(), String> {
     let conn = db.connection_blocking().map_err(|e| e.to_string())?;
     let password = medianest::auth::first_run::reset_password(&conn, username)?;
     println!("New password for {username}: {password}");
-    println!("It must be changed at the next sign-in; the account's sessions have ended.");
+    println!(
+        "It must be changed at the next sign-in; the account's sessions have ended and its \
+         sign-in lockouts are cleared."
+    );
     Ok(())
 }
 

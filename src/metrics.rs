@@ -189,6 +189,16 @@ async fn metrics(State(state): State<AppState>, mut parts: Parts) -> AppResult<R
         dl.sample(&[("status", status)], n as f64);
     }
 
+    let mut unlogged = MetricFamily::new(
+        &mut out,
+        "medianest_unlogged_errors_total",
+        "Anonymous 5xx (not set up, upstream faults) counted instead of stored in the error log.",
+        MetricKind::Counter,
+    );
+    for (code, n) in state.unlogged_errors().snapshot() {
+        unlogged.sample(&[("code", code)], n as f64);
+    }
+
     if let Some(rss) = process_rss_bytes() {
         write_gauge(
             &mut out,

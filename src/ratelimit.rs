@@ -1,10 +1,15 @@
 //! Rate limits (SPEC section 11).
 //!
-//! - Per client IP on every route and per signed-in user: token buckets in memory (governor).
-//! - Failed sign-ins per IP and Plex PIN creation per IP: fixed windows in memory.
-//! - Failed sign-ins per username: fixed windows in the `rate_limits` table, so a restart does
-//!   not hand an attacker a fresh set of guesses.
+//! - Per client on every route and per signed-in user: token buckets in memory (governor).
+//! - Failed sign-ins per client and Plex PIN creation per client: fixed windows in memory.
+//! - Failed sign-ins per (username, client): fixed windows in the `rate_limits` table, so a
+//!   restart does not hand an attacker a fresh set of guesses; and per username from any client,
+//!   a growing delay (not a lock, so nobody elsewhere can lock the owner out). See
+//!   [`login_failures`].
 //!
+//! A client is its IP address, an IPv6 client its /64 ([`crate::net::client_key`]).
+//! A sign-in attempt is reserved (checked and counted in one step) before the password is hashed,
+//! and refunded when the password was right, so parallel guesses cannot all pass the check.
 //! Windows are read from the injected clock so tests move time instead of sleeping.
 
 use std::collections::HashMap;
@@ -12,10 +17,9 @@ use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Mutex;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::HeaderValue;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use governor::clock::DefaultClock;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
@@ -23,6 +27,7 @@ use rusqlite::OptionalExtension;
 
 use crate::config::LimitsConfig;
 use crate::error::{AppError, AppResult, ErrorCode};
+use crate::net::client_key;
 use crate::state::AppState;
 
 /// The sign-in failure window.
@@ -35,7 +40,8 @@ type Keyed<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock>;
 /// The in-memory limiters.
 pub struct Limiters {
     per_ip: Keyed<IpAddr>,
-    per_user: Keyed<String>,
+    /// Keyed by [`user_key`], so a check allocates nothing.
+    per_user: Keyed<u128>,
     login_per_ip: FixedWindows<IpAddr>,
     pin_per_ip: FixedWindows<IpAddr>,
     config: LimitsConfig,
@@ -65,38 +71,58 @@ impl Limiters {
         }
     }
 
-    /// Checks the per-IP bucket.
-    pub fn check_ip(&self, ip: IpAddr) -> AppResult<()> {
-        self.per_ip.check_key(&ip).map_err(too_many)
+    /// Checks the per-client bucket (an IPv6 client's /64): `Err(seconds to wait)` when it is
+    /// empty. Allocates nothing: a flood is refused on this path, so it must stay the cheapest
+    /// answer the server gives.
+    pub fn check_ip(&self, ip: IpAddr) -> Result<(), u64> {
+        self.per_ip
+            .check_key(&client_key(ip))
+            .map_err(|not_until| wait_secs(&not_until, self.per_ip.clock()))
     }
 
     /// Checks the per-user bucket.
     pub fn check_user(&self, user_id: &str) -> AppResult<()> {
         self.per_user
-            .check_key(&user_id.to_owned())
-            .map_err(too_many)
+            .check_key(&user_key(user_id))
+            .map_err(|not_until| {
+                AppError::new(ErrorCode::RateLimited)
+                    .with_retry_after(wait_secs(&not_until, self.per_user.clock()))
+            })
     }
 
-    /// Failed sign-ins from `ip` in the current window; `Err` once the limit is reached.
-    pub fn login_ip_allowed(&self, ip: IpAddr, now_ms: i64) -> Result<(), u64> {
-        self.login_per_ip.check(ip, now_ms)
+    /// Reserves a sign-in attempt from `ip`'s client: counts it as a failure now, before the
+    /// password is hashed, or `Err(seconds to wait)` when the window's failures are used up.
+    /// [`Limiters::login_ip_refund`] takes it back when the password was right.
+    pub fn login_ip_reserve(&self, ip: IpAddr, now_ms: i64) -> Result<WindowState, u64> {
+        self.login_per_ip.reserve(client_key(ip), now_ms)
     }
 
-    /// Counts a failed sign-in from `ip`.
-    pub fn login_ip_failed(&self, ip: IpAddr, now_ms: i64) {
-        self.login_per_ip.hit(ip, now_ms);
+    /// Takes back a reservation of [`Limiters::login_ip_reserve`] (a right password, or an
+    /// attempt refused before its password was checked).
+    pub fn login_ip_refund(&self, ip: IpAddr, reserved: &WindowState) {
+        self.login_per_ip.refund(client_key(ip), reserved);
     }
 
-    /// Counts a PIN creation from `ip`; the state after it for the `X-RateLimit-*` headers, or
-    /// the seconds to wait.
+    /// Forgets every client's sign-in failures (after `medianest reset-admin-password`, whose
+    /// admin must get in at once even from an address an attacker shares).
+    pub fn clear_login_windows(&self) {
+        self.login_per_ip.clear();
+    }
+
+    /// Counts a PIN creation from `ip`'s client; the state after it for the `X-RateLimit-*`
+    /// headers, or the seconds to wait.
     pub fn pin_hit(&self, ip: IpAddr, now_ms: i64) -> Result<WindowState, u64> {
-        self.pin_per_ip.check(ip, now_ms)?;
-        Ok(self.pin_per_ip.hit(ip, now_ms))
+        self.pin_per_ip.reserve(client_key(ip), now_ms)
     }
 
     /// The per-username failure limit.
     pub fn login_failures_per_username(&self) -> u32 {
         self.config.login_failures_per_username
+    }
+
+    /// The cap of the per-username delay, in seconds.
+    pub fn login_delay_max_secs(&self) -> u64 {
+        self.config.login_delay_max_secs
     }
 
     /// Drops idle keys (called by housekeeping).
@@ -108,12 +134,29 @@ impl Limiters {
     }
 }
 
-/// `RATE_LIMITED` with the wait governor computed.
-fn too_many(
-    not_until: governor::NotUntil<<DefaultClock as governor::clock::Clock>::Instant>,
-) -> AppError {
-    let wait = not_until.wait_time_from(governor::clock::Clock::now(&DefaultClock::default()));
-    AppError::new(ErrorCode::RateLimited).with_retry_after(wait.as_secs().max(1))
+/// A user's key in the per-user bucket: the id's UUID bits (every user id is a UUID), else a
+/// 64-bit hash of the text.
+fn user_key(user_id: &str) -> u128 {
+    uuid::Uuid::try_parse(user_id).map_or_else(
+        |_| {
+            use std::hash::{Hash, Hasher};
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            user_id.hash(&mut hasher);
+            u128::from(hasher.finish())
+        },
+        |id| id.as_u128(),
+    )
+}
+
+/// The whole seconds (at least 1) until a refused bucket lets a request through, read from the
+/// limiter's own clock. (`DefaultClock::default()` here would calibrate a new clock on every
+/// refusal: half of a flood's CPU time went there.)
+fn wait_secs(
+    not_until: &governor::NotUntil<<DefaultClock as governor::clock::Clock>::Instant>,
+    clock: &DefaultClock,
+) -> u64 {
+    let wait = not_until.wait_time_from(governor::clock::Clock::now(clock));
+    wait.as_secs().max(1)
 }
 
 /// Where a fixed window stands.
@@ -155,31 +198,42 @@ impl<K: std::hash::Hash + Eq + Copy> FixedWindows<K> {
         now_ms - now_ms.rem_euclid(self.window_ms)
     }
 
-    /// `Err(seconds to wait)` when the limit is reached.
-    fn check(&self, key: K, now_ms: i64) -> Result<(), u64> {
-        let start = self.window_start(now_ms);
-        let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        match counts.get(&key) {
-            Some((s, n)) if *s == start && *n >= self.limit => {
-                Err(seconds_until(start + self.window_ms, now_ms))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    fn hit(&self, key: K, now_ms: i64) -> WindowState {
+    /// Counts one hit in `key`'s window, or `Err(seconds to wait)` when the limit is reached:
+    /// the check and the count happen under one lock, so parallel callers cannot all pass.
+    fn reserve(&self, key: K, now_ms: i64) -> Result<WindowState, u64> {
         let start = self.window_start(now_ms);
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         let entry = counts.entry(key).or_insert((start, 0));
         if entry.0 != start {
             *entry = (start, 0);
         }
-        entry.1 = entry.1.saturating_add(1);
-        WindowState {
-            limit: self.limit,
-            remaining: self.limit.saturating_sub(entry.1),
-            reset_secs: (start + self.window_ms) / 1000,
+        if entry.1 >= self.limit {
+            return Err(seconds_until(start + self.window_ms, now_ms));
         }
+        entry.1 += 1;
+        Ok(WindowState {
+            limit: self.limit,
+            remaining: self.limit - entry.1,
+            reset_secs: (start + self.window_ms) / 1000,
+        })
+    }
+
+    /// Takes back one hit counted by [`FixedWindows::reserve`] (if its window is still current).
+    fn refund(&self, key: K, reserved: &WindowState) {
+        let start = reserved.reset_secs * 1000 - self.window_ms;
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = counts.get_mut(&key)
+            && entry.0 == start
+        {
+            entry.1 = entry.1.saturating_sub(1);
+        }
+    }
+
+    fn clear(&self) {
+        self.counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     fn shrink(&self, now_ms: i64) {
@@ -197,85 +251,174 @@ fn seconds_until(end_ms: i64, now_ms: i64) -> u64 {
         .max(1)
 }
 
-/// Failed sign-ins for a username, persisted in `rate_limits`.
+/// Failed sign-ins at an account, persisted in `rate_limits`.
+///
+/// - Per (account, client), endpoint `login`, key `login:<account>|<client>`: `limit` failures
+///   in the 15-minute window lock the account *for that client* until the window ends. Another
+///   client (the owner) is not locked out by them.
+/// - Per account from every client, endpoint `login_user`, key `login:<account>`: once `limit`
+///   failures are counted in the window, each further attempt must wait after the last failure:
+///   1 s, then 2, 4 ... up to `delay_max_secs`. This slows a guesser with many addresses without
+///   letting anyone lock the owner out for long.
+///
+/// [`reserve`] checks both and counts the attempt in one write transaction before the password
+/// is hashed; [`refund`] takes it back when the password was right.
 pub mod login_failures {
     use super::*;
     use rusqlite::Connection;
 
-    const ENDPOINT: &str = "login";
+    /// Rows per (account, client).
+    pub const ENDPOINT: &str = "login";
+    /// Rows per account (every client).
+    pub const ACCOUNT_ENDPOINT: &str = "login_user";
 
-    fn key(username: &str) -> String {
-        format!("login:{}", username.to_lowercase())
+    /// The per-account key; the per-client keys start with it and `|`.
+    pub fn account_key(account: &str) -> String {
+        format!("login:{}", account.to_lowercase())
+    }
+
+    fn client_row_key(account: &str, client: &str) -> String {
+        format!("{}|{client}", account_key(account))
     }
 
     fn window_start(now_ms: i64) -> i64 {
         now_ms - now_ms.rem_euclid(LOGIN_WINDOW_MS)
     }
 
-    /// Where the account's failure window stands; `Err(seconds to wait)` when `limit` failures
-    /// are already counted in it.
-    pub fn check(
+    /// The wait after the last failure once `failures` (at least `limit`) are counted.
+    pub fn delay_secs(failures: u32, limit: u32, delay_max_secs: u64) -> u64 {
+        let doublings = failures.saturating_sub(limit).min(32);
+        (1u64 << doublings).min(delay_max_secs.max(1))
+    }
+
+    /// A counted attempt, for the `X-RateLimit-*` headers and [`refund`].
+    #[derive(Debug, Clone)]
+    pub struct Reservation {
+        /// The (account, client) window after this attempt.
+        pub window: WindowState,
+        account: String,
+        client: String,
+        window_start: i64,
+        at_ms: i64,
+        previous_last_at: Option<i64>,
+    }
+
+    /// Checks the account's limits for `client` and counts this attempt as a failure, in the
+    /// caller's write transaction (so concurrent attempts are serialized); `Err(seconds to
+    /// wait)` when the account is locked for this client or must wait out its delay.
+    pub fn reserve(
         conn: &Connection,
-        username: &str,
+        account: &str,
+        client: &str,
         limit: u32,
+        delay_max_secs: u64,
         now_ms: i64,
-    ) -> AppResult<Result<WindowState, u64>> {
+    ) -> AppResult<Result<Reservation, u64>> {
         let start = window_start(now_ms);
-        let count: i64 = conn
-            .prepare_cached(
-                "SELECT request_count FROM rate_limits
-                 WHERE key = ?1 AND endpoint = ?2 AND window_start = ?3",
-            )?
-            .query_row(rusqlite::params![key(username), ENDPOINT, start], |r| {
-                r.get(0)
-            })
-            .optional()?
-            .unwrap_or(0);
-        if count >= i64::from(limit) {
+        let client_key = client_row_key(account, client);
+        let account_key = account_key(account);
+        let count = |key: &str, endpoint: &str| -> AppResult<Option<(i64, Option<i64>)>> {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT request_count, last_at FROM rate_limits
+                     WHERE key = ?1 AND endpoint = ?2 AND window_start = ?3",
+                )?
+                .query_row(rusqlite::params![key, endpoint, start], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()?)
+        };
+        let client_count = count(&client_key, ENDPOINT)?.map_or(0, |(n, _)| n);
+        if client_count >= i64::from(limit) {
             return Ok(Err(seconds_until(start + LOGIN_WINDOW_MS, now_ms)));
         }
-        Ok(Ok(WindowState {
-            limit,
-            remaining: limit.saturating_sub(u32::try_from(count).unwrap_or(u32::MAX)),
-            reset_secs: (start + LOGIN_WINDOW_MS) / 1000,
+        let (account_count, last_at) = count(&account_key, ACCOUNT_ENDPOINT)?.unwrap_or((0, None));
+        let account_count = u32::try_from(account_count).unwrap_or(u32::MAX);
+        if account_count >= limit
+            && let Some(last) = last_at
+        {
+            let delay_ms = i64::try_from(delay_secs(account_count, limit, delay_max_secs))
+                .unwrap_or(i64::MAX)
+                .saturating_mul(1000);
+            let until = last.saturating_add(delay_ms);
+            if now_ms < until {
+                return Ok(Err(seconds_until(until, now_ms)));
+            }
+        }
+        let mut upsert = conn.prepare_cached(
+            "INSERT INTO rate_limits (key, endpoint, request_count, window_start, last_at)
+             VALUES (?1, ?2, 1, ?3, ?4)
+             ON CONFLICT (key, endpoint, window_start)
+             DO UPDATE SET request_count = request_count + 1, last_at = ?4",
+        )?;
+        upsert.execute(rusqlite::params![client_key, ENDPOINT, start, now_ms])?;
+        upsert.execute(rusqlite::params![
+            account_key,
+            ACCOUNT_ENDPOINT,
+            start,
+            now_ms
+        ])?;
+        let used = u32::try_from(client_count + 1).unwrap_or(u32::MAX);
+        Ok(Ok(Reservation {
+            window: WindowState {
+                limit,
+                remaining: limit.saturating_sub(used),
+                reset_secs: (start + LOGIN_WINDOW_MS) / 1000,
+            },
+            account: account.to_owned(),
+            client: client.to_owned(),
+            window_start: start,
+            at_ms: now_ms,
+            previous_last_at: last_at,
         }))
     }
 
-    /// Counts one failure.
-    pub fn record(conn: &Connection, username: &str, now_ms: i64) -> AppResult<()> {
+    /// Takes back a reservation after a right password: the client's failures at the account
+    /// are forgotten, and the attempt no longer counts towards the account's delay.
+    pub fn refund(conn: &Connection, reservation: &Reservation) -> AppResult<()> {
+        conn.prepare_cached("DELETE FROM rate_limits WHERE key = ?1 AND endpoint = ?2")?
+            .execute(rusqlite::params![
+                client_row_key(&reservation.account, &reservation.client),
+                ENDPOINT
+            ])?;
         conn.prepare_cached(
-            "INSERT INTO rate_limits (key, endpoint, request_count, window_start)
-             VALUES (?1, ?2, 1, ?3)
-             ON CONFLICT (key, endpoint, window_start)
-             DO UPDATE SET request_count = request_count + 1",
+            "UPDATE rate_limits
+             SET request_count = max(request_count - 1, 0),
+                 last_at = CASE WHEN last_at = ?4 THEN ?5 ELSE last_at END
+             WHERE key = ?1 AND endpoint = ?2 AND window_start = ?3",
         )?
         .execute(rusqlite::params![
-            key(username),
-            ENDPOINT,
-            window_start(now_ms)
+            account_key(&reservation.account),
+            ACCOUNT_ENDPOINT,
+            reservation.window_start,
+            reservation.at_ms,
+            reservation.previous_last_at,
         ])?;
         Ok(())
     }
 
-    /// Forgets the failures after a successful sign-in.
-    pub fn clear(conn: &Connection, username: &str) -> AppResult<()> {
-        conn.prepare_cached("DELETE FROM rate_limits WHERE key = ?1 AND endpoint = ?2")?
-            .execute(rusqlite::params![key(username), ENDPOINT])?;
-        Ok(())
+    /// Forgets every failure counted against `account`, from every client (the break-glass
+    /// `medianest reset-admin-password`); the number of rows deleted.
+    pub fn clear_account(conn: &Connection, account: &str) -> AppResult<usize> {
+        let key = account_key(account);
+        let prefix = format!("{key}|");
+        Ok(conn
+            .prepare_cached(
+                "DELETE FROM rate_limits
+                 WHERE (endpoint = ?3 AND key = ?1)
+                    OR (endpoint = ?4 AND key >= ?2 AND substr(key, 1, length(?2)) = ?2)",
+            )?
+            .execute(rusqlite::params![key, prefix, ACCOUNT_ENDPOINT, ENDPOINT])?)
     }
 }
 
-/// Middleware: the per-IP limit on every route. Requests without a known peer (router tests)
-/// pass.
-pub async fn limit_ip(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// The per-IP limit of every route, checked by the edge before it spends anything on the request:
+/// `Some(seconds to wait)` when the caller's bucket is empty. Requests without a known peer
+/// (router tests) pass.
+pub fn ip_refusal(state: &AppState, req: &Request) -> Option<u64> {
     let peer = req.extensions().get::<ConnectInfo<std::net::SocketAddr>>();
-    if let Some(ip) =
-        crate::http::client_ip(peer, req.headers(), &state.config().server.trusted_proxies)
-        && let Err(e) = state.limiters().check_ip(ip)
-    {
-        return e.into_response();
-    }
-    next.run(req).await
+    let ip = crate::http::client_ip(peer, req.headers(), &state.config().server.trusted_proxies)?;
+    state.limiters().check_ip(ip).err()
 }
 
 #[cfg(test)]
@@ -284,39 +427,153 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fixed_windows_count_and_reset() {
+    fn fixed_windows_reserve_refund_and_reset() {
         let w = FixedWindows::new(1000, 2);
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
-        assert!(w.check(ip, 10_100).is_ok());
-        assert_eq!(w.hit(ip, 10_100).remaining, 1);
-        assert_eq!(w.hit(ip, 10_200).remaining, 0);
-        assert_eq!(w.check(ip, 10_500), Err(1));
-        assert!(w.check(ip, 11_000).is_ok(), "next window");
-        assert_eq!(w.hit(ip, 11_000).remaining, 1);
+        assert_eq!(w.reserve(ip, 10_100).unwrap().remaining, 1);
+        let second = w.reserve(ip, 10_200).unwrap();
+        assert_eq!(second.remaining, 0);
+        assert_eq!(w.reserve(ip, 10_500), Err(1), "the limit is reached");
+        w.refund(ip, &second);
+        assert_eq!(w.reserve(ip, 10_600).unwrap().remaining, 0, "refunded");
+        assert_eq!(w.reserve(ip, 11_000).unwrap().remaining, 1, "next window");
+        // A refund from an ended window does not touch the current one.
+        w.refund(ip, &second);
+        assert_eq!(w.reserve(ip, 11_100).unwrap().remaining, 0);
         w.shrink(50_000);
         assert!(w.counts.lock().unwrap().is_empty());
     }
 
-    #[test]
-    fn username_failures_persist_in_the_table() {
+    fn migrated() -> rusqlite::Connection {
         let mut conn = rusqlite::Connection::open_in_memory().unwrap();
         crate::db::migrations::apply(&mut conn).unwrap();
-        let now = 1_800_000_000_000;
+        conn
+    }
+
+    const NOW: i64 = 1_800_000_000_000;
+
+    #[test]
+    fn failures_lock_an_account_for_one_client_and_persist_in_the_table() {
+        let conn = migrated();
         for _ in 0..5 {
-            assert!(login_failures::check(&conn, "Ann", 5, now).unwrap().is_ok());
-            login_failures::record(&conn, "ann", now).unwrap();
+            login_failures::reserve(&conn, "Ann", "192.0.2.1", 5, 30, NOW)
+                .unwrap()
+                .unwrap();
         }
-        let wait = login_failures::check(&conn, "ANN", 5, now)
+        let wait = login_failures::reserve(&conn, "ANN", "192.0.2.1", 5, 30, NOW)
             .unwrap()
             .unwrap_err();
         assert!(wait > 0 && wait <= 15 * 60);
+        let stored: i64 = conn
+            .query_row(
+                "SELECT request_count FROM rate_limits WHERE key = 'login:ann|192.0.2.1'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(stored, 5, "the refused attempt was not counted");
+        // The window ends.
+        let next = NOW + LOGIN_WINDOW_MS;
         assert!(
-            login_failures::check(&conn, "ann", 5, now + LOGIN_WINDOW_MS)
+            login_failures::reserve(&conn, "ann", "192.0.2.1", 5, 30, next)
                 .unwrap()
                 .is_ok()
         );
-        login_failures::clear(&conn, "ann").unwrap();
-        assert!(login_failures::check(&conn, "ann", 5, now).unwrap().is_ok());
+        // A right password forgets the client's failures.
+        let r = login_failures::reserve(&conn, "ann", "192.0.2.9", 5, 30, next + 60_000)
+            .unwrap()
+            .unwrap();
+        login_failures::refund(&conn, &r).unwrap();
+        let rows: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM rate_limits WHERE key = 'login:ann|192.0.2.9'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(rows, 0);
+    }
+
+    #[test]
+    fn failures_from_many_clients_only_slow_an_account_down() {
+        let conn = migrated();
+        let client = |i: u32| format!("198.51.100.{i}");
+        let reserve = |i: u32, at: i64| {
+            login_failures::reserve(&conn, "admin", &client(i), 5, 30, at).unwrap()
+        };
+        // Five failures from five clients: no delay yet.
+        for i in 0..5 {
+            reserve(i, NOW).unwrap();
+        }
+        // Then 1 s after the last failure, 2 s, 4 s ... capped at 30 s.
+        let mut at = NOW;
+        for (i, expected) in [1u64, 2, 4, 8, 16, 30, 30].into_iter().enumerate() {
+            let i = u32::try_from(i).unwrap() + 10;
+            let wait = reserve(i, at).unwrap_err();
+            assert_eq!(wait, expected, "failure {}", i - 5);
+            let ms = i64::try_from(expected).unwrap() * 1000;
+            assert_eq!(reserve(i, at + ms - 1).unwrap_err(), 1, "not yet");
+            at += ms;
+            reserve(i, at).unwrap();
+        }
+        // The owner's right password, once the delay has passed, refunds only its own attempt:
+        // the account stands as if it had not been made.
+        at += 30_000;
+        let owner = reserve(99, at).unwrap();
+        login_failures::refund(&conn, &owner).unwrap();
+        reserve(98, at).unwrap();
+        assert_eq!(reserve(97, at).unwrap_err(), 30);
+        assert_eq!(login_failures::delay_secs(5, 5, 30), 1);
+        assert_eq!(login_failures::delay_secs(500, 5, 30), 30);
+    }
+
+    #[test]
+    fn clearing_an_account_forgets_every_client() {
+        let conn = migrated();
+        for _ in 0..5 {
+            login_failures::reserve(&conn, "admin", "192.0.2.1", 5, 30, NOW)
+                .unwrap()
+                .unwrap();
+        }
+        // Each after the growing delay.
+        for (client, at) in [
+            ("192.0.2.2", NOW + 60_000),
+            ("2001:db8::/64", NOW + 120_000),
+        ] {
+            login_failures::reserve(&conn, "admin", client, 5, 30, at)
+                .unwrap()
+                .unwrap();
+        }
+        login_failures::reserve(&conn, "administrator", "192.0.2.1", 5, 30, NOW)
+            .unwrap()
+            .unwrap();
+        assert_eq!(login_failures::clear_account(&conn, "Admin").unwrap(), 4);
+        login_failures::reserve(&conn, "admin", "192.0.2.1", 5, 30, NOW)
+            .unwrap()
+            .unwrap();
+        let others: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM rate_limits WHERE key LIKE 'login:administrator%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(others, 2, "another account's rows stay");
+    }
+
+    #[test]
+    fn an_ipv6_client_is_limited_by_its_64() {
+        let l = Limiters::new(&LimitsConfig {
+            login_failures_per_ip: 2,
+            ..LimitsConfig::default()
+        });
+        let a: IpAddr = "2001:db8:5:6::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:5:6:ffff:1:2:3".parse().unwrap();
+        l.login_ip_reserve(a, NOW).unwrap();
+        l.login_ip_reserve(b, NOW).unwrap();
+        assert!(l.login_ip_reserve(a, NOW).is_err(), "one /64, one window");
+        l.login_ip_reserve("2001:db8:5:7::1".parse().unwrap(), NOW)
+            .unwrap();
     }
 
     #[test]
@@ -330,9 +587,8 @@ mod tests {
         for _ in 0..3 {
             l.check_ip(ip).unwrap();
         }
-        let e = l.check_ip(ip).unwrap_err();
-        assert_eq!(e.code(), ErrorCode::RateLimited);
-        assert!(e.report().retry_after.is_some());
+        let wait = l.check_ip(ip).unwrap_err();
+        assert!((1..=2).contains(&wait), "{wait}");
         l.check_ip("10.0.0.10".parse().unwrap()).unwrap();
     }
 }

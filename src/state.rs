@@ -71,6 +71,7 @@ struct Inner {
     error_log: mpsc::Sender<ErrorLogEntry>,
     error_log_rx: std::sync::Mutex<Option<mpsc::Receiver<ErrorLogEntry>>>,
     error_log_dropped: AtomicU64,
+    unlogged_errors: crate::error_log::UnloggedErrors,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -118,7 +119,7 @@ impl AppState {
                 health_manager: HealthManager::new(),
                 media: MediaState::new(clock.clone()),
                 dashboard: DashboardCache::new(clock.clone()),
-                youtube: crate::youtube::Youtube::new(clock.clone()),
+                youtube: crate::youtube::Youtube::new(clock.clone(), &config.youtube),
                 cpu: Arc::new(Semaphore::new(CPU_JOBS)),
                 config: Arc::new(config),
                 db,
@@ -129,6 +130,7 @@ impl AppState {
                 error_log: tx,
                 error_log_rx: std::sync::Mutex::new(Some(rx)),
                 error_log_dropped: AtomicU64::new(0),
+                unlogged_errors: crate::error_log::UnloggedErrors::default(),
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
             }),
@@ -279,6 +281,11 @@ impl AppState {
         self.inner.error_log_dropped.load(Ordering::Relaxed)
     }
 
+    /// Anonymous 5xx counted instead of stored (`crate::error_log::UNLOGGED_CODES`).
+    pub fn unlogged_errors(&self) -> &crate::error_log::UnloggedErrors {
+        &self.inner.unlogged_errors
+    }
+
     /// Starts the background tasks: the error-log writer and housekeeping.
     pub fn start_background(&self) {
         let rx = self
@@ -292,6 +299,7 @@ impl AppState {
         }
         self.spawn_task(crate::housekeeping::run(self.clone()));
         self.spawn_task(crate::housekeeping::watch_memory(self.clone()));
+        self.spawn_task(crate::auth::session::watch_auth_epoch(self.clone()));
         self.spawn_task(crate::services::run(self.clone()));
         self.spawn_task(crate::home::watch(self.clone()));
         self.spawn_task(crate::media::reconcile::run(self.clone()));

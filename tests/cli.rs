@@ -949,3 +949,97 @@ fn a_download_interrupted_by_sigkill_resumes_and_completes_after_the_restart() {
     let runs = std::fs::read_to_string(sim_dir.join("sim-state/runs.log")).unwrap();
     assert_eq!(runs.lines().count(), 2, "{runs}");
 }
+
+/// The break-glass `medianest reset-admin-password`, run while the server is up and the admin's
+/// username and address are locked out by failed sign-ins: the new password signs in at once
+/// (the lockouts are cleared), and a session of the old password is refused within a couple of seconds (the
+/// running server drops its session cache, which would otherwise honour it for up to 60 s).
+#[test]
+fn reset_admin_password_clears_the_lockout_and_the_running_server_drops_old_sessions() {
+    const FIRST_PASSWORD: &str = "the first admin password";
+    let dir = tempfile::tempdir().unwrap();
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let data_dir = dir.path().join("data");
+    let mut cmd = medianest(dir.path());
+    cmd.env("MEDIANEST_ADMIN_PASSWORD", FIRST_PASSWORD)
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .arg("--listen")
+        .arg(addr.to_string())
+        .arg("serve");
+    let server = Server::spawn(&dir, cmd, addr, data_dir.clone());
+    let agent = agent();
+    let login = |password: &str| {
+        json_of(
+            agent
+                .post(&server.url("/api/v1/auth/login"))
+                .header("Content-Type", "application/json")
+                .send(serde_json::json!({"username": "admin", "password": password}).to_string())
+                .unwrap(),
+        )
+    };
+    let (status, body) = login(FIRST_PASSWORD);
+    assert_eq!(status, 200, "{body}");
+    let bearer = format!("Bearer {}", body["data"]["token"].as_str().unwrap());
+    let session = || {
+        agent
+            .get(&server.url("/api/v1/auth/session"))
+            .header("Authorization", &bearer)
+            .call()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(session(), 200, "the session is valid (and now cached)");
+    for _ in 0..5 {
+        assert_eq!(login("not the password").0, 401);
+    }
+    assert_eq!(login(FIRST_PASSWORD).0, 429, "locked out");
+    // And the address too (login_failures_per_ip, counted in the server's memory): the reset
+    // must let the admin in even from an address an attacker shares.
+    for i in 0..15 {
+        let (status, body) = json_of(
+            agent
+                .post(&server.url("/api/v1/auth/login"))
+                .header("Content-Type", "application/json")
+                .send(
+                    serde_json::json!({"username": format!("guess{i}"), "password": "nope"})
+                        .to_string(),
+                )
+                .unwrap(),
+        );
+        assert_eq!(status, 401, "{body}");
+    }
+    let (status, body) = login(FIRST_PASSWORD);
+    assert_eq!(status, 429, "{body}");
+
+    let mut cmd = medianest(dir.path());
+    cmd.arg("--data-dir")
+        .arg(&data_dir)
+        .arg("reset-admin-password");
+    let out = run(cmd);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let new_password = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("New password for admin: "))
+        .unwrap_or_else(|| panic!("no new password in {stdout:?}"))
+        .trim()
+        .to_owned();
+
+    let reset_at = Instant::now();
+    loop {
+        if session() == 401 {
+            break;
+        }
+        assert!(
+            reset_at.elapsed() < Duration::from_secs(3),
+            "the old session still works 3 s after the reset:\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (status, body) = login(&new_password);
+    assert_eq!(status, 200, "the new password signs in: {body}");
+    assert_eq!(body["data"]["user"]["username"], "admin");
+}

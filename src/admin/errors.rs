@@ -1,15 +1,22 @@
 //! The error log pages (`GET /admin/errors`, `GET /admin/errors/{correlationId}`) and
 //! `POST /errors/report`, where the dashboard sends the errors it met in the browser.
 //!
-//! Reports are bounded (at most [`MAX_REPORTS`] entries of at most [`MAX_REPORT_BYTES`] each)
-//! and only error-level entries are stored, all in one write transaction; the others are
-//! accepted and logged at debug level.
+//! Reports are bounded: at most [`MAX_REPORTS`] entries; each text field is cut to its cap
+//! (message [`MAX_MESSAGE_BYTES`], stack [`MAX_STACK_BYTES`], page URL [`MAX_URL_BYTES`], the
+//! browser's user agent [`MAX_USER_AGENT_BYTES`], the context [`MAX_CONTEXT_BYTES`] as JSON
+//! text) and the cut fields are named in the row's `metadata.truncated`. Only error-level
+//! entries are stored, all in one write transaction; the others are accepted and logged at
+//! debug level. A user's reports make at most `limits.error_reports_per_hour` rows an hour; an
+//! entry identical to one reported in the last hour (same code, message and page) is counted on
+//! that row (`metadata.occurrences`, `metadata.lastSeen`) instead. A report none of whose new
+//! entries fit the quota is refused with 429 `RATE_LIMITED` and `retryAfter`.
 
 use std::sync::Arc;
 
 use axum::Extension;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::header::USER_AGENT;
+use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -30,14 +37,23 @@ pub const MAX_CORRELATED: u32 = 1000;
 /// Most entries in one report.
 pub const MAX_REPORTS: usize = 20;
 
-/// Largest entry of a report, serialized.
-pub const MAX_REPORT_BYTES: usize = 8 * 1024;
+/// Longest stored message of a reported error (longer ones are cut).
+pub const MAX_MESSAGE_BYTES: usize = 1024;
+
+/// Longest stored stack trace.
+pub const MAX_STACK_BYTES: usize = 8 * 1024;
+
+/// Longest stored page URL.
+pub const MAX_URL_BYTES: usize = 2048;
+
+/// Longest stored user agent.
+pub const MAX_USER_AGENT_BYTES: usize = 512;
+
+/// Largest stored context, as JSON text (a larger one is stored as its cut text).
+pub const MAX_CONTEXT_BYTES: usize = 2048;
 
 /// Longest error code (filter or reported).
 const MAX_CODE_CHARS: usize = 64;
-
-/// Longest reported page URL.
-const MAX_URL_CHARS: usize = 2048;
 
 /// The code stored for a reported error that gave none.
 pub const CLIENT_ERROR_CODE: &str = "CLIENT_ERROR";
@@ -130,7 +146,7 @@ struct ReportOutcome {
     stored: usize,
 }
 
-/// One checked entry.
+/// One checked entry, its text fields cut to their caps.
 struct Entry {
     level: &'static str,
     message: String,
@@ -138,27 +154,32 @@ struct Entry {
     stack: Option<String>,
     url: Option<String>,
     context: Option<Value>,
+    /// The fields that were cut.
+    truncated: Vec<&'static str>,
+}
+
+/// `text` cut to at most `max` bytes on a character boundary; notes `name` in `cut` if so.
+fn capped(text: &str, max: usize, name: &'static str, cut: &mut Vec<&'static str>) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    cut.push(name);
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
 }
 
 fn optional_string(
     obj: &Map<String, Value>,
     name: &str,
-    max_chars: Option<usize>,
     at: &str,
     fields: &mut Vec<(String, String)>,
 ) -> Option<String> {
     match obj.get(name) {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) => match max_chars {
-            Some(max) if s.chars().count() > max => {
-                fields.push((
-                    format!("{at}.{name}"),
-                    format!("must be at most {max} characters"),
-                ));
-                None
-            }
-            _ => Some(s.clone()),
-        },
+        Some(Value::String(s)) => Some(s.clone()),
         Some(_) => {
             fields.push((format!("{at}.{name}"), "must be a string".to_owned()));
             None
@@ -173,13 +194,8 @@ fn check_entry(i: usize, value: &Value, fields: &mut Vec<(String, String)>) -> O
         fields.push((at, "must be an object".to_owned()));
         return None;
     };
-    // Serializing a parsed JSON value cannot fail; an impossible failure counts as too large.
-    let size = serde_json::to_vec(value).map_or(usize::MAX, |v| v.len());
-    if size > MAX_REPORT_BYTES {
-        fields.push((at, "must be at most 8 KiB".to_owned()));
-        return None;
-    }
     let before = fields.len();
+    let mut truncated = Vec::new();
     let level = match obj.get("level").and_then(Value::as_str) {
         Some("error") => Some("error"),
         Some("warn") => Some("warn"),
@@ -194,7 +210,9 @@ fn check_entry(i: usize, value: &Value, fields: &mut Vec<(String, String)>) -> O
         }
     };
     let message = match obj.get("message").and_then(Value::as_str) {
-        Some(m) if !m.trim().is_empty() => Some(m.to_owned()),
+        Some(m) if !m.trim().is_empty() => {
+            Some(capped(m, MAX_MESSAGE_BYTES, "message", &mut truncated))
+        }
         _ => {
             fields.push((
                 format!("{at}.message"),
@@ -203,16 +221,26 @@ fn check_entry(i: usize, value: &Value, fields: &mut Vec<(String, String)>) -> O
             None
         }
     };
-    let code = optional_string(obj, "code", None, &at, fields);
+    let code = optional_string(obj, "code", &at, fields);
     if code.as_deref().is_some_and(|c| !is_valid_code(c)) {
         fields.push((
             format!("{at}.code"),
             "must be 1 to 64 letters, digits, '_', '.' or '-'".to_owned(),
         ));
     }
-    let stack = optional_string(obj, "stack", None, &at, fields);
-    let url = optional_string(obj, "url", Some(MAX_URL_CHARS), &at, fields);
-    let context = obj.get("context").filter(|c| !c.is_null()).cloned();
+    let stack = optional_string(obj, "stack", &at, fields)
+        .map(|s| capped(&s, MAX_STACK_BYTES, "stack", &mut truncated));
+    let url = optional_string(obj, "url", &at, fields)
+        .map(|u| capped(&u, MAX_URL_BYTES, "url", &mut truncated));
+    let context = obj.get("context").filter(|c| !c.is_null()).map(|c| {
+        // Serializing a parsed JSON value cannot fail.
+        let text = serde_json::to_string(c).unwrap_or_default();
+        if text.len() <= MAX_CONTEXT_BYTES {
+            c.clone()
+        } else {
+            Value::String(capped(&text, MAX_CONTEXT_BYTES, "context", &mut truncated))
+        }
+    });
     if fields.len() > before {
         return None;
     }
@@ -223,14 +251,17 @@ fn check_entry(i: usize, value: &Value, fields: &mut Vec<(String, String)>) -> O
         stack,
         url,
         context,
+        truncated,
     })
 }
 
-/// `POST /errors/report`: 202 `{accepted, stored}`.
+/// `POST /errors/report`: 202 `{accepted, stored}` (`stored`: error entries recorded, as new
+/// rows or counted on an identical recent one).
 pub async fn report_errors(
     State(state): State<AppState>,
     user: CurrentUser,
     ctx: Option<Extension<Arc<RequestContext>>>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<ReportBody>,
 ) -> AppResult<ApiResponse> {
     if body.errors.len() > MAX_REPORTS {
@@ -254,37 +285,93 @@ pub async fn report_errors(
         || uuid::Uuid::new_v4().to_string(),
         |Extension(c)| c.correlation_id.to_string(),
     );
+    let mut agent_cut = Vec::new();
+    let user_agent = headers
+        .get(USER_AGENT)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .map(|ua| capped(&ua, MAX_USER_AGENT_BYTES, "userAgent", &mut agent_cut));
     let now = state.clock().now_ms();
     let accepted = entries.len();
-    let mut stored = Vec::new();
+    // Identical entries of one report are one row with their count.
+    let mut stored: Vec<(ClientError, u32)> = Vec::new();
     for e in entries {
         if e.level != "error" {
             tracing::debug!(level = e.level, message = %e.message, "client report");
             continue;
         }
-        stored.push(ClientError {
-            correlation_id: correlation_id.clone(),
-            user_id: user.user_id().to_owned(),
-            code: e.code.unwrap_or_else(|| CLIENT_ERROR_CODE.to_owned()),
-            message: e.message,
-            path: e.url.unwrap_or_else(|| REPORT_PATH.to_owned()),
-            metadata: serde_json::json!({
-                "level": e.level,
-                "stack": e.stack,
-                "context": e.context,
-            }),
-            at_ms: now,
+        let code = e.code.unwrap_or_else(|| CLIENT_ERROR_CODE.to_owned());
+        let path = e.url.unwrap_or_else(|| REPORT_PATH.to_owned());
+        if let Some((_, n)) = stored
+            .iter_mut()
+            .find(|(s, _)| s.code == code && s.message == e.message && s.path == path)
+        {
+            *n += 1;
+            continue;
+        }
+        let mut truncated = e.truncated;
+        truncated.extend(agent_cut.iter().copied());
+        let mut metadata = serde_json::json!({
+            "level": e.level,
+            "stack": e.stack,
+            "context": e.context,
+            "userAgent": user_agent,
         });
+        if !truncated.is_empty()
+            && let Some(m) = metadata.as_object_mut()
+        {
+            m.insert("truncated".into(), truncated.into());
+        }
+        stored.push((
+            ClientError {
+                correlation_id: correlation_id.clone(),
+                user_id: user.user_id().to_owned(),
+                code,
+                message: e.message,
+                path,
+                metadata,
+                at_ms: now,
+            },
+            1,
+        ));
     }
-    let stored = if stored.is_empty() {
-        0
-    } else {
-        state
-            .db()
-            .write(move |tx| error_log::insert_client_errors(tx, &stored))
-            .await?
-    };
-    Ok(ApiResponse::ok(&ReportOutcome { accepted, stored }).status(StatusCode::ACCEPTED))
+    if stored.is_empty() {
+        return Ok(ApiResponse::ok(&ReportOutcome {
+            accepted,
+            stored: 0,
+        })
+        .status(StatusCode::ACCEPTED));
+    }
+    let quota = state.config().limits.error_reports_per_hour;
+    let recorded = state
+        .db()
+        .write(move |tx| {
+            let done = error_log::record_client_errors(tx, &stored, quota, now)?;
+            if done.over_quota > 0 && done.inserted == 0 {
+                // Nothing new fits: refused whole (the transaction, repeats included, rolls back).
+                let wait_ms = done.free_at_ms.unwrap_or(now) - now;
+                let seconds = u64::try_from((wait_ms + 999) / 1000).unwrap_or(1);
+                return Err(AppError::new(ErrorCode::RateLimited)
+                    .with_details(serde_json::json!({
+                        "limit": quota,
+                        "windowSeconds": error_log::CLIENT_WINDOW_MS / 1000,
+                    }))
+                    .with_retry_after(seconds));
+            }
+            Ok(done)
+        })
+        .await?;
+    if recorded.over_quota > 0 {
+        tracing::debug!(
+            user = %user.user_id(),
+            left_out = recorded.over_quota,
+            "client error reports over the hourly quota"
+        );
+    }
+    Ok(ApiResponse::ok(&ReportOutcome {
+        accepted,
+        stored: recorded.entries,
+    })
+    .status(StatusCode::ACCEPTED))
 }
 
 #[cfg(test)]
@@ -416,18 +503,19 @@ mod tests {
         assert_eq!(r.status, StatusCode::BAD_REQUEST);
         assert!(r.json["error"]["details"]["fields"]["errors"].is_string());
 
-        let big = json!({"level": "error", "message": "x".repeat(9 * 1024)});
         let r = t
             .call(
                 "POST",
                 "/api/v1/errors/report",
                 tok,
-                Some(json!({"errors": [entry, big, {"level": "fatal", "message": ""}, 3]})),
+                Some(
+                    json!({"errors": [entry, {"level": "error", "message": 7}, {"level": "fatal", "message": ""}, 3]}),
+                ),
             )
             .await;
         assert_eq!(r.code(), "VALIDATION_ERROR");
         let fields = &r.json["error"]["details"]["fields"];
-        assert!(fields["errors[1]"].is_string(), "{fields}");
+        assert!(fields["errors[1].message"].is_string(), "{fields}");
         assert!(fields["errors[2].level"].is_string(), "{fields}");
         assert!(fields["errors[2].message"].is_string(), "{fields}");
         assert!(fields["errors[3]"].is_string(), "{fields}");

@@ -61,19 +61,26 @@ pub fn ensure_admin(conn: &Connection, config: &Config, now_ms: i64) -> Result<(
 }
 
 /// Sets a new random password for `username` (an admin by default), forces a change at the next
-/// sign-in and ends that user's sessions. Returns the new password.
+/// sign-in, ends that user's sessions and clears its sign-in lockouts (from every client), in one
+/// transaction. A running server notices within a second (the auth epoch moves) and stops
+/// honouring the ended sessions. Returns the new password.
 pub fn reset_password(conn: &Connection, username: &str) -> Result<String, String> {
     let user = users::by_login(conn, username)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("no user named {username}"))?;
     let secret = password::random(20);
     let hash = password::hash_blocking(&secret).map_err(|e| e.to_string())?;
-    conn.execute(
+    let tx = conn.unchecked_transaction().map_err(|e| e.to_string())?;
+    tx.execute(
         "UPDATE users SET password_hash = ?1, requires_password_change = 1 WHERE id = ?2",
         rusqlite::params![hash, user.id],
     )
     .map_err(|e| e.to_string())?;
-    conn.execute("DELETE FROM session_tokens WHERE user_id = ?1", [&user.id])
+    tx.execute("DELETE FROM session_tokens WHERE user_id = ?1", [&user.id])
         .map_err(|e| e.to_string())?;
+    crate::ratelimit::login_failures::clear_account(&tx, &user.username)
+        .map_err(|e| e.to_string())?;
+    super::session::bump_auth_epoch(&tx).map_err(|e| e.to_string())?;
+    tx.commit().map_err(|e| e.to_string())?;
     Ok(secret)
 }

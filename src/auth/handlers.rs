@@ -92,61 +92,87 @@ pub async fn login(
         return Err(AppError::validation(fields));
     }
     let now = state.clock().now_ms();
-    if let Some(ip) = ip
-        && let Err(wait) = state.limiters().login_ip_allowed(ip, now)
-    {
-        return Err(AppError::new(ErrorCode::RateLimited).with_retry_after(wait));
-    }
+    // Each attempt is counted before its password is hashed (so parallel guesses cannot all pass
+    // the check) and refunded when the password was right.
+    let ip_reservation = match ip {
+        Some(ip) => Some((
+            ip,
+            state
+                .limiters()
+                .login_ip_reserve(ip, now)
+                .map_err(rate_limited)?,
+        )),
+        None => None,
+    };
+    let refund_ip = || {
+        if let Some((ip, reserved)) = &ip_reservation {
+            state.limiters().login_ip_refund(*ip, reserved);
+        }
+    };
     let limit = state.limiters().login_failures_per_username();
+    let delay_max = state.limiters().login_delay_max_secs();
+    let client = ip.map_or_else(|| "-".to_owned(), crate::net::client_key_text);
     let lookup_login = login.clone();
-    let (user, failure_key, locked) = state
+    let reserved = state
         .db()
-        .run(move |conn| {
-            let user = users::by_login(conn, &lookup_login)?;
+        .write(move |tx| {
+            let user = users::by_login(tx, &lookup_login)?;
             // Failures count against the account, whichever of its names was typed.
-            let key = user.as_ref().map_or(lookup_login, |u| u.username.clone());
-            let locked = login_failures::check(conn, &key, limit, now)?;
-            Ok((user, key, locked))
+            let account = user.as_ref().map_or(lookup_login, |u| u.username.clone());
+            let reservation =
+                login_failures::reserve(tx, &account, &client, limit, delay_max, now)?;
+            Ok(reservation.map(|r| (user, r)))
         })
-        .await?;
-    let window = match locked {
-        Ok(window) => window,
-        Err(wait) => {
-            return Err(AppError::new(ErrorCode::RateLimited).with_retry_after(wait));
+        .await;
+    let (user, reservation) = match reserved {
+        Ok(Ok(found)) => found,
+        Ok(Err(wait)) => {
+            refund_ip();
+            return Err(rate_limited(wait));
+        }
+        Err(e) => {
+            refund_ip();
+            return Err(e);
         }
     };
     // Verify even for an unknown user (against a dummy hash) so both take the same time.
     let hash = user.as_ref().and_then(|u| u.password_hash.clone());
-    let ok = password::verify(state.cpu_gate(), body.password, hash).await?;
+    let ok = match password::verify(state.cpu_gate(), body.password, hash).await {
+        Ok(ok) => ok,
+        Err(e) => {
+            // Not a guess that was checked: give the attempt back.
+            refund_ip();
+            let r = reservation.clone();
+            let _ = state
+                .db()
+                .write(move |tx| login_failures::refund(tx, &r))
+                .await;
+            return Err(e);
+        }
+    };
     let Some(user) = user.filter(|_| ok) else {
-        if let Some(ip) = ip {
-            state.limiters().login_ip_failed(ip, now);
-        }
-        state
-            .db()
-            .write(move |tx| login_failures::record(tx, &failure_key, now))
-            .await?;
         let mut response = AppError::new(ErrorCode::InvalidCredentials).into_response();
-        WindowState {
-            remaining: window.remaining.saturating_sub(1),
-            ..window
-        }
-        .apply(&mut response);
+        reservation.window.apply(&mut response);
         return Ok(response);
     };
+    refund_ip();
     if user.status != users::Status::Active {
+        state
+            .db()
+            .write(move |tx| login_failures::refund(tx, &reservation))
+            .await?;
         return Err(AppError::new(ErrorCode::AccountSuspended));
     }
     let ua = user_agent(&headers);
     let ip_text = ip.map(|i| i.to_string());
     let remember = body.remember_me;
     let user_id = user.id.clone();
-    let username = user.username.clone();
     let sessions_state = state.clone();
+    let window = reservation.window;
     let session = state
         .db()
         .write(move |tx| {
-            login_failures::clear(tx, &username)?;
+            login_failures::refund(tx, &reservation)?;
             tx.prepare_cached("UPDATE users SET last_login_at = ?1 WHERE id = ?2")?
                 .execute(rusqlite::params![now, user_id])?;
             sessions_state.sessions().create(
@@ -165,13 +191,17 @@ pub async fn login(
     };
     tracing::info!(user = %user.username, "signed in with a password");
     let mut response = signed_in_response(&state, &user, &session, None);
-    // A success clears the account's failures.
+    // A success clears this client's failures at the account.
     WindowState {
         remaining: window.limit,
         ..window
     }
     .apply(&mut response);
     Ok(response)
+}
+
+fn rate_limited(wait: u64) -> AppError {
+    AppError::new(ErrorCode::RateLimited).with_retry_after(wait)
 }
 
 #[derive(Debug, Deserialize)]

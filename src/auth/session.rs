@@ -294,6 +294,67 @@ fn load(
     Ok(Some(Arc::new(info)))
 }
 
+/// The `settings` row that changes whenever accounts are changed from outside the server
+/// (`medianest reset-admin-password` runs as another process): a running server polls it and,
+/// when it moves, drops its session cache (so ended sessions stop working at once instead of
+/// after up to [`CACHE_TTL`]) and its in-memory sign-in failure windows.
+pub const AUTH_EPOCH_KEY: &str = "auth_epoch";
+
+/// How often a running server reads [`AUTH_EPOCH_KEY`]: one primary-key read.
+pub const AUTH_EPOCH_POLL: Duration = Duration::from_secs(1);
+
+/// Moves the auth epoch on (inside the caller's transaction).
+pub fn bump_auth_epoch(conn: &Connection) -> AppResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO settings (key, value) VALUES (?1, '1')
+         ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+    )?
+    .execute([AUTH_EPOCH_KEY])?;
+    Ok(())
+}
+
+/// The current auth epoch (`None` until it is first moved).
+pub fn auth_epoch(conn: &Connection) -> AppResult<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT value FROM settings WHERE key = ?1")?
+        .query_row([AUTH_EPOCH_KEY], |r| r.get(0))
+        .optional()?)
+}
+
+/// Background task: polls the auth epoch every [`AUTH_EPOCH_POLL`] until shutdown and, when it
+/// moves, forgets the cached sessions and the sign-in failure windows.
+pub async fn watch_auth_epoch(state: crate::state::AppState) {
+    let token = state.shutdown_token().clone();
+    let mut seen = match state.db().read(auth_epoch).await {
+        Ok(epoch) => epoch,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the auth epoch");
+            None
+        }
+    };
+    let mut ticks = tokio::time::interval(AUTH_EPOCH_POLL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = token.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        match state.db().read(auth_epoch).await {
+            Ok(epoch) if epoch != seen => {
+                tracing::info!(
+                    "accounts were changed outside the server (reset-admin-password): \
+                     cached sessions and sign-in failure windows dropped"
+                );
+                state.sessions().forget_all();
+                state.limiters().clear_login_windows();
+                seen = epoch;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "could not read the auth epoch"),
+        }
+    }
+}
+
 /// The `Set-Cookie` value for a new session.
 pub fn cookie(token: &str, session: &NewSession, secure: bool, remember_ms: i64) -> String {
     let mut c = format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax");

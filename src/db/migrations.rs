@@ -23,6 +23,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0003_media_list_cover",
         include_str!("../../migrations/0003_media_list_cover.sql"),
     ),
+    (
+        4,
+        "0004_login_lockout",
+        include_str!("../../migrations/0004_login_lockout.sql"),
+    ),
 ];
 
 /// What a run did.

@@ -53,6 +53,8 @@ pub struct MediaState {
     /// MediaNest user id -> Overseerr user id (`None`: no account there).
     pub(crate) user_map: TtlCache<String, Option<i64>>,
     titles: Mutex<HashMap<TitleKey, Arc<tokio::sync::Mutex<()>>>>,
+    /// Per-user locks: a user's requests count the quota and insert in turn.
+    users: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl std::fmt::Debug for MediaState {
@@ -68,6 +70,7 @@ impl MediaState {
             details: TtlCache::new("overseerr_details", 1024, clock.clone()),
             user_map: TtlCache::new("overseerr_users", 1024, clock),
             titles: Mutex::new(HashMap::new()),
+            users: Mutex::new(HashMap::new()),
         }
     }
 
@@ -94,6 +97,18 @@ impl MediaState {
             let mut titles = self.titles.lock().unwrap_or_else(|e| e.into_inner());
             titles.retain(|_, lock| Arc::strong_count(lock) > 1);
             titles.entry(key).or_default().clone()
+        };
+        lock.lock_owned().await
+    }
+
+    /// Takes the lock of one user: their requests take turns from the quota count to the
+    /// insert, so parallel requests for different titles cannot all pass a count that none of
+    /// them has added to yet. Taken after the title lock, never before.
+    pub(crate) async fn lock_user(&self, user_id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
+            users.retain(|_, lock| Arc::strong_count(lock) > 1);
+            users.entry(user_id.to_owned()).or_default().clone()
         };
         lock.lock_owned().await
     }

@@ -203,6 +203,13 @@ pub async fn create(
         .media()
         .lock_title((input.tmdb_id, input.media_type, input.is_4k))
         .await;
+    // And one user's requests take turns from the quota count to the insert (admins have no
+    // quota).
+    let _user_turn = if user.is_admin() {
+        None
+    } else {
+        Some(state.media().lock_user(&caller).await)
+    };
 
     let now = state.clock().now_ms();
     let (existing, (recent, oldest)) = {

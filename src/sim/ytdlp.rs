@@ -13,7 +13,8 @@
 //! never ends, `slow…` downloads slowly, `junk…` mixes garbage, over-long and non-UTF-8 lines
 //! into its output, `evil…` has a hostile title (`../../etc`, shell metacharacters), `long…` a
 //! 400-character one, `escp…` ignores the template and writes outside the folder (as a broken
-//! or hostile yt-dlp might), `nometa…` fails already on `-J`. A playlist id `PLn<N>…` has N
+//! or hostile yt-dlp might), `nometa…` fails already on `-J`, `mhang…` never answers `-J` (as
+//! yt-dlp stuck on a slow extractor does). A playlist id `PLn<N>…` has N
 //! entries (`PLevil…` a hostile title). `hang` and `slow` runs start a helper child (as yt-dlp
 //! starts ffmpeg) so tests can check that a kill takes the whole process group.
 //!
@@ -384,6 +385,9 @@ impl Sim {
                     "playlist_count": entries.len(), "entries": entries,
                     "thumbnails": [{"url": "https://i.ytimg.com/pl.jpg"}]})
             }
+            (None, Some(id)) if id.starts_with("mhang") => loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            },
             (None, Some(id)) if id.starts_with("nometa") => {
                 eprintln!("ERROR: [youtube] {id}: Video unavailable. This video is private");
                 return 1;

@@ -1,6 +1,7 @@
 //! YouTube downloads (SPEC sections 6 and 9): a user pastes a video or playlist URL, yt-dlp
-//! downloads it into `<youtube.download_dir>/<username>/<playlist or channel>/`, and Plex gets a
-//! collection named after the playlist.
+//! downloads it into `<youtube.download_dir>/<username>_<user id>/<playlist or channel>/` (see
+//! [`worker::user_folder`]: one folder per user, whatever their names look like once made safe),
+//! and Plex gets a collection named after the playlist.
 //!
 //! This module owns the `youtube_downloads` table (the queue itself: there is no other queue),
 //! the endpoints and the in-memory [`Youtube`] registry (live progress of running downloads,
@@ -42,9 +43,12 @@ use crate::time::rfc3339;
 pub const METADATA_TTL: Duration = Duration::from_secs(3600);
 /// Longest a metadata call may take.
 pub const METADATA_TIMEOUT: Duration = Duration::from_secs(30);
-/// `yt-dlp -J` processes at once (for the metadata endpoint and the workers together): a burst
-/// of previews queues here instead of starting a process each.
-pub const METADATA_AT_ONCE: usize = 4;
+/// The `rate_limits` endpoint under which retries are recorded: a retry counts against
+/// `quotas.downloads_per_hour` like a new download (one row per user and millisecond, its
+/// `window_start` the retry's time; housekeeping drops them after the hour).
+const RETRY_ENDPOINT: &str = "youtube.retry";
+// Housekeeping must keep the retry records for the whole quota window.
+const _: () = assert!(crate::housekeeping::MAX_RATE_WINDOW_MS >= HOUR_MS);
 /// The quota window.
 const HOUR_MS: i64 = 3600 * 1000;
 
@@ -67,7 +71,7 @@ pub struct Download {
     pub items_total: i64,
     pub items_done: i64,
     pub bytes_done: i64,
-    /// Paths relative to `youtube.download_dir` (`<user>/<folder>/<file>`).
+    /// Paths relative to `youtube.download_dir` (`<user folder>/<folder>/<file>`).
     pub files: Vec<String>,
     pub error: Option<String>,
     pub plex_collection_id: Option<String>,
@@ -151,8 +155,33 @@ pub struct Youtube {
     metadata: TtlCache<String, Arc<ytdlp::Metadata>>,
     /// Plex hand-offs take turns (see `handoff`).
     handoff: tokio::sync::Mutex<()>,
-    /// Gates the metadata calls ([`METADATA_AT_ONCE`]).
-    metadata_slots: Arc<tokio::sync::Semaphore>,
+    /// Gates the `yt-dlp -J` runs of previews (`youtube.preview_slots`); the workers' own
+    /// runs do not take these, so slow previews cannot hold up downloads.
+    preview_slots: Arc<tokio::sync::Semaphore>,
+    /// Previews in flight per user (`youtube.previews_per_user`).
+    previews: Mutex<HashMap<String, u32>>,
+}
+
+/// A user's turn at a preview; gives it back when dropped.
+pub struct PreviewTurn<'a> {
+    youtube: &'a Youtube,
+    user_id: String,
+}
+
+impl Drop for PreviewTurn<'_> {
+    fn drop(&mut self) {
+        let mut map = self
+            .youtube
+            .previews
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.user_id) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&self.user_id);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Youtube {
@@ -162,14 +191,31 @@ impl std::fmt::Debug for Youtube {
 }
 
 impl Youtube {
-    pub fn new(clock: SharedClock) -> Self {
+    pub fn new(clock: SharedClock, config: &crate::config::YoutubeConfig) -> Self {
         Self {
             wake: Notify::new(),
             running: Mutex::new(HashMap::new()),
             metadata: TtlCache::new("youtube_metadata", 512, clock),
             handoff: tokio::sync::Mutex::new(()),
-            metadata_slots: Arc::new(tokio::sync::Semaphore::new(METADATA_AT_ONCE)),
+            preview_slots: Arc::new(tokio::sync::Semaphore::new(
+                usize::try_from(config.preview_slots.max(1)).unwrap_or(1),
+            )),
+            previews: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// A turn at a preview for `user_id`, unless they already have `max` in flight.
+    pub fn preview_turn(&self, user_id: &str, max: u32) -> Option<PreviewTurn<'_>> {
+        let mut map = self.previews.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(user_id.to_owned()).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(PreviewTurn {
+            youtube: self,
+            user_id: user_id.to_owned(),
+        })
     }
 
     /// Tells a waiting worker there is work.
@@ -275,6 +321,14 @@ pub(crate) mod sql {
     pub const CREATED_SINCE: &str = "SELECT count(*), min(created_at) FROM youtube_downloads
           WHERE user_id = ?1 AND created_at > ?2";
 
+    /// Retries recorded in `rate_limits` (walks its `(key, endpoint, window_start)` index).
+    pub const RETRIED_SINCE: &str = "SELECT coalesce(sum(request_count), 0), min(window_start)
+          FROM rate_limits WHERE key = ?1 AND endpoint = ?2 AND window_start > ?3";
+
+    pub const RECORD_RETRY: &str =
+        "INSERT INTO rate_limits (key, endpoint, request_count, window_start) VALUES (?1, ?2, 1, ?3)
+         ON CONFLICT (key, endpoint, window_start) DO UPDATE SET request_count = request_count + 1";
+
     pub const IN_FLIGHT: &str = "SELECT 1 FROM youtube_downloads
           WHERE user_id = ?1 AND status IN ('queued', 'downloading') AND url = ?2 LIMIT 1";
 
@@ -350,17 +404,41 @@ fn list_all(
     Ok(rows)
 }
 
-/// Downloads the user created in the hour before `now_ms`, and when the oldest of them was.
-fn created_in_last_hour(
+/// Downloads the user queued in the hour before `now_ms` (new ones and retries), and when the
+/// oldest of them was.
+fn queued_in_last_hour(
     conn: &Connection,
     user_id: &str,
     now_ms: i64,
 ) -> AppResult<(i64, Option<i64>)> {
-    Ok(conn
+    let since = now_ms - HOUR_MS;
+    let (created, oldest_created): (i64, Option<i64>) = conn
         .prepare_cached(sql::CREATED_SINCE)?
-        .query_row(rusqlite::params![user_id, now_ms - HOUR_MS], |r| {
+        .query_row(rusqlite::params![user_id, since], |r| {
             Ok((r.get(0)?, r.get(1)?))
-        })?)
+        })?;
+    let (retried, oldest_retry): (i64, Option<i64>) = conn
+        .prepare_cached(sql::RETRIED_SINCE)?
+        .query_row(rusqlite::params![user_id, RETRY_ENDPOINT, since], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    let oldest = match (oldest_created, oldest_retry) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    Ok((created + retried, oldest))
+}
+
+/// `QUOTA_EXCEEDED` when the user has queued `quota` downloads in the last hour.
+fn check_quota(conn: &Connection, user_id: &str, quota: i64, now_ms: i64) -> AppResult<()> {
+    let (count, oldest) = queued_in_last_hour(conn, user_id, now_ms)?;
+    if count >= quota {
+        let free_at = oldest.unwrap_or(now_ms) + HOUR_MS;
+        let seconds = (free_at - now_ms + 999) / 1000;
+        return Err(AppError::new(ErrorCode::QuotaExceeded)
+            .with_retry_after(u64::try_from(seconds).unwrap_or(1)));
+    }
+    Ok(())
 }
 
 /// Whether the user has this URL queued or downloading.
@@ -440,32 +518,40 @@ fn downloader(state: &AppState) -> AppResult<PathBuf> {
     })
 }
 
-/// The metadata of `url` (cached an hour; concurrent asks make one call).
+/// The metadata of `url` for a preview (cached an hour; concurrent asks make one call): its
+/// `yt-dlp -J` waits for one of the preview slots.
 pub async fn metadata(
     state: &AppState,
     url: &url::YoutubeUrl,
 ) -> AppResult<crate::cache::Lookup<Arc<ytdlp::Metadata>>> {
     let program = downloader(state)?;
-    Ok(metadata_with(state, &program, url).await?)
+    let slots = state.youtube().preview_slots.clone();
+    Ok(metadata_with(state, &program, url, Some(slots)).await?)
 }
 
 /// [`metadata`] with a resolved program, keeping the failure's detail for a download's `error`.
+/// A run waits for a permit of `gate` when given (previews); the workers pass none, as they
+/// are bounded by their number.
 pub async fn metadata_with(
     state: &AppState,
     program: &std::path::Path,
     url: &url::YoutubeUrl,
+    gate: Option<Arc<tokio::sync::Semaphore>>,
 ) -> Result<crate::cache::Lookup<Arc<ytdlp::Metadata>>, worker::MetadataError> {
     let canonical = url.canonical();
     let program = program.to_path_buf();
-    let slots = state.youtube().metadata_slots.clone();
     state
         .youtube()
         .metadata
         .get_or_load(canonical.clone(), METADATA_TTL, || async move {
-            let _slot = slots
-                .acquire_owned()
-                .await
-                .map_err(|_| worker::MetadataError::Unavailable("shutting down".into()))?;
+            let _slot = match gate {
+                Some(gate) => Some(
+                    gate.acquire_owned()
+                        .await
+                        .map_err(|_| worker::MetadataError::Unavailable("shutting down".into()))?,
+                ),
+                None => None,
+            };
             worker::fetch_metadata(&program, &canonical)
                 .await
                 .map(Arc::new)
@@ -524,13 +610,23 @@ pub struct MetadataQuery {
     url: Option<String>,
 }
 
-/// `GET /youtube/metadata?url=`: what the URL is, before downloading it.
+/// `GET /youtube/metadata?url=`: what the URL is, before downloading it. A user has at most
+/// `youtube.previews_per_user` in flight (429 `RATE_LIMITED` beyond), so one user cannot take
+/// every preview slot.
 pub async fn get_metadata(
     State(state): State<AppState>,
-    _user: CurrentUser,
+    user: CurrentUser,
     Query(query): Query<MetadataQuery>,
 ) -> AppResult<axum::response::Response> {
     let url = url::parse(query.url.as_deref().unwrap_or_default())?;
+    let max = state.config().youtube.previews_per_user;
+    let Some(_turn) = state.youtube().preview_turn(user.user_id(), max) else {
+        return Err(AppError::new(ErrorCode::RateLimited)
+            .with_details(serde_json::json!({
+                "reason": format!("at most {max} previews at once"),
+            }))
+            .with_retry_after(1));
+    };
     let lookup = metadata(&state, &url).await?;
     let mut response = ApiResponse::ok(&*lookup.value).into_response();
     let hit = if lookup.is_hit() { "HIT" } else { "MISS" };
@@ -597,13 +693,7 @@ pub async fn create_download(
     let download = state
         .db()
         .write(move |tx| {
-            let (count, oldest) = created_in_last_hour(tx, &user_id, now)?;
-            if count >= quota {
-                let free_at = oldest.unwrap_or(now) + HOUR_MS;
-                let seconds = (free_at - now + 999) / 1000;
-                return Err(AppError::new(ErrorCode::QuotaExceeded)
-                    .with_retry_after(u64::try_from(seconds).unwrap_or(1)));
-            }
+            check_quota(tx, &user_id, quota, now)?;
             if in_flight(tx, &user_id, &canonical)? {
                 return Err(AppError::new(ErrorCode::DownloadExists));
             }
@@ -798,6 +888,8 @@ pub async fn cancel_download(
 }
 
 /// `POST /youtube/downloads/{id}/retry`: a failed or cancelled download goes back to the queue.
+/// It counts against the owner's `quotas.downloads_per_hour` like a new download (recorded in
+/// `rate_limits`, see [`RETRY_ENDPOINT`]).
 pub async fn retry_download(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -805,6 +897,8 @@ pub async fn retry_download(
 ) -> AppResult<ApiResponse> {
     let found = visible(&state, &user, id).await?;
     let id = found.id.clone();
+    let now = state.clock().now_ms();
+    let quota = i64::from(state.config().quotas.downloads_per_hour);
     let download = state
         .db()
         .write(move |tx| {
@@ -819,6 +913,9 @@ pub async fn retry_download(
             if in_flight(tx, &row.user_id, &row.url)? {
                 return Err(AppError::new(ErrorCode::DownloadExists));
             }
+            check_quota(tx, &row.user_id, quota, now)?;
+            tx.prepare_cached(sql::RECORD_RETRY)?
+                .execute(rusqlite::params![row.user_id, RETRY_ENDPOINT, now])?;
             tx.prepare_cached(
                 "UPDATE youtube_downloads
                     SET status = 'queued', error = NULL, progress = 0, items_done = 0,
@@ -872,6 +969,7 @@ mod tests {
             sql::list_for_user(21),
             sql::list_all(None, 21),
             sql::CREATED_SINCE.to_owned(),
+            sql::RETRIED_SINCE.to_owned(),
             sql::IN_FLIGHT.to_owned(),
             sql::REQUEUE.to_owned(),
             sql::CLAIM.to_owned(),

@@ -292,6 +292,83 @@ fn dir_size(dir: &Path) -> u64 {
     total
 }
 
+/// The user's folder under the download dir: `<username, made safe>_<user id>`. The name part
+/// is for people; the id part makes it one user's alone (two names that are made safe alike,
+/// `ann?` and `ann*`, still get two folders). Ids are UUIDs and used as they are; any other id
+/// becomes `x` and its bytes in hex (or `h` and its SHA-256 when long), which no UUID spells.
+/// Neither form contains `_`, so the text after the last `_` tells the user: two users never
+/// share a folder.
+pub fn user_folder(username: &str, user_id: &str) -> String {
+    use std::fmt::Write as _;
+    let name = ytdlp::safe_component(username, 48, "user");
+    let id = match uuid::Uuid::parse_str(user_id) {
+        Ok(u) if u.hyphenated().to_string() == user_id => user_id.to_owned(),
+        _ if user_id.len() <= 64 => user_id.bytes().fold(String::from("x"), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        }),
+        _ => {
+            use sha2::Digest;
+            sha2::Sha256::digest(user_id.as_bytes())
+                .iter()
+                .fold(String::from("h"), |mut out, b| {
+                    let _ = write!(out, "{b:02x}");
+                    out
+                })
+        }
+    };
+    format!("{name}_{id}")
+}
+
+/// Bytes the user's downloads take: everything under their folder `own` (finished files and
+/// partial ones kept for a retry) plus the recorded files of their downloads elsewhere (paths
+/// relative to `download_root`, e.g. made before folders carried the user id). Only their own
+/// files count, never another user's.
+fn used_bytes(own: &Path, download_root: &Path, recorded: &[String]) -> u64 {
+    let mut total = dir_size(own);
+    let mut seen = HashSet::new();
+    for rel in recorded {
+        let rel = Path::new(rel);
+        let plain = rel
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+        if !plain {
+            continue;
+        }
+        let path = download_root.join(rel);
+        if path.starts_with(own) || !seen.insert(path.clone()) {
+            continue;
+        }
+        if let Ok(meta) = path.symlink_metadata()
+            && meta.is_file()
+        {
+            total += meta.len();
+        }
+    }
+    total
+}
+
+/// The recorded files of the user's downloads (paths relative to the download dir).
+async fn recorded_files(state: &AppState, user_id: &str) -> AppResult<Vec<String>> {
+    let user_id = user_id.to_owned();
+    state
+        .db()
+        .run(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT file_paths FROM youtube_downloads
+                  WHERE user_id = ?1 AND file_paths != '[]'",
+            )?;
+            let mut files = Vec::new();
+            let rows = stmt.query_map([&user_id], |r| r.get::<_, String>(0))?;
+            for row in rows {
+                // The column is CHECKed to be valid JSON.
+                files.extend(serde_json::from_str::<Vec<String>>(&row?).unwrap_or_default());
+            }
+            Ok(files)
+        })
+        .await
+}
+
 /// `n` bytes as a short text (`1.5 GiB`).
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -317,7 +394,7 @@ async fn execute(state: &AppState, job: &Job) -> Outcome {
         return fail("the stored URL is no longer accepted");
     };
     let meta = tokio::select! {
-        m = super::metadata_with(state, &program, &url) => m,
+        m = super::metadata_with(state, &program, &url, None) => m,
         () = job.running.cancel.cancelled() => return Outcome::Cancelled { partial: Vec::new() },
         () = state.shutdown_token().cancelled() => return Outcome::Interrupted,
     };
@@ -331,11 +408,10 @@ async fn execute(state: &AppState, job: &Job) -> Outcome {
     } else {
         meta.channel.clone()
     };
-    let user_root =
-        state
-            .config()
-            .download_dir()
-            .join(ytdlp::safe_component(&job.username, 64, "user"));
+    let user_root = state
+        .config()
+        .download_dir()
+        .join(user_folder(&job.username, &job.download.user_id));
     let folder_name = ytdlp::safe_component(
         folder_title.as_deref().unwrap_or_default(),
         ytdlp::MAX_FOLDER_BYTES,
@@ -372,10 +448,19 @@ async fn execute(state: &AppState, job: &Job) -> Outcome {
         live.items_total = i64::from(meta.item_count);
     }
     let budget = config.max_user_bytes;
+    let recorded = match recorded_files(state, &job.download.user_id).await {
+        Ok(files) => files,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the user's recorded files");
+            return fail("the disk budget could not be checked");
+        }
+    };
     let walk_root = root.clone();
-    let used = tokio::task::spawn_blocking(move || dir_size(&walk_root))
-        .await
-        .unwrap_or(0);
+    let download_root = root.parent().unwrap_or(&root).to_path_buf();
+    let used =
+        tokio::task::spawn_blocking(move || used_bytes(&walk_root, &download_root, &recorded))
+            .await
+            .unwrap_or(0);
     if used >= budget {
         return fail(format!(
             "your downloads already use {} of your {} disk budget; delete some files first",
@@ -925,6 +1010,23 @@ async fn finish(state: &AppState, job: &Job, outcome: Outcome) -> AppResult<()> 
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn user_folders_are_readable_and_one_users_alone() {
+        let a = "0190e8a4-6c3b-7f6e-9c1a-2b3c4d5e6f70";
+        let b = "0190e8a4-6c3b-7f6e-9c1a-2b3c4d5e6f71";
+        assert_eq!(super::user_folder("ann?", a), format!("ann__{a}"));
+        assert_ne!(super::user_folder("ann?", a), super::user_folder("ann*", b));
+        assert_ne!(
+            super::user_folder("x", "u_1"),
+            super::user_folder("x", "u/1")
+        );
+        assert_eq!(super::user_folder("..", "u1"), "user_x7531");
+        let long = "i".repeat(100);
+        let folder = super::user_folder(&"n".repeat(300), &long);
+        assert!(folder.len() <= 48 + 1 + 65, "{folder}");
+        assert!(folder.starts_with(&"n".repeat(48)));
+    }
     use super::*;
 
     #[test]

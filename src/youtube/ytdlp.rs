@@ -79,7 +79,7 @@ pub struct DownloadPlan {
     pub quality: Quality,
     /// `mp4`, `mkv` or `webm`.
     pub format: String,
-    /// The folder files go into: `<download_dir>/<user>/<playlist or channel>`.
+    /// The folder files go into: `<download_dir>/<user folder>/<playlist or channel>`.
     pub folder: PathBuf,
 }
 

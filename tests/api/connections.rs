@@ -269,7 +269,7 @@ async fn the_total_cap_holds_for_everyone_and_trusted_proxies_only_skip_the_per_
     let t = state(|c| {
         c.server.max_connections = 5;
         c.server.max_connections_per_ip = 1;
-        c.server.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+        c.server.trusted_proxies = vec!["127.0.0.1".parse().unwrap()].into();
     });
     let server = RunningServer::start(&t.state, t.router()).await;
     let addr = server.addr;

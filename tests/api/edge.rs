@@ -208,6 +208,79 @@ async fn retry_after_header_matches_the_body() {
     assert_eq!(r.header("retry-after"), Some("7"));
 }
 
+/// The per-IP limit answers from the edge's prebuilt envelope: byte for byte what any other
+/// `RATE_LIMITED` error renders (bar the correlation id and the wait), with the same headers.
+#[tokio::test]
+async fn rate_limited_answers_match_the_envelope() {
+    let t = support::test_state_with(|c| {
+        c.limits.ip_per_second = 1;
+        c.limits.ip_burst = 2;
+    });
+    let app = t.router();
+    let flood = || {
+        support::call("GET", "/api/v1/health")
+            .peer("203.0.113.7")
+            .header("x-correlation-id", "flood.1")
+    };
+    for _ in 0..2 {
+        assert_eq!(flood().send(&app).await.status, StatusCode::OK);
+    }
+    let refused = flood().send(&app).await;
+    let error = assert_error(&refused, StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED");
+    assert_eq!(error["correlationId"], "flood.1");
+    let wait = error["retryAfter"].as_u64().unwrap();
+    assert!((1..=2).contains(&wait), "{error}");
+    assert_eq!(
+        refused.header("retry-after"),
+        Some(wait.to_string().as_str())
+    );
+
+    // The handler-rendered envelope, with the same correlation id and wait.
+    let rendered = send(
+        &test_app(&t),
+        get_with_cid("/api/v1/test/limited", "flood.1"),
+    )
+    .await;
+    let mut expected = rendered.json();
+    expected["error"]["retryAfter"] = wait.into();
+    assert_eq!(refused.json(), expected);
+    for name in [
+        "content-type",
+        "content-security-policy",
+        "x-content-type-options",
+        "x-frame-options",
+        "referrer-policy",
+        "cache-control",
+        "x-correlation-id",
+    ] {
+        assert_eq!(refused.header(name), rendered.header(name), "{name}");
+    }
+
+    // Without an incoming id the refusal makes its own, in the body and the header alike.
+    let r = support::call("GET", "/api/v1/health")
+        .peer("203.0.113.7")
+        .send(&app)
+        .await;
+    let error = assert_error(&r, StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED");
+    assert_eq!(
+        error["correlationId"].as_str(),
+        r.header("x-correlation-id")
+    );
+    assert_eq!(r.header("x-correlation-id").unwrap().len(), 36);
+
+    // Another address has its own bucket; the dashboard's files are not limited.
+    let other = support::call("GET", "/api/v1/health")
+        .peer("203.0.113.8")
+        .send(&app)
+        .await;
+    assert_eq!(other.status, StatusCode::OK);
+    let page = support::call("GET", "/")
+        .peer("203.0.113.7")
+        .send(&app)
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+}
+
 fn get_with_cid(path: &str, cid: &str) -> Request<Body> {
     Request::get(path)
         .header("x-correlation-id", cid)

@@ -844,3 +844,35 @@ async fn the_dashboard_is_cached_per_user_and_dropped_on_change() {
     let r = m.get(&m.other, "/api/v1/dashboard").await;
     assert_eq!(r.data()["requests"]["total"], 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_requests_for_different_titles_stop_at_the_quota() {
+    let m = media_world_with(|c| c.quotas.requests_per_hour = 3).await;
+    extra_movies(&m.w, 7000, 10);
+    let mut calls = tokio::task::JoinSet::new();
+    for tmdb_id in 7000..7010 {
+        let (app, token) = (m.w.app.clone(), m.w.user.clone());
+        calls.spawn(async move {
+            call("POST", "/api/v1/media/requests")
+                .bearer(&token)
+                .json(json!({"mediaType": "movie", "tmdbId": tmdb_id}))
+                .send(&app)
+                .await
+        });
+    }
+    let (mut created, mut over) = (0, 0);
+    while let Some(r) = calls.join_next().await {
+        let r = r.unwrap();
+        match r.status {
+            StatusCode::CREATED => created += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                assert_error(&r, StatusCode::TOO_MANY_REQUESTS, "QUOTA_EXCEEDED");
+                over += 1;
+            }
+            other => panic!("unexpected {other}: {}", r.text()),
+        }
+    }
+    assert_eq!((created, over), (3, 7));
+    assert_eq!(m.rows().await, 3);
+    assert_eq!(m.w.overseerr.requests("POST /api/v1/request"), 3);
+}

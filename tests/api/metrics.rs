@@ -115,7 +115,7 @@ async fn without_a_token_a_loopback_listen_address_stays_open() {
 #[tokio::test]
 async fn behind_a_proxy_on_loopback_forwarded_requests_want_an_admin_session() {
     let t = support::test_state_with(|c| {
-        c.server.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+        c.server.trusted_proxies = vec!["127.0.0.1".parse().unwrap()].into();
     });
     let app = t.router();
     let admin = support::insert_user(&t.state, "boss", None, "admin", None).await;

@@ -312,7 +312,9 @@ async fn a_video_downloads_with_progress_rising_to_100_in_the_api_and_the_events
     let files: Vec<String> = serde_json::from_value(done["files"].clone()).unwrap();
     assert_eq!(
         files,
-        vec!["ann/Sim Channel/Sim video okvid000001 [okvid000001].mp4"]
+        vec![format!(
+            "ann_{ann}/Sim Channel/Sim video okvid000001 [okvid000001].mp4"
+        )]
     );
     let on_disk = yt.download_dir.join(&files[0]);
     assert_eq!(std::fs::metadata(&on_disk).unwrap().len(), 65536);
@@ -356,7 +358,7 @@ async fn a_video_downloads_with_progress_rising_to_100_in_the_api_and_the_events
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_playlist_of_five_lands_in_a_folder_named_after_it() {
-    let (yt, server, _, token) = Yt::serving(5, |_| {}, "bob").await;
+    let (yt, server, bob, token) = Yt::serving(5, |_| {}, "bob").await;
     let r = yt
         .submit(
             &token,
@@ -374,7 +376,10 @@ async fn a_playlist_of_five_lands_in_a_folder_named_after_it() {
     let files: Vec<String> = serde_json::from_value(done["files"].clone()).unwrap();
     assert_eq!(files.len(), 5);
     for (i, f) in files.iter().enumerate() {
-        assert!(f.starts_with("bob/Sim Playlist PLn5mix/Track "), "{f}");
+        assert!(
+            f.starts_with(&format!("bob_{bob}/Sim Playlist PLn5mix/Track ")),
+            "{f}"
+        );
         assert!(f.ends_with(&format!("{:04}].mkv", i + 1)), "{f}");
         assert!(yt.download_dir.join(f).is_file(), "{f}");
     }
@@ -709,7 +714,8 @@ async fn metadata_describes_videos_and_playlists_and_is_cached() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_titles_and_output_stay_inside_the_users_folder() {
-    let (yt, server, _, token) = Yt::serving(2, |c| c.quotas.downloads_per_hour = 20, "joe").await;
+    let (yt, server, joe, token) =
+        Yt::serving(2, |c| c.quotas.downloads_per_hour = 20, "joe").await;
     let mut ids = Vec::new();
     for url in [
         video("evil0000001"),
@@ -732,7 +738,8 @@ async fn hostile_titles_and_output_stay_inside_the_users_folder() {
             .await,
         );
     }
-    let user_root = std::fs::canonicalize(yt.download_dir.join("joe")).unwrap();
+    let folder = format!("joe_{joe}");
+    let user_root = std::fs::canonicalize(yt.download_dir.join(&folder)).unwrap();
     for d in &finished[..4] {
         assert_eq!(d["status"], "completed", "{d}");
         for f in d["files"].as_array().unwrap() {
@@ -744,9 +751,10 @@ async fn hostile_titles_and_output_stay_inside_the_users_folder() {
     // The hostile playlist title became a plain folder name.
     let pl_files = finished[3]["files"].as_array().unwrap();
     assert!(
-        pl_files
-            .iter()
-            .all(|f| f.as_str().unwrap().starts_with("joe/_.._etc/")),
+        pl_files.iter().all(|f| f
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{folder}/_.._etc/"))),
         "{pl_files:?}"
     );
     // A file reported outside the folder is refused, and the download with it.
@@ -1045,7 +1053,7 @@ async fn deleting_a_user_mid_download_stops_the_run_and_the_worker_goes_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_previews_runs_a_bounded_number_of_yt_dlp_processes() {
-    let yt = Yt::new(150, |_| {});
+    let yt = Yt::new(150, |c| c.youtube.previews_per_user = 12);
     let (_, token) = yt.user("quin").await;
     let asks = (0..12).map(|i| {
         let (app, token) = (yt.app.clone(), token.clone());
@@ -1065,7 +1073,156 @@ async fn a_burst_of_previews_runs_a_bounded_number_of_yt_dlp_processes() {
     let (runs, most) = yt.runs_in("meta-runs.log");
     assert_eq!(runs, 12);
     assert!(
-        most <= medianest::youtube::METADATA_AT_ONCE,
+        most <= yt.t.state.config().youtube.preview_slots as usize,
         "{most} yt-dlp -J at once"
     );
+}
+
+/// Files in one of the simulator's `sim-state/` folders (`running-meta`: `-J` runs in progress).
+fn running_in(yt: &Yt, folder: &str) -> usize {
+    std::fs::read_dir(yt.sim_dir.join("sim-state").join(folder))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hanging_previews_hold_up_no_download_and_a_user_has_two_at_a_time() {
+    let (yt, server, _, ann) = Yt::serving(5, |_| {}, "ann").await;
+    let (_, bob) = yt.user("bob").await;
+    let (_, cat) = yt.user("cat").await;
+    let preview = |token: &str, id: &str| {
+        let (app, token) = (yt.app.clone(), token.to_owned());
+        let path = format!("/api/v1/youtube/metadata?url=https://youtu.be/{id}");
+        async move { call("GET", &path).bearer(&token).send(&app).await }
+    };
+    // Two users fill the four preview slots with previews that never end.
+    let hanging: Vec<_> = [
+        (&ann, "mhang000001"),
+        (&ann, "mhang000002"),
+        (&bob, "mhang000003"),
+        (&bob, "mhang000004"),
+    ]
+    .into_iter()
+    .map(|(token, id)| tokio::spawn(preview(token, id)))
+    .collect();
+    eventually(LONG, "four hanging yt-dlp -J runs", || async {
+        (running_in(&yt, "running-meta") == 4).then_some(())
+    })
+    .await;
+    // A third at once from one user is refused at once, not queued.
+    let third = tokio::time::timeout(Duration::from_secs(5), preview(&ann, "okmeta00001"))
+        .await
+        .expect("a third preview of one user answers at once");
+    let e = assert_error(&third, StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED");
+    assert_eq!(e["retryAfter"], 1, "{e}");
+    // Someone else's download does not wait for a preview slot: it starts and completes.
+    let id = yt.submit_url(&cat, &video("okvid000001")).await;
+    eventually(
+        Duration::from_secs(10),
+        "the download to complete",
+        || async { (yt.get(&cat, &id).await["status"] == "completed").then_some(()) },
+    )
+    .await;
+    for h in hanging {
+        h.abort();
+    }
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_counts_against_the_hourly_quota() {
+    // No workers: the rows stay queued until cancelled.
+    let yt = Yt::new(5, |c| c.quotas.downloads_per_hour = 2);
+    let (_, token) = yt.user("rex").await;
+    let id = yt.submit_url(&token, &video("aaaaaaaaaa1")).await;
+    let cancel = || async {
+        let r = call("DELETE", &format!("/api/v1/youtube/downloads/{id}"))
+            .bearer(&token)
+            .send(&yt.app)
+            .await;
+        assert_eq!(r.data()["status"], "cancelled", "{}", r.text());
+    };
+    let retry = || async {
+        call("POST", &format!("/api/v1/youtube/downloads/{id}/retry"))
+            .bearer(&token)
+            .send(&yt.app)
+            .await
+    };
+    cancel().await;
+    yt.t.clock.advance(10 * 60 * 1000);
+    // The download and one retry: the quota of 2 is used.
+    let r = retry().await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.data()["status"], "queued");
+    cancel().await;
+    let r = retry().await;
+    let e = assert_error(&r, StatusCode::TOO_MANY_REQUESTS, "QUOTA_EXCEEDED");
+    assert_eq!(
+        e["retryAfter"],
+        50 * 60,
+        "the download leaves the window first"
+    );
+    let r = yt
+        .submit(&token, json!({"url": video("aaaaaaaaaa2")}))
+        .await;
+    assert_error(&r, StatusCode::TOO_MANY_REQUESTS, "QUOTA_EXCEEDED");
+    // Once the download's hour has passed, the retry's still counts: one more fits.
+    yt.t.clock.advance(50 * 60 * 1000 + 1);
+    let r = retry().await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let r = yt
+        .submit(&token, json!({"url": video("aaaaaaaaaa2")}))
+        .await;
+    assert_error(&r, StatusCode::TOO_MANY_REQUESTS, "QUOTA_EXCEEDED");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_whose_names_are_made_safe_alike_get_their_own_folders_and_budgets() {
+    let (yt, server, ann_id, ann) =
+        Yt::serving(5, |c| c.youtube.max_user_bytes = 100_000, "ann?").await;
+    let (amy_id, amy) = yt.user("ann*").await;
+    // Before folders carried the user id both were `ann_`: a file recorded there for ann counts
+    // for her alone.
+    let old = "ann_/Old/Old video [oldvid00001].mp4";
+    std::fs::create_dir_all(yt.download_dir.join("ann_/Old")).unwrap();
+    std::fs::write(yt.download_dir.join(old), vec![0u8; 64 * 1024]).unwrap();
+    let (owner, files, at) = (ann_id.clone(), json!([old]).to_string(), support::START_MS);
+    yt.t.state
+        .db()
+        .write(move |tx| {
+            tx.execute(
+                "INSERT INTO youtube_downloads (id, user_id, url, kind, status, created_at,
+                                                completed_at, file_paths)
+                 VALUES ('old-1', ?1, 'https://www.youtube.com/watch?v=oldvid00001', 'video',
+                         'completed', ?2, ?2, ?3)",
+                rusqlite::params![owner, at - 2 * 3600 * 1000, files],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+
+    let amys = yt.submit_url(&amy, &video("okvid000001")).await;
+    let done = eventually(LONG, "amy's download to end", || async {
+        let d = yt.get(&amy, &amys).await;
+        matches!(d["status"].as_str(), Some("completed" | "failed")).then_some(d)
+    })
+    .await;
+    assert_eq!(
+        done["status"], "completed",
+        "ann's old file is not amy's: {done}"
+    );
+    let file = done["files"][0].as_str().unwrap();
+    assert!(file.starts_with(&format!("ann__{amy_id}/")), "{file}");
+    let anns = yt.submit_url(&ann, &video("okvid000002")).await;
+    let failed = yt.until_status(&ann, &anns, "failed").await;
+    assert_eq!(
+        failed["error"],
+        "this download would pass your disk budget of 97.7 KiB (already used: 64.0 KiB); it was stopped"
+    );
+    // Her partial file is in her own folder; the recorded files of both are where they were.
+    assert!(yt.download_dir.join(format!("ann__{ann_id}")).is_dir());
+    assert!(yt.download_dir.join(old).is_file());
+    assert!(yt.download_dir.join(file).is_file());
+    server.stop().await.unwrap();
 }
