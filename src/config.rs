@@ -111,6 +111,17 @@ pub struct ServerConfig {
     pub request_timeout_secs: u64,
     /// How long a shutdown waits for in-flight requests, in seconds.
     pub shutdown_grace_secs: u64,
+    /// A request head (request line and headers) must arrive within this many seconds of the
+    /// connection opening or of its first byte; else the connection is closed.
+    pub header_read_timeout_secs: u64,
+    /// A kept-alive connection with no request for this many seconds is closed (a request in
+    /// flight or a live-event stream is never cut by it).
+    pub keepalive_idle_secs: u64,
+    /// Open connections at most, in total; more are closed as soon as they are accepted.
+    pub max_connections: u32,
+    /// Open connections at most per client address (the socket peer, an IPv6 one by its /64;
+    /// `trusted_proxies` are exempt, as they carry everyone).
+    pub max_connections_per_ip: u32,
 }
 
 impl Default for ServerConfig {
@@ -122,6 +133,10 @@ impl Default for ServerConfig {
             secure_cookies: false,
             request_timeout_secs: 30,
             shutdown_grace_secs: 10,
+            header_read_timeout_secs: 10,
+            keepalive_idle_secs: 60,
+            max_connections: 2048,
+            max_connections_per_ip: 256,
         }
     }
 }
@@ -289,6 +304,10 @@ pub struct LimitsConfig {
     /// Rows a user's `POST /errors/report` calls may add to the error log per hour (repeats of
     /// a recent report are counted on its row and add none).
     pub error_reports_per_hour: u32,
+    /// Live-event streams (`/api/v1/events`) open at once per user.
+    pub events_per_user: u32,
+    /// Live-event streams open at once per client IP.
+    pub events_per_ip: u32,
 }
 
 impl Default for LimitsConfig {
@@ -302,6 +321,8 @@ impl Default for LimitsConfig {
             login_delay_max_secs: 30,
             pin_per_ip: 10,
             error_reports_per_hour: 30,
+            events_per_user: 5,
+            events_per_ip: 20,
         }
     }
 }
@@ -356,7 +377,9 @@ pub struct WebhooksConfig {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
-    /// When set, `/metrics` wants `Authorization: Bearer <token>`.
+    /// When set, `/metrics` wants `Authorization: Bearer <token>`. Unset, `/metrics` is open on a
+    /// loopback listen address (except to requests a proxy forwarded) and wants an admin session
+    /// otherwise.
     pub token: Option<Secret>,
 }
 
@@ -524,6 +547,27 @@ impl Config {
         }
         if self.server.request_timeout_secs == 0 {
             return bad("server.request_timeout_secs", "must be at least 1");
+        }
+        for (key, value) in [
+            (
+                "server.header_read_timeout_secs",
+                self.server.header_read_timeout_secs,
+            ),
+            (
+                "server.keepalive_idle_secs",
+                self.server.keepalive_idle_secs,
+            ),
+            ("server.max_connections", self.server.max_connections.into()),
+            (
+                "server.max_connections_per_ip",
+                self.server.max_connections_per_ip.into(),
+            ),
+            ("limits.events_per_user", self.limits.events_per_user.into()),
+            ("limits.events_per_ip", self.limits.events_per_ip.into()),
+        ] {
+            if value == 0 {
+                return bad(key, "must be at least 1");
+            }
         }
         if let Some(url) = &self.server.public_url {
             check_http_url(url).or_else(|r| bad("server.public_url", &r))?;
@@ -723,6 +767,18 @@ secure_cookies = false
 request_timeout_secs = 30
 # On SIGTERM, how long in-flight requests may take to finish.
 shutdown_grace_secs = 10
+# A connection must send a whole request head (request line and headers) within this many
+# seconds of opening, or of the first byte of its next request; else it is closed.
+header_read_timeout_secs = 10
+# A kept-alive connection with no request for this many seconds is closed. A request in flight
+# or a live-event stream is never cut by it.
+keepalive_idle_secs = 60
+# Open connections at most; one more is closed as soon as it is accepted. Keep it well under
+# the process's open-file limit (ulimit -n, LimitNOFILE=).
+max_connections = 2048
+# Open connections at most per client address (an IPv6 client by its /64). trusted_proxies are
+# exempt (they carry everyone) but still count toward max_connections.
+max_connections_per_ip = 256
 
 [log]
 # error, warn, info, debug, trace, or a filter such as "info,medianest=debug".
@@ -790,6 +846,9 @@ pin_per_ip = 10
 # Error-log entries a user's browser may report per hour (POST /errors/report); a repeat of one
 # reported in the last hour is counted on that entry instead.
 error_reports_per_hour = 30
+# Live-event streams (one per open dashboard tab) at once per user, and per client IP.
+events_per_user = 5
+events_per_ip = 20
 
 [youtube]
 # The yt-dlp program.
@@ -819,7 +878,9 @@ fallback_to_admin = false
 # overseerr_secret = "..."
 
 [metrics]
-# When set, /metrics wants "Authorization: Bearer <token>".
+# When set, /metrics wants "Authorization: Bearer <token>". Unset, /metrics is open when
+# server.listen is a loopback address (except to requests a reverse proxy forwarded) and wants
+# a signed-in admin otherwise.
 # token = "..."
 
 [monitor]
@@ -1032,6 +1093,17 @@ mod tests {
         assert!(e.contains("admin.password"), "{e}");
         let e = err(Some("[youtube]\nworkers = 0\n"), &[]);
         assert!(e.contains("youtube.workers"), "{e}");
+        for (section, key) in [
+            ("server", "header_read_timeout_secs"),
+            ("server", "keepalive_idle_secs"),
+            ("server", "max_connections"),
+            ("server", "max_connections_per_ip"),
+            ("limits", "events_per_user"),
+            ("limits", "events_per_ip"),
+        ] {
+            let e = err(Some(&format!("[{section}]\n{key} = 0\n")), &[]);
+            assert!(e.contains(&format!("{section}.{key}")), "{e}");
+        }
         assert!(load(Some("[log]\nlevel = \"info,medianest=debug\"\n"), &[]).is_ok());
         let e = err(Some("not toml at all"), &[]);
         assert!(e.contains("configuration file"), "{e}");

@@ -8,9 +8,15 @@
 //! dashboard reloads) instead of slowing anybody down. This module owns no table and must not do
 //! database work per event: a stream's only database access is the session re-check every
 //! keep-alive, which the session cache usually answers.
+//!
+//! Each stream holds a socket for as long as it is open, so a user and a client address may hold
+//! only so many at once (`limits.events_per_user`, `limits.events_per_ip`); the stream owns its
+//! place ([`StreamSlot`]) and gives it back when it ends, however it ends.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -23,6 +29,9 @@ use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Authenticated, CurrentUser};
+use crate::config::LimitsConfig;
+use crate::error::{AppError, AppResult, ErrorCode};
+use crate::http::ClientIp;
 use crate::routes::{Access, Routes};
 use crate::state::AppState;
 use crate::users::Status;
@@ -120,6 +129,42 @@ impl Event {
 pub struct EventBus {
     tx: broadcast::Sender<Arc<Event>>,
     closed: CancellationToken,
+    streams: Arc<Mutex<OpenStreams>>,
+}
+
+/// Open streams per user and per client address (only those with any open).
+#[derive(Debug, Default)]
+struct OpenStreams {
+    by_user: HashMap<String, u32>,
+    by_ip: HashMap<IpAddr, u32>,
+}
+
+/// One open stream's place under the caps; the stream owns it, so it is given back when the
+/// stream ends (client gone, session ended, shutdown).
+#[derive(Debug)]
+pub struct StreamSlot {
+    streams: Arc<Mutex<OpenStreams>>,
+    user_id: String,
+    ip: Option<IpAddr>,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
+        release(&mut open.by_user, &self.user_id);
+        if let Some(ip) = self.ip {
+            release(&mut open.by_ip, &ip);
+        }
+    }
+}
+
+fn release<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, u32>, key: &K) {
+    if let Some(n) = counts.get_mut(key) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            counts.remove(key);
+        }
+    }
 }
 
 impl Default for EventBus {
@@ -135,7 +180,48 @@ impl EventBus {
         Self {
             tx,
             closed: CancellationToken::new(),
+            streams: Arc::default(),
         }
+    }
+
+    /// Takes a place for one more stream of `user_id` from `ip`, or answers `RATE_LIMITED`
+    /// when the user or the address has as many open as `limits` allow.
+    pub fn open_stream(
+        &self,
+        user_id: &str,
+        ip: Option<IpAddr>,
+        limits: &LimitsConfig,
+    ) -> AppResult<StreamSlot> {
+        // Keyed as the rate limits key a client (an IPv6 host by its /64).
+        let ip = ip.map(crate::net::client_key);
+        let mut open = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
+        let by_user = open.by_user.get(user_id).copied().unwrap_or(0);
+        if by_user >= limits.events_per_user {
+            return Err(too_many_streams(
+                limits.events_per_user,
+                "for your account; close another tab or window with the dashboard",
+            ));
+        }
+        if let Some(ip) = ip
+            && open.by_ip.get(&ip).copied().unwrap_or(0) >= limits.events_per_ip
+        {
+            return Err(too_many_streams(limits.events_per_ip, "from your address"));
+        }
+        *open.by_user.entry(user_id.to_owned()).or_insert(0) += 1;
+        if let Some(ip) = ip {
+            *open.by_ip.entry(ip).or_insert(0) += 1;
+        }
+        Ok(StreamSlot {
+            streams: Arc::clone(&self.streams),
+            user_id: user_id.to_owned(),
+            ip,
+        })
+    }
+
+    /// Streams open now (those holding a [`StreamSlot`]).
+    pub fn open_streams(&self) -> u32 {
+        let open = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
+        open.by_user.values().sum()
     }
 
     /// Sends `event` to every current subscriber. Never waits: with no subscribers the event is
@@ -168,6 +254,13 @@ impl EventBus {
     }
 }
 
+fn too_many_streams(limit: u32, whose: &str) -> AppError {
+    AppError::new(ErrorCode::RateLimited).with_details(serde_json::json!({
+        "reason": format!("At most {limit} live-update streams may be open at once {whose}."),
+        "limit": limit,
+    }))
+}
+
 /// The live-event route (under `/api/v1`).
 pub fn routes() -> Routes {
     Routes::new().add(Method::GET, "/events", Access::User, stream_events)
@@ -180,10 +273,15 @@ pub fn routes() -> Routes {
 /// stream.
 pub async fn stream_events(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     CurrentUser(auth): CurrentUser,
-) -> Response {
+) -> AppResult<Response> {
+    let slot = state
+        .events()
+        .open_stream(auth.user_id(), ip, &state.config().limits)?;
     // Subscribe before answering, so nothing published after the head is missed.
     let feed = Feed {
+        _slot: slot,
         rx: state.events().subscribe(),
         closed: state.events().closed.clone(),
         shutdown: state.shutdown_token().clone(),
@@ -196,7 +294,7 @@ pub async fn stream_events(
         let frame = feed.next_frame().await?;
         Some((Ok::<_, Infallible>(frame), feed))
     });
-    (
+    Ok((
         [
             (
                 header::CONTENT_TYPE,
@@ -211,7 +309,7 @@ pub async fn stream_events(
         ],
         Body::from_stream(stream),
     )
-        .into_response()
+        .into_response())
 }
 
 fn keep_alive_interval() -> Interval {
@@ -223,6 +321,8 @@ fn keep_alive_interval() -> Interval {
 
 /// One client's stream.
 struct Feed {
+    /// Its place under the caps, given back when the stream (and so this) is dropped.
+    _slot: StreamSlot,
     rx: broadcast::Receiver<Arc<Event>>,
     closed: CancellationToken,
     shutdown: CancellationToken,

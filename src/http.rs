@@ -57,8 +57,11 @@ impl SecurityHeaders {
         let mut headers = vec![
             (
                 header::CONTENT_SECURITY_POLICY,
+                // form-action: a form injected into a page cannot post elsewhere; base-uri: an
+                // injected <base> cannot re-point the page's relative script and API URLs.
                 HeaderValue::from_static(
-                    "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+                    "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; \
+                     form-action 'self'; base-uri 'none'",
                 ),
             ),
             (

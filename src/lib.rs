@@ -12,6 +12,7 @@ pub mod cache;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod conn;
 pub mod crypto;
 pub mod dashboard;
 pub mod data_dir;
@@ -153,7 +154,10 @@ where
 ///
 /// The accept loop is ours rather than `axum::serve`'s so that connections still busy when the
 /// grace period ends can be cut: each connection is a task in a `JoinSet` that shutdown aborts,
-/// and only then is the database checkpointed.
+/// and only then is the database checkpointed. It also bounds what sockets can hold (`conn`):
+/// open connections in total and per client address (over a cap, a connection is closed as
+/// soon as it is accepted, so the listen backlog never fills), the time for a request head and
+/// the idle time of a kept-alive connection; failed accepts back off.
 pub async fn serve_app<F>(
     listener: TcpListener,
     state: AppState,
@@ -167,43 +171,88 @@ where
     use hyper_util::server::graceful::GracefulShutdown;
     use hyper_util::service::TowerToHyperService;
 
-    let grace = Duration::from_secs(state.config().server.shutdown_grace_secs);
+    let server = &state.config().server;
+    let grace = Duration::from_secs(server.shutdown_grace_secs);
+    let limits = conn::ConnectionLimits::new(server);
+    let timeouts = conn::Timeouts::new(server);
     state.start_background();
+    metrics::MetricsAccess::log_at_start(state.config());
+    conn::warn_if_over_file_limit(server);
+    // No hyper timer: the head and idle times are `conn`'s (see there why not hyper's).
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.keep_alive(true);
     let graceful = GracefulShutdown::new();
     let mut connections = tokio::task::JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
+    let mut backoff = conn::Backoff::new(Duration::from_millis(50), Duration::from_secs(1));
+    let mut accept_log = conn::Throttle::new(Duration::from_secs(1));
+    let mut refusal_log = conn::Throttle::new(Duration::from_secs(1));
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
+                Ok(pair) => {
+                    backoff.reset();
+                    pair
+                }
                 Err(e) => {
-                    // Out of file descriptors and the like: wait a moment rather than spin.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
+                    // Out of file descriptors and the like: wait, longer each time, rather than
+                    // spin, and say so at most once a second.
+                    let wait = backoff.next_wait();
+                    if let Some(held_back) = accept_log.ready() {
+                        tracing::warn!(
+                            error = %e,
+                            retry_ms = wait.as_millis() as u64,
+                            open = limits.open(),
+                            held_back,
+                            "accept failed"
+                        );
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => continue,
+                        () = &mut shutdown => break,
+                    }
                 }
             },
             () = &mut shutdown => break,
             // Reap finished connection tasks so the set does not grow.
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
         };
+        let slot = match limits.admit(peer.ip()) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                // Closed at once: a refused client learns it now and holds nothing.
+                drop(stream);
+                if let Some(held_back) = refusal_log.ready() {
+                    tracing::warn!(
+                        peer = %peer.ip(),
+                        limit = refusal.key(),
+                        open = limits.open(),
+                        held_back,
+                        "connection refused: too many open connections"
+                    );
+                }
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
+        let activity = conn::Activity::start();
+        let requests = activity.clone();
         let service = tower::ServiceBuilder::new()
             .map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
                 req.extensions_mut()
                     .insert(axum::extract::ConnectInfo(peer));
                 req
             })
+            .map_future(move |response| {
+                conn::tracked_response(response, requests.request_started())
+            })
             .service(app.clone());
-        let connection =
-            builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let io = TokioIo::new(conn::Watched::new(stream, activity.clone()));
+        let connection = builder.serve_connection(io, TowerToHyperService::new(service));
         let watched = graceful.watch(connection);
         connections.spawn(async move {
-            if let Err(e) = watched.await {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
+            let _slot = slot;
+            conn::drive(watched, &activity, timeouts).await;
         });
     }
     drop(listener);

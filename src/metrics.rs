@@ -1,11 +1,16 @@
 //! `GET /metrics`: the Prometheus text of SPEC section 10, gathered from the monitor, the database
-//! pool, the caches and the service and download tables. Protected by `metrics.token` when set.
+//! pool, the caches and the service and download tables. Protected by `metrics.token` when set;
+//! without a token it is open only on a loopback listen address, and wants an admin session
+//! otherwise (see [`MetricsAccess`]).
 
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 
+use crate::auth::AdminUser;
+use crate::config::Config;
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::monitor::{MetricFamily, MetricKind, process_rss_bytes, write_gauge};
 use crate::routes::{Access, Routes};
@@ -15,22 +20,79 @@ pub fn routes() -> Routes {
     Routes::new().add(Method::GET, "/metrics", Access::Secret, metrics)
 }
 
-/// True when the request carries the configured bearer token (or none is configured).
-fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
-    let Some(token) = &state.config().metrics.token else {
-        return true;
-    };
+/// Who may read `/metrics`, as the configuration decides it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsAccess {
+    /// `metrics.token` is set: `Authorization: Bearer <token>`.
+    Token,
+    /// No token and a non-loopback listen address: the text (routes, request counts, service
+    /// names) is not for the network, so only a signed-in admin may read it.
+    AdminSession,
+    /// No token and a loopback listen address: only this machine can connect. A request a
+    /// reverse proxy forwarded (it carries `X-Forwarded-For` or `Forwarded`) comes from the
+    /// network all the same and wants an admin session.
+    Open,
+}
+
+impl MetricsAccess {
+    /// The rule for `config`.
+    pub fn of(config: &Config) -> Self {
+        if config.metrics.token.is_some() {
+            Self::Token
+        } else if config.server.listen.ip().is_loopback() {
+            Self::Open
+        } else {
+            Self::AdminSession
+        }
+    }
+
+    /// Logs the rule at start, so an operator scraping without a token learns why it fails.
+    pub fn log_at_start(config: &Config) {
+        match Self::of(config) {
+            Self::Token => tracing::info!("/metrics wants the metrics.token bearer token"),
+            Self::AdminSession => tracing::warn!(
+                listen = %config.server.listen,
+                "/metrics is not on a loopback address and metrics.token is not set: only an \
+                 admin session may read it; set metrics.token for a Prometheus scraper"
+            ),
+            Self::Open => tracing::info!(
+                "/metrics is open to this machine (loopback listen address, no metrics.token); \
+                 requests forwarded by a proxy need an admin session"
+            ),
+        }
+    }
+}
+
+/// True when the request carries the configured bearer token.
+fn token_matches(token: &str, headers: &HeaderMap) -> bool {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    given.as_bytes().ct_eq(token.expose().as_bytes()).into()
+    given.as_bytes().ct_eq(token.as_bytes()).into()
 }
 
-async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> AppResult<Response> {
-    if !authorized(&state, &headers) {
-        return Err(AppError::new(ErrorCode::Unauthorized));
+/// Whether a proxy says it forwarded the request (nginx, Caddy and Traefik add one of these).
+fn forwarded(headers: &HeaderMap) -> bool {
+    headers.contains_key("x-forwarded-for") || headers.contains_key(header::FORWARDED)
+}
+
+async fn metrics(State(state): State<AppState>, mut parts: Parts) -> AppResult<Response> {
+    match (
+        MetricsAccess::of(state.config()),
+        &state.config().metrics.token,
+    ) {
+        (MetricsAccess::Token, Some(token)) => {
+            if !token_matches(token.expose(), &parts.headers) {
+                return Err(AppError::new(ErrorCode::Unauthorized));
+            }
+        }
+        (MetricsAccess::Open, _) if !forwarded(&parts.headers) => {}
+        // Only asked here, so a token scrape never looks a session up.
+        _ => {
+            AdminUser::from_request_parts(&mut parts, &state).await?;
+        }
     }
     let (services, downloads) = state
         .db()

@@ -257,6 +257,106 @@ fn the_default_config_starts_a_ready_server_that_creates_its_data_dir() {
     );
 }
 
+/// Listening on every address without `metrics.token`: the start says `/metrics` wants an admin
+/// session, and an anonymous scrape is refused.
+#[test]
+fn on_a_network_address_without_a_metrics_token_the_start_says_metrics_want_an_admin() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let data_dir = dir.path().join("data");
+    let mut cmd = medianest(dir.path());
+    cmd.arg("--data-dir")
+        .arg(&data_dir)
+        .arg("--listen")
+        .arg(format!("0.0.0.0:{port}"))
+        .arg("serve");
+    // Only loopback traffic: the server listens everywhere, the test connects to 127.0.0.1.
+    let server = Server::spawn(
+        &dir,
+        cmd,
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        data_dir,
+    );
+    let response = agent().get(&server.url("/metrics")).call().unwrap();
+    assert_eq!(response.status(), 401);
+    let log = server.log_text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("WARN") && l.contains("only an admin session may read it")),
+        "{log}"
+    );
+}
+
+/// Out of file descriptors (a low `ulimit -n`, more idle clients than it allows): the start
+/// warns that `server.max_connections` does not fit, failed accepts are logged at most once a
+/// second instead of every few milliseconds, and once the header timeout has closed the idle
+/// clients `/health` answers again without a restart.
+#[cfg(target_os = "linux")]
+#[test]
+fn out_of_file_descriptors_the_server_backs_off_logs_once_a_second_and_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let data_dir = dir.path().join("data");
+    let mut cmd = Command::new("sh");
+    cmd.current_dir(dir.path())
+        .arg("-c")
+        .arg(r#"ulimit -n 128 && exec "$@""#)
+        .arg("sh")
+        .arg(BIN)
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .arg("--listen")
+        .arg(addr.to_string())
+        .arg("serve");
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("MEDIANEST_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.env("NO_COLOR", "1")
+        .env("MEDIANEST_SERVER__HEADER_READ_TIMEOUT_SECS", "2");
+    let server = Server::spawn(&dir, cmd, addr, data_dir);
+    assert!(
+        server
+            .log_text()
+            .contains("server.max_connections does not fit under the open-file limit"),
+        "{}",
+        server.log_text()
+    );
+
+    // More idle connections than the server has descriptors for: the rest wait in the backlog
+    // and every accept fails with EMFILE until the header timeout frees some.
+    let started = Instant::now();
+    let idle: Vec<std::net::TcpStream> = (0..200)
+        .map(|_| std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap())
+        .collect();
+    let agent = agent();
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Ok(response) = agent.get(&server.url("/health")).call()
+            && response.status() == 200
+            && started.elapsed() > Duration::from_secs(3)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/health did not answer again:\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let log = server.log_text();
+    let failed = log.lines().filter(|l| l.contains("accept failed")).count();
+    assert!(failed >= 1, "the descriptors never ran out:\n{log}");
+    assert!(
+        (failed as f64) <= seconds + 2.0,
+        "{failed} accept failures logged in {seconds:.1} s:\n{log}"
+    );
+    drop(idle);
+}
+
 #[test]
 fn an_unknown_key_in_the_config_file_stops_the_start_with_one_line_naming_it() {
     let dir = tempfile::tempdir().unwrap();

@@ -5,9 +5,10 @@
 //! - [`CurrentUser`]: an active user who may use the app.
 //! - [`AdminUser`]: the same, with the admin role.
 //!
-//! Each checks, in order: a token (Bearer header, else the session cookie), the session, the
-//! account status, CSRF for cookie-authenticated writes, the per-user rate limit. Suspension,
-//! role changes and revocations drop the session cache, so they apply from the next request.
+//! Each checks, in order: a token (Bearer header, else the session cookie; another
+//! `Authorization` scheme is ignored), the session, the account status, CSRF for
+//! cookie-authenticated writes, the per-user rate limit. Suspension, role changes and
+//! revocations drop the session cache, so they apply from the next request.
 
 use std::sync::Arc;
 
@@ -66,18 +67,25 @@ impl AdminUser {
     }
 }
 
+/// The caller's token and whether it came as Bearer. A Bearer header wins (even a bad one: a
+/// script's wrong token must not fall back to a browser cookie); any other `Authorization`
+/// scheme (Basic auth a reverse proxy adds or passes through) is not ours, so the session
+/// cookie is read as if it were absent.
 fn token_from(parts: &Parts) -> Option<(String, bool)> {
-    if let Some(value) = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+    if let Some(value) = parts.headers.get(header::AUTHORIZATION)
+        && let Some(token) = bearer_token(value.as_bytes())
     {
-        let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))?;
+        let token = std::str::from_utf8(token).ok()?;
         return Some((token.trim().to_owned(), true));
     }
     read_cookie(&parts.headers, COOKIE).map(|t| (t.to_owned(), false))
+}
+
+/// The credentials of a `Bearer` `Authorization` value (the scheme is case-insensitive, RFC 9110
+/// section 11.1), or `None` for another scheme.
+fn bearer_token(value: &[u8]) -> Option<&[u8]> {
+    let (scheme, rest) = value.split_at_checked(7)?;
+    scheme.eq_ignore_ascii_case(b"bearer ").then_some(rest)
 }
 
 fn is_write(method: &Method) -> bool {

@@ -309,6 +309,63 @@ async fn bearer_requests_need_no_csrf_token() {
     );
 }
 
+/// A reverse proxy with Basic auth in front sends `Authorization: Basic ...` on every request:
+/// the session cookie still signs the browser in (as a cookie, so writes still need CSRF). A
+/// Bearer header wins over the cookie even when its token is bad.
+#[tokio::test]
+async fn a_non_bearer_authorization_header_falls_back_to_the_session_cookie() {
+    let (_t, app, _) = setup().await;
+    let alice = sign_in(&app, "alice", ALICE_PASSWORD).await;
+    let basic = "Basic cHJveHl1c2VyOnByb3h5cGFzcw==";
+
+    let r = call("GET", "/api/v1/auth/session")
+        .header("authorization", basic)
+        .session(&alice.token)
+        .send(&app)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.data()["user"]["id"], alice.user_id.as_str());
+
+    // Cookie-authenticated, so a write without the CSRF token is refused as one.
+    let revoke = format!("/api/v1/auth/sessions/{NO_SUCH_SESSION}");
+    let r = call("DELETE", &revoke)
+        .header("authorization", basic)
+        .session(&alice.token)
+        .send(&app)
+        .await;
+    assert_error(&r, StatusCode::FORBIDDEN, "CSRF_TOKEN_INVALID");
+    let r = call("DELETE", &revoke)
+        .header("authorization", basic)
+        .session(&alice.token)
+        .csrf(&alice.csrf)
+        .send(&app)
+        .await;
+    assert_error(&r, StatusCode::NOT_FOUND, "NOT_FOUND");
+
+    // Basic alone is nobody.
+    let r = call("GET", "/api/v1/auth/session")
+        .header("authorization", basic)
+        .send(&app)
+        .await;
+    assert_error(&r, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+
+    // A bad Bearer token with a good cookie: the Bearer token is the one judged.
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let r = call("GET", "/api/v1/auth/session")
+            .header("authorization", &format!("{scheme} not-a-session-token"))
+            .session(&alice.token)
+            .send(&app)
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{scheme}: {}", r.text());
+        // The scheme is case-insensitive for a good token too.
+        let r = call("GET", "/api/v1/auth/session")
+            .header("authorization", &format!("{scheme} {}", alice.token))
+            .send(&app)
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{scheme}: {}", r.text());
+    }
+}
+
 #[tokio::test]
 async fn logout_clears_the_cookie_and_ends_only_this_session_at_once() {
     let (t, app, alice_id) = setup().await;
