@@ -130,24 +130,6 @@ pub fn is_valid_correlation_id(v: &str) -> bool {
 pub async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = req.extensions().get::<MatchedPath>().cloned();
-    // The per-IP limit comes first, so that a refused request costs the least a response can:
-    // no span, no request context, no envelope serialized (the dashboard's files, which only the
-    // fallback serves, are not limited).
-    if route.is_some()
-        && let Some(wait) = crate::ratelimit::ip_refusal(&state, &req)
-    {
-        let response = rate_limited(&state, req.headers(), req.uri().path(), wait);
-        let route_name = route.as_ref().map_or("<unmatched>", MatchedPath::as_str);
-        state.monitor().record(
-            route_name,
-            req.method().as_str(),
-            StatusCode::TOO_MANY_REQUESTS.as_u16(),
-            started.elapsed(),
-            state.clock().now_ms(),
-        );
-        return response;
-    }
-
     let cid = correlation_id(req.headers());
     let ctx = Arc::new(RequestContext {
         correlation_id: cid.clone(),
@@ -264,9 +246,15 @@ fn rate_limited_head() -> &'static [u8] {
     })
 }
 
-/// The answer to a request the per-IP limit refused: the same envelope and headers as any other
-/// error, written from the prebuilt head with one allocation for the body.
-fn rate_limited(state: &AppState, headers: &HeaderMap, path: &str, wait: u64) -> Response {
+/// The answer to a request the per-IP limit refused (see `ratelimit::Gate`): the same envelope
+/// and headers as any other error, written from the prebuilt head with one allocation for the
+/// body and one for the header map.
+pub(crate) fn rate_limited(
+    state: &AppState,
+    headers: &HeaderMap,
+    path: &str,
+    wait: u64,
+) -> Response {
     let mut buf = [0; uuid::fmt::Hyphenated::LENGTH];
     let cid = correlation_id_in(headers, &mut buf);
     let head = rate_limited_head();
@@ -281,6 +269,7 @@ fn rate_limited(state: &AppState, headers: &HeaderMap, path: &str, wait: u64) ->
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
     let out = response.headers_mut();
+    *out = HeaderMap::with_capacity(state.edge().security.headers.len() + 5);
     out.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

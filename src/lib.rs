@@ -118,8 +118,8 @@ pub fn api_routes() -> routes::Routes {
 
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
-    // The per-IP limit is checked by the edge itself (`ratelimit::ip_refusal`), before it spends
-    // anything on a request.
+    // The per-IP limit is checked in front of the router, on each connection (`ratelimit::Gate`
+    // in `serve_app`), before anything is spent on a request.
     with_edge(api_routes().into_router(), state)
 }
 
@@ -238,15 +238,10 @@ where
         let activity = conn::Activity::start();
         let requests = activity.clone();
         let service = tower::ServiceBuilder::new()
-            .map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
-                req.extensions_mut()
-                    .insert(axum::extract::ConnectInfo(peer));
-                req
-            })
             .map_future(move |response| {
                 conn::tracked_response(response, requests.request_started())
             })
-            .service(app.clone());
+            .service(ratelimit::Gate::new(app.clone(), state.clone(), peer));
         let io = TokioIo::new(conn::Watched::new(stream, activity.clone()));
         let connection = builder.serve_connection(io, TowerToHyperService::new(service));
         let watched = graceful.watch(connection);

@@ -17,7 +17,7 @@ use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Mutex;
 
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::ConnectInfo;
 use axum::http::HeaderValue;
 use axum::response::Response;
 use governor::clock::DefaultClock;
@@ -412,13 +412,85 @@ pub mod login_failures {
     }
 }
 
-/// The per-IP limit of every route, checked by the edge before it spends anything on the request:
-/// `Some(seconds to wait)` when the caller's bucket is empty. Requests without a known peer
-/// (router tests) pass.
-pub fn ip_refusal(state: &AppState, req: &Request) -> Option<u64> {
-    let peer = req.extensions().get::<ConnectInfo<std::net::SocketAddr>>();
-    let ip = crate::http::client_ip(peer, req.headers(), &state.config().server.trusted_proxies)?;
-    state.limiters().check_ip(ip).err()
+/// Paths the per-IP limit covers: the API, health and metrics. The dashboard's files (every other
+/// path) are not limited: a page load fetches many at once, and each is a cached static answer.
+fn is_limited_path(path: &str) -> bool {
+    path.starts_with("/api/") || path.starts_with("/health") || path == "/metrics"
+}
+
+/// The front of the application on each connection: a request over its client's per-IP quota is
+/// answered here, before routing, so that a refusal is the cheapest answer the server gives (no
+/// routing, span, request context or serialized envelope; see `http::rate_limited`). Any other
+/// request gets the socket peer as `ConnectInfo` and goes to the router.
+#[derive(Clone)]
+pub struct Gate {
+    app: axum::Router,
+    state: AppState,
+    peer: std::net::SocketAddr,
+}
+
+impl Gate {
+    pub fn new(app: axum::Router, state: AppState, peer: std::net::SocketAddr) -> Self {
+        Self { app, state, peer }
+    }
+
+    /// `Some(seconds to wait)` when the caller's bucket is empty.
+    fn refusal(&self, path: &str, headers: &axum::http::HeaderMap) -> Option<u64> {
+        if !is_limited_path(path) {
+            return None;
+        }
+        let peer = ConnectInfo(self.peer);
+        let ip = crate::http::client_ip(
+            Some(&peer),
+            headers,
+            &self.state.config().server.trusted_proxies,
+        )?;
+        self.state.limiters().check_ip(ip).err()
+    }
+}
+
+/// Where refused requests are counted in the request monitor (`/admin/performance`, `/metrics`).
+pub const REFUSED_ROUTE: &str = "<rate-limited>";
+
+impl<B> tower::Service<axum::http::Request<B>> for Gate
+where
+    axum::Router: tower::Service<
+            axum::http::Request<B>,
+            Response = Response,
+            Error = std::convert::Infallible,
+        >,
+{
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = futures_util::future::Either<
+        std::future::Ready<Result<Response, std::convert::Infallible>>,
+        <axum::Router as tower::Service<axum::http::Request<B>>>::Future,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        tower::Service::<axum::http::Request<B>>::poll_ready(&mut self.app, cx)
+    }
+
+    fn call(&mut self, mut req: axum::http::Request<B>) -> Self::Future {
+        let started = std::time::Instant::now();
+        if let Some(wait) = self.refusal(req.uri().path(), req.headers()) {
+            let response =
+                crate::http::rate_limited(&self.state, req.headers(), req.uri().path(), wait);
+            self.state.monitor().record(
+                REFUSED_ROUTE,
+                req.method().as_str(),
+                response.status().as_u16(),
+                started.elapsed(),
+                self.state.clock().now_ms(),
+            );
+            return futures_util::future::Either::Left(std::future::ready(Ok(response)));
+        }
+        req.extensions_mut().insert(ConnectInfo(self.peer));
+        futures_util::future::Either::Right(self.app.call(req))
+    }
 }
 
 #[cfg(test)]
