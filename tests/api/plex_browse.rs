@@ -20,6 +20,17 @@ struct Seeded {
     saga: String,
 }
 
+/// The proxied thumb link of the first film in Movies.
+async fn first_thumb(w: &ServiceWorld, s: &Seeded) -> String {
+    let r = w
+        .get(
+            &w.user,
+            &format!("/api/v1/plex/libraries/{}/items", s.movies),
+        )
+        .await;
+    r.data()[0]["thumb"].as_str().unwrap().to_owned()
+}
+
 /// A world whose fake Plex has Movies (5 films, one collection), TV Shows (2) and an empty
 /// library.
 async fn seeded() -> (ServiceWorld, Seeded) {
@@ -329,13 +340,7 @@ async fn collections_of_a_library_and_one_with_its_items() {
 #[tokio::test]
 async fn images_are_proxied_with_etags_and_no_token() {
     let (w, s) = seeded().await;
-    let r = w
-        .get(
-            &w.user,
-            &format!("/api/v1/plex/libraries/{}/items", s.movies),
-        )
-        .await;
-    let thumb = r.data()[0]["thumb"].as_str().unwrap().to_owned();
+    let thumb = first_thumb(&w, &s).await;
 
     let r = w.get(&w.user, &thumb).await;
     assert_eq!(r.status, StatusCode::OK);
@@ -462,13 +467,7 @@ async fn image_paths_a_user_chooses_never_open_the_plex_breaker() {
     assert_eq!(w.plex.total_requests(), before, "nothing reached Plex");
 
     // PMS answering an image path with a page, a list or an error: 502 each time, never counted.
-    let r = w
-        .get(
-            &w.user,
-            &format!("/api/v1/plex/libraries/{}/items", s.movies),
-        )
-        .await;
-    let thumb = r.data()[0]["thumb"].as_str().unwrap().to_owned();
+    let thumb = first_thumb(&w, &s).await;
     let route = "/library/metadata/{key}/thumb/{at}";
     w.plex.fail_next_on_route(route, 4, Fault::Page);
     w.plex.fail_next_on_route(route, 3, Fault::Garbage);
@@ -493,13 +492,7 @@ async fn image_paths_a_user_chooses_never_open_the_plex_breaker() {
 #[tokio::test]
 async fn transcoder_paths_of_images_are_proxied() {
     let (w, s) = seeded().await;
-    let r = w
-        .get(
-            &w.user,
-            &format!("/api/v1/plex/libraries/{}/items", s.movies),
-        )
-        .await;
-    let thumb = r.data()[0]["thumb"].as_str().unwrap().to_owned();
+    let thumb = first_thumb(&w, &s).await;
     let inner = thumb.strip_prefix("/api/v1/plex/image?path=").unwrap();
     let transcode = format!(
         "/api/v1/plex/image?path=%2Fphoto%2F%3A%2Ftranscode%3Fwidth%3D200%26height%3D300%26minSize%3D1%26url%3D{}",
