@@ -488,6 +488,37 @@ async fn image_paths_a_user_chooses_never_open_the_plex_breaker() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
 }
 
+/// A collection or section a user names is theirs to choose: PMS failing on it (an error page, a
+/// 500, garbage) is a 502 for that user and never counts for the breaker.
+#[tokio::test]
+async fn collections_a_user_chooses_never_open_the_plex_breaker() {
+    let (w, s) = seeded().await;
+    let collection = format!("/api/v1/plex/collections/{}", s.saga);
+    // The collection and its children may be asked for together: each failed view uses up one
+    // fault or two, so the loop runs until PMS answers again.
+    w.plex
+        .fail_next_on_route("/library/collections/{key}", 4, Fault::Status(500));
+    w.plex
+        .fail_next_on_route("/library/collections/{key}", 4, Fault::Page);
+    w.plex
+        .fail_next_on_route("/library/collections/{key}/children", 8, Fault::Garbage);
+    let mut failed = 0;
+    let r = loop {
+        let r = w.get(&w.user, &collection).await;
+        if r.status == StatusCode::OK {
+            break r;
+        }
+        failed += 1;
+        assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{failed}: {}", r.text());
+        let b = w.breaker("plex").await;
+        assert_eq!(b["state"], "closed", "after {failed}: {b}");
+        assert_eq!(b["consecutiveFailures"], 0, "after {failed}: {b}");
+        assert!(failed < 30, "PMS never answered again");
+    };
+    assert!(failed >= 8, "only {failed} failed views");
+    assert_eq!(r.data()["title"], "Iron Man Saga");
+}
+
 /// A `/photo/:/transcode` path (as PMS itself hands out) passes when its `url` is an image path.
 #[tokio::test]
 async fn transcoder_paths_of_images_are_proxied() {

@@ -69,6 +69,14 @@ impl PlexServer {
             .await
     }
 
+    /// [`Self::list`] of a path keyed by what a caller chose (a section or collection key): what
+    /// PMS answers to it, an error page or an answer over the size cap, never counts for the
+    /// breaker; refused connections and timeouts still do.
+    async fn list_chosen(&self, path: &str, page: Option<(u64, u64)>) -> AppResult<ListWire> {
+        self.list_request(self.request(Method::Get, path).caller_chosen(), page)
+            .await
+    }
+
     /// [`Self::list`] of a prepared request (one marked caller-chosen, say).
     async fn list_request(
         &self,
@@ -138,7 +146,7 @@ impl PlexServer {
             Some(t) => format!("/library/sections/{key}/all?type={t}"),
             None => format!("/library/sections/{key}/all"),
         };
-        let list = self.list(&path, Some((offset, limit))).await?;
+        let list = self.list_chosen(&path, Some((offset, limit))).await?;
         let mut page = model::page(list, offset);
         // Some builds ignore a size of 0 and send everything.
         page.items
@@ -182,7 +190,7 @@ impl PlexServer {
     pub async fn collections(&self, section_key: &str) -> AppResult<Vec<PlexMetadata>> {
         let key = checked_key("key", section_key)?;
         let list = self
-            .list(&format!("/library/sections/{key}/collections"), None)
+            .list_chosen(&format!("/library/sections/{key}/collections"), None)
             .await?;
         Ok(model::items(list.metadata))
     }
@@ -191,7 +199,7 @@ impl PlexServer {
     pub async fn collection(&self, rating_key: &str) -> AppResult<PlexMetadata> {
         let key = checked_key("ratingKey", rating_key)?;
         let list = self
-            .list(&format!("/library/collections/{key}"), None)
+            .list_chosen(&format!("/library/collections/{key}"), None)
             .await?;
         found(model::items(list.metadata).into_iter().next())
     }
@@ -200,7 +208,7 @@ impl PlexServer {
     pub async fn collection_items(&self, rating_key: &str) -> AppResult<Vec<PlexMetadata>> {
         let key = checked_key("ratingKey", rating_key)?;
         let list = self
-            .list(&format!("/library/collections/{key}/children"), None)
+            .list_chosen(&format!("/library/collections/{key}/children"), None)
             .await?;
         Ok(model::items(list.metadata))
     }
