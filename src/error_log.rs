@@ -15,10 +15,11 @@ use crate::http::ErrorLogEntry;
 use crate::state::AppState;
 use crate::time::rfc3339;
 
-/// The 5xx codes that are counted rather than stored when nobody is signed in: the caller
-/// reached something not set up, or an upstream failed. A stranger can cause as many as they
-/// like, so a row each would let them fill the disk; `/metrics` shows the counts
-/// (`medianest_unlogged_errors_total`).
+/// The 5xx codes that are counted rather than stored row by row: the caller reached something
+/// not set up, or an upstream failed. Nobody signed in: never a row (a stranger can cause as many
+/// as they like). A signed-in user: at most one row per code every [`SIGNED_IN_ROW_EVERY_MS`]
+/// (the first shows the admin what happened; a user repeating a failing search or image must not
+/// fill the disk). `/metrics` shows what was counted instead (`medianest_unlogged_errors_total`).
 pub const UNLOGGED_CODES: [ErrorCode; 4] = [
     ErrorCode::ServiceNotConfigured,
     ErrorCode::ServiceUnavailable,
@@ -26,27 +27,55 @@ pub const UNLOGGED_CODES: [ErrorCode; 4] = [
     ErrorCode::UpstreamTimeout,
 ];
 
-/// Counts of the anonymous 5xx of [`UNLOGGED_CODES`], in its order.
+/// How often a signed-in user's failures of one [`UNLOGGED_CODES`] code are written as a row.
+pub const SIGNED_IN_ROW_EVERY_MS: i64 = 60_000;
+
+/// Users remembered at most; past it, entries older than the interval are dropped first, then
+/// the whole map (a few extra rows, never an unbounded map).
+const MAX_REMEMBERED: usize = 10_000;
+
+/// Counts of the 5xx of [`UNLOGGED_CODES`] not written as rows, in its order, and when each
+/// signed-in user last had one written.
 #[derive(Debug, Default)]
-pub struct UnloggedErrors([AtomicU64; UNLOGGED_CODES.len()]);
+pub struct UnloggedErrors {
+    counts: [AtomicU64; UNLOGGED_CODES.len()],
+    last_row: std::sync::Mutex<std::collections::HashMap<(String, usize), i64>>,
+}
 
 impl UnloggedErrors {
-    /// Counts `code` and returns true when it is one of [`UNLOGGED_CODES`].
-    pub fn count(&self, code: ErrorCode) -> bool {
-        match UNLOGGED_CODES.iter().position(|c| *c == code) {
-            Some(i) => {
-                self.0[i].fetch_add(1, Ordering::Relaxed);
-                true
+    /// Whether a 5xx of `code` for `user` is counted instead of written: true for every
+    /// anonymous one of [`UNLOGGED_CODES`], and for a signed-in user's when one of that code was
+    /// written for them less than [`SIGNED_IN_ROW_EVERY_MS`] ago.
+    pub fn count(&self, code: ErrorCode, user: Option<&str>, now_ms: i64) -> bool {
+        let Some(i) = UNLOGGED_CODES.iter().position(|c| *c == code) else {
+            return false;
+        };
+        if let Some(user) = user {
+            let mut last = self.last_row.lock().unwrap_or_else(|e| e.into_inner());
+            let key = (user.to_owned(), i);
+            let due = last
+                .get(&key)
+                .is_none_or(|at| now_ms - at >= SIGNED_IN_ROW_EVERY_MS);
+            if due {
+                if last.len() >= MAX_REMEMBERED {
+                    last.retain(|_, at| now_ms - *at < SIGNED_IN_ROW_EVERY_MS);
+                    if last.len() >= MAX_REMEMBERED {
+                        last.clear();
+                    }
+                }
+                last.insert(key, now_ms);
+                return false;
             }
-            None => false,
         }
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+        true
     }
 
     /// `(code, count)` of every counted code.
     pub fn snapshot(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
         UNLOGGED_CODES
             .iter()
-            .zip(&self.0)
+            .zip(&self.counts)
             .map(|(code, n)| (code.as_str(), n.load(Ordering::Relaxed)))
     }
 }

@@ -325,9 +325,14 @@ fn render_error(
     headers.remove(header::CONTENT_LENGTH);
 
     if status.is_server_error() {
-        // Nobody signed in and the fault is a missing setup or an upstream: counted for
-        // /metrics, not stored row by row (a stranger could repeat it without end).
-        if ctx.user_id.get().is_none() && state.unlogged_errors().count(report.code) {
+        // The fault is a missing setup or an upstream: counted for /metrics, not stored row by
+        // row (anonymous: never; a signed-in user: once a minute per code), as a caller could
+        // repeat it without end.
+        let user = ctx.user_id.get().map(String::as_str);
+        if state
+            .unlogged_errors()
+            .count(report.code, user, state.clock().now_ms())
+        {
             span.in_scope(|| {
                 tracing::debug!(code = report.code.as_str(), "request failed (counted)");
             });

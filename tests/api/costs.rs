@@ -223,4 +223,37 @@ async fn anonymous_not_configured_failures_are_counted_not_stored() {
         Some("1000")
     );
     assert_eq!(unlogged(&t, "UPSTREAM_ERROR").await.as_deref(), Some("0"));
+
+    // The same user repeating it: counted, one row a minute at most.
+    let request = || {
+        call("POST", "/api/v1/media/requests")
+            .bearer(&token)
+            .json(json!({"mediaType": "movie", "tmdbId": 603}))
+            .send(&app)
+    };
+    for _ in 0..50 {
+        assert_eq!(request().await.status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+    t.clock.advance(60_000);
+    assert_eq!(request().await.status, StatusCode::SERVICE_UNAVAILABLE);
+    let user_rows = || async {
+        scalar(
+            &t.state,
+            "SELECT count(*) FROM error_logs WHERE user_id = ?1",
+            vec![sql_text(&user)],
+        )
+        .await
+    };
+    eventually(
+        Duration::from_secs(10),
+        "the minute's second row",
+        || async { (user_rows().await >= 2).then_some(()) },
+    )
+    .await;
+    // Rows are written in order: the 50 before the second row would be there by now.
+    assert_eq!(user_rows().await, 2);
+    assert_eq!(
+        unlogged(&t, "SERVICE_NOT_CONFIGURED").await.as_deref(),
+        Some("1050")
+    );
 }
