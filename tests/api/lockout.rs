@@ -403,3 +403,91 @@ async fn a_dual_stack_listener_believes_its_ipv4_proxy() {
         .unwrap()
         .unwrap();
 }
+
+/// The `rate_limits` counts of the admin's sign-in rows: (this client's, the account's).
+async fn admin_login_counts(t: &support::TestState) -> (i64, i64) {
+    t.state
+        .db()
+        .run(|conn| {
+            let sum = |like: &str| -> rusqlite::Result<i64> {
+                conn.query_row(
+                    "SELECT coalesce(sum(request_count), 0) FROM rate_limits WHERE key LIKE ?1",
+                    [like],
+                    |r| r.get(0),
+                )
+            };
+            Ok((sum("login:admin|%")?, sum("login:admin")?))
+        })
+        .await
+        .unwrap()
+}
+
+/// Takes every slot of the CPU gate, so no password can be checked until it is dropped.
+async fn hold_cpu_gate(t: &support::TestState) -> tokio::sync::OwnedSemaphorePermit {
+    let gate = t.state.cpu_gate().clone();
+    let all = u32::try_from(gate.available_permits()).unwrap();
+    gate.acquire_many_owned(all).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_busy_cpu_gate_answers_503_and_the_attempt_is_not_counted() {
+    let t = prepared(|c| {
+        c.server.request_timeout_secs = 1;
+        c.limits.login_failures_per_ip = 1;
+        c.limits.login_failures_per_username = 1;
+    })
+    .await;
+    let app = t.router();
+    let busy = hold_cpu_gate(&t).await;
+    // The wait for the gate is bounded below the request timeout: a 503, not a 408.
+    let r = login_from("192.0.2.1", "admin", ADMIN_PASSWORD)
+        .send(&app)
+        .await;
+    assert_error(&r, StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE");
+    assert!(r.header("retry-after").is_some());
+    assert_eq!(admin_login_counts(&t).await, (0, 0), "given back");
+    drop(busy);
+    // The one attempt allowed per client and per address is still there.
+    let r = login_from("192.0.2.1", "admin", ADMIN_PASSWORD)
+        .send(&app)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_dropped_before_its_result_is_not_counted() {
+    let t = prepared(|c| {
+        c.limits.login_failures_per_ip = 1;
+        c.limits.login_failures_per_username = 1;
+    })
+    .await;
+    let app = t.router();
+    let busy = hold_cpu_gate(&t).await;
+    let pending = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            login_from("192.0.2.1", "admin", ADMIN_PASSWORD)
+                .send(&app)
+                .await
+        })
+    };
+    // The attempt is reserved, then waits for the gate; the request is dropped there (as the
+    // edge's request timeout or a closed connection drops it).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while admin_login_counts(&t).await != (1, 1) {
+        assert!(tokio::time::Instant::now() < deadline, "never reserved");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    pending.abort();
+    assert!(pending.await.unwrap_err().is_cancelled());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while admin_login_counts(&t).await != (0, 0) {
+        assert!(tokio::time::Instant::now() < deadline, "never given back");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    drop(busy);
+    let r = login_from("192.0.2.1", "admin", ADMIN_PASSWORD)
+        .send(&app)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+}
