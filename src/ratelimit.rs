@@ -105,6 +105,16 @@ impl Limiters {
 
     /// Forgets every client's sign-in failures (after `medianest reset-admin-password`, whose
     /// admin must get in at once even from an address an attacker shares).
+    ///
+    /// This clears the attackers' per-address windows too, on purpose. The reset runs on the
+    /// server, before the admin signs in again: it cannot know from which address the admin
+    /// will come (it may be a shared NAT address that an attacker's failures at *other*
+    /// usernames have used up), and the running server only learns that accounts changed (the
+    /// auth epoch), not which. Clearing only the addresses that failed at the reset account
+    /// would leave exactly that admin locked out. The cost is bounded: an attacker gets one
+    /// fresh set of `login_failures_per_ip` guesses per address per reset (a rare, deliberate
+    /// act of the operator), the per-(account, client) rows of every other account stay in the
+    /// database, and the reset account's new password is random.
     pub fn clear_login_windows(&self) {
         self.login_per_ip.clear();
     }
