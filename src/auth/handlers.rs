@@ -126,8 +126,7 @@ pub async fn login(
     // back) before the request times out.
     let hash = user.as_ref().and_then(|u| u.password_hash.clone());
     let gate_wait = (state.request_timeout() / 2).min(MAX_GATE_WAIT);
-    let ok = match password::verify_within(state.cpu_gate(), gate_wait, body.password, hash).await
-    {
+    let ok = match password::verify_within(state.cpu_gate(), gate_wait, body.password, hash).await {
         Ok(ok) => ok,
         Err(e) => {
             // Not a guess that was checked: give the attempt back.

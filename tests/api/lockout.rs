@@ -153,16 +153,16 @@ async fn parallel_guesses_from_one_address_meet_its_delay_after_five_failures() 
     let app = t.router();
     // Five failures at the account from five addresses: no delay yet, each gets its guess.
     let answers = parallel_failures_from_many_ips(&app, 5, "admin").await;
-    assert!(
-        answers
-            .iter()
-            .all(|r| r.status == StatusCode::UNAUTHORIZED)
-    );
+    assert!(answers.iter().all(|r| r.status == StatusCode::UNAUTHORIZED));
     // Then twenty at once from one address: its first is checked, the rest wait after it.
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..20 {
         let app = app.clone();
-        tasks.spawn(async move { login_from("203.0.113.50", "admin", "guess").send(&app).await });
+        tasks.spawn(async move {
+            login_from("203.0.113.50", "admin", "guess")
+                .send(&app)
+                .await
+        });
     }
     let (mut refused, mut limited) = (0, 0);
     while let Some(r) = tasks.join_next().await {

@@ -162,7 +162,11 @@ async fn behind_a_proxy_on_loopback_forwarded_requests_want_an_admin_session() {
 async fn the_metrics_token_scheme_is_case_insensitive() {
     let t = support::test_state_with(|c| c.metrics.token = Some(Secret::new("m3trics-t0ken")));
     let app = t.router();
-    for value in ["bearer m3trics-t0ken", "BEARER m3trics-t0ken", "Bearer m3trics-t0ken"] {
+    for value in [
+        "bearer m3trics-t0ken",
+        "BEARER m3trics-t0ken",
+        "Bearer m3trics-t0ken",
+    ] {
         let r = send(
             &app,
             Request::get("/metrics")
