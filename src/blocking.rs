@@ -20,6 +20,16 @@ where
         .acquire_owned()
         .await
         .map_err(|_| AppError::internal("blocking gate closed"))?;
+    run_with_permit(permit, f).await
+}
+
+/// Runs `f` on the blocking pool holding `permit` (taken from a gate by the caller, e.g. with a
+/// bounded wait).
+pub async fn run_with_permit<F, T>(permit: tokio::sync::OwnedSemaphorePermit, f: F) -> AppResult<T>
+where
+    F: FnOnce() -> AppResult<T> + Send + 'static,
+    T: Send + 'static,
+{
     let span = tracing::Span::current();
     let handle = tokio::task::spawn_blocking(move || {
         let _entered = span.enter();

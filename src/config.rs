@@ -296,9 +296,9 @@ pub struct LimitsConfig {
     pub user_per_minute: u32,
     pub login_failures_per_username: u32,
     pub login_failures_per_ip: u32,
-    /// Longest wait between sign-in attempts at one username once it has had
-    /// `login_failures_per_username` failures in the window (from any client); the wait doubles
-    /// from 1 s per further failure up to this.
+    /// Longest wait between one client's sign-in attempts at a username once the username has
+    /// had `login_failures_per_username` failures in the window (from any client); the wait runs
+    /// from that client's own last attempt and doubles from 1 s per further failure up to this.
     pub login_delay_max_secs: u64,
     pub pin_per_ip: u32,
     /// Rows a user's `POST /errors/report` calls may add to the error log per hour (repeats of
@@ -838,8 +838,9 @@ user_per_minute = 600
 # by their /64.
 login_failures_per_username = 5
 login_failures_per_ip = 20
-# After login_failures_per_username failures at a username from anywhere, each further attempt
-# waits 1 s, then 2, 4 ... up to this many seconds after the last failure.
+# After login_failures_per_username failures at a username from anywhere, each client waits
+# 1 s, then 2, 4 ... up to this many seconds after its own last attempt there (per client, so
+# nobody else's attempts hold the owner back).
 login_delay_max_secs = 30
 # Plex sign-in codes per 15 minutes per IP.
 pin_per_ip = 10

@@ -445,17 +445,39 @@ pub fn client_ip(
         }
         return Some(peer);
     }
-    // Walk from the nearest hop back, skipping our own proxies.
-    headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .rev()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.rsplit(','))
-        .filter_map(|s| s.trim().parse::<std::net::IpAddr>().ok())
-        .map(|ip| ip.to_canonical())
-        .find(|ip| !trusted.contains(*ip))
-        .or(Some(peer))
+    // Walk from the nearest hop back, skipping our own proxies. A hop that does not parse stops
+    // the walk at the peer: what lies left of it was written by the client, not by a proxy.
+    for value in headers.get_all("x-forwarded-for").iter().rev() {
+        let Ok(value) = value.to_str() else {
+            return Some(peer);
+        };
+        for hop in value.rsplit(',') {
+            let Some(ip) = forwarded_hop(hop) else {
+                return Some(peer);
+            };
+            if !trusted.contains(ip) {
+                return Some(ip);
+            }
+        }
+    }
+    Some(peer)
+}
+
+/// One `X-Forwarded-For` entry: an address, or an address with a port as some proxies append
+/// it (`203.0.113.7:5123`, `[2001:db8::7]:5123`, `[2001:db8::7]`).
+fn forwarded_hop(hop: &str) -> Option<std::net::IpAddr> {
+    let hop = hop.trim();
+    let ip = hop
+        .parse::<std::net::IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<SocketAddr>().ok().map(|a| a.ip()))
+        .or_else(|| {
+            hop.strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .and_then(|h| h.parse::<std::net::Ipv6Addr>().ok())
+                .map(std::net::IpAddr::V6)
+        })?;
+    Some(ip.to_canonical())
 }
 
 /// The caller's IP address as [`client_ip`] decides it (`None` without a socket peer, as in
@@ -686,6 +708,36 @@ mod tests {
             client_ip(Some(&peer), &h, &trusted(&["10.0.0.0/8"])),
             Some("198.51.100.4".parse().unwrap())
         );
+    }
+
+    #[test]
+    fn forwarded_for_hops_with_ports_are_read_and_garbage_stops_the_walk() {
+        let peer = ConnectInfo(SocketAddr::from(([10, 0, 0, 1], 5555)));
+        let proxies = trusted(&["10.0.0.0/8"]);
+        let with = |value: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert("x-forwarded-for", HeaderValue::from_static(value));
+            client_ip(Some(&peer), &h, &proxies)
+        };
+        let ip = |s: &str| Some(s.parse::<std::net::IpAddr>().unwrap());
+        // A proxy that appends `ip:port` / `[v6]:port`: the hop is the address.
+        assert_eq!(with("203.0.113.9:51234"), ip("203.0.113.9"));
+        assert_eq!(with("[2001:db8::7]:51234"), ip("2001:db8::7"));
+        assert_eq!(with("[2001:db8::7]"), ip("2001:db8::7"));
+        assert_eq!(with("[::ffff:203.0.113.9]:80"), ip("203.0.113.9"));
+        assert_eq!(
+            with("198.51.100.1, 203.0.113.9:51234, 10.0.0.2:443"),
+            ip("203.0.113.9"),
+            "the client's own entry left of the proxy's is not believed"
+        );
+        // A hop that does not parse ends the walk: nothing left of it is believed, the client is
+        // the nearest trusted hop.
+        assert_eq!(with("198.51.100.1, 203.0.113.9:x"), ip("10.0.0.1"));
+        assert_eq!(with("198.51.100.1, unknown, 10.0.0.2"), ip("10.0.0.1"));
+        let mut h = HeaderMap::new();
+        h.append("x-forwarded-for", HeaderValue::from_static("198.51.100.1"));
+        h.append("x-forwarded-for", HeaderValue::from_static("_hidden"));
+        assert_eq!(client_ip(Some(&peer), &h, &proxies), ip("10.0.0.1"));
     }
 
     #[test]

@@ -29,8 +29,9 @@ pub enum MetricsAccess {
     /// names) is not for the network, so only a signed-in admin may read it.
     AdminSession,
     /// No token and a loopback listen address: only this machine can connect. A request a
-    /// reverse proxy forwarded (it carries `X-Forwarded-For` or `Forwarded`) comes from the
-    /// network all the same and wants an admin session.
+    /// reverse proxy forwarded comes from the network all the same and wants an admin session:
+    /// one that carries `X-Forwarded-For` or `Forwarded`, or whose socket peer is one of
+    /// `server.trusted_proxies` (nginx's plain `proxy_pass` adds no header at all).
     Open,
 }
 
@@ -57,7 +58,8 @@ impl MetricsAccess {
             ),
             Self::Open => tracing::info!(
                 "/metrics is open to this machine (loopback listen address, no metrics.token); \
-                 requests forwarded by a proxy need an admin session"
+                 requests forwarded by a proxy (carrying X-Forwarded-For or Forwarded, or from a \
+                 server.trusted_proxies address) need an admin session"
             ),
         }
     }
@@ -68,14 +70,31 @@ fn token_matches(token: &str, headers: &HeaderMap) -> bool {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| {
+            // The scheme is case-insensitive (RFC 9110), as for session tokens.
+            let (scheme, rest) = v.split_at_checked(7)?;
+            scheme.eq_ignore_ascii_case("bearer ").then_some(rest)
+        })
         .unwrap_or("");
     given.as_bytes().ct_eq(token.as_bytes()).into()
 }
 
-/// Whether a proxy says it forwarded the request (nginx, Caddy and Traefik add one of these).
-fn forwarded(headers: &HeaderMap) -> bool {
-    headers.contains_key("x-forwarded-for") || headers.contains_key(header::FORWARDED)
+/// Whether a proxy forwarded the request: it says so (Caddy and Traefik, and nginx when told to,
+/// add one of these headers), or it came from a configured proxy, which may add nothing.
+fn forwarded(state: &AppState, parts: &Parts) -> bool {
+    let headers = &parts.headers;
+    headers.contains_key("x-forwarded-for")
+        || headers.contains_key(header::FORWARDED)
+        || parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .is_some_and(|peer| {
+                state
+                    .config()
+                    .server
+                    .trusted_proxies
+                    .contains(peer.0.ip().to_canonical())
+            })
 }
 
 async fn metrics(State(state): State<AppState>, mut parts: Parts) -> AppResult<Response> {
@@ -88,7 +107,7 @@ async fn metrics(State(state): State<AppState>, mut parts: Parts) -> AppResult<R
                 return Err(AppError::new(ErrorCode::Unauthorized));
             }
         }
-        (MetricsAccess::Open, _) if !forwarded(&parts.headers) => {}
+        (MetricsAccess::Open, _) if !forwarded(&state, &parts) => {}
         // Only asked here, so a token scrape never looks a session up.
         _ => {
             AdminUser::from_request_parts(&mut parts, &state).await?;

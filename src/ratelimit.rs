@@ -3,8 +3,8 @@
 //! - Per client on every route and per signed-in user: token buckets in memory (governor).
 //! - Failed sign-ins per client and Plex PIN creation per client: fixed windows in memory.
 //! - Failed sign-ins per (username, client): fixed windows in the `rate_limits` table, so a
-//!   restart does not hand an attacker a fresh set of guesses; and per username from any client,
-//!   a growing delay (not a lock, so nobody elsewhere can lock the owner out). See
+//!   restart does not hand an attacker a fresh set of guesses; and per username, a growing delay
+//!   between one client's attempts (not a lock, so nobody elsewhere can lock the owner out). See
 //!   [`login_failures`].
 //!
 //! A client is its IP address, an IPv6 client its /64 ([`crate::net::client_key`]).
@@ -105,6 +105,16 @@ impl Limiters {
 
     /// Forgets every client's sign-in failures (after `medianest reset-admin-password`, whose
     /// admin must get in at once even from an address an attacker shares).
+    ///
+    /// This clears the attackers' per-address windows too, on purpose. The reset runs on the
+    /// server, before the admin signs in again: it cannot know from which address the admin
+    /// will come (it may be a shared NAT address that an attacker's failures at *other*
+    /// usernames have used up), and the running server only learns that accounts changed (the
+    /// auth epoch), not which. Clearing only the addresses that failed at the reset account
+    /// would leave exactly that admin locked out. The cost is bounded: an attacker gets one
+    /// fresh set of `login_failures_per_ip` guesses per address per reset (a rare, deliberate
+    /// act of the operator), the per-(account, client) rows of every other account stay in the
+    /// database, and the reset account's new password is random.
     pub fn clear_login_windows(&self) {
         self.login_per_ip.clear();
     }
@@ -257,9 +267,11 @@ fn seconds_until(end_ms: i64, now_ms: i64) -> u64 {
 ///   in the 15-minute window lock the account *for that client* until the window ends. Another
 ///   client (the owner) is not locked out by them.
 /// - Per account from every client, endpoint `login_user`, key `login:<account>`: once `limit`
-///   failures are counted in the window, each further attempt must wait after the last failure:
-///   1 s, then 2, 4 ... up to `delay_max_secs`. This slows a guesser with many addresses without
-///   letting anyone lock the owner out for long.
+///   failures are counted in the window, a client must wait after *its own* last attempt at the
+///   account before the next: 1 s, then 2, 4 ... (doubling per further failure from anyone) up to
+///   `delay_max_secs`. The wait is measured on the client's row (`last_at`), so a client that has
+///   not tried lately (the owner) gets its attempt at once however busy the attackers are: a
+///   shared "last attempt" would let an attacker polling every few ms win every slot.
 ///
 /// [`reserve`] checks both and counts the attempt in one write transaction before the password
 /// is hashed; [`refund`] takes it back when the password was right.
@@ -300,7 +312,9 @@ pub mod login_failures {
         client: String,
         window_start: i64,
         at_ms: i64,
-        previous_last_at: Option<i64>,
+        /// This client's `last_at` at the account before the attempt.
+        previous_client_last_at: Option<i64>,
+        previous_account_last_at: Option<i64>,
     }
 
     /// Checks the account's limits for `client` and counts this attempt as a failure, in the
@@ -328,14 +342,18 @@ pub mod login_failures {
                 })
                 .optional()?)
         };
-        let client_count = count(&client_key, ENDPOINT)?.map_or(0, |(n, _)| n);
+        let (client_count, client_last_at) = count(&client_key, ENDPOINT)?.unwrap_or((0, None));
         if client_count >= i64::from(limit) {
             return Ok(Err(seconds_until(start + LOGIN_WINDOW_MS, now_ms)));
         }
-        let (account_count, last_at) = count(&account_key, ACCOUNT_ENDPOINT)?.unwrap_or((0, None));
+        let (account_count, account_last_at) =
+            count(&account_key, ACCOUNT_ENDPOINT)?.unwrap_or((0, None));
         let account_count = u32::try_from(account_count).unwrap_or(u32::MAX);
+        // The account's failures decide how long the wait is; it runs from this client's own last
+        // attempt, so a client that has not tried lately (the owner) is never kept waiting by
+        // the others' attempts.
         if account_count >= limit
-            && let Some(last) = last_at
+            && let Some(last) = client_last_at
         {
             let delay_ms = i64::try_from(delay_secs(account_count, limit, delay_max_secs))
                 .unwrap_or(i64::MAX)
@@ -369,18 +387,14 @@ pub mod login_failures {
             client: client.to_owned(),
             window_start: start,
             at_ms: now_ms,
-            previous_last_at: last_at,
+            previous_client_last_at: client_last_at,
+            previous_account_last_at: account_last_at,
         }))
     }
 
-    /// Takes back a reservation after a right password: the client's failures at the account
-    /// are forgotten, and the attempt no longer counts towards the account's delay.
-    pub fn refund(conn: &Connection, reservation: &Reservation) -> AppResult<()> {
-        conn.prepare_cached("DELETE FROM rate_limits WHERE key = ?1 AND endpoint = ?2")?
-            .execute(rusqlite::params![
-                client_row_key(&reservation.account, &reservation.client),
-                ENDPOINT
-            ])?;
+    /// Takes this attempt off the account's count (its `last_at` goes back to what it was, unless
+    /// a later attempt has moved it on).
+    fn uncount_account(conn: &Connection, reservation: &Reservation) -> AppResult<()> {
         conn.prepare_cached(
             "UPDATE rate_limits
              SET request_count = max(request_count - 1, 0),
@@ -392,9 +406,40 @@ pub mod login_failures {
             ACCOUNT_ENDPOINT,
             reservation.window_start,
             reservation.at_ms,
-            reservation.previous_last_at,
+            reservation.previous_account_last_at,
         ])?;
         Ok(())
+    }
+
+    /// Takes back a reservation after a right password: the client's failures at the account
+    /// are forgotten, and the attempt no longer counts towards the account's delay.
+    pub fn refund(conn: &Connection, reservation: &Reservation) -> AppResult<()> {
+        conn.prepare_cached("DELETE FROM rate_limits WHERE key = ?1 AND endpoint = ?2")?
+            .execute(rusqlite::params![
+                client_row_key(&reservation.account, &reservation.client),
+                ENDPOINT
+            ])?;
+        uncount_account(conn, reservation)
+    }
+
+    /// Takes back a reservation whose password was never checked or whose result the caller
+    /// never learnt (the gate was busy, the request timed out or was dropped): the attempt is
+    /// taken off both counts, and the client's earlier failures stay.
+    pub fn release(conn: &Connection, reservation: &Reservation) -> AppResult<()> {
+        conn.prepare_cached(
+            "UPDATE rate_limits
+             SET request_count = max(request_count - 1, 0),
+                 last_at = CASE WHEN last_at = ?4 THEN ?5 ELSE last_at END
+             WHERE key = ?1 AND endpoint = ?2 AND window_start = ?3",
+        )?
+        .execute(rusqlite::params![
+            client_row_key(&reservation.account, &reservation.client),
+            ENDPOINT,
+            reservation.window_start,
+            reservation.at_ms,
+            reservation.previous_client_last_at,
+        ])?;
+        uncount_account(conn, reservation)
     }
 
     /// Forgets every failure counted against `account`, from every client (the break-glass
@@ -567,7 +612,7 @@ mod tests {
     }
 
     #[test]
-    fn failures_from_many_clients_only_slow_an_account_down() {
+    fn failures_from_many_clients_only_slow_each_client_down() {
         let conn = migrated();
         let client = |i: u32| format!("198.51.100.{i}");
         let reserve = |i: u32, at: i64| {
@@ -577,26 +622,56 @@ mod tests {
         for i in 0..5 {
             reserve(i, NOW).unwrap();
         }
-        // Then 1 s after the last failure, 2 s, 4 s ... capped at 30 s.
+        // One client trying again waits 1 s after its own last attempt, then 2, 4 ... capped at
+        // 30 s (the account's count decides the length).
         let mut at = NOW;
-        for (i, expected) in [1u64, 2, 4, 8, 16, 30, 30].into_iter().enumerate() {
-            let i = u32::try_from(i).unwrap() + 10;
-            let wait = reserve(i, at).unwrap_err();
-            assert_eq!(wait, expected, "failure {}", i - 5);
+        for expected in [1u64, 2, 4] {
+            let wait = reserve(0, at).unwrap_err();
+            assert_eq!(wait, expected);
             let ms = i64::try_from(expected).unwrap() * 1000;
-            assert_eq!(reserve(i, at + ms - 1).unwrap_err(), 1, "not yet");
+            assert_eq!(reserve(0, at + ms - 1).unwrap_err(), 1, "not yet");
             at += ms;
+            reserve(0, at).unwrap();
+        }
+        // Attackers that keep failing do not hold back a client that has not tried: each new
+        // client's first attempt is at once, whoever failed a millisecond before.
+        for i in 10..20 {
             reserve(i, at).unwrap();
         }
-        // The owner's right password, once the delay has passed, refunds only its own attempt:
-        // the account stands as if it had not been made.
-        at += 30_000;
+        assert_eq!(reserve(10, at).unwrap_err(), 30, "capped");
         let owner = reserve(99, at).unwrap();
         login_failures::refund(&conn, &owner).unwrap();
-        reserve(98, at).unwrap();
-        assert_eq!(reserve(97, at).unwrap_err(), 30);
+        let after_refund = reserve(99, at).unwrap();
+        // A released attempt (never checked) leaves the client as it was before it.
+        login_failures::release(&conn, &after_refund).unwrap();
+        reserve(99, at).unwrap();
+        assert_eq!(reserve(99, at).unwrap_err(), 30);
         assert_eq!(login_failures::delay_secs(5, 5, 30), 1);
         assert_eq!(login_failures::delay_secs(500, 5, 30), 30);
+    }
+
+    #[test]
+    fn a_release_keeps_the_clients_earlier_failures() {
+        let conn = migrated();
+        for _ in 0..4 {
+            login_failures::reserve(&conn, "admin", "192.0.2.1", 5, 30, NOW)
+                .unwrap()
+                .unwrap();
+        }
+        let fifth = login_failures::reserve(&conn, "admin", "192.0.2.1", 5, 30, NOW + 10)
+            .unwrap()
+            .unwrap();
+        login_failures::release(&conn, &fifth).unwrap();
+        let row = |key: &str| -> (i64, Option<i64>) {
+            conn.query_row(
+                "SELECT request_count, last_at FROM rate_limits WHERE key = ?1",
+                [key],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap()
+        };
+        assert_eq!(row("login:admin|192.0.2.1"), (4, Some(NOW)));
+        assert_eq!(row("login:admin"), (4, Some(NOW)));
     }
 
     #[test]

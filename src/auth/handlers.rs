@@ -93,22 +93,16 @@ pub async fn login(
     }
     let now = state.clock().now_ms();
     // Each attempt is counted before its password is hashed (so parallel guesses cannot all pass
-    // the check) and refunded when the password was right.
-    let ip_reservation = match ip {
-        Some(ip) => Some((
-            ip,
-            state
-                .limiters()
-                .login_ip_reserve(ip, now)
-                .map_err(rate_limited)?,
-        )),
-        None => None,
-    };
-    let refund_ip = || {
-        if let Some((ip, reserved)) = &ip_reservation {
-            state.limiters().login_ip_refund(*ip, reserved);
-        }
-    };
+    // the check) and refunded when the password was right; `attempt` gives it back if this
+    // future ends before the result is known.
+    let mut attempt = PendingAttempt::new(state.clone());
+    if let Some(ip) = ip {
+        let reserved = state
+            .limiters()
+            .login_ip_reserve(ip, now)
+            .map_err(rate_limited)?;
+        attempt.ip = Some((ip, reserved));
+    }
     let limit = state.limiters().login_failures_per_username();
     let delay_max = state.limiters().login_delay_max_secs();
     let client = ip.map_or_else(|| "-".to_owned(), crate::net::client_key_text);
@@ -124,38 +118,34 @@ pub async fn login(
             Ok(reservation.map(|r| (user, r)))
         })
         .await;
-    let (user, reservation) = match reserved {
-        Ok(Ok(found)) => found,
-        Ok(Err(wait)) => {
-            refund_ip();
-            return Err(rate_limited(wait));
-        }
-        Err(e) => {
-            refund_ip();
-            return Err(e);
-        }
-    };
-    // Verify even for an unknown user (against a dummy hash) so both take the same time.
+    // On a refusal or an error, dropping `attempt` gives the per-IP reservation back.
+    let (user, reservation) = reserved?.map_err(rate_limited)?;
+    attempt.reservation = Some(reservation);
+    // Verify even for an unknown user (against a dummy hash) so both take the same time. The
+    // wait for the CPU gate is bounded so that a busy server answers 503 (and gives the attempt
+    // back) before the request times out.
     let hash = user.as_ref().and_then(|u| u.password_hash.clone());
-    let ok = match password::verify(state.cpu_gate(), body.password, hash).await {
+    let gate_wait = (state.request_timeout() / 2).min(MAX_GATE_WAIT);
+    let ok = match password::verify_within(state.cpu_gate(), gate_wait, body.password, hash).await {
         Ok(ok) => ok,
         Err(e) => {
             // Not a guess that was checked: give the attempt back.
-            refund_ip();
-            let r = reservation.clone();
-            let _ = state
-                .db()
-                .write(move |tx| login_failures::refund(tx, &r))
-                .await;
+            attempt.release().await;
             return Err(e);
         }
+    };
+    let (ip_reservation, reservation) = attempt.settle();
+    let Some(reservation) = reservation else {
+        return Err(AppError::internal("sign-in reservation missing"));
     };
     let Some(user) = user.filter(|_| ok) else {
         let mut response = AppError::new(ErrorCode::InvalidCredentials).into_response();
         reservation.window.apply(&mut response);
         return Ok(response);
     };
-    refund_ip();
+    if let Some((ip, reserved)) = &ip_reservation {
+        state.limiters().login_ip_refund(*ip, reserved);
+    }
     if user.status != users::Status::Active {
         state
             .db()
@@ -198,6 +188,74 @@ pub async fn login(
     }
     .apply(&mut response);
     Ok(response)
+}
+
+/// The longest a sign-in waits for the CPU gate (half the request timeout when that is shorter).
+const MAX_GATE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A sign-in attempt counted (per IP in memory, per account and client in the database) whose
+/// password result is not known yet. Dropped before [`PendingAttempt::settle`] (the edge's
+/// request timeout or a closed connection dropped the handler, or it returned early), it gives
+/// both reservations back: the caller never learns a result, so the attempt was no guess, and a
+/// right password that timed out must not count as a failure.
+struct PendingAttempt {
+    state: AppState,
+    ip: Option<(std::net::IpAddr, WindowState)>,
+    reservation: Option<login_failures::Reservation>,
+}
+
+impl PendingAttempt {
+    fn new(state: AppState) -> Self {
+        Self {
+            state,
+            ip: None,
+            reservation: None,
+        }
+    }
+
+    /// The result is known: hands both reservations to the caller, to keep or refund.
+    fn settle(
+        mut self,
+    ) -> (
+        Option<(std::net::IpAddr, WindowState)>,
+        Option<login_failures::Reservation>,
+    ) {
+        (self.ip.take(), self.reservation.take())
+    }
+
+    /// Gives both reservations back now, waiting for the database.
+    async fn release(mut self) {
+        self.release_ip();
+        if let Some(r) = self.reservation.take() {
+            let _ = self
+                .state
+                .db()
+                .write(move |tx| login_failures::release(tx, &r))
+                .await;
+        }
+    }
+
+    fn release_ip(&mut self) {
+        if let Some((ip, reserved)) = self.ip.take() {
+            self.state.limiters().login_ip_refund(ip, &reserved);
+        }
+    }
+}
+
+impl Drop for PendingAttempt {
+    fn drop(&mut self) {
+        self.release_ip();
+        if let Some(r) = self.reservation.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let db = self.state.db().clone();
+            runtime.spawn(async move {
+                if let Err(e) = db.write(move |tx| login_failures::release(tx, &r)).await {
+                    tracing::warn!(error = %e, "could not give back a dropped sign-in attempt");
+                }
+            });
+        }
+    }
 }
 
 fn rate_limited(wait: u64) -> AppError {

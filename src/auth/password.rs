@@ -76,6 +76,35 @@ pub async fn verify(
     .await
 }
 
+/// Verifies on the blocking pool, waiting at most `wait` for a slot of the CPU gate: when it
+/// stays busy that long, `SERVICE_UNAVAILABLE` ("Sign-in is temporarily unavailable", retry
+/// after 1 s) and no password is checked.
+pub async fn verify_within(
+    gate: &Arc<Semaphore>,
+    wait: std::time::Duration,
+    password: String,
+    hash: Option<String>,
+) -> AppResult<bool> {
+    let permit = tokio::time::timeout(wait, gate.clone().acquire_owned())
+        .await
+        .map_err(|_| busy())?
+        .map_err(|_| AppError::internal("blocking gate closed"))?;
+    crate::blocking::run_with_permit(permit, move || {
+        Ok(verify_blocking(&password, hash.as_deref()))
+    })
+    .await
+}
+
+/// The answer when the CPU gate stays busy.
+fn busy() -> AppError {
+    AppError::Api {
+        code: crate::error::ErrorCode::ServiceUnavailable,
+        service: Some("Sign-in"),
+        details: None,
+        retry_after: Some(1),
+    }
+}
+
 /// A random password of `len` characters from an unambiguous alphabet.
 pub fn random(len: usize) -> String {
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";

@@ -138,7 +138,52 @@ async fn behind_a_proxy_on_loopback_forwarded_requests_want_an_admin_session() {
             .await;
         assert_eq!(r.status, StatusCode::OK, "{name}: {}", r.text());
     }
-    // A scraper on this machine, straight to the port.
+    // nginx's plain `proxy_pass` adds no header: the trusted proxy's own address is enough.
     let r = call("GET", "/metrics").peer("127.0.0.1").send(&app).await;
+    assert_error(&r, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+    let r = call("GET", "/metrics")
+        .peer("::ffff:127.0.0.1")
+        .send(&app)
+        .await;
+    assert_error(&r, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+    let r = call("GET", "/metrics")
+        .peer("127.0.0.1")
+        .session(&admin.token)
+        .send(&app)
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    // A scraper on this machine at an address that is not the proxy's, straight to the port.
+    let r = call("GET", "/metrics").peer("::1").send(&app).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+}
+
+/// The bearer scheme is case-insensitive, as for session tokens.
+#[tokio::test]
+async fn the_metrics_token_scheme_is_case_insensitive() {
+    let t = support::test_state_with(|c| c.metrics.token = Some(Secret::new("m3trics-t0ken")));
+    let app = t.router();
+    for value in [
+        "bearer m3trics-t0ken",
+        "BEARER m3trics-t0ken",
+        "Bearer m3trics-t0ken",
+    ] {
+        let r = send(
+            &app,
+            Request::get("/metrics")
+                .header("authorization", value)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{value}: {}", r.text());
+    }
+    let r = send(
+        &app,
+        Request::get("/metrics")
+            .header("authorization", "Basic m3trics-t0ken")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_error(&r, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
 }
