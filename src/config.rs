@@ -117,7 +117,8 @@ pub struct ServerConfig {
     /// A kept-alive connection with no request for this many seconds is closed (a request in
     /// flight or a live-event stream is never cut by it).
     pub keepalive_idle_secs: u64,
-    /// Open connections at most, in total; more are closed as soon as they are accepted.
+    /// Open connections at most, in total. At the cap the longest-idle kept-alive connection is
+    /// closed to make room; only when none is idle is a new one closed as soon as it is accepted.
     pub max_connections: u32,
     /// Open connections at most per client address (the socket peer, an IPv6 one by its /64;
     /// `trusted_proxies` are exempt, as they carry everyone).
@@ -136,7 +137,7 @@ impl Default for ServerConfig {
             header_read_timeout_secs: 10,
             keepalive_idle_secs: 60,
             max_connections: 2048,
-            max_connections_per_ip: 256,
+            max_connections_per_ip: 32,
         }
     }
 }
@@ -773,12 +774,13 @@ header_read_timeout_secs = 10
 # A kept-alive connection with no request for this many seconds is closed. A request in flight
 # or a live-event stream is never cut by it.
 keepalive_idle_secs = 60
-# Open connections at most; one more is closed as soon as it is accepted. Keep it well under
-# the process's open-file limit (ulimit -n, LimitNOFILE=).
+# Open connections at most. When all are open, the longest-idle kept-alive connection is closed
+# to make room for a new one; only when none is idle is the new one closed as soon as it is
+# accepted. Keep it well under the process's open-file limit (ulimit -n, LimitNOFILE=).
 max_connections = 2048
 # Open connections at most per client address (an IPv6 client by its /64). trusted_proxies are
 # exempt (they carry everyone) but still count toward max_connections.
-max_connections_per_ip = 256
+max_connections_per_ip = 32
 
 [log]
 # error, warn, info, debug, trace, or a filter such as "info,medianest=debug".

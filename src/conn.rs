@@ -10,13 +10,18 @@
 //! as in nginx (`client_header_timeout`, `keepalive_timeout`), the head time counts from the
 //! connection's start or from the first byte of its next request, and the idle time from the
 //! end of the last response.
+//!
+//! At the total cap, as nginx does when it runs out of connections, the longest-idle kept-alive
+//! connection (one that has answered a request and has none in flight) is closed to make room
+//! for the newcomer; only when none is idle is the newcomer refused. Without that, a few
+//! addresses holding many cheap kept-alive connections would lock everyone else out.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::io;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -41,6 +46,33 @@ pub struct ConnectionLimits {
     exempt: TrustedProxies,
     open: AtomicUsize,
     per_ip: Mutex<HashMap<IpAddr, u32>>,
+    /// Kept-alive connections with no request in flight, oldest first (by when they became
+    /// idle): what the total cap may close to make room. Touched when a connection becomes
+    /// idle or busy again and when it closes, each time for one map update, never across an
+    /// await.
+    idle: Mutex<IdleRegistry>,
+}
+
+/// The idle connections, keyed by a sequence number taken when each became idle (so the first
+/// entry is the longest idle).
+#[derive(Debug, Default)]
+struct IdleRegistry {
+    next: u64,
+    by_age: BTreeMap<u64, Arc<Handle>>,
+}
+
+/// What the caps keep of one open connection: its place in the idle registry and the means to
+/// close it.
+#[derive(Debug, Default)]
+struct Handle {
+    /// Its key in [`IdleRegistry::by_age`] while it is there, else 0. Written only under that
+    /// registry's lock.
+    idle_key: AtomicU64,
+    /// Set once its place under the total cap has been given back (by the close or by an
+    /// eviction, whichever comes first).
+    released: AtomicBool,
+    /// Told when the total cap closes the connection to make room.
+    close: tokio::sync::Notify,
 }
 
 /// Why a connection was refused.
@@ -71,20 +103,21 @@ impl ConnectionLimits {
             exempt: server.trusted_proxies.clone(),
             open: AtomicUsize::new(0),
             per_ip: Mutex::new(HashMap::new()),
+            idle: Mutex::new(IdleRegistry::default()),
         })
     }
 
-    /// Counts a new connection from `peer`, or says which cap it is over. The slot gives the
-    /// place back when dropped (the connection's task owns it).
+    /// Counts a new connection from `peer`, or says which cap it is over. At the total cap the
+    /// longest-idle kept-alive connection is closed to make room; only when none is idle is the
+    /// newcomer refused. The slot gives the place back when dropped (the connection's task owns
+    /// it).
     ///
     /// Only the accept loop calls this, so the total cannot be raised between the check and the
     /// increment; closing connections only lower it.
     pub fn admit(self: &Arc<Self>, peer: IpAddr) -> Result<ConnectionSlot, Refusal> {
-        if self.open.load(Ordering::Acquire) >= self.max_total {
-            return Err(Refusal::Total);
-        }
         // Counted as the rate limits count a client: an IPv4 address (a mapped one as itself),
-        // an IPv6 host by its /64.
+        // an IPv6 host by its /64. Checked first, so that a newcomer over its own cap never
+        // costs somebody else their idle connection.
         let ip = if self.exempt.contains(peer) {
             None
         } else {
@@ -97,11 +130,89 @@ impl ConnectionLimits {
             *open += 1;
             Some(key)
         };
+        if self.open.load(Ordering::Acquire) >= self.max_total && !self.close_longest_idle() {
+            if let Some(ip) = ip {
+                self.forget_ip(ip);
+            }
+            return Err(Refusal::Total);
+        }
         self.open.fetch_add(1, Ordering::AcqRel);
         Ok(ConnectionSlot {
             limits: Arc::clone(self),
             ip,
+            handle: Arc::new(Handle::default()),
         })
+    }
+
+    /// Closes the connection idle the longest, giving its place back at once (its task drops
+    /// the socket as soon as it runs); false when no connection is idle.
+    fn close_longest_idle(&self) -> bool {
+        let victim = {
+            let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+            let Some((_, victim)) = idle.by_age.pop_first() else {
+                return false;
+            };
+            victim.idle_key.store(0, Ordering::Relaxed);
+            victim
+        };
+        self.release(&victim);
+        victim.close.notify_one();
+        tracing::debug!(
+            "closing the longest-idle connection to make room at server.max_connections"
+        );
+        true
+    }
+
+    /// Gives `handle`'s place under the total cap back, once.
+    fn release(&self, handle: &Handle) {
+        if !handle.released.swap(true, Ordering::AcqRel) {
+            self.open.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    fn forget_ip(&self, ip: IpAddr) {
+        let mut per_ip = self.per_ip.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(open) = per_ip.get_mut(&ip) {
+            *open = open.saturating_sub(1);
+            if *open == 0 {
+                per_ip.remove(&ip);
+            }
+        }
+    }
+
+    /// `handle`'s connection has answered its requests and waits for another: it may be closed
+    /// to make room.
+    fn became_idle(&self, handle: &Arc<Handle>) {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if handle.idle_key.load(Ordering::Relaxed) != 0 || handle.released.load(Ordering::Acquire) {
+            return;
+        }
+        idle.next += 1;
+        let key = idle.next;
+        idle.by_age.insert(key, Arc::clone(handle));
+        handle.idle_key.store(key, Ordering::Relaxed);
+    }
+
+    /// `handle`'s connection is busy again, or closing: no longer one to close for room.
+    fn not_idle(&self, handle: &Handle) {
+        // Only this connection's own task sets a key, so a 0 read here is not stale.
+        if handle.idle_key.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = handle.idle_key.swap(0, Ordering::Relaxed);
+        if key != 0 {
+            idle.by_age.remove(&key);
+        }
+    }
+
+    /// Kept-alive connections idle now (those the total cap may close).
+    pub fn idle(&self) -> usize {
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .by_age
+            .len()
     }
 
     /// Connections open now.
@@ -115,25 +226,35 @@ impl ConnectionLimits {
 pub struct ConnectionSlot {
     limits: Arc<ConnectionLimits>,
     ip: Option<IpAddr>,
+    handle: Arc<Handle>,
+}
+
+impl ConnectionSlot {
+    /// The connection's [`Activity`], which tells the caps when it is idle (and so may be
+    /// closed to make room at the total cap) and hears when it is to close.
+    pub fn activity(&self) -> Arc<Activity> {
+        Activity::with_hook(Some(IdleHook {
+            limits: Arc::clone(&self.limits),
+            handle: Arc::clone(&self.handle),
+        }))
+    }
 }
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
+        self.limits.not_idle(&self.handle);
         if let Some(ip) = self.ip {
-            let mut per_ip = self
-                .limits
-                .per_ip
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if let Some(open) = per_ip.get_mut(&ip) {
-                *open = open.saturating_sub(1);
-                if *open == 0 {
-                    per_ip.remove(&ip);
-                }
-            }
+            self.limits.forget_ip(ip);
         }
-        self.limits.open.fetch_sub(1, Ordering::AcqRel);
+        self.limits.release(&self.handle);
     }
+}
+
+/// How an [`Activity`] reaches the caps' idle registry.
+#[derive(Debug)]
+struct IdleHook {
+    limits: Arc<ConnectionLimits>,
+    handle: Arc<Handle>,
 }
 
 /// The process's open-file limit (the soft one, which `accept` runs into), where the system
@@ -214,16 +335,43 @@ pub struct Activity {
     in_flight: AtomicU32,
     /// [`HEAD`] or not, and when that phase began, in ms since `origin`.
     phase: AtomicU64,
+    /// The caps' idle registry, for a connection under [`ConnectionLimits`].
+    hook: Option<IdleHook>,
 }
 
 impl Activity {
     /// A new connection: waiting for its first request head from now.
     pub fn start() -> Arc<Self> {
+        Self::with_hook(None)
+    }
+
+    fn with_hook(hook: Option<IdleHook>) -> Arc<Self> {
         Arc::new(Self {
             origin: Instant::now(),
             in_flight: AtomicU32::new(0),
             phase: AtomicU64::new(HEAD),
+            hook,
         })
+    }
+
+    fn became_idle(&self) {
+        if let Some(hook) = &self.hook {
+            hook.limits.became_idle(&hook.handle);
+        }
+    }
+
+    fn not_idle(&self) {
+        if let Some(hook) = &self.hook {
+            hook.limits.not_idle(&hook.handle);
+        }
+    }
+
+    /// Resolves when the total cap closes this connection to make room for another.
+    async fn closed_for_room(&self) {
+        match &self.hook {
+            Some(hook) => hook.handle.close.notified().await,
+            None => std::future::pending().await,
+        }
     }
 
     fn now_ms(&self) -> u64 {
@@ -233,13 +381,18 @@ impl Activity {
     /// A request head was read and its handler called; the guard ends it when the response has
     /// been sent to the end (or dropped).
     pub fn request_started(self: &Arc<Self>) -> InFlight {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        if self.in_flight.fetch_add(1, Ordering::Relaxed) == 0 {
+            // Usually already done by the head's first byte; not for a pipelined request
+            // that was read with the one before it.
+            self.not_idle();
+        }
         InFlight(Arc::clone(self))
     }
 
     fn request_finished(&self) {
         if self.in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
             self.phase.store(self.now_ms(), Ordering::Relaxed);
+            self.became_idle();
         }
     }
 
@@ -251,6 +404,7 @@ impl Activity {
             && self.phase.load(Ordering::Relaxed) & HEAD == 0
         {
             self.phase.store(HEAD | self.now_ms(), Ordering::Relaxed);
+            self.not_idle();
         }
     }
 
@@ -441,6 +595,8 @@ where
                     return;
                 }
             },
+            // The longest idle when the total cap was reached: dropped to make room.
+            () = activity.closed_for_room() => return,
         }
     }
 }
