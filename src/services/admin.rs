@@ -384,10 +384,22 @@ pub async fn test_service(
             ok: false,
             latency_ms,
             version: None,
-            error: Some(e.report().message),
+            error: Some(test_failure_message(&e)),
         },
     };
     Ok(ApiResponse::ok(&body).into_response())
+}
+
+/// What a failed connection test tells the admin: the answer's own reason when it has one (a
+/// redirect: "Plex answered with a redirect to another address; ..."), else its message.
+fn test_failure_message(e: &AppError) -> String {
+    let report = e.report();
+    report
+        .details
+        .as_ref()
+        .and_then(|d| d.get("reason"))
+        .and_then(|r| r.as_str())
+        .map_or(report.message, str::to_owned)
 }
 
 #[derive(Debug, Serialize)]
