@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::clients::{self, ServiceClients};
 use crate::auth::AdminUser;
+use crate::config::has_userinfo;
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::http::ApiJson;
 use crate::integrations::upstream::{UpstreamFailure, UpstreamOptions};
@@ -219,11 +220,6 @@ fn merged(
         options: serde_json::Value::Object(options),
         updated_at: now,
     })
-}
-
-/// Whether `url` names a user or a password (`http://user:pass@host`).
-fn has_userinfo(url: &str) -> bool {
-    url::Url::parse(url).is_ok_and(|u| !u.username().is_empty() || u.password().is_some())
 }
 
 /// Scheme, host and port (the scheme's default when none is written) of `url`, normalised
