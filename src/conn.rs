@@ -335,6 +335,10 @@ pub struct Activity {
     in_flight: AtomicU32,
     /// [`HEAD`] or not, and when that phase began, in ms since `origin`.
     phase: AtomicU64,
+    /// The last response has ended but may still sit in hyper's write buffer: the connection
+    /// joins the idle registry when the socket has been flushed, so making room never cuts the
+    /// tail of a response to a slow reader.
+    idle_pending: AtomicBool,
     /// The caps' idle registry, for a connection under [`ConnectionLimits`].
     hook: Option<IdleHook>,
 }
@@ -350,17 +354,25 @@ impl Activity {
             origin: Instant::now(),
             in_flight: AtomicU32::new(0),
             phase: AtomicU64::new(HEAD),
+            idle_pending: AtomicBool::new(false),
             hook,
         })
     }
 
-    fn became_idle(&self) {
-        if let Some(hook) = &self.hook {
+    /// The socket was flushed: after the last response, the connection is now idle.
+    fn flushed(&self) {
+        if self.idle_pending.load(Ordering::Relaxed)
+            && self.idle_pending.swap(false, Ordering::Relaxed)
+            && self.in_flight.load(Ordering::Relaxed) == 0
+            && self.phase.load(Ordering::Relaxed) & HEAD == 0
+            && let Some(hook) = &self.hook
+        {
             hook.limits.became_idle(&hook.handle);
         }
     }
 
     fn not_idle(&self) {
+        self.idle_pending.store(false, Ordering::Relaxed);
         if let Some(hook) = &self.hook {
             hook.limits.not_idle(&hook.handle);
         }
@@ -392,7 +404,8 @@ impl Activity {
     fn request_finished(&self) {
         if self.in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
             self.phase.store(self.now_ms(), Ordering::Relaxed);
-            self.became_idle();
+            // Idle for the caps once the socket is flushed (`flushed`).
+            self.idle_pending.store(true, Ordering::Relaxed);
         }
     }
 
@@ -560,7 +573,13 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_flush(cx);
+        if matches!(polled, Poll::Ready(Ok(()))) {
+            // hyper flushes after writing out all it buffered.
+            this.activity.flushed();
+        }
+        polled
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -711,6 +730,73 @@ mod tests {
         let other = limits.admit(ip("2001:db8:0:1::1")).unwrap();
         drop((v6, v6b, other));
         assert_eq!(limits.open(), 0);
+    }
+
+    /// One request answered and flushed on `activity`: the connection is idle.
+    fn answer_one(activity: &Arc<Activity>) {
+        activity.bytes_read();
+        drop(activity.request_started());
+        activity.flushed();
+    }
+
+    #[tokio::test]
+    async fn at_the_total_cap_the_longest_idle_connection_makes_room() {
+        let limits = ConnectionLimits::new(&server(3, 8, &[]));
+        let slots: Vec<_> = (1..=3)
+            .map(|n| limits.admit(ip(&format!("192.0.2.{n}"))).unwrap())
+            .collect();
+        let acts: Vec<_> = slots.iter().map(ConnectionSlot::activity).collect();
+        // Nobody idle yet (all still on their first request head): the newcomer is refused.
+        assert_eq!(limits.admit(ip("192.0.2.9")).unwrap_err(), Refusal::Total);
+        answer_one(&acts[1]);
+        answer_one(&acts[0]);
+        // Answered but not yet flushed (a slow reader's tail): not idle.
+        acts[2].bytes_read();
+        drop(acts[2].request_started());
+        assert_eq!(limits.idle(), 2);
+
+        // The longest idle (1, idle before 0) makes room and is told to close.
+        let newcomer = limits.admit(ip("192.0.2.9")).unwrap();
+        assert_eq!(limits.idle(), 1);
+        assert_eq!(limits.open(), 3, "the closing one no longer counts");
+        let told = tokio::time::timeout(Duration::ZERO, acts[1].closed_for_room()).await;
+        assert!(told.is_ok(), "the longest idle was told to close");
+        let untold = tokio::time::timeout(Duration::ZERO, acts[0].closed_for_room()).await;
+        assert!(untold.is_err(), "only it");
+        // Its close does not give its place back twice, and it never becomes idle again.
+        answer_one(&acts[1]);
+        assert_eq!(limits.idle(), 1);
+        let mut slots = slots;
+        drop(slots.remove(1));
+        assert_eq!(limits.open(), 3);
+
+        // 0 starts a request (its first byte) and 2 is not flushed: nobody idle.
+        acts[0].bytes_read();
+        assert_eq!(limits.idle(), 0);
+        assert_eq!(limits.admit(ip("192.0.2.10")).unwrap_err(), Refusal::Total);
+        assert!(
+            limits
+                .per_ip
+                .lock()
+                .unwrap()
+                .get(&ip("192.0.2.10"))
+                .is_none(),
+            "a refused newcomer holds no per-address place"
+        );
+        // A pipelined request read with the one before it: busy again without a new byte.
+        acts[2].flushed();
+        assert_eq!(limits.idle(), 1);
+        let pipelined = acts[2].request_started();
+        assert_eq!(limits.idle(), 0);
+        drop(pipelined);
+        acts[2].flushed();
+        // A connection that closes leaves the registry.
+        assert_eq!(limits.idle(), 1);
+        drop(slots.remove(1));
+        assert_eq!(limits.idle(), 0);
+        drop((slots, newcomer));
+        assert_eq!(limits.open(), 0);
+        assert!(limits.per_ip.lock().unwrap().is_empty());
     }
 
     #[tokio::test(start_paused = true)]
