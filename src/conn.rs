@@ -732,6 +732,17 @@ mod tests {
         assert_eq!(limits.open(), 0);
     }
 
+    #[test]
+    fn by_default_a_few_addresses_cannot_hold_every_connection() {
+        let d = ServerConfig::default();
+        assert_eq!(d.max_connections_per_ip, 32);
+        assert!(
+            d.max_connections / d.max_connections_per_ip >= 64,
+            "{} addresses fill server.max_connections",
+            d.max_connections / d.max_connections_per_ip
+        );
+    }
+
     /// One request answered and flushed on `activity`: the connection is idle.
     fn answer_one(activity: &Arc<Activity>) {
         activity.bytes_read();
