@@ -805,10 +805,11 @@ request_timeout_secs = 30
 # On SIGTERM, how long in-flight requests may take to finish.
 shutdown_grace_secs = 10
 # A connection must send a whole request head (request line and headers) within this many
-# seconds of opening, or of the first byte of its next request; else it is closed.
+# seconds of opening, or of the first byte of its next request; else it is closed. At most
+# 86400.
 header_read_timeout_secs = 10
 # A kept-alive connection with no request for this many seconds is closed. A request in flight
-# or a live-event stream is never cut by it.
+# or a live-event stream is never cut by it. At most 86400.
 keepalive_idle_secs = 60
 # Open connections at most. When all are open, the longest-idle kept-alive connection is closed
 # to make room for a new one; only when none is idle is the new one closed as soon as it is
