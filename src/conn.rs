@@ -36,8 +36,13 @@ use crate::net::{TrustedProxies, client_key};
 
 /// The open-connection caps and the count of open connections, in total and per client address.
 ///
-/// Touched twice per connection (at accept and at close), never per request; the per-address
-/// map is a plain mutex held for one map update, never across an await.
+/// The per-address map is touched twice per connection (at accept and at close), the idle
+/// registry when a kept-alive connection becomes idle or busy again (and at the total cap);
+/// each is a plain mutex held for one map update, never across an await.
+///
+/// A connection closed to make room gives its place back at once, before its task has dropped
+/// the socket; that task is woken at the same moment, so descriptors exceed the cap only by
+/// the connections closing in that instant.
 #[derive(Debug)]
 pub struct ConnectionLimits {
     max_total: usize,
