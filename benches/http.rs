@@ -420,6 +420,9 @@ fn app_config(data_dir: std::path::PathBuf, level: String, limits: Limits) -> me
     // An unattended install: the first start hashes this instead of a random password (the same
     // argon2 cost) and does not print the generated one to stderr.
     config.admin.password = Some(medianest::config::Secret::new("bench-admin-password"));
+    // Every connection comes from 127.0.0.1 (BENCH_CONNECTIONS, 64 by default): only the total
+    // cap applies, not server.max_connections_per_ip (32 by default).
+    config.server.max_connections_per_ip = config.server.max_connections;
     // All load comes from 127.0.0.1: the per-IP and per-user limiters still run on every
     // request, but with quotas no benchmark reaches (except where a scenario measures them).
     if limits == Limits::Unreachable {

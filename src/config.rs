@@ -117,7 +117,8 @@ pub struct ServerConfig {
     /// A kept-alive connection with no request for this many seconds is closed (a request in
     /// flight or a live-event stream is never cut by it).
     pub keepalive_idle_secs: u64,
-    /// Open connections at most, in total; more are closed as soon as they are accepted.
+    /// Open connections at most, in total. At the cap the longest-idle kept-alive connection is
+    /// closed to make room; only when none is idle is a new one closed as soon as it is accepted.
     pub max_connections: u32,
     /// Open connections at most per client address (the socket peer, an IPv6 one by its /64;
     /// `trusted_proxies` are exempt, as they carry everyone).
@@ -136,7 +137,7 @@ impl Default for ServerConfig {
             header_read_timeout_secs: 10,
             keepalive_idle_secs: 60,
             max_connections: 2048,
-            max_connections_per_ip: 256,
+            max_connections_per_ip: 32,
         }
     }
 }
@@ -569,6 +570,24 @@ impl Config {
                 return bad(key, "must be at least 1");
             }
         }
+        // A day is plenty, and a deadline of `now + seconds` must stay representable.
+        for (key, value) in [
+            (
+                "server.header_read_timeout_secs",
+                self.server.header_read_timeout_secs,
+            ),
+            (
+                "server.keepalive_idle_secs",
+                self.server.keepalive_idle_secs,
+            ),
+        ] {
+            if value > MAX_CONNECTION_TIMEOUT_SECS {
+                return bad(
+                    key,
+                    &format!("must be at most {MAX_CONNECTION_TIMEOUT_SECS}"),
+                );
+            }
+        }
         if let Some(url) = &self.server.public_url {
             check_http_url(url).or_else(|r| bad("server.public_url", &r))?;
         }
@@ -622,7 +641,7 @@ impl Config {
             ("uptime_kuma", &self.services.uptime_kuma),
         ] {
             if let Some(url) = &seed.url {
-                check_http_url(url).or_else(|r| bad(&format!("services.{name}.url"), &r))?;
+                check_service_url(url).or_else(|r| bad(&format!("services.{name}.url"), &r))?;
             }
         }
         Ok(())
@@ -670,6 +689,24 @@ fn find_config_file(env: &[(String, String)]) -> Option<PathBuf> {
         .iter()
         .map(PathBuf::from)
         .find(|p| p.is_file())
+}
+
+/// The longest `server.header_read_timeout_secs` and `server.keepalive_idle_secs` (a day).
+pub const MAX_CONNECTION_TIMEOUT_SECS: u64 = 86_400;
+
+/// Accepts a service URL: an absolute http(s) URL with a host and no user name or password
+/// (those would be shown to every user with the URL; the key has its own setting). The reason
+/// never quotes a URL that carries a password.
+pub fn check_service_url(raw: &str) -> Result<(), String> {
+    if has_userinfo(raw) {
+        return Err("must not carry a user name or password (the key goes in api_key)".into());
+    }
+    check_http_url(raw)
+}
+
+/// Whether `url` names a user or a password (`http://user:pass@host`).
+pub fn has_userinfo(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| !u.username().is_empty() || u.password().is_some())
 }
 
 /// Accepts an absolute http(s) URL with a host.
@@ -768,17 +805,19 @@ request_timeout_secs = 30
 # On SIGTERM, how long in-flight requests may take to finish.
 shutdown_grace_secs = 10
 # A connection must send a whole request head (request line and headers) within this many
-# seconds of opening, or of the first byte of its next request; else it is closed.
+# seconds of opening, or of the first byte of its next request; else it is closed. At most
+# 86400.
 header_read_timeout_secs = 10
 # A kept-alive connection with no request for this many seconds is closed. A request in flight
-# or a live-event stream is never cut by it.
+# or a live-event stream is never cut by it. At most 86400.
 keepalive_idle_secs = 60
-# Open connections at most; one more is closed as soon as it is accepted. Keep it well under
-# the process's open-file limit (ulimit -n, LimitNOFILE=).
+# Open connections at most. When all are open, the longest-idle kept-alive connection is closed
+# to make room for a new one; only when none is idle is the new one closed as soon as it is
+# accepted. Keep it well under the process's open-file limit (ulimit -n, LimitNOFILE=).
 max_connections = 2048
 # Open connections at most per client address (an IPv6 client by its /64). trusted_proxies are
 # exempt (they carry everyone) but still count toward max_connections.
-max_connections_per_ip = 256
+max_connections_per_ip = 32
 
 [log]
 # error, warn, info, debug, trace, or a filter such as "info,medianest=debug".
@@ -1110,6 +1149,50 @@ mod tests {
         assert!(e.contains("configuration file"), "{e}");
         let e = err(Some("[server]\nlisten = 4000\n"), &[]);
         assert!(e.contains("server.listen"), "{e}");
+    }
+
+    #[test]
+    fn connection_timeouts_have_an_upper_bound() {
+        for key in ["header_read_timeout_secs", "keepalive_idle_secs"] {
+            let e = err(Some(&format!("[server]\n{key} = 86401\n")), &[]);
+            assert_eq!(
+                e,
+                format!("configuration key `server.{key}`: must be at most 86400"),
+            );
+            // A value that would overflow a deadline, from the environment too.
+            let var = format!("MEDIANEST_SERVER__{}", key.to_uppercase());
+            let e = err(None, &[(var.as_str(), "18446744073709551615")]);
+            assert!(e.contains(&format!("server.{key}")), "{e}");
+            assert!(load(Some(&format!("[server]\n{key} = 86400\n")), &[]).is_ok());
+        }
+    }
+
+    #[test]
+    fn service_urls_with_a_user_or_password_are_refused_by_name() {
+        for service in ["plex", "overseerr", "uptime_kuma"] {
+            for url in [
+                "http://user:hunter2@media.lan:32400",
+                "http://user@media.lan",
+            ] {
+                let e = err(
+                    Some(&format!("[services.{service}]\nurl = \"{url}\"\n")),
+                    &[],
+                );
+                assert_eq!(
+                    e,
+                    format!(
+                        "configuration key `services.{service}.url`: must not carry a user name \
+                         or password (the key goes in api_key)"
+                    ),
+                );
+                assert!(!e.contains("hunter2"), "the password is not echoed: {e}");
+                let var = format!("MEDIANEST_SERVICES__{}__URL", service.to_uppercase());
+                let e = err(None, &[(var.as_str(), url)]);
+                assert!(e.contains(&format!("services.{service}.url")), "{e}");
+            }
+            let ok = format!("[services.{service}]\nurl = \"http://media.lan/a@b\"\n");
+            assert!(load(Some(&ok), &[]).is_ok());
+        }
     }
 
     #[test]

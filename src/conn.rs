@@ -10,13 +10,18 @@
 //! as in nginx (`client_header_timeout`, `keepalive_timeout`), the head time counts from the
 //! connection's start or from the first byte of its next request, and the idle time from the
 //! end of the last response.
+//!
+//! At the total cap, as nginx does when it runs out of connections, the longest-idle kept-alive
+//! connection (one that has answered a request and has none in flight) is closed to make room
+//! for the newcomer; only when none is idle is the newcomer refused. Without that, a few
+//! addresses holding many cheap kept-alive connections would lock everyone else out.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::io;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -31,8 +36,13 @@ use crate::net::{TrustedProxies, client_key};
 
 /// The open-connection caps and the count of open connections, in total and per client address.
 ///
-/// Touched twice per connection (at accept and at close), never per request; the per-address
-/// map is a plain mutex held for one map update, never across an await.
+/// The per-address map is touched twice per connection (at accept and at close), the idle
+/// registry when a kept-alive connection becomes idle or busy again (and at the total cap);
+/// each is a plain mutex held for one map update, never across an await.
+///
+/// A connection closed to make room gives its place back at once, before its task has dropped
+/// the socket; that task is woken at the same moment, so descriptors exceed the cap only by
+/// the connections closing in that instant.
 #[derive(Debug)]
 pub struct ConnectionLimits {
     max_total: usize,
@@ -41,6 +51,33 @@ pub struct ConnectionLimits {
     exempt: TrustedProxies,
     open: AtomicUsize,
     per_ip: Mutex<HashMap<IpAddr, u32>>,
+    /// Kept-alive connections with no request in flight, oldest first (by when they became
+    /// idle): what the total cap may close to make room. Touched when a connection becomes
+    /// idle or busy again and when it closes, each time for one map update, never across an
+    /// await.
+    idle: Mutex<IdleRegistry>,
+}
+
+/// The idle connections, keyed by a sequence number taken when each became idle (so the first
+/// entry is the longest idle).
+#[derive(Debug, Default)]
+struct IdleRegistry {
+    next: u64,
+    by_age: BTreeMap<u64, Arc<Handle>>,
+}
+
+/// What the caps keep of one open connection: its place in the idle registry and the means to
+/// close it.
+#[derive(Debug, Default)]
+struct Handle {
+    /// Its key in [`IdleRegistry::by_age`] while it is there, else 0. Written only under that
+    /// registry's lock.
+    idle_key: AtomicU64,
+    /// Set once its place under the total cap has been given back (by the close or by an
+    /// eviction, whichever comes first).
+    released: AtomicBool,
+    /// Told when the total cap closes the connection to make room.
+    close: tokio::sync::Notify,
 }
 
 /// Why a connection was refused.
@@ -71,20 +108,21 @@ impl ConnectionLimits {
             exempt: server.trusted_proxies.clone(),
             open: AtomicUsize::new(0),
             per_ip: Mutex::new(HashMap::new()),
+            idle: Mutex::new(IdleRegistry::default()),
         })
     }
 
-    /// Counts a new connection from `peer`, or says which cap it is over. The slot gives the
-    /// place back when dropped (the connection's task owns it).
+    /// Counts a new connection from `peer`, or says which cap it is over. At the total cap the
+    /// longest-idle kept-alive connection is closed to make room; only when none is idle is the
+    /// newcomer refused. The slot gives the place back when dropped (the connection's task owns
+    /// it).
     ///
     /// Only the accept loop calls this, so the total cannot be raised between the check and the
     /// increment; closing connections only lower it.
     pub fn admit(self: &Arc<Self>, peer: IpAddr) -> Result<ConnectionSlot, Refusal> {
-        if self.open.load(Ordering::Acquire) >= self.max_total {
-            return Err(Refusal::Total);
-        }
         // Counted as the rate limits count a client: an IPv4 address (a mapped one as itself),
-        // an IPv6 host by its /64.
+        // an IPv6 host by its /64. Checked first, so that a newcomer over its own cap never
+        // costs somebody else their idle connection.
         let ip = if self.exempt.contains(peer) {
             None
         } else {
@@ -97,11 +135,89 @@ impl ConnectionLimits {
             *open += 1;
             Some(key)
         };
+        if self.open.load(Ordering::Acquire) >= self.max_total && !self.close_longest_idle() {
+            if let Some(ip) = ip {
+                self.forget_ip(ip);
+            }
+            return Err(Refusal::Total);
+        }
         self.open.fetch_add(1, Ordering::AcqRel);
         Ok(ConnectionSlot {
             limits: Arc::clone(self),
             ip,
+            handle: Arc::new(Handle::default()),
         })
+    }
+
+    /// Closes the connection idle the longest, giving its place back at once (its task drops
+    /// the socket as soon as it runs); false when no connection is idle.
+    fn close_longest_idle(&self) -> bool {
+        let victim = {
+            let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+            let Some((_, victim)) = idle.by_age.pop_first() else {
+                return false;
+            };
+            victim.idle_key.store(0, Ordering::Relaxed);
+            victim
+        };
+        self.release(&victim);
+        victim.close.notify_one();
+        tracing::debug!(
+            "closing the longest-idle connection to make room at server.max_connections"
+        );
+        true
+    }
+
+    /// Gives `handle`'s place under the total cap back, once.
+    fn release(&self, handle: &Handle) {
+        if !handle.released.swap(true, Ordering::AcqRel) {
+            self.open.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    fn forget_ip(&self, ip: IpAddr) {
+        let mut per_ip = self.per_ip.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(open) = per_ip.get_mut(&ip) {
+            *open = open.saturating_sub(1);
+            if *open == 0 {
+                per_ip.remove(&ip);
+            }
+        }
+    }
+
+    /// `handle`'s connection has answered its requests and waits for another: it may be closed
+    /// to make room.
+    fn became_idle(&self, handle: &Arc<Handle>) {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if handle.idle_key.load(Ordering::Relaxed) != 0 || handle.released.load(Ordering::Acquire) {
+            return;
+        }
+        idle.next += 1;
+        let key = idle.next;
+        idle.by_age.insert(key, Arc::clone(handle));
+        handle.idle_key.store(key, Ordering::Relaxed);
+    }
+
+    /// `handle`'s connection is busy again, or closing: no longer one to close for room.
+    fn not_idle(&self, handle: &Handle) {
+        // Only this connection's own task sets a key, so a 0 read here is not stale.
+        if handle.idle_key.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = handle.idle_key.swap(0, Ordering::Relaxed);
+        if key != 0 {
+            idle.by_age.remove(&key);
+        }
+    }
+
+    /// Kept-alive connections idle now (those the total cap may close).
+    pub fn idle(&self) -> usize {
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .by_age
+            .len()
     }
 
     /// Connections open now.
@@ -115,25 +231,35 @@ impl ConnectionLimits {
 pub struct ConnectionSlot {
     limits: Arc<ConnectionLimits>,
     ip: Option<IpAddr>,
+    handle: Arc<Handle>,
+}
+
+impl ConnectionSlot {
+    /// The connection's [`Activity`], which tells the caps when it is idle (and so may be
+    /// closed to make room at the total cap) and hears when it is to close.
+    pub fn activity(&self) -> Arc<Activity> {
+        Activity::with_hook(Some(IdleHook {
+            limits: Arc::clone(&self.limits),
+            handle: Arc::clone(&self.handle),
+        }))
+    }
 }
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
+        self.limits.not_idle(&self.handle);
         if let Some(ip) = self.ip {
-            let mut per_ip = self
-                .limits
-                .per_ip
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if let Some(open) = per_ip.get_mut(&ip) {
-                *open = open.saturating_sub(1);
-                if *open == 0 {
-                    per_ip.remove(&ip);
-                }
-            }
+            self.limits.forget_ip(ip);
         }
-        self.limits.open.fetch_sub(1, Ordering::AcqRel);
+        self.limits.release(&self.handle);
     }
+}
+
+/// How an [`Activity`] reaches the caps' idle registry.
+#[derive(Debug)]
+struct IdleHook {
+    limits: Arc<ConnectionLimits>,
+    handle: Arc<Handle>,
 }
 
 /// The process's open-file limit (the soft one, which `accept` runs into), where the system
@@ -214,16 +340,55 @@ pub struct Activity {
     in_flight: AtomicU32,
     /// [`HEAD`] or not, and when that phase began, in ms since `origin`.
     phase: AtomicU64,
+    /// The last response has ended but may still sit in hyper's write buffer: the connection
+    /// joins the idle registry when the socket has been flushed, so making room never cuts the
+    /// tail of a response to a slow reader.
+    idle_pending: AtomicBool,
+    /// The caps' idle registry, for a connection under [`ConnectionLimits`].
+    hook: Option<IdleHook>,
 }
 
 impl Activity {
     /// A new connection: waiting for its first request head from now.
     pub fn start() -> Arc<Self> {
+        Self::with_hook(None)
+    }
+
+    fn with_hook(hook: Option<IdleHook>) -> Arc<Self> {
         Arc::new(Self {
             origin: Instant::now(),
             in_flight: AtomicU32::new(0),
             phase: AtomicU64::new(HEAD),
+            idle_pending: AtomicBool::new(false),
+            hook,
         })
+    }
+
+    /// The socket was flushed: after the last response, the connection is now idle.
+    fn flushed(&self) {
+        if self.idle_pending.load(Ordering::Relaxed)
+            && self.idle_pending.swap(false, Ordering::Relaxed)
+            && self.in_flight.load(Ordering::Relaxed) == 0
+            && self.phase.load(Ordering::Relaxed) & HEAD == 0
+            && let Some(hook) = &self.hook
+        {
+            hook.limits.became_idle(&hook.handle);
+        }
+    }
+
+    fn not_idle(&self) {
+        self.idle_pending.store(false, Ordering::Relaxed);
+        if let Some(hook) = &self.hook {
+            hook.limits.not_idle(&hook.handle);
+        }
+    }
+
+    /// Resolves when the total cap closes this connection to make room for another.
+    async fn closed_for_room(&self) {
+        match &self.hook {
+            Some(hook) => hook.handle.close.notified().await,
+            None => std::future::pending().await,
+        }
     }
 
     fn now_ms(&self) -> u64 {
@@ -233,13 +398,19 @@ impl Activity {
     /// A request head was read and its handler called; the guard ends it when the response has
     /// been sent to the end (or dropped).
     pub fn request_started(self: &Arc<Self>) -> InFlight {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        if self.in_flight.fetch_add(1, Ordering::Relaxed) == 0 {
+            // Usually already done by the head's first byte; not for a pipelined request
+            // that was read with the one before it.
+            self.not_idle();
+        }
         InFlight(Arc::clone(self))
     }
 
     fn request_finished(&self) {
         if self.in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
             self.phase.store(self.now_ms(), Ordering::Relaxed);
+            // Idle for the caps once the socket is flushed (`flushed`).
+            self.idle_pending.store(true, Ordering::Relaxed);
         }
     }
 
@@ -251,6 +422,7 @@ impl Activity {
             && self.phase.load(Ordering::Relaxed) & HEAD == 0
         {
             self.phase.store(HEAD | self.now_ms(), Ordering::Relaxed);
+            self.not_idle();
         }
     }
 
@@ -406,7 +578,13 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_flush(cx);
+        if matches!(polled, Poll::Ready(Ok(()))) {
+            // hyper flushes after writing out all it buffered.
+            this.activity.flushed();
+        }
+        polled
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -441,6 +619,8 @@ where
                     return;
                 }
             },
+            // The longest idle when the total cap was reached: dropped to make room.
+            () = activity.closed_for_room() => return,
         }
     }
 }
@@ -555,6 +735,84 @@ mod tests {
         let other = limits.admit(ip("2001:db8:0:1::1")).unwrap();
         drop((v6, v6b, other));
         assert_eq!(limits.open(), 0);
+    }
+
+    #[test]
+    fn by_default_a_few_addresses_cannot_hold_every_connection() {
+        let d = ServerConfig::default();
+        assert_eq!(d.max_connections_per_ip, 32);
+        assert!(
+            d.max_connections / d.max_connections_per_ip >= 64,
+            "{} addresses fill server.max_connections",
+            d.max_connections / d.max_connections_per_ip
+        );
+    }
+
+    /// One request answered and flushed on `activity`: the connection is idle.
+    fn answer_one(activity: &Arc<Activity>) {
+        activity.bytes_read();
+        drop(activity.request_started());
+        activity.flushed();
+    }
+
+    #[tokio::test]
+    async fn at_the_total_cap_the_longest_idle_connection_makes_room() {
+        let limits = ConnectionLimits::new(&server(3, 8, &[]));
+        let slots: Vec<_> = (1..=3)
+            .map(|n| limits.admit(ip(&format!("192.0.2.{n}"))).unwrap())
+            .collect();
+        let acts: Vec<_> = slots.iter().map(ConnectionSlot::activity).collect();
+        // Nobody idle yet (all still on their first request head): the newcomer is refused.
+        assert_eq!(limits.admit(ip("192.0.2.9")).unwrap_err(), Refusal::Total);
+        answer_one(&acts[1]);
+        answer_one(&acts[0]);
+        // Answered but not yet flushed (a slow reader's tail): not idle.
+        acts[2].bytes_read();
+        drop(acts[2].request_started());
+        assert_eq!(limits.idle(), 2);
+
+        // The longest idle (1, idle before 0) makes room and is told to close.
+        let newcomer = limits.admit(ip("192.0.2.9")).unwrap();
+        assert_eq!(limits.idle(), 1);
+        assert_eq!(limits.open(), 3, "the closing one no longer counts");
+        let told = tokio::time::timeout(Duration::ZERO, acts[1].closed_for_room()).await;
+        assert!(told.is_ok(), "the longest idle was told to close");
+        let untold = tokio::time::timeout(Duration::ZERO, acts[0].closed_for_room()).await;
+        assert!(untold.is_err(), "only it");
+        // Its close does not give its place back twice, and it never becomes idle again.
+        answer_one(&acts[1]);
+        assert_eq!(limits.idle(), 1);
+        let mut slots = slots;
+        drop(slots.remove(1));
+        assert_eq!(limits.open(), 3);
+
+        // 0 starts a request (its first byte) and 2 is not flushed: nobody idle.
+        acts[0].bytes_read();
+        assert_eq!(limits.idle(), 0);
+        assert_eq!(limits.admit(ip("192.0.2.10")).unwrap_err(), Refusal::Total);
+        assert!(
+            limits
+                .per_ip
+                .lock()
+                .unwrap()
+                .get(&ip("192.0.2.10"))
+                .is_none(),
+            "a refused newcomer holds no per-address place"
+        );
+        // A pipelined request read with the one before it: busy again without a new byte.
+        acts[2].flushed();
+        assert_eq!(limits.idle(), 1);
+        let pipelined = acts[2].request_started();
+        assert_eq!(limits.idle(), 0);
+        drop(pipelined);
+        acts[2].flushed();
+        // A connection that closes leaves the registry.
+        assert_eq!(limits.idle(), 1);
+        drop(slots.remove(1));
+        assert_eq!(limits.idle(), 0);
+        drop((slots, newcomer));
+        assert_eq!(limits.open(), 0);
+        assert!(limits.per_ip.lock().unwrap().is_empty());
     }
 
     #[tokio::test(start_paused = true)]

@@ -254,11 +254,17 @@ impl EventBus {
     }
 }
 
+/// The `Retry-After` of a stream refused over its cap: as long as a browser's own reconnect
+/// wait (`retry: 5000`), by when another tab may have closed its stream.
+const STREAM_RETRY_AFTER_SECS: u64 = 5;
+
 fn too_many_streams(limit: u32, whose: &str) -> AppError {
-    AppError::new(ErrorCode::RateLimited).with_details(serde_json::json!({
-        "reason": format!("At most {limit} live-update streams may be open at once {whose}."),
-        "limit": limit,
-    }))
+    AppError::new(ErrorCode::RateLimited)
+        .with_details(serde_json::json!({
+            "reason": format!("At most {limit} live-update streams may be open at once {whose}."),
+            "limit": limit,
+        }))
+        .with_retry_after(STREAM_RETRY_AFTER_SECS)
 }
 
 /// The live-event route (under `/api/v1`).

@@ -156,7 +156,8 @@ where
 /// grace period ends can be cut: each connection is a task in a `JoinSet` that shutdown aborts,
 /// and only then is the database checkpointed. It also bounds what sockets can hold (`conn`):
 /// open connections in total and per client address (over a cap, a connection is closed as
-/// soon as it is accepted, so the listen backlog never fills), the time for a request head and
+/// soon as it is accepted, so the listen backlog never fills; at the total cap the longest-idle
+/// kept-alive connection is closed first to make room), the time for a request head and
 /// the idle time of a kept-alive connection; failed accepts back off.
 pub async fn serve_app<F>(
     listener: TcpListener,
@@ -235,7 +236,7 @@ where
             }
         };
         let _ = stream.set_nodelay(true);
-        let activity = conn::Activity::start();
+        let activity = slot.activity();
         let requests = activity.clone();
         let service = tower::ServiceBuilder::new()
             .map_future(move |response| {

@@ -118,6 +118,19 @@ impl UpstreamFailure {
                 retry_after,
                 ..
             } => (ErrorCode::ServiceUnavailable, *retry_after),
+            Self::Status { status, .. } if (300..400).contains(status) => {
+                // Not followed (secrets must not go to an address nobody configured): the
+                // admin has to set the final address, and the answer says so.
+                tracing::warn!(service, detail = %self, "upstream answered with a redirect");
+                return AppError::Api {
+                    code: ErrorCode::UpstreamError,
+                    service: Some(service),
+                    details: Some(serde_json::json!({
+                        "reason": format!("{service} {REDIRECT_REASON}"),
+                    })),
+                    retry_after: None,
+                };
+            }
             Self::Status { .. } | Self::Decode(_) => (ErrorCode::UpstreamError, None),
         };
         AppError::Upstream {
@@ -144,6 +157,31 @@ impl fmt::Display for UpstreamFailure {
             } => write!(f, "HTTP {status}: {}", redact(body_snippet)),
             Self::Decode(detail) => write!(f, "unusable response: {}", redact(detail)),
         }
+    }
+}
+
+/// Why a 3xx answer is an error, after the service's name.
+pub const REDIRECT_REASON: &str =
+    "answered with a redirect to another address; set the service URL to the final address";
+
+/// A 3xx answer as a failure: redirects are never followed, as a redirect keeps custom headers
+/// (`X-Plex-Token`, `X-Api-Key`: ureq-proto's `client/redirect.rs` strips only `Authorization`
+/// and `Cookie`) and would send them to whatever `Location` names. The log gets the target's
+/// origin (never its path or query).
+fn redirect_failure(response: &Response<Body>) -> UpstreamFailure {
+    let target = response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| url::Url::parse(v).ok())
+        .map_or_else(
+            || "a relative or missing Location".to_owned(),
+            |u| u.origin().ascii_serialization(),
+        );
+    UpstreamFailure::Status {
+        status: response.status().as_u16(),
+        body_snippet: redact(&format!("{REDIRECT_REASON} (Location: {target})")),
+        retry_after: None,
     }
 }
 
@@ -322,6 +360,9 @@ impl Upstream {
             // ureq 3 would otherwise turn 4xx/5xx into an error and drop the body, which holds
             // the upstream's explanation (UPSTREAMS.md section 5).
             .http_status_as_error(false)
+            // Never follow a redirect: it would carry X-Plex-Token / X-Api-Key to whatever
+            // address `Location` names. A 3xx is answered as an error (`redirect_failure`).
+            .max_redirects(0)
             .timeout_connect(Some(CONNECT_TIMEOUT))
             .timeout_global(Some(options.timeout))
             .user_agent(format!("MediaNest/{}", crate::VERSION))
@@ -562,7 +603,10 @@ fn send_once(
             }
         }
     };
-    result.map_err(classify)
+    match result {
+        Ok(response) if response.status().is_redirection() => Err(redirect_failure(&response)),
+        other => other.map_err(classify),
+    }
 }
 
 fn prepare<B>(
@@ -590,6 +634,9 @@ pub fn expect_success(response: Response<Body>) -> Result<Response<Body>, Upstre
 /// Describes an unexpected status: the code, `Retry-After` in seconds if numeric, and the start of
 /// the body (redacted) for the log.
 pub fn status_failure(mut response: Response<Body>) -> UpstreamFailure {
+    if response.status().is_redirection() {
+        return redirect_failure(&response);
+    }
     let status = response.status().as_u16();
     let retry_after = response
         .headers()

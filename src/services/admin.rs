@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::clients::{self, ServiceClients};
 use crate::auth::AdminUser;
+use crate::config::has_userinfo;
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::http::ApiJson;
 use crate::integrations::upstream::{UpstreamFailure, UpstreamOptions};
@@ -221,11 +222,6 @@ fn merged(
     })
 }
 
-/// Whether `url` names a user or a password (`http://user:pass@host`).
-fn has_userinfo(url: &str) -> bool {
-    url::Url::parse(url).is_ok_and(|u| !u.username().is_empty() || u.password().is_some())
-}
-
 /// Scheme, host and port (the scheme's default when none is written) of `url`, normalised
 /// (case, IDNA, IP forms) as a URL parser reads it; `None` when it does not parse.
 fn origin(url: &str) -> Option<(String, String, Option<u16>)> {
@@ -384,10 +380,22 @@ pub async fn test_service(
             ok: false,
             latency_ms,
             version: None,
-            error: Some(e.report().message),
+            error: Some(test_failure_message(&e)),
         },
     };
     Ok(ApiResponse::ok(&body).into_response())
+}
+
+/// What a failed connection test tells the admin: the answer's own reason when it has one (a
+/// redirect: "Plex answered with a redirect to another address; ..."), else its message.
+fn test_failure_message(e: &AppError) -> String {
+    let report = e.report();
+    report
+        .details
+        .as_ref()
+        .and_then(|d| d.get("reason"))
+        .and_then(|r| r.as_str())
+        .map_or(report.message, str::to_owned)
 }
 
 #[derive(Debug, Serialize)]

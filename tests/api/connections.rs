@@ -1,9 +1,10 @@
 //! What a socket may hold (`serve_app` and `medianest::conn`), over real loopback connections:
 //! a request head must arrive within `server.header_read_timeout_secs`, a kept-alive connection
 //! is closed after `server.keepalive_idle_secs` without a request (never one with a request in
-//! flight or a live-event stream), and connections over `server.max_connections` or
-//! `server.max_connections_per_ip` are closed as soon as they are accepted while other clients
-//! are still served.
+//! flight or a live-event stream), connections over `server.max_connections_per_ip` are closed
+//! as soon as they are accepted while other clients are still served, and at
+//! `server.max_connections` the longest-idle kept-alive connection makes room for a newcomer
+//! (the newcomer is closed only when every connection has a request in flight).
 //!
 //! Linux routes all of 127.0.0.0/8 to loopback, so a client socket bound to 127.0.0.2 is a
 //! second client address.
@@ -295,6 +296,92 @@ async fn the_total_cap_holds_for_everyone_and_trusted_proxies_only_skip_the_per_
     }
     for stream in &mut held {
         assert_eq!(request(stream, "/health").await.0, 200);
+    }
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_total_cap_the_longest_idle_connection_makes_room_for_a_newcomer() {
+    let t = state(|c| c.server.max_connections = 4);
+    let server = RunningServer::start(&t.state, t.router()).await;
+    let addr = server.addr;
+
+    // One group of clients holds every place with kept-alive connections that each answered
+    // one cheap request and now wait (as under the rate limit and inside the idle time).
+    let mut held = Vec::new();
+    for local in ["127.0.0.2", "127.0.0.2", "127.0.0.3", "127.0.0.3"] {
+        let mut stream = connect_from(local, addr).await;
+        assert_eq!(request(&mut stream, "/health").await.0, 200);
+        held.push(stream);
+    }
+    // Someone else is served all the same.
+    assert_eq!(health_from("127.0.0.4", addr).await, 200);
+    // The connection idle the longest (the first) was closed to make room, and only it.
+    let closed = closed_within(&mut held[0], DEADLINE).await;
+    assert!(
+        closed.is_some(),
+        "the longest-idle connection is still open"
+    );
+    for stream in &mut held[1..] {
+        assert_eq!(request(stream, "/health").await.0, 200);
+    }
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_total_cap_with_every_request_in_flight_the_newcomer_is_closed() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let t = state(|c| c.server.max_connections = 3);
+    let started = Arc::new(AtomicUsize::new(0));
+    let release = Arc::new(tokio::sync::Notify::new());
+    let routes = {
+        let (started, release) = (started.clone(), release.clone());
+        Router::new().route(
+            "/api/v1/test/held",
+            get(move || {
+                let (started, release) = (started.clone(), release.clone());
+                async move {
+                    let released = release.notified();
+                    started.fetch_add(1, Ordering::SeqCst);
+                    released.await;
+                    "released"
+                }
+            }),
+        )
+    };
+    let app = medianest::with_edge(routes, t.state.clone());
+    let server = RunningServer::start(&t.state, app).await;
+    let addr = server.addr;
+
+    let mut held = Vec::new();
+    for local in ["127.0.0.2", "127.0.0.3", "127.0.0.4"] {
+        let mut stream = connect_from(local, addr).await;
+        stream
+            .write_all(b"GET /api/v1/test/held HTTP/1.1\r\nHost: medianest.test\r\n\r\n")
+            .await
+            .unwrap();
+        held.push(stream);
+    }
+    let counter = started.clone();
+    eventually(DEADLINE, "three requests in flight", || {
+        let counter = counter.clone();
+        async move { (counter.load(Ordering::SeqCst) == 3).then_some(()) }
+    })
+    .await;
+    // No connection is idle: the newcomer is the one closed, at once.
+    let mut newcomer = connect_from("127.0.0.5", addr).await;
+    let closed = closed_within(&mut newcomer, DEADLINE).await;
+    assert!(
+        closed.is_some_and(|after| after < Duration::from_secs(2)),
+        "the newcomer was not closed: {closed:?}"
+    );
+    // The requests in flight were not cut.
+    release.notify_waiters();
+    for stream in &mut held {
+        let mut seen = Vec::new();
+        read_until(stream, &mut seen, "released").await;
     }
     server.stop().await.unwrap();
 }

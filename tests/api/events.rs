@@ -57,6 +57,11 @@ fn refused(result: Result<Response, TestResponse>, limit: u32, whose: &str) {
     let r = result.expect_err("one stream too many");
     let error = assert_error(&r, StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED");
     assert_eq!(error["details"]["limit"], limit, "{error}");
+    assert_eq!(
+        r.header("retry-after"),
+        Some("5"),
+        "a client knows when to try again"
+    );
     let reason = error["details"]["reason"].as_str().unwrap();
     assert!(
         reason.contains(&format!("At most {limit} live-update streams")) && reason.contains(whose),

@@ -94,7 +94,8 @@ async fn parallel_failures(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixty_parallel_wrong_passwords_for_one_username_are_five_guesses() {
-    let t = prepared(|_| {}).await;
+    // All at once from one address: more connections than server.max_connections_per_ip.
+    let t = prepared(|c| c.server.max_connections_per_ip = 128).await;
     let server = RunningServer::start(&t.state, t.router()).await;
     let (refused, limited) = parallel_failures(server.addr, 60, |_| "admin".to_owned()).await;
     assert_eq!(
@@ -110,7 +111,8 @@ async fn sixty_parallel_wrong_passwords_for_one_username_are_five_guesses() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hundred_parallel_wrong_passwords_from_one_ip_are_twenty_guesses() {
-    let t = prepared(|_| {}).await;
+    // All at once from one address: more connections than server.max_connections_per_ip.
+    let t = prepared(|c| c.server.max_connections_per_ip = 128).await;
     let server = RunningServer::start(&t.state, t.router()).await;
     // Different usernames, so only the per-IP limit applies.
     let (refused, limited) = parallel_failures(server.addr, 100, |i| format!("guess{i}")).await;

@@ -571,3 +571,102 @@ async fn an_outage_reaches_live_clients_within_one_check_interval() {
     drop(reader);
     server.stop().await.unwrap();
 }
+
+/// A loopback listener that counts the connections it gets and answers each request with
+/// `answer`; its URL and the count.
+async fn listener_answering(
+    answer: String,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let count = Arc::new(AtomicUsize::new(0));
+    let counted = count.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = stream.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    (url, count)
+}
+
+/// A service that answers with a redirect: the redirect is not followed (it would carry
+/// X-Plex-Token / X-Api-Key, which a redirect keeps, to the new address), the call fails with
+/// 502 `UPSTREAM_ERROR` saying why, and the connection test says the same to the admin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_is_not_followed_and_fails_with_a_clear_message() {
+    use std::sync::atomic::Ordering;
+    let w = world().await;
+    let (elsewhere, reached) =
+        listener_answering("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".into()).await;
+    let (redirector, asked) = listener_answering(format!(
+        "HTTP/1.1 302 Found\r\nLocation: {elsewhere}/stolen\r\nContent-Length: 0\r\n\
+         Connection: close\r\n\r\n"
+    ))
+    .await;
+    for service in SERVICES {
+        w.set_url(service, &redirector).await;
+    }
+
+    let r = w.get(&w.user, "/api/v1/plex/libraries").await;
+    let error = crate::support::assert_error(&r, StatusCode::BAD_GATEWAY, "UPSTREAM_ERROR");
+    assert_eq!(
+        error["details"]["reason"],
+        "Plex answered with a redirect to another address; set the service URL to the final \
+         address",
+        "{error}"
+    );
+    let r = w.get(&w.user, "/api/v1/media/search?query=matrix").await;
+    let error = crate::support::assert_error(&r, StatusCode::BAD_GATEWAY, "UPSTREAM_ERROR");
+    assert!(
+        error["details"]["reason"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("Overseerr answered with a redirect")),
+        "{error}"
+    );
+    for (service, display, key) in [
+        ("plex", "Plex", Some(w.plex.token())),
+        (
+            "overseerr",
+            "Overseerr",
+            Some(crate::support::services::OVERSEERR_KEY.to_owned()),
+        ),
+        ("uptime_kuma", "Uptime Kuma", None),
+    ] {
+        let mut body = json!({"url": redirector});
+        if let Some(key) = key {
+            body["apiKey"] = json!(key);
+        }
+        let r = w.test_service(service, body).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        assert_eq!(r.data()["ok"], false, "{}", r.text());
+        assert_eq!(
+            r.data()["error"],
+            format!(
+                "{display} answered with a redirect to another address; set the service URL \
+                 to the final address"
+            ),
+            "{}",
+            r.text()
+        );
+    }
+    assert!(asked.load(Ordering::SeqCst) >= 5, "the services were asked");
+    assert_eq!(
+        reached.load(Ordering::SeqCst),
+        0,
+        "a redirect was followed to another address"
+    );
+}
