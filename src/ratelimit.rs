@@ -543,6 +543,11 @@ where
 mod tests {
     use super::*;
 
+    /// One integer the query selects.
+    fn scalar(conn: &rusqlite::Connection, sql: &str) -> i64 {
+        conn.query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+
     #[test]
     fn fixed_windows_reserve_refund_and_reset() {
         let w = FixedWindows::new(1000, 2);
@@ -581,13 +586,10 @@ mod tests {
             .unwrap()
             .unwrap_err();
         assert!(wait > 0 && wait <= 15 * 60);
-        let stored: i64 = conn
-            .query_row(
-                "SELECT request_count FROM rate_limits WHERE key = 'login:ann|192.0.2.1'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let stored: i64 = scalar(
+            &conn,
+            "SELECT request_count FROM rate_limits WHERE key = 'login:ann|192.0.2.1'",
+        );
         assert_eq!(stored, 5, "the refused attempt was not counted");
         // The window ends.
         let next = NOW + LOGIN_WINDOW_MS;
@@ -601,13 +603,10 @@ mod tests {
             .unwrap()
             .unwrap();
         login_failures::refund(&conn, &r).unwrap();
-        let rows: i64 = conn
-            .query_row(
-                "SELECT count(*) FROM rate_limits WHERE key = 'login:ann|192.0.2.9'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let rows: i64 = scalar(
+            &conn,
+            "SELECT count(*) FROM rate_limits WHERE key = 'login:ann|192.0.2.9'",
+        );
         assert_eq!(rows, 0);
     }
 
@@ -698,13 +697,10 @@ mod tests {
         login_failures::reserve(&conn, "admin", "192.0.2.1", 5, 30, NOW)
             .unwrap()
             .unwrap();
-        let others: i64 = conn
-            .query_row(
-                "SELECT count(*) FROM rate_limits WHERE key LIKE 'login:administrator%'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let others: i64 = scalar(
+            &conn,
+            "SELECT count(*) FROM rate_limits WHERE key LIKE 'login:administrator%'",
+        );
         assert_eq!(others, 2, "another account's rows stay");
     }
 
