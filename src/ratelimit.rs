@@ -392,9 +392,15 @@ pub mod login_failures {
         }))
     }
 
-    /// Takes this attempt off the account's count (its `last_at` goes back to what it was, unless
-    /// a later attempt has moved it on).
-    fn uncount_account(conn: &Connection, reservation: &Reservation) -> AppResult<()> {
+    /// Takes this attempt off one row's count: `last_at` goes back to `previous_last_at`, unless
+    /// a later attempt has moved it on.
+    fn uncount(
+        conn: &Connection,
+        key: &str,
+        endpoint: &str,
+        reservation: &Reservation,
+        previous_last_at: Option<i64>,
+    ) -> AppResult<()> {
         conn.prepare_cached(
             "UPDATE rate_limits
              SET request_count = max(request_count - 1, 0),
@@ -402,13 +408,24 @@ pub mod login_failures {
              WHERE key = ?1 AND endpoint = ?2 AND window_start = ?3",
         )?
         .execute(rusqlite::params![
-            account_key(&reservation.account),
-            ACCOUNT_ENDPOINT,
+            key,
+            endpoint,
             reservation.window_start,
             reservation.at_ms,
-            reservation.previous_account_last_at,
+            previous_last_at,
         ])?;
         Ok(())
+    }
+
+    /// Takes this attempt off the account's count.
+    fn uncount_account(conn: &Connection, reservation: &Reservation) -> AppResult<()> {
+        uncount(
+            conn,
+            &account_key(&reservation.account),
+            ACCOUNT_ENDPOINT,
+            reservation,
+            reservation.previous_account_last_at,
+        )
     }
 
     /// Takes back a reservation after a right password: the client's failures at the account
@@ -426,19 +443,13 @@ pub mod login_failures {
     /// never learnt (the gate was busy, the request timed out or was dropped): the attempt is
     /// taken off both counts, and the client's earlier failures stay.
     pub fn release(conn: &Connection, reservation: &Reservation) -> AppResult<()> {
-        conn.prepare_cached(
-            "UPDATE rate_limits
-             SET request_count = max(request_count - 1, 0),
-                 last_at = CASE WHEN last_at = ?4 THEN ?5 ELSE last_at END
-             WHERE key = ?1 AND endpoint = ?2 AND window_start = ?3",
-        )?
-        .execute(rusqlite::params![
-            client_row_key(&reservation.account, &reservation.client),
+        uncount(
+            conn,
+            &client_row_key(&reservation.account, &reservation.client),
             ENDPOINT,
-            reservation.window_start,
-            reservation.at_ms,
+            reservation,
             reservation.previous_client_last_at,
-        ])?;
+        )?;
         uncount_account(conn, reservation)
     }
 
