@@ -32,6 +32,7 @@ pub mod monitor;
 pub mod net;
 pub mod notifications;
 pub mod pagination;
+pub mod platform;
 pub mod plex;
 pub mod ratelimit;
 pub mod response;
