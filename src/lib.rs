@@ -18,6 +18,7 @@ pub mod dashboard;
 pub mod data_dir;
 pub mod db;
 pub mod demo;
+pub mod doctor;
 pub mod error;
 pub mod error_log;
 pub mod events;

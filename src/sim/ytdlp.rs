@@ -55,6 +55,19 @@ pub fn install(dir: &Path, binary: &Path) -> std::io::Result<PathBuf> {
     Ok(link)
 }
 
+/// What `--version` prints: a release version as yt-dlp/yt-dlp `yt_dlp/version.py` writes it
+/// (`YYYY.MM.DD`), dated today (UTC), so `medianest doctor` finds the demo's yt-dlp current on
+/// whatever day it runs.
+pub fn version() -> String {
+    let today = time::OffsetDateTime::now_utc().date();
+    format!(
+        "{:04}.{:02}.{:02}",
+        today.year(),
+        u8::from(today.month()),
+        today.day()
+    )
+}
+
 /// Runs the simulator when the process was started as one; `None` otherwise (the caller goes on
 /// as `medianest`).
 pub fn run_if_invoked() -> Option<ExitCode> {
@@ -69,6 +82,10 @@ pub fn run_if_invoked() -> Option<ExitCode> {
             return None;
         }
         args.remove(0);
+    }
+    if args.len() == 1 && args[0] == "--version" {
+        println!("{}", version());
+        return Some(ExitCode::SUCCESS);
     }
     if args.first().is_some_and(|a| a == HELPER_FLAG) {
         // The stand-in for ffmpeg: waits until it is killed.

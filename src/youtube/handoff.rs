@@ -104,7 +104,7 @@ async fn attempt(state: &AppState, download: &Download) -> bool {
 }
 
 /// The library downloads go to: the configured title, else the first with "YouTube" in it.
-fn youtube_section<'a>(
+pub(crate) fn youtube_section<'a>(
     sections: &'a [PlexSection],
     configured: Option<&str>,
 ) -> Option<&'a PlexSection> {

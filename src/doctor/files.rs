@@ -1,0 +1,182 @@
+//! Local checks: the download dir takes files, the data dir is on a local filesystem, and the
+//! webhook secret is set. Nothing here is left behind: the write probe is removed at once, and a
+//! missing download dir is not created (run as another user, the doctor would create it with the
+//! wrong owner).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::report::Check;
+use crate::config::Config;
+use crate::platform::fs::{FsKind, kind_of};
+
+/// Creates, writes and removes a probe file in `dir`.
+fn probe_writable(dir: &Path) -> std::io::Result<()> {
+    let probe = dir.join(format!(
+        ".medianest-doctor-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .and_then(|mut file| file.write_all(b"medianest doctor\n"));
+    let removed = std::fs::remove_file(&probe);
+    written.and(removed)
+}
+
+/// The nearest existing folder at or above `path`.
+fn nearest_existing(path: &Path) -> Option<PathBuf> {
+    path.ancestors().find(|p| p.is_dir()).map(Path::to_path_buf)
+}
+
+/// The download dir exists (or can be made) and takes a file.
+pub fn check_download_dir(config: &Config) -> Check {
+    const NAME: &str = "download dir";
+    let dir = config.download_dir();
+    let fix = format!(
+        "make {} writable by the user MediaNest runs as (and run the doctor as that user), or \
+         set youtube.download_dir",
+        dir.display()
+    );
+    if dir.is_dir() {
+        return match probe_writable(&dir) {
+            Ok(()) => Check::ok(NAME, format!("{} is writable", dir.display())),
+            Err(e) => Check::fail(NAME, format!("cannot write in {}: {e}", dir.display()), fix),
+        };
+    }
+    if dir.exists() {
+        return Check::fail(
+            NAME,
+            format!("{} is not a folder", dir.display()),
+            "set youtube.download_dir to a folder",
+        );
+    }
+    match nearest_existing(&dir) {
+        Some(parent) => match probe_writable(&parent) {
+            Ok(()) => Check::ok(
+                NAME,
+                format!(
+                    "{} does not exist yet; the first download creates it in {} (writable)",
+                    dir.display(),
+                    parent.display()
+                ),
+            ),
+            Err(e) => Check::fail(
+                NAME,
+                format!(
+                    "{} does not exist and {} is not writable: {e}",
+                    dir.display(),
+                    parent.display()
+                ),
+                fix,
+            ),
+        },
+        None => Check::fail(NAME, format!("{} cannot be created", dir.display()), fix),
+    }
+}
+
+/// The data dir (the database, its WAL and the secret key) is on a local filesystem.
+pub fn check_data_dir(config: &Config) -> Check {
+    const NAME: &str = "data dir";
+    let dir = &config.data_dir;
+    match kind_of(dir) {
+        Ok((FsKind::Local, probed)) => Check::ok(
+            NAME,
+            format!("{} is on a local filesystem", probed.display()),
+        ),
+        Ok((FsKind::Network(fs), probed)) => Check::fail(
+            NAME,
+            format!("{} is on {fs}, a network filesystem", probed.display()),
+            format!(
+                "move data_dir to a local disk: SQLite's locks and write-ahead log do not work \
+                 over {fs}, and the database can be corrupted (downloads may stay on the share)"
+            ),
+        ),
+        Ok((FsKind::Fuse, probed)) => Check::warn(
+            NAME,
+            format!("{} is on a FUSE filesystem", probed.display()),
+            "fine for a local union such as mergerfs; if it is remote (sshfs, rclone), move \
+             data_dir to a local disk: SQLite needs working file locks",
+        ),
+        Ok((FsKind::Unknown, probed)) => Check::skip(
+            NAME,
+            format!(
+                "cannot tell the filesystem of {} on this platform",
+                probed.display()
+            ),
+        ),
+        Err(e) => Check::warn(
+            NAME,
+            format!("cannot read the filesystem of {}: {e}", dir.display()),
+            "check that data_dir exists and is readable",
+        ),
+    }
+}
+
+/// The webhook secret is set when Seerr is set up: without it every webhook is refused and
+/// request changes arrive only through polling.
+pub fn check_webhook_secret(config: &Config, seerr_set_up: bool) -> Check {
+    const NAME: &str = "webhook secret";
+    let configured = config
+        .webhooks
+        .overseerr_secret
+        .as_ref()
+        .map(|s| s.expose().trim().len())
+        .filter(|len| *len > 0);
+    match (configured, seerr_set_up) {
+        (Some(len), _) if len < 16 => Check::warn(
+            NAME,
+            format!("webhooks.overseerr_secret is set but short ({len} characters)"),
+            "use a long random value (openssl rand -hex 32) in webhooks.overseerr_secret and \
+             in the Authorization header of Seerr's webhook agent",
+        ),
+        (Some(_), _) => Check::ok(NAME, "webhooks.overseerr_secret is set"),
+        (None, false) => Check::skip(NAME, "Seerr is not set up"),
+        (None, true) => Check::fail(
+            NAME,
+            "webhooks.overseerr_secret is not set: Seerr's webhooks are refused, so requests \
+             change state only when the portal polls",
+            "set webhooks.overseerr_secret (openssl rand -hex 32) and put the same value in \
+             the Authorization header of Seerr's webhook agent (Settings > Notifications > \
+             Webhook, URL http://<portal>/api/v1/webhooks/overseerr)",
+        ),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+    use crate::doctor::report::Status;
+
+    #[test]
+    fn the_download_dir_probe_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        // Not there yet: its parent is probed, nothing is created.
+        let check = check_download_dir(&config);
+        assert_eq!(check.status, Status::Ok, "{check:?}");
+        assert!(!config.download_dir().exists());
+        std::fs::create_dir(config.download_dir()).unwrap();
+        assert_eq!(check_download_dir(&config).status, Status::Ok);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        assert_eq!(std::fs::read_dir(config.download_dir()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn the_webhook_secret_matters_only_with_seerr() {
+        let mut config = Config::default();
+        assert_eq!(check_webhook_secret(&config, false).status, Status::Skip);
+        assert_eq!(check_webhook_secret(&config, true).status, Status::Fail);
+        config.webhooks.overseerr_secret = Some(Secret::new("short"));
+        assert_eq!(check_webhook_secret(&config, true).status, Status::Warn);
+        config.webhooks.overseerr_secret = Some(Secret::new("0123456789abcdef0123"));
+        assert_eq!(check_webhook_secret(&config, true).status, Status::Ok);
+    }
+}
