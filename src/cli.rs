@@ -59,6 +59,10 @@ pub enum Command {
     },
     /// Print a commented configuration file with every key and its default.
     DefaultConfig,
+    /// Check yt-dlp, a JavaScript runtime, ffmpeg, the download and data dirs, the configured
+    /// services and the webhook secret; print a fix for each problem. Exits 0 when nothing
+    /// failed (warnings pass), 1 otherwise. Needs no running server.
+    Doctor,
 }
 
 impl Cli {

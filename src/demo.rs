@@ -40,6 +40,8 @@ pub const DATA_DIR_PREFIX: &str = "medianest-demo-";
 const DEFAULT_LOG_LEVEL: &str = "warn";
 /// The webhook secret the demo's Overseerr sends (only ever used on loopback).
 pub const WEBHOOK_SECRET: &str = "medianest-demo-webhook";
+/// The configuration file the demo writes in its data directory for `medianest doctor --config`.
+pub const DOCTOR_CONFIG: &str = "doctor.toml";
 /// The notification [`seed`] leaves for the admin (and how it knows it already did).
 const WELCOME_KIND: &str = "demo.welcome";
 
@@ -423,6 +425,7 @@ async fn serve(
     seed(&state)
         .await
         .map_err(|e| format!("cannot seed the demo data: {e}"))?;
+    write_doctor_config(state.config())?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     sims.connect_webhook(local);
     println!(
@@ -432,6 +435,38 @@ async fn serve(
     crate::serve(listener, state, stop.cancelled_owned())
         .await
         .map_err(|e| format!("server error: {e}"))
+}
+
+/// Writes [`DOCTOR_CONFIG`] into the data directory: the keys of the demo's configuration that
+/// `medianest doctor` needs beyond the database (the data dir, the simulated yt-dlp, the
+/// download dir, the webhook secret), so `medianest doctor --config <it>` checks the demo.
+fn write_doctor_config(config: &Config) -> Result<(), String> {
+    let path = config.data_dir.join(DOCTOR_CONFIG);
+    let text = |p: &Path| toml::Value::String(p.to_string_lossy().into_owned());
+    let mut youtube = toml::Table::new();
+    youtube.insert(
+        "ytdlp_path".into(),
+        toml::Value::String(config.youtube.ytdlp_path.clone()),
+    );
+    youtube.insert("download_dir".into(), text(&config.download_dir()));
+    let mut webhooks = toml::Table::new();
+    if let Some(secret) = &config.webhooks.overseerr_secret {
+        webhooks.insert(
+            "overseerr_secret".into(),
+            toml::Value::String(secret.expose().to_owned()),
+        );
+    }
+    let mut table = toml::Table::new();
+    table.insert("data_dir".into(), text(&config.data_dir));
+    table.insert("youtube".into(), toml::Value::Table(youtube));
+    table.insert("webhooks".into(), toml::Value::Table(webhooks));
+    let body = toml::to_string(&table).map_err(|e| e.to_string())?;
+    let header = format!(
+        "# Written by `medianest demo` for `medianest doctor --config {}`.\n",
+        path.display()
+    );
+    std::fs::write(&path, header + &body)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// What the demo prints once it is ready: only what works.
@@ -471,13 +506,15 @@ fn banner(local: SocketAddr, sims: &Simulators, data_dir: &Path, temporary: bool
          \x20   Overseerr      {}  (7 titles; alice and bob are Overseerr users)\n\
          \x20   Uptime Kuma    {}  (status page \"{KUMA_SLUG}\": {monitors})\n\
          \n\
-         \x20 Data directory   {}  ({kept})",
+         \x20 Data directory   {}  ({kept})\n\
+         \x20 Doctor           medianest doctor --config {}",
         sims.overseerr.url(),
         sims.plextv.url(),
         sims.plex.url(),
         sims.overseerr.url(),
         sims.uptime_kuma.url(),
         data_dir.display(),
+        data_dir.join(DOCTOR_CONFIG).display(),
     )
 }
 

@@ -32,6 +32,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Command::Doctor = command {
+        return doctor(config, cli.log_level.is_some());
+    }
     init_logging(&config);
     let result = match command {
         Command::Serve => serve(config),
@@ -40,9 +43,26 @@ fn main() -> ExitCode {
         Command::Backup { file, force } => backup(&config, file, *force),
         Command::Healthcheck { url } => healthcheck(&config, url.as_deref()),
         Command::ResetAdminPassword { username } => reset_admin_password(&config, username),
-        Command::DefaultConfig => Ok(()),
+        Command::DefaultConfig | Command::Doctor => Ok(()),
     };
     exit_code(result)
+}
+
+/// `medianest doctor`: its report on stdout; exit 0 when no check failed, 1 when one did.
+fn doctor(mut config: Config, log_level_given: bool) -> ExitCode {
+    // The report says what failed; the upstream layer's own warnings would repeat it.
+    if !log_level_given {
+        config.log.level = "error".into();
+    }
+    init_logging(&config);
+    match medianest::doctor::command(config) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(message) => {
+            eprintln!("medianest: {message}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn exit_code(result: Result<(), String>) -> ExitCode {
