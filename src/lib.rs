@@ -107,6 +107,7 @@ pub fn api_routes() -> routes::Routes {
         .merge(auth::routes())
         .merge(services::routes())
         .merge(admin::routes())
+        .merge(doctor::routes())
         .merge(notifications::routes())
         .merge(events::routes())
         .merge(media::routes())

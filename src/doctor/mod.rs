@@ -42,6 +42,10 @@ use crate::state::AppState;
 /// Longest the filesystem checks may take (a hung network mount blocks `statfs` and writes).
 const FILES_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a run waits for the one before it (a run takes at most about
+/// [`programs::PROGRAM_TIMEOUT`]).
+const RUN_WAIT: Duration = Duration::from_secs(15);
+
 /// One doctor run at a time in the server: each starts up to three programs.
 static RUNS: Semaphore = Semaphore::const_new(1);
 
@@ -50,13 +54,13 @@ pub fn routes() -> Routes {
     Routes::new().add(Method::GET, "/admin/doctor", Access::Admin, get_doctor)
 }
 
-/// `GET /admin/doctor`: the checks against the running server's settings. One run at a time;
-/// another while one runs answers 429.
+/// `GET /admin/doctor`: the checks against the running server's settings. One run at a time:
+/// another waits for it, and answers 429 if it is still running after [`RUN_WAIT`].
 pub async fn get_doctor(
     State(state): State<AppState>,
     _admin: AdminUser,
 ) -> AppResult<ApiResponse> {
-    let Ok(_permit) = RUNS.try_acquire() else {
+    let Ok(Ok(_permit)) = tokio::time::timeout(RUN_WAIT, RUNS.acquire()).await else {
         return Err(AppError::Api {
             code: ErrorCode::RateLimited,
             service: None,

@@ -101,7 +101,14 @@ mod tests {
         assert_eq!(classify(0x00C3_6400), FsKind::Network("Ceph"));
         assert_eq!(classify(0x6573_5546), FsKind::Fuse);
         // ext4, btrfs, xfs, tmpfs, zfs, overlayfs.
-        for local in [0xEF53, 0x9123_683E, 0x5846_5342, 0x0102_1994, 0x2FC1_2FC1, 0x794C_7630] {
+        for local in [
+            0xEF53,
+            0x9123_683E,
+            0x5846_5342,
+            0x0102_1994,
+            0x2FC1_2FC1,
+            0x794C_7630,
+        ] {
             assert_eq!(classify(local), FsKind::Local, "{local:#x}");
         }
     }

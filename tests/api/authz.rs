@@ -102,6 +102,7 @@ const MATRIX: &[(&str, &str, [Want; 4])] = &[
     ("GET /api/v1/admin/performance",               "",                                                   [E401, E403, E403, OK]),
     ("GET /api/v1/admin/stats",                     "",                                                   [E401, E403, E403, OK]),
     ("GET /api/v1/admin/backup",                    "",                                                   [E401, E403, E403, OK]),
+    ("GET /api/v1/admin/doctor",                    "",                                                   [E401, E403, E403, OK]),
     ("POST /api/v1/errors/report",                  r#"{"errors":[{"level":"error","message":"boom"}]}"#, [E401, OK,   OK,   OK]),
     ("GET /api/v1/notifications",                   "",                                                   [E401, OK,   OK,   OK]),
     ("POST /api/v1/notifications/read-all",         "",                                                   [E401, OK,   OK,   OK]),

@@ -14,6 +14,7 @@ mod backup;
 mod connections;
 mod costs;
 mod dashboard;
+mod doctor;
 mod edge;
 mod events;
 mod health;
