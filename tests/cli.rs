@@ -1098,3 +1098,234 @@ fn trace_logging_never_writes_the_plex_token() {
         );
     }
 }
+
+/// A folder of stand-in programs, each a shell script that prints its text (no single quotes)
+/// and exits 0.
+fn fake_programs(dir: &Path, programs: &[(&str, &str)]) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for (name, output) in programs {
+        let path = bin.join(name);
+        // printf is built into sh: the scripts need nothing on PATH.
+        let lines: Vec<String> = output.lines().map(|l| format!("'{l}'")).collect();
+        let script = format!("#!/bin/sh\nprintf '%s\\n' {}\n", lines.join(" "));
+        std::fs::write(&path, script).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    bin
+}
+
+/// deno and ffmpeg as their `--version` / `-version` first lines read (deno 2.5, ffmpeg 7.1).
+const DENO_AND_FFMPEG: [(&str, &str); 2] = [
+    (
+        "deno",
+        "deno 2.5.4 (stable, release, x86_64-unknown-linux-gnu)\nv8 14.0.365.5-rusty\ntypescript 5.9.2",
+    ),
+    (
+        "ffmpeg",
+        "ffmpeg version 7.1.1 Copyright (c) 2000-2025 the FFmpeg developers",
+    ),
+];
+
+/// `medianest doctor --config FILE` with only `bin` on PATH.
+fn doctor(dir: &Path, config: &Path, bin: &Path) -> (Option<i32>, String, String) {
+    let mut cmd = medianest(dir);
+    cmd.env("PATH", bin)
+        .arg("doctor")
+        .arg("--config")
+        .arg(config);
+    let output = run(cmd);
+    (
+        output.status.code(),
+        text(&output.stdout),
+        text(&output.stderr),
+    )
+}
+
+/// The line of check `name` and the line after it (its fix, when it has one).
+fn check_line<'a>(report: &'a str, name: &str) -> (&'a str, &'a str) {
+    let all: Vec<&str> = report.lines().collect();
+    let at = all
+        .iter()
+        .position(|l| {
+            l.get(6..)
+                .is_some_and(|rest| rest.starts_with(&format!("{name} ")))
+        })
+        .unwrap_or_else(|| panic!("no {name} line in:\n{report}"));
+    (all[at], all.get(at + 1).copied().unwrap_or_default())
+}
+
+#[test]
+fn doctor_passes_against_the_demo() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let mut cmd = medianest(dir.path());
+    cmd.env("TMPDIR", &tmp)
+        .arg("demo")
+        .arg("--listen")
+        .arg(addr.to_string());
+    let server = Server::spawn(&dir, cmd, addr, tmp.clone());
+    let banner = server.log_text();
+    let config = banner
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Doctor"))
+        .and_then(|l| l.trim().strip_prefix("medianest doctor --config "))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| panic!("no doctor line in the banner:\n{banner}"));
+    let bin = fake_programs(dir.path(), &DENO_AND_FFMPEG);
+
+    let (code, report, stderr) = doctor(dir.path(), &config, &bin);
+    assert_eq!(code, Some(0), "{report}\n{stderr}");
+    for name in [
+        "yt-dlp",
+        "JavaScript runtime",
+        "ffmpeg",
+        "download dir",
+        "data dir",
+        "service settings",
+        "Plex",
+        "Plex library folders",
+        "Seerr",
+        "webhook secret",
+        "Uptime Kuma",
+    ] {
+        let (line, next) = check_line(&report, name);
+        assert!(line.starts_with("ok    "), "{line}\n{report}");
+        assert!(!next.trim_start().starts_with("fix:"), "{report}");
+    }
+    assert!(
+        check_line(&report, "yt-dlp").0.contains("(0 days old)"),
+        "{report}"
+    );
+    assert!(
+        check_line(&report, "JavaScript runtime")
+            .0
+            .contains("deno 2.5.4"),
+        "{report}"
+    );
+    assert!(
+        check_line(&report, "Uptime Kuma").0.contains("\"home\""),
+        "{report}"
+    );
+    assert!(
+        report.contains("0 failures, 0 warnings, 11 passed, 0 skipped"),
+        "{report}"
+    );
+    // Nothing left behind: the write probe is gone.
+    let downloads = config.parent().unwrap().join("downloads");
+    assert_eq!(std::fs::read_dir(&downloads).unwrap().count(), 0);
+}
+
+#[test]
+fn doctor_fails_a_broken_setup_with_a_fix_for_each_failure() {
+    use medianest::sim::overseerr::FakeOverseerr;
+    use medianest::sim::uptime_kuma::{FakeUptimeKuma, KumaVersion};
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (seerr, kuma) = runtime.block_on(async {
+        (
+            FakeOverseerr::start().await.unwrap(),
+            FakeUptimeKuma::start("home", KumaVersion::V1_23)
+                .await
+                .unwrap(),
+        )
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("medianest.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {data:?}\n\
+             [youtube]\nytdlp_path = {ytdlp:?}\n\
+             [webhooks]\noverseerr_secret = \"a-long-enough-webhook-secret\"\n\
+             [services.overseerr]\nurl = {seerr:?}\napi_key = \"not-the-seerr-key\"\n\
+             [services.uptime_kuma]\nurl = {kuma:?}\nslug = \"no-such-page\"\n",
+            data = dir.path().join("data"),
+            ytdlp = dir.path().join("missing/yt-dlp"),
+            seerr = seerr.url(),
+            kuma = kuma.url(),
+        ),
+    )
+    .unwrap();
+    let bin = fake_programs(dir.path(), &DENO_AND_FFMPEG);
+
+    let (code, report, stderr) = doctor(dir.path(), &config, &bin);
+    assert_eq!(code, Some(1), "{report}\n{stderr}");
+    let (line, fix) = check_line(&report, "yt-dlp");
+    assert!(
+        line.starts_with("FAIL  ") && line.contains("does not exist"),
+        "{report}"
+    );
+    assert!(
+        fix.contains("fix: install yt-dlp") && fix.contains("yt-dlp[default]"),
+        "{report}"
+    );
+    let (line, fix) = check_line(&report, "Seerr");
+    assert!(
+        line.starts_with("FAIL  ") && line.contains("refused the API key"),
+        "{report}"
+    );
+    assert!(fix.contains("fix: copy the API key from Seerr"), "{report}");
+    // Kuma 2.x answers an unknown slug 404, 1.23 not at all: either way the slug is named.
+    let (line, fix) = check_line(&report, "Uptime Kuma");
+    assert!(
+        line.starts_with("FAIL  ") && line.contains("\"no-such-page\""),
+        "{report}"
+    );
+    assert!(
+        fix.contains("fix: set the slug of an existing status page"),
+        "{report}"
+    );
+    // The rest stands: the services were read from the configuration (no database yet).
+    for name in [
+        "JavaScript runtime",
+        "ffmpeg",
+        "download dir",
+        "webhook secret",
+    ] {
+        assert!(
+            check_line(&report, name).0.starts_with("ok    "),
+            "{report}"
+        );
+    }
+    assert!(
+        check_line(&report, "Plex").0.starts_with("skip  "),
+        "{report}"
+    );
+    assert!(report.contains("3 failures"), "{report}");
+    assert!(
+        !dir.path().join("data").exists(),
+        "the doctor creates nothing"
+    );
+}
+
+#[test]
+fn doctor_warns_about_an_ageing_yt_dlp_and_fails_an_old_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let today = time::OffsetDateTime::now_utc().date();
+    let version = |days: i64| {
+        let d = today - time::Duration::days(days);
+        format!("{:04}.{:02}.{:02}", d.year(), u8::from(d.month()), d.day())
+    };
+    for (days, code, status) in [(70, 0, "warn"), (120, 1, "FAIL")] {
+        let sub = dir.path().join(format!("age-{days}"));
+        std::fs::create_dir(&sub).unwrap();
+        let ytdlp = version(days);
+        let mut programs = DENO_AND_FFMPEG.to_vec();
+        programs.push(("yt-dlp", ytdlp.as_str()));
+        let bin = fake_programs(&sub, &programs);
+        let config = sub.join("medianest.toml");
+        std::fs::write(&config, format!("data_dir = {:?}\n", sub.join("data"))).unwrap();
+
+        let (exit, report, stderr) = doctor(&sub, &config, &bin);
+        assert_eq!(exit, Some(code), "{report}\n{stderr}");
+        let (line, fix) = check_line(&report, "yt-dlp");
+        assert!(line.starts_with(status), "{report}");
+        assert!(line.contains(&format!("{ytdlp} at ")), "{report}");
+        assert!(line.contains(&format!("({days} days old)")), "{report}");
+        assert!(fix.contains("fix: update yt-dlp"), "{report}");
+    }
+}
