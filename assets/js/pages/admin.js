@@ -1,6 +1,6 @@
 // Admin: users (role, suspend, delete), services (edit, test connection, circuit breaker),
-// requests (approve, decline), stats and performance (inline-SVG charts), and the error log by
-// correlation id. Each tab has its own address (/admin/users, /admin/services, ...).
+// requests (approve, decline), stats and performance (inline-SVG charts), the error log by
+// correlation id, and the doctor's checks (what is broken and how to fix it). Each tab has its own address (/admin/users, /admin/services, ...).
 
 import { api } from "../api.js";
 import { h, mount, loading, errorBox, badge, fmtDate, fmtAgo, fmtBytes, barChart, confirmButton, toast, busy } from "../ui.js";
@@ -12,6 +12,7 @@ const TABS = [
   ["stats", "Stats"],
   ["performance", "Performance"],
   ["errors", "Error log"],
+  ["doctor", "Doctor"],
 ];
 
 export async function render(root, app, path) {
@@ -27,7 +28,7 @@ export async function render(root, app, path) {
   await PANELS[current](panel, app);
 }
 
-const PANELS = { users, services, requests, stats, performance, errors };
+const PANELS = { users, services, requests, stats, performance, errors, doctor };
 
 async function users(panel, app) {
   const q = h("input", { id: "user-q", type: "search", placeholder: "Username or email", maxlength: 100 });
@@ -331,4 +332,37 @@ async function errors(panel) {
     load();
   });
   await load();
+}
+
+// The doctor's checks (GET /admin/doctor): one row per check with its result and, for a warning
+// or a failure, the fix. A run starts programs and calls every service, so it runs on demand.
+async function doctor(panel) {
+  const BADGE = { ok: "up", warn: "degraded", fail: "down", skip: "unknown" };
+  const LABEL = { ok: "ok", warn: "warning", fail: "FAIL", skip: "skipped" };
+  const result = h("div", { id: "doctor-result", "aria-live": "polite" });
+  const run = h("button", { type: "button", class: "primary", id: "doctor-run" }, "Run checks");
+  const check = () => busy(run, async () => {
+    mount(result, loading("Checking…"));
+    try {
+      const { data } = await api("/admin/doctor");
+      const failed = data.checks.filter((c) => c.status === "fail").length;
+      mount(result,
+        h("p", { class: data.passed ? "ok" : "message warn", text: data.passed ? "Everything the portal needs works." : `${failed} check${failed === 1 ? "" : "s"} failed: each says how to fix it.` }),
+        h("div", { class: "table-wrap" }, h("table", { class: "table stack-mobile", id: "doctor-table" },
+          h("thead", {}, h("tr", {}, ["Check", "Result", "Details"].map((t) => h("th", { scope: "col", text: t })))),
+          h("tbody", {}, data.checks.map((c) => h("tr", { "data-check": c.name, "data-status": c.status },
+            h("th", { scope: "row", text: c.name }),
+            h("td", {}, badge(BADGE[c.status] || "unknown", LABEL[c.status] || c.status)),
+            h("td", {}, h("span", { text: c.detail }),
+              c.fix ? h("p", { class: "fix" }, h("strong", { text: "Fix: " }), c.fix) : null)))))));
+    } catch (e) {
+      mount(result, errorBox(e, check));
+    }
+  });
+  run.addEventListener("click", check);
+  mount(panel,
+    h("p", { class: "muted", text: "Checks yt-dlp, a JavaScript runtime, ffmpeg, the download and data folders, each service with the saved settings, and the webhook secret. The same checks run from the command line: medianest doctor." }),
+    h("div", { class: "row" }, run),
+    result);
+  check();
 }
