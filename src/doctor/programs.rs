@@ -493,6 +493,48 @@ mod tests {
         );
     }
 
+    /// A script in a fresh folder (kept alive by the returned guard).
+    fn script(body: &str) -> (tempfile::TempDir, PathBuf) {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("program");
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        (dir, path)
+    }
+
+    #[tokio::test]
+    async fn a_program_that_hangs_is_killed_at_the_timeout() {
+        let (_dir, path) = script("echo started; exec sleep 30");
+        let started = std::time::Instant::now();
+        let result = run_program(&path, &["--version"], Duration::from_millis(300)).await;
+        assert!(matches!(result, Err(RunError::Timeout)), "{result:?}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn a_program_run_keeps_its_output_and_exit_status() {
+        let (_dir, path) = script("echo \"2026.08.19\"; echo oops >&2; exit 3");
+        let output = run_program(&path, &[], PROGRAM_TIMEOUT).await.unwrap();
+        assert!(!output.success);
+        assert_eq!(output.stdout, "2026.08.19\n");
+        assert_eq!(output.stderr, "oops\n");
+    }
+
+    #[tokio::test]
+    async fn a_missing_or_too_old_yt_dlp_fails_with_a_fix() {
+        let today = date!(2026 - 12 - 03);
+        let check = check_ytdlp("/nonexistent/yt-dlp", today).await;
+        assert_eq!(check.status, crate::doctor::Status::Fail);
+        assert!(check.fix.unwrap().contains("yt-dlp[default]"));
+        let (_dir, path) = script("echo 2026.08.19");
+        let check = check_ytdlp(path.to_str().unwrap(), today).await;
+        assert_eq!(check.status, crate::doctor::Status::Fail, "{check:?}");
+        assert!(check.detail.contains("(106 days old)"), "{check:?}");
+        let check = check_ytdlp(path.to_str().unwrap(), date!(2026 - 10 - 01)).await;
+        assert_eq!(check.status, crate::doctor::Status::Ok, "{check:?}");
+    }
+
     #[test]
     fn runtime_versions_compare_by_number() {
         assert_eq!(version_numbers("2.3.1"), Some((2, 3, 1)));
