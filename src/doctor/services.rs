@@ -369,10 +369,56 @@ async fn heartbeat_answers(url: &str, slug: &str, timeout_ms: u64, clock: &Share
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use serde_json::json;
 
+    use std::time::Duration;
+
     use super::*;
+    use crate::doctor::Status;
+    use crate::sim::uptime_kuma::{Endpoint, FakeUptimeKuma, Fault, KumaVersion};
+
+    fn kuma_settings(url: String, slug: &str) -> Vec<ServiceConfig> {
+        vec![ServiceConfig {
+            name: ServiceName::UptimeKuma,
+            url: Some(url),
+            api_key: None,
+            enabled: true,
+            options: json!({ "slug": slug }),
+            updated_at: 0,
+        }]
+    }
+
+    // Kuma 1.23.16 `server/routers/status-page-router.js` returns from the page route without a
+    // response when the slug is unknown, and answers the heartbeat route 200 with empty maps. A
+    // page that hangs while the heartbeat answers stands in for that silence here.
+    #[tokio::test]
+    async fn kuma_1_23_silent_on_the_page_is_told_apart_from_kuma_down() {
+        let kuma = FakeUptimeKuma::start("home", KumaVersion::V1_23)
+            .await
+            .unwrap();
+        let clock = crate::clock::system();
+        let hang = Fault::Hang(Duration::from_secs(30));
+
+        kuma.fail_next_on(Endpoint::Page, 1, hang.clone());
+        let check = check_kuma(&kuma_settings(kuma.url(), "home"), &clock).await;
+        assert_eq!(check.status, Status::Fail, "{check:?}");
+        assert!(
+            check.detail.contains("slug not found or Kuma 1.23 silent"),
+            "{check:?}"
+        );
+        assert!(check.fix.unwrap().contains("case-sensitive"));
+
+        // Nothing answers at all: that is Kuma, not the slug.
+        kuma.fail_next_on(Endpoint::Page, 1, hang.clone());
+        kuma.fail_next_on(Endpoint::Heartbeat, 2, hang);
+        let check = check_kuma(&kuma_settings(kuma.url(), "home"), &clock).await;
+        assert_eq!(check.status, Status::Fail, "{check:?}");
+        assert!(!check.detail.contains("slug"), "{check:?}");
+        assert!(check.detail.contains("deadline"), "{check:?}");
+        kuma.shutdown().await;
+    }
 
     #[test]
     fn seerr_is_told_from_overseerr_by_its_public_settings() {
