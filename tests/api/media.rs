@@ -7,7 +7,9 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use medianest::config::Secret;
 use medianest::events::kind;
-use medianest::integrations::overseerr::{MediaRequestStatus, MediaType, NotificationType};
+use medianest::integrations::overseerr::{
+    Flavor, MediaRequestStatus, MediaStatus, MediaType, NotificationType,
+};
 use medianest::sim::overseerr::{FakeNotification, FakeOverseerrUser, FakeTitle, WebhookTemplate};
 use serde_json::{Value, json};
 
@@ -946,4 +948,51 @@ async fn a_name_shared_with_an_overseerr_admin_is_not_a_match() {
     let r = m.request_movie(&token, 603).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     assert_eq!(m.w.overseerr.last_api_user().as_deref(), Some("12"));
+}
+
+/// A TV request for some seasons of a show is available once *its* seasons are, though the
+/// show stays partially available: reconciliation reads `GET /request/{id}`'s `media.seasons[]`
+/// (server/routes/request.ts, both upstreams) and then stops looking at the request. Seerr 3.x
+/// marks the request COMPLETED (server/subscriber/MediaSubscriber.ts in seerr-team/seerr);
+/// Overseerr 1.33 leaves it APPROVED (sct/overseerr has no COMPLETED).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tv_request_for_some_seasons_becomes_available_and_is_not_polled_again() {
+    for flavor in [Flavor::Seerr, Flavor::Overseerr] {
+        let m = media_world().await;
+        m.w.overseerr.set_flavor(flavor);
+        let r = m
+            .post(
+                &m.w.user,
+                "/api/v1/media/requests",
+                json!({"mediaType": "tv", "tmdbId": 1396, "seasons": [1, 2]}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{flavor:?}: {}", r.text());
+        let id = r.data()["id"].as_str().unwrap().to_owned();
+        let oid = r.data()["overseerrId"].as_i64().unwrap();
+        m.w.overseerr
+            .set_request_status(oid, MediaRequestStatus::Approved);
+        for season in [1, 2] {
+            m.w.overseerr
+                .set_season_status(1396, season, MediaStatus::Available);
+        }
+        assert_eq!(
+            m.w.overseerr.media_status(MediaType::Tv, 1396),
+            MediaStatus::PartiallyAvailable
+        );
+        let expected = match flavor {
+            Flavor::Seerr => MediaRequestStatus::Completed,
+            Flavor::Overseerr => MediaRequestStatus::Approved,
+        };
+        assert_eq!(m.w.overseerr.request(oid).unwrap().status, expected);
+        let report = medianest::media::reconcile::run_once(&m.w.t.state)
+            .await
+            .unwrap();
+        assert_eq!((report.checked, report.changed), (1, 1), "{flavor:?}");
+        assert_eq!(m.status_of(&id).await, "available", "{flavor:?}");
+        let report = medianest::media::reconcile::run_once(&m.w.t.state)
+            .await
+            .unwrap();
+        assert_eq!(report.checked, 0, "{flavor:?}: no longer polled");
+    }
 }

@@ -243,10 +243,11 @@ async fn create_as_the_admin_auto_approves_and_as_a_user_waits() {
     assert_eq!(bob.modified_by.as_ref().unwrap().id, 3);
     fake.set_auto_approve(false);
 
-    // "all" is every season but the specials, minus what is already requested.
+    // Overseerr 1.33: "all" is every TMDB season, the specials (0) included, minus what is
+    // already requested (server/entity/MediaRequest.ts in sct/overseerr 1.34.0).
     let carol = created(create(&overseerr, Some(4), MediaType::Tv, 1399, Seasons::All).await);
     let seasons: Vec<_> = carol.seasons.iter().map(|s| s.season_number).collect();
-    assert_eq!(seasons, [3, 4, 5, 6, 7, 8]);
+    assert_eq!(seasons, [0, 3, 4, 5, 6, 7, 8]);
     assert_eq!(fake.requests(CREATE), 4);
 }
 
