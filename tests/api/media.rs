@@ -899,27 +899,44 @@ async fn parallel_requests_for_different_titles_stop_at_the_quota() {
     assert_eq!(m.w.overseerr.requests("POST /api/v1/request"), 3);
 }
 
-/// Titles Overseerr does not know (it answers 500 "Unable to retrieve movie.") are 404 for the
-/// caller and never count against Overseerr's breaker, however many a user asks for.
+/// Titles Overseerr does not know are 404 for the caller and never count against the breaker,
+/// however many a user asks for, to read or to request. Both upstreams answer such an id with
+/// 500 `{"message":"Unable to retrieve movie."}` / `"Unable to retrieve series."`
+/// (server/routes/movie.ts and server/routes/tv.ts in seerr-team/seerr 3.x and sct/overseerr
+/// 1.33).
 #[tokio::test]
 async fn unknown_titles_are_not_found_and_leave_overseerr_up() {
-    let m = media_world().await;
-    let w = &m.w;
-    for n in 0..10 {
-        let kind = if n % 2 == 0 { "movie" } else { "tv" };
-        let r = m
-            .get(&w.user, &format!("/api/v1/media/{kind}/{}", 900_000 + n))
-            .await;
-        assert_error(&r, StatusCode::NOT_FOUND, "NOT_FOUND");
-        let b = w.breaker("overseerr").await;
-        assert_eq!(b["state"], "closed", "after {n}: {b}");
-        assert_eq!(b["consecutiveFailures"], 0, "after {n}: {b}");
+    for flavor in [Flavor::Seerr, Flavor::Overseerr] {
+        let m = media_world().await;
+        let w = &m.w;
+        w.overseerr.set_flavor(flavor);
+        for n in 0..10 {
+            let kind = if n % 2 == 0 { "movie" } else { "tv" };
+            let r = m
+                .get(&w.user, &format!("/api/v1/media/{kind}/{}", 900_000 + n))
+                .await;
+            assert_error(&r, StatusCode::NOT_FOUND, "NOT_FOUND");
+            let r = m
+                .post(
+                    &w.user,
+                    "/api/v1/media/requests",
+                    json!({"mediaType": kind, "tmdbId": 800_000 + n}),
+                )
+                .await;
+            assert_error(&r, StatusCode::NOT_FOUND, "NOT_FOUND");
+            let b = w.breaker("overseerr").await;
+            assert_eq!(b["state"], "closed", "{flavor:?} after {n}: {b}");
+            assert_eq!(b["consecutiveFailures"], 0, "{flavor:?} after {n}: {b}");
+        }
+        assert_eq!(w.overseerr.requests("GET /api/v1/movie/{id}"), 10);
+        assert_eq!(w.overseerr.requests("GET /api/v1/tv/{id}"), 10);
+        assert_eq!(w.overseerr.requests("POST /api/v1/request"), 0);
+        assert_eq!(m.rows().await, 0);
+        w.cycle().await;
+        assert_eq!(w.status("overseerr").await, "up");
+        let r = m.get(&w.user, "/api/v1/media/movie/603").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     }
-    assert_eq!(w.overseerr.requests("GET /api/v1/movie/{id}"), 5);
-    w.cycle().await;
-    assert_eq!(w.status("overseerr").await, "up");
-    let r = m.get(&w.user, "/api/v1/media/movie/603").await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
 }
 
 /// A MediaNest account named like an Overseerr account (here its admin, `owner`) is not that
