@@ -131,6 +131,31 @@ fn seasons_json(media_type: MediaType, seasons: &Seasons) -> Option<String> {
     })
 }
 
+/// The seasons to send for a TV request. `"all"` is not sent: it means every TMDB season
+/// including the specials (season 0) on Overseerr (server/entity/MediaRequest.ts in sct/overseerr
+/// 1.34.0) and every season but the specials on Seerr (the same file in seerr-team/seerr), so
+/// "all" becomes the explicit list of the show's numbered seasons from its details
+/// (`GET /tv/{id}`), which means the same on both. A show whose details list no numbered season
+/// keeps `"all"` (the upstream then answers that nothing is left to request).
+fn explicit_seasons(asked: &Seasons, details: &Details) -> Seasons {
+    let (Seasons::All, Details::Tv(show)) = (asked, details) else {
+        return asked.clone();
+    };
+    let mut list: Vec<u32> = show
+        .seasons
+        .iter()
+        .filter_map(|s| u32::try_from(s.season_number).ok())
+        .filter(|n| *n > 0)
+        .collect();
+    list.sort_unstable();
+    list.dedup();
+    if list.is_empty() {
+        Seasons::All
+    } else {
+        Seasons::List(list)
+    }
+}
+
 /// What identifies a user in Overseerr: plex id and email (never a name: see `find_user`).
 type Profile = (Option<String>, Option<String>);
 
@@ -239,6 +264,7 @@ pub async fn create(
         Details::Movie(m) => (m.title.clone(), m.poster_path.clone()),
         Details::Tv(t) => (t.title.clone(), t.poster_path.clone()),
     };
+    let seasons = explicit_seasons(&input.seasons, &found);
 
     let as_user = match overseerr_user(&state, &client, &caller).await? {
         Some(id) => Some(id),
@@ -254,7 +280,7 @@ pub async fn create(
             as_user,
             input.media_type,
             input.tmdb_id,
-            input.seasons.clone(),
+            seasons.clone(),
             input.is_4k,
         )
         .await?;
@@ -295,7 +321,7 @@ pub async fn create(
         title,
         media_type: input.media_type,
         tmdb_id: input.tmdb_id,
-        seasons: seasons_json(input.media_type, &input.seasons),
+        seasons: seasons_json(input.media_type, &seasons),
         is_4k: input.is_4k,
         status: created.state(),
         overseerr_id: Some(created.id),

@@ -1013,3 +1013,47 @@ async fn a_tv_request_for_some_seasons_becomes_available_and_is_not_polled_again
         assert_eq!(report.checked, 0, "{flavor:?}: no longer polled");
     }
 }
+
+/// A TV request for "all" seasons (or none named) asks the upstream for the show's numbered
+/// seasons by name, read from `GET /tv/{id}`: `"all"` would take the specials too on Overseerr
+/// 1.33 (server/entity/MediaRequest.ts in sct/overseerr 1.34.0) and not on Seerr 3.x (the same
+/// file in seerr-team/seerr), so the explicit list means the same on both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_seasons_are_sent_as_the_explicit_list_without_specials() {
+    for flavor in [Flavor::Seerr, Flavor::Overseerr] {
+        let m = media_world().await;
+        m.w.overseerr.set_flavor(flavor);
+        for (tmdb_id, body) in [
+            (
+                1396,
+                json!({"mediaType": "tv", "tmdbId": 1396, "seasons": "all"}),
+            ),
+            (1399, json!({"mediaType": "tv", "tmdbId": 1399})),
+        ] {
+            let r = m.post(&m.w.user, "/api/v1/media/requests", body).await;
+            assert_eq!(r.status, StatusCode::CREATED, "{flavor:?}: {}", r.text());
+            let oid = r.data()["overseerrId"].as_i64().unwrap();
+            let numbered: Vec<u32> =
+                m.w.overseerr
+                    .titles()
+                    .iter()
+                    .find(|t| t.tmdb_id == tmdb_id)
+                    .unwrap()
+                    .seasons
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .filter(|n| *n > 0)
+                    .collect();
+            assert_eq!(
+                m.w.overseerr.request(oid).unwrap().seasons,
+                numbered,
+                "{flavor:?} {tmdb_id}: no season 0"
+            );
+            assert_eq!(
+                r.data()["seasons"],
+                json!(numbered),
+                "{flavor:?}: the row keeps the list"
+            );
+        }
+    }
+}

@@ -276,7 +276,8 @@ pub fn medianest_status(request: MediaRequestStatus, media: MediaStatus) -> Requ
 /// Which seasons of a show to request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Seasons {
-    /// Every season but the specials (season 0); sent as `"all"`.
+    /// Sent as `"all"`: every season *with* the specials (season 0) on Overseerr, without them
+    /// on Seerr. MediaNest sends an explicit list instead whenever it has the show's seasons.
     All,
     /// These season numbers (include 0 for the specials).
     List(Vec<u32>),
