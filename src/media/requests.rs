@@ -340,7 +340,7 @@ pub async fn create(
             })
             .await
     };
-    let row = match stored {
+    let mut row = match stored {
         Ok(Some(row)) => row,
         other => {
             // Another MediaNest process stored the title first, or the write failed: take back
@@ -355,7 +355,22 @@ pub async fn create(
         }
     };
     state.dashboard().forget(&caller);
+    let caller_id = caller.clone();
     changes::publish_updated(&state, &row, "", vec![caller]);
+    // A webhook about this request that came before Overseerr's answer was kept for the row.
+    if let Some(early) = state.media().take_early(created.id, state.clock().now_ms())
+        && let changes::Applied::Changed { .. } =
+            changes::apply(&state, &row.id, early.to, Origin::Webhook, early.reason).await?
+    {
+        let (caller, id) = (caller_id.clone(), row.id.clone());
+        if let Some(changed) = state
+            .db()
+            .run(move |conn| store::get(conn, &caller, &id))
+            .await?
+        {
+            row = changed;
+        }
+    }
     Ok(ApiResponse::created(&row))
 }
 

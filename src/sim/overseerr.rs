@@ -124,6 +124,9 @@ struct SimState {
     library: library::Library,
     /// Where the demo controls send webhooks, and their `Authorization`.
     webhook: Option<(String, Option<String>)>,
+    /// A notification sent (to `webhook`) about each new request *before* the create call is
+    /// answered (see [`FakeOverseerr::set_webhook_on_create`]).
+    hook_on_create: Option<crate::integrations::overseerr::NotificationType>,
 }
 
 impl FakeOverseerr {
@@ -147,6 +150,7 @@ impl FakeOverseerr {
                 last_api_user: None,
                 library: library::Library::default(),
                 webhook: None,
+                hook_on_create: None,
             }),
         });
         let server =

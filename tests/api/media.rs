@@ -1057,3 +1057,99 @@ async fn all_seasons_are_sent_as_the_explicit_list_without_specials() {
         }
     }
 }
+
+/// A webhook can reach MediaNest before the upstream's answer to the create call does (Seerr
+/// 3.x and Overseerr 1.33 notify from the request's subscribers, before the route answers:
+/// server/subscriber/MediaRequestSubscriber.ts). The simulator sends it, and waits for
+/// MediaNest's answer, before answering the create: the change is kept for the row that
+/// appears and applied to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_that_beats_the_create_answer_is_applied_to_the_new_row() {
+    for flavor in [Flavor::Seerr, Flavor::Overseerr] {
+        let m = media_world().await;
+        let server = RunningServer::start(&m.w.t.state, m.w.app.clone()).await;
+        let hook = format!("http://{}/api/v1/webhooks/overseerr", server.addr);
+        m.w.overseerr.set_flavor(flavor);
+        m.w.overseerr.set_webhook_target(&hook, Some(HOOK_SECRET));
+        m.w.overseerr
+            .set_webhook_on_create(Some(NotificationType::MediaApproved));
+        let r = m.request_movie(&m.w.user, 954).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{flavor:?}: {}", r.text());
+        assert_eq!(r.data()["status"], "approved", "{flavor:?}");
+        let id = r.data()["id"].as_str().unwrap().to_owned();
+        assert_eq!(m.status_of(&id).await, "approved");
+        let got = m.notifications_of(&m.w.user_id).await;
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0]["metadata"]["origin"], "webhook");
+        server.stop().await.unwrap();
+    }
+}
+
+/// MEDIA_AVAILABLE is sent per request once its own seasons are in, while the show may stay
+/// PARTIALLY_AVAILABLE (server/subscriber/MediaRequestSubscriber.ts, Seerr 3.x and Overseerr
+/// 1.33): the request is available.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_available_on_a_partially_available_show_is_available() {
+    let m = media_world().await;
+    let server = RunningServer::start(&m.w.t.state, m.w.app.clone()).await;
+    let hook = format!("http://{}/api/v1/webhooks/overseerr", server.addr);
+    let r = m
+        .post(
+            &m.w.user,
+            "/api/v1/media/requests",
+            json!({"mediaType": "tv", "tmdbId": 1399, "seasons": [1]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let id = r.data()["id"].as_str().unwrap().to_owned();
+    let oid = r.data()["overseerrId"].as_i64().unwrap();
+    m.w.overseerr
+        .set_request_status(oid, MediaRequestStatus::Approved);
+    m.w.overseerr
+        .set_season_status(1399, 1, MediaStatus::Available);
+    let available = FakeNotification::about(NotificationType::MediaAvailable, oid);
+    let body = m.w.overseerr.webhook_payload(&available);
+    assert_eq!(body["media"]["status"], "PARTIALLY_AVAILABLE");
+    let status =
+        m.w.overseerr
+            .fire_webhook(&hook, Some(HOOK_SECRET), &available)
+            .await
+            .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(m.status_of(&id).await, "available");
+    server.stop().await.unwrap();
+}
+
+/// The webhook agent has no 4K variable (server/lib/notifications/agents/webhook.ts, both
+/// upstreams): a notification without a request id is matched by title, and "4K" in its event
+/// text picks the 4K request over the ordinary one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_4k_event_without_a_request_id_finds_the_4k_row() {
+    let m = media_world().await;
+    let r = m.request_movie(&m.w.user, 603).await;
+    let plain = r.data()["id"].as_str().unwrap().to_owned();
+    let r = m
+        .post(
+            &m.w.admin,
+            "/api/v1/media/requests",
+            json!({"mediaType": "movie", "tmdbId": 603, "is4k": true}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let four_k = r.data()["id"].as_str().unwrap().to_owned();
+    let r = call("POST", "/api/v1/webhooks/overseerr")
+        .header("authorization", HOOK_SECRET)
+        .json(json!({
+            "notification_type": "MEDIA_AVAILABLE",
+            "event": "4K Movie Request Now Available",
+            "media": {"media_type": "movie", "tmdbId": "603", "status": "PENDING",
+                      "status4k": "AVAILABLE"},
+            "request": {"request_id": ""},
+        }))
+        .send(&m.w.app)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.data()["requestId"], four_k.as_str());
+    assert_eq!(m.status_of(&four_k).await, "available");
+    assert_eq!(m.status_of(&plain).await, "pending");
+}

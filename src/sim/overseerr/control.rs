@@ -203,6 +203,16 @@ impl FakeOverseerr {
         self.shared.lock().webhook = Some((url.to_owned(), authorization.map(str::to_owned)));
     }
 
+    /// With `Some(kind)`, every new request is followed by a `kind` notification about it,
+    /// sent to the [`Self::set_webhook_target`] and answered by MediaNest *before* the create
+    /// call gets its answer, as when the webhook agent, run from the request's subscribers
+    /// (server/subscriber/MediaRequestSubscriber.ts in seerr-team/seerr), wins the race with
+    /// the route's answer. `MEDIA_APPROVED` also approves the request first (an admin who was
+    /// quicker than the network). `None` turns it off.
+    pub fn set_webhook_on_create(&self, kind: Option<NotificationType>) {
+        self.shared.lock().hook_on_create = kind;
+    }
+
     /// POSTs `notification` to `url` (MediaNest's `/api/v1/webhooks/overseerr`) as Overseerr's
     /// webhook agent does: JSON, one attempt, `Authorization: <authorization>` verbatim when
     /// given. Returns the answer's status, or the transport error.

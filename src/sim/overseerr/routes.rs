@@ -14,10 +14,11 @@ use axum::routing::{get, post};
 use percent_encoding::percent_decode_str;
 use serde_json::{Value, json};
 
+use super::FakeNotification;
 use super::library::{NewRequest, Reply, guard_refusal};
 use super::{Shared, SimState};
 use crate::integrations::overseerr::model::{boolean, int};
-use crate::integrations::overseerr::{Flavor, MediaType};
+use crate::integrations::overseerr::{Flavor, MediaRequestStatus, MediaType, NotificationType};
 
 /// Overseerr's default `take` on lists.
 const DEFAULT_TAKE: usize = 10;
@@ -310,12 +311,38 @@ async fn create_request(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    authed(&shared, &headers, |state, acting| {
-        match new_request(&body) {
-            Ok(new) => state.library.create(acting, new),
+    let (reply, hook) = {
+        let mut state = shared.lock();
+        let reply = match authenticate(&state, &headers) {
+            Ok(acting) => match new_request(&body) {
+                Ok(new) => state.library.create(acting, new),
+                Err(reply) => reply,
+            },
             Err(reply) => reply,
-        }
-    })
+        };
+        let created = (reply.0 == 201)
+            .then(|| reply.1.as_ref().and_then(|b| b.get("id")).and_then(int))
+            .flatten();
+        let hook = match (created, state.hook_on_create.clone(), state.webhook.clone()) {
+            (Some(id), Some(kind), Some((url, authorization))) => {
+                if kind == NotificationType::MediaApproved {
+                    state
+                        .library
+                        .set_request_status(id, MediaRequestStatus::Approved);
+                }
+                let body = super::control::payload(&state, &FakeNotification::about(kind, id));
+                Some((url, authorization, body))
+            }
+            _ => None,
+        };
+        (reply, hook)
+    };
+    if let Some((url, authorization, body)) = hook {
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        // MediaNest's answer does not matter here: the agent only logs a failure.
+        let _ = super::control::post_webhook(&url, authorization.as_deref(), bytes).await;
+    }
+    respond(reply)
 }
 
 async fn list_requests(
