@@ -152,26 +152,34 @@ impl Overseerr {
         }
     }
 
-    /// Which program this is, asked once (`/status`, then `/settings/public`) and kept with the
-    /// client (and its clones). A failure to ask is not kept, so the next call asks again.
+    /// Which program this is (see [`Flavor::detect`]), asked once and kept with the client
+    /// (and its clones): `GET /settings/public`, and only when that cannot be read,
+    /// `GET /status` for the version. A failure to ask is not kept: the next call asks again.
     pub async fn flavor(&self) -> AppResult<Flavor> {
         if let Some(known) = self.known_flavor() {
             return Ok(known);
         }
-        let status = self
-            .upstream()
-            .send(self.request(Method::Get, "/status"), |response| {
-                read_json::<Value>(expect_success(response)?)
-            })
-            .await?;
-        // The settings are an extra: an error there leaves the version to decide.
+        // Optional (a proxy may hide it), so whatever it answers never counts for the breaker.
         let settings = self
             .upstream()
-            .send(self.request(Method::Get, "/settings/public"), |response| {
-                read_json::<Value>(expect_success(response)?)
-            })
+            .send(
+                self.request(Method::Get, "/settings/public")
+                    .caller_chosen(),
+                |response| read_json::<Value>(expect_success(response)?),
+            )
             .await
-            .ok();
+            .ok()
+            .filter(Value::is_object);
+        let status = match settings {
+            Some(_) => Value::Null,
+            None => {
+                self.upstream()
+                    .send(self.request(Method::Get, "/status"), |response| {
+                        read_json::<Value>(expect_success(response)?)
+                    })
+                    .await?
+            }
+        };
         let flavor = Flavor::detect(&status, settings.as_ref());
         *self.flavor.lock().unwrap_or_else(|e| e.into_inner()) = Some(flavor);
         Ok(flavor)

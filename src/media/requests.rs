@@ -312,6 +312,18 @@ pub async fn create(
                 retry_after: None,
             });
         }
+        CreateOutcome::Refused {
+            reason: RefusalReason::Blocklisted,
+            message,
+        } => {
+            // Seerr's 403 "This media is blocklisted." (server/routes/request.ts): final, the
+            // admin put the title on the blocklist; nothing to retry.
+            return Err(AppError::new(ErrorCode::Forbidden).with_details(json!({
+                "reason": "This title is on the server's blocklist and cannot be requested.",
+                "blocklisted": true,
+                "upstreamMessage": message,
+            })));
+        }
         CreateOutcome::Refused { message, .. } => return Err(refused(&message)),
     };
 

@@ -1153,3 +1153,56 @@ async fn a_4k_event_without_a_request_id_finds_the_4k_row() {
     assert_eq!(m.status_of(&four_k).await, "available");
     assert_eq!(m.status_of(&plain).await, "pending");
 }
+
+/// Seerr 3.x answers a request for a blocklisted title with 403 "This media is blocklisted."
+/// (server/entity/MediaRequest.ts and server/routes/request.ts in seerr-team/seerr): the user
+/// gets a 403 that says so, nothing is stored, and the breaker does not count it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocklisted_title_is_a_clear_403() {
+    let m = media_world().await;
+    m.w.overseerr.set_flavor(Flavor::Seerr);
+    m.w.overseerr
+        .set_media_status(MediaType::Movie, 604, MediaStatus::Blocklisted);
+    let r = m.request_movie(&m.w.user, 604).await;
+    let e = assert_error(&r, StatusCode::FORBIDDEN, "FORBIDDEN");
+    assert_eq!(e["details"]["blocklisted"], true, "{e}");
+    assert!(
+        e["details"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("blocklist"),
+        "{e}"
+    );
+    assert_eq!(
+        e["details"]["upstreamMessage"],
+        "This media is blocklisted."
+    );
+    assert_eq!(m.rows().await, 0);
+    let b = m.w.breaker("overseerr").await;
+    assert_eq!(b["consecutiveFailures"], 0, "{b}");
+}
+
+/// The service card names what answers: Seerr 3.x or Overseerr 1.33, told apart by
+/// `/api/v1/settings/public` (server/lib/settings/index.ts in seerr-team/seerr against
+/// server/lib/settings.ts in sct/overseerr 1.34.0).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_card_says_seerr_or_overseerr() {
+    for (flavor, name, version) in [
+        (Flavor::Seerr, "Seerr", "3.1.0"),
+        (Flavor::Overseerr, "Overseerr", "1.33.2"),
+    ] {
+        let m = media_world().await;
+        m.w.overseerr.set_flavor(flavor);
+        m.w.cycle().await;
+        let card = m.w.service("overseerr").await;
+        assert_eq!(card["displayName"], name, "{card}");
+        assert_eq!(card["message"], format!("{name} {version}"), "{card}");
+        assert_eq!(card["status"], "up");
+        m.w.cycle().await;
+        assert_eq!(
+            m.w.overseerr.requests("GET /api/v1/settings/public"),
+            1,
+            "asked once per client"
+        );
+    }
+}

@@ -232,27 +232,49 @@ impl Overseerr {
     }
 
     /// `GET /api/v1/request?take&skip&filter&sort`: one page of every user's requests (the API
-    /// key's admin sees them all), newest first by `sort`. Items that do not parse or have no id
-    /// are left out.
+    /// key's admin sees them all), newest first by `sort`, of one `media_type` when given. Items
+    /// that do not parse or have no id are left out.
+    ///
+    /// What only Seerr knows is sent only to Seerr ([`Overseerr::flavor`]): Overseerr's OpenAPI
+    /// validator refuses any query parameter or filter value its spec does not list
+    /// (overseerr-api.yml in sct/overseerr 1.34.0: no `mediaType`, `sortDirection`, no
+    /// `filter=completed|deleted`; seerr-api.yml in seerr-team/seerr lists them). On Overseerr
+    /// the media type is filtered here (the page may then hold fewer than `take`),
+    /// `Completed` asks for `available` (approved and available: what Seerr completes) and
+    /// `Deleted` is an empty page without a call.
     pub async fn requests(
         &self,
         take: u32,
         skip: u32,
         filter: RequestFilter,
         sort: RequestSort,
+        media_type: Option<MediaType>,
     ) -> AppResult<RequestPage> {
-        let path = format!(
+        let seerr = self.flavor().await? == super::Flavor::Seerr;
+        let filter = match (filter, seerr) {
+            (RequestFilter::Deleted, false) => return Ok(RequestPage::default()),
+            (RequestFilter::Completed, false) => RequestFilter::Available,
+            (filter, _) => filter,
+        };
+        let mut path = format!(
             "/request?take={}&skip={skip}&filter={}&sort={}",
             take.max(1),
             filter.as_str(),
             sort.as_str()
         );
+        if seerr && let Some(kind) = media_type {
+            path.push_str("&mediaType=");
+            path.push_str(kind.as_str());
+        }
+        let local = media_type.filter(|_| !seerr);
         let request = self.request(Method::Get, &path);
         self.upstream()
-            .send(request, |response| {
+            .send(request, move |response| {
                 let wire: ListWire = read_json(expect_success(response)?)?;
                 let (page_info, results) = wire
-                    .into_parts(|r: &MediaRequest| r.id > 0)
+                    .into_parts(|r: &MediaRequest| {
+                        r.id > 0 && local.is_none_or(|kind| r.media_type == Some(kind))
+                    })
                     .ok_or_else(|| {
                         UpstreamFailure::Decode("request list without results".into())
                     })?;

@@ -416,7 +416,7 @@ async fn lists_page_filter_sort_and_count() {
         );
     }
     let page = overseerr
-        .requests(3, 0, RequestFilter::All, RequestSort::Added)
+        .requests(3, 0, RequestFilter::All, RequestSort::Added, None)
         .await
         .unwrap();
     assert_eq!(
@@ -431,7 +431,7 @@ async fn lists_page_filter_sort_and_count() {
     let got: Vec<_> = page.results.iter().map(|r| r.id).collect();
     assert_eq!(got, [ids[3], ids[2], ids[1]], "newest first");
     let rest = overseerr
-        .requests(3, 3, RequestFilter::All, RequestSort::Added)
+        .requests(3, 3, RequestFilter::All, RequestSort::Added, None)
         .await
         .unwrap();
     assert_eq!(rest.results.len(), 1);
@@ -440,26 +440,26 @@ async fn lists_page_filter_sort_and_count() {
     overseerr.approve_request(ids[0]).await.unwrap();
     overseerr.decline_request(ids[1]).await.unwrap();
     let modified = overseerr
-        .requests(10, 0, RequestFilter::All, RequestSort::Modified)
+        .requests(10, 0, RequestFilter::All, RequestSort::Modified, None)
         .await
         .unwrap();
     let got: Vec<_> = modified.results.iter().map(|r| r.id).collect();
     assert_eq!(got, [ids[1], ids[0], ids[3], ids[2]]);
     let pending = overseerr
-        .requests(10, 0, RequestFilter::Pending, RequestSort::Added)
+        .requests(10, 0, RequestFilter::Pending, RequestSort::Added, None)
         .await
         .unwrap();
     let got: Vec<_> = pending.results.iter().map(|r| r.id).collect();
     assert_eq!(got, [ids[3], ids[2]]);
     let processing = overseerr
-        .requests(10, 0, RequestFilter::Processing, RequestSort::Added)
+        .requests(10, 0, RequestFilter::Processing, RequestSort::Added, None)
         .await
         .unwrap();
     assert_eq!(processing.results.len(), 1);
     assert_eq!(processing.results[0].state(), RequestState::Processing);
     fake.set_media_available(MediaType::Movie, 603);
     let available = overseerr
-        .requests(10, 0, RequestFilter::Available, RequestSort::Added)
+        .requests(10, 0, RequestFilter::Available, RequestSort::Added, None)
         .await
         .unwrap();
     assert_eq!(available.results[0].id, ids[0]);
@@ -510,4 +510,93 @@ async fn a_wrong_key_is_an_upstream_error() {
     });
     let e = overseerr.users(10, 0).await.unwrap_err();
     assert_eq!(upstream_code(&e), ErrorCode::UpstreamError);
+}
+
+/// `mediaType` and `filter=completed|deleted` go to Seerr 3.x (seerr-api.yml in
+/// seerr-team/seerr) and never to Overseerr 1.33, whose validator refuses them with 400
+/// (overseerr-api.yml in sct/overseerr 1.34.0): there the type is filtered here, `completed`
+/// is asked as `available` and `deleted` is not asked at all. The flavour is asked once.
+#[tokio::test]
+async fn seerr_only_list_parameters_are_sent_to_seerr_only() {
+    for flavor in [Flavor::Seerr, Flavor::Overseerr] {
+        let fake = fake_with_users().await;
+        fake.set_flavor(flavor);
+        let overseerr = client(&fake);
+        let movie = created(create(&overseerr, Some(2), MediaType::Movie, 603, Seasons::All).await);
+        let show = created(
+            create(
+                &overseerr,
+                Some(3),
+                MediaType::Tv,
+                1396,
+                Seasons::List(vec![1]),
+            )
+            .await,
+        );
+        overseerr.approve_request(movie.id).await.unwrap();
+        overseerr.approve_request(show.id).await.unwrap();
+        fake.set_media_available(MediaType::Movie, 603);
+        let ids = |page: RequestPage| page.results.iter().map(|r| r.id).collect::<Vec<_>>();
+        let done = overseerr
+            .requests(
+                10,
+                0,
+                RequestFilter::Completed,
+                RequestSort::Added,
+                Some(MediaType::Movie),
+            )
+            .await
+            .unwrap();
+        assert_eq!(ids(done), [movie.id], "{flavor:?}");
+        let shows = overseerr
+            .requests(
+                10,
+                0,
+                RequestFilter::All,
+                RequestSort::Added,
+                Some(MediaType::Tv),
+            )
+            .await
+            .unwrap();
+        assert_eq!(ids(shows), [show.id], "{flavor:?}");
+        let before = fake.requests("GET /api/v1/request");
+        let gone = overseerr
+            .requests(10, 0, RequestFilter::Deleted, RequestSort::Added, None)
+            .await
+            .unwrap();
+        assert!(gone.results.is_empty());
+        let asked = fake.requests("GET /api/v1/request") - before;
+        assert_eq!(asked, u64::from(flavor == Flavor::Seerr), "{flavor:?}");
+        assert_eq!(overseerr.known_flavor(), Some(flavor));
+        assert_eq!(
+            fake.requests("GET /api/v1/settings/public"),
+            1,
+            "asked once"
+        );
+    }
+}
+
+/// Without readable public settings the version decides: Overseerr stayed on 1.x, Jellyseerr
+/// is 2.x, Seerr 3.x.
+#[test]
+fn the_flavor_is_detected_from_settings_then_version() {
+    use serde_json::json;
+    let status = |v: &str| json!({"version": v, "commitTag": format!("v{v}")});
+    assert_eq!(
+        Flavor::detect(&status("1.33.2"), Some(&json!({"region": ""}))),
+        Flavor::Overseerr
+    );
+    assert_eq!(
+        Flavor::detect(&status("1.33.2"), Some(&json!({"mediaServerType": 2}))),
+        Flavor::Seerr,
+        "the settings win"
+    );
+    assert_eq!(Flavor::detect(&status("3.0.1"), None), Flavor::Seerr);
+    assert_eq!(Flavor::detect(&status("2.7.3"), None), Flavor::Seerr);
+    assert_eq!(Flavor::detect(&status("1.34.0"), None), Flavor::Overseerr);
+    assert_eq!(Flavor::detect(&json!({}), None), Flavor::Overseerr);
+    assert_eq!(
+        Flavor::detect(&status("develop-abc"), None),
+        Flavor::Overseerr
+    );
 }

@@ -509,6 +509,11 @@ pub enum RequestFilter {
     Unavailable,
     /// Request status 4.
     Failed,
+    /// Seerr only: request status 5 (COMPLETED). On Overseerr, which has no such status,
+    /// [`Overseerr::requests`](super::Overseerr::requests) asks for `available` instead.
+    Completed,
+    /// Seerr only: media status 7 (DELETED). Overseerr has none: an empty page.
+    Deleted,
 }
 
 impl RequestFilter {
@@ -522,6 +527,8 @@ impl RequestFilter {
             Self::Available => "available",
             Self::Unavailable => "unavailable",
             Self::Failed => "failed",
+            Self::Completed => "completed",
+            Self::Deleted => "deleted",
         }
     }
 }
