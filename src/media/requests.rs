@@ -156,8 +156,9 @@ fn explicit_seasons(asked: &Seasons, details: &Details) -> Seasons {
     }
 }
 
-/// What identifies a user in Overseerr: plex id and email (never a name: see `find_user`).
-type Profile = (Option<String>, Option<String>);
+/// What identifies a user in Overseerr: plex id, email and, for a Jellyfin-backed Seerr only,
+/// the username (see `find_user`).
+type Profile = (Option<String>, Option<String>, String);
 
 /// The user's Overseerr account id, cached (an hour when found, five minutes when not).
 async fn overseerr_user(
@@ -174,17 +175,17 @@ async fn overseerr_user(
         .run(move |conn| {
             use rusqlite::OptionalExtension;
             Ok(conn
-                .prepare_cached("SELECT plex_id, email FROM users WHERE id = ?1")?
-                .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .prepare_cached("SELECT plex_id, email, username FROM users WHERE id = ?1")?
+                .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()?)
         })
         .await?;
-    let Some((plex_id, email)) = profile else {
+    let Some((plex_id, email, username)) = profile else {
         return Ok(None);
     };
     let plex_id = plex_id.and_then(|p| p.parse::<i64>().ok());
     let found = client
-        .find_user(plex_id, email.as_deref())
+        .find_user(plex_id, email.as_deref(), Some(&username))
         .await?
         .map(|u| u.id);
     let ttl = if found.is_some() {

@@ -1206,3 +1206,40 @@ async fn the_service_card_says_seerr_or_overseerr() {
         );
     }
 }
+
+/// A Jellyfin-backed Seerr 3.x has users without a Plex id, with a `jellyfinUsername`
+/// (server/entity/User.ts in seerr-team/seerr; Overseerr 1.33 has no such users): they are
+/// found by email, then by that name, which never finds the server's admin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jellyfin_users_of_seerr_are_matched_by_email_then_jellyfin_name() {
+    let m = media_world().await;
+    m.w.overseerr.set_flavor(Flavor::Seerr);
+    m.w.overseerr.add_user(FakeOverseerrUser::jellyfin(
+        20,
+        "jo",
+        Some("jo@home.example"),
+    ));
+    m.w.overseerr
+        .add_user(FakeOverseerrUser::jellyfin(21, "kim", None));
+    let mut boss = FakeOverseerrUser::jellyfin(22, "boss", None);
+    boss.permissions = medianest::sim::overseerr::permission::ADMIN;
+    m.w.overseerr.add_user(boss);
+    for (name, email, tmdb_id, expected) in [
+        ("joanna", "jo@home.example", 603, Some("20")),
+        ("kim", "kim@elsewhere.example", 604, Some("21")),
+        ("boss", "boss@elsewhere.example", 954, None),
+    ] {
+        let id = insert_user(&m.w.t.state, name, Some(email), "user", None).await;
+        let token = new_session(&m.w.t.state, &id).await.token;
+        let r = m.request_movie(&token, tmdb_id).await;
+        match expected {
+            Some(user) => {
+                assert_eq!(r.status, StatusCode::CREATED, "{name}: {}", r.text());
+                assert_eq!(m.w.overseerr.last_api_user().as_deref(), Some(user));
+            }
+            None => {
+                assert_error(&r, StatusCode::FORBIDDEN, "FORBIDDEN");
+            }
+        }
+    }
+}

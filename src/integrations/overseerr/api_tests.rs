@@ -178,7 +178,7 @@ async fn users_page_and_find_user_reads_every_page() {
 
     let found = |p, e| {
         let overseerr = overseerr.clone();
-        async move { overseerr.find_user(p, e).await.unwrap().map(|u| u.id) }
+        async move { overseerr.find_user(p, e, None).await.unwrap().map(|u| u.id) }
     };
     assert_eq!(found(Some(10_155), None).await, Some(155), "page 2");
     assert_eq!(found(None, Some("BOB@example.com")).await, Some(3));

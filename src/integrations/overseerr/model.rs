@@ -320,6 +320,10 @@ pub struct OverseerrUser {
     pub username: Option<String>,
     #[serde(deserialize_with = "opt_text")]
     pub display_name: Option<String>,
+    /// Seerr only: the Jellyfin/Emby account name of a user of a Jellyfin- or Emby-backed
+    /// server, who has no `plexId` (server/entity/User.ts in seerr-team/seerr).
+    #[serde(deserialize_with = "opt_text")]
+    pub jellyfin_username: Option<String>,
     /// 1 Plex, 2 local; Jellyseerr/Seerr add 3 Jellyfin, 4 Emby, 5 Plex profile.
     #[serde(deserialize_with = "opt_int")]
     pub user_type: Option<i64>,
