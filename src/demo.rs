@@ -211,7 +211,7 @@ impl Simulators {
             local
         };
         self.overseerr.set_webhook_target(
-            &format!("http://{host}/api/v1/webhooks/overseerr"),
+            &format!("http://{host}/api/v1/webhooks/seerr"),
             Some(WEBHOOK_SECRET),
         );
     }

@@ -242,6 +242,13 @@ pub fn routes() -> Routes {
             Access::Admin,
             requests::decline,
         )
+        // The Seerr name, and the old one that existing Overseerr setups post to.
+        .add(
+            Method::POST,
+            "/webhooks/seerr",
+            Access::Secret,
+            webhook::receive,
+        )
         .add(
             Method::POST,
             "/webhooks/overseerr",

@@ -61,7 +61,7 @@ fn target(event: &WebhookEvent) -> Option<RequestState> {
     event.notification_type.request_state()
 }
 
-/// `POST /webhooks/overseerr`.
+/// `POST /webhooks/seerr` (and the old `/webhooks/overseerr`).
 pub async fn receive(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -1068,7 +1068,12 @@ async fn a_webhook_that_beats_the_create_answer_is_applied_to_the_new_row() {
     for flavor in [Flavor::Seerr, Flavor::Overseerr] {
         let m = media_world().await;
         let server = RunningServer::start(&m.w.t.state, m.w.app.clone()).await;
-        let hook = format!("http://{}/api/v1/webhooks/overseerr", server.addr);
+        // The new path for Seerr, the old one that Overseerr setups keep.
+        let path = match flavor {
+            Flavor::Seerr => "seerr",
+            Flavor::Overseerr => "overseerr",
+        };
+        let hook = format!("http://{}/api/v1/webhooks/{path}", server.addr);
         m.w.overseerr.set_flavor(flavor);
         m.w.overseerr.set_webhook_target(&hook, Some(HOOK_SECRET));
         m.w.overseerr
