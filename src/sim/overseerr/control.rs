@@ -268,6 +268,9 @@ pub(super) fn payload(state: &SimState, notification: &FakeNotification) -> Valu
     };
     let text = |s: Option<&str>| s.unwrap_or_default().to_owned();
     let email = text(user.and_then(|u| u.email.as_deref()));
+    // `requestedBy_username` is the display name, and no variable carries the 4K flag (the
+    // KeyMap of server/lib/notifications/agents/webhook.ts, seerr-team/seerr and sct/overseerr):
+    // 4K shows only in `event` ("4K Movie Request Approved", see `event_name`).
     let username = text(user.map(|u| u.display_name.as_str()));
     let avatar = user
         .map(|u| format!("https://plex.tv/users/{:016x}/avatar?c=1712345678", u.id))
@@ -357,7 +360,8 @@ pub(super) async fn post_webhook(
     .map_err(|e| e.to_string())?
 }
 
-/// Overseerr's `event` text for a notification about `request`.
+/// Overseerr's `event` text for a notification about `request`, with the `4K ` prefix of a 4K
+/// request (server/subscriber/MediaRequestSubscriber.ts, seerr-team/seerr and sct/overseerr).
 fn event_name(kind: &NotificationType, request: &FakeRequest) -> String {
     let what = match request.media_type {
         MediaType::Movie => "Movie",
