@@ -600,3 +600,29 @@ fn the_flavor_is_detected_from_settings_then_version() {
         Flavor::Overseerr
     );
 }
+
+/// Public settings that cannot be read (a proxy hiding them) leave the version of `/status` to
+/// decide (Seerr 3.x here), cost the breaker nothing, and are not kept: the flavour is.
+#[tokio::test]
+async fn without_public_settings_the_version_tells_the_flavor() {
+    let fake = FakeOverseerr::start_as(Flavor::Seerr).await.unwrap();
+    fake.fail_next_on_route("/api/v1/settings/public", 1, Fault::Status(500));
+    let overseerr = client(&fake);
+    assert_eq!(overseerr.known_flavor(), None);
+    assert_eq!(overseerr.flavor().await.unwrap(), Flavor::Seerr);
+    assert_eq!(fake.requests("GET /api/v1/status"), 1);
+    assert_eq!(
+        overseerr
+            .upstream()
+            .breaker()
+            .snapshot()
+            .consecutive_failures,
+        0
+    );
+    assert_eq!(overseerr.clone().flavor().await.unwrap(), Flavor::Seerr);
+    assert_eq!(
+        fake.requests("GET /api/v1/settings/public"),
+        1,
+        "kept by clones too"
+    );
+}
