@@ -490,15 +490,18 @@ impl Config {
             } else {
                 rest.split("__").map(str::to_ascii_lowercase).collect()
             };
-            let typed = env_value(&defaults, &path, value).map_err(|reason| ConfigError::Key {
-                key: format!("{} (from {name})", path.join(".")),
-                reason,
+            let typed = env_value(&defaults, &alias_target(&path), value).map_err(|reason| {
+                ConfigError::Key {
+                    key: format!("{} (from {name})", path.join(".")),
+                    reason,
+                }
             })?;
             set_path(&mut root, &path, typed).map_err(|reason| ConfigError::Key {
                 key: path.join("."),
                 reason,
             })?;
         }
+        fold_seerr_alias(&mut root)?;
         let mut config = Self::from_table(root)?;
         if let Some(listen) = overrides.listen {
             config.server.listen = listen;
@@ -679,6 +682,40 @@ fn is_log_filter(text: &str) -> bool {
             None => is_level(part),
         })
         && tracing_subscriber::EnvFilter::try_new(text).is_ok()
+}
+
+/// `[services.seerr]` is `[services.overseerr]` under the program's new name (Seerr, which
+/// Overseerr's users move to): either spelling is read into `services.overseerr`, both at once
+/// is an error rather than a silent pick.
+fn fold_seerr_alias(root: &mut toml::Table) -> Result<(), ConfigError> {
+    let Some(toml::Value::Table(services)) = root.get_mut("services") else {
+        return Ok(());
+    };
+    let Some(seerr) = services.remove("seerr") else {
+        return Ok(());
+    };
+    if services.contains_key("overseerr") {
+        return Err(ConfigError::Key {
+            key: "services.seerr".into(),
+            reason: "[services.seerr] and [services.overseerr] are the same section (overseerr \
+                     is its old name): keep one of them"
+                .into(),
+        });
+    }
+    services.insert("overseerr".into(), seerr);
+    Ok(())
+}
+
+/// The key whose type an environment key takes: `services.seerr.*` is `services.overseerr.*`.
+fn alias_target(path: &[String]) -> Vec<String> {
+    match path {
+        [services, seerr, rest @ ..] if services == "services" && seerr == "seerr" => {
+            let mut out = vec!["services".to_owned(), "overseerr".to_owned()];
+            out.extend(rest.iter().cloned());
+            out
+        }
+        _ => path.to_vec(),
+    }
 }
 
 fn find_config_file(env: &[(String, String)]) -> Option<PathBuf> {
@@ -935,9 +972,11 @@ memory_warn_mb = 256
 # api_key = "<Plex server token>"
 enabled = true
 
+# Seerr (or Overseerr 1.33/1.34). [services.seerr] is the same section under its new name; use
+# one of the two.
 [services.overseerr]
 # url = "http://127.0.0.1:5055"
-# api_key = "<Overseerr API key>"
+# api_key = "<Seerr or Overseerr API key>"
 enabled = true
 
 [services.uptime_kuma]
@@ -1003,6 +1042,34 @@ mod tests {
         assert_eq!(
             load(Some(DEFAULT_CONFIG_TOML), &[]).unwrap(),
             Config::default()
+        );
+    }
+
+    #[test]
+    fn services_seerr_is_services_overseerr_and_both_at_once_is_an_error() {
+        let seerr = "[services.seerr]\nurl = \"http://127.0.0.1:5055\"\nenabled = false\n";
+        let c = load(Some(seerr), &[]).unwrap();
+        assert_eq!(
+            c.services.overseerr.url.as_deref(),
+            Some("http://127.0.0.1:5055")
+        );
+        assert!(!c.services.overseerr.enabled);
+        let old = "[services.overseerr]\nurl = \"http://127.0.0.1:5055\"\nenabled = false\n";
+        assert_eq!(load(Some(old), &[]).unwrap(), c, "the old name still works");
+        let c = load(
+            None,
+            &[
+                ("MEDIANEST_SERVICES__SEERR__URL", "http://127.0.0.1:5055"),
+                ("MEDIANEST_SERVICES__SEERR__ENABLED", "false"),
+            ],
+        )
+        .unwrap();
+        assert!(!c.services.overseerr.enabled, "typed like the old key");
+        let both = format!("{seerr}[services.overseerr]\nurl = \"http://127.0.0.1:5056\"\n");
+        let e = load(Some(&both), &[]).unwrap_err().to_string();
+        assert!(
+            e.contains("services.seerr") && e.contains("keep one"),
+            "{e}"
         );
     }
 

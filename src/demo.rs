@@ -133,7 +133,8 @@ impl Simulators {
     pub async fn start() -> std::io::Result<Self> {
         let plextv = FakePlexTv::start().await?;
         let plex = FakePlexServer::start().await?;
-        let overseerr = FakeOverseerr::start().await?;
+        // Seerr 3.x, what Overseerr's users move to (the simulator also plays Overseerr 1.33).
+        let overseerr = FakeOverseerr::start_as(crate::sim::overseerr::Flavor::Seerr).await?;
         let uptime_kuma = FakeUptimeKuma::start(KUMA_SLUG, KumaVersion::V2).await?;
 
         let machine_id = plex.machine_identifier();
@@ -213,7 +214,7 @@ impl Simulators {
             local
         };
         self.overseerr.set_webhook_target(
-            &format!("http://{host}/api/v1/webhooks/overseerr"),
+            &format!("http://{host}/api/v1/webhooks/seerr"),
             Some(WEBHOOK_SECRET),
         );
     }
@@ -276,7 +277,7 @@ pub async fn seed(state: &AppState) -> AppResult<()> {
                 tx,
                 WELCOME_KIND,
                 "Welcome to the MediaNest demo",
-                "Plex, Overseerr and Uptime Kuma are simulated on this machine. Sign in with \
+                "Plex, Seerr and Uptime Kuma are simulated on this machine. Sign in with \
                  Plex as alice or bob; mallory has no access to the server and is refused.",
                 None,
                 now,
@@ -493,7 +494,7 @@ fn banner(local: SocketAddr, sims: &Simulators, data_dir: &Path, temporary: bool
          \x20 Service status   GET /api/v1/services (checked every {HEALTH_INTERVAL_SECS} s)\n\
          \x20 Requests         GET /api/v1/media/search?query=matrix, POST /api/v1/media/requests;\n\
          \x20                  approve as admin, then POST {}/demo/requests/{{overseerrId}}/available\n\
-         \x20                  plays Radarr, and Overseerr's webhook marks the request available\n\
+         \x20                  plays Radarr, and Seerr's webhook marks the request available\n\
          \x20 Plex library     GET /api/v1/plex/libraries: Movies, TV Shows and {YOUTUBE_LIBRARY} (new files in\n\
          \x20                  the downloads folder show up there once Plex is asked to scan)\n\
          \x20 YouTube          POST /api/v1/youtube/downloads {{\"url\": \"https://youtu.be/dQw4w9WgXcQ\"}}\n\
@@ -503,7 +504,7 @@ fn banner(local: SocketAddr, sims: &Simulators, data_dir: &Path, temporary: bool
          \x20 Simulated upstreams on this machine:\n\
          \x20   plex.tv        {}  (accounts owner, alice, bob, mallory)\n\
          \x20   Plex server    {}  (\"Demo Media Server\")\n\
-         \x20   Overseerr      {}  (7 titles; alice and bob are Overseerr users)\n\
+         \x20   Seerr          {}  (7 titles; alice and bob are Seerr users)\n\
          \x20   Uptime Kuma    {}  (status page \"{KUMA_SLUG}\": {monitors})\n\
          \n\
          \x20 Data directory   {}  ({kept})\n\

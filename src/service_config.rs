@@ -30,11 +30,12 @@ impl ServiceName {
         }
     }
 
-    /// The name people read.
+    /// The name people read. The `overseerr` service is Seerr (or the older Overseerr, which the
+    /// health check names once it has told them apart).
     pub fn display_name(self) -> &'static str {
         match self {
             Self::Plex => "Plex",
-            Self::Overseerr => "Overseerr",
+            Self::Overseerr => "Seerr",
             Self::UptimeKuma => "Uptime Kuma",
         }
     }

@@ -774,9 +774,9 @@ fn demo_runs_against_simulated_upstreams_and_cleans_up_after_itself() {
     assert_eq!(status, 200, "{approved}");
     let overseerr = banner
         .lines()
-        .find_map(|l| l.trim().strip_prefix("Overseerr"))
+        .find_map(|l| l.trim().strip_prefix("Seerr"))
         .and_then(|rest| rest.split_whitespace().next())
-        .expect("the Overseerr URL in the banner");
+        .expect("the Seerr URL in the banner");
     let (status, fired) = json_of(
         agent
             .post(&format!("{overseerr}/demo/requests/{oid}/available"))

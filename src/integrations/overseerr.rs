@@ -8,8 +8,9 @@
 //! the `X-Api-Key` header (Overseerr accepts no other form), never in a URL.
 
 use std::fmt;
+use std::sync::{Arc, Mutex};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::clock::SharedClock;
@@ -40,11 +41,75 @@ pub const SERVICE_NAME: &str = "Overseerr";
 /// Where Overseerr's API lives below its base URL.
 const API_PREFIX: &str = "/api/v1";
 
-/// A client for one Overseerr (or Jellyseerr / Seerr). Cheap to clone.
+/// A client for one Overseerr (or Jellyseerr / Seerr). Cheap to clone; clones share the
+/// detected [`Flavor`].
 #[derive(Clone)]
 pub struct Overseerr {
     http: ClientBase,
     api_key: Option<String>,
+    flavor: Arc<Mutex<Option<Flavor>>>,
+}
+
+/// Which program answers: Seerr (3.x, the merged Overseerr + Jellyseerr, and Jellyseerr before
+/// it) or the archived Overseerr (1.33/1.34). They share `/api/v1`, but only Seerr has request
+/// status `COMPLETED`, media statuses `BLOCKLISTED`/`DELETED`, the request list's
+/// `mediaType`/`sortDirection` parameters and `filter=completed|deleted`, and Jellyfin users;
+/// and `"all"` seasons means season 0 too on Overseerr only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Flavor {
+    Seerr,
+    Overseerr,
+}
+
+impl Flavor {
+    /// The product name ("Seerr", "Overseerr").
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Seerr => "Seerr",
+            Self::Overseerr => "Overseerr",
+        }
+    }
+
+    /// Tells them apart from the JSON of `GET /api/v1/status` and, when it could be read,
+    /// `GET /api/v1/settings/public` (both public on either program).
+    ///
+    /// `/status` has the same shape on both (server/routes/index.ts in seerr-team/seerr and
+    /// sct/overseerr); the public settings differ: Seerr's `fullPublicSettings`
+    /// (server/lib/settings/index.ts in seerr-team/seerr) has `mediaServerType`,
+    /// `enableSpecialEpisodes`, `hideBlocklisted`, `mediaServerLogin`, `jellyfinExternalHost`
+    /// and `discoverRegion`/`streamingRegion`, Overseerr's (server/lib/settings.ts in
+    /// sct/overseerr, 1.34.0) has none of them and `region` instead. Any of those keys means
+    /// Seerr. Without the settings the version decides: Overseerr never left 1.x, Jellyseerr is
+    /// 2.x and Seerr 3.x.
+    pub fn detect(status: &Value, public_settings: Option<&Value>) -> Self {
+        const SEERR_ONLY: [&str; 7] = [
+            "mediaServerType",
+            "enableSpecialEpisodes",
+            "hideBlocklisted",
+            "mediaServerLogin",
+            "jellyfinExternalHost",
+            "discoverRegion",
+            "streamingRegion",
+        ];
+        if let Some(Value::Object(settings)) = public_settings {
+            return if SEERR_ONLY.iter().any(|k| settings.contains_key(*k)) {
+                Self::Seerr
+            } else {
+                Self::Overseerr
+            };
+        }
+        let major = status
+            .get("version")
+            .and_then(Value::as_str)
+            .map(|v| v.trim().trim_start_matches('v'))
+            .and_then(|v| v.split('.').next())
+            .and_then(|m| m.parse::<u64>().ok());
+        match major {
+            Some(m) if m >= 2 => Self::Seerr,
+            _ => Self::Overseerr,
+        }
+    }
 }
 
 impl fmt::Debug for Overseerr {
@@ -83,7 +148,46 @@ impl Overseerr {
         Self {
             http: ClientBase::new(SERVICE_NAME, base, options, clock),
             api_key: api_key.filter(|k| !k.is_empty()),
+            flavor: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// Which program this is (see [`Flavor::detect`]), asked once and kept with the client
+    /// (and its clones): `GET /settings/public`, and only when that cannot be read,
+    /// `GET /status` for the version. A failure to ask is not kept: the next call asks again.
+    pub async fn flavor(&self) -> AppResult<Flavor> {
+        if let Some(known) = self.known_flavor() {
+            return Ok(known);
+        }
+        // Optional (a proxy may hide it), so whatever it answers never counts for the breaker.
+        let settings = self
+            .upstream()
+            .send(
+                self.request(Method::Get, "/settings/public")
+                    .caller_chosen(),
+                |response| read_json::<Value>(expect_success(response)?),
+            )
+            .await
+            .ok()
+            .filter(Value::is_object);
+        let status = match settings {
+            Some(_) => Value::Null,
+            None => {
+                self.upstream()
+                    .send(self.request(Method::Get, "/status"), |response| {
+                        read_json::<Value>(expect_success(response)?)
+                    })
+                    .await?
+            }
+        };
+        let flavor = Flavor::detect(&status, settings.as_ref());
+        *self.flavor.lock().unwrap_or_else(|e| e.into_inner()) = Some(flavor);
+        Ok(flavor)
+    }
+
+    /// The flavour found so far, without asking.
+    pub fn known_flavor(&self) -> Option<Flavor> {
+        *self.flavor.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The gateway the calls go through (its breaker is what the admin pages show).

@@ -24,7 +24,9 @@ use axum::http::Method;
 use crate::cache::{CacheStats, TtlCache};
 use crate::clock::SharedClock;
 use crate::error::{AppError, ErrorCode};
-use crate::integrations::overseerr::{MediaType, MovieDetails, SearchPage, TvDetails};
+use crate::integrations::overseerr::{
+    MediaType, MovieDetails, RequestState, SearchPage, TvDetails,
+};
 use crate::routes::{Access, Routes};
 
 /// Search answers are shared by every user for this long (SPEC section 7).
@@ -35,6 +37,19 @@ pub const DETAILS_TTL: Duration = Duration::from_secs(300);
 pub const USER_MAP_TTL: Duration = Duration::from_secs(3600);
 /// A user with no Overseerr account is looked up again after this long.
 pub const USER_MAP_MISS_TTL: Duration = Duration::from_secs(300);
+/// How long a webhook about a request id no row has yet is kept for that row (a create call
+/// answers within its timeout; after this the change is reconciliation's).
+pub const EARLY_WEBHOOK_TTL_MS: i64 = 600_000;
+/// At most this many such webhooks are kept (the oldest goes first).
+pub const EARLY_WEBHOOK_MAX: usize = 256;
+
+/// A webhook's change kept for the row that is about to appear.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EarlyChange {
+    pub to: RequestState,
+    pub reason: Option<String>,
+    at_ms: i64,
+}
 
 /// A title's details, either kind.
 #[derive(Debug, Clone)]
@@ -55,6 +70,8 @@ pub struct MediaState {
     titles: Mutex<HashMap<TitleKey, Arc<tokio::sync::Mutex<()>>>>,
     /// Per-user locks: a user's requests count the quota and insert in turn.
     users: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Overseerr request id -> the change a webhook brought before the row existed.
+    early: Mutex<HashMap<i64, EarlyChange>>,
 }
 
 impl std::fmt::Debug for MediaState {
@@ -71,7 +88,43 @@ impl MediaState {
             user_map: TtlCache::new("overseerr_users", 1024, clock),
             titles: Mutex::new(HashMap::new()),
             users: Mutex::new(HashMap::new()),
+            early: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Keeps the change a webhook brought for Overseerr request `overseerr_id`, which no row
+    /// has yet; a later webhook about the same id replaces it. Bounded in age and number.
+    pub(crate) fn hold_early(
+        &self,
+        overseerr_id: i64,
+        to: RequestState,
+        reason: Option<String>,
+        now_ms: i64,
+    ) {
+        let mut early = self.early.lock().unwrap_or_else(|e| e.into_inner());
+        early.retain(|_, c| now_ms - c.at_ms < EARLY_WEBHOOK_TTL_MS);
+        if early.len() >= EARLY_WEBHOOK_MAX
+            && !early.contains_key(&overseerr_id)
+            && let Some(oldest) = early.iter().min_by_key(|(_, c)| c.at_ms).map(|(k, _)| *k)
+        {
+            early.remove(&oldest);
+        }
+        early.insert(
+            overseerr_id,
+            EarlyChange {
+                to,
+                reason,
+                at_ms: now_ms,
+            },
+        );
+    }
+
+    /// Takes the change kept for `overseerr_id`, if one is (and is not too old).
+    pub(crate) fn take_early(&self, overseerr_id: i64, now_ms: i64) -> Option<EarlyChange> {
+        let mut early = self.early.lock().unwrap_or_else(|e| e.into_inner());
+        early
+            .remove(&overseerr_id)
+            .filter(|c| now_ms - c.at_ms < EARLY_WEBHOOK_TTL_MS)
     }
 
     /// The counters of the caches.
@@ -189,10 +242,49 @@ pub fn routes() -> Routes {
             Access::Admin,
             requests::decline,
         )
+        // The Seerr name, and the old one that existing Overseerr setups post to.
+        .add(
+            Method::POST,
+            "/webhooks/seerr",
+            Access::Secret,
+            webhook::receive,
+        )
         .add(
             Method::POST,
             "/webhooks/overseerr",
             Access::Secret,
             webhook::receive,
         )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::clock::SystemClock;
+
+    #[test]
+    fn early_webhooks_are_bounded_in_number_and_age_and_taken_once() {
+        let media = MediaState::new(Arc::new(SystemClock));
+        for id in 0..EARLY_WEBHOOK_MAX as i64 + 10 {
+            media.hold_early(id, RequestState::Approved, None, 1000 + id);
+        }
+        assert_eq!(media.early.lock().unwrap().len(), EARLY_WEBHOOK_MAX);
+        assert_eq!(media.take_early(0, 2000), None, "the oldest went first");
+        let last = EARLY_WEBHOOK_MAX as i64 + 9;
+        media.hold_early(last, RequestState::Declined, Some("no".into()), 2000);
+        let got = media.take_early(last, 2001).unwrap();
+        assert_eq!(
+            (got.to, got.reason.as_deref()),
+            (RequestState::Declined, Some("no"))
+        );
+        assert_eq!(media.take_early(last, 2001), None, "taken once");
+        assert_eq!(
+            media.take_early(20, 1020 + EARLY_WEBHOOK_TTL_MS),
+            None,
+            "too old"
+        );
+    }
 }

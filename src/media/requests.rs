@@ -131,8 +131,34 @@ fn seasons_json(media_type: MediaType, seasons: &Seasons) -> Option<String> {
     })
 }
 
-/// What identifies a user in Overseerr: plex id and email (never a name: see `find_user`).
-type Profile = (Option<String>, Option<String>);
+/// The seasons to send for a TV request. `"all"` is not sent: it means every TMDB season
+/// including the specials (season 0) on Overseerr (server/entity/MediaRequest.ts in sct/overseerr
+/// 1.34.0) and every season but the specials on Seerr (the same file in seerr-team/seerr), so
+/// "all" becomes the explicit list of the show's numbered seasons from its details
+/// (`GET /tv/{id}`), which means the same on both. A show whose details list no numbered season
+/// keeps `"all"` (the upstream then answers that nothing is left to request).
+fn explicit_seasons(asked: &Seasons, details: &Details) -> Seasons {
+    let (Seasons::All, Details::Tv(show)) = (asked, details) else {
+        return asked.clone();
+    };
+    let mut list: Vec<u32> = show
+        .seasons
+        .iter()
+        .filter_map(|s| u32::try_from(s.season_number).ok())
+        .filter(|n| *n > 0)
+        .collect();
+    list.sort_unstable();
+    list.dedup();
+    if list.is_empty() {
+        Seasons::All
+    } else {
+        Seasons::List(list)
+    }
+}
+
+/// What identifies a user in Overseerr: plex id, email and, for a Jellyfin-backed Seerr only,
+/// the username (see `find_user`).
+type Profile = (Option<String>, Option<String>, String);
 
 /// The user's Overseerr account id, cached (an hour when found, five minutes when not).
 async fn overseerr_user(
@@ -149,17 +175,17 @@ async fn overseerr_user(
         .run(move |conn| {
             use rusqlite::OptionalExtension;
             Ok(conn
-                .prepare_cached("SELECT plex_id, email FROM users WHERE id = ?1")?
-                .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .prepare_cached("SELECT plex_id, email, username FROM users WHERE id = ?1")?
+                .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()?)
         })
         .await?;
-    let Some((plex_id, email)) = profile else {
+    let Some((plex_id, email, username)) = profile else {
         return Ok(None);
     };
     let plex_id = plex_id.and_then(|p| p.parse::<i64>().ok());
     let found = client
-        .find_user(plex_id, email.as_deref())
+        .find_user(plex_id, email.as_deref(), Some(&username))
         .await?
         .map(|u| u.id);
     let ttl = if found.is_some() {
@@ -239,6 +265,7 @@ pub async fn create(
         Details::Movie(m) => (m.title.clone(), m.poster_path.clone()),
         Details::Tv(t) => (t.title.clone(), t.poster_path.clone()),
     };
+    let seasons = explicit_seasons(&input.seasons, &found);
 
     let as_user = match overseerr_user(&state, &client, &caller).await? {
         Some(id) => Some(id),
@@ -254,7 +281,7 @@ pub async fn create(
             as_user,
             input.media_type,
             input.tmdb_id,
-            input.seasons.clone(),
+            seasons.clone(),
             input.is_4k,
         )
         .await?;
@@ -286,6 +313,18 @@ pub async fn create(
                 retry_after: None,
             });
         }
+        CreateOutcome::Refused {
+            reason: RefusalReason::Blocklisted,
+            message,
+        } => {
+            // Seerr's 403 "This media is blocklisted." (server/routes/request.ts): final, the
+            // admin put the title on the blocklist; nothing to retry.
+            return Err(AppError::new(ErrorCode::Forbidden).with_details(json!({
+                "reason": "This title is on the server's blocklist and cannot be requested.",
+                "blocklisted": true,
+                "upstreamMessage": message,
+            })));
+        }
         CreateOutcome::Refused { message, .. } => return Err(refused(&message)),
     };
 
@@ -295,7 +334,7 @@ pub async fn create(
         title,
         media_type: input.media_type,
         tmdb_id: input.tmdb_id,
-        seasons: seasons_json(input.media_type, &input.seasons),
+        seasons: seasons_json(input.media_type, &seasons),
         is_4k: input.is_4k,
         status: created.state(),
         overseerr_id: Some(created.id),
@@ -314,7 +353,7 @@ pub async fn create(
             })
             .await
     };
-    let row = match stored {
+    let mut row = match stored {
         Ok(Some(row)) => row,
         other => {
             // Another MediaNest process stored the title first, or the write failed: take back
@@ -329,7 +368,22 @@ pub async fn create(
         }
     };
     state.dashboard().forget(&caller);
+    let caller_id = caller.clone();
     changes::publish_updated(&state, &row, "", vec![caller]);
+    // A webhook about this request that came before Overseerr's answer was kept for the row.
+    if let Some(early) = state.media().take_early(created.id, state.clock().now_ms())
+        && let changes::Applied::Changed { .. } =
+            changes::apply(&state, &row.id, early.to, Origin::Webhook, early.reason).await?
+    {
+        let (caller, id) = (caller_id.clone(), row.id.clone());
+        if let Some(changed) = state
+            .db()
+            .run(move |conn| store::get(conn, &caller, &id))
+            .await?
+        {
+            row = changed;
+        }
+    }
     Ok(ApiResponse::created(&row))
 }
 

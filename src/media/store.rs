@@ -308,7 +308,7 @@ pub fn set_status(
 pub fn find_for_webhook(
     conn: &Connection,
     overseerr_id: Option<i64>,
-    title: Option<(i64, MediaType)>,
+    title: Option<(i64, MediaType, Option<bool>)>,
 ) -> AppResult<Option<RequestRow>> {
     if let Some(oid) = overseerr_id {
         let found = conn
@@ -323,10 +323,10 @@ pub fn find_for_webhook(
             return Ok(found);
         }
     }
-    let Some((tmdb_id, media_type)) = title else {
+    let Some((tmdb_id, media_type, is_4k)) = title else {
         return Ok(None);
     };
-    // Non-4K first: a webhook without the flag is about the ordinary request.
+    // Non-4K first: a webhook that does not tell is about the ordinary request.
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM media_requests r INDEXED BY media_requests_active
           WHERE r.tmdb_id = ?2 AND r.media_type = ?3 AND r.is_4k IN (0, 1)
@@ -335,6 +335,9 @@ pub fn find_for_webhook(
     let mut rows = stmt
         .query_map(params!["", tmdb_id, media_type.as_str()], from_row)?
         .collect::<Result<Vec<_>, _>>()?;
+    if let Some(is_4k) = is_4k {
+        rows.retain(|r| r.is_4k == is_4k);
+    }
     rows.sort_by_key(|r| r.is_4k);
     Ok(rows.into_iter().next())
 }

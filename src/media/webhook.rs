@@ -18,9 +18,7 @@ use subtle::ConstantTimeEq;
 use super::changes::{self, Applied, Origin};
 use super::store;
 use crate::error::{AppError, AppResult, ErrorCode};
-use crate::integrations::overseerr::{
-    MediaStatus, NotificationType, RequestState, WebhookError, WebhookEvent,
-};
+use crate::integrations::overseerr::{NotificationType, RequestState, WebhookError, WebhookEvent};
 use crate::response::ApiResponse;
 use crate::state::AppState;
 
@@ -34,6 +32,9 @@ struct Outcome {
     changed: bool,
     request_id: Option<String>,
     status: Option<String>,
+    /// About an Overseerr request id no row has yet (the create call that made it has not
+    /// returned): kept, and applied to the row when it is stored.
+    held: bool,
 }
 
 /// Whether `header` carries `secret` (exactly, or after `Bearer `).
@@ -51,25 +52,16 @@ fn authorized(header: Option<&[u8]>, secret: &str) -> bool {
     bool::from(exact | bearer)
 }
 
-/// The status a notification moves a request to. `MEDIA_AVAILABLE` for a show of which only
-/// some seasons arrived reads as partially available.
+/// The status a notification moves a request to. `MEDIA_AVAILABLE` is available whatever
+/// `media.status` says: the agent sends it per request, once *that request's* seasons are all
+/// in, while the show may stay `PARTIALLY_AVAILABLE` for seasons nobody asked for
+/// (`notifyAvailableSeries` in server/subscriber/MediaRequestSubscriber.ts, seerr-team/seerr;
+/// the same in sct/overseerr).
 fn target(event: &WebhookEvent) -> Option<RequestState> {
-    let to = event.notification_type.request_state()?;
-    let media = if event.is4k == Some(true) {
-        event.media_status4k
-    } else {
-        event.media_status
-    };
-    Some(
-        if to == RequestState::Available && media == Some(MediaStatus::PartiallyAvailable) {
-            RequestState::PartiallyAvailable
-        } else {
-            to
-        },
-    )
+    event.notification_type.request_state()
 }
 
-/// `POST /webhooks/overseerr`.
+/// `POST /webhooks/seerr` (and the old `/webhooks/overseerr`).
 pub async fn receive(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -96,8 +88,9 @@ pub async fn receive(
         changed: false,
         request_id: None,
         status: None,
+        held: false,
     };
-    let Some(to) = target(&event) else {
+    let Some(mut to) = target(&event) else {
         if event.notification_type != NotificationType::TestNotification {
             tracing::debug!(
                 kind = event.notification_type.as_str(),
@@ -107,11 +100,48 @@ pub async fn receive(
         return Ok(ApiResponse::ok(&ignored));
     };
     let overseerr_id = event.request_id;
-    let title = event.tmdb_id.zip(event.media_type);
-    let found = state
-        .db()
-        .run(move |conn| store::find_for_webhook(conn, overseerr_id, title))
-        .await?;
+    let title = event
+        .tmdb_id
+        .zip(event.media_type)
+        .map(|(id, kind)| (id, kind, event.is_4k()));
+    let find = || {
+        state
+            .db()
+            .run(move |conn| store::find_for_webhook(conn, overseerr_id, title))
+    };
+    let mut found = find().await?;
+    let mut reason = event.reason.clone();
+    if found.is_none()
+        && let Some(oid) = overseerr_id
+    {
+        // The upstream may notify before its answer to our create call arrives (Seerr sends
+        // from the request's subscribers, before the route answers): keep the change for the
+        // row that is about to appear. The create path takes it right after its insert; if the
+        // insert came between the lookup above and the hold, the row is there now and this
+        // takes it back itself. Either way exactly one of the two applies it.
+        let now = state.clock().now_ms();
+        state.media().hold_early(oid, to, reason.clone(), now);
+        found = find().await?;
+        if found.is_none() {
+            tracing::info!(
+                overseerr_id,
+                kind = event.notification_type.as_str(),
+                "webhook about a request not stored yet; kept for it"
+            );
+            return Ok(ApiResponse::ok(&Outcome {
+                held: true,
+                ..ignored
+            }));
+        }
+        let Some(early) = state.media().take_early(oid, now) else {
+            // The create path took it and applied it already.
+            return Ok(ApiResponse::ok(&Outcome {
+                handled: true,
+                ..ignored
+            }));
+        };
+        (to, reason) = (early.to, early.reason);
+    }
     let Some(row) = found else {
         tracing::info!(
             overseerr_id,
@@ -121,8 +151,7 @@ pub async fn receive(
         );
         return Ok(ApiResponse::ok(&ignored));
     };
-    let applied =
-        changes::apply(&state, &row.id, to, Origin::Webhook, event.reason.clone()).await?;
+    let applied = changes::apply(&state, &row.id, to, Origin::Webhook, reason).await?;
     let (changed, status) = match applied {
         Applied::Changed { row, .. } => (true, row.status),
         Applied::Unchanged => (false, row.status),
@@ -132,6 +161,7 @@ pub async fn receive(
         changed,
         request_id: Some(row.id),
         status: Some(status),
+        held: false,
     }))
 }
 
@@ -149,19 +179,14 @@ mod tests {
         assert!(!authorized(None, "s3cret"));
     }
 
+    /// Seerr 3.x and Overseerr 1.33: MEDIA_AVAILABLE goes out per request once its own
+    /// seasons are in (server/subscriber/MediaRequestSubscriber.ts), the show possibly partial.
     #[test]
-    fn available_with_some_seasons_is_partial() {
-        let mut event = WebhookEvent::parse(
-            br#"{"notification_type":"MEDIA_AVAILABLE","media":{"status":"PARTIALLY_AVAILABLE"}}"#,
+    fn available_is_available_even_on_a_partially_available_show() {
+        let event = WebhookEvent::parse(
+            br#"{"notification_type":"MEDIA_AVAILABLE","event":"Series Request Now Available","media":{"status":"PARTIALLY_AVAILABLE"}}"#,
         )
         .ok();
-        assert_eq!(
-            event.as_ref().and_then(target),
-            Some(RequestState::PartiallyAvailable)
-        );
-        if let Some(e) = event.as_mut() {
-            e.media_status = Some(MediaStatus::Available);
-        }
         assert_eq!(
             event.as_ref().and_then(target),
             Some(RequestState::Available)

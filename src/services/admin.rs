@@ -318,7 +318,11 @@ pub async fn test_service(
     // would fill the blocking pool and starve the database. Waiting counts against the timeout.
     let gate = state.health_manager().test_gate().clone();
     let Ok(Ok(_permit)) = tokio::time::timeout(timeout, gate.acquire_owned()).await else {
-        let e = UpstreamFailure::Timeout.into_app_error(name.display_name());
+        // The same wording as the client's own timeout for this service.
+        let e = UpstreamFailure::Timeout.into_app_error(match name {
+            ServiceName::Overseerr => crate::integrations::overseerr::SERVICE_NAME,
+            other => other.display_name(),
+        });
         return Ok(ApiResponse::ok(&TestOutcome {
             ok: false,
             latency_ms: started.elapsed().as_millis() as u64,

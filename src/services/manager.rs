@@ -287,13 +287,25 @@ async fn check_overseerr(clients: &ServiceClients, degraded_ms: i64) -> CheckRes
     };
     let started = Instant::now();
     let outcome = overseerr.status().await;
-    judge(
+    // Timed without the flavour question below (asked once per client).
+    let mut result = judge(
         ServiceName::Overseerr,
         started,
         &outcome,
         degraded_ms,
-        |s| Some(format!("Overseerr {}", s.version)),
-    )
+        |_| None,
+    );
+    let flavor = match &outcome {
+        Ok(_) => overseerr.flavor().await.ok(),
+        Err(_) => overseerr.known_flavor(),
+    };
+    // The card names what answers: Seerr or Overseerr (the generic name until it is known).
+    let product = flavor.map_or(ServiceName::Overseerr.display_name(), |f| f.name());
+    if let (Ok(status), Health::Up) = (&outcome, result.health) {
+        result.message = Some(format!("{product} {}", status.version));
+    }
+    result.display_name = product.into();
+    result
 }
 
 /// Uptime Kuma itself, plus one result per monitor on its status page.

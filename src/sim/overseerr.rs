@@ -40,6 +40,10 @@ pub use library::{
 
 /// The version the fake reports until told otherwise (the final Overseerr line).
 pub const DEFAULT_VERSION: &str = "1.33.2";
+/// The version a Seerr-flavoured fake reports (seerr-team/seerr's chart at 3.1.0).
+pub const DEFAULT_SEERR_VERSION: &str = "3.1.0";
+
+pub use crate::integrations::overseerr::Flavor;
 /// The API key the fake expects on authenticated routes until told otherwise.
 pub const DEFAULT_API_KEY: &str = "fake-overseerr-api-key";
 
@@ -120,12 +124,21 @@ struct SimState {
     library: library::Library,
     /// Where the demo controls send webhooks, and their `Authorization`.
     webhook: Option<(String, Option<String>)>,
+    /// A notification sent (to `webhook`) about each new request *before* the create call is
+    /// answered (see [`FakeOverseerr::set_webhook_on_create`]).
+    hook_on_create: Option<crate::integrations::overseerr::NotificationType>,
 }
 
 impl FakeOverseerr {
     /// Binds `127.0.0.1:0`, starts serving in the background and returns the handle; the port
     /// accepts connections as soon as this returns.
     pub async fn start() -> std::io::Result<Self> {
+        Self::start_as(Flavor::Overseerr).await
+    }
+
+    /// As [`Self::start`], playing `flavor`: Seerr 3.x or Overseerr 1.33 (see
+    /// [`Self::set_flavor`]).
+    pub async fn start_as(flavor: Flavor) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
             state: Mutex::new(SimState {
                 version: DEFAULT_VERSION.to_owned(),
@@ -137,11 +150,42 @@ impl FakeOverseerr {
                 last_api_user: None,
                 library: library::Library::default(),
                 webhook: None,
+                hook_on_create: None,
             }),
         });
         let server =
             SimServer::start("fake Overseerr", |traffic| router(shared.clone(), traffic)).await?;
-        Ok(Self { server, shared })
+        let fake = Self { server, shared };
+        fake.set_flavor(flavor);
+        Ok(fake)
+    }
+
+    /// Plays Seerr (3.x: `COMPLETED` requests, the blocklist, `"all"` without specials, Jellyfin
+    /// users, its public settings and wider query parameters) or Overseerr (1.33/1.34). Moves a
+    /// default version to the flavour's.
+    pub fn set_flavor(&self, flavor: Flavor) {
+        let mut state = self.shared.lock();
+        state.library.flavor = flavor;
+        if matches!(
+            state.version.as_str(),
+            DEFAULT_VERSION | DEFAULT_SEERR_VERSION
+        ) {
+            state.version = match flavor {
+                Flavor::Seerr => DEFAULT_SEERR_VERSION,
+                Flavor::Overseerr => DEFAULT_VERSION,
+            }
+            .to_owned();
+        }
+    }
+
+    /// The flavour played.
+    pub fn flavor(&self) -> Flavor {
+        self.shared.lock().library.flavor
+    }
+
+    /// Seerr's `enableSpecialEpisodes` setting (off by default: season 0 is never requested).
+    pub fn set_special_episodes(&self, on: bool) {
+        self.shared.lock().library.special_episodes = on;
     }
 
     /// The API key authenticated routes expect in `X-Api-Key`.
@@ -181,6 +225,7 @@ fn router(shared: Arc<Shared>, traffic: Arc<Traffic<Fault>>) -> Router {
     Router::new()
         .route("/api/v1/status", get(status))
         .route("/api/v1/status/appdata", get(appdata))
+        .route("/api/v1/settings/public", get(public_settings))
         .merge(routes::routes())
         .route(
             "/demo/requests/{id}/{action}",
@@ -292,6 +337,37 @@ async fn status(State(shared): State<Arc<Shared>>) -> Response {
             "restartRequired": state.restart_required,
         })
     };
+    axum::Json(body).into_response()
+}
+
+/// `GET /api/v1/settings/public` (no authentication on either), a subset of the real keys with
+/// their defaults: Seerr's `fullPublicSettings` (server/lib/settings/index.ts in
+/// seerr-team/seerr develop) or Overseerr's (server/lib/settings.ts in sct/overseerr 1.34.0).
+async fn public_settings(State(shared): State<Arc<Shared>>) -> Response {
+    let state = shared.lock();
+    let mut body = json!({
+        "initialized": true, "applicationTitle": state.library.flavor.name(),
+        "applicationUrl": "", "hideAvailable": false, "localLogin": true,
+        "movie4kEnabled": false, "series4kEnabled": false, "originalLanguage": "",
+        "partialRequestsEnabled": true, "cacheImages": false, "vapidPublic": "",
+        "enablePushRegistration": false, "locale": "en", "emailEnabled": false,
+        "newPlexLogin": true,
+    });
+    match state.library.flavor {
+        Flavor::Overseerr => body["region"] = json!(""),
+        Flavor::Seerr => {
+            body["hideBlocklisted"] = json!(false);
+            body["mediaServerLogin"] = json!(true);
+            body["jellyfinExternalHost"] = json!("");
+            body["discoverRegion"] = json!("");
+            body["streamingRegion"] = json!("");
+            // 1 Plex, 2 Jellyfin, 3 Emby, 4 not configured (server/constants/server.ts).
+            body["mediaServerType"] = json!(1);
+            body["enableSpecialEpisodes"] = json!(state.library.special_episodes);
+            body["userEmailRequired"] = json!(false);
+            body["youtubeUrl"] = json!("");
+        }
+    }
     axum::Json(body).into_response()
 }
 

@@ -132,6 +132,7 @@ const MATRIX: &[(&str, &str, [Want; 4])] = &[
     ("POST /api/v1/admin/requests/{id}/approve",    "",                                                   [E401, E403, E403, E409]),
     ("POST /api/v1/admin/requests/{id}/decline",    r#"{"reason":"no"}"#,                                 [E401, E403, E403, E409]),
     // A session token is not the webhook secret.
+    ("POST /api/v1/webhooks/seerr",                 r#"{"notification_type":"TEST_NOTIFICATION"}"#,       [E401, E401, E401, E401]),
     ("POST /api/v1/webhooks/overseerr",             r#"{"notification_type":"TEST_NOTIFICATION"}"#,       [E401, E401, E401, E401]),
     ("GET /api/v1/dashboard",                       "",                                                   [E401, OK,   OK,   OK]),
     // yt-dlp is not installed in the fixture: submitting is refused before anything else.

@@ -7,7 +7,9 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use medianest::config::Secret;
 use medianest::events::kind;
-use medianest::integrations::overseerr::{MediaRequestStatus, MediaType, NotificationType};
+use medianest::integrations::overseerr::{
+    Flavor, MediaRequestStatus, MediaStatus, MediaType, NotificationType,
+};
 use medianest::sim::overseerr::{FakeNotification, FakeOverseerrUser, FakeTitle, WebhookTemplate};
 use serde_json::{Value, json};
 
@@ -897,27 +899,44 @@ async fn parallel_requests_for_different_titles_stop_at_the_quota() {
     assert_eq!(m.w.overseerr.requests("POST /api/v1/request"), 3);
 }
 
-/// Titles Overseerr does not know (it answers 500 "Unable to retrieve movie.") are 404 for the
-/// caller and never count against Overseerr's breaker, however many a user asks for.
+/// Titles Overseerr does not know are 404 for the caller and never count against the breaker,
+/// however many a user asks for, to read or to request. Both upstreams answer such an id with
+/// 500 `{"message":"Unable to retrieve movie."}` / `"Unable to retrieve series."`
+/// (server/routes/movie.ts and server/routes/tv.ts in seerr-team/seerr 3.x and sct/overseerr
+/// 1.33).
 #[tokio::test]
 async fn unknown_titles_are_not_found_and_leave_overseerr_up() {
-    let m = media_world().await;
-    let w = &m.w;
-    for n in 0..10 {
-        let kind = if n % 2 == 0 { "movie" } else { "tv" };
-        let r = m
-            .get(&w.user, &format!("/api/v1/media/{kind}/{}", 900_000 + n))
-            .await;
-        assert_error(&r, StatusCode::NOT_FOUND, "NOT_FOUND");
-        let b = w.breaker("overseerr").await;
-        assert_eq!(b["state"], "closed", "after {n}: {b}");
-        assert_eq!(b["consecutiveFailures"], 0, "after {n}: {b}");
+    for flavor in [Flavor::Seerr, Flavor::Overseerr] {
+        let m = media_world().await;
+        let w = &m.w;
+        w.overseerr.set_flavor(flavor);
+        for n in 0..10 {
+            let kind = if n % 2 == 0 { "movie" } else { "tv" };
+            let r = m
+                .get(&w.user, &format!("/api/v1/media/{kind}/{}", 900_000 + n))
+                .await;
+            assert_error(&r, StatusCode::NOT_FOUND, "NOT_FOUND");
+            let r = m
+                .post(
+                    &w.user,
+                    "/api/v1/media/requests",
+                    json!({"mediaType": kind, "tmdbId": 800_000 + n}),
+                )
+                .await;
+            assert_error(&r, StatusCode::NOT_FOUND, "NOT_FOUND");
+            let b = w.breaker("overseerr").await;
+            assert_eq!(b["state"], "closed", "{flavor:?} after {n}: {b}");
+            assert_eq!(b["consecutiveFailures"], 0, "{flavor:?} after {n}: {b}");
+        }
+        assert_eq!(w.overseerr.requests("GET /api/v1/movie/{id}"), 10);
+        assert_eq!(w.overseerr.requests("GET /api/v1/tv/{id}"), 10);
+        assert_eq!(w.overseerr.requests("POST /api/v1/request"), 0);
+        assert_eq!(m.rows().await, 0);
+        w.cycle().await;
+        assert_eq!(w.status("overseerr").await, "up");
+        let r = m.get(&w.user, "/api/v1/media/movie/603").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     }
-    assert_eq!(w.overseerr.requests("GET /api/v1/movie/{id}"), 5);
-    w.cycle().await;
-    assert_eq!(w.status("overseerr").await, "up");
-    let r = m.get(&w.user, "/api/v1/media/movie/603").await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
 }
 
 /// A MediaNest account named like an Overseerr account (here its admin, `owner`) is not that
@@ -946,4 +965,286 @@ async fn a_name_shared_with_an_overseerr_admin_is_not_a_match() {
     let r = m.request_movie(&token, 603).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     assert_eq!(m.w.overseerr.last_api_user().as_deref(), Some("12"));
+}
+
+/// A TV request for some seasons of a show is available once *its* seasons are, though the
+/// show stays partially available: reconciliation reads `GET /request/{id}`'s `media.seasons[]`
+/// (server/routes/request.ts, both upstreams) and then stops looking at the request. Seerr 3.x
+/// marks the request COMPLETED (server/subscriber/MediaSubscriber.ts in seerr-team/seerr);
+/// Overseerr 1.33 leaves it APPROVED (sct/overseerr has no COMPLETED).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tv_request_for_some_seasons_becomes_available_and_is_not_polled_again() {
+    for flavor in [Flavor::Seerr, Flavor::Overseerr] {
+        let m = media_world().await;
+        m.w.overseerr.set_flavor(flavor);
+        let r = m
+            .post(
+                &m.w.user,
+                "/api/v1/media/requests",
+                json!({"mediaType": "tv", "tmdbId": 1396, "seasons": [1, 2]}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{flavor:?}: {}", r.text());
+        let id = r.data()["id"].as_str().unwrap().to_owned();
+        let oid = r.data()["overseerrId"].as_i64().unwrap();
+        m.w.overseerr
+            .set_request_status(oid, MediaRequestStatus::Approved);
+        for season in [1, 2] {
+            m.w.overseerr
+                .set_season_status(1396, season, MediaStatus::Available);
+        }
+        assert_eq!(
+            m.w.overseerr.media_status(MediaType::Tv, 1396),
+            MediaStatus::PartiallyAvailable
+        );
+        let expected = match flavor {
+            Flavor::Seerr => MediaRequestStatus::Completed,
+            Flavor::Overseerr => MediaRequestStatus::Approved,
+        };
+        assert_eq!(m.w.overseerr.request(oid).unwrap().status, expected);
+        let report = medianest::media::reconcile::run_once(&m.w.t.state)
+            .await
+            .unwrap();
+        assert_eq!((report.checked, report.changed), (1, 1), "{flavor:?}");
+        assert_eq!(m.status_of(&id).await, "available", "{flavor:?}");
+        let report = medianest::media::reconcile::run_once(&m.w.t.state)
+            .await
+            .unwrap();
+        assert_eq!(report.checked, 0, "{flavor:?}: no longer polled");
+    }
+}
+
+/// A TV request for "all" seasons (or none named) asks the upstream for the show's numbered
+/// seasons by name, read from `GET /tv/{id}`: `"all"` would take the specials too on Overseerr
+/// 1.33 (server/entity/MediaRequest.ts in sct/overseerr 1.34.0) and not on Seerr 3.x (the same
+/// file in seerr-team/seerr), so the explicit list means the same on both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_seasons_are_sent_as_the_explicit_list_without_specials() {
+    for flavor in [Flavor::Seerr, Flavor::Overseerr] {
+        let m = media_world().await;
+        m.w.overseerr.set_flavor(flavor);
+        for (tmdb_id, body) in [
+            (
+                1396,
+                json!({"mediaType": "tv", "tmdbId": 1396, "seasons": "all"}),
+            ),
+            (1399, json!({"mediaType": "tv", "tmdbId": 1399})),
+        ] {
+            let r = m.post(&m.w.user, "/api/v1/media/requests", body).await;
+            assert_eq!(r.status, StatusCode::CREATED, "{flavor:?}: {}", r.text());
+            let oid = r.data()["overseerrId"].as_i64().unwrap();
+            let numbered: Vec<u32> =
+                m.w.overseerr
+                    .titles()
+                    .iter()
+                    .find(|t| t.tmdb_id == tmdb_id)
+                    .unwrap()
+                    .seasons
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .filter(|n| *n > 0)
+                    .collect();
+            assert_eq!(
+                m.w.overseerr.request(oid).unwrap().seasons,
+                numbered,
+                "{flavor:?} {tmdb_id}: no season 0"
+            );
+            assert_eq!(
+                r.data()["seasons"],
+                json!(numbered),
+                "{flavor:?}: the row keeps the list"
+            );
+        }
+    }
+}
+
+/// A webhook can reach MediaNest before the upstream's answer to the create call does (Seerr
+/// 3.x and Overseerr 1.33 notify from the request's subscribers, before the route answers:
+/// server/subscriber/MediaRequestSubscriber.ts). The simulator sends it, and waits for
+/// MediaNest's answer, before answering the create: the change is kept for the row that
+/// appears and applied to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_that_beats_the_create_answer_is_applied_to_the_new_row() {
+    for flavor in [Flavor::Seerr, Flavor::Overseerr] {
+        let m = media_world().await;
+        let server = RunningServer::start(&m.w.t.state, m.w.app.clone()).await;
+        // The new path for Seerr, the old one that Overseerr setups keep.
+        let path = match flavor {
+            Flavor::Seerr => "seerr",
+            Flavor::Overseerr => "overseerr",
+        };
+        let hook = format!("http://{}/api/v1/webhooks/{path}", server.addr);
+        m.w.overseerr.set_flavor(flavor);
+        m.w.overseerr.set_webhook_target(&hook, Some(HOOK_SECRET));
+        m.w.overseerr
+            .set_webhook_on_create(Some(NotificationType::MediaApproved));
+        let r = m.request_movie(&m.w.user, 954).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{flavor:?}: {}", r.text());
+        assert_eq!(r.data()["status"], "approved", "{flavor:?}");
+        let id = r.data()["id"].as_str().unwrap().to_owned();
+        assert_eq!(m.status_of(&id).await, "approved");
+        let got = m.notifications_of(&m.w.user_id).await;
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0]["metadata"]["origin"], "webhook");
+        server.stop().await.unwrap();
+    }
+}
+
+/// MEDIA_AVAILABLE is sent per request once its own seasons are in, while the show may stay
+/// PARTIALLY_AVAILABLE (server/subscriber/MediaRequestSubscriber.ts, Seerr 3.x and Overseerr
+/// 1.33): the request is available.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_available_on_a_partially_available_show_is_available() {
+    let m = media_world().await;
+    let server = RunningServer::start(&m.w.t.state, m.w.app.clone()).await;
+    let hook = format!("http://{}/api/v1/webhooks/overseerr", server.addr);
+    let r = m
+        .post(
+            &m.w.user,
+            "/api/v1/media/requests",
+            json!({"mediaType": "tv", "tmdbId": 1399, "seasons": [1]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let id = r.data()["id"].as_str().unwrap().to_owned();
+    let oid = r.data()["overseerrId"].as_i64().unwrap();
+    m.w.overseerr
+        .set_request_status(oid, MediaRequestStatus::Approved);
+    m.w.overseerr
+        .set_season_status(1399, 1, MediaStatus::Available);
+    let available = FakeNotification::about(NotificationType::MediaAvailable, oid);
+    let body = m.w.overseerr.webhook_payload(&available);
+    assert_eq!(body["media"]["status"], "PARTIALLY_AVAILABLE");
+    let status =
+        m.w.overseerr
+            .fire_webhook(&hook, Some(HOOK_SECRET), &available)
+            .await
+            .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(m.status_of(&id).await, "available");
+    server.stop().await.unwrap();
+}
+
+/// The webhook agent has no 4K variable (server/lib/notifications/agents/webhook.ts, both
+/// upstreams): a notification without a request id is matched by title, and "4K" in its event
+/// text picks the 4K request over the ordinary one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_4k_event_without_a_request_id_finds_the_4k_row() {
+    let m = media_world().await;
+    let r = m.request_movie(&m.w.user, 603).await;
+    let plain = r.data()["id"].as_str().unwrap().to_owned();
+    let r = m
+        .post(
+            &m.w.admin,
+            "/api/v1/media/requests",
+            json!({"mediaType": "movie", "tmdbId": 603, "is4k": true}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let four_k = r.data()["id"].as_str().unwrap().to_owned();
+    let r = call("POST", "/api/v1/webhooks/overseerr")
+        .header("authorization", HOOK_SECRET)
+        .json(json!({
+            "notification_type": "MEDIA_AVAILABLE",
+            "event": "4K Movie Request Now Available",
+            "media": {"media_type": "movie", "tmdbId": "603", "status": "PENDING",
+                      "status4k": "AVAILABLE"},
+            "request": {"request_id": ""},
+        }))
+        .send(&m.w.app)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.data()["requestId"], four_k.as_str());
+    assert_eq!(m.status_of(&four_k).await, "available");
+    assert_eq!(m.status_of(&plain).await, "pending");
+}
+
+/// Seerr 3.x answers a request for a blocklisted title with 403 "This media is blocklisted."
+/// (server/entity/MediaRequest.ts and server/routes/request.ts in seerr-team/seerr): the user
+/// gets a 403 that says so, nothing is stored, and the breaker does not count it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocklisted_title_is_a_clear_403() {
+    let m = media_world().await;
+    m.w.overseerr.set_flavor(Flavor::Seerr);
+    m.w.overseerr
+        .set_media_status(MediaType::Movie, 604, MediaStatus::Blocklisted);
+    let r = m.request_movie(&m.w.user, 604).await;
+    let e = assert_error(&r, StatusCode::FORBIDDEN, "FORBIDDEN");
+    assert_eq!(e["details"]["blocklisted"], true, "{e}");
+    assert!(
+        e["details"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("blocklist"),
+        "{e}"
+    );
+    assert_eq!(
+        e["details"]["upstreamMessage"],
+        "This media is blocklisted."
+    );
+    assert_eq!(m.rows().await, 0);
+    let b = m.w.breaker("overseerr").await;
+    assert_eq!(b["consecutiveFailures"], 0, "{b}");
+}
+
+/// The service card names what answers: Seerr 3.x or Overseerr 1.33, told apart by
+/// `/api/v1/settings/public` (server/lib/settings/index.ts in seerr-team/seerr against
+/// server/lib/settings.ts in sct/overseerr 1.34.0).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_card_says_seerr_or_overseerr() {
+    for (flavor, name, version) in [
+        (Flavor::Seerr, "Seerr", "3.1.0"),
+        (Flavor::Overseerr, "Overseerr", "1.33.2"),
+    ] {
+        let m = media_world().await;
+        m.w.overseerr.set_flavor(flavor);
+        m.w.cycle().await;
+        let card = m.w.service("overseerr").await;
+        assert_eq!(card["displayName"], name, "{card}");
+        assert_eq!(card["message"], format!("{name} {version}"), "{card}");
+        assert_eq!(card["status"], "up");
+        m.w.cycle().await;
+        assert_eq!(
+            m.w.overseerr.requests("GET /api/v1/settings/public"),
+            1,
+            "asked once per client"
+        );
+    }
+}
+
+/// A Jellyfin-backed Seerr 3.x has users without a Plex id, with a `jellyfinUsername`
+/// (server/entity/User.ts in seerr-team/seerr; Overseerr 1.33 has no such users): they are
+/// found by email, then by that name, which never finds the server's admin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jellyfin_users_of_seerr_are_matched_by_email_then_jellyfin_name() {
+    let m = media_world().await;
+    m.w.overseerr.set_flavor(Flavor::Seerr);
+    m.w.overseerr.add_user(FakeOverseerrUser::jellyfin(
+        20,
+        "jo",
+        Some("jo@home.example"),
+    ));
+    m.w.overseerr
+        .add_user(FakeOverseerrUser::jellyfin(21, "kim", None));
+    let mut boss = FakeOverseerrUser::jellyfin(22, "boss", None);
+    boss.permissions = medianest::sim::overseerr::permission::ADMIN;
+    m.w.overseerr.add_user(boss);
+    for (name, email, tmdb_id, expected) in [
+        ("joanna", "jo@home.example", 603, Some("20")),
+        ("kim", "kim@elsewhere.example", 604, Some("21")),
+        ("boss", "boss@elsewhere.example", 954, None),
+    ] {
+        let id = insert_user(&m.w.t.state, name, Some(email), "user", None).await;
+        let token = new_session(&m.w.t.state, &id).await.token;
+        let r = m.request_movie(&token, tmdb_id).await;
+        match expected {
+            Some(user) => {
+                assert_eq!(r.status, StatusCode::CREATED, "{name}: {}", r.text());
+                assert_eq!(m.w.overseerr.last_api_user().as_deref(), Some(user));
+            }
+            None => {
+                assert_error(&r, StatusCode::FORBIDDEN, "FORBIDDEN");
+            }
+        }
+    }
 }

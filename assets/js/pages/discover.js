@@ -1,5 +1,5 @@
-// Discover: search Overseerr, show poster cards with availability, and request a title (with a
-// season picker for TV). Requesting is disabled, with the reason, while Overseerr is down.
+// Discover: search Seerr (or Overseerr), show poster cards with availability, and request a title
+// (with a season picker for TV). Requesting is disabled, with the reason, while it is down.
 
 import { api } from "../api.js";
 import { h, mount, loading, errorBox, badge, poster, toast } from "../ui.js";
@@ -21,10 +21,10 @@ export async function render(root, app) {
     try {
       const { data } = await api("/services/overseerr", { quietAuth: true });
       if (DOWN.has(data.status) || data.breaker === "open") {
-        unavailable = data.status === "disabled" ? "Overseerr is not set up, so requests are off." : `Overseerr is ${data.breaker === "open" ? "temporarily unavailable" : "down"}, so requests are paused.`;
+        unavailable = data.status === "disabled" ? "Seerr (or Overseerr) is not set up, so requests are off." : `${data.displayName || "Seerr"} is ${data.breaker === "open" ? "temporarily unavailable" : "down"}, so requests are paused.`;
       } else unavailable = null;
     } catch (e) {
-      unavailable = e.status === 404 ? "Overseerr is not set up, so requests are off." : null;
+      unavailable = e.status === 404 ? "Seerr (or Overseerr) is not set up, so requests are off." : null;
     }
     mount(notice, unavailable ? h("p", { class: "notice warn", text: unavailable }) : null);
     for (const button of results.querySelectorAll("button.request")) {

@@ -121,16 +121,23 @@ impl Overseerr {
     }
 
     /// Finds the Overseerr user for a MediaNest user by reading every page of the user list,
-    /// then matching the plex.tv account id, else the email (ignoring case). Names are never
-    /// matched: a Plex username, an Overseerr local username and a MediaNest username live in
-    /// different namespaces, and a match across them could make someone act as another account
-    /// (an auto-approving admin, say). Both fields are what Seerr's `User` entity keeps and its
-    /// user list shows (server/entity/User.ts in seerr-team/seerr: `plexId`, and `email`, stored
-    /// lowercase). `None` when nobody matches. One call per page: the caller caches the answer.
+    /// then matching the plex.tv account id, else the email (ignoring case), else, for the
+    /// users of a Jellyfin- or Emby-backed Seerr, who have no Plex id, the Jellyfin account name
+    /// against the MediaNest `username`. The fields are what Seerr's `User` entity keeps and its
+    /// user list shows to a user manager (server/entity/User.ts in seerr-team/seerr: `plexId`,
+    /// `email`, stored lowercase, `jellyfinUsername`).
+    ///
+    /// No other name is matched: a Plex username, an Overseerr local username and a MediaNest
+    /// username live in different namespaces, and a match across them could make someone act
+    /// as another account. The Jellyfin name is matched only for a user without a Plex id and
+    /// without the ADMIN permission, and only when exactly one user has it, so a look-alike
+    /// name never becomes the server's admin. `None` when nobody matches. One call per page:
+    /// the caller caches the answer.
     pub async fn find_user(
         &self,
         plex_id: Option<i64>,
         email: Option<&str>,
+        username: Option<&str>,
     ) -> AppResult<Option<OverseerrUser>> {
         let mut users = Vec::new();
         let mut skip = 0;
@@ -145,7 +152,7 @@ impl Overseerr {
                 break;
             }
         }
-        Ok(match_user(users, plex_id, email))
+        Ok(match_user(users, plex_id, email, username))
     }
 
     /// `POST /api/v1/request` for the TMDB id `media_id`, as the Overseerr user `as_user`
@@ -232,27 +239,49 @@ impl Overseerr {
     }
 
     /// `GET /api/v1/request?take&skip&filter&sort`: one page of every user's requests (the API
-    /// key's admin sees them all), newest first by `sort`. Items that do not parse or have no id
-    /// are left out.
+    /// key's admin sees them all), newest first by `sort`, of one `media_type` when given. Items
+    /// that do not parse or have no id are left out.
+    ///
+    /// What only Seerr knows is sent only to Seerr ([`Overseerr::flavor`]): Overseerr's OpenAPI
+    /// validator refuses any query parameter or filter value its spec does not list
+    /// (overseerr-api.yml in sct/overseerr 1.34.0: no `mediaType`, `sortDirection`, no
+    /// `filter=completed|deleted`; seerr-api.yml in seerr-team/seerr lists them). On Overseerr
+    /// the media type is filtered here (the page may then hold fewer than `take`),
+    /// `Completed` asks for `available` (approved and available: what Seerr completes) and
+    /// `Deleted` is an empty page without a call.
     pub async fn requests(
         &self,
         take: u32,
         skip: u32,
         filter: RequestFilter,
         sort: RequestSort,
+        media_type: Option<MediaType>,
     ) -> AppResult<RequestPage> {
-        let path = format!(
+        let seerr = self.flavor().await? == super::Flavor::Seerr;
+        let filter = match (filter, seerr) {
+            (RequestFilter::Deleted, false) => return Ok(RequestPage::default()),
+            (RequestFilter::Completed, false) => RequestFilter::Available,
+            (filter, _) => filter,
+        };
+        let mut path = format!(
             "/request?take={}&skip={skip}&filter={}&sort={}",
             take.max(1),
             filter.as_str(),
             sort.as_str()
         );
+        if seerr && let Some(kind) = media_type {
+            path.push_str("&mediaType=");
+            path.push_str(kind.as_str());
+        }
+        let local = media_type.filter(|_| !seerr);
         let request = self.request(Method::Get, &path);
         self.upstream()
-            .send(request, |response| {
+            .send(request, move |response| {
                 let wire: ListWire = read_json(expect_success(response)?)?;
                 let (page_info, results) = wire
-                    .into_parts(|r: &MediaRequest| r.id > 0)
+                    .into_parts(|r: &MediaRequest| {
+                        r.id > 0 && local.is_none_or(|kind| r.media_type == Some(kind))
+                    })
                     .ok_or_else(|| {
                         UpstreamFailure::Decode("request list without results".into())
                     })?;
@@ -347,10 +376,14 @@ fn refusal_reason(message: &str, from_guard: bool) -> RefusalReason {
     }
 }
 
+/// Overseerr's ADMIN permission bit (server/lib/permissions.ts, both upstreams).
+const ADMIN_PERMISSION: i64 = 2;
+
 fn match_user(
     users: Vec<OverseerrUser>,
     plex_id: Option<i64>,
     email: Option<&str>,
+    username: Option<&str>,
 ) -> Option<OverseerrUser> {
     let email = email.map(str::trim).filter(|s| !s.is_empty());
     let by_plex_id = |u: &OverseerrUser| plex_id.is_some() && u.plex_id == plex_id;
@@ -361,10 +394,31 @@ fn match_user(
                 .is_some_and(|a| a.trim().eq_ignore_ascii_case(e))
         })
     };
+    let username = username.map(str::trim).filter(|s| !s.is_empty());
+    let by_jellyfin_name = |u: &OverseerrUser| {
+        username.is_some_and(|name| {
+            u.plex_id.is_none()
+                && u.permissions.unwrap_or(0) & ADMIN_PERMISSION == 0
+                && u.jellyfin_username
+                    .as_deref()
+                    .is_some_and(|j| j.trim().eq_ignore_ascii_case(name))
+        })
+    };
+    let by_name = || {
+        let mut named = users
+            .iter()
+            .enumerate()
+            .filter(|(_, u)| by_jellyfin_name(u));
+        match (named.next(), named.next()) {
+            (Some((index, _)), None) => Some(index),
+            _ => None,
+        }
+    };
     let index = users
         .iter()
         .position(by_plex_id)
-        .or_else(|| users.iter().position(by_email))?;
+        .or_else(|| users.iter().position(by_email))
+        .or_else(by_name)?;
     users.into_iter().nth(index)
 }
 
@@ -405,7 +459,7 @@ mod tests {
             user(3, Some(300), "carol", Some("bob"), "carol@example.com"),
             user(4, None, "dave", None, "Alice@Example.com"),
         ];
-        let find = |p, e| match_user(users.clone(), p, e).map(|u| u.id);
+        let find = |p, e| match_user(users.clone(), p, e, None).map(|u| u.id);
         assert_eq!(
             find(Some(300), Some("alice@example.com")),
             Some(3),
@@ -420,6 +474,45 @@ mod tests {
         for name in ["admin", "owner", "bob", "alice"] {
             assert_eq!(find(None, Some(name)), None, "{name}");
         }
+    }
+
+    /// Seerr 3.x backed by Jellyfin: users have no `plexId` and a `jellyfinUsername`
+    /// (server/entity/User.ts in seerr-team/seerr); email first, then that name, never an
+    /// admin's and never an ambiguous one.
+    #[test]
+    fn jellyfin_users_match_by_email_then_jellyfin_name() {
+        let user = |id, name: &str, email: &str, permissions| OverseerrUser {
+            id,
+            jellyfin_username: Some(name.into()),
+            email: Some(email.into()),
+            user_type: Some(3),
+            permissions: Some(permissions),
+            ..OverseerrUser::default()
+        };
+        let users = vec![
+            user(1, "boss", "boss", 2),
+            user(5, "kim", "kim", 32),
+            user(6, "lee", "lee@home.example", 32),
+            user(7, "twin", "twin-a", 32),
+            user(8, "Twin", "twin-b", 32),
+        ];
+        let find = |e, n| match_user(users.clone(), None, e, n).map(|u| u.id);
+        assert_eq!(
+            find(Some("lee@home.example"), Some("kim")),
+            Some(6),
+            "email first"
+        );
+        assert_eq!(find(Some("kim@elsewhere.example"), Some("KIM")), Some(5));
+        assert_eq!(find(None, Some("boss")), None, "never the admin by name");
+        assert_eq!(find(None, Some("twin")), None, "never an ambiguous name");
+        assert_eq!(find(None, Some("nobody")), None);
+        let mut plex = user(9, "pat", "pat", 32);
+        plex.plex_id = Some(99);
+        assert_eq!(
+            match_user(vec![plex], None, None, Some("pat")).map(|u| u.id),
+            None,
+            "a Plex user is not matched by name"
+        );
     }
 
     #[test]

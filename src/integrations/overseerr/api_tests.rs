@@ -178,7 +178,7 @@ async fn users_page_and_find_user_reads_every_page() {
 
     let found = |p, e| {
         let overseerr = overseerr.clone();
-        async move { overseerr.find_user(p, e).await.unwrap().map(|u| u.id) }
+        async move { overseerr.find_user(p, e, None).await.unwrap().map(|u| u.id) }
     };
     assert_eq!(found(Some(10_155), None).await, Some(155), "page 2");
     assert_eq!(found(None, Some("BOB@example.com")).await, Some(3));
@@ -243,10 +243,11 @@ async fn create_as_the_admin_auto_approves_and_as_a_user_waits() {
     assert_eq!(bob.modified_by.as_ref().unwrap().id, 3);
     fake.set_auto_approve(false);
 
-    // "all" is every season but the specials, minus what is already requested.
+    // Overseerr 1.33: "all" is every TMDB season, the specials (0) included, minus what is
+    // already requested (server/entity/MediaRequest.ts in sct/overseerr 1.34.0).
     let carol = created(create(&overseerr, Some(4), MediaType::Tv, 1399, Seasons::All).await);
     let seasons: Vec<_> = carol.seasons.iter().map(|s| s.season_number).collect();
-    assert_eq!(seasons, [3, 4, 5, 6, 7, 8]);
+    assert_eq!(seasons, [0, 3, 4, 5, 6, 7, 8]);
     assert_eq!(fake.requests(CREATE), 4);
 }
 
@@ -415,7 +416,7 @@ async fn lists_page_filter_sort_and_count() {
         );
     }
     let page = overseerr
-        .requests(3, 0, RequestFilter::All, RequestSort::Added)
+        .requests(3, 0, RequestFilter::All, RequestSort::Added, None)
         .await
         .unwrap();
     assert_eq!(
@@ -430,7 +431,7 @@ async fn lists_page_filter_sort_and_count() {
     let got: Vec<_> = page.results.iter().map(|r| r.id).collect();
     assert_eq!(got, [ids[3], ids[2], ids[1]], "newest first");
     let rest = overseerr
-        .requests(3, 3, RequestFilter::All, RequestSort::Added)
+        .requests(3, 3, RequestFilter::All, RequestSort::Added, None)
         .await
         .unwrap();
     assert_eq!(rest.results.len(), 1);
@@ -439,26 +440,26 @@ async fn lists_page_filter_sort_and_count() {
     overseerr.approve_request(ids[0]).await.unwrap();
     overseerr.decline_request(ids[1]).await.unwrap();
     let modified = overseerr
-        .requests(10, 0, RequestFilter::All, RequestSort::Modified)
+        .requests(10, 0, RequestFilter::All, RequestSort::Modified, None)
         .await
         .unwrap();
     let got: Vec<_> = modified.results.iter().map(|r| r.id).collect();
     assert_eq!(got, [ids[1], ids[0], ids[3], ids[2]]);
     let pending = overseerr
-        .requests(10, 0, RequestFilter::Pending, RequestSort::Added)
+        .requests(10, 0, RequestFilter::Pending, RequestSort::Added, None)
         .await
         .unwrap();
     let got: Vec<_> = pending.results.iter().map(|r| r.id).collect();
     assert_eq!(got, [ids[3], ids[2]]);
     let processing = overseerr
-        .requests(10, 0, RequestFilter::Processing, RequestSort::Added)
+        .requests(10, 0, RequestFilter::Processing, RequestSort::Added, None)
         .await
         .unwrap();
     assert_eq!(processing.results.len(), 1);
     assert_eq!(processing.results[0].state(), RequestState::Processing);
     fake.set_media_available(MediaType::Movie, 603);
     let available = overseerr
-        .requests(10, 0, RequestFilter::Available, RequestSort::Added)
+        .requests(10, 0, RequestFilter::Available, RequestSort::Added, None)
         .await
         .unwrap();
     assert_eq!(available.results[0].id, ids[0]);
@@ -509,4 +510,119 @@ async fn a_wrong_key_is_an_upstream_error() {
     });
     let e = overseerr.users(10, 0).await.unwrap_err();
     assert_eq!(upstream_code(&e), ErrorCode::UpstreamError);
+}
+
+/// `mediaType` and `filter=completed|deleted` go to Seerr 3.x (seerr-api.yml in
+/// seerr-team/seerr) and never to Overseerr 1.33, whose validator refuses them with 400
+/// (overseerr-api.yml in sct/overseerr 1.34.0): there the type is filtered here, `completed`
+/// is asked as `available` and `deleted` is not asked at all. The flavour is asked once.
+#[tokio::test]
+async fn seerr_only_list_parameters_are_sent_to_seerr_only() {
+    for flavor in [Flavor::Seerr, Flavor::Overseerr] {
+        let fake = fake_with_users().await;
+        fake.set_flavor(flavor);
+        let overseerr = client(&fake);
+        let movie = created(create(&overseerr, Some(2), MediaType::Movie, 603, Seasons::All).await);
+        let show = created(
+            create(
+                &overseerr,
+                Some(3),
+                MediaType::Tv,
+                1396,
+                Seasons::List(vec![1]),
+            )
+            .await,
+        );
+        overseerr.approve_request(movie.id).await.unwrap();
+        overseerr.approve_request(show.id).await.unwrap();
+        fake.set_media_available(MediaType::Movie, 603);
+        let ids = |page: RequestPage| page.results.iter().map(|r| r.id).collect::<Vec<_>>();
+        let done = overseerr
+            .requests(
+                10,
+                0,
+                RequestFilter::Completed,
+                RequestSort::Added,
+                Some(MediaType::Movie),
+            )
+            .await
+            .unwrap();
+        assert_eq!(ids(done), [movie.id], "{flavor:?}");
+        let shows = overseerr
+            .requests(
+                10,
+                0,
+                RequestFilter::All,
+                RequestSort::Added,
+                Some(MediaType::Tv),
+            )
+            .await
+            .unwrap();
+        assert_eq!(ids(shows), [show.id], "{flavor:?}");
+        let before = fake.requests("GET /api/v1/request");
+        let gone = overseerr
+            .requests(10, 0, RequestFilter::Deleted, RequestSort::Added, None)
+            .await
+            .unwrap();
+        assert!(gone.results.is_empty());
+        let asked = fake.requests("GET /api/v1/request") - before;
+        assert_eq!(asked, u64::from(flavor == Flavor::Seerr), "{flavor:?}");
+        assert_eq!(overseerr.known_flavor(), Some(flavor));
+        assert_eq!(
+            fake.requests("GET /api/v1/settings/public"),
+            1,
+            "asked once"
+        );
+    }
+}
+
+/// Without readable public settings the version decides: Overseerr stayed on 1.x, Jellyseerr
+/// is 2.x, Seerr 3.x.
+#[test]
+fn the_flavor_is_detected_from_settings_then_version() {
+    use serde_json::json;
+    let status = |v: &str| json!({"version": v, "commitTag": format!("v{v}")});
+    assert_eq!(
+        Flavor::detect(&status("1.33.2"), Some(&json!({"region": ""}))),
+        Flavor::Overseerr
+    );
+    assert_eq!(
+        Flavor::detect(&status("1.33.2"), Some(&json!({"mediaServerType": 2}))),
+        Flavor::Seerr,
+        "the settings win"
+    );
+    assert_eq!(Flavor::detect(&status("3.0.1"), None), Flavor::Seerr);
+    assert_eq!(Flavor::detect(&status("2.7.3"), None), Flavor::Seerr);
+    assert_eq!(Flavor::detect(&status("1.34.0"), None), Flavor::Overseerr);
+    assert_eq!(Flavor::detect(&json!({}), None), Flavor::Overseerr);
+    assert_eq!(
+        Flavor::detect(&status("develop-abc"), None),
+        Flavor::Overseerr
+    );
+}
+
+/// Public settings that cannot be read (a proxy hiding them) leave the version of `/status` to
+/// decide (Seerr 3.x here), cost the breaker nothing, and are not kept: the flavour is.
+#[tokio::test]
+async fn without_public_settings_the_version_tells_the_flavor() {
+    let fake = FakeOverseerr::start_as(Flavor::Seerr).await.unwrap();
+    fake.fail_next_on_route("/api/v1/settings/public", 1, Fault::Status(500));
+    let overseerr = client(&fake);
+    assert_eq!(overseerr.known_flavor(), None);
+    assert_eq!(overseerr.flavor().await.unwrap(), Flavor::Seerr);
+    assert_eq!(fake.requests("GET /api/v1/status"), 1);
+    assert_eq!(
+        overseerr
+            .upstream()
+            .breaker()
+            .snapshot()
+            .consecutive_failures,
+        0
+    );
+    assert_eq!(overseerr.clone().flavor().await.unwrap(), Flavor::Seerr);
+    assert_eq!(
+        fake.requests("GET /api/v1/settings/public"),
+        1,
+        "kept by clones too"
+    );
 }

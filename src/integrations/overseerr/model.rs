@@ -239,7 +239,7 @@ impl RequestState {
 /// | Approved (2)                    | approved                     | processing | partially_available| available | declined    |
 /// | Declined (3)                    | declined                     | declined   | declined           | declined  | declined    |
 /// | Failed (4)                      | failed                       | failed     | failed             | failed    | failed      |
-/// | Completed (5, Seerr)            | available                    | available  | partially_available| available | available   |
+/// | Completed (5, Seerr)            | available                    | available  | available          | available | available   |
 /// | unrecognized                    | pending                      | processing | partially_available| available | pending     |
 ///
 /// Why: a decline or a failure is the request's own verdict and wins. A pending request whose
@@ -248,7 +248,10 @@ impl RequestState {
 /// (partially) available; a freshly auto-approved request, whose media still reads pending,
 /// is `approved`. `Deleted` (removed from the server after being available) keeps an approved
 /// request open rather than calling it done. A blocklisted title will never arrive, which for an
-/// approved request reads as declined. Seerr marks fulfilled requests `Completed`. An unknown
+/// approved request reads as declined. Seerr marks a request `Completed` once every season it
+/// asked for is available or deleted (a show's media may then still be partially available:
+/// its other seasons were never asked for), so `Completed` is available whatever the media
+/// says (server/subscriber/MediaSubscriber.ts in seerr-team/seerr). An unknown
 /// request number falls back on what the media says, and never on a final verdict it cannot
 /// see.
 pub fn medianest_status(request: MediaRequestStatus, media: MediaStatus) -> RequestState {
@@ -258,7 +261,6 @@ pub fn medianest_status(request: MediaRequestStatus, media: MediaStatus) -> Requ
         (R::Declined, _) => RequestState::Declined,
         (R::Failed, _) => RequestState::Failed,
         (_, M::Available) => RequestState::Available,
-        (R::Completed, M::PartiallyAvailable) => RequestState::PartiallyAvailable,
         (R::Completed, _) => RequestState::Available,
         (R::Pending, _) => RequestState::Pending,
         (R::Approved, M::Processing) => RequestState::Processing,
@@ -274,7 +276,8 @@ pub fn medianest_status(request: MediaRequestStatus, media: MediaStatus) -> Requ
 /// Which seasons of a show to request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Seasons {
-    /// Every season but the specials (season 0); sent as `"all"`.
+    /// Sent as `"all"`: every season *with* the specials (season 0) on Overseerr, without them
+    /// on Seerr. MediaNest sends an explicit list instead whenever it has the show's seasons.
     All,
     /// These season numbers (include 0 for the specials).
     List(Vec<u32>),
@@ -317,6 +320,10 @@ pub struct OverseerrUser {
     pub username: Option<String>,
     #[serde(deserialize_with = "opt_text")]
     pub display_name: Option<String>,
+    /// Seerr only: the Jellyfin/Emby account name of a user of a Jellyfin- or Emby-backed
+    /// server, who has no `plexId` (server/entity/User.ts in seerr-team/seerr).
+    #[serde(deserialize_with = "opt_text")]
+    pub jellyfin_username: Option<String>,
     /// 1 Plex, 2 local; Jellyseerr/Seerr add 3 Jellyfin, 4 Emby, 5 Plex profile.
     #[serde(deserialize_with = "opt_int")]
     pub user_type: Option<i64>,
@@ -379,6 +386,11 @@ pub struct RequestMedia {
     pub tvdb_id: Option<i64>,
     pub status: MediaStatus,
     pub status4k: MediaStatus,
+    /// Per-season availability of a show. Only `GET /request/{id}` (and approve, decline,
+    /// create) carry it: the request list is built with a query builder that loads no eager
+    /// relations (server/routes/request.ts, seerr-team/seerr and sct/overseerr).
+    #[serde(deserialize_with = "list")]
+    pub seasons: Vec<SeasonAvailability>,
 }
 
 /// A requested season inside a TV request.
@@ -427,9 +439,47 @@ impl MediaRequest {
             .unwrap_or_default()
     }
 
-    /// The MediaNest status of this request (see [`medianest_status`]).
+    /// The MediaNest status of this request (see [`medianest_status`]). A TV request whose
+    /// own seasons are all available is available, whatever the show's status (the show may be
+    /// only partially available, its other seasons never asked for): when the answer carries
+    /// `media.seasons` (`GET /request/{id}` does), those decide. Seerr would mark such a request
+    /// `COMPLETED` itself (server/subscriber/MediaSubscriber.ts in seerr-team/seerr); Overseerr
+    /// leaves it `APPROVED` with the media `PARTIALLY_AVAILABLE` for good.
     pub fn state(&self) -> RequestState {
-        medianest_status(self.status, self.media_status())
+        let state = medianest_status(self.status, self.media_status());
+        if matches!(
+            state,
+            RequestState::Declined | RequestState::Failed | RequestState::Available
+        ) {
+            return state;
+        }
+        match self.own_seasons_available() {
+            Some(true) => RequestState::Available,
+            _ => state,
+        }
+    }
+
+    /// For a TV request whose answer carries the show's seasons: whether every season the
+    /// request asked for is available (in 4K for a 4K request). `None` when that cannot be
+    /// told (a movie, no requested seasons, or no `media.seasons`).
+    pub fn own_seasons_available(&self) -> Option<bool> {
+        let media = self.media.as_ref()?;
+        if self.media_type == Some(MediaType::Movie)
+            || self.seasons.is_empty()
+            || media.seasons.is_empty()
+        {
+            return None;
+        }
+        Some(self.seasons.iter().all(|wanted| {
+            media.seasons.iter().any(|have| {
+                have.season_number == wanted.season_number
+                    && if self.is4k {
+                        have.status4k
+                    } else {
+                        have.status
+                    } == MediaStatus::Available
+            })
+        }))
     }
 
     /// The TMDB id of the requested title, when the media came along.
@@ -463,6 +513,11 @@ pub enum RequestFilter {
     Unavailable,
     /// Request status 4.
     Failed,
+    /// Seerr only: request status 5 (COMPLETED). On Overseerr, which has no such status,
+    /// [`Overseerr::requests`](super::Overseerr::requests) asks for `available` instead.
+    Completed,
+    /// Seerr only: media status 7 (DELETED). Overseerr has none: an empty page.
+    Deleted,
 }
 
 impl RequestFilter {
@@ -476,6 +531,8 @@ impl RequestFilter {
             Self::Available => "available",
             Self::Unavailable => "unavailable",
             Self::Failed => "failed",
+            Self::Completed => "completed",
+            Self::Deleted => "deleted",
         }
     }
 }
@@ -1043,19 +1100,8 @@ mod tests {
             ),
             (R::Declined, [Declined; 8]),
             (R::Failed, [Failed; 8]),
-            (
-                R::Completed,
-                [
-                    Available,
-                    Available,
-                    Available,
-                    PartiallyAvailable,
-                    Available,
-                    Available,
-                    Available,
-                    Available,
-                ],
-            ),
+            // Seerr 3.x: COMPLETED is available, even on a partially available show.
+            (R::Completed, [Available; 8]),
             (
                 R::Unrecognized(9),
                 [
@@ -1146,6 +1192,44 @@ mod tests {
         assert_eq!(request.state(), RequestState::Processing);
         request.is4k = true;
         assert_eq!(request.state(), RequestState::Approved, "status4k is 1");
+    }
+
+    /// Seerr 3.x and Overseerr 1.33 alike: `GET /request/{id}` carries `media.seasons[]`
+    /// (server/routes/request.ts, server/entity/Media.ts), and a request whose own seasons are
+    /// all in is available while the show is only partially available.
+    #[test]
+    fn a_tv_request_is_available_once_its_own_seasons_are() {
+        let body = |seasons: Value| {
+            json!({
+                "id": 9, "status": 2, "type": "tv", "is4k": false,
+                "seasons": [{"seasonNumber": 1, "status": 2}, {"seasonNumber": 2, "status": 2}],
+                "media": {"mediaType": "tv", "tmdbId": 1396, "status": 4, "status4k": 1,
+                          "seasons": seasons},
+            })
+        };
+        let read = |v: Value| serde_json::from_value::<MediaRequest>(v).unwrap();
+        let all_in = read(body(json!([
+            {"seasonNumber": 1, "status": 5, "status4k": 1},
+            {"seasonNumber": 2, "status": 5, "status4k": 1},
+            {"seasonNumber": 3, "status": 1, "status4k": 1},
+        ])));
+        assert_eq!(all_in.own_seasons_available(), Some(true));
+        assert_eq!(all_in.state(), RequestState::Available);
+        let mut four_k = all_in.clone();
+        four_k.is4k = true;
+        assert_eq!(
+            four_k.own_seasons_available(),
+            Some(false),
+            "status4k decides"
+        );
+        let half = read(body(json!([
+            {"seasonNumber": 1, "status": 5}, {"seasonNumber": 2, "status": 3},
+        ])));
+        assert_eq!(half.state(), RequestState::PartiallyAvailable);
+        // The list's shape has no media.seasons: the show's status decides.
+        let listed = read(body(Value::Null));
+        assert_eq!(listed.own_seasons_available(), None);
+        assert_eq!(listed.state(), RequestState::PartiallyAvailable);
     }
 
     #[test]

@@ -86,6 +86,10 @@ impl NotificationType {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Requester {
     pub email: Option<String>,
+    /// `requestedBy_username`, which is the user's *display name*
+    /// (`request.requestedBy.displayName` in the KeyMap of
+    /// server/lib/notifications/agents/webhook.ts, seerr-team/seerr and sct/overseerr): a label
+    /// to show, never an identity to match.
     pub username: Option<String>,
     pub avatar: Option<String>,
 }
@@ -108,6 +112,8 @@ pub struct WebhookEvent {
     pub media_status4k: Option<MediaStatus>,
     /// Overseerr's request id (`request.request_id`).
     pub request_id: Option<i64>,
+    /// Only from a custom template that adds it: the agent has no 4K variable (see
+    /// [`WebhookEvent::is_4k`]).
     pub is4k: Option<bool>,
     pub requested_by: Option<Requester>,
     /// A decline reason or comment, when a custom template carries one (`reason`,
@@ -118,6 +124,25 @@ pub struct WebhookEvent {
 }
 
 impl WebhookEvent {
+    /// Whether the notification is about a 4K request. The webhook agent has no 4K template
+    /// variable (the KeyMap of server/lib/notifications/agents/webhook.ts, both upstreams);
+    /// the `event` text says it instead ("4K Movie Request Now Available", built in
+    /// server/subscriber/MediaRequestSubscriber.ts). A custom `is4k` field wins; an event text
+    /// about a request without "4K" is a non-4K one; `None` when neither tells.
+    pub fn is_4k(&self) -> Option<bool> {
+        if self.is4k.is_some() {
+            return self.is4k;
+        }
+        let event = self.event.as_deref()?;
+        if event.contains("4K") {
+            Some(true)
+        } else if event.to_ascii_lowercase().contains("request") {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
     /// Reads a webhook body. Fails only when it is not a JSON object.
     pub fn parse(bytes: &[u8]) -> Result<Self, WebhookError> {
         let value: Value = serde_json::from_slice(bytes).map_err(|_| WebhookError::NotJson)?;
@@ -450,5 +475,30 @@ mod tests {
         assert_eq!(WebhookEvent::parse(b"not json"), Err(WebhookError::NotJson));
         assert_eq!(WebhookEvent::parse(b"[]"), Err(WebhookError::NotAnObject));
         assert_eq!(WebhookEvent::parse(b""), Err(WebhookError::NotJson));
+    }
+
+    /// Seerr 3.x and Overseerr 1.33 have no 4K template variable; the event text carries it
+    /// (server/subscriber/MediaRequestSubscriber.ts, server/lib/notifications/agents/webhook.ts).
+    #[test]
+    fn four_k_comes_from_the_event_text_or_a_custom_field() {
+        let is_4k = |body: &str| WebhookEvent::parse(body.as_bytes()).unwrap().is_4k();
+        assert_eq!(
+            is_4k(
+                r#"{"notification_type":"MEDIA_AVAILABLE","event":"4K Movie Request Now Available"}"#
+            ),
+            Some(true)
+        );
+        assert_eq!(
+            is_4k(r#"{"notification_type":"MEDIA_APPROVED","event":"Series Request Approved"}"#),
+            Some(false)
+        );
+        assert_eq!(is_4k(r#"{"notification_type":"MEDIA_APPROVED"}"#), None);
+        assert_eq!(
+            is_4k(
+                r#"{"notificationType":"MEDIA_APPROVED","event":"4K Movie Request Approved","request":{"is4k":"false"}}"#
+            ),
+            Some(false),
+            "a custom field wins"
+        );
     }
 }

@@ -203,6 +203,16 @@ impl FakeOverseerr {
         self.shared.lock().webhook = Some((url.to_owned(), authorization.map(str::to_owned)));
     }
 
+    /// With `Some(kind)`, every new request is followed by a `kind` notification about it,
+    /// sent to the [`Self::set_webhook_target`] and answered by MediaNest *before* the create
+    /// call gets its answer, as when the webhook agent, run from the request's subscribers
+    /// (server/subscriber/MediaRequestSubscriber.ts in seerr-team/seerr), wins the race with
+    /// the route's answer. `MEDIA_APPROVED` also approves the request first (an admin who was
+    /// quicker than the network). `None` turns it off.
+    pub fn set_webhook_on_create(&self, kind: Option<NotificationType>) {
+        self.shared.lock().hook_on_create = kind;
+    }
+
     /// POSTs `notification` to `url` (MediaNest's `/api/v1/webhooks/overseerr`) as Overseerr's
     /// webhook agent does: JSON, one attempt, `Authorization: <authorization>` verbatim when
     /// given. Returns the answer's status, or the transport error.
@@ -258,6 +268,9 @@ pub(super) fn payload(state: &SimState, notification: &FakeNotification) -> Valu
     };
     let text = |s: Option<&str>| s.unwrap_or_default().to_owned();
     let email = text(user.and_then(|u| u.email.as_deref()));
+    // `requestedBy_username` is the display name, and no variable carries the 4K flag (the
+    // KeyMap of server/lib/notifications/agents/webhook.ts, seerr-team/seerr and sct/overseerr):
+    // 4K shows only in `event` ("4K Movie Request Approved", see `event_name`).
     let username = text(user.map(|u| u.display_name.as_str()));
     let avatar = user
         .map(|u| format!("https://plex.tv/users/{:016x}/avatar?c=1712345678", u.id))
@@ -347,7 +360,8 @@ pub(super) async fn post_webhook(
     .map_err(|e| e.to_string())?
 }
 
-/// Overseerr's `event` text for a notification about `request`.
+/// Overseerr's `event` text for a notification about `request`, with the `4K ` prefix of a 4K
+/// request (server/subscriber/MediaRequestSubscriber.ts, seerr-team/seerr and sct/overseerr).
 fn event_name(kind: &NotificationType, request: &FakeRequest) -> String {
     let what = match request.media_type {
         MediaType::Movie => "Movie",

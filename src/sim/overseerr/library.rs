@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{Value, json};
 
-use crate::integrations::overseerr::{MediaRequestStatus, MediaStatus, MediaType};
+use crate::integrations::overseerr::{Flavor, MediaRequestStatus, MediaStatus, MediaType};
 
 /// Overseerr's permission bits the fake checks (UPSTREAMS.md 2.3).
 pub mod permission {
@@ -142,6 +142,9 @@ pub struct FakeOverseerrUser {
     /// Sent as `plexId` when set (many versions leave it out).
     pub plex_id: Option<i64>,
     pub username: Option<String>,
+    /// Seerr only (server/entity/User.ts in seerr-team/seerr): the Jellyfin/Emby account name
+    /// of a user who signs in through Jellyfin or Emby (who then has no `plexId`).
+    pub jellyfin_username: Option<String>,
     pub display_name: String,
     /// [`permission`] bits; 32 (REQUEST) for a new user.
     pub permissions: i64,
@@ -159,7 +162,26 @@ impl FakeOverseerrUser {
             plex_username: Some(plex_username.to_owned()),
             plex_id,
             username: None,
+            jellyfin_username: None,
             display_name: plex_username.to_owned(),
+            permissions: permission::REQUEST,
+            movie_quota: None,
+            tv_quota: None,
+        }
+    }
+
+    /// A Jellyfin user of a Jellyfin-backed Seerr (`userType` 3): no Plex id or Plex name, the
+    /// Jellyfin account name, and the email Seerr keeps (`None`: Jellyfin gave none and Seerr
+    /// stores the name there; server/routes/auth.ts in seerr-team/seerr).
+    pub fn jellyfin(id: i64, jellyfin_username: &str, email: Option<&str>) -> Self {
+        Self {
+            id,
+            email: Some(email.unwrap_or(jellyfin_username).to_owned()),
+            plex_username: None,
+            plex_id: None,
+            username: None,
+            jellyfin_username: Some(jellyfin_username.to_owned()),
+            display_name: jellyfin_username.to_owned(),
             permissions: permission::REQUEST,
             movie_quota: None,
             tv_quota: None,
@@ -259,6 +281,10 @@ pub struct Library {
     media: HashMap<(MediaType, i64), MediaRow>,
     requests: BTreeMap<i64, FakeRequest>,
     pub(super) auto_approve: bool,
+    /// Which upstream the fake plays (see [`Flavor`]).
+    pub(super) flavor: Flavor,
+    /// Seerr's `enableSpecialEpisodes` setting (off by default).
+    pub(super) special_episodes: bool,
     pub(super) search_page_size: usize,
     /// The latest `query` as sent (still encoded) and as decoded.
     pub(super) last_search: Option<(String, String)>,
@@ -276,6 +302,8 @@ impl Default for Library {
             media: HashMap::new(),
             requests: BTreeMap::new(),
             auto_approve: false,
+            flavor: Flavor::Overseerr,
+            special_episodes: false,
             search_page_size: DEFAULT_SEARCH_PAGE_SIZE,
             last_search: None,
             next_request_id: 1,
@@ -366,6 +394,7 @@ impl Library {
             }
         }
         self.touch_requests(media_type, tmdb_id, now);
+        self.complete_requests(media_type, tmdb_id);
     }
 
     /// Sets one season's status and derives the show's: all requested-for seasons available
@@ -390,6 +419,45 @@ impl Library {
             row.status = MediaStatus::PartiallyAvailable;
         }
         self.touch_requests(MediaType::Tv, tmdb_id, now);
+        self.complete_requests(MediaType::Tv, tmdb_id);
+    }
+
+    /// Seerr only: an approved (non-4K) request becomes `COMPLETED` once its media is available
+    /// or deleted (a movie), or once every season *it* asked for is (a show), whatever the
+    /// show's own status (`updateRelatedMediaRequest` in server/subscriber/MediaSubscriber.ts,
+    /// seerr-team/seerr develop, 3.x). Overseerr 1.33/1.34 has no such status: its requests
+    /// stay `APPROVED` (server/constants/media.ts in sct/overseerr).
+    fn complete_requests(&mut self, media_type: MediaType, tmdb_id: i64) {
+        if self.flavor != Flavor::Seerr {
+            return;
+        }
+        let Some(row) = self.media.get(&(media_type, tmdb_id)) else {
+            return;
+        };
+        let done = |s: MediaStatus| matches!(s, MediaStatus::Available | MediaStatus::Deleted);
+        let movie_done = done(row.status);
+        let seasons = row.seasons.clone();
+        for r in self.requests.values_mut() {
+            if r.media_type != media_type
+                || r.tmdb_id != tmdb_id
+                || r.is4k
+                || r.status != MediaRequestStatus::Approved
+            {
+                continue;
+            }
+            let complete = match media_type {
+                MediaType::Movie => movie_done,
+                MediaType::Tv => {
+                    !r.seasons.is_empty()
+                        && r.seasons
+                            .iter()
+                            .all(|n| seasons.get(n).is_some_and(|s| done(*s)))
+                }
+            };
+            if complete {
+                r.status = MediaRequestStatus::Completed;
+            }
+        }
     }
 
     fn touch_requests(&mut self, media_type: MediaType, tmdb_id: i64, now: i64) {
@@ -545,16 +613,11 @@ impl Library {
             .values()
             .rev()
             .filter(|r| r.media_type == media_type && r.tmdb_id == tmdb_id)
-            .map(|r| self.request_json(r, false))
+            .map(|r| self.request_json(r, MediaShape::None))
             .collect();
         info["requests"] = json!(requests);
         if media_type == MediaType::Tv {
-            let seasons: Vec<Value> = row
-                .seasons
-                .iter()
-                .map(|(n, s)| json!({"seasonNumber": n, "status": s.number(), "status4k": 1}))
-                .collect();
-            info["seasons"] = json!(seasons);
+            info["seasons"] = seasons_json(row);
         }
         Some(info)
     }
@@ -591,10 +654,17 @@ impl Library {
         if let Some(plex_id) = u.plex_id {
             user["plexId"] = json!(plex_id);
         }
+        if self.flavor == Flavor::Seerr {
+            // Seerr's user has the column (null for Plex and local users); Overseerr does not.
+            user["jellyfinUsername"] = json!(u.jellyfin_username);
+            if u.jellyfin_username.is_some() {
+                user["userType"] = json!(3);
+            }
+        }
         user
     }
 
-    pub(super) fn request_json(&self, r: &FakeRequest, with_media: bool) -> Value {
+    pub(super) fn request_json(&self, r: &FakeRequest, shape: MediaShape) -> Value {
         let seasons: Vec<Value> = r
             .seasons
             .iter()
@@ -618,8 +688,14 @@ impl Library {
             "requestedBy": user(Some(r.requested_by)),
             "modifiedBy": user(r.modified_by),
         });
-        if with_media && let Some(row) = self.media.get(&(r.media_type, r.tmdb_id)) {
-            body["media"] = self.media_json(r.media_type, r.tmdb_id, row);
+        if shape != MediaShape::None
+            && let Some(row) = self.media.get(&(r.media_type, r.tmdb_id))
+        {
+            let mut media = self.media_json(r.media_type, r.tmdb_id, row);
+            if shape == MediaShape::WithSeasons {
+                media["seasons"] = seasons_json(row);
+            }
+            body["media"] = media;
         }
         body
     }
@@ -705,11 +781,19 @@ impl Library {
             };
             return message(403, &format!("{what} Quota exceeded."));
         }
+        // Seerr refuses a blocklisted title with 403 (BlocklistedMediaError in
+        // server/entity/MediaRequest.ts, answered by server/routes/request.ts, seerr-team/seerr).
+        if self.flavor == Flavor::Seerr
+            && self.media_status(new.media_type, new.media_id, false) == MediaStatus::Blocklisted
+        {
+            return message(403, "This media is blocklisted.");
+        }
         let active = |r: &&FakeRequest| {
             r.media_type == new.media_type
                 && r.tmdb_id == new.media_id
                 && r.is4k == new.is4k
                 && r.status != MediaRequestStatus::Declined
+                && r.status != MediaRequestStatus::Completed
         };
         let seasons = match new.media_type {
             MediaType::Movie => {
@@ -726,16 +810,23 @@ impl Library {
                     .flat_map(|r| r.seasons.iter().copied())
                     .collect();
                 let have = self.media.get(&(MediaType::Tv, new.media_id));
-                let wanted: Vec<u32> = match new.seasons {
-                    // "all" is every season but the specials.
+                // "all" is every TMDB season on Overseerr, the specials (season 0) included
+                // (server/entity/MediaRequest.ts in sct/overseerr 1.34.0); Seerr leaves season 0
+                // out of "all", and out of any list while `enableSpecialEpisodes` is off (its
+                // default; server/entity/MediaRequest.ts in seerr-team/seerr develop).
+                let seerr = self.flavor == Flavor::Seerr;
+                let mut wanted: Vec<u32> = match new.seasons {
                     None => title
                         .seasons
                         .iter()
                         .map(|(n, _)| *n)
-                        .filter(|n| *n > 0)
+                        .filter(|n| !seerr || *n > 0)
                         .collect(),
                     Some(list) => list,
                 };
+                if seerr && !self.special_episodes {
+                    wanted.retain(|n| *n > 0);
+                }
                 let mut left: Vec<u32> = wanted
                     .into_iter()
                     .filter(|n| title.seasons.iter().any(|(s, _)| s == n))
@@ -787,7 +878,7 @@ impl Library {
         };
         // Overseerr answers with the media as it was saved with the request; only then does
         // its subscriber move approved media to PROCESSING, which later reads show.
-        let body = self.request_json(&request, true);
+        let body = self.request_json(&request, MediaShape::WithSeasons);
         self.requests.insert(id, request);
         if approved {
             self.start_processing(new.media_type, new.media_id, new.is4k);
@@ -840,7 +931,7 @@ impl Library {
         if !sees_all && r.requested_by != acting {
             return message(403, "You do not have permission to view this request.");
         }
-        (200, Some(self.request_json(r, true)))
+        (200, Some(self.request_json(r, MediaShape::WithSeasons)))
     }
 
     /// `POST /request/{id}/approve|decline` as `acting`.
@@ -869,7 +960,7 @@ impl Library {
             self.release_media(media_type, tmdb_id, is4k);
         }
         match self.requests.get(&id) {
-            Some(r) => (200, Some(self.request_json(r, true))),
+            Some(r) => (200, Some(self.request_json(r, MediaShape::WithSeasons))),
             None => message(404, "Request not found."),
         }
     }
@@ -899,7 +990,7 @@ impl Library {
         skip: usize,
         filter: &str,
         sort: &str,
-        requested_by: Option<i64>,
+        (requested_by, media_type): (Option<i64>, Option<MediaType>),
     ) -> Reply {
         use MediaRequestStatus as R;
         use MediaStatus as M;
@@ -918,8 +1009,9 @@ impl Library {
                     )
             },
             "failed" => |r, _| r.status == R::Failed,
-            "completed" => |r, _| r.status == R::Completed,
-            "deleted" => |_, m| m == M::Deleted,
+            // Seerr only: Overseerr's spec lists neither value (overseerr-api.yml, 1.34.0).
+            "completed" if self.flavor == Flavor::Seerr => |r, _| r.status == R::Completed,
+            "deleted" if self.flavor == Flavor::Seerr => |_, m| m == M::Deleted,
             _ => {
                 return message(
                     400,
@@ -941,6 +1033,7 @@ impl Library {
             .requests
             .values()
             .filter(|r| owner.is_none_or(|id| r.requested_by == id))
+            .filter(|r| media_type.is_none_or(|t| r.media_type == t))
             .filter(|r| keep(r, media(r)))
             .collect();
         match sort {
@@ -958,7 +1051,7 @@ impl Library {
             .into_iter()
             .skip(skip)
             .take(take)
-            .map(|r| self.request_json(r, true))
+            .map(|r| self.request_json(r, MediaShape::WithoutSeasons))
             .collect();
         (200, Some(page(results, total, take, skip)))
     }
@@ -983,6 +1076,28 @@ impl Library {
             })),
         )
     }
+}
+
+/// How much of the media a request's JSON carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum MediaShape {
+    /// None (the requests inside `mediaInfo`).
+    None,
+    /// The media without its seasons: the request list, built with a query builder that loads
+    /// no eager relations (`GET /request` in server/routes/request.ts, both upstreams).
+    WithoutSeasons,
+    /// The media with `seasons[]`: `GET /request/{id}`, approve/decline and create, which load
+    /// the request with `find`, so `Media.seasons` (eager) comes along (server/entity/Media.ts).
+    WithSeasons,
+}
+
+fn seasons_json(row: &MediaRow) -> Value {
+    let seasons: Vec<Value> = row
+        .seasons
+        .iter()
+        .map(|(n, s)| json!({"seasonNumber": n, "status": s.number(), "status4k": 1}))
+        .collect();
+    json!(seasons)
 }
 
 /// Overseerr's list envelope.

@@ -283,3 +283,111 @@ async fn firing_at_nothing_is_an_error() {
             .is_err()
     );
 }
+
+/// Public settings: Seerr 3.x (server/lib/settings/index.ts in seerr-team/seerr) has
+/// `mediaServerType` and friends; Overseerr 1.33 (server/lib/settings.ts in sct/overseerr
+/// 1.34.0) has `region` instead. `Flavor::detect` reads either; `/status` looks the same.
+#[tokio::test]
+async fn public_settings_and_status_tell_seerr_3_from_overseerr_1_33() {
+    for flavor in [Flavor::Seerr, Flavor::Overseerr] {
+        let fake = FakeOverseerr::start_as(flavor).await.unwrap();
+        let public = UpRequest::get(format!("{}/api/v1/settings/public", fake.url()));
+        let (status, settings) = fetch(public).await;
+        assert_eq!(status, 200, "public, no key");
+        let (_, info) = fetch(UpRequest::get(format!("{}/api/v1/status", fake.url()))).await;
+        assert_eq!(
+            settings.get("mediaServerType").is_some(),
+            flavor == Flavor::Seerr
+        );
+        assert_eq!(
+            settings.get("region").is_some(),
+            flavor == Flavor::Overseerr
+        );
+        assert_eq!(Flavor::detect(&info, Some(&settings)), flavor);
+        assert_eq!(Flavor::detect(&info, None), flavor, "by version: {info}");
+    }
+}
+
+/// Both run express-openapi-validator without `allowUnknownQueryParameters` (server/index.ts),
+/// against overseerr-api.yml (sct/overseerr 1.34.0) or seerr-api.yml (seerr-team/seerr): the
+/// request list's `mediaType`, `sortDirection` and `filter=completed` are Seerr 3.x only.
+#[tokio::test]
+async fn the_validator_refuses_seerr_only_parameters_on_overseerr_1_33() {
+    for (flavor, ok) in [(Flavor::Seerr, 200), (Flavor::Overseerr, 400)] {
+        let fake = FakeOverseerr::start_as(flavor).await.unwrap();
+        let (status, body) = fetch(get(&fake, "/request?take=5&mediaType=movie")).await;
+        assert_eq!(status, ok, "{flavor:?}: {body}");
+        if ok == 400 {
+            assert_eq!(body["message"], "Unknown query parameter 'mediaType'");
+        }
+        let (status, _) = fetch(get(&fake, "/request?sortDirection=asc")).await;
+        assert_eq!(status, ok, "{flavor:?}");
+        let (status, _) = fetch(get(&fake, "/request?filter=completed")).await;
+        assert_eq!(status, ok, "{flavor:?}");
+        let (status, _) = fetch(get(&fake, "/request?filter=available&nope=1")).await;
+        assert_eq!(status, 400, "{flavor:?}: unknown everywhere");
+    }
+}
+
+/// Seerr 3.x refuses a blocklisted title with 403 "This media is blocklisted."
+/// (server/entity/MediaRequest.ts, server/routes/request.ts in seerr-team/seerr) and marks an
+/// approved request COMPLETED once its own seasons are available
+/// (server/subscriber/MediaSubscriber.ts); Overseerr 1.33 has neither.
+#[tokio::test]
+async fn seerr_3_blocklists_and_completes_and_overseerr_1_33_does_not() {
+    let fake = FakeOverseerr::start_as(Flavor::Seerr).await.unwrap();
+    fake.set_media_status(MediaType::Movie, 604, MediaStatus::Blocklisted);
+    let (status, body) = fetch(post_json(
+        &fake,
+        "/request",
+        json!({"mediaType": "movie", "mediaId": 604}),
+    ))
+    .await;
+    assert_eq!(
+        (status, body),
+        (403, json!({"message": "This media is blocklisted."}))
+    );
+    for flavor in [Flavor::Seerr, Flavor::Overseerr] {
+        let fake = FakeOverseerr::start_as(flavor).await.unwrap();
+        let (status, body) = fetch(post_json(
+            &fake,
+            "/request",
+            json!({"mediaType": "tv", "mediaId": 1396, "seasons": [1, 2]}),
+        ))
+        .await;
+        assert_eq!(status, 201, "{body}");
+        let id = body["id"].as_i64().unwrap();
+        fake.set_season_status(1396, 1, MediaStatus::Available);
+        fake.set_season_status(1396, 2, MediaStatus::Available);
+        let (_, one) = fetch(get(&fake, &format!("/request/{id}"))).await;
+        let want = match flavor {
+            Flavor::Seerr => 5,
+            Flavor::Overseerr => 2,
+        };
+        assert_eq!(one["status"], want, "{flavor:?}");
+        assert_eq!(one["media"]["status"], 4, "the show stays partial");
+        assert_eq!(one["media"]["seasons"].as_array().unwrap().len(), 2);
+        let (_, list) = fetch(get(&fake, "/request")).await;
+        assert!(
+            list["results"][0]["media"].get("seasons").is_none(),
+            "the list has no media.seasons"
+        );
+    }
+}
+
+/// `"all"`: Overseerr 1.33 takes the specials too (server/entity/MediaRequest.ts in
+/// sct/overseerr 1.34.0), Seerr 3.x does not (the same file in seerr-team/seerr).
+#[tokio::test]
+async fn all_seasons_take_the_specials_on_overseerr_1_33_only() {
+    for (flavor, first) in [(Flavor::Seerr, 1), (Flavor::Overseerr, 0)] {
+        let fake = FakeOverseerr::start_as(flavor).await.unwrap();
+        let (status, body) = fetch(post_json(
+            &fake,
+            "/request",
+            json!({"mediaType": "tv", "mediaId": 1396, "seasons": "all"}),
+        ))
+        .await;
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(body["seasons"][0]["seasonNumber"], first, "{flavor:?}");
+    }
+}

@@ -14,10 +14,11 @@ use axum::routing::{get, post};
 use percent_encoding::percent_decode_str;
 use serde_json::{Value, json};
 
+use super::FakeNotification;
 use super::library::{NewRequest, Reply, guard_refusal};
 use super::{Shared, SimState};
-use crate::integrations::overseerr::MediaType;
 use crate::integrations::overseerr::model::{boolean, int};
+use crate::integrations::overseerr::{Flavor, MediaRequestStatus, MediaType, NotificationType};
 
 /// Overseerr's default `take` on lists.
 const DEFAULT_TAKE: usize = 10;
@@ -131,6 +132,22 @@ fn number_param(raw: Option<&str>, name: &str, default: usize) -> Result<usize, 
     }
 }
 
+/// The OpenAPI validator's refusal of a query parameter the spec does not list
+/// (express-openapi-validator, which both upstreams run with `validateRequests: true` and
+/// without `allowUnknownQueryParameters`; server/index.ts in sct/overseerr and seerr-team/seerr).
+/// Which parameters are listed differs: `overseerr-api.yml` (sct/overseerr 1.34.0) against
+/// `seerr-api.yml` (seerr-team/seerr develop).
+fn unknown_param(raw: Option<&str>, allowed: &[&str]) -> Option<Reply> {
+    let unknown = raw_params(raw)
+        .into_iter()
+        .map(|(key, _)| key)
+        .find(|key| !allowed.contains(key))?;
+    Some(bad_request(
+        &format!(".query.{unknown}"),
+        &format!("Unknown query parameter '{unknown}'"),
+    ))
+}
+
 /// Whether a raw query value is what Overseerr's validator accepts: unreserved bytes and
 /// `%XX` escapes only (no `+`, `!`, `(`, `)`, `*`, `'`, `:` ...).
 fn strictly_encoded(raw: &str) -> bool {
@@ -157,6 +174,9 @@ async fn search(
 ) -> Response {
     authed(&shared, &headers, |state, _| {
         let raw = raw.as_deref();
+        if let Some(reply) = unknown_param(raw, &["query", "page", "language"]) {
+            return reply;
+        }
         let Some((_, encoded)) = raw_params(raw).into_iter().find(|(k, _)| *k == "query") else {
             return bad_request(
                 ".query.query",
@@ -214,6 +234,13 @@ async fn users(
             return guard_refusal();
         }
         let raw = raw.as_deref();
+        let allowed: &[&str] = match state.library.flavor {
+            Flavor::Overseerr => &["take", "skip", "sort"],
+            Flavor::Seerr => &["take", "skip", "sort", "q", "includeIds"],
+        };
+        if let Some(reply) = unknown_param(raw, allowed) {
+            return reply;
+        }
         match (
             number_param(raw, "take", DEFAULT_TAKE),
             number_param(raw, "skip", 0),
@@ -284,12 +311,38 @@ async fn create_request(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    authed(&shared, &headers, |state, acting| {
-        match new_request(&body) {
-            Ok(new) => state.library.create(acting, new),
+    let (reply, hook) = {
+        let mut state = shared.lock();
+        let reply = match authenticate(&state, &headers) {
+            Ok(acting) => match new_request(&body) {
+                Ok(new) => state.library.create(acting, new),
+                Err(reply) => reply,
+            },
             Err(reply) => reply,
-        }
-    })
+        };
+        let created = (reply.0 == 201)
+            .then(|| reply.1.as_ref().and_then(|b| b.get("id")).and_then(int))
+            .flatten();
+        let hook = match (created, state.hook_on_create.clone(), state.webhook.clone()) {
+            (Some(id), Some(kind), Some((url, authorization))) => {
+                if kind == NotificationType::MediaApproved {
+                    state
+                        .library
+                        .set_request_status(id, MediaRequestStatus::Approved);
+                }
+                let body = super::control::payload(&state, &FakeNotification::about(kind, id));
+                Some((url, authorization, body))
+            }
+            _ => None,
+        };
+        (reply, hook)
+    };
+    if let Some((url, authorization, body)) = hook {
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        // MediaNest's answer does not matter here: the agent only logs a failure.
+        let _ = super::control::post_webhook(&url, authorization.as_deref(), bytes).await;
+    }
+    respond(reply)
 }
 
 async fn list_requests(
@@ -299,6 +352,21 @@ async fn list_requests(
 ) -> Response {
     authed(&shared, &headers, |state, acting| {
         let raw = raw.as_deref();
+        let allowed: &[&str] = match state.library.flavor {
+            Flavor::Overseerr => &["take", "skip", "filter", "sort", "requestedBy"],
+            Flavor::Seerr => &[
+                "take",
+                "skip",
+                "filter",
+                "sort",
+                "sortDirection",
+                "requestedBy",
+                "mediaType",
+            ],
+        };
+        if let Some(reply) = unknown_param(raw, allowed) {
+            return reply;
+        }
         let (take, skip) = match (
             number_param(raw, "take", DEFAULT_TAKE),
             number_param(raw, "skip", 0),
@@ -309,9 +377,25 @@ async fn list_requests(
         let filter = param(raw, "filter").unwrap_or_else(|| "all".into());
         let sort = param(raw, "sort").unwrap_or_else(|| "added".into());
         let requested_by = param(raw, "requestedBy").and_then(|v| v.trim().parse().ok());
-        state
-            .library
-            .list(acting, take, skip, &filter, &sort, requested_by)
+        let media_type = match param(raw, "mediaType").as_deref() {
+            None | Some("all") => None,
+            Some("movie") => Some(MediaType::Movie),
+            Some("tv") => Some(MediaType::Tv),
+            Some(_) => {
+                return bad_request(
+                    ".query.mediaType",
+                    "request.query.mediaType should be equal to one of the allowed values",
+                );
+            }
+        };
+        state.library.list(
+            acting,
+            take,
+            skip,
+            &filter,
+            &sort,
+            (requested_by, media_type),
+        )
     })
 }
 
