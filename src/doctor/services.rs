@@ -192,31 +192,6 @@ pub fn check_plex_folders(config: &Config, sections: Option<&[PlexSection]>) -> 
     }
 }
 
-/// Which request manager answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SeerrKind {
-    Seerr,
-    Overseerr,
-    Unknown,
-}
-
-/// Tells Seerr from Overseerr by `GET /api/v1/settings/public`: Seerr's public settings carry
-/// `mediaServerType` (seerr-team/seerr `server/lib/settings/index.ts`, `fullPublicSettings`),
-/// Overseerr's, Plex-only, do not (sct/overseerr `server/lib/settings.ts`). `None`: the page did
-/// not answer.
-// Replaced by the Seerr client's own flavour detection once that lands.
-pub fn seerr_kind(public_settings: Option<&Value>) -> SeerrKind {
-    match public_settings {
-        Some(Value::Object(settings)) if settings.contains_key("mediaServerType") => {
-            SeerrKind::Seerr
-        }
-        Some(Value::Object(settings)) if settings.contains_key("initialized") => {
-            SeerrKind::Overseerr
-        }
-        _ => SeerrKind::Unknown,
-    }
-}
-
 /// Seerr or Overseerr: `/api/v1/status` answers with a version (it is public), which of the two
 /// it is, and `/api/v1/user` (behind `isAuthenticated()` in both `server/routes/index.ts`)
 /// accepts the API key.
@@ -238,15 +213,11 @@ pub async fn check_seerr(services: &[ServiceConfig], clock: &SharedClock) -> Che
             );
         }
     };
-    let public = client
-        .upstream()
-        .get_json::<Value>(client.request(Method::Get, "/settings/public"))
-        .await
-        .ok();
-    let kind = match seerr_kind(public.as_ref()) {
-        SeerrKind::Seerr => "Seerr",
-        SeerrKind::Overseerr => "Overseerr",
-        SeerrKind::Unknown => "Seerr or Overseerr",
+    // The client's own detection (`Flavor::detect`: Seerr's public settings carry keys
+    // Overseerr's lack); a page that does not answer leaves the version to decide.
+    let kind = match client.flavor().await {
+        Ok(flavor) => flavor.name(),
+        Err(_) => "Seerr or Overseerr",
     };
     let who = format!("{kind} {} at {url}", status.version);
     if config.api_key.as_deref().is_none_or(str::is_empty) {
@@ -418,20 +389,5 @@ mod tests {
         assert!(!check.detail.contains("slug"), "{check:?}");
         assert!(check.detail.contains("deadline"), "{check:?}");
         kuma.shutdown().await;
-    }
-
-    #[test]
-    fn seerr_is_told_from_overseerr_by_its_public_settings() {
-        // seerr-team/seerr fullPublicSettings carries mediaServerType; Overseerr 1.33's do not.
-        assert_eq!(
-            seerr_kind(Some(&json!({"initialized": true, "mediaServerType": 1}))),
-            SeerrKind::Seerr
-        );
-        assert_eq!(
-            seerr_kind(Some(&json!({"initialized": true, "localLogin": true}))),
-            SeerrKind::Overseerr
-        );
-        assert_eq!(seerr_kind(Some(&json!([]))), SeerrKind::Unknown);
-        assert_eq!(seerr_kind(None), SeerrKind::Unknown);
     }
 }
