@@ -10,11 +10,18 @@
 //! skipped rather than failing the page.
 //!
 //! An unknown slug is a configuration problem, not an outage: it comes back as
-//! `SERVICE_NOT_CONFIGURED`, which [`SlugError::of`] recognises, never as "every monitor down".
+//! `SERVICE_NOT_CONFIGURED`, which [`SlugError::of`] recognises, never as "every monitor down",
+//! and never counts against the breaker. Kuma 2.x answers it 404; 1.23 never answers it at all
+//! (`louislam/uptime-kuma` 1.23.16 `server/routers/status-page-router.js` returns without a
+//! response), while its heartbeat route answers 200 with empty maps. So the heartbeats are read
+//! first: when they are empty, a page that does not answer within the timeout is an unknown slug
+//! (Kuma just answered the heartbeats, so it is not down). The slug is sent as configured: 1.23
+//! matches it case-sensitively, 2.x lowercases it itself.
 //! What a monitor's state means for MediaNest's own status is the health manager's business.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::time::Instant;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
@@ -30,6 +37,7 @@ use crate::error::{AppError, AppResult, ErrorCode};
 use crate::integrations::client::ClientBase;
 use crate::integrations::upstream::{
     Method, Request, Upstream, UpstreamFailure, UpstreamOptions, expect_success, read_json,
+    send_blocking,
 };
 
 /// The display name in client messages ("Uptime Kuma is not set up yet.").
@@ -137,7 +145,7 @@ pub struct KumaPage {
 /// (`SERVICE_NOT_CONFIGURED`), distinct from Kuma being down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SlugError {
-    /// Empty, or not made of `a-z`, `0-9` and `-`.
+    /// Not a slug Kuma accepts: letters, digits and single `-` between them.
     Invalid,
     /// Kuma has no status page with this slug.
     Unknown,
@@ -180,15 +188,19 @@ impl SlugError {
     }
 }
 
-/// The slug as Kuma stores it (Kuma lowercases slugs), or why it cannot be one.
-pub fn normalize_slug(slug: &str) -> Result<String, SlugError> {
-    let slug = slug.trim().to_ascii_lowercase();
+/// The slug to send (trimmed, case kept), or why Kuma could not have a page with it.
+///
+/// Kuma's `checkSlug` (`server/socket-handlers/status-page-socket-handler.js`, 1.23.16 and 2.x)
+/// takes `^[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*$`. The case is kept: 1.23 looks the slug up exactly
+/// as sent, and a page edited there can have capitals; 2.x lowercases what it is sent.
+pub fn check_slug(slug: &str) -> Result<String, SlugError> {
+    let slug = slug.trim();
     let valid = !slug.is_empty()
         && slug
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            .split('-')
+            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric()));
     if valid {
-        Ok(slug)
+        Ok(slug.to_owned())
     } else {
         Err(SlugError::Invalid)
     }
@@ -231,26 +243,50 @@ impl UptimeKuma {
         self.http.request(Method::Get, path)
     }
 
-    /// Reads the status page and its heartbeats (both at once) and joins them.
+    /// Reads the heartbeats, then the status page, and joins them.
     ///
     /// An invalid slug fails before any request; an unknown one fails with
-    /// [`SlugError::Unknown`]. Transport, status and shape failures are the usual upstream
-    /// errors.
+    /// [`SlugError::Unknown`] (a 404 from 2.x, or 1.23's silence after empty heartbeats), and
+    /// the breaker counts it as an answer. Transport, status and shape failures are the usual
+    /// upstream errors.
     pub async fn status_page(&self) -> AppResult<KumaPage> {
-        let slug = normalize_slug(&self.slug).map_err(|e| e.into_app_error(&self.slug))?;
+        let slug = check_slug(&self.slug).map_err(|e| e.into_app_error(&self.slug))?;
         let segment = utf8_percent_encode(&slug, PATH_SEGMENT).to_string();
-        let page = self.request(&format!("/api/status-page/{segment}"));
-        let beats = self.request(&format!("/api/status-page/heartbeat/{segment}"));
-        let (page, beats) = tokio::join!(
-            self.upstream().send(page, read_page),
-            self.upstream().get_json::<HeartbeatWire>(beats),
-        );
+        let beats_request = self.request(&format!("/api/status-page/heartbeat/{segment}"));
+        let beats: HeartbeatWire = self.upstream().get_json(beats_request).await?;
+        let page_request = self.request(&format!("/api/status-page/{segment}"));
+        let page = if beats.is_empty() {
+            self.page_or_silence(page_request).await?
+        } else {
+            self.upstream().send(page_request, read_page).await?
+        };
         // The page decides whether the slug exists: the heartbeat endpoint answers an unknown
-        // slug with 200 and empty maps.
-        let Some(page) = page? else {
+        // slug with 200 and empty maps (and so does a page without public monitors).
+        let Some(page) = page else {
             return Err(SlugError::Unknown.into_app_error(&slug));
         };
-        Ok(join(page, beats?, &slug))
+        Ok(join(page, beats, &slug))
+    }
+
+    /// The page, where no answer within the timeout means "no such page": Kuma 1.23 never
+    /// answers an unknown slug. Only asked after Kuma answered the heartbeats (empty), so the
+    /// silence is not an outage and the breaker records an answer.
+    async fn page_or_silence(&self, request: Request) -> AppResult<Option<PageWire>> {
+        let deadline = Instant::now() + self.upstream().timeout();
+        self.upstream()
+            .call(
+                move |agent| match send_blocking(agent, &request, deadline, SERVICE_NAME) {
+                    Err(UpstreamFailure::Timeout) => {
+                        tracing::info!(
+                            service = SERVICE_NAME,
+                            "the status page did not answer after empty heartbeats: unknown slug"
+                        );
+                        Ok(None)
+                    }
+                    other => read_page(other?),
+                },
+            )
+            .await
     }
 }
 
@@ -324,6 +360,14 @@ struct HeartbeatWire {
     heartbeat_list: Option<HashMap<String, Value>>,
     /// `"<id>_24"` -> uptime fraction.
     uptime_list: Option<HashMap<String, Value>>,
+}
+
+impl HeartbeatWire {
+    /// No monitor at all: what an unknown slug (or a page without public monitors) gets.
+    fn is_empty(&self) -> bool {
+        self.heartbeat_list.as_ref().is_none_or(HashMap::is_empty)
+            && self.uptime_list.as_ref().is_none_or(HashMap::is_empty)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -584,39 +628,112 @@ mod tests {
         page_reads_in(KumaVersion::V1_23).await;
     }
 
+    /// Kuma 2.0 and later answer an unknown slug 404 and lowercase the slug they are sent.
     #[tokio::test]
-    async fn an_unknown_slug_is_a_configuration_error() {
-        let (fake, _) = started(KumaVersion::V2).await;
-        fake.add_monitor(1, "Plex");
-        let kuma = client(&fake, "Nope", 2000);
-        let e = kuma.status_page().await.unwrap_err();
-        assert_eq!(SlugError::of(&e), Some(SlugError::Unknown));
-        assert_eq!(e.code(), ErrorCode::ServiceNotConfigured);
-        let report = e.report();
-        assert_eq!(report.message, "Uptime Kuma is not set up yet.");
-        assert_eq!(report.details.unwrap()["slug"], "nope");
-        assert_eq!(fake.requests(PAGE), 1, "a 404 is an answer, not retried");
-        for _ in 0..5 {
-            kuma.status_page().await.unwrap_err();
+    async fn an_unknown_slug_on_2x_is_a_configuration_error() {
+        for version in [KumaVersion::V2_0, KumaVersion::V2_1] {
+            let (fake, _) = started(version).await;
+            fake.add_monitor(1, "Plex");
+            let kuma = client(&fake, "Nope", 2000);
+            let e = kuma.status_page().await.unwrap_err();
+            assert_eq!(SlugError::of(&e), Some(SlugError::Unknown), "{version:?}");
+            assert_eq!(e.code(), ErrorCode::ServiceNotConfigured);
+            let report = e.report();
+            assert_eq!(report.message, "Uptime Kuma is not set up yet.");
+            assert_eq!(report.details.unwrap()["slug"], "Nope", "as configured");
+            assert_eq!(fake.requests(PAGE), 1, "a 404 is an answer, not retried");
+            for _ in 0..5 {
+                kuma.status_page().await.unwrap_err();
+            }
+            assert_eq!(
+                kuma.upstream().breaker().state(),
+                BreakerState::Closed,
+                "Kuma answered; it is not down"
+            );
+            // 2.x lowercases the slug it is sent.
+            client(&fake, " HOME ", 2000).status_page().await.unwrap();
         }
+    }
+
+    /// Kuma 1.23 never answers an unknown slug on the page route and answers its heartbeats
+    /// with empty maps: that is the slug, not Kuma down, and the breaker stays closed.
+    #[tokio::test]
+    async fn an_unknown_slug_on_1_23_is_a_configuration_error_not_a_timeout() {
+        let (fake, _) = started(KumaVersion::V1_23).await;
+        fake.add_monitor(1, "Plex");
+        let kuma = client(&fake, "nope", 300);
+        for _ in 0..6 {
+            let began = Instant::now();
+            let e = kuma.status_page().await.unwrap_err();
+            assert_eq!(SlugError::of(&e), Some(SlugError::Unknown), "{e:?}");
+            assert!(began.elapsed() < Duration::from_millis(1500), "bounded");
+        }
+        assert_eq!(fake.requests(BEATS), 6);
+        assert_eq!(fake.requests(PAGE), 6);
+        let breaker = kuma.upstream().breaker().snapshot();
+        assert_eq!(breaker.state, BreakerState::Closed);
         assert_eq!(
-            kuma.upstream().breaker().state(),
-            BreakerState::Closed,
-            "Kuma answered; it is not down"
+            breaker.consecutive_failures, 0,
+            "Kuma answered the heartbeats"
         );
-        // The slug is matched case-insensitively, as Kuma does.
-        client(&fake, " HOME ", 2000).status_page().await.unwrap();
+    }
+
+    /// 1.23 looks the slug up exactly as sent; a page's slug may have been edited to capitals.
+    #[tokio::test]
+    async fn slugs_are_case_sensitive_on_1_23_only() {
+        let (fake, _) = started(KumaVersion::V1_23).await;
+        fake.add_monitor(1, "Plex");
+        let e = client(&fake, "HOME", 300).status_page().await.unwrap_err();
+        assert_eq!(SlugError::of(&e), Some(SlugError::Unknown));
+        fake.set_slug("Home");
+        let page = client(&fake, "Home", 300).status_page().await.unwrap();
+        assert_eq!(page.monitors.len(), 1);
+        let e = client(&fake, "home", 300).status_page().await.unwrap_err();
+        assert_eq!(SlugError::of(&e), Some(SlugError::Unknown));
+        // The same Kuma upgraded to 2.x: the slug it is sent is lowercased, so only a
+        // lowercase stored slug can be reached, by any spelling.
+        fake.set_slug("home");
+        fake.set_version(KumaVersion::V2_0);
+        client(&fake, "Home", 300).status_page().await.unwrap();
+    }
+
+    /// A known 1.23 page whose route hangs is a real timeout; a page without public monitors
+    /// (empty heartbeats too) that answers is read.
+    #[tokio::test]
+    async fn silence_is_a_slug_error_only_after_empty_heartbeats() {
+        let (fake, _) = started(KumaVersion::V1_23).await;
+        fake.add_monitor(1, "Plex");
+        fake.fail_next_on(Endpoint::Page, 1, Fault::Hang(Duration::from_secs(5)));
+        let kuma = client(&fake, "home", 300);
+        let e = kuma.status_page().await.unwrap_err();
+        assert_eq!(code_of(&e), ErrorCode::UpstreamTimeout);
+        assert_eq!(kuma.upstream().breaker().snapshot().consecutive_failures, 1);
+
+        let (empty, _) = started(KumaVersion::V1_23).await;
+        let page = client(&empty, "home", 300).status_page().await.unwrap();
+        assert!(page.monitors.is_empty());
     }
 
     #[tokio::test]
     async fn an_invalid_slug_sends_nothing() {
         let (fake, _) = started(KumaVersion::V2).await;
-        for slug in ["", "  ", "home/../x", "ho me", "home?x=1", "hóme", "a_b"] {
+        for slug in [
+            "",
+            "  ",
+            "home/../x",
+            "ho me",
+            "home?x=1",
+            "hóme",
+            "a_b",
+            "-home",
+            "home-",
+            "ho--me",
+        ] {
             let e = client(&fake, slug, 2000).status_page().await.unwrap_err();
             assert_eq!(SlugError::of(&e), Some(SlugError::Invalid), "{slug:?}");
         }
         assert_eq!(fake.total_requests(), 0);
-        assert_eq!(normalize_slug("My-Page-2").unwrap(), "my-page-2");
+        assert_eq!(check_slug(" My-Page-2 ").unwrap(), "My-Page-2");
         assert_eq!(SlugError::of(&AppError::new(ErrorCode::NotFound)), None);
         assert_eq!(
             SlugError::of(&AppError::new(ErrorCode::ServiceNotConfigured)),
@@ -688,11 +805,12 @@ mod tests {
         let e = kuma.status_page().await.unwrap_err();
         assert_eq!(code_of(&e), ErrorCode::UpstreamError);
 
-        fake.fail_next(2, Fault::Status(500));
+        fake.fail_next(1, Fault::Status(500));
         let e = kuma.status_page().await.unwrap_err();
         assert_eq!(code_of(&e), ErrorCode::UpstreamError);
         assert_eq!(e.code().status().as_u16(), 502);
-        assert_eq!(fake.requests(PAGE), 3, "a 500 is not retried");
+        assert_eq!(fake.requests(BEATS), 3, "a 500 is not retried");
+        assert_eq!(fake.requests(PAGE), 1, "nor is the page asked after it");
         kuma.status_page().await.unwrap();
     }
 

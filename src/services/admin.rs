@@ -176,16 +176,15 @@ fn merged(
         for (k, v) in given {
             match k.as_str() {
                 "slug" if name == ServiceName::UptimeKuma => {
+                    // Kuma's own slug rule; the case is kept (Kuma 1.23 matches it exactly).
                     let ok = v.as_str().is_some_and(|s| {
-                        !s.is_empty()
-                            && s.len() <= 64
-                            && s.bytes()
-                                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                        s.len() <= 64
+                            && crate::integrations::uptime_kuma::check_slug(s).as_deref() == Ok(s)
                     });
                     if !ok {
                         fields.push((
                             "options.slug".into(),
-                            "must be 1-64 characters of a-z, 0-9 and -".into(),
+                            "must be 1-64 letters and digits, words joined by single -".into(),
                         ));
                     }
                     options.insert(k, v);

@@ -319,20 +319,24 @@ async fn check_kuma(clients: &ServiceClients, degraded_ms: i64) -> Vec<CheckResu
     let page = match outcome {
         Ok(page) => page,
         Err(e) => {
-            // An unknown slug is the admin's configuration to fix, not an outage of every monitor:
-            // the monitors keep their last known state (they are not re-checked, not marked down).
-            match SlugError::of(&e) {
-                Some(SlugError::Unknown) => {
-                    own.message = Some(format!(
-                        "Configuration error: Uptime Kuma has no status page \"{}\".",
-                        kuma.slug()
-                    ));
-                }
+            // A slug Kuma does not know is the admin's configuration to fix, not an outage of
+            // Kuma (which answered) or of every monitor: Kuma reads `unknown` with the reason,
+            // no admin is paged that it is down, no sample counts against its uptime, and the
+            // monitors keep their last known state (they are not re-checked, not marked down).
+            let reason = match SlugError::of(&e) {
+                Some(SlugError::Unknown) => Some(format!(
+                    "Configuration error: status page slug \"{}\" not found in Uptime Kuma \
+                     (Kuma 1.23 matches its case exactly).",
+                    kuma.slug().trim()
+                )),
                 Some(SlugError::Invalid) => {
-                    own.message =
-                        Some("Configuration error: the status page slug is not valid.".into());
+                    Some("Configuration error: the status page slug is not valid.".into())
                 }
-                None => {}
+                None => None,
+            };
+            if let Some(reason) = reason {
+                own.health = Health::Unknown;
+                own.message = Some(reason);
             }
             return vec![own];
         }

@@ -1,9 +1,17 @@
 //! A fake Uptime Kuma (UPSTREAMS.md 3.1, 3.2, 3.7): one public status page at
 //! `GET /api/status-page/{slug}` and its heartbeats at `GET /api/status-page/heartbeat/{slug}`,
-//! in the 1.23 or the 2.x shape ([`KumaVersion`]), with Kuma's quirks: an unknown slug answers
-//! 404 `{"status":"fail","msg":"Status Page Not Found"}` on the page but 200 with empty maps on
-//! the heartbeats, slugs match case-insensitively, heartbeat maps are keyed by the monitor id as
-//! a string, times are zone-less UTC strings, and history is capped at 50 (1.23) or 100 beats.
+//! as release 1.23, 2.0 or 2.1 serves them ([`KumaVersion`]), with Kuma's quirks, read in
+//! `louislam/uptime-kuma` `server/routers/status-page-router.js` and `server/model/status_page.js`
+//! at tags 1.23.16, 2.0.0 and 2.1.0:
+//!
+//! - an unknown slug: 1.23's page route returns without ever answering (the request hangs until
+//!   the client gives up); 2.0 and later answer 404 `{"status":"fail","msg":"Status Page Not
+//!   Found"}`. The heartbeat route answers 200 with empty maps on every release (the slug's id
+//!   is looked up, nothing matches it).
+//! - slugs: 1.23 compares the slug exactly as stored (case-sensitive: a page's slug can be
+//!   edited to mixed case); 2.0 and later lowercase the requested slug first.
+//! - heartbeat maps keyed by the monitor id as a string, zone-less UTC times, history capped at
+//!   50 (1.23) or 100 beats.
 //!
 //! A test or the demo steers it through [`FakeUptimeKuma`]'s methods: monitors added at run
 //! time and set up, down, slow, pending, in maintenance or flapping (alternating on every
@@ -37,15 +45,29 @@ const MAX_BEATS: usize = 100;
 const PAGE_ROUTE: &str = "/api/status-page/{slug}";
 const HEARTBEAT_ROUTE: &str = "/api/status-page/heartbeat/{slug}";
 
-/// Which release's JSON to serve.
+/// Which release to behave as (`louislam/uptime-kuma` tags 1.23.16, 2.0.0, 2.1.0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KumaVersion {
-    /// 1.23.x: `incident` (object or null), `googleAnalyticsId`, times with milliseconds,
+    /// 1.23.x: slugs matched exactly (case-sensitive), an unknown slug never answered on the
+    /// page route, `incident` (object or null), `googleAnalyticsId`, times with milliseconds,
     /// 50 beats.
     V1_23,
-    /// 2.1 and later: `incidents[]`, `analytics*` and `autoRefreshInterval`, times in whole
-    /// seconds, 100 beats.
-    V2,
+    /// 2.0.x: slugs lowercased, an unknown slug answered 404, still `incident`;
+    /// `autoRefreshInterval` beside `googleAnalyticsId`, times in whole seconds, 100 beats.
+    V2_0,
+    /// 2.1 and later: as 2.0, with `incidents[]` instead of `incident` and `analytics*` instead
+    /// of `googleAnalyticsId`.
+    V2_1,
+}
+
+impl KumaVersion {
+    /// The current 2.x (2.1 and later).
+    pub const V2: Self = Self::V2_1;
+
+    /// Whether the routes lowercase the requested slug (2.0 and later).
+    fn lowercases_slugs(self) -> bool {
+        self != Self::V1_23
+    }
 }
 
 /// What a monitor's next beats say.
@@ -132,6 +154,13 @@ pub struct FakeUptimeKuma {
     shared: Arc<Shared>,
 }
 
+/// What the handlers get: the state, and the traffic (to hang until the server stops).
+#[derive(Clone)]
+struct Sim {
+    shared: Arc<Shared>,
+    traffic: Arc<Traffic<Fault>>,
+}
+
 impl Deref for FakeUptimeKuma {
     type Target = SimServer<Fault>;
 
@@ -158,6 +187,7 @@ impl Shared {
 }
 
 struct SimState {
+    /// As stored in Kuma (case kept).
     slug: String,
     title: String,
     version: KumaVersion,
@@ -182,6 +212,18 @@ struct Beat {
     status: u8,
     time_ms: i64,
     ping: Option<u64>,
+}
+
+impl SimState {
+    /// Whether a requested slug names the page: exactly on 1.23 (`R.findOne("status_page",
+    /// " slug = ? ")` on the raw parameter), lowercased first on 2.x.
+    fn serves(&self, requested: &str) -> bool {
+        if self.version.lowercases_slugs() {
+            requested.to_lowercase() == self.slug
+        } else {
+            requested == self.slug
+        }
+    }
 }
 
 impl Monitor {
@@ -210,8 +252,9 @@ impl Monitor {
 }
 
 impl FakeUptimeKuma {
-    /// Binds `127.0.0.1:0`, serves the status page `slug` in `version`'s shape in the
-    /// background and returns the handle; the port accepts connections as soon as this returns.
+    /// Binds `127.0.0.1:0`, serves the status page `slug` (stored as given) as `version` would
+    /// in the background and returns the handle; the port accepts connections as soon as this
+    /// returns.
     pub async fn start(slug: &str, version: KumaVersion) -> std::io::Result<Self> {
         Self::start_with_clock(slug, version, Arc::new(SystemClock)).await
     }
@@ -224,7 +267,7 @@ impl FakeUptimeKuma {
     ) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
             state: Mutex::new(SimState {
-                slug: slug.to_ascii_lowercase(),
+                slug: slug.to_owned(),
                 title: "Home Services".to_owned(),
                 version,
                 mode: HeartbeatMode::PerSet,
@@ -241,9 +284,15 @@ impl FakeUptimeKuma {
         Ok(Self { server, shared })
     }
 
-    /// The slug of the one page served (lowercase).
+    /// The slug of the one page served, as stored.
     pub fn slug(&self) -> String {
         self.shared.lock().slug.clone()
+    }
+
+    /// Changes the page's stored slug, as an admin editing the page does (1.23's
+    /// `saveStatusPage` takes `[A-Za-z0-9-]`, mixed case included).
+    pub fn set_slug(&self, slug: &str) {
+        self.shared.lock().slug = slug.to_owned();
     }
 
     /// Sets the page title.
@@ -251,7 +300,7 @@ impl FakeUptimeKuma {
         self.shared.lock().title = title.to_owned();
     }
 
-    /// Switches the JSON shape (an upgrade of Kuma under a running MediaNest).
+    /// Switches the release (an upgrade of Kuma under a running MediaNest).
     pub fn set_version(&self, version: KumaVersion) {
         self.shared.lock().version = version;
     }
@@ -345,10 +394,10 @@ fn router(shared: Arc<Shared>, traffic: Arc<Traffic<Fault>>) -> Router {
         .route(HEARTBEAT_ROUTE, get(heartbeats))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
-            traffic,
+            traffic.clone(),
             harness::observe::<Fault>,
         ))
-        .with_state(shared)
+        .with_state(Sim { shared, traffic })
 }
 
 fn json_text(status: StatusCode, body: &str) -> Response {
@@ -378,10 +427,27 @@ fn cached(max_age: u32, body: Value) -> Response {
         .into_response()
 }
 
-async fn page(State(shared): State<Arc<Shared>>, Path(slug): Path<String>) -> Response {
-    let state = shared.lock();
-    if slug.to_ascii_lowercase() != state.slug {
-        return fail(StatusCode::NOT_FOUND, "Status Page Not Found");
+async fn page(State(sim): State<Sim>, Path(slug): Path<String>) -> Response {
+    let (body, version) = {
+        let state = sim.shared.lock();
+        (page_body(&state, &slug), state.version)
+    };
+    match body {
+        Some(body) => cached(300, body),
+        // 1.23.16: `if (!statusPage) { return null; }` — no response is ever sent.
+        None if version == KumaVersion::V1_23 => {
+            sim.traffic.stopped().await;
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
+        // 2.0.0: `sendHttpError(response, "Status Page Not Found")`, a 404 for "not found".
+        None => fail(StatusCode::NOT_FOUND, "Status Page Not Found"),
+    }
+}
+
+/// The page's JSON, or `None` when `slug` names no page.
+fn page_body(state: &SimState, slug: &str) -> Option<Value> {
+    if !state.serves(slug) {
+        return None;
     }
     let groups: Vec<Value> = state
         .groups
@@ -412,7 +478,14 @@ async fn page(State(shared): State<Arc<Shared>>, Path(slug): Path<String>) -> Re
             extend(&mut config, json!({"googleAnalyticsId": null}));
             body.insert("incident".into(), incident.unwrap_or(Value::Null));
         }
-        KumaVersion::V2 => {
+        KumaVersion::V2_0 => {
+            extend(
+                &mut config,
+                json!({"autoRefreshInterval": 300, "googleAnalyticsId": null}),
+            );
+            body.insert("incident".into(), incident.unwrap_or(Value::Null));
+        }
+        KumaVersion::V2_1 => {
             extend(
                 &mut config,
                 json!({"autoRefreshInterval": 300, "analyticsId": null,
@@ -428,7 +501,7 @@ async fn page(State(shared): State<Arc<Shared>>, Path(slug): Path<String>) -> Re
     body.insert("config".into(), config);
     body.insert("publicGroupList".into(), Value::Array(groups));
     body.insert("maintenanceList".into(), json!([]));
-    cached(300, Value::Object(body))
+    Some(Value::Object(body))
 }
 
 fn extend(target: &mut Value, more: Value) {
@@ -437,17 +510,20 @@ fn extend(target: &mut Value, more: Value) {
     }
 }
 
-async fn heartbeats(State(shared): State<Arc<Shared>>, Path(slug): Path<String>) -> Response {
+async fn heartbeats(State(sim): State<Sim>, Path(slug): Path<String>) -> Response {
+    let shared = &sim.shared;
     let now = shared.clock.now_ms();
     let mut state = shared.lock();
-    // An unknown slug matches no monitor, so Kuma answers 200 with empty maps.
-    if slug.to_ascii_lowercase() != state.slug {
+    // An unknown slug's id is undefined and the monitor query matches nothing, so every release
+    // answers 200 with empty maps (status-page-router.js, 1.23.16 and 2.x).
+    if !state.serves(&slug) {
         return cached(60, json!({"heartbeatList": {}, "uptimeList": {}}));
     }
     let (version, mode) = (state.version, state.mode);
+    // `LIMIT 50` on 1.23.16, `LIMIT 100` from 2.0.0.
     let served = match version {
         KumaVersion::V1_23 => 50,
-        KumaVersion::V2 => MAX_BEATS,
+        KumaVersion::V2_0 | KumaVersion::V2_1 => MAX_BEATS,
     };
     let mut list = Map::new();
     let mut uptime = Map::new();
@@ -492,7 +568,7 @@ fn beat_time(ms: i64, version: KumaVersion) -> String {
     );
     match version {
         KumaVersion::V1_23 => format!("{seconds}.{:03}", t.millisecond()),
-        KumaVersion::V2 => seconds,
+        KumaVersion::V2_0 | KumaVersion::V2_1 => seconds,
     }
 }
 
@@ -501,7 +577,8 @@ fn beat_time(ms: i64, version: KumaVersion) -> String {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use crate::integrations::upstream::Request as UpRequest;
+    use crate::error::ErrorCode;
+    use crate::integrations::upstream::{Request as UpRequest, Upstream, UpstreamOptions};
     use crate::sim::harness::testing::assert_refused;
 
     const PAGE: &str = "GET /api/status-page/{slug}";
@@ -572,27 +649,87 @@ mod tests {
         );
     }
 
+    /// 2.0.0 and 2.1.0 `status-page-router.js`: the slug is lowercased, an unknown one is 404
+    /// on the page and 200 with empty maps on the heartbeats.
     #[tokio::test]
-    async fn an_unknown_slug_is_404_on_the_page_and_empty_on_the_heartbeats() {
-        let fake = FakeUptimeKuma::start("Home", KumaVersion::V2)
+    async fn v2_an_unknown_slug_is_404_on_the_page_and_empty_on_the_heartbeats() {
+        for version in [KumaVersion::V2_0, KumaVersion::V2_1] {
+            let fake = FakeUptimeKuma::start("home", version).await.unwrap();
+            fake.add_monitor(1, "Plex");
+            assert_eq!(
+                get_page(&fake, "other").await,
+                (
+                    404,
+                    json!({"status": "fail", "msg": "Status Page Not Found"})
+                )
+            );
+            assert_eq!(
+                get_beats(&fake, "other").await,
+                (200, json!({"heartbeatList": {}, "uptimeList": {}}))
+            );
+            assert_eq!(get_page(&fake, "HOME").await.0, 200, "lowercased");
+            assert!(get_beats(&fake, "HoMe").await.1["heartbeatList"]["1"].is_array());
+            assert_eq!(fake.requests(PAGE), 2);
+            assert_eq!(fake.requests(BEATS), 2);
+        }
+    }
+
+    /// 1.23.16 `status-page-router.js`: an unknown slug gets no answer at all on the page
+    /// route (the handler returns `null` without responding), empty maps on the heartbeats;
+    /// slugs are compared exactly as stored.
+    #[tokio::test]
+    async fn v1_23_never_answers_an_unknown_slug_and_matches_case() {
+        let fake = FakeUptimeKuma::start("home", KumaVersion::V1_23)
             .await
             .unwrap();
-        assert_eq!(fake.slug(), "home");
         fake.add_monitor(1, "Plex");
-        assert_eq!(
-            get_page(&fake, "other").await,
-            (
-                404,
-                json!({"status": "fail", "msg": "Status Page Not Found"})
+        let patient = Upstream::new("Simulator", UpstreamOptions::with_timeout_ms(300));
+        let e = patient
+            .send(
+                UpRequest::get(format!("{}/api/status-page/other", fake.url())),
+                |r| Ok(r.status().as_u16()),
             )
-        );
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::UpstreamTimeout, "{e:?}");
         assert_eq!(
             get_beats(&fake, "other").await,
             (200, json!({"heartbeatList": {}, "uptimeList": {}}))
         );
-        assert_eq!(get_page(&fake, "HOME").await.0, 200, "case-insensitive");
-        assert_eq!(fake.requests(PAGE), 2);
-        assert_eq!(fake.requests(BEATS), 1);
+        assert_eq!(
+            get_beats(&fake, "HOME").await.1,
+            json!({"heartbeatList": {}, "uptimeList": {}}),
+            "case-sensitive"
+        );
+        fake.set_slug("Home");
+        assert_eq!(fake.slug(), "Home");
+        assert_eq!(get_page(&fake, "Home").await.0, 200);
+        assert!(get_beats(&fake, "Home").await.1["heartbeatList"]["1"].is_array());
+        // A server with a request left hanging still stops.
+        let hanging = tokio::spawn({
+            let url = format!("{}/api/status-page/home", fake.url());
+            let gateway = Upstream::new("Simulator", UpstreamOptions::with_timeout_ms(5000));
+            async move {
+                gateway
+                    .send(UpRequest::get(url), |r| Ok(r.status().as_u16()))
+                    .await
+            }
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while fake.requests(PAGE) < 3 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the request never arrived"
+            );
+            tokio::task::yield_now().await;
+        }
+        let began = std::time::Instant::now();
+        fake.shutdown().await;
+        assert!(began.elapsed() < Duration::from_secs(1));
+        // Whatever the client makes of the cut (a 503 or a broken connection), it is not left
+        // waiting for its own timeout.
+        let _ = hanging.await.unwrap();
+        assert!(began.elapsed() < Duration::from_secs(2));
     }
 
     #[tokio::test]

@@ -860,51 +860,85 @@ async fn kuma_monitors_are_services_in_both_page_versions() {
     }
 }
 
+/// Kuma 2.x answers an unknown slug 404; 1.23 never answers it (and answers its heartbeats with
+/// empty maps): on every version it is a configuration error, not an outage.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_kuma_slug_is_a_configuration_error_not_an_outage() {
-    let w = world().await;
-    w.cycle().await;
-    let r = w
-        .put_service("uptime_kuma", json!({"options": {"slug": "nope"}}))
-        .await;
-    assert_eq!(r.data()["options"], json!({"slug": "nope"}));
-    for _ in 0..3 {
-        w.t.clock.advance(MINUTE);
+    for version in [KumaVersion::V1_23, KumaVersion::V2_0, KumaVersion::V2_1] {
+        let w = world_with(version, |_| {}).await;
         w.cycle().await;
-    }
-    let list = w.list().await;
-    let kuma = find(&list, "uptime_kuma");
-    assert_eq!(
-        kuma["message"],
-        "Configuration error: Uptime Kuma has no status page \"nope\"."
-    );
-    assert_ne!(kuma["status"], "up");
-    // The monitors are not reported down: they keep what was last known of them.
-    assert_eq!(find(&list, "kuma:1")["status"], "up");
-    assert_eq!(find(&list, "kuma:2")["status"], "up");
-    let monitor_incidents = scalar(
-        &w.t.state,
-        "SELECT count(*) FROM service_incidents WHERE service_name LIKE 'kuma:%'",
-        vec![],
-    )
-    .await;
-    assert_eq!(monitor_incidents, 0);
-    let monitor_pages = scalar(
-        &w.t.state,
-        "SELECT count(*) FROM notifications WHERE json_extract(metadata, '$.service') LIKE 'kuma:%'",
-        vec![],
-    )
-    .await;
-    assert_eq!(monitor_pages, 0, "no admin is told the monitors are down");
-    // Kuma answered (404): its breaker counts no failure.
-    let b = w.breaker("uptime_kuma").await;
-    assert_eq!(
-        (&b["state"], &b["consecutiveFailures"]),
-        (&json!("closed"), &json!(0))
-    );
+        let r = w
+            .put_service(
+                "uptime_kuma",
+                json!({"timeoutMs": 500, "options": {"slug": "nope"}}),
+            )
+            .await;
+        assert_eq!(r.data()["options"], json!({"slug": "nope"}));
+        for _ in 0..3 {
+            w.t.clock.advance(MINUTE);
+            w.cycle().await;
+        }
+        let list = w.list().await;
+        let kuma = find(&list, "uptime_kuma");
+        assert_eq!(
+            kuma["message"],
+            "Configuration error: status page slug \"nope\" not found in Uptime Kuma \
+             (Kuma 1.23 matches its case exactly).",
+            "{version:?}"
+        );
+        assert_eq!(kuma["status"], "unknown", "not down: Kuma answered");
+        // The monitors are not reported down: they keep what was last known of them.
+        assert_eq!(find(&list, "kuma:1")["status"], "up");
+        assert_eq!(find(&list, "kuma:2")["status"], "up");
+        let incidents = scalar(
+            &w.t.state,
+            "SELECT count(*) FROM service_incidents
+             WHERE service_name LIKE 'kuma:%' OR service_name = 'uptime_kuma'",
+            vec![],
+        )
+        .await;
+        assert_eq!(incidents, 0, "{version:?}");
+        assert_eq!(
+            w.notifications(&w.admin_id, "service.down").await,
+            0,
+            "no admin is told Kuma or its monitors are down"
+        );
+        // Kuma answered (a 404, or heartbeats and then silence): its breaker counts no failure.
+        let b = w.breaker("uptime_kuma").await;
+        assert_eq!(
+            (&b["state"], &b["consecutiveFailures"]),
+            (&json!("closed"), &json!(0)),
+            "{version:?}"
+        );
 
-    // The right slug again: everything reads as before.
+        // The right slug again: everything reads as before.
+        w.put_service("uptime_kuma", json!({"options": {"slug": "home"}}))
+            .await;
+        assert_eq!(w.status("uptime_kuma").await, "up");
+    }
+}
+
+/// A page whose slug was edited to capitals on Kuma 1.23 is reached only by that exact slug;
+/// 2.x lowercases whatever it is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kuma_slugs_keep_their_case_for_1_23() {
+    let w = world_with(KumaVersion::V1_23, |_| {}).await;
+    w.kuma.set_slug("Home");
+    let r = w
+        .put_service(
+            "uptime_kuma",
+            json!({"timeoutMs": 500, "options": {"slug": "Home"}}),
+        )
+        .await;
+    assert_eq!(r.data()["options"], json!({"slug": "Home"}), "{}", r.text());
+    assert_eq!(w.status("uptime_kuma").await, "up");
     w.put_service("uptime_kuma", json!({"options": {"slug": "home"}}))
+        .await;
+    assert_eq!(w.status("uptime_kuma").await, "unknown");
+
+    w.kuma.set_slug("home");
+    w.kuma.set_version(KumaVersion::V2);
+    w.put_service("uptime_kuma", json!({"options": {"slug": "HOME"}}))
         .await;
     assert_eq!(w.status("uptime_kuma").await, "up");
 }
