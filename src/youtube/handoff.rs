@@ -169,13 +169,13 @@ async fn hand_off(state: &AppState, download: &Download) -> AppResult<String> {
         tracing::debug!(download = %download.id, "the Plex scan is still running; looking anyway");
     }
     let wanted: Vec<String> = files.iter().map(|f| pms_path(state, f)).collect();
-    let items: Vec<String> = server
+    let found: Vec<_> = server
         .items_under(&section.key, &pms_folder)
         .await?
         .into_iter()
         .filter(|item| item.files.iter().any(|f| wanted.contains(f)))
-        .map(|item| item.rating_key)
         .collect();
+    let items: Vec<String> = found.iter().map(|item| item.rating_key.clone()).collect();
     if items.is_empty() {
         return Err(upstream_error(
             "Plex has not found the downloaded files yet",
@@ -215,7 +215,7 @@ async fn hand_off(state: &AppState, download: &Download) -> AppResult<String> {
         Some(key) => key,
         None => {
             server
-                .create_collection(&section.key, &title, &items)
+                .create_collection(&section.key, &title, &found)
                 .await?
         }
     };

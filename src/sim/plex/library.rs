@@ -50,7 +50,8 @@ pub const COMPOSITE_JPEG: &[u8] = &[
 pub struct FakeItem {
     pub rating_key: String,
     pub section_key: String,
-    /// `movie` or `show` (the section's type).
+    /// `movie` or `show` (the section's type) for items a test adds; what a scan finds is a
+    /// `movie` in a movie section and an `episode` in a show section.
     pub kind: String,
     pub title: String,
     pub year: Option<i64>,
@@ -103,7 +104,7 @@ pub struct FakeCollection {
     pub rating_key: String,
     pub section_key: String,
     pub title: String,
-    /// The type of its items (`movie`, `show`).
+    /// The type of its items (`movie`, `show`, `episode`, ...).
     pub subtype: String,
     /// Rating keys, in the order they were added.
     pub items: Vec<String>,
@@ -204,7 +205,12 @@ impl Library {
         title: &str,
         items: &[&str],
     ) -> Option<String> {
-        let subtype = self.section(section_key)?.kind.clone();
+        // A collection's subtype is its items' type (the section's when it has none).
+        let section_kind = self.section(section_key)?.kind.clone();
+        let subtype = items
+            .first()
+            .and_then(|k| self.item(k))
+            .map_or(section_kind, |i| i.kind.clone());
         let (rating_key, added_at) = self.rating_key();
         self.collections.push((
             FakeCollection {
@@ -275,6 +281,14 @@ impl Library {
     }
 
     fn add_files(&mut self, section_key: &str, files: Vec<String>) {
+        // A scan of a show section makes episodes (what carries a file there); elsewhere the
+        // section's own type.
+        let Some(kind) = self.section(section_key).map(|s| match s.kind.as_str() {
+            "show" => "episode".to_owned(),
+            other => other.to_owned(),
+        }) else {
+            return;
+        };
         for file in files {
             if self.items.iter().any(|i| i.file.as_deref() == Some(&file)) {
                 continue;
@@ -289,7 +303,11 @@ impl Library {
                 file: Some(file),
                 ..NewItem::default()
             };
-            self.add_item(section_key, item);
+            if self.add_item(section_key, item).is_some()
+                && let Some(added) = self.items.last_mut()
+            {
+                added.kind.clone_from(&kind);
+            }
         }
     }
 
@@ -458,19 +476,17 @@ pub(super) async fn section_all(
     let Some(section) = library.section(&key) else {
         return not_found();
     };
-    let wanted_kind = match query.get("type").map(String::as_str) {
-        Some("1") => Some("movie"),
-        Some("2") => Some("show"),
-        // The fake has no seasons or episodes.
-        Some(_) => Some(""),
-        None => None,
+    // Without `type` PMS lists the section's own type (shows, not their episodes).
+    let wanted_kind = match query.get("type") {
+        Some(number) => kind_of_type(number).unwrap_or(""),
+        None => section.kind.as_str(),
     };
     let title = query.get("title").map(|t| t.to_lowercase());
     let all: Vec<&FakeItem> = library
         .items
         .iter()
         .filter(|i| i.section_key == key)
-        .filter(|i| wanted_kind.is_none_or(|k| i.kind == k))
+        .filter(|i| i.kind == wanted_kind)
         .filter(|i| {
             title
                 .as_ref()
@@ -649,6 +665,27 @@ fn uri_items(uri: &str, machine: &str) -> Option<Vec<String>> {
     keys.iter().all(|k| is_plex_key(k)).then_some(keys)
 }
 
+/// The item type a PMS type number stands for (`pkkid/python-plexapi` `plexapi/utils.py`
+/// `SEARCHTYPES`: 1 movie, 2 show, 3 season, 4 episode), for the types the fake has.
+fn kind_of_type(number: &str) -> Option<&'static str> {
+    match number {
+        "1" => Some("movie"),
+        "2" => Some("show"),
+        "3" => Some("season"),
+        "4" => Some("episode"),
+        _ => None,
+    }
+}
+
+/// Whether a section of type `section_kind` can hold items of type `kind` (a show section
+/// holds shows, their seasons and episodes).
+fn section_holds(section_kind: &str, kind: &str) -> bool {
+    match section_kind {
+        "show" => matches!(kind, "show" | "season" | "episode"),
+        other => other == kind,
+    }
+}
+
 /// Whether every key names an item of the section whose type is `subtype`. PMS answers a bare
 /// 400 page when a collection would mix types (UPSTREAMS.md 1.3 collection gotchas).
 fn items_fit(library: &Library, keys: &[String], section_key: &str, subtype: &str) -> bool {
@@ -660,6 +697,11 @@ fn items_fit(library: &Library, keys: &[String], section_key: &str, subtype: &st
 }
 
 /// `POST /library/collections?type&title&smart=0&sectionId&uri`: a regular collection.
+///
+/// `type` is the type of the items put in it, not the section's: python-plexapi
+/// (`plexapi/collection.py` `Collection._create`) sends `utils.searchType(items[0].type)`, so a
+/// collection of episodes in a show library is type 4, and PMS refuses a `type` its items do not
+/// have with its bare 400 page (what python-plexapi's `server.query` raises `BadRequest` for).
 pub(super) async fn create_collection(
     State(shared): State<Arc<Shared>>,
     RawQuery(query): RawQuery,
@@ -673,17 +715,15 @@ pub(super) async fn create_collection(
     else {
         return bad_request();
     };
-    let subtype = match query.get("type").map(String::as_str) {
-        Some("1") => "movie",
-        Some("2") => "show",
-        _ => return bad_request(),
+    let Some(subtype) = query.get("type").and_then(|t| kind_of_type(t)) else {
+        return bad_request();
     };
     let Some(keys) = uri_items(uri, &machine) else {
         return bad_request();
     };
     let section_fits = library
         .section(section_key)
-        .is_some_and(|s| s.kind == subtype);
+        .is_some_and(|s| section_holds(&s.kind, subtype));
     if title.trim().is_empty()
         || query.get("smart").map(String::as_str) != Some("0")
         || !section_fits

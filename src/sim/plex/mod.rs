@@ -174,6 +174,17 @@ impl FakePlexServer {
             .add_section("movie", title, &location, true)
     }
 
+    /// Adds a show-type library (the Personal Media agent) on the real directory `dir`: a scan
+    /// finds the video files there as episodes (type 4), as PMS makes them in a show library.
+    /// Returns its key.
+    pub fn add_youtube_show_library(&self, title: &str, dir: &std::path::Path) -> String {
+        let location = dir.to_string_lossy();
+        self.shared
+            .lock()
+            .library
+            .add_section("show", title, &location, true)
+    }
+
     /// Adds an item to a section (its type is the section's); returns its rating key, or
     /// `None` when there is no such section.
     pub fn add_item(&self, section_key: &str, item: NewItem) -> Option<String> {
