@@ -162,15 +162,10 @@ async fn hand_off(state: &AppState, download: &Download) -> AppResult<String> {
         .ok_or_else(|| upstream_error("Plex has no YouTube library (plex.youtube_library)"))?;
     let pms_folder = pms_path(state, &folder);
     server.scan(&section.key, &pms_folder).await?;
-    if !server
-        .wait_for_scan(&section.key, SCAN_POLL, SCAN_LIMIT)
-        .await?
-    {
-        tracing::debug!(download = %download.id, "the Plex scan is still running; looking anyway");
-    }
     let wanted: Vec<String> = files.iter().map(|f| pms_path(state, f)).collect();
+    // Until the files are items or the scan was seen over: PMS may not have started it yet.
     let found: Vec<_> = server
-        .items_under(&section.key, &pms_folder)
+        .wait_for_files(&section.key, &pms_folder, &wanted, SCAN_POLL, SCAN_LIMIT)
         .await?
         .into_iter()
         .filter(|item| item.files.iter().any(|f| wanted.contains(f)))

@@ -119,3 +119,30 @@ async fn a_show_type_youtube_library_gets_a_collection_of_episodes() {
         0
     );
 }
+
+/// PMS queues the scan, so `refreshing` can read false before it starts: the hand-off waits for
+/// the files instead of giving up at once and retrying five minutes later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scan_that_starts_late_still_hands_off_at_once() {
+    let plex = FakePlexServer::start().await.unwrap();
+    let (t, dir) = portal(&plex).await;
+    plex.add_youtube_library("YouTube", &dir);
+    plex.set_scan_start_reads(2);
+    let id = completed_download(&t, &dir, "Late Mix", &["001 - a [aaa].mp4"]).await;
+
+    assert_eq!(
+        medianest::youtube::handoff::retry_pending(&t.state).await,
+        1
+    );
+    let c = &plex.collections()[0];
+    assert_eq!((c.title.as_str(), c.items.len()), ("Late Mix", 1));
+    assert_eq!(
+        collection_of(&t, &id).await.as_deref(),
+        Some(c.rating_key.as_str())
+    );
+    assert_eq!(
+        plex.requests("GET /library/sections/{key}/refresh"),
+        1,
+        "one scan"
+    );
+}

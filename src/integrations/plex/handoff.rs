@@ -78,6 +78,43 @@ impl PlexServer {
         }
     }
 
+    /// Waits for a scan asked for with [`Self::scan`] to bring in `wanted` (PMS paths of files
+    /// under `folder`) and returns the section's items under `folder`.
+    ///
+    /// PMS answers the refresh at once and queues the scan, so `refreshing` can still read
+    /// false before the scan starts (`pkkid/python-plexapi` `plexapi/library.py`
+    /// `LibrarySection.update` returns without waiting): a false `refreshing` only means "done"
+    /// once the scan has been seen running, or once every wanted file is an item. Checks every
+    /// `every`; after `limit` it looks one last time and returns what is there.
+    pub async fn wait_for_files(
+        &self,
+        section_key: &str,
+        folder: &str,
+        wanted: &[String],
+        every: Duration,
+        limit: Duration,
+    ) -> AppResult<Vec<PlexMetadata>> {
+        let deadline = Instant::now() + limit;
+        let mut seen_running = false;
+        loop {
+            let refreshing = self.is_refreshing(section_key).await?;
+            seen_running |= refreshing;
+            if !refreshing {
+                let items = self.items_under(section_key, folder).await?;
+                let all_in = wanted
+                    .iter()
+                    .all(|w| items.iter().any(|i| i.files.contains(w)));
+                if all_in || seen_running {
+                    return Ok(items);
+                }
+            }
+            if Instant::now() + every > deadline {
+                return self.items_under(section_key, folder).await;
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+
     /// The section's items with a media file under `folder` (a PMS path; the folder itself and
     /// everything below it, compared by whole path components). Reads the section in pages of
     /// [`SCAN_PAGE`]; for a show section it reads episodes, which are what carry files.

@@ -410,3 +410,70 @@ async fn a_collection_in_a_show_library_is_of_episodes() {
         "one refused, one made"
     );
 }
+
+/// PMS queues a scan: right after `refresh?path=` the section can still read `refreshing`
+/// false with nothing found (python-plexapi `LibrarySection.update` returns at once). Waiting
+/// for the files, or for the scan to be seen running and over, finds them.
+#[tokio::test]
+async fn a_scan_that_starts_late_is_waited_for() {
+    let (fake, plex) = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let youtube = fake.add_youtube_library("YouTube", dir.path());
+    let playlist = dir.path().join("Mix");
+    std::fs::create_dir(&playlist).unwrap();
+    let mut wanted = Vec::new();
+    for name in ["001 - a.mp4", "002 - b.mp4"] {
+        std::fs::write(playlist.join(name), b"x").unwrap();
+        wanted.push(playlist.join(name).to_string_lossy().into_owned());
+    }
+    let folder = playlist.to_string_lossy().into_owned();
+    let (every, limit) = (Duration::from_millis(5), Duration::from_secs(5));
+
+    // Two reads before the scan starts, one while it runs.
+    fake.set_scan_start_reads(2);
+    plex.scan(&youtube, &folder).await.unwrap();
+    // What "wait for the scan" alone sees: not refreshing, nothing there yet.
+    assert!(plex.wait_for_scan(&youtube, every, limit).await.unwrap());
+    assert!(
+        plex.items_under(&youtube, &folder)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let items = plex
+        .wait_for_files(&youtube, &folder, &wanted, every, limit)
+        .await
+        .unwrap();
+    assert_eq!(items.len(), 2);
+
+    // A scan too quick to be seen running: the files appearing is enough.
+    let more = playlist.join("003 - c.mp4");
+    std::fs::write(&more, b"x").unwrap();
+    wanted.push(more.to_string_lossy().into_owned());
+    fake.set_scan_reads(0);
+    fake.set_scan_start_reads(3);
+    plex.scan(&youtube, &folder).await.unwrap();
+    let items = plex
+        .wait_for_files(&youtube, &folder, &wanted, every, limit)
+        .await
+        .unwrap();
+    assert_eq!(items.len(), 3);
+
+    // A scan that never starts: given up at the limit with what is there.
+    fake.set_scan_start_reads(u32::MAX);
+    let missing = vec![format!("{folder}/004 - never.mp4")];
+    plex.scan(&youtube, &folder).await.unwrap();
+    let began = std::time::Instant::now();
+    let items = plex
+        .wait_for_files(
+            &youtube,
+            &folder,
+            &missing,
+            every,
+            Duration::from_millis(100),
+        )
+        .await
+        .unwrap();
+    assert_eq!(items.len(), 3);
+    assert!(began.elapsed() < Duration::from_secs(1));
+}

@@ -118,8 +118,16 @@ struct Section {
     scanner: &'static str,
     location: String,
     refreshing: bool,
-    /// Files a scan found, added when it ends, and how many more reads it runs for.
-    pending: Option<(u32, Vec<String>)>,
+    /// A scan asked for and not over yet.
+    pending: Option<PendingScan>,
+}
+
+/// A scan on its way: reads of `GET /library/sections` before it starts (`refreshing` still
+/// false), reads it then runs for (`refreshing` true), and the files it will add when it ends.
+struct PendingScan {
+    start_in: u32,
+    reads: u32,
+    files: Vec<String>,
 }
 
 /// The library state inside the fake's mutex.
@@ -131,6 +139,8 @@ pub(super) struct Library {
     collections: Vec<(FakeCollection, i64)>,
     /// How many `GET /library/sections` reads show a scan still running.
     scan_reads: u32,
+    /// How many reads show a scan not started yet after the refresh was asked for.
+    scan_start_reads: u32,
 }
 
 impl Default for Library {
@@ -142,6 +152,7 @@ impl Default for Library {
             items: Vec::new(),
             collections: Vec::new(),
             scan_reads: 1,
+            scan_start_reads: 0,
         }
     }
 }
@@ -247,6 +258,10 @@ impl Library {
         self.scan_reads = reads;
     }
 
+    pub(super) fn set_scan_start_reads(&mut self, reads: u32) {
+        self.scan_start_reads = reads;
+    }
+
     fn section(&self, key: &str) -> Option<&Section> {
         self.sections.iter().find(|s| s.key == key)
     }
@@ -262,16 +277,25 @@ impl Library {
             .find(|c| c.rating_key == rating_key)
     }
 
-    /// Ends scans whose time is up (adding what they found) and ticks the others.
+    /// Moves each scan on by one read: not started yet, running, or over (adding what it
+    /// found).
     fn advance_scans(&mut self) {
         let mut found = Vec::new();
         for section in &mut self.sections {
             match section.pending.take() {
-                Some((0, files)) => {
-                    section.refreshing = false;
-                    found.push((section.key.clone(), files));
+                Some(mut scan) if scan.start_in > 0 => {
+                    scan.start_in -= 1;
+                    section.pending = Some(scan);
                 }
-                Some((reads, files)) => section.pending = Some((reads - 1, files)),
+                Some(mut scan) if scan.reads > 0 => {
+                    scan.reads -= 1;
+                    section.refreshing = true;
+                    section.pending = Some(scan);
+                }
+                Some(scan) => {
+                    section.refreshing = false;
+                    found.push((section.key.clone(), scan.files));
+                }
                 None => {}
             }
         }
@@ -774,6 +798,10 @@ pub(super) async fn add_collection_items(
 /// section) that finds the video files on disk below it; they become items when the scan ends,
 /// after `set_scan_reads` reads of `/library/sections` (at once when that is 0). A path outside
 /// the section's folder finds nothing, as PMS ignores it.
+///
+/// PMS answers at once and queues the scan (`pkkid/python-plexapi` `plexapi/library.py`
+/// `LibrarySection.update` returns as soon as this answers), so `refreshing` can still read
+/// false for a while: `set_scan_start_reads` reads of `/library/sections` show it not started.
 pub(super) async fn refresh(
     State(shared): State<Arc<Shared>>,
     UrlPath(key): UrlPath<String>,
@@ -801,15 +829,20 @@ pub(super) async fn refresh(
         Vec::new()
     };
     let mut state = shared.lock();
-    let reads = state.library.scan_reads;
+    let (reads, start_in) = (state.library.scan_reads, state.library.scan_start_reads);
     let library = &mut state.library;
-    if reads == 0 {
+    if reads == 0 && start_in == 0 {
         library.add_files(&key, files);
     } else if let Some(section) = library.sections.iter_mut().find(|s| s.key == key) {
-        section.refreshing = true;
-        let mut all = section.pending.take().map(|(_, f)| f).unwrap_or_default();
+        let mut all = section.pending.take().map(|p| p.files).unwrap_or_default();
         all.extend(files);
-        section.pending = Some((reads, all));
+        // A scan that starts at once shows as running from this answer on.
+        section.refreshing = start_in == 0 || section.refreshing;
+        section.pending = Some(PendingScan {
+            start_in,
+            reads,
+            files: all,
+        });
     }
     StatusCode::OK.into_response()
 }

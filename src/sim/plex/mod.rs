@@ -222,6 +222,13 @@ impl FakePlexServer {
     pub fn set_scan_reads(&self, reads: u32) {
         self.shared.lock().library.set_scan_reads(reads);
     }
+
+    /// How many reads of `GET /library/sections` after a refresh still show the scan not
+    /// started (`refreshing` false, no new items) before it runs (default 0). PMS queues scans,
+    /// so a client that sees `refreshing` false right after asking has not seen the scan yet.
+    pub fn set_scan_start_reads(&self, reads: u32) {
+        self.shared.lock().library.set_scan_start_reads(reads);
+    }
 }
 
 fn router(shared: Arc<Shared>, traffic: Arc<Traffic<Fault>>) -> Router {
