@@ -4,7 +4,9 @@
 //! into one [`KumaPage`]. Kuma has no other plain-HTTP read API worth using; `/metrics` (which
 //! is what the API key is kept for) may join later.
 //!
-//! Both the 1.23 and the 2.x shapes are read: `incident` (one object or null) and `incidents[]`,
+//! Both the 1.23 and the 2.x shapes are read: `incident` (one object or null, 1.23 and 2.0) and
+//! `incidents[]` (2.1, with `GET /api/status-page/{slug}/incident-history` beside it, whose
+//! first page adds the active incidents an admin unpinned from the page),
 //! heartbeat times with and without milliseconds, monitor ids as numbers or strings and as the
 //! string keys of the heartbeat maps, and arrays that are missing or null. A malformed entry is
 //! skipped rather than failing the page.
@@ -124,21 +126,30 @@ pub struct KumaMonitor {
     pub last_heartbeat_ms: Option<i64>,
 }
 
-/// An incident pinned on the page.
+/// An incident of the page.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KumaIncident {
     pub title: String,
     pub content: Option<String>,
     /// `info`, `warning`, `danger`, `primary`, `light` or `dark`.
     pub style: Option<String>,
+    /// Kuma's id, when sent.
+    pub id: Option<i64>,
+    /// Not resolved yet (2.1 says; a page's own incidents always are).
+    pub active: bool,
+    /// `createdDate`, Unix ms.
+    pub created_ms: Option<i64>,
 }
 
-/// A status page: its title, its monitors in page order, and its pinned incidents.
+/// A status page: its title, its monitors in page order, and its incidents.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KumaPage {
     pub title: String,
     pub monitors: Vec<KumaMonitor>,
+    /// The active incidents: those pinned on the page, then (2.1) active ones from the history.
     pub incidents: Vec<KumaIncident>,
+    /// The newest incidents of the 2.1 history (active and resolved); `None` before 2.1.
+    pub incident_history: Option<Vec<KumaIncident>>,
 }
 
 /// Why the configured slug cannot name a status page. Both are configuration errors
@@ -265,7 +276,42 @@ impl UptimeKuma {
         let Some(page) = page else {
             return Err(SlugError::Unknown.into_app_error(&slug));
         };
-        Ok(join(page, beats, &slug))
+        // Only 2.1 has the history (it answers `incidents[]`); before, the path is the web
+        // app's catch-all page.
+        let history = if page.incidents.as_ref().is_some_and(Value::is_array) {
+            self.incident_history(&segment).await
+        } else {
+            None
+        };
+        let mut page = join(page, beats, &slug);
+        if let Some(history) = &history {
+            for incident in history.iter().filter(|i| i.active) {
+                if !page
+                    .incidents
+                    .iter()
+                    .any(|p| p.id.is_some() && p.id == incident.id)
+                {
+                    page.incidents.push(incident.clone());
+                }
+            }
+        }
+        page.incident_history = history;
+        Ok(page)
+    }
+
+    /// The first page of `GET /api/status-page/{slug}/incident-history` (2.1), newest first,
+    /// or `None` when it cannot be read: the page has been read, so the history failing does
+    /// not fail the check.
+    async fn incident_history(&self, segment: &str) -> Option<Vec<KumaIncident>> {
+        let request = self.request(&format!("/api/status-page/{segment}/incident-history"));
+        let answer: AppResult<HistoryWire> = self.upstream().get_json(request).await;
+        match answer {
+            Ok(history) => Some(incidents_of(history.incidents.as_ref(), false)),
+            Err(e) => {
+                tracing::debug!(error = %e, "no Uptime Kuma incident history");
+                None
+            }
+        }
     }
 
     /// The page, where no answer within the timeout means "no such page": Kuma 1.23 never
@@ -346,11 +392,50 @@ struct MonitorWire {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[serde(default, rename_all = "camelCase")]
 struct IncidentWire {
+    id: Option<Value>,
     title: Option<String>,
     content: Option<String>,
     style: Option<String>,
+    /// 2.1 only (1.23's public JSON has no `active`).
+    active: Option<Value>,
+    created_date: Option<Value>,
+}
+
+/// `{ok, incidents, total, nextCursor, hasMore}` (2.1.0 `status-page-router.js`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct HistoryWire {
+    incidents: Option<Value>,
+}
+
+/// The incidents of a JSON array with a title; `active_by_default` for those that do not say.
+fn incidents_of(list: Option<&Value>, active_by_default: bool) -> Vec<KumaIncident> {
+    entries::<IncidentWire>(list)
+        .into_iter()
+        .filter_map(|i| incident_of(i, active_by_default))
+        .collect()
+}
+
+fn incident_of(wire: IncidentWire, active_by_default: bool) -> Option<KumaIncident> {
+    let non_empty = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
+    Some(KumaIncident {
+        title: non_empty(wire.title)?,
+        content: non_empty(wire.content),
+        style: non_empty(wire.style),
+        id: wire.id.as_ref().and_then(lenient_i64),
+        active: match wire.active {
+            Some(Value::Bool(b)) => b,
+            Some(Value::Number(n)) => n.as_i64() != Some(0),
+            _ => active_by_default,
+        },
+        created_ms: wire
+            .created_date
+            .as_ref()
+            .and_then(Value::as_str)
+            .and_then(parse_beat_time),
+    })
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -400,20 +485,15 @@ fn join(page: PageWire, beats: HeartbeatWire, slug: &str) -> KumaPage {
         .and_then(|c| non_empty(c.title))
         .unwrap_or_else(|| slug.to_owned());
 
-    let mut incidents: Vec<IncidentWire> = entries(page.incidents.as_ref());
+    // The page's incidents are pinned and active by definition (`pin = 1 AND active = 1`).
+    let mut incidents = incidents_of(page.incidents.as_ref(), true);
     if let Some(one) = page.incident.as_ref().filter(|v| v.is_object()) {
-        incidents.extend(IncidentWire::deserialize(one).ok());
+        incidents.extend(
+            IncidentWire::deserialize(one)
+                .ok()
+                .and_then(|i| incident_of(i, true)),
+        );
     }
-    let incidents = incidents
-        .into_iter()
-        .filter_map(|i| {
-            Some(KumaIncident {
-                title: non_empty(i.title)?,
-                content: non_empty(i.content),
-                style: non_empty(i.style),
-            })
-        })
-        .collect();
 
     let heartbeats = beats.heartbeat_list.unwrap_or_default();
     let uptimes = beats.uptime_list.unwrap_or_default();
@@ -463,6 +543,7 @@ fn join(page: PageWire, beats: HeartbeatWire, slug: &str) -> KumaPage {
         title,
         monitors,
         incidents,
+        incident_history: None,
     }
 }
 
@@ -583,6 +664,9 @@ mod tests {
                 title: "Plex maintenance".into(),
                 content: Some("Upgrading PMS".into()),
                 style: Some("warning".into()),
+                id: Some(1),
+                active: true,
+                created_ms: Some(NOW - 250 + 60_000),
             }]
         );
         let ids: Vec<i64> = page.monitors.iter().map(|m| m.id).collect();
@@ -712,6 +796,72 @@ mod tests {
         let (empty, _) = started(KumaVersion::V1_23).await;
         let page = client(&empty, "home", 300).status_page().await.unwrap();
         assert!(page.monitors.is_empty());
+    }
+
+    const HISTORY: &str = "GET /api/status-page/{slug}/incident-history";
+
+    /// 2.1: every pinned incident in `incidents[]`, and the history route, whose active
+    /// entries include incidents an admin unpinned from the page.
+    #[tokio::test]
+    async fn reads_2_1_incidents_and_their_history() {
+        let (fake, clock) = started(KumaVersion::V2_1).await;
+        fake.add_monitor(1, "Plex");
+        fake.post_incident("Old", "Fixed long ago");
+        fake.set_incident(None);
+        clock.advance(60_000);
+        fake.post_incident("Unpinned", "Still going");
+        fake.unpin_incidents();
+        clock.advance(60_000);
+        fake.post_incident("Disk", "Replacing a disk");
+        clock.advance(60_000);
+        fake.post_incident("Power", "On battery");
+        let page = client(&fake, "home", 2000).status_page().await.unwrap();
+        let titles: Vec<&str> = page.incidents.iter().map(|i| i.title.as_str()).collect();
+        assert_eq!(
+            titles,
+            ["Power", "Disk", "Unpinned"],
+            "pinned newest first, then the rest"
+        );
+        assert!(page.incidents.iter().all(|i| i.active));
+        let history = page.incident_history.unwrap();
+        let seen: Vec<(&str, bool)> = history
+            .iter()
+            .map(|i| (i.title.as_str(), i.active))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("Power", true),
+                ("Disk", true),
+                ("Unpinned", true),
+                ("Old", false)
+            ]
+        );
+        assert_eq!(history[0].created_ms, Some(NOW - 250 + 180_000));
+        assert_eq!(fake.requests(HISTORY), 1);
+
+        // A history that cannot be read leaves the page as it is.
+        fake.fail_next_on(Endpoint::History, 1, Fault::Garbage);
+        let page = client(&fake, "home", 2000).status_page().await.unwrap();
+        assert_eq!(page.incidents.len(), 2);
+        assert_eq!(page.incident_history, None);
+    }
+
+    /// 1.23 and 2.0: one pinned incident as `incident`, and no history route asked for.
+    #[tokio::test]
+    async fn reads_the_one_incident_before_2_1() {
+        for version in [KumaVersion::V1_23, KumaVersion::V2_0] {
+            let (fake, _) = started(version).await;
+            fake.add_monitor(1, "Plex");
+            let page = client(&fake, "home", 2000).status_page().await.unwrap();
+            assert!(page.incidents.is_empty());
+            fake.post_incident("Disk", "Replacing a disk");
+            let page = client(&fake, "home", 2000).status_page().await.unwrap();
+            let titles: Vec<&str> = page.incidents.iter().map(|i| i.title.as_str()).collect();
+            assert_eq!(titles, ["Disk"], "{version:?}");
+            assert_eq!(page.incident_history, None);
+            assert_eq!(fake.requests(HISTORY), 0, "{version:?}");
+        }
     }
 
     #[tokio::test]

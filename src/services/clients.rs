@@ -142,6 +142,7 @@ pub fn cycle_budget(clients: &ServiceClients) -> Duration {
         .map(timeout_ms)
         .max()
         .unwrap_or(DEFAULT_TIMEOUT_MS);
-    // Kuma makes two calls per check.
-    Duration::from_millis(longest * 2 + 1000)
+    // Kuma makes up to three calls in a row per check (heartbeats, page, 2.1's incident
+    // history).
+    Duration::from_millis(longest * 3 + 1000)
 }

@@ -309,11 +309,17 @@ async fn check_kuma(clients: &ServiceClients, degraded_ms: i64) -> Vec<CheckResu
         &outcome,
         degraded_ms,
         |page| {
-            Some(format!(
+            let mut message = format!(
                 "Status page \"{}\", {} monitors",
                 page.title,
                 page.monitors.len()
-            ))
+            );
+            // Kuma's active incidents (1.23/2.0 `incident`, 2.1 `incidents[]` and history).
+            let titles: Vec<&str> = page.incidents.iter().map(|i| i.title.as_str()).collect();
+            if !titles.is_empty() {
+                message.push_str(&format!("; incident: {}", titles.join(", ")));
+            }
+            Some(message)
         },
     );
     let page = match outcome {

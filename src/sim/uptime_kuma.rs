@@ -12,6 +12,12 @@
 //!   edited to mixed case); 2.0 and later lowercase the requested slug first.
 //! - heartbeat maps keyed by the monitor id as a string, zone-less UTC times, history capped at
 //!   50 (1.23) or 100 beats.
+//! - incidents (`server/model/status_page.js` `getStatusPageData`, `server/model/incident.js`):
+//!   1.23 and 2.0 send one pinned active incident as `incident` (or null); 2.1 sends every
+//!   pinned active one as `incidents[]`, newest first, and adds
+//!   `GET /api/status-page/{slug}/incident-history?cursor=` (all of them, pinned or not, active
+//!   or resolved, 10 a page: `{ok, incidents, total, nextCursor, hasMore}`). Before 2.1 that path
+//!   falls to the web app's catch-all and answers 200 with the HTML page.
 //!
 //! A test or the demo steers it through [`FakeUptimeKuma`]'s methods: monitors added at run
 //! time and set up, down, slow, pending, in maintenance or flapping (alternating on every
@@ -25,7 +31,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
@@ -44,6 +50,9 @@ pub const DEFAULT_GROUP: &str = "Services";
 const MAX_BEATS: usize = 100;
 const PAGE_ROUTE: &str = "/api/status-page/{slug}";
 const HEARTBEAT_ROUTE: &str = "/api/status-page/heartbeat/{slug}";
+const HISTORY_ROUTE: &str = "/api/status-page/{slug}/incident-history";
+/// Incidents per history page (`INCIDENT_PAGE_SIZE` in 2.1.0 `src/util.ts`).
+const INCIDENT_PAGE_SIZE: usize = 10;
 
 /// Which release to behave as (`louislam/uptime-kuma` tags 1.23.16, 2.0.0, 2.1.0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +111,8 @@ pub enum Endpoint {
     Page,
     /// `GET /api/status-page/heartbeat/{slug}`.
     Heartbeat,
+    /// `GET /api/status-page/{slug}/incident-history` (2.1).
+    History,
 }
 
 impl Endpoint {
@@ -110,6 +121,7 @@ impl Endpoint {
         match self {
             Self::Page => PAGE_ROUTE,
             Self::Heartbeat => HEARTBEAT_ROUTE,
+            Self::History => HISTORY_ROUTE,
         }
     }
 }
@@ -195,7 +207,18 @@ struct SimState {
     /// Group names in page order.
     groups: Vec<String>,
     monitors: Vec<Monitor>,
-    incident: Option<(String, String)>,
+    /// Oldest first.
+    incidents: Vec<Incident>,
+    next_incident_id: i64,
+}
+
+struct Incident {
+    id: i64,
+    title: String,
+    content: String,
+    pin: bool,
+    active: bool,
+    created_ms: i64,
 }
 
 struct Monitor {
@@ -273,7 +296,8 @@ impl FakeUptimeKuma {
                 mode: HeartbeatMode::PerSet,
                 groups: Vec::new(),
                 monitors: Vec::new(),
-                incident: None,
+                incidents: Vec::new(),
+                next_incident_id: 1,
             }),
             clock,
         });
@@ -375,10 +399,45 @@ impl FakeUptimeKuma {
             .map_or(0, |m| m.beats.len())
     }
 
-    /// Pins an incident `(title, content)` with style `warning` on the page, or removes it.
+    /// Pins an incident `(title, content)` with style `warning` on the page, resolving the
+    /// ones before it, or (`None`) resolves them all.
     pub fn set_incident(&self, incident: Option<(&str, &str)>) {
-        self.shared.lock().incident =
-            incident.map(|(title, content)| (title.to_owned(), content.to_owned()));
+        {
+            let mut state = self.shared.lock();
+            for old in state.incidents.iter_mut().filter(|i| i.active) {
+                old.active = false;
+                old.pin = false;
+            }
+        }
+        if let Some((title, content)) = incident {
+            self.post_incident(title, content);
+        }
+    }
+
+    /// Posts one more pinned, active incident (2.1's `postIncident` keeps the others pinned);
+    /// returns its id.
+    pub fn post_incident(&self, title: &str, content: &str) -> i64 {
+        let now = self.shared.clock.now_ms();
+        let mut state = self.shared.lock();
+        let id = state.next_incident_id;
+        state.next_incident_id += 1;
+        state.incidents.push(Incident {
+            id,
+            title: title.to_owned(),
+            content: content.to_owned(),
+            pin: true,
+            active: true,
+            created_ms: now,
+        });
+        id
+    }
+
+    /// Unpins every incident, as Kuma's `unpinIncident` does: they leave the page but stay
+    /// active (the 2.1 history still shows them so).
+    pub fn unpin_incidents(&self) {
+        for incident in &mut self.shared.lock().incidents {
+            incident.pin = false;
+        }
     }
 
     /// Makes the next `n` requests to `endpoint` fail with `fault`; the other one is unaffected.
@@ -392,6 +451,7 @@ fn router(shared: Arc<Shared>, traffic: Arc<Traffic<Fault>>) -> Router {
     Router::new()
         .route(PAGE_ROUTE, get(page))
         .route(HEARTBEAT_ROUTE, get(heartbeats))
+        .route(HISTORY_ROUTE, get(incident_history))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             traffic.clone(),
@@ -463,10 +523,15 @@ fn page_body(state: &SimState, slug: &str) -> Option<Value> {
             json!({"id": index + 1, "name": name, "weight": index + 1, "monitorList": monitors})
         })
         .collect();
-    let incident = state.incident.as_ref().map(|(title, content)| {
-        json!({"id": 1, "style": "warning", "title": title, "content": content, "pin": true,
-               "createdDate": "2025-05-01 18:00:00", "lastUpdatedDate": null})
-    });
+    // `pin = 1 AND active = 1`, newest first (2.1's order; 1.23's `findOne` takes one).
+    let mut pinned: Vec<Value> = state
+        .incidents
+        .iter()
+        .rev()
+        .filter(|i| i.pin && i.active)
+        .map(|i| incident_json(i, state.version))
+        .collect();
+    let incident = (!pinned.is_empty()).then(|| pinned.remove(0));
     let mut config = json!({
         "slug": state.slug, "title": state.title, "description": null, "icon": "/icon.svg",
         "theme": "auto", "published": true, "showTags": false, "customCSS": "body {\n  \n}\n",
@@ -494,7 +559,7 @@ fn page_body(state: &SimState, slug: &str) -> Option<Value> {
             );
             body.insert(
                 "incidents".into(),
-                Value::Array(incident.into_iter().collect()),
+                Value::Array(incident.into_iter().chain(pinned).collect()),
             );
         }
     }
@@ -502,6 +567,79 @@ fn page_body(state: &SimState, slug: &str) -> Option<Value> {
     body.insert("publicGroupList".into(), Value::Array(groups));
     body.insert("maintenanceList".into(), json!([]));
     Some(Value::Object(body))
+}
+
+/// An incident's public JSON: 1.23's `toPublicJSON` has no `active`; 2.1's adds it and the
+/// page id.
+fn incident_json(incident: &Incident, version: KumaVersion) -> Value {
+    let mut json = json!({
+        "id": incident.id, "style": "warning", "title": incident.title,
+        "content": incident.content, "pin": incident.pin,
+        "createdDate": beat_time(incident.created_ms, KumaVersion::V2_1),
+        "lastUpdatedDate": null,
+    });
+    if version == KumaVersion::V2_1 {
+        extend(
+            &mut json,
+            json!({"active": incident.active, "status_page_id": 1}),
+        );
+    }
+    json
+}
+
+/// `GET /api/status-page/{slug}/incident-history?cursor=` (2.1): the page's incidents newest
+/// first, 10 at a time, before `cursor` (a `createdDate`). Older releases have no such route:
+/// the web app's catch-all answers it with the HTML page.
+async fn incident_history(
+    State(sim): State<Sim>,
+    Path(slug): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let state = sim.shared.lock();
+    if state.version != KumaVersion::V2_1 {
+        return (
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            "<!DOCTYPE html><html><head><title>Uptime Kuma</title></head><body></body></html>",
+        )
+            .into_response();
+    }
+    if !state.serves(&slug) {
+        return fail(StatusCode::NOT_FOUND, "Status Page Not Found");
+    }
+    let cursor = query.as_deref().and_then(|q| {
+        q.split('&')
+            .find_map(|p| p.strip_prefix("cursor="))
+            .map(|c| {
+                percent_encoding::percent_decode_str(&c.replace('+', " "))
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
+    });
+    let newest_first: Vec<&Incident> = state
+        .incidents
+        .iter()
+        .rev()
+        .filter(|i| {
+            cursor
+                .as_deref()
+                .is_none_or(|c| beat_time(i.created_ms, KumaVersion::V2_1).as_str() < c)
+        })
+        .collect();
+    let page: Vec<Value> = newest_first
+        .iter()
+        .take(INCIDENT_PAGE_SIZE)
+        .map(|i| incident_json(i, KumaVersion::V2_1))
+        .collect();
+    let has_more = newest_first.len() > INCIDENT_PAGE_SIZE;
+    let next_cursor = has_more
+        .then(|| newest_first.get(INCIDENT_PAGE_SIZE - 1))
+        .flatten()
+        .map(|i| beat_time(i.created_ms, KumaVersion::V2_1));
+    cached(
+        300,
+        json!({"ok": true, "incidents": page, "total": state.incidents.len(),
+               "nextCursor": next_cursor, "hasMore": has_more}),
+    )
 }
 
 fn extend(target: &mut Value, more: Value) {
@@ -730,6 +868,67 @@ mod tests {
         // waiting for its own timeout.
         let _ = hanging.await.unwrap();
         assert!(began.elapsed() < Duration::from_secs(2));
+    }
+
+    /// 2.1.0 `status-page-router.js` and `StatusPage.getIncidentHistory`: every incident,
+    /// newest first, 10 a page with a `createdDate` cursor; before 2.1 the path is the web
+    /// app's catch-all (`app.get("*")` in `server/server.js`), 200 with HTML.
+    #[tokio::test]
+    async fn v2_1_serves_the_incident_history_in_pages() {
+        let clock = Arc::new(ManualClock::new(1_746_122_280_000));
+        let fake = FakeUptimeKuma::start_with_clock("home", KumaVersion::V2_1, clock.clone())
+            .await
+            .unwrap();
+        for n in 0..12 {
+            fake.post_incident(&format!("I{n}"), "c");
+            clock.advance(1000);
+        }
+        fake.unpin_incidents();
+        let history = |query: &str| {
+            fetch(format!(
+                "{}/api/status-page/HOME/incident-history{query}",
+                fake.url()
+            ))
+        };
+        let (status, first) = history("").await;
+        assert_eq!(status, 200);
+        assert_eq!(first["ok"], true);
+        assert_eq!(first["total"], 12);
+        assert_eq!(first["hasMore"], true);
+        assert_eq!(first["incidents"].as_array().unwrap().len(), 10);
+        assert_eq!(first["incidents"][0]["title"], "I11");
+        assert_eq!(first["incidents"][0]["active"], true);
+        assert_eq!(first["incidents"][0]["pin"], false);
+        let cursor = first["nextCursor"].as_str().unwrap().to_owned();
+        assert_eq!(cursor, first["incidents"][9]["createdDate"]);
+        let (_, second) = history(&format!("?cursor={}", cursor.replace(' ', "%20"))).await;
+        let titles: Vec<&str> = second["incidents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["title"].as_str().unwrap())
+            .collect();
+        assert_eq!(titles, ["I1", "I0"]);
+        assert_eq!(
+            (second["hasMore"].clone(), second["nextCursor"].clone()),
+            (json!(false), Value::Null)
+        );
+        let (_, page) = get_page(&fake, "home").await;
+        assert_eq!(page["incidents"], json!([]), "unpinned: off the page");
+        assert_eq!(history_of(&fake, "nope").await.0, 404);
+
+        fake.set_version(KumaVersion::V2_0);
+        let (status, body) = history_of(&fake, "home").await;
+        assert_eq!(status, 200);
+        assert!(body.as_str().unwrap().starts_with("<!DOCTYPE html>"));
+    }
+
+    async fn history_of(fake: &FakeUptimeKuma, slug: &str) -> (u16, Value) {
+        fetch(format!(
+            "{}/api/status-page/{slug}/incident-history",
+            fake.url()
+        ))
+        .await
     }
 
     #[tokio::test]

@@ -855,9 +855,48 @@ async fn kuma_monitors_are_services_in_both_page_versions() {
         assert_eq!(find(&list, "kuma:7")["displayName"], "Printer");
         assert_eq!(
             find(&list, "uptime_kuma")["message"],
-            "Status page \"Home Services\", 2 monitors"
+            "Status page \"Home Services\", 2 monitors; incident: Disk"
         );
     }
+}
+
+/// Kuma's active incidents show on its card: 1.23 and 2.0 send one as `incident`, 2.1 sends
+/// `incidents[]` and keeps unpinned ones in its incident history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kuma_incidents_show_on_its_card_in_every_version() {
+    for version in [KumaVersion::V1_23, KumaVersion::V2_0, KumaVersion::V2_1] {
+        let w = world_with(version, |_| {}).await;
+        w.cycle().await;
+        assert_eq!(
+            w.service("uptime_kuma").await["message"],
+            "Status page \"Home Services\", 2 monitors"
+        );
+        w.kuma.post_incident("Disk", "Replacing a disk");
+        w.t.clock.advance(MINUTE);
+        w.cycle().await;
+        assert_eq!(
+            w.service("uptime_kuma").await["message"],
+            "Status page \"Home Services\", 2 monitors; incident: Disk",
+            "{version:?}"
+        );
+    }
+    // 2.1: an incident taken off the page is still active; a resolved one is gone.
+    let w = world_with(KumaVersion::V2_1, |_| {}).await;
+    w.kuma.post_incident("Disk", "Replacing a disk");
+    w.kuma.unpin_incidents();
+    w.kuma.post_incident("Power", "On battery");
+    w.cycle().await;
+    assert_eq!(
+        w.service("uptime_kuma").await["message"],
+        "Status page \"Home Services\", 2 monitors; incident: Power, Disk"
+    );
+    w.kuma.set_incident(None);
+    w.t.clock.advance(MINUTE);
+    w.cycle().await;
+    assert_eq!(
+        w.service("uptime_kuma").await["message"],
+        "Status page \"Home Services\", 2 monitors"
+    );
 }
 
 /// Kuma 2.x answers an unknown slug 404; 1.23 never answers it (and answers its heartbeats with
