@@ -1,8 +1,8 @@
 //! The Uptime Kuma client (UPSTREAMS.md 3): one public status page, read from
 //! `GET /api/status-page/{slug}` (title, groups, monitors, incidents) and
 //! `GET /api/status-page/heartbeat/{slug}` (recent beats and 24 h uptime per monitor), joined
-//! into one [`KumaPage`]. Kuma has no other plain-HTTP read API worth using; `/metrics` (which
-//! is what the API key is kept for) may join later.
+//! into one [`KumaPage`]. With an API key it also reads `GET /metrics` ([`UptimeKuma::metrics`]),
+//! which has every monitor, on a page or not.
 //!
 //! Both the 1.23 and the 2.x shapes are read: `incident` (one object or null, 1.23 and 2.0) and
 //! `incidents[]` (2.1, with `GET /api/status-page/{slug}/incident-history` beside it, whose
@@ -23,6 +23,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -52,12 +53,48 @@ const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
+/// The least time between two reads of `/metrics` by one client: Kuma allows 60 API-key checks
+/// a minute for all its keys together (`server/rate-limiter.js`), and health checks, refreshes
+/// and connection tests must leave most of them to other users of the key.
+pub const METRICS_MIN_GAP_MS: i64 = 10_000;
+
 /// A client for one Uptime Kuma status page. Cheap to clone.
 #[derive(Clone)]
 pub struct UptimeKuma {
     http: ClientBase,
     slug: String,
     api_key: Option<String>,
+    clock: SharedClock,
+    /// When `/metrics` was last asked (ms) and its answer (`None`: it failed), shared by clones.
+    last_metrics: Arc<Mutex<Option<LastMetrics>>>,
+}
+
+/// When `/metrics` was last asked (ms) and what it answered (`None`: it failed).
+type LastMetrics = (i64, Option<MetricsOutcome>);
+
+/// A sample line's metric name, labels and value.
+type Sample<'a> = (&'a str, Vec<(String, String)>, &'a str);
+
+/// One monitor as `/metrics` reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KumaMetricsMonitor {
+    /// `monitor_id` (2.0 and later; 1.23 has only the name).
+    pub id: Option<i64>,
+    pub name: String,
+    pub kind: Option<String>,
+    pub status: KumaStatus,
+    /// `monitor_response_time`; Kuma writes -1 when the beat had none.
+    pub response_ms: Option<u64>,
+}
+
+/// What `/metrics` answered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MetricsOutcome {
+    /// Every monitor Kuma has.
+    Monitors(Vec<KumaMetricsMonitor>),
+    /// 401: the key is wrong, expired or deactivated, or Kuma's 60-a-minute limit is used up
+    /// (Kuma answers all of them alike).
+    KeyRefused,
 }
 
 impl fmt::Debug for UptimeKuma {
@@ -229,10 +266,66 @@ impl UptimeKuma {
         clock: SharedClock,
     ) -> Self {
         Self {
-            http: ClientBase::new(SERVICE_NAME, url, options, clock),
+            http: ClientBase::new(SERVICE_NAME, url, options, clock.clone()),
             slug: slug.into(),
             api_key: api_key.filter(|k| !k.is_empty()),
+            clock,
+            last_metrics: Arc::default(),
         }
+    }
+
+    /// Whether an API key is set, so [`Self::metrics`] reads `/metrics`.
+    pub fn has_metrics(&self) -> bool {
+        self.api_key.is_some()
+    }
+
+    /// Every monitor from `GET /metrics`, with the API key as the HTTP Basic password (any
+    /// user name: `server/auth.js` `apiAuthorizer` checks only the password, `uk<id>_<secret>`).
+    /// `None` without a key. Asked at most once per [`METRICS_MIN_GAP_MS`]; in between the last
+    /// answer is given again (`None` after a failure), so no caller can spend Kuma's 60 checks
+    /// a minute.
+    pub async fn metrics(&self) -> AppResult<Option<MetricsOutcome>> {
+        use base64::Engine as _;
+        let Some(key) = &self.api_key else {
+            return Ok(None);
+        };
+        let now = self.clock.now_ms();
+        if let Some((at, outcome)) = self.last_metrics_now()
+            && now - at < METRICS_MIN_GAP_MS
+        {
+            return Ok(outcome);
+        }
+        let credentials =
+            base64::engine::general_purpose::STANDARD.encode(format!("medianest:{key}"));
+        let request = self
+            .http
+            .request(Method::Get, "/metrics")
+            .header("Accept", "text/plain")
+            .header("Authorization", format!("Basic {credentials}"));
+        let outcome = self
+            .upstream()
+            .send(request, |response| {
+                if response.status().as_u16() == 401 {
+                    return Ok(MetricsOutcome::KeyRefused);
+                }
+                let text = crate::integrations::upstream::read_text(expect_success(response)?)?;
+                Ok(MetricsOutcome::Monitors(parse_metrics(&text)))
+            })
+            .await;
+        // A failed read is remembered too: the limit counts attempts.
+        let remembered = outcome.as_ref().ok().cloned();
+        *self
+            .last_metrics
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((now, remembered));
+        outcome.map(Some)
+    }
+
+    fn last_metrics_now(&self) -> Option<LastMetrics> {
+        self.last_metrics
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// The gateway the calls go through (its breaker is what the admin pages show).
@@ -462,6 +555,113 @@ struct BeatWire {
     time: Option<Value>,
     msg: Option<String>,
     ping: Option<Value>,
+}
+
+/// The monitors in a Prometheus text answer of Kuma's `/metrics`: `monitor_status` and
+/// `monitor_response_time` samples, whatever the label set (`server/prometheus.js`: 1.23
+/// `monitor_name, _type, _url, _hostname, _port`; 2.0 adds `monitor_id`; 2.1 puts a label per
+/// tag first), labels in any order, values escaped (`\"`, `\\`, `\n`). Other families (process,
+/// Node.js, HTTP, 2.1's windows) and lines that do not parse are skipped.
+pub fn parse_metrics(text: &str) -> Vec<KumaMetricsMonitor> {
+    // Keyed by id, else by name (1.23).
+    let mut order: Vec<String> = Vec::new();
+    let mut found: HashMap<String, KumaMetricsMonitor> = HashMap::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((name, labels, value)) = sample(line) else {
+            continue;
+        };
+        if name != "monitor_status" && name != "monitor_response_time" {
+            continue;
+        }
+        let label = |k: &str| labels.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let Some(monitor_name) = label("monitor_name") else {
+            continue;
+        };
+        let id = label("monitor_id").and_then(|v| v.parse::<i64>().ok());
+        let key = id.map_or_else(|| format!("name:{monitor_name}"), |id| format!("id:{id}"));
+        let entry = found.entry(key.clone()).or_insert_with(|| {
+            order.push(key);
+            KumaMetricsMonitor {
+                id,
+                name: monitor_name,
+                kind: label("monitor_type").filter(|t| t != "null"),
+                status: KumaStatus::Unknown,
+                response_ms: None,
+            }
+        });
+        if name == "monitor_status" {
+            entry.status = value
+                .parse::<f64>()
+                .ok()
+                .map_or(KumaStatus::Unknown, |v| KumaStatus::from_code(v as i64));
+        } else {
+            entry.response_ms = value
+                .parse::<f64>()
+                .ok()
+                .filter(|v| *v >= 0.0)
+                .map(|v| v.round() as u64);
+        }
+    }
+    order.into_iter().filter_map(|k| found.remove(&k)).collect()
+}
+
+/// `name{label="value",...} value [timestamp]` (or without labels).
+fn sample(line: &str) -> Option<Sample<'_>> {
+    let name_end = line.find(['{', ' '])?;
+    let name = &line[..name_end];
+    let mut labels = Vec::new();
+    let mut rest = &line[name_end..];
+    if let Some(after) = rest.strip_prefix('{') {
+        let mut chars = after.char_indices().peekable();
+        let end;
+        loop {
+            // Skip separators.
+            while let Some((_, c)) = chars.peek() {
+                if *c == ',' || c.is_whitespace() {
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+            match chars.peek() {
+                Some((i, '}')) => {
+                    end = *i + 1;
+                    break;
+                }
+                None => return None,
+                _ => {}
+            }
+            let mut key = String::new();
+            for (_, c) in chars.by_ref() {
+                if c == '=' {
+                    break;
+                }
+                key.push(c);
+            }
+            if chars.next().map(|(_, c)| c) != Some('"') {
+                return None;
+            }
+            let mut value = String::new();
+            loop {
+                match chars.next()? {
+                    (_, '\\') => match chars.next()?.1 {
+                        'n' => value.push('\n'),
+                        other => value.push(other),
+                    },
+                    (_, '"') => break,
+                    (_, c) => value.push(c),
+                }
+            }
+            labels.push((key.trim().to_owned(), value));
+        }
+        rest = after.get(end..)?;
+    }
+    let value = rest.split_whitespace().next()?;
+    Some((name, labels, value))
 }
 
 /// The entries of an optional JSON array that parse as `T`; anything else is skipped.
@@ -862,6 +1062,145 @@ mod tests {
             assert_eq!(page.incident_history, None);
             assert_eq!(fake.requests(HISTORY), 0, "{version:?}");
         }
+    }
+
+    const METRICS: &str = "GET /metrics";
+
+    fn keyed(fake: &FakeUptimeKuma, key: &str, clock: &Arc<ManualClock>) -> UptimeKuma {
+        UptimeKuma::new(
+            &fake.url(),
+            "home",
+            Some(key.into()),
+            UpstreamOptions::with_timeout_ms(2000),
+            clock.clone(),
+        )
+    }
+
+    /// `/metrics` has every monitor, on the page or not, in each release's label set
+    /// (`server/prometheus.js` at 1.23.16, 2.0.0, 2.1.0).
+    #[tokio::test]
+    async fn metrics_cover_every_monitor_in_each_label_set() {
+        for version in [KumaVersion::V1_23, KumaVersion::V2_0, KumaVersion::V2_1] {
+            let (fake, clock) = started(version).await;
+            fake.set_api_key(Some("uk1_s3cret"));
+            fake.add_monitor(1, "Plex");
+            fake.add_private_monitor(9, "Printer \"Office\"");
+            fake.set_tags(9, &[("room", "office"), ("2nd floor", "")]);
+            assert!(fake.set_state(9, MonitorState::Down));
+            fake.add_monitor(3, "NAS");
+            assert!(fake.set_state(3, MonitorState::Slow(1500)));
+            let kuma = keyed(&fake, "uk1_s3cret", &clock);
+            let Some(MetricsOutcome::Monitors(monitors)) = kuma.metrics().await.unwrap() else {
+                panic!("{version:?}: no monitors")
+            };
+            let seen: Vec<(Option<i64>, &str, KumaStatus, Option<u64>)> = monitors
+                .iter()
+                .map(|m| (m.id, m.name.as_str(), m.status, m.response_ms))
+                .collect();
+            let id = |n: i64| (version != KumaVersion::V1_23).then_some(n);
+            assert_eq!(
+                seen,
+                [
+                    (
+                        id(1),
+                        "Plex",
+                        KumaStatus::Up,
+                        Some(crate::sim::uptime_kuma::UP_PING_MS)
+                    ),
+                    (id(9), "Printer \"Office\"", KumaStatus::Down, None),
+                    (id(3), "NAS", KumaStatus::Up, Some(1500)),
+                ],
+                "{version:?}"
+            );
+            assert_eq!(monitors[0].kind.as_deref(), Some("http"));
+        }
+    }
+
+    #[test]
+    fn metrics_parse_labels_in_any_order_with_escapes() {
+        let text = "# HELP monitor_status x\n# TYPE monitor_status gauge\n\
+            monitor_status{media=\"a,b\",monitor_id=\"4\",monitor_name=\"Back\\\\slash \\\"q\\\" \\nline\",monitor_type=\"ping\",monitor_url=\"null\",monitor_hostname=\"nas.lan\",monitor_port=\"null\"} 0\n\
+            monitor_response_time{monitor_port=\"null\",monitor_name=\"Back\\\\slash \\\"q\\\" \\nline\",monitor_id=\"4\"} -1\n\
+            monitor_status{monitor_name=\"Old\"} 3 1746122400000\n\
+            monitor_status{monitor_id=\"5\"} 1\n\
+            monitor_status{monitor_name=\"Broken\" 1\n\
+            http_request_duration_seconds_bucket{le=\"0.1\",path=\"/metrics\"} 3\n\
+            monitor_uptime_ratio{monitor_id=\"4\",monitor_name=\"x\",window=\"1d\"} 0.5\n";
+        let monitors = parse_metrics(text);
+        assert_eq!(
+            monitors,
+            vec![
+                KumaMetricsMonitor {
+                    id: Some(4),
+                    name: "Back\\slash \"q\" \nline".into(),
+                    kind: Some("ping".into()),
+                    status: KumaStatus::Down,
+                    response_ms: None,
+                },
+                KumaMetricsMonitor {
+                    id: None,
+                    name: "Old".into(),
+                    kind: None,
+                    status: KumaStatus::Maintenance,
+                    response_ms: None,
+                },
+            ],
+            "no name, a broken line and other families are skipped"
+        );
+        assert!(parse_metrics("<html>Uptime Kuma</html>").is_empty());
+    }
+
+    /// HTTP Basic with the key as the password; Kuma answers a wrong key and a used-up
+    /// minute alike (401), and the client asks at most once per 10 s.
+    #[tokio::test]
+    async fn metrics_take_the_key_and_respect_the_limit() {
+        let (fake, clock) = started(KumaVersion::V2_1).await;
+        fake.add_monitor(1, "Plex");
+        let kuma = keyed(&fake, "uk1_s3cret", &clock);
+        assert_eq!(
+            kuma.metrics().await.unwrap(),
+            Some(MetricsOutcome::KeyRefused),
+            "no key made in Kuma yet"
+        );
+        fake.set_api_key(Some("uk1_s3cret"));
+        assert_eq!(
+            kuma.metrics().await.unwrap(),
+            Some(MetricsOutcome::KeyRefused),
+            "the answer is kept for 10 s"
+        );
+        assert_eq!(fake.requests(METRICS), 1);
+        clock.advance(METRICS_MIN_GAP_MS);
+        assert!(matches!(
+            kuma.metrics().await.unwrap(),
+            Some(MetricsOutcome::Monitors(m)) if m.len() == 1
+        ));
+        assert_eq!(fake.requests(METRICS), 2);
+        clock.advance(METRICS_MIN_GAP_MS);
+        let wrong = keyed(&fake, "uk1_other", &clock);
+        assert_eq!(
+            wrong.metrics().await.unwrap(),
+            Some(MetricsOutcome::KeyRefused)
+        );
+        let other_id = keyed(&fake, "uk2_s3cret", &clock);
+        assert_eq!(
+            other_id.metrics().await.unwrap(),
+            Some(MetricsOutcome::KeyRefused)
+        );
+        assert_eq!(
+            kuma.upstream().breaker().snapshot().consecutive_failures,
+            0,
+            "a refused key is an answer"
+        );
+        let none = UptimeKuma::new(
+            &fake.url(),
+            "home",
+            None,
+            UpstreamOptions::with_timeout_ms(2000),
+            clock.clone(),
+        );
+        assert!(!none.has_metrics());
+        assert_eq!(none.metrics().await.unwrap(), None);
+        assert_eq!(fake.requests(METRICS), 4);
     }
 
     #[tokio::test]

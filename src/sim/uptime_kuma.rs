@@ -18,6 +18,14 @@
 //!   `GET /api/status-page/{slug}/incident-history?cursor=` (all of them, pinned or not, active
 //!   or resolved, 10 a page: `{ok, incidents, total, nextCursor, hasMore}`). Before 2.1 that path
 //!   falls to the web app's catch-all and answers 200 with the HTML page.
+//! - `GET /metrics` (`server/server.js` `app.get("/metrics", apiAuth, ...)`, `server/auth.js`
+//!   `apiAuth`, `server/rate-limiter.js`): with API keys in use, HTTP Basic whose password is a
+//!   key `uk<id>_<secret>` (any username); every check takes from a 60-a-minute limiter, and a
+//!   refused or limited check is a bare 401 with `WWW-Authenticate: Basic`. Every monitor is
+//!   there, on a page or not, with `server/prometheus.js`'s label sets: `monitor_name, _type,
+//!   _url, _hostname, _port` on 1.23; `monitor_id` first on 2.0; on 2.1 the monitor's tags
+//!   (sanitised, sorted) before those, and `monitor_uptime_ratio` /
+//!   `monitor_response_time_seconds` with a `window` label.
 //!
 //! A test or the demo steers it through [`FakeUptimeKuma`]'s methods: monitors added at run
 //! time and set up, down, slow, pending, in maintenance or flapping (alternating on every
@@ -51,6 +59,9 @@ const MAX_BEATS: usize = 100;
 const PAGE_ROUTE: &str = "/api/status-page/{slug}";
 const HEARTBEAT_ROUTE: &str = "/api/status-page/heartbeat/{slug}";
 const HISTORY_ROUTE: &str = "/api/status-page/{slug}/incident-history";
+const METRICS_ROUTE: &str = "/metrics";
+/// API-key checks a minute (`apiRateLimiter` in `server/rate-limiter.js`).
+const API_CHECKS_PER_MINUTE: u32 = 60;
 /// Incidents per history page (`INCIDENT_PAGE_SIZE` in 2.1.0 `src/util.ts`).
 const INCIDENT_PAGE_SIZE: usize = 10;
 
@@ -210,6 +221,10 @@ struct SimState {
     /// Oldest first.
     incidents: Vec<Incident>,
     next_incident_id: i64,
+    /// The one API key, when keys are in use.
+    api_key: Option<String>,
+    /// The API limiter's minute: when it began (ms) and the checks it took.
+    api_window: (i64, u32),
 }
 
 struct Incident {
@@ -224,7 +239,10 @@ struct Incident {
 struct Monitor {
     id: i64,
     name: String,
+    /// Its page group; empty for a monitor on no page (only `/metrics` shows it).
     group: String,
+    /// Tag names and values (2.1 turns them into labels).
+    tags: Vec<(String, String)>,
     state: MonitorState,
     /// Oldest first.
     beats: VecDeque<Beat>,
@@ -298,6 +316,8 @@ impl FakeUptimeKuma {
                 monitors: Vec::new(),
                 incidents: Vec::new(),
                 next_incident_id: 1,
+                api_key: None,
+                api_window: (0, 0),
             }),
             clock,
         });
@@ -352,11 +372,46 @@ impl FakeUptimeKuma {
             id,
             name: name.to_owned(),
             group: group.to_owned(),
+            tags: Vec::new(),
             state: MonitorState::Up,
             beats: VecDeque::new(),
         };
         monitor.beat(now);
         state.monitors.push(monitor);
+    }
+
+    /// Adds (or replaces, by id) an up monitor that is on no status page: only `/metrics`
+    /// shows it.
+    pub fn add_private_monitor(&self, id: i64, name: &str) {
+        let now = self.shared.clock.now_ms();
+        let mut state = self.shared.lock();
+        state.monitors.retain(|m| m.id != id);
+        let mut monitor = Monitor {
+            id,
+            name: name.to_owned(),
+            group: String::new(),
+            tags: Vec::new(),
+            state: MonitorState::Up,
+            beats: VecDeque::new(),
+        };
+        monitor.beat(now);
+        state.monitors.push(monitor);
+    }
+
+    /// Tags a monitor (`(name, value)`; 2.1's `/metrics` makes labels of them).
+    pub fn set_tags(&self, id: i64, tags: &[(&str, &str)]) {
+        if let Some(m) = self.shared.lock().monitors.iter_mut().find(|m| m.id == id) {
+            m.tags = tags
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .collect();
+        }
+    }
+
+    /// Creates the API key `uk<id>_<secret>` (`None` deletes them all): from then on
+    /// `/metrics` takes only it, as Kuma does once a key exists.
+    pub fn set_api_key(&self, key: Option<&str>) {
+        self.shared.lock().api_key = key.map(str::to_owned);
     }
 
     /// Takes a monitor off the page; false when there was none with `id`.
@@ -452,6 +507,7 @@ fn router(shared: Arc<Shared>, traffic: Arc<Traffic<Fault>>) -> Router {
         .route(PAGE_ROUTE, get(page))
         .route(HEARTBEAT_ROUTE, get(heartbeats))
         .route(HISTORY_ROUTE, get(incident_history))
+        .route(METRICS_ROUTE, get(metrics))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             traffic.clone(),
@@ -642,6 +698,178 @@ async fn incident_history(
     )
 }
 
+/// `GET /metrics` behind `apiAuth`.
+async fn metrics(State(sim): State<Sim>, headers: axum::http::HeaderMap) -> Response {
+    let now = sim.shared.clock.now_ms();
+    let mut state = sim.shared.lock();
+    let password = basic_password(&headers);
+    let Some(key) = state.api_key.clone() else {
+        // No key yet: Kuma checks the admin's username and password, which the fake has not.
+        return unauthorized();
+    };
+    // `apiAuthorizer`: refused at once while the limiter's minute is used up; otherwise the key
+    // is checked and a check is taken, whatever the outcome.
+    if now - state.api_window.0 >= 60_000 {
+        state.api_window = (now, 0);
+    }
+    if state.api_window.1 >= API_CHECKS_PER_MINUTE {
+        return unauthorized();
+    }
+    state.api_window.1 += 1;
+    if !password.is_some_and(|p| key_matches(&p, &key)) {
+        return unauthorized();
+    }
+    let body = metrics_text(&state);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// express-basic-auth's refusal with `challenge: true`: 401, an empty body.
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Basic")],
+        "",
+    )
+        .into_response()
+}
+
+/// The password of an HTTP Basic `Authorization` header.
+fn basic_password(headers: &axum::http::HeaderMap) -> Option<String> {
+    use base64::Engine as _;
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let encoded = value.strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    text.split_once(':').map(|(_, p)| p.to_owned())
+}
+
+/// `verifyAPIKey`: the id between `uk` and `_`, the secret after it.
+fn key_matches(given: &str, key: &str) -> bool {
+    let split = |k: &str| -> Option<(String, String)> {
+        let (id, secret) = k.strip_prefix("uk")?.split_once('_')?;
+        Some((id.to_owned(), secret.to_owned()))
+    };
+    matches!((split(given), split(key)), (Some(a), Some(b)) if a == b)
+}
+
+/// `Prometheus.sanitizeForPrometheus` (2.1): letters, digits and `_`, not starting with a digit.
+fn sanitize_label(text: &str) -> String {
+    let kept: String = text
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    kept.trim_start_matches(|c: char| !(c.is_ascii_alphabetic() || c == '_'))
+        .to_owned()
+}
+
+/// A label value as prom-client writes it.
+fn label_value(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('\n', "\\n")
+        .replace('"', "\\\"")
+}
+
+/// The exposition text: a few of the default process metrics, then the monitor families.
+fn metrics_text(state: &SimState) -> String {
+    let version = state.version;
+    let mut out = String::from(
+        "# HELP process_cpu_user_seconds_total Total user CPU time spent in seconds.\n\
+         # TYPE process_cpu_user_seconds_total counter\n\
+         process_cpu_user_seconds_total 12.5\n\
+         # HELP nodejs_eventloop_lag_seconds Lag of event loop in seconds.\n\
+         # TYPE nodejs_eventloop_lag_seconds gauge\n\
+         nodejs_eventloop_lag_seconds 0.004\n",
+    );
+    // 2.1: every tag name is a label of every monitor (empty when it lacks the tag).
+    let mut tag_names: Vec<String> = state
+        .monitors
+        .iter()
+        .flat_map(|m| m.tags.iter().map(|(n, _)| sanitize_label(n)))
+        .filter(|n| !n.is_empty())
+        .collect();
+    tag_names.sort_by_key(|n| n.to_lowercase());
+    tag_names.dedup();
+    let labels = |m: &Monitor| -> String {
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        if version == KumaVersion::V2_1 {
+            for name in &tag_names {
+                let mut values: Vec<String> = m
+                    .tags
+                    .iter()
+                    .filter(|(n, _)| &sanitize_label(n) == name)
+                    .map(|(_, v)| sanitize_label(v))
+                    .filter(|v| !v.is_empty())
+                    .collect();
+                values.sort();
+                pairs.push((name.clone(), values.join(",")));
+            }
+        }
+        if version != KumaVersion::V1_23 {
+            pairs.push(("monitor_id".into(), m.id.to_string()));
+        }
+        pairs.push(("monitor_name".into(), m.name.clone()));
+        pairs.push(("monitor_type".into(), "http".into()));
+        pairs.push((
+            "monitor_url".into(),
+            format!("http://{}.lan/", m.name.to_lowercase().replace(' ', "-")),
+        ));
+        // Unset columns print as `null`.
+        pairs.push(("monitor_hostname".into(), "null".into()));
+        pairs.push(("monitor_port".into(), "null".into()));
+        pairs
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{}\"", label_value(v)))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let latest = |m: &Monitor| m.beats.back().copied();
+    let mut family = |name: &str, help: &str, value: &dyn Fn(&Monitor) -> Option<String>| {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+        for m in &state.monitors {
+            if let Some(v) = value(m) {
+                out.push_str(&format!("{name}{{{}}} {v}\n", labels(m)));
+            }
+        }
+    };
+    family(
+        "monitor_response_time",
+        "Monitor Response Time (ms)",
+        &|m| latest(m).map(|b| b.ping.map_or("-1".to_owned(), |p| p.to_string())),
+    );
+    family(
+        "monitor_status",
+        "Monitor Status (1 = UP, 0= DOWN, 2= PENDING, 3= MAINTENANCE)",
+        &|m| latest(m).map(|b| b.status.to_string()),
+    );
+    if version == KumaVersion::V2_1 {
+        out.push_str(
+            "# HELP monitor_uptime_ratio Uptime ratio calculated over sliding window specified by the 'window' label. (0.0 - 1.0)\n\
+             # TYPE monitor_uptime_ratio gauge\n",
+        );
+        for m in state.monitors.iter().filter(|m| !m.beats.is_empty()) {
+            let up = m.beats.iter().filter(|b| b.status == 1).count() as f64;
+            let ratio = up / m.beats.len() as f64;
+            for window in ["1d", "30d", "365d"] {
+                out.push_str(&format!(
+                    "monitor_uptime_ratio{{{},window=\"{window}\"}} {ratio}\n",
+                    labels(m)
+                ));
+            }
+        }
+    }
+    out
+}
+
 fn extend(target: &mut Value, more: Value) {
     if let (Value::Object(target), Value::Object(more)) = (target, more) {
         target.extend(more);
@@ -665,7 +893,8 @@ async fn heartbeats(State(sim): State<Sim>, Path(slug): Path<String>) -> Respons
     };
     let mut list = Map::new();
     let mut uptime = Map::new();
-    for monitor in &mut state.monitors {
+    // Only monitors in the page's public groups.
+    for monitor in state.monitors.iter_mut().filter(|m| !m.group.is_empty()) {
         if monitor.state == MonitorState::Flapping || mode == HeartbeatMode::PerRequest {
             monitor.beat(now);
         }
@@ -921,6 +1150,71 @@ mod tests {
         let (status, body) = history_of(&fake, "home").await;
         assert_eq!(status, 200);
         assert!(body.as_str().unwrap().starts_with("<!DOCTYPE html>"));
+    }
+
+    async fn get_metrics(fake: &FakeUptimeKuma, password: &str) -> (u16, String) {
+        use base64::Engine as _;
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("anyone:{password}"));
+        crate::sim::harness::testing::fetch(
+            UpRequest::get(format!("{}/metrics", fake.url()))
+                .header("Authorization", format!("Basic {basic}")),
+        )
+        .await
+    }
+
+    /// `server/prometheus.js`: 1.23.16's labels, 2.0.0's `monitor_id` first, 2.1.0's tags
+    /// first and its window families; `server/auth.js` + `server/rate-limiter.js`: the key as
+    /// the Basic password, 60 checks a minute, a bare 401 otherwise.
+    #[tokio::test]
+    async fn metrics_have_each_versions_labels_behind_the_key_and_the_limit() {
+        let clock = Arc::new(ManualClock::new(1_746_122_280_000));
+        let fake = FakeUptimeKuma::start_with_clock("home", KumaVersion::V1_23, clock.clone())
+            .await
+            .unwrap();
+        fake.add_monitor(1, "Plex");
+        fake.add_private_monitor(2, "NAS");
+        fake.set_tags(2, &[("Room", "cellar"), ("env", "prod")]);
+        assert_eq!(
+            get_metrics(&fake, "uk1_key").await.0,
+            401,
+            "no key in Kuma yet"
+        );
+        fake.set_api_key(Some("uk1_key"));
+        let (status, text) = get_metrics(&fake, "uk1_key").await;
+        assert_eq!(status, 200);
+        assert!(text.contains(
+            "monitor_status{monitor_name=\"NAS\",monitor_type=\"http\",monitor_url=\"http://nas.lan/\",monitor_hostname=\"null\",monitor_port=\"null\"} 1\n"
+        ), "{text}");
+        assert!(!text.contains("monitor_id"));
+        fake.set_version(KumaVersion::V2_0);
+        let text = get_metrics(&fake, "uk1_key").await.1;
+        assert!(
+            text.contains("monitor_status{monitor_id=\"2\",monitor_name=\"NAS\","),
+            "{text}"
+        );
+        fake.set_version(KumaVersion::V2_1);
+        let text = get_metrics(&fake, "uk1_key").await.1;
+        assert!(
+            text.contains("monitor_status{env=\"\",Room=\"\",monitor_id=\"1\","),
+            "{text}"
+        );
+        assert!(
+            text.contains("monitor_status{env=\"prod\",Room=\"cellar\",monitor_id=\"2\","),
+            "{text}"
+        );
+        assert!(text.contains("window=\"30d\"} 1\n"), "{text}");
+        assert_eq!(get_metrics(&fake, "uk1_wrong").await.0, 401);
+        assert_eq!(get_metrics(&fake, "uk2_key").await.0, 401);
+
+        // 5 checks so far this minute (the one before any key was the login limiter's); 55 more
+        // pass, the next is refused until the minute ends.
+        for _ in 0..55 {
+            assert_eq!(get_metrics(&fake, "uk1_key").await.0, 200);
+        }
+        let (status, body) = get_metrics(&fake, "uk1_key").await;
+        assert_eq!((status, body.as_str()), (401, ""));
+        clock.advance(60_000);
+        assert_eq!(get_metrics(&fake, "uk1_key").await.0, 200);
     }
 
     async fn history_of(fake: &FakeUptimeKuma, slug: &str) -> (u16, Value) {

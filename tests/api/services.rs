@@ -1146,3 +1146,62 @@ async fn users_see_service_urls_without_credentials_or_query() {
         stored.as_str()
     );
 }
+
+/// With an API key in the Kuma connection, `/metrics` adds the monitors that are on no status
+/// page (by id from 2.0, by name on 1.23), at most once per 10 s whatever refreshes ask; a
+/// refused key is said on the card without making Kuma down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kuma_metrics_add_the_monitors_of_no_page() {
+    for (version, printer) in [
+        (KumaVersion::V1_23, "kuma:name:Printer"),
+        (KumaVersion::V2_0, "kuma:9"),
+        (KumaVersion::V2_1, "kuma:9"),
+    ] {
+        let w = world_with(version, |c| {
+            c.services.uptime_kuma.api_key = Some(medianest::config::Secret::new("uk1_s3cret"));
+        })
+        .await;
+        w.kuma.set_api_key(Some("uk1_s3cret"));
+        w.kuma.add_private_monitor(9, "Printer");
+        w.kuma.set_state(9, MonitorState::Down);
+        w.cycle().await;
+        let list = w.list().await;
+        assert_eq!(
+            names(&list),
+            [
+                "kuma:1",
+                "kuma:2",
+                printer,
+                "overseerr",
+                "plex",
+                "uptime_kuma"
+            ],
+            "{version:?}"
+        );
+        assert_eq!(find(&list, printer)["status"], "down");
+        assert_eq!(find(&list, printer)["displayName"], "Printer");
+        assert_eq!(
+            find(&list, "uptime_kuma")["message"],
+            "Status page \"Home Services\", 2 monitors; 1 more monitors from /metrics"
+        );
+        // Cycles closer together than 10 s reuse the last answer.
+        w.cycle().await;
+        assert_eq!(w.kuma.requests("GET /metrics"), 1, "{version:?}");
+        w.t.clock.advance(10_000);
+        w.cycle().await;
+        assert_eq!(w.kuma.requests("GET /metrics"), 2);
+
+        // Another key: refused, said on the card; Kuma itself is still up.
+        w.put_service("uptime_kuma", json!({"apiKey": "uk1_wrong"}))
+            .await;
+        let kuma = w.service("uptime_kuma").await;
+        assert_eq!(kuma["status"], "up");
+        assert!(
+            kuma["message"]
+                .as_str()
+                .unwrap()
+                .ends_with("; /metrics refused the API key (wrong, expired or deactivated, or its 60 checks a minute are used up)"),
+            "{kuma}"
+        );
+    }
+}
