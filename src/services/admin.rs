@@ -17,6 +17,7 @@ use crate::config::has_userinfo;
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::http::ApiJson;
 use crate::integrations::upstream::{UpstreamFailure, UpstreamOptions};
+use crate::integrations::uptime_kuma::MetricsOutcome;
 use crate::response::ApiResponse;
 use crate::service_config::{self, ServiceConfig, ServiceName};
 use crate::state::AppState;
@@ -355,16 +356,27 @@ pub async fn test_service(
                 .and_then(|s| s.as_str())
                 .unwrap_or_default()
                 .to_owned();
-            crate::integrations::uptime_kuma::UptimeKuma::new(
+            let kuma = crate::integrations::uptime_kuma::UptimeKuma::new(
                 &url,
                 slug,
                 config.api_key.clone(),
                 options,
                 state.clock().clone(),
-            )
-            .status_page()
-            .await
-            .map(|_| None)
+            );
+            // The page and, with a key, `/metrics` (a refused key fails the test).
+            let (page, metrics) = tokio::join!(kuma.status_page(), kuma.metrics());
+            match (page, metrics) {
+                (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+                (Ok(_), Ok(Some(MetricsOutcome::KeyRefused))) => Err(AppError::Api {
+                    code: ErrorCode::UpstreamError,
+                    service: Some(crate::integrations::uptime_kuma::SERVICE_NAME),
+                    details: Some(serde_json::json!({
+                        "reason": "Uptime Kuma's /metrics refused the API key",
+                    })),
+                    retry_after: None,
+                }),
+                (Ok(_), Ok(_)) => Ok(None),
+            }
         }
     };
     let latency_ms = started.elapsed().as_millis() as u64;

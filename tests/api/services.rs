@@ -1203,5 +1203,18 @@ async fn kuma_metrics_add_the_monitors_of_no_page() {
                 .ends_with("; /metrics refused the API key (wrong, expired or deactivated, or its 60 checks a minute are used up)"),
             "{kuma}"
         );
+        // The connection test says so too, and passes with the right key.
+        let r = w.test_service("uptime_kuma", json!({})).await;
+        assert_eq!(
+            (&r.data()["ok"], &r.data()["error"]),
+            (
+                &json!(false),
+                &json!("Uptime Kuma's /metrics refused the API key")
+            )
+        );
+        let r = w
+            .test_service("uptime_kuma", json!({"apiKey": "uk1_s3cret"}))
+            .await;
+        assert_eq!(r.data()["ok"], true, "{}", r.text());
     }
 }
