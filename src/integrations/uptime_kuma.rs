@@ -23,6 +23,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -67,6 +68,8 @@ pub struct UptimeKuma {
     clock: SharedClock,
     /// When `/metrics` was last asked (ms) and its answer (`None`: it failed), shared by clones.
     last_metrics: Arc<Mutex<Option<LastMetrics>>>,
+    /// Whether the Kuma has 2.1's incident-history route, as its last page showed.
+    history_route: Arc<AtomicU8>,
 }
 
 /// When `/metrics` was last asked (ms) and what it answered (`None`: it failed).
@@ -271,6 +274,7 @@ impl UptimeKuma {
             api_key: api_key.filter(|k| !k.is_empty()),
             clock,
             last_metrics: Arc::default(),
+            history_route: Arc::new(AtomicU8::new(HISTORY_UNKNOWN)),
         }
     }
 
@@ -347,35 +351,57 @@ impl UptimeKuma {
         self.http.request(Method::Get, path)
     }
 
-    /// Reads the heartbeats, then the status page, and joins them.
+    /// Reads the heartbeats and the status page (and 2.1's incident history) at once and joins
+    /// them.
     ///
     /// An invalid slug fails before any request; an unknown one fails with
-    /// [`SlugError::Unknown`] (a 404 from 2.x, or 1.23's silence after empty heartbeats), and
-    /// the breaker counts it as an answer. Transport, status and shape failures are the usual
-    /// upstream errors.
+    /// [`SlugError::Unknown`] (a 404 from 2.x, or 1.23's silence on the page while the
+    /// heartbeats come back empty), and the breaker counts it as an answer. Transport, status
+    /// and shape failures are the usual upstream errors.
     pub async fn status_page(&self) -> AppResult<KumaPage> {
         let slug = check_slug(&self.slug).map_err(|e| e.into_app_error(&self.slug))?;
         let segment = utf8_percent_encode(&slug, PATH_SEGMENT).to_string();
         let beats_request = self.request(&format!("/api/status-page/heartbeat/{segment}"));
-        let beats: HeartbeatWire = self.upstream().get_json(beats_request).await?;
         let page_request = self.request(&format!("/api/status-page/{segment}"));
-        let page = if beats.is_empty() {
-            self.page_or_silence(page_request).await?
-        } else {
-            self.upstream().send(page_request, read_page).await?
+        // The history is asked beside the others once a page showed it is a 2.1 (`incidents[]`);
+        // the first time, after the page; never for an older release.
+        let history_known = self.history_route.load(Ordering::Relaxed);
+        let (beats, page, mut history) = tokio::join!(
+            self.upstream().get_json::<HeartbeatWire>(beats_request),
+            self.page_or_silence(page_request),
+            async {
+                if history_known == HISTORY_YES {
+                    self.incident_history(&segment).await
+                } else {
+                    None
+                }
+            },
+        );
+        let beats = beats?;
+        let page = match page? {
+            PageAnswer::Page(page) => *page,
+            PageAnswer::NotFound => return Err(SlugError::Unknown.into_app_error(&slug)),
+            // The heartbeats say which silence this is: none for an unknown slug on 1.23 (which
+            // answers them with empty maps), else the page route hanging.
+            PageAnswer::Silent if beats.is_empty() => {
+                tracing::info!(
+                    service = SERVICE_NAME,
+                    "the status page did not answer after empty heartbeats: unknown slug"
+                );
+                return Err(SlugError::Unknown.into_app_error(&slug));
+            }
+            PageAnswer::Silent => {
+                return Err(UpstreamFailure::Timeout.into_app_error(SERVICE_NAME));
+            }
         };
-        // The page decides whether the slug exists: the heartbeat endpoint answers an unknown
-        // slug with 200 and empty maps (and so does a page without public monitors).
-        let Some(page) = page else {
-            return Err(SlugError::Unknown.into_app_error(&slug));
-        };
-        // Only 2.1 has the history (it answers `incidents[]`); before, the path is the web
-        // app's catch-all page.
-        let history = if page.incidents.as_ref().is_some_and(Value::is_array) {
-            self.incident_history(&segment).await
-        } else {
-            None
-        };
+        let has_history = page.incidents.as_ref().is_some_and(Value::is_array);
+        let now_known = if has_history { HISTORY_YES } else { HISTORY_NO };
+        self.history_route.store(now_known, Ordering::Relaxed);
+        if has_history && history_known != HISTORY_YES {
+            history = self.incident_history(&segment).await;
+        } else if !has_history {
+            history = None;
+        }
         let mut page = join(page, beats, &slug);
         if let Some(history) = &history {
             for incident in history.iter().filter(|i| i.active) {
@@ -407,27 +433,38 @@ impl UptimeKuma {
         }
     }
 
-    /// The page, where no answer within the timeout means "no such page": Kuma 1.23 never
-    /// answers an unknown slug. Only asked after Kuma answered the heartbeats (empty), so the
-    /// silence is not an outage and the breaker records an answer.
-    async fn page_or_silence(&self, request: Request) -> AppResult<Option<PageWire>> {
+    /// The page, Kuma's "no such page", or silence: no answer within the timeout, which Kuma
+    /// 1.23 gives an unknown slug. The silence is not recorded as a failure by the breaker: the
+    /// heartbeats, asked at the same time, tell whether Kuma is answering at all.
+    async fn page_or_silence(&self, request: Request) -> AppResult<PageAnswer> {
         let deadline = Instant::now() + self.upstream().timeout();
         self.upstream()
             .call(
                 move |agent| match send_blocking(agent, &request, deadline, SERVICE_NAME) {
-                    Err(UpstreamFailure::Timeout) => {
-                        tracing::info!(
-                            service = SERVICE_NAME,
-                            "the status page did not answer after empty heartbeats: unknown slug"
-                        );
-                        Ok(None)
-                    }
-                    other => read_page(other?),
+                    Err(UpstreamFailure::Timeout) => Ok(PageAnswer::Silent),
+                    other => Ok(match read_page(other?)? {
+                        Some(page) => PageAnswer::Page(Box::new(page)),
+                        None => PageAnswer::NotFound,
+                    }),
                 },
             )
             .await
     }
 }
+
+/// What the status page route answered.
+enum PageAnswer {
+    Page(Box<PageWire>),
+    /// Kuma said it has no such page (2.x's 404).
+    NotFound,
+    /// Nothing within the timeout.
+    Silent,
+}
+
+/// [`UptimeKuma::history_route`]: not known yet, 2.1 (has it), older (has not).
+const HISTORY_UNKNOWN: u8 = 0;
+const HISTORY_YES: u8 = 1;
+const HISTORY_NO: u8 = 2;
 
 /// The page, or `None` when Kuma says it has no page with this slug: 404
 /// `{"status":"fail","msg":"Status Page Not Found"}`, or the same failure body with another
@@ -981,8 +1018,9 @@ mod tests {
         client(&fake, "Home", 300).status_page().await.unwrap();
     }
 
-    /// A known 1.23 page whose route hangs is a real timeout; a page without public monitors
-    /// (empty heartbeats too) that answers is read.
+    /// A known 1.23 page whose route hangs is a real timeout (not recorded against the breaker:
+    /// the heartbeats, asked at the same time, answered); a page without public monitors (empty
+    /// heartbeats too) that answers is read.
     #[tokio::test]
     async fn silence_is_a_slug_error_only_after_empty_heartbeats() {
         let (fake, _) = started(KumaVersion::V1_23).await;
@@ -991,7 +1029,7 @@ mod tests {
         let kuma = client(&fake, "home", 300);
         let e = kuma.status_page().await.unwrap_err();
         assert_eq!(code_of(&e), ErrorCode::UpstreamTimeout);
-        assert_eq!(kuma.upstream().breaker().snapshot().consecutive_failures, 1);
+        assert_eq!(kuma.upstream().breaker().snapshot().consecutive_failures, 0);
 
         let (empty, _) = started(KumaVersion::V1_23).await;
         let page = client(&empty, "home", 300).status_page().await.unwrap();
@@ -1294,12 +1332,15 @@ mod tests {
         let e = kuma.status_page().await.unwrap_err();
         assert_eq!(code_of(&e), ErrorCode::UpstreamError);
 
-        fake.fail_next(1, Fault::Status(500));
+        fake.fail_next_on(Endpoint::Heartbeat, 1, Fault::Status(500));
         let e = kuma.status_page().await.unwrap_err();
         assert_eq!(code_of(&e), ErrorCode::UpstreamError);
         assert_eq!(e.code().status().as_u16(), 502);
-        assert_eq!(fake.requests(BEATS), 3, "a 500 is not retried");
-        assert_eq!(fake.requests(PAGE), 1, "nor is the page asked after it");
+        fake.fail_next_on(Endpoint::Page, 1, Fault::Status(500));
+        let e = kuma.status_page().await.unwrap_err();
+        assert_eq!(code_of(&e), ErrorCode::UpstreamError);
+        assert_eq!(fake.requests(BEATS), 4, "a 500 is not retried");
+        assert_eq!(fake.requests(PAGE), 4);
         kuma.status_page().await.unwrap();
     }
 
