@@ -24,13 +24,14 @@
 //!   refused or limited check is a bare 401 with `WWW-Authenticate: Basic`. Every monitor is
 //!   there, on a page or not, with `server/prometheus.js`'s label sets: `monitor_name, _type,
 //!   _url, _hostname, _port` on 1.23; `monitor_id` first on 2.0; on 2.1 the monitor's tags
-//!   (sanitised, sorted) before those, and `monitor_uptime_ratio` /
-//!   `monitor_response_time_seconds` with a `window` label.
+//!   (sanitised, sorted) before those, and `monitor_uptime_ratio` with a `window` label (the
+//!   fake leaves out 2.1's `monitor_response_time_seconds` and the certificate families).
 //!
 //! A test or the demo steers it through [`FakeUptimeKuma`]'s methods: monitors added at run
-//! time and set up, down, slow, pending, in maintenance or flapping (alternating on every
-//! heartbeat read); whether every heartbeat read adds a beat ([`HeartbeatMode`]); a pinned
-//! incident; injected failures (for any endpoint or one of them), latency and request counts.
+//! time (on the page or on none) and set up, down, slow, pending, in maintenance or flapping
+//! (alternating on every heartbeat read); whether every heartbeat read adds a beat
+//! ([`HeartbeatMode`]); incidents posted, unpinned or resolved; the page's slug; the API key;
+//! injected failures (for any endpoint or one of them), latency and request counts.
 //! State sits behind a `std` mutex that is never held across an `.await`.
 
 use std::collections::VecDeque;
