@@ -16,7 +16,7 @@ use crate::clock::SharedClock;
 use crate::error::{AppError, AppResult};
 use crate::integrations::upstream::{
     Method, Request, Upstream, UpstreamFailure, UpstreamOptions, expect_success, parse_json,
-    read_body, read_json, read_text,
+    read_body, read_json, read_text, redact,
 };
 
 /// The display name in client messages ("plex.tv is temporarily unavailable.").
@@ -99,8 +99,9 @@ pub enum PinState {
 pub enum TokenOutcome<T> {
     /// plex.tv accepted the token.
     Accepted(T),
-    /// plex.tv answered 401: the token is invalid or revoked. For a user's token the caller
-    /// answers `PLEX_TOKEN_EXPIRED`; for the admin token it is a configuration problem.
+    /// plex.tv answered 401, or 422 "Invalid token" (what it answers some revoked tokens):
+    /// the token is invalid or revoked. For a user's token the caller answers
+    /// `PLEX_TOKEN_EXPIRED`; for the admin token it is a configuration problem.
     Rejected,
 }
 
@@ -201,11 +202,17 @@ impl PlexTv {
         &self.upstream
     }
 
-    /// A request with the `X-Plex-*` identification headers of UPSTREAMS.md 1.1.
+    /// A request with the `X-Plex-*` identification headers of UPSTREAMS.md 1.1, asking for
+    /// JSON.
     fn request(&self, method: Method, path_and_query: &str) -> Request {
+        // Without it plex.tv answers XML, which no JSON parser reads.
+        self.request_accepting(method, path_and_query, "application/json")
+    }
+
+    /// [`Self::request`] asking for `accept`.
+    fn request_accepting(&self, method: Method, path_and_query: &str, accept: &str) -> Request {
         Request::new(method, format!("{}{path_and_query}", self.base))
-            // Without it plex.tv answers XML, which no JSON parser reads.
-            .header("Accept", "application/json")
+            .header("Accept", accept)
             // The same identifier must go with the PIN create and every poll, or the PIN
             // "isn't found".
             .header("X-Plex-Client-Identifier", self.client_id.clone())
@@ -301,18 +308,33 @@ impl PlexTv {
         })
     }
 
-    /// The owner's share list (`GET /api/users`, XML only): who has access to which server.
+    /// The owner's share list (`GET /api/users`): who has access to which server.
+    ///
+    /// Asked for as XML, the shape python-plexapi reads (`plexapi/myplex.py`
+    /// `MyPlexAccount.users`); JSON is read too when that is what comes back (plex.tv answers
+    /// JSON to `Accept: application/json`).
     pub async fn shared_users(
         &self,
         admin_token: &str,
     ) -> AppResult<TokenOutcome<Vec<SharedUser>>> {
         let request = self
-            .request(Method::Get, "/api/users")
+            .request_accepting(Method::Get, "/api/users", "application/xml")
             .header("X-Plex-Token", admin_token);
         self.upstream
             .send(request, |response| {
                 with_token(response, |r| {
-                    parse_shared_users(&read_text(r)?).map_err(UpstreamFailure::Decode)
+                    let json = r
+                        .headers()
+                        .get("content-type")
+                        .and_then(|v| v.to_str().ok())
+                        .is_some_and(|v| v.contains("json"));
+                    let text = read_text(r)?;
+                    let parsed = if json {
+                        parse_shared_users_json(&text)
+                    } else {
+                        parse_shared_users(&text)
+                    };
+                    parsed.map_err(UpstreamFailure::Decode)
                 })
             })
             .await
@@ -339,15 +361,29 @@ impl PlexTv {
     }
 }
 
-/// 401 means the token was refused; anything else non-2xx is an upstream failure.
+/// 401 means the token was refused, and so does 422 with "Invalid token" in the body, which
+/// plex.tv answers some revoked tokens (`pkkid/python-plexapi` `plexapi/myplex.py`
+/// `MyPlexAccount.query` raises `Unauthorized` for both); anything else non-2xx is an upstream
+/// failure.
 fn with_token<T>(
     response: Response<Body>,
     read: impl FnOnce(Response<Body>) -> Result<T, UpstreamFailure>,
 ) -> Result<TokenOutcome<T>, UpstreamFailure> {
-    if response.status().as_u16() == 401 {
-        return Ok(TokenOutcome::Rejected);
+    match response.status().as_u16() {
+        401 => Ok(TokenOutcome::Rejected),
+        422 => {
+            let text = read_text(response).unwrap_or_default();
+            if text.contains("Invalid token") {
+                return Ok(TokenOutcome::Rejected);
+            }
+            Err(UpstreamFailure::Status {
+                status: 422,
+                body_snippet: redact(&text.chars().take(200).collect::<String>()),
+                retry_after: None,
+            })
+        }
+        _ => read(expect_success(response)?).map(TokenOutcome::Accepted),
     }
-    read(expect_success(response)?).map(TokenOutcome::Accepted)
 }
 
 /// A PIN as plex.tv sends it; every field optional so a missing one cannot fail the parse.
@@ -455,6 +491,54 @@ fn parse_resources(bytes: &[u8]) -> Result<Vec<PlexResource>, UpstreamFailure> {
         .collect())
 }
 
+/// Parses the share list as JSON: `MediaContainer.User[]` with the XML's attributes as fields
+/// and `Server[]` children (ids as numbers or strings); the same users are skipped and the same
+/// missing fields tolerated as in [`parse_shared_users`].
+pub fn parse_shared_users_json(text: &str) -> Result<Vec<SharedUser>, String> {
+    use serde_json::Value;
+    let doc: Value = serde_json::from_str(text).map_err(|e| format!("share list: {e}"))?;
+    let container = doc.get("MediaContainer").unwrap_or(&doc);
+    let users = container
+        .get("User")
+        .or_else(|| container.get("users"))
+        .map_or(&[][..], |u| u.as_array().map_or(&[][..], Vec::as_slice));
+    if !container.is_object() {
+        return Err("share list: not a MediaContainer".into());
+    }
+    let text_of = |v: &Value, name: &str| {
+        match v.get(name)? {
+            Value::String(s) => Some(s.trim().to_owned()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+        .filter(|s| !s.is_empty())
+    };
+    Ok(users
+        .iter()
+        .filter_map(|user| {
+            let id = text_of(user, "id")?.parse::<i64>().ok()?;
+            let title = text_of(user, "title");
+            let servers = user
+                .get("Server")
+                .and_then(Value::as_array)
+                .map_or(&[][..], Vec::as_slice);
+            Some(SharedUser {
+                id,
+                username: text_of(user, "username")
+                    .or_else(|| title.clone())
+                    .unwrap_or_default(),
+                title,
+                email: text_of(user, "email"),
+                thumb: text_of(user, "thumb"),
+                server_machine_ids: servers
+                    .iter()
+                    .filter_map(|s| text_of(s, "machineIdentifier"))
+                    .collect(),
+            })
+        })
+        .collect())
+}
+
 /// Parses the XML share list: `MediaContainer/User[@id,@title,@username,@email,@thumb]/
 /// Server[@machineIdentifier]`. Users without a numeric id are skipped (nothing could match
 /// them); other missing attributes are tolerated.
@@ -537,6 +621,120 @@ mod tests {
             }
             other => panic!("expected an upstream error, got {other:?}"),
         }
+    }
+
+    /// plex.tv answers some revoked tokens 422 "Invalid token" (python-plexapi
+    /// `plexapi/myplex.py` `MyPlexAccount.query`): rejected like a 401, never an upstream
+    /// failure, and the breaker hears an answer.
+    #[tokio::test]
+    async fn a_token_refused_with_422_invalid_token_is_rejected() {
+        let fake = FakePlexTv::start().await.unwrap();
+        let owner = FakeAccount::new(1, "owner");
+        fake.add_account(owner.clone());
+        fake.set_owner(owner.id, "machine-1");
+        fake.revoke_token(&owner.token);
+        let plex = client(&fake, "client-a");
+        for _ in 0..6 {
+            assert_eq!(
+                plex.user(&owner.token).await.unwrap(),
+                TokenOutcome::Rejected
+            );
+        }
+        assert_eq!(
+            plex.ping(&owner.token).await.unwrap(),
+            TokenOutcome::Rejected
+        );
+        assert_eq!(
+            plex.resources(&owner.token).await.unwrap(),
+            TokenOutcome::Rejected
+        );
+        assert_eq!(
+            plex.shared_users(&owner.token).await.unwrap(),
+            TokenOutcome::Rejected
+        );
+        let breaker = plex.upstream().breaker().snapshot();
+        assert_eq!(breaker.consecutive_failures, 0);
+        let e = plex
+            .user(&owner.token)
+            .await
+            .unwrap()
+            .or_error(|| AppError::new(ErrorCode::PlexTokenExpired))
+            .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::PlexTokenExpired);
+        assert_eq!(fake.requests("GET /api/v2/user"), 7);
+    }
+
+    /// Any other 422 is not about the token.
+    #[test]
+    fn only_an_invalid_token_422_is_a_rejection() {
+        let answer = |body: &str| {
+            ureq::http::Response::builder()
+                .status(422)
+                .body(Body::builder().data(body.to_owned()))
+                .unwrap()
+        };
+        let read = |_: Response<Body>| Ok(());
+        assert_eq!(
+            with_token(
+                answer(r#"{"errors":[{"code":1001,"message":"Invalid token","status":422}]}"#),
+                read
+            ),
+            Ok(TokenOutcome::Rejected)
+        );
+        assert!(matches!(
+            with_token(answer(r#"{"errors":[{"message":"Unprocessable"}]}"#), read),
+            Err(UpstreamFailure::Status { status: 422, .. })
+        ));
+    }
+
+    /// The share list is asked for as XML; JSON is read too when it comes.
+    #[tokio::test]
+    async fn the_share_list_is_asked_as_xml_and_read_as_json_too() {
+        let fake = FakePlexTv::start().await.unwrap();
+        let owner = FakeAccount::new(1, "owner");
+        let mut guest = FakeAccount::new(2, "guest");
+        guest.email = None;
+        fake.add_account(owner.clone());
+        fake.add_account(guest.clone());
+        fake.set_owner(owner.id, "machine-1");
+        fake.share(guest.id, "machine-1");
+        let plex = client(&fake, "client-a");
+        let users = plex
+            .shared_users(&owner.token)
+            .await
+            .unwrap()
+            .accepted()
+            .unwrap();
+        assert_eq!(users.len(), 1);
+        assert_eq!(users[0].id, 2);
+        assert_eq!(users[0].server_machine_ids, vec!["machine-1".to_owned()]);
+
+        let json = crate::sim::harness::testing::fetch(
+            Request::get(format!("{}/api/users", fake.url()))
+                .header("Accept", "application/json")
+                .header("X-Plex-Token", owner.token.clone()),
+        )
+        .await
+        .1;
+        let from_json = parse_shared_users_json(&json).unwrap();
+        assert_eq!(from_json, users);
+        assert_eq!(
+            parse_shared_users_json(
+                r#"{"MediaContainer":{"User":[{"id":"5","title":"T",
+                "Server":[{"machineIdentifier":"m"}]},{"title":"no id"}]}}"#
+            )
+            .unwrap(),
+            vec![SharedUser {
+                id: 5,
+                username: "T".into(),
+                title: Some("T".into()),
+                email: None,
+                thumb: None,
+                server_machine_ids: vec!["m".into()],
+            }]
+        );
+        assert!(parse_shared_users_json("[1,2]").is_err());
+        assert!(parse_shared_users_json("<xml/>").is_err());
     }
 
     #[tokio::test]

@@ -17,6 +17,7 @@ use crate::config::has_userinfo;
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::http::ApiJson;
 use crate::integrations::upstream::{UpstreamFailure, UpstreamOptions};
+use crate::integrations::uptime_kuma::MetricsOutcome;
 use crate::response::ApiResponse;
 use crate::service_config::{self, ServiceConfig, ServiceName};
 use crate::state::AppState;
@@ -176,16 +177,15 @@ fn merged(
         for (k, v) in given {
             match k.as_str() {
                 "slug" if name == ServiceName::UptimeKuma => {
+                    // Kuma's own slug rule; the case is kept (Kuma 1.23 matches it exactly).
                     let ok = v.as_str().is_some_and(|s| {
-                        !s.is_empty()
-                            && s.len() <= 64
-                            && s.bytes()
-                                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                        s.len() <= 64
+                            && crate::integrations::uptime_kuma::check_slug(s).as_deref() == Ok(s)
                     });
                     if !ok {
                         fields.push((
                             "options.slug".into(),
-                            "must be 1-64 characters of a-z, 0-9 and -".into(),
+                            "must be 1-64 letters and digits, words joined by single -".into(),
                         ));
                     }
                     options.insert(k, v);
@@ -360,16 +360,27 @@ pub async fn test_service(
                 .and_then(|s| s.as_str())
                 .unwrap_or_default()
                 .to_owned();
-            crate::integrations::uptime_kuma::UptimeKuma::new(
+            let kuma = crate::integrations::uptime_kuma::UptimeKuma::new(
                 &url,
                 slug,
                 config.api_key.clone(),
                 options,
                 state.clock().clone(),
-            )
-            .status_page()
-            .await
-            .map(|_| None)
+            );
+            // The page and, with a key, `/metrics` (a refused key fails the test).
+            let (page, metrics) = tokio::join!(kuma.status_page(), kuma.metrics());
+            match (page, metrics) {
+                (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+                (Ok(_), Ok(Some(MetricsOutcome::KeyRefused))) => Err(AppError::Api {
+                    code: ErrorCode::UpstreamError,
+                    service: Some(crate::integrations::uptime_kuma::SERVICE_NAME),
+                    details: Some(serde_json::json!({
+                        "reason": "Uptime Kuma's /metrics refused the API key",
+                    })),
+                    retry_after: None,
+                }),
+                (Ok(_), Ok(_)) => Ok(None),
+            }
         }
     };
     let latency_ms = started.elapsed().as_millis() as u64;

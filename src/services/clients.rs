@@ -142,6 +142,7 @@ pub fn cycle_budget(clients: &ServiceClients) -> Duration {
         .map(timeout_ms)
         .max()
         .unwrap_or(DEFAULT_TIMEOUT_MS);
-    // Kuma makes two calls per check.
+    // Kuma's check makes at most two rounds of calls: heartbeats, page, /metrics (and 2.1's
+    // incident history once known) at once, then the history the first time a 2.1 is seen.
     Duration::from_millis(longest * 2 + 1000)
 }

@@ -20,7 +20,7 @@ use tokio::sync::Semaphore;
 use super::clients::{self, ServiceClients};
 use super::store::{self, CheckResult, Health};
 use crate::error::{AppError, AppResult};
-use crate::integrations::uptime_kuma::{KumaStatus, SlugError};
+use crate::integrations::uptime_kuma::{KumaStatus, MetricsOutcome, SlugError};
 use crate::service_config::ServiceName;
 use crate::state::AppState;
 
@@ -314,65 +314,148 @@ async fn check_kuma(clients: &ServiceClients, degraded_ms: i64) -> Vec<CheckResu
         return vec![disabled(ServiceName::UptimeKuma, clients)];
     };
     let started = Instant::now();
-    let outcome = kuma.status_page().await;
-    let mut own = judge(
+    // `/metrics` (with an API key) is read beside the page, never after it.
+    let (outcome, metrics) = tokio::join!(kuma.status_page(), kuma.metrics());
+    let own = judge(
         ServiceName::UptimeKuma,
         started,
         &outcome,
         degraded_ms,
         |page| {
-            Some(format!(
+            let mut message = format!(
                 "Status page \"{}\", {} monitors",
                 page.title,
                 page.monitors.len()
-            ))
+            );
+            // Kuma's active incidents (1.23/2.0 `incident`, 2.1 `incidents[]` and history).
+            let titles: Vec<&str> = page.incidents.iter().map(|i| i.title.as_str()).collect();
+            if !titles.is_empty() {
+                message.push_str(&format!("; incident: {}", titles.join(", ")));
+            }
+            Some(message)
         },
     );
-    let page = match outcome {
-        Ok(page) => page,
-        Err(e) => {
-            // An unknown slug is the admin's configuration to fix, not an outage of every monitor:
-            // the monitors keep their last known state (they are not re-checked, not marked down).
-            match SlugError::of(&e) {
-                Some(SlugError::Unknown) => {
-                    own.message = Some(format!(
-                        "Configuration error: Uptime Kuma has no status page \"{}\".",
-                        kuma.slug()
-                    ));
-                }
-                Some(SlugError::Invalid) => {
-                    own.message =
-                        Some("Configuration error: the status page slug is not valid.".into());
-                }
-                None => {}
+    let mut results = vec![own];
+    match outcome {
+        Ok(page) => {
+            for monitor in page.monitors {
+                let (health, message) = monitor_health(
+                    monitor.status,
+                    monitor.message,
+                    monitor.ping_ms,
+                    degraded_ms,
+                );
+                results.push(CheckResult {
+                    name: format!("kuma:{}", monitor.id),
+                    display_name: monitor.name,
+                    health,
+                    response_time_ms: monitor.ping_ms.map(|p| p as i64),
+                    message,
+                });
             }
-            return vec![own];
+        }
+        Err(e) => {
+            // A slug Kuma does not know is the admin's configuration to fix, not an outage of
+            // Kuma (which answered) or of every monitor: Kuma reads `unknown` with the reason,
+            // no admin is paged that it is down, no sample counts against its uptime, and the
+            // monitors keep their last known state (they are not re-checked, not marked down).
+            let reason = match SlugError::of(&e) {
+                Some(SlugError::Unknown) => Some(format!(
+                    "Configuration error: status page slug \"{}\" not found in Uptime Kuma \
+                     (Kuma 1.23 matches its case exactly).",
+                    kuma.slug().trim()
+                )),
+                Some(SlugError::Invalid) => {
+                    Some("Configuration error: the status page slug is not valid.".into())
+                }
+                None => None,
+            };
+            if let Some(reason) = reason {
+                results[0].health = Health::Unknown;
+                results[0].message = Some(reason);
+            }
+        }
+    }
+    add_metrics(&mut results, metrics, degraded_ms);
+    results
+}
+
+/// Adds the monitors `/metrics` knows and the page does not (by id; by name on 1.23, whose
+/// metrics carry no id), and says on Kuma's own result what `/metrics` answered.
+fn add_metrics(
+    results: &mut Vec<CheckResult>,
+    metrics: AppResult<Option<MetricsOutcome>>,
+    degraded_ms: i64,
+) {
+    let note = match metrics {
+        Ok(None) => return,
+        Err(e) => {
+            tracing::debug!(error = %e, "Uptime Kuma /metrics could not be read");
+            return;
+        }
+        Ok(Some(MetricsOutcome::KeyRefused)) => {
+            "/metrics refused the API key (wrong, expired or deactivated, or its 60 checks a \
+             minute are used up)"
+                .to_owned()
+        }
+        Ok(Some(MetricsOutcome::Monitors(list))) => {
+            let mut added = 0;
+            for monitor in list {
+                let by_name = || {
+                    results
+                        .iter()
+                        .skip(1)
+                        .find(|r| r.display_name == monitor.name)
+                        .map(|r| r.name.clone())
+                };
+                let name = match monitor.id {
+                    Some(id) => format!("kuma:{id}"),
+                    None => by_name().unwrap_or_else(|| format!("kuma:name:{}", monitor.name)),
+                };
+                if results.iter().any(|r| r.name == name) {
+                    continue;
+                }
+                let (health, message) =
+                    monitor_health(monitor.status, None, monitor.response_ms, degraded_ms);
+                results.push(CheckResult {
+                    name,
+                    display_name: monitor.name,
+                    health,
+                    response_time_ms: monitor.response_ms.map(|p| p as i64),
+                    message,
+                });
+                added += 1;
+            }
+            format!("{added} more monitors from /metrics")
         }
     };
-    let mut results = vec![own];
-    for monitor in page.monitors {
-        let (health, message) = match monitor.status {
-            KumaStatus::Up => (Health::Up, monitor.message.clone()),
-            KumaStatus::Down => (Health::Down, monitor.message.clone()),
-            KumaStatus::Pending => (
-                Health::Degraded,
-                Some(monitor.message.clone().unwrap_or_else(|| "Pending.".into())),
-            ),
-            KumaStatus::Maintenance => (Health::Degraded, Some("In maintenance.".into())),
-            KumaStatus::Unknown => (Health::Unknown, Some("No heartbeat yet.".into())),
-        };
-        let ping = monitor.ping_ms.map(|p| p as i64);
-        let health = match (health, ping) {
-            (Health::Up, Some(p)) if p > degraded_ms => Health::Degraded,
-            (h, _) => h,
-        };
-        results.push(CheckResult {
-            name: format!("kuma:{}", monitor.id),
-            display_name: monitor.name.clone(),
-            health,
-            response_time_ms: ping,
-            message,
-        });
-    }
-    results
+    let own = &mut results[0];
+    own.message = Some(match own.message.take() {
+        Some(message) => format!("{message}; {note}"),
+        None => note,
+    });
+}
+
+/// A Kuma monitor's health and message from its state and latest response time.
+fn monitor_health(
+    status: KumaStatus,
+    message: Option<String>,
+    ping_ms: Option<u64>,
+    degraded_ms: i64,
+) -> (Health, Option<String>) {
+    let (health, message) = match status {
+        KumaStatus::Up => (Health::Up, message),
+        KumaStatus::Down => (Health::Down, message),
+        KumaStatus::Pending => (
+            Health::Degraded,
+            Some(message.unwrap_or_else(|| "Pending.".into())),
+        ),
+        KumaStatus::Maintenance => (Health::Degraded, Some("In maintenance.".into())),
+        KumaStatus::Unknown => (Health::Unknown, Some("No heartbeat yet.".into())),
+    };
+    let health = match (health, ping_ms) {
+        (Health::Up, Some(p)) if p as i64 > degraded_ms => Health::Degraded,
+        (h, _) => h,
+    };
+    (health, message)
 }

@@ -69,6 +69,12 @@ impl<F> Traffic<F> {
         lock(&self.state)
     }
 
+    /// Resolves when the server stops: what a route that never answers (an upstream that leaves
+    /// the request hanging) waits on, so the server still shuts down promptly.
+    pub async fn stopped(&self) {
+        self.stop.cancelled().await;
+    }
+
     /// Sleeps for `duration` unless the server stops first; false when it stopped.
     async fn wait(&self, duration: Duration) -> bool {
         tokio::select! {

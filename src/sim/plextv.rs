@@ -1,7 +1,10 @@
-//! A fake plex.tv (UPSTREAMS.md 1.2): PIN sign-in, `/api/v2/user`, `/api/v2/resources`, the XML
+//! A fake plex.tv (UPSTREAMS.md 1.2): PIN sign-in, `/api/v2/user`, `/api/v2/resources`, the
 //! share list `/api/users` and `/api/v2/ping`, with plex.tv's quirks: `400 errors[]` without a
 //! client identifier, PINs visible only to the client identifier that created them, `200` with
-//! `authToken: null` after a PIN expired, XML unless the client asks for JSON.
+//! `authToken: null` after a PIN expired, XML unless the client asks for JSON (the share list
+//! too), and `422` "Invalid token" instead of `401` for some revoked tokens
+//! (`pkkid/python-plexapi` `plexapi/myplex.py` `MyPlexAccount.query` treats a 422 whose body
+//! says "Invalid token" as `Unauthorized`).
 //!
 //! A test or the demo steers it through [`FakePlexTv`]'s methods: accounts, the owner and their
 //! server, shares, approving a PIN "on app.plex.tv", the PIN lifetime, injected failures and
@@ -173,6 +176,8 @@ struct SimState {
     owner: Option<Owner>,
     /// (account id, machineIdentifier) pairs.
     shares: Vec<(i64, String)>,
+    /// Tokens revoked and answered 422 "Invalid token".
+    revoked: Vec<String>,
 }
 
 struct Owner {
@@ -193,7 +198,20 @@ struct FakePin {
 impl SimState {
     fn account_by_token(&self, token: Option<&str>) -> Option<&FakeAccount> {
         let token = token?;
+        if self.revoked.iter().any(|t| t == token) {
+            return None;
+        }
         self.accounts.iter().find(|a| a.token == token)
+    }
+
+    /// The refusal of a token that names no account: 422 "Invalid token" for a revoked one,
+    /// else `otherwise` (plex.tv's 401).
+    fn refusal(&self, token: Option<&str>, otherwise: fn() -> Response) -> Response {
+        if token.is_some_and(|t| self.revoked.iter().any(|r| r == t)) {
+            errors(StatusCode::UNPROCESSABLE_ENTITY, 1001, "Invalid token")
+        } else {
+            otherwise()
+        }
     }
 }
 
@@ -214,6 +232,7 @@ impl FakePlexTv {
                 pin_lifetime_secs: DEFAULT_PIN_LIFETIME_SECS,
                 owner: None,
                 shares: Vec::new(),
+                revoked: Vec::new(),
             }),
             clock,
         });
@@ -276,6 +295,12 @@ impl FakePlexTv {
     /// app.plex.tv (the client never sees plex.tv's PIN id).
     pub fn last_pin_id(&self) -> Option<i64> {
         self.shared.lock().pins.keys().max().copied()
+    }
+
+    /// Revokes `token`: plex.tv then answers calls made with it 422 `Invalid token` (what it
+    /// does for some revoked tokens; others get 401).
+    pub fn revoke_token(&self, token: &str) {
+        self.shared.lock().revoked.push(token.to_owned());
     }
 
     /// Sets `expiresIn` (seconds) for PINs created from now on.
@@ -449,8 +474,8 @@ fn pin_json(pin: &FakePin, now_ms: i64) -> Value {
 }
 
 async fn user(State(shared): State<Arc<Shared>>, headers: HeaderMap, query: Params) -> Response {
+    let state = shared.lock();
     let body = {
-        let state = shared.lock();
         state.account_by_token(token(&headers, &query)).map(|a| {
             json!({
                 "id": a.id,
@@ -481,19 +506,17 @@ async fn user(State(shared): State<Arc<Shared>>, headers: HeaderMap, query: Para
     };
     match body {
         Some(body) => reply(&headers, StatusCode::OK, body),
-        None => unauthorized(),
+        None => state.refusal(token(&headers, &query), unauthorized),
     }
 }
 
 async fn ping(State(shared): State<Arc<Shared>>, headers: HeaderMap, query: Params) -> Response {
-    let known = shared
-        .lock()
-        .account_by_token(token(&headers, &query))
-        .is_some();
+    let state = shared.lock();
+    let known = state.account_by_token(token(&headers, &query)).is_some();
     if known {
         reply(&headers, StatusCode::OK, json!({"pong": true}))
     } else {
-        unauthorized()
+        state.refusal(token(&headers, &query), unauthorized)
     }
 }
 
@@ -502,8 +525,8 @@ async fn resources(
     headers: HeaderMap,
     query: Params,
 ) -> Response {
+    let state = shared.lock();
     let body = {
-        let state = shared.lock();
         state
             .account_by_token(token(&headers, &query))
             .map(|account| {
@@ -526,7 +549,7 @@ async fn resources(
     };
     match body {
         Some(body) => reply(&headers, StatusCode::OK, body),
-        None => unauthorized(),
+        None => state.refusal(token(&headers, &query), unauthorized),
     }
 }
 
@@ -549,38 +572,75 @@ fn server_json(machine_identifier: &str, owned: bool, access_token: &str) -> Val
     })
 }
 
-/// The owner's share list; XML only, like the real endpoint.
+/// The owner's share list: XML (what python-plexapi's `MyPlexAccount.users` reads), or JSON
+/// when the client asks for it, as plex.tv's other endpoints do.
 async fn shared_users(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
     query: Params,
 ) -> Response {
-    let xml = {
-        let state = shared.lock();
-        let caller = state.account_by_token(token(&headers, &query));
-        let owner = state
-            .owner
-            .as_ref()
-            .filter(|o| caller.is_some_and(|c| c.id == o.account_id));
-        owner.map(|owner| share_list_xml(&state, owner))
-    };
-    match xml {
-        Some(xml) => (
+    let state = shared.lock();
+    let caller = state.account_by_token(token(&headers, &query));
+    let owner = state
+        .owner
+        .as_ref()
+        .filter(|o| caller.is_some_and(|c| c.id == o.account_id));
+    match owner {
+        Some(owner) if wants_json(&headers) => {
+            (StatusCode::OK, axum::Json(share_list_json(&state, owner))).into_response()
+        }
+        Some(owner) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "application/xml")],
-            xml,
+            share_list_xml(&state, owner),
         )
             .into_response(),
-        None => html_error(StatusCode::UNAUTHORIZED),
+        None => state.refusal(token(&headers, &query), || {
+            html_error(StatusCode::UNAUTHORIZED)
+        }),
     }
 }
 
-fn share_list_xml(state: &SimState, owner: &Owner) -> String {
-    let users: Vec<&FakeAccount> = state
+/// The share list as JSON: the XML's elements as objects (attributes as fields, children as
+/// arrays named by their tag), the way Plex turns its XML into JSON.
+fn share_list_json(state: &SimState, owner: &Owner) -> Value {
+    let users: Vec<Value> = shared_accounts(state, owner)
+        .into_iter()
+        .map(|user| {
+            let servers: Vec<Value> = state
+                .shares
+                .iter()
+                .filter(|(id, _)| *id == user.id)
+                .enumerate()
+                .map(|(index, (_, machine))| {
+                    json!({"id": index + 1, "serverId": index + 1, "machineIdentifier": machine,
+                           "name": format!("Plex Server {machine}"), "numLibraries": 3,
+                           "allLibraries": true, "owned": true, "pending": false})
+                })
+                .collect();
+            json!({"id": user.id, "title": user.title, "username": user.username,
+                   "email": user.email, "thumb": user.thumb, "protected": false, "home": false,
+                   "allowSync": true, "restricted": false, "Server": servers})
+        })
+        .collect();
+    json!({"MediaContainer": {
+        "friendlyName": "myPlex", "identifier": "com.plexapp.plugins.myplex",
+        "machineIdentifier": owner.machine_identifier, "size": users.len(),
+        "totalSize": users.len(), "User": users,
+    }})
+}
+
+/// The accounts the owner shares a server with.
+fn shared_accounts<'a>(state: &'a SimState, owner: &Owner) -> Vec<&'a FakeAccount> {
+    state
         .accounts
         .iter()
         .filter(|a| a.id != owner.account_id && state.shares.iter().any(|(id, _)| *id == a.id))
-        .collect();
+        .collect()
+}
+
+fn share_list_xml(state: &SimState, owner: &Owner) -> String {
+    let users = shared_accounts(state, owner);
     let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         xml,

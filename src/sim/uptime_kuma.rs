@@ -1,14 +1,37 @@
 //! A fake Uptime Kuma (UPSTREAMS.md 3.1, 3.2, 3.7): one public status page at
 //! `GET /api/status-page/{slug}` and its heartbeats at `GET /api/status-page/heartbeat/{slug}`,
-//! in the 1.23 or the 2.x shape ([`KumaVersion`]), with Kuma's quirks: an unknown slug answers
-//! 404 `{"status":"fail","msg":"Status Page Not Found"}` on the page but 200 with empty maps on
-//! the heartbeats, slugs match case-insensitively, heartbeat maps are keyed by the monitor id as
-//! a string, times are zone-less UTC strings, and history is capped at 50 (1.23) or 100 beats.
+//! as release 1.23, 2.0 or 2.1 serves them ([`KumaVersion`]), with Kuma's quirks, read in
+//! `louislam/uptime-kuma` `server/routers/status-page-router.js` and `server/model/status_page.js`
+//! at tags 1.23.16, 2.0.0 and 2.1.0:
+//!
+//! - an unknown slug: 1.23's page route returns without ever answering (the request hangs until
+//!   the client gives up); 2.0 and later answer 404 `{"status":"fail","msg":"Status Page Not
+//!   Found"}`. The heartbeat route answers 200 with empty maps on every release (the slug's id
+//!   is looked up, nothing matches it).
+//! - slugs: 1.23 compares the slug exactly as stored (case-sensitive: a page's slug can be
+//!   edited to mixed case); 2.0 and later lowercase the requested slug first.
+//! - heartbeat maps keyed by the monitor id as a string, zone-less UTC times, history capped at
+//!   50 (1.23) or 100 beats.
+//! - incidents (`server/model/status_page.js` `getStatusPageData`, `server/model/incident.js`):
+//!   1.23 and 2.0 send one pinned active incident as `incident` (or null); 2.1 sends every
+//!   pinned active one as `incidents[]`, newest first, and adds
+//!   `GET /api/status-page/{slug}/incident-history?cursor=` (all of them, pinned or not, active
+//!   or resolved, 10 a page: `{ok, incidents, total, nextCursor, hasMore}`). Before 2.1 that path
+//!   falls to the web app's catch-all and answers 200 with the HTML page.
+//! - `GET /metrics` (`server/server.js` `app.get("/metrics", apiAuth, ...)`, `server/auth.js`
+//!   `apiAuth`, `server/rate-limiter.js`): with API keys in use, HTTP Basic whose password is a
+//!   key `uk<id>_<secret>` (any username); every check takes from a 60-a-minute limiter, and a
+//!   refused or limited check is a bare 401 with `WWW-Authenticate: Basic`. Every monitor is
+//!   there, on a page or not, with `server/prometheus.js`'s label sets: `monitor_name, _type,
+//!   _url, _hostname, _port` on 1.23; `monitor_id` first on 2.0; on 2.1 the monitor's tags
+//!   (sanitised, sorted) before those, and `monitor_uptime_ratio` with a `window` label (the
+//!   fake leaves out 2.1's `monitor_response_time_seconds` and the certificate families).
 //!
 //! A test or the demo steers it through [`FakeUptimeKuma`]'s methods: monitors added at run
-//! time and set up, down, slow, pending, in maintenance or flapping (alternating on every
-//! heartbeat read); whether every heartbeat read adds a beat ([`HeartbeatMode`]); a pinned
-//! incident; injected failures (for any endpoint or one of them), latency and request counts.
+//! time (on the page or on none) and set up, down, slow, pending, in maintenance or flapping
+//! (alternating on every heartbeat read); whether every heartbeat read adds a beat
+//! ([`HeartbeatMode`]); incidents posted, unpinned or resolved; the page's slug; the API key;
+//! injected failures (for any endpoint or one of them), latency and request counts.
 //! State sits behind a `std` mutex that is never held across an `.await`.
 
 use std::collections::VecDeque;
@@ -17,7 +40,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
@@ -36,16 +59,36 @@ pub const DEFAULT_GROUP: &str = "Services";
 const MAX_BEATS: usize = 100;
 const PAGE_ROUTE: &str = "/api/status-page/{slug}";
 const HEARTBEAT_ROUTE: &str = "/api/status-page/heartbeat/{slug}";
+const HISTORY_ROUTE: &str = "/api/status-page/{slug}/incident-history";
+const METRICS_ROUTE: &str = "/metrics";
+/// API-key checks a minute (`apiRateLimiter` in `server/rate-limiter.js`).
+const API_CHECKS_PER_MINUTE: u32 = 60;
+/// Incidents per history page (`INCIDENT_PAGE_SIZE` in 2.1.0 `src/util.ts`).
+const INCIDENT_PAGE_SIZE: usize = 10;
 
-/// Which release's JSON to serve.
+/// Which release to behave as (`louislam/uptime-kuma` tags 1.23.16, 2.0.0, 2.1.0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KumaVersion {
-    /// 1.23.x: `incident` (object or null), `googleAnalyticsId`, times with milliseconds,
+    /// 1.23.x: slugs matched exactly (case-sensitive), an unknown slug never answered on the
+    /// page route, `incident` (object or null), `googleAnalyticsId`, times with milliseconds,
     /// 50 beats.
     V1_23,
-    /// 2.1 and later: `incidents[]`, `analytics*` and `autoRefreshInterval`, times in whole
-    /// seconds, 100 beats.
-    V2,
+    /// 2.0.x: slugs lowercased, an unknown slug answered 404, still `incident`;
+    /// `autoRefreshInterval` beside `googleAnalyticsId`, times in whole seconds, 100 beats.
+    V2_0,
+    /// 2.1 and later: as 2.0, with `incidents[]` instead of `incident` and `analytics*` instead
+    /// of `googleAnalyticsId`.
+    V2_1,
+}
+
+impl KumaVersion {
+    /// The current 2.x (2.1 and later).
+    pub const V2: Self = Self::V2_1;
+
+    /// Whether the routes lowercase the requested slug (2.0 and later).
+    fn lowercases_slugs(self) -> bool {
+        self != Self::V1_23
+    }
 }
 
 /// What a monitor's next beats say.
@@ -80,6 +123,8 @@ pub enum Endpoint {
     Page,
     /// `GET /api/status-page/heartbeat/{slug}`.
     Heartbeat,
+    /// `GET /api/status-page/{slug}/incident-history` (2.1).
+    History,
 }
 
 impl Endpoint {
@@ -88,6 +133,7 @@ impl Endpoint {
         match self {
             Self::Page => PAGE_ROUTE,
             Self::Heartbeat => HEARTBEAT_ROUTE,
+            Self::History => HISTORY_ROUTE,
         }
     }
 }
@@ -132,6 +178,13 @@ pub struct FakeUptimeKuma {
     shared: Arc<Shared>,
 }
 
+/// What the handlers get: the state, and the traffic (to hang until the server stops).
+#[derive(Clone)]
+struct Sim {
+    shared: Arc<Shared>,
+    traffic: Arc<Traffic<Fault>>,
+}
+
 impl Deref for FakeUptimeKuma {
     type Target = SimServer<Fault>;
 
@@ -158,6 +211,7 @@ impl Shared {
 }
 
 struct SimState {
+    /// As stored in Kuma (case kept).
     slug: String,
     title: String,
     version: KumaVersion,
@@ -165,13 +219,31 @@ struct SimState {
     /// Group names in page order.
     groups: Vec<String>,
     monitors: Vec<Monitor>,
-    incident: Option<(String, String)>,
+    /// Oldest first.
+    incidents: Vec<Incident>,
+    next_incident_id: i64,
+    /// The one API key, when keys are in use.
+    api_key: Option<String>,
+    /// The API limiter's minute: when it began (ms) and the checks it took.
+    api_window: (i64, u32),
+}
+
+struct Incident {
+    id: i64,
+    title: String,
+    content: String,
+    pin: bool,
+    active: bool,
+    created_ms: i64,
 }
 
 struct Monitor {
     id: i64,
     name: String,
+    /// Its page group; empty for a monitor on no page (only `/metrics` shows it).
     group: String,
+    /// Tag names and values (2.1 turns them into labels).
+    tags: Vec<(String, String)>,
     state: MonitorState,
     /// Oldest first.
     beats: VecDeque<Beat>,
@@ -182,6 +254,18 @@ struct Beat {
     status: u8,
     time_ms: i64,
     ping: Option<u64>,
+}
+
+impl SimState {
+    /// Whether a requested slug names the page: exactly on 1.23 (`R.findOne("status_page",
+    /// " slug = ? ")` on the raw parameter), lowercased first on 2.x.
+    fn serves(&self, requested: &str) -> bool {
+        if self.version.lowercases_slugs() {
+            requested.to_lowercase() == self.slug
+        } else {
+            requested == self.slug
+        }
+    }
 }
 
 impl Monitor {
@@ -210,8 +294,9 @@ impl Monitor {
 }
 
 impl FakeUptimeKuma {
-    /// Binds `127.0.0.1:0`, serves the status page `slug` in `version`'s shape in the
-    /// background and returns the handle; the port accepts connections as soon as this returns.
+    /// Binds `127.0.0.1:0`, serves the status page `slug` (stored as given) as `version` would
+    /// in the background and returns the handle; the port accepts connections as soon as this
+    /// returns.
     pub async fn start(slug: &str, version: KumaVersion) -> std::io::Result<Self> {
         Self::start_with_clock(slug, version, Arc::new(SystemClock)).await
     }
@@ -224,13 +309,16 @@ impl FakeUptimeKuma {
     ) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
             state: Mutex::new(SimState {
-                slug: slug.to_ascii_lowercase(),
+                slug: slug.to_owned(),
                 title: "Home Services".to_owned(),
                 version,
                 mode: HeartbeatMode::PerSet,
                 groups: Vec::new(),
                 monitors: Vec::new(),
-                incident: None,
+                incidents: Vec::new(),
+                next_incident_id: 1,
+                api_key: None,
+                api_window: (0, 0),
             }),
             clock,
         });
@@ -241,9 +329,15 @@ impl FakeUptimeKuma {
         Ok(Self { server, shared })
     }
 
-    /// The slug of the one page served (lowercase).
+    /// The slug of the one page served, as stored.
     pub fn slug(&self) -> String {
         self.shared.lock().slug.clone()
+    }
+
+    /// Changes the page's stored slug, as an admin editing the page does (1.23's
+    /// `saveStatusPage` takes `[A-Za-z0-9-]`, mixed case included).
+    pub fn set_slug(&self, slug: &str) {
+        self.shared.lock().slug = slug.to_owned();
     }
 
     /// Sets the page title.
@@ -251,7 +345,7 @@ impl FakeUptimeKuma {
         self.shared.lock().title = title.to_owned();
     }
 
-    /// Switches the JSON shape (an upgrade of Kuma under a running MediaNest).
+    /// Switches the release (an upgrade of Kuma under a running MediaNest).
     pub fn set_version(&self, version: KumaVersion) {
         self.shared.lock().version = version;
     }
@@ -279,11 +373,46 @@ impl FakeUptimeKuma {
             id,
             name: name.to_owned(),
             group: group.to_owned(),
+            tags: Vec::new(),
             state: MonitorState::Up,
             beats: VecDeque::new(),
         };
         monitor.beat(now);
         state.monitors.push(monitor);
+    }
+
+    /// Adds (or replaces, by id) an up monitor that is on no status page: only `/metrics`
+    /// shows it.
+    pub fn add_private_monitor(&self, id: i64, name: &str) {
+        let now = self.shared.clock.now_ms();
+        let mut state = self.shared.lock();
+        state.monitors.retain(|m| m.id != id);
+        let mut monitor = Monitor {
+            id,
+            name: name.to_owned(),
+            group: String::new(),
+            tags: Vec::new(),
+            state: MonitorState::Up,
+            beats: VecDeque::new(),
+        };
+        monitor.beat(now);
+        state.monitors.push(monitor);
+    }
+
+    /// Tags a monitor (`(name, value)`; 2.1's `/metrics` makes labels of them).
+    pub fn set_tags(&self, id: i64, tags: &[(&str, &str)]) {
+        if let Some(m) = self.shared.lock().monitors.iter_mut().find(|m| m.id == id) {
+            m.tags = tags
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .collect();
+        }
+    }
+
+    /// Creates the API key `uk<id>_<secret>` (`None` deletes them all): from then on
+    /// `/metrics` takes only it, as Kuma does once a key exists.
+    pub fn set_api_key(&self, key: Option<&str>) {
+        self.shared.lock().api_key = key.map(str::to_owned);
     }
 
     /// Takes a monitor off the page; false when there was none with `id`.
@@ -326,10 +455,45 @@ impl FakeUptimeKuma {
             .map_or(0, |m| m.beats.len())
     }
 
-    /// Pins an incident `(title, content)` with style `warning` on the page, or removes it.
+    /// Pins an incident `(title, content)` with style `warning` on the page, resolving the
+    /// ones before it, or (`None`) resolves them all.
     pub fn set_incident(&self, incident: Option<(&str, &str)>) {
-        self.shared.lock().incident =
-            incident.map(|(title, content)| (title.to_owned(), content.to_owned()));
+        {
+            let mut state = self.shared.lock();
+            for old in state.incidents.iter_mut().filter(|i| i.active) {
+                old.active = false;
+                old.pin = false;
+            }
+        }
+        if let Some((title, content)) = incident {
+            self.post_incident(title, content);
+        }
+    }
+
+    /// Posts one more pinned, active incident (2.1's `postIncident` keeps the others pinned);
+    /// returns its id.
+    pub fn post_incident(&self, title: &str, content: &str) -> i64 {
+        let now = self.shared.clock.now_ms();
+        let mut state = self.shared.lock();
+        let id = state.next_incident_id;
+        state.next_incident_id += 1;
+        state.incidents.push(Incident {
+            id,
+            title: title.to_owned(),
+            content: content.to_owned(),
+            pin: true,
+            active: true,
+            created_ms: now,
+        });
+        id
+    }
+
+    /// Unpins every incident, as Kuma's `unpinIncident` does: they leave the page but stay
+    /// active (the 2.1 history still shows them so).
+    pub fn unpin_incidents(&self) {
+        for incident in &mut self.shared.lock().incidents {
+            incident.pin = false;
+        }
     }
 
     /// Makes the next `n` requests to `endpoint` fail with `fault`; the other one is unaffected.
@@ -343,12 +507,14 @@ fn router(shared: Arc<Shared>, traffic: Arc<Traffic<Fault>>) -> Router {
     Router::new()
         .route(PAGE_ROUTE, get(page))
         .route(HEARTBEAT_ROUTE, get(heartbeats))
+        .route(HISTORY_ROUTE, get(incident_history))
+        .route(METRICS_ROUTE, get(metrics))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
-            traffic,
+            traffic.clone(),
             harness::observe::<Fault>,
         ))
-        .with_state(shared)
+        .with_state(Sim { shared, traffic })
 }
 
 fn json_text(status: StatusCode, body: &str) -> Response {
@@ -378,10 +544,27 @@ fn cached(max_age: u32, body: Value) -> Response {
         .into_response()
 }
 
-async fn page(State(shared): State<Arc<Shared>>, Path(slug): Path<String>) -> Response {
-    let state = shared.lock();
-    if slug.to_ascii_lowercase() != state.slug {
-        return fail(StatusCode::NOT_FOUND, "Status Page Not Found");
+async fn page(State(sim): State<Sim>, Path(slug): Path<String>) -> Response {
+    let (body, version) = {
+        let state = sim.shared.lock();
+        (page_body(&state, &slug), state.version)
+    };
+    match body {
+        Some(body) => cached(300, body),
+        // 1.23.16: `if (!statusPage) { return null; }` — no response is ever sent.
+        None if version == KumaVersion::V1_23 => {
+            sim.traffic.stopped().await;
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
+        // 2.0.0: `sendHttpError(response, "Status Page Not Found")`, a 404 for "not found".
+        None => fail(StatusCode::NOT_FOUND, "Status Page Not Found"),
+    }
+}
+
+/// The page's JSON, or `None` when `slug` names no page.
+fn page_body(state: &SimState, slug: &str) -> Option<Value> {
+    if !state.serves(slug) {
+        return None;
     }
     let groups: Vec<Value> = state
         .groups
@@ -397,10 +580,15 @@ async fn page(State(shared): State<Arc<Shared>>, Path(slug): Path<String>) -> Re
             json!({"id": index + 1, "name": name, "weight": index + 1, "monitorList": monitors})
         })
         .collect();
-    let incident = state.incident.as_ref().map(|(title, content)| {
-        json!({"id": 1, "style": "warning", "title": title, "content": content, "pin": true,
-               "createdDate": "2025-05-01 18:00:00", "lastUpdatedDate": null})
-    });
+    // `pin = 1 AND active = 1`, newest first (2.1's order; 1.23's `findOne` takes one).
+    let mut pinned: Vec<Value> = state
+        .incidents
+        .iter()
+        .rev()
+        .filter(|i| i.pin && i.active)
+        .map(|i| incident_json(i, state.version))
+        .collect();
+    let incident = (!pinned.is_empty()).then(|| pinned.remove(0));
     let mut config = json!({
         "slug": state.slug, "title": state.title, "description": null, "icon": "/icon.svg",
         "theme": "auto", "published": true, "showTags": false, "customCSS": "body {\n  \n}\n",
@@ -412,7 +600,14 @@ async fn page(State(shared): State<Arc<Shared>>, Path(slug): Path<String>) -> Re
             extend(&mut config, json!({"googleAnalyticsId": null}));
             body.insert("incident".into(), incident.unwrap_or(Value::Null));
         }
-        KumaVersion::V2 => {
+        KumaVersion::V2_0 => {
+            extend(
+                &mut config,
+                json!({"autoRefreshInterval": 300, "googleAnalyticsId": null}),
+            );
+            body.insert("incident".into(), incident.unwrap_or(Value::Null));
+        }
+        KumaVersion::V2_1 => {
             extend(
                 &mut config,
                 json!({"autoRefreshInterval": 300, "analyticsId": null,
@@ -421,14 +616,259 @@ async fn page(State(shared): State<Arc<Shared>>, Path(slug): Path<String>) -> Re
             );
             body.insert(
                 "incidents".into(),
-                Value::Array(incident.into_iter().collect()),
+                Value::Array(incident.into_iter().chain(pinned).collect()),
             );
         }
     }
     body.insert("config".into(), config);
     body.insert("publicGroupList".into(), Value::Array(groups));
     body.insert("maintenanceList".into(), json!([]));
-    cached(300, Value::Object(body))
+    Some(Value::Object(body))
+}
+
+/// An incident's public JSON: 1.23's `toPublicJSON` has no `active`; 2.1's adds it and the
+/// page id.
+fn incident_json(incident: &Incident, version: KumaVersion) -> Value {
+    let mut json = json!({
+        "id": incident.id, "style": "warning", "title": incident.title,
+        "content": incident.content, "pin": incident.pin,
+        "createdDate": beat_time(incident.created_ms, KumaVersion::V2_1),
+        "lastUpdatedDate": null,
+    });
+    if version == KumaVersion::V2_1 {
+        extend(
+            &mut json,
+            json!({"active": incident.active, "status_page_id": 1}),
+        );
+    }
+    json
+}
+
+/// `GET /api/status-page/{slug}/incident-history?cursor=` (2.1): the page's incidents newest
+/// first, 10 at a time, before `cursor` (a `createdDate`). Older releases have no such route:
+/// the web app's catch-all answers it with the HTML page.
+async fn incident_history(
+    State(sim): State<Sim>,
+    Path(slug): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let state = sim.shared.lock();
+    if state.version != KumaVersion::V2_1 {
+        return (
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            "<!DOCTYPE html><html><head><title>Uptime Kuma</title></head><body></body></html>",
+        )
+            .into_response();
+    }
+    if !state.serves(&slug) {
+        return fail(StatusCode::NOT_FOUND, "Status Page Not Found");
+    }
+    let cursor = query.as_deref().and_then(|q| {
+        q.split('&')
+            .find_map(|p| p.strip_prefix("cursor="))
+            .map(|c| {
+                percent_encoding::percent_decode_str(&c.replace('+', " "))
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
+    });
+    let newest_first: Vec<&Incident> = state
+        .incidents
+        .iter()
+        .rev()
+        .filter(|i| {
+            cursor
+                .as_deref()
+                .is_none_or(|c| beat_time(i.created_ms, KumaVersion::V2_1).as_str() < c)
+        })
+        .collect();
+    let page: Vec<Value> = newest_first
+        .iter()
+        .take(INCIDENT_PAGE_SIZE)
+        .map(|i| incident_json(i, KumaVersion::V2_1))
+        .collect();
+    let has_more = newest_first.len() > INCIDENT_PAGE_SIZE;
+    let next_cursor = has_more
+        .then(|| newest_first.get(INCIDENT_PAGE_SIZE - 1))
+        .flatten()
+        .map(|i| beat_time(i.created_ms, KumaVersion::V2_1));
+    cached(
+        300,
+        json!({"ok": true, "incidents": page, "total": state.incidents.len(),
+               "nextCursor": next_cursor, "hasMore": has_more}),
+    )
+}
+
+/// `GET /metrics` behind `apiAuth`.
+async fn metrics(State(sim): State<Sim>, headers: axum::http::HeaderMap) -> Response {
+    let now = sim.shared.clock.now_ms();
+    let mut state = sim.shared.lock();
+    let password = basic_password(&headers);
+    let Some(key) = state.api_key.clone() else {
+        // No key yet: Kuma checks the admin's username and password, which the fake has not.
+        return unauthorized();
+    };
+    // `apiAuthorizer`: refused at once while the limiter's minute is used up; otherwise the key
+    // is checked and a check is taken, whatever the outcome.
+    if now - state.api_window.0 >= 60_000 {
+        state.api_window = (now, 0);
+    }
+    if state.api_window.1 >= API_CHECKS_PER_MINUTE {
+        return unauthorized();
+    }
+    state.api_window.1 += 1;
+    if !password.is_some_and(|p| key_matches(&p, &key)) {
+        return unauthorized();
+    }
+    let body = metrics_text(&state);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// express-basic-auth's refusal with `challenge: true`: 401, an empty body.
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Basic")],
+        "",
+    )
+        .into_response()
+}
+
+/// The password of an HTTP Basic `Authorization` header.
+fn basic_password(headers: &axum::http::HeaderMap) -> Option<String> {
+    use base64::Engine as _;
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let encoded = value.strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    text.split_once(':').map(|(_, p)| p.to_owned())
+}
+
+/// `verifyAPIKey`: the id between `uk` and `_`, the secret after it.
+fn key_matches(given: &str, key: &str) -> bool {
+    let split = |k: &str| -> Option<(String, String)> {
+        let (id, secret) = k.strip_prefix("uk")?.split_once('_')?;
+        Some((id.to_owned(), secret.to_owned()))
+    };
+    matches!((split(given), split(key)), (Some(a), Some(b)) if a == b)
+}
+
+/// `Prometheus.sanitizeForPrometheus` (2.1): letters, digits and `_`, not starting with a digit.
+fn sanitize_label(text: &str) -> String {
+    let kept: String = text
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    kept.trim_start_matches(|c: char| !(c.is_ascii_alphabetic() || c == '_'))
+        .to_owned()
+}
+
+/// A label value as prom-client writes it.
+fn label_value(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('\n', "\\n")
+        .replace('"', "\\\"")
+}
+
+/// The exposition text: a few of the default process metrics, then the monitor families.
+fn metrics_text(state: &SimState) -> String {
+    let version = state.version;
+    let mut out = String::from(
+        "# HELP process_cpu_user_seconds_total Total user CPU time spent in seconds.\n\
+         # TYPE process_cpu_user_seconds_total counter\n\
+         process_cpu_user_seconds_total 12.5\n\
+         # HELP nodejs_eventloop_lag_seconds Lag of event loop in seconds.\n\
+         # TYPE nodejs_eventloop_lag_seconds gauge\n\
+         nodejs_eventloop_lag_seconds 0.004\n",
+    );
+    // 2.1: every tag name is a label of every monitor (empty when it lacks the tag).
+    let mut tag_names: Vec<String> = state
+        .monitors
+        .iter()
+        .flat_map(|m| m.tags.iter().map(|(n, _)| sanitize_label(n)))
+        .filter(|n| !n.is_empty())
+        .collect();
+    tag_names.sort_by_key(|n| n.to_lowercase());
+    tag_names.dedup();
+    let labels = |m: &Monitor| -> String {
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        if version == KumaVersion::V2_1 {
+            for name in &tag_names {
+                let mut values: Vec<String> = m
+                    .tags
+                    .iter()
+                    .filter(|(n, _)| &sanitize_label(n) == name)
+                    .map(|(_, v)| sanitize_label(v))
+                    .filter(|v| !v.is_empty())
+                    .collect();
+                values.sort();
+                pairs.push((name.clone(), values.join(",")));
+            }
+        }
+        if version != KumaVersion::V1_23 {
+            pairs.push(("monitor_id".into(), m.id.to_string()));
+        }
+        pairs.push(("monitor_name".into(), m.name.clone()));
+        pairs.push(("monitor_type".into(), "http".into()));
+        pairs.push((
+            "monitor_url".into(),
+            format!("http://{}.lan/", m.name.to_lowercase().replace(' ', "-")),
+        ));
+        // Unset columns print as `null`.
+        pairs.push(("monitor_hostname".into(), "null".into()));
+        pairs.push(("monitor_port".into(), "null".into()));
+        pairs
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{}\"", label_value(v)))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let latest = |m: &Monitor| m.beats.back().copied();
+    let mut family = |name: &str, help: &str, value: &dyn Fn(&Monitor) -> Option<String>| {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+        for m in &state.monitors {
+            if let Some(v) = value(m) {
+                out.push_str(&format!("{name}{{{}}} {v}\n", labels(m)));
+            }
+        }
+    };
+    family(
+        "monitor_response_time",
+        "Monitor Response Time (ms)",
+        &|m| latest(m).map(|b| b.ping.map_or("-1".to_owned(), |p| p.to_string())),
+    );
+    family(
+        "monitor_status",
+        "Monitor Status (1 = UP, 0= DOWN, 2= PENDING, 3= MAINTENANCE)",
+        &|m| latest(m).map(|b| b.status.to_string()),
+    );
+    if version == KumaVersion::V2_1 {
+        out.push_str(
+            "# HELP monitor_uptime_ratio Uptime ratio calculated over sliding window specified by the 'window' label. (0.0 - 1.0)\n\
+             # TYPE monitor_uptime_ratio gauge\n",
+        );
+        for m in state.monitors.iter().filter(|m| !m.beats.is_empty()) {
+            let up = m.beats.iter().filter(|b| b.status == 1).count() as f64;
+            let ratio = up / m.beats.len() as f64;
+            for window in ["1d", "30d", "365d"] {
+                out.push_str(&format!(
+                    "monitor_uptime_ratio{{{},window=\"{window}\"}} {ratio}\n",
+                    labels(m)
+                ));
+            }
+        }
+    }
+    out
 }
 
 fn extend(target: &mut Value, more: Value) {
@@ -437,21 +877,25 @@ fn extend(target: &mut Value, more: Value) {
     }
 }
 
-async fn heartbeats(State(shared): State<Arc<Shared>>, Path(slug): Path<String>) -> Response {
+async fn heartbeats(State(sim): State<Sim>, Path(slug): Path<String>) -> Response {
+    let shared = &sim.shared;
     let now = shared.clock.now_ms();
     let mut state = shared.lock();
-    // An unknown slug matches no monitor, so Kuma answers 200 with empty maps.
-    if slug.to_ascii_lowercase() != state.slug {
+    // An unknown slug's id is undefined and the monitor query matches nothing, so every release
+    // answers 200 with empty maps (status-page-router.js, 1.23.16 and 2.x).
+    if !state.serves(&slug) {
         return cached(60, json!({"heartbeatList": {}, "uptimeList": {}}));
     }
     let (version, mode) = (state.version, state.mode);
+    // `LIMIT 50` on 1.23.16, `LIMIT 100` from 2.0.0.
     let served = match version {
         KumaVersion::V1_23 => 50,
-        KumaVersion::V2 => MAX_BEATS,
+        KumaVersion::V2_0 | KumaVersion::V2_1 => MAX_BEATS,
     };
     let mut list = Map::new();
     let mut uptime = Map::new();
-    for monitor in &mut state.monitors {
+    // Only monitors in the page's public groups.
+    for monitor in state.monitors.iter_mut().filter(|m| !m.group.is_empty()) {
         if monitor.state == MonitorState::Flapping || mode == HeartbeatMode::PerRequest {
             monitor.beat(now);
         }
@@ -492,7 +936,7 @@ fn beat_time(ms: i64, version: KumaVersion) -> String {
     );
     match version {
         KumaVersion::V1_23 => format!("{seconds}.{:03}", t.millisecond()),
-        KumaVersion::V2 => seconds,
+        KumaVersion::V2_0 | KumaVersion::V2_1 => seconds,
     }
 }
 
@@ -501,7 +945,8 @@ fn beat_time(ms: i64, version: KumaVersion) -> String {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use crate::integrations::upstream::Request as UpRequest;
+    use crate::error::ErrorCode;
+    use crate::integrations::upstream::{Request as UpRequest, Upstream, UpstreamOptions};
     use crate::sim::harness::testing::assert_refused;
 
     const PAGE: &str = "GET /api/status-page/{slug}";
@@ -572,27 +1017,213 @@ mod tests {
         );
     }
 
+    /// 2.0.0 and 2.1.0 `status-page-router.js`: the slug is lowercased, an unknown one is 404
+    /// on the page and 200 with empty maps on the heartbeats.
     #[tokio::test]
-    async fn an_unknown_slug_is_404_on_the_page_and_empty_on_the_heartbeats() {
-        let fake = FakeUptimeKuma::start("Home", KumaVersion::V2)
+    async fn v2_an_unknown_slug_is_404_on_the_page_and_empty_on_the_heartbeats() {
+        for version in [KumaVersion::V2_0, KumaVersion::V2_1] {
+            let fake = FakeUptimeKuma::start("home", version).await.unwrap();
+            fake.add_monitor(1, "Plex");
+            assert_eq!(
+                get_page(&fake, "other").await,
+                (
+                    404,
+                    json!({"status": "fail", "msg": "Status Page Not Found"})
+                )
+            );
+            assert_eq!(
+                get_beats(&fake, "other").await,
+                (200, json!({"heartbeatList": {}, "uptimeList": {}}))
+            );
+            assert_eq!(get_page(&fake, "HOME").await.0, 200, "lowercased");
+            assert!(get_beats(&fake, "HoMe").await.1["heartbeatList"]["1"].is_array());
+            assert_eq!(fake.requests(PAGE), 2);
+            assert_eq!(fake.requests(BEATS), 2);
+        }
+    }
+
+    /// 1.23.16 `status-page-router.js`: an unknown slug gets no answer at all on the page
+    /// route (the handler returns `null` without responding), empty maps on the heartbeats;
+    /// slugs are compared exactly as stored.
+    #[tokio::test]
+    async fn v1_23_never_answers_an_unknown_slug_and_matches_case() {
+        let fake = FakeUptimeKuma::start("home", KumaVersion::V1_23)
             .await
             .unwrap();
-        assert_eq!(fake.slug(), "home");
         fake.add_monitor(1, "Plex");
-        assert_eq!(
-            get_page(&fake, "other").await,
-            (
-                404,
-                json!({"status": "fail", "msg": "Status Page Not Found"})
+        let patient = Upstream::new("Simulator", UpstreamOptions::with_timeout_ms(300));
+        let e = patient
+            .send(
+                UpRequest::get(format!("{}/api/status-page/other", fake.url())),
+                |r| Ok(r.status().as_u16()),
             )
-        );
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::UpstreamTimeout, "{e:?}");
         assert_eq!(
             get_beats(&fake, "other").await,
             (200, json!({"heartbeatList": {}, "uptimeList": {}}))
         );
-        assert_eq!(get_page(&fake, "HOME").await.0, 200, "case-insensitive");
-        assert_eq!(fake.requests(PAGE), 2);
-        assert_eq!(fake.requests(BEATS), 1);
+        assert_eq!(
+            get_beats(&fake, "HOME").await.1,
+            json!({"heartbeatList": {}, "uptimeList": {}}),
+            "case-sensitive"
+        );
+        fake.set_slug("Home");
+        assert_eq!(fake.slug(), "Home");
+        assert_eq!(get_page(&fake, "Home").await.0, 200);
+        assert!(get_beats(&fake, "Home").await.1["heartbeatList"]["1"].is_array());
+        // A server with a request left hanging still stops.
+        let hanging = tokio::spawn({
+            let url = format!("{}/api/status-page/home", fake.url());
+            let gateway = Upstream::new("Simulator", UpstreamOptions::with_timeout_ms(5000));
+            async move {
+                gateway
+                    .send(UpRequest::get(url), |r| Ok(r.status().as_u16()))
+                    .await
+            }
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while fake.requests(PAGE) < 3 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the request never arrived"
+            );
+            tokio::task::yield_now().await;
+        }
+        let began = std::time::Instant::now();
+        fake.shutdown().await;
+        assert!(began.elapsed() < Duration::from_secs(1));
+        // Whatever the client makes of the cut (a 503 or a broken connection), it is not left
+        // waiting for its own timeout.
+        let _ = hanging.await.unwrap();
+        assert!(began.elapsed() < Duration::from_secs(2));
+    }
+
+    /// 2.1.0 `status-page-router.js` and `StatusPage.getIncidentHistory`: every incident,
+    /// newest first, 10 a page with a `createdDate` cursor; before 2.1 the path is the web
+    /// app's catch-all (`app.get("*")` in `server/server.js`), 200 with HTML.
+    #[tokio::test]
+    async fn v2_1_serves_the_incident_history_in_pages() {
+        let clock = Arc::new(ManualClock::new(1_746_122_280_000));
+        let fake = FakeUptimeKuma::start_with_clock("home", KumaVersion::V2_1, clock.clone())
+            .await
+            .unwrap();
+        for n in 0..12 {
+            fake.post_incident(&format!("I{n}"), "c");
+            clock.advance(1000);
+        }
+        fake.unpin_incidents();
+        let history = |query: &str| {
+            fetch(format!(
+                "{}/api/status-page/HOME/incident-history{query}",
+                fake.url()
+            ))
+        };
+        let (status, first) = history("").await;
+        assert_eq!(status, 200);
+        assert_eq!(first["ok"], true);
+        assert_eq!(first["total"], 12);
+        assert_eq!(first["hasMore"], true);
+        assert_eq!(first["incidents"].as_array().unwrap().len(), 10);
+        assert_eq!(first["incidents"][0]["title"], "I11");
+        assert_eq!(first["incidents"][0]["active"], true);
+        assert_eq!(first["incidents"][0]["pin"], false);
+        let cursor = first["nextCursor"].as_str().unwrap().to_owned();
+        assert_eq!(cursor, first["incidents"][9]["createdDate"]);
+        let (_, second) = history(&format!("?cursor={}", cursor.replace(' ', "%20"))).await;
+        let titles: Vec<&str> = second["incidents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["title"].as_str().unwrap())
+            .collect();
+        assert_eq!(titles, ["I1", "I0"]);
+        assert_eq!(
+            (second["hasMore"].clone(), second["nextCursor"].clone()),
+            (json!(false), Value::Null)
+        );
+        let (_, page) = get_page(&fake, "home").await;
+        assert_eq!(page["incidents"], json!([]), "unpinned: off the page");
+        assert_eq!(history_of(&fake, "nope").await.0, 404);
+
+        fake.set_version(KumaVersion::V2_0);
+        let (status, body) = history_of(&fake, "home").await;
+        assert_eq!(status, 200);
+        assert!(body.as_str().unwrap().starts_with("<!DOCTYPE html>"));
+    }
+
+    async fn get_metrics(fake: &FakeUptimeKuma, password: &str) -> (u16, String) {
+        use base64::Engine as _;
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("anyone:{password}"));
+        crate::sim::harness::testing::fetch(
+            UpRequest::get(format!("{}/metrics", fake.url()))
+                .header("Authorization", format!("Basic {basic}")),
+        )
+        .await
+    }
+
+    /// `server/prometheus.js`: 1.23.16's labels, 2.0.0's `monitor_id` first, 2.1.0's tags
+    /// first and its window families; `server/auth.js` + `server/rate-limiter.js`: the key as
+    /// the Basic password, 60 checks a minute, a bare 401 otherwise.
+    #[tokio::test]
+    async fn metrics_have_each_versions_labels_behind_the_key_and_the_limit() {
+        let clock = Arc::new(ManualClock::new(1_746_122_280_000));
+        let fake = FakeUptimeKuma::start_with_clock("home", KumaVersion::V1_23, clock.clone())
+            .await
+            .unwrap();
+        fake.add_monitor(1, "Plex");
+        fake.add_private_monitor(2, "NAS");
+        fake.set_tags(2, &[("Room", "cellar"), ("env", "prod")]);
+        assert_eq!(
+            get_metrics(&fake, "uk1_key").await.0,
+            401,
+            "no key in Kuma yet"
+        );
+        fake.set_api_key(Some("uk1_key"));
+        let (status, text) = get_metrics(&fake, "uk1_key").await;
+        assert_eq!(status, 200);
+        assert!(text.contains(
+            "monitor_status{monitor_name=\"NAS\",monitor_type=\"http\",monitor_url=\"http://nas.lan/\",monitor_hostname=\"null\",monitor_port=\"null\"} 1\n"
+        ), "{text}");
+        assert!(!text.contains("monitor_id"));
+        fake.set_version(KumaVersion::V2_0);
+        let text = get_metrics(&fake, "uk1_key").await.1;
+        assert!(
+            text.contains("monitor_status{monitor_id=\"2\",monitor_name=\"NAS\","),
+            "{text}"
+        );
+        fake.set_version(KumaVersion::V2_1);
+        let text = get_metrics(&fake, "uk1_key").await.1;
+        assert!(
+            text.contains("monitor_status{env=\"\",Room=\"\",monitor_id=\"1\","),
+            "{text}"
+        );
+        assert!(
+            text.contains("monitor_status{env=\"prod\",Room=\"cellar\",monitor_id=\"2\","),
+            "{text}"
+        );
+        assert!(text.contains("window=\"30d\"} 1\n"), "{text}");
+        assert_eq!(get_metrics(&fake, "uk1_wrong").await.0, 401);
+        assert_eq!(get_metrics(&fake, "uk2_key").await.0, 401);
+
+        // 5 checks so far this minute (the one before any key was the login limiter's); 55 more
+        // pass, the next is refused until the minute ends.
+        for _ in 0..55 {
+            assert_eq!(get_metrics(&fake, "uk1_key").await.0, 200);
+        }
+        let (status, body) = get_metrics(&fake, "uk1_key").await;
+        assert_eq!((status, body.as_str()), (401, ""));
+        clock.advance(60_000);
+        assert_eq!(get_metrics(&fake, "uk1_key").await.0, 200);
+    }
+
+    async fn history_of(fake: &FakeUptimeKuma, slug: &str) -> (u16, Value) {
+        fetch(format!(
+            "{}/api/status-page/{slug}/incident-history",
+            fake.url()
+        ))
+        .await
     }
 
     #[tokio::test]

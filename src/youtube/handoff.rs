@@ -162,20 +162,15 @@ async fn hand_off(state: &AppState, download: &Download) -> AppResult<String> {
         .ok_or_else(|| upstream_error("Plex has no YouTube library (plex.youtube_library)"))?;
     let pms_folder = pms_path(state, &folder);
     server.scan(&section.key, &pms_folder).await?;
-    if !server
-        .wait_for_scan(&section.key, SCAN_POLL, SCAN_LIMIT)
-        .await?
-    {
-        tracing::debug!(download = %download.id, "the Plex scan is still running; looking anyway");
-    }
     let wanted: Vec<String> = files.iter().map(|f| pms_path(state, f)).collect();
-    let items: Vec<String> = server
-        .items_under(&section.key, &pms_folder)
+    // Until the files are items or the scan was seen over: PMS may not have started it yet.
+    let found: Vec<_> = server
+        .wait_for_files(&section.key, &pms_folder, &wanted, SCAN_POLL, SCAN_LIMIT)
         .await?
         .into_iter()
         .filter(|item| item.files.iter().any(|f| wanted.contains(f)))
-        .map(|item| item.rating_key)
         .collect();
+    let items: Vec<String> = found.iter().map(|item| item.rating_key.clone()).collect();
     if items.is_empty() {
         return Err(upstream_error(
             "Plex has not found the downloaded files yet",
@@ -215,7 +210,7 @@ async fn hand_off(state: &AppState, download: &Download) -> AppResult<String> {
         Some(key) => key,
         None => {
             server
-                .create_collection(&section.key, &title, &items)
+                .create_collection(&section.key, &title, &found)
                 .await?
         }
     };

@@ -23,6 +23,7 @@ mod media;
 mod media_plans;
 mod metrics;
 mod plex_browse;
+mod plex_handoff;
 mod plex_signin;
 mod schema;
 mod service_faults;

@@ -562,3 +562,28 @@ async fn an_approved_pin_polled_twice_at_once_signs_in_once() {
     );
     assert_eq!(w.count("SELECT count(*) FROM session_tokens").await, 1);
 }
+
+/// plex.tv answers some revoked tokens 422 "Invalid token": the user is asked to sign in with
+/// Plex again (401 `PLEX_TOKEN_EXPIRED`), not told plex.tv is broken, and nothing is stored.
+#[tokio::test]
+async fn a_token_plex_tv_calls_invalid_with_422_is_an_expired_sign_in() {
+    let w = world(PlexSignup::ServerMembers).await;
+    let guest = w.shared_account(2, "guest");
+    let browser = w.new_browser().await;
+    assert!(w.tv.authorize_pin(browser.plex_pin_id, &guest.token));
+    w.tv.revoke_token(&guest.token);
+    let before = w.footprint().await;
+
+    let r = w.poll_as(&browser).await;
+    assert_error(&r, StatusCode::UNAUTHORIZED, "PLEX_TOKEN_EXPIRED");
+    assert!(r.set_cookie(SESSION_COOKIE).is_none());
+    assert_eq!(w.footprint().await, before);
+    let breaker =
+        w.t.state
+            .plex_auth()
+            .plextv()
+            .upstream()
+            .breaker()
+            .snapshot();
+    assert_eq!(breaker.consecutive_failures, 0, "plex.tv answered");
+}

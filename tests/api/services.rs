@@ -855,56 +855,129 @@ async fn kuma_monitors_are_services_in_both_page_versions() {
         assert_eq!(find(&list, "kuma:7")["displayName"], "Printer");
         assert_eq!(
             find(&list, "uptime_kuma")["message"],
-            "Status page \"Home Services\", 2 monitors"
+            "Status page \"Home Services\", 2 monitors; incident: Disk"
         );
     }
 }
 
+/// Kuma's active incidents show on its card: 1.23 and 2.0 send one as `incident`, 2.1 sends
+/// `incidents[]` and keeps unpinned ones in its incident history.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unknown_kuma_slug_is_a_configuration_error_not_an_outage() {
-    let w = world().await;
-    w.cycle().await;
-    let r = w
-        .put_service("uptime_kuma", json!({"options": {"slug": "nope"}}))
-        .await;
-    assert_eq!(r.data()["options"], json!({"slug": "nope"}));
-    for _ in 0..3 {
+async fn kuma_incidents_show_on_its_card_in_every_version() {
+    for version in [KumaVersion::V1_23, KumaVersion::V2_0, KumaVersion::V2_1] {
+        let w = world_with(version, |_| {}).await;
+        w.cycle().await;
+        assert_eq!(
+            w.service("uptime_kuma").await["message"],
+            "Status page \"Home Services\", 2 monitors"
+        );
+        w.kuma.post_incident("Disk", "Replacing a disk");
         w.t.clock.advance(MINUTE);
         w.cycle().await;
+        assert_eq!(
+            w.service("uptime_kuma").await["message"],
+            "Status page \"Home Services\", 2 monitors; incident: Disk",
+            "{version:?}"
+        );
     }
-    let list = w.list().await;
-    let kuma = find(&list, "uptime_kuma");
+    // 2.1: an incident taken off the page is still active; a resolved one is gone.
+    let w = world_with(KumaVersion::V2_1, |_| {}).await;
+    w.kuma.post_incident("Disk", "Replacing a disk");
+    w.kuma.unpin_incidents();
+    w.kuma.post_incident("Power", "On battery");
+    w.cycle().await;
     assert_eq!(
-        kuma["message"],
-        "Configuration error: Uptime Kuma has no status page \"nope\"."
+        w.service("uptime_kuma").await["message"],
+        "Status page \"Home Services\", 2 monitors; incident: Power, Disk"
     );
-    assert_ne!(kuma["status"], "up");
-    // The monitors are not reported down: they keep what was last known of them.
-    assert_eq!(find(&list, "kuma:1")["status"], "up");
-    assert_eq!(find(&list, "kuma:2")["status"], "up");
-    let monitor_incidents = scalar(
-        &w.t.state,
-        "SELECT count(*) FROM service_incidents WHERE service_name LIKE 'kuma:%'",
-        vec![],
-    )
-    .await;
-    assert_eq!(monitor_incidents, 0);
-    let monitor_pages = scalar(
-        &w.t.state,
-        "SELECT count(*) FROM notifications WHERE json_extract(metadata, '$.service') LIKE 'kuma:%'",
-        vec![],
-    )
-    .await;
-    assert_eq!(monitor_pages, 0, "no admin is told the monitors are down");
-    // Kuma answered (404): its breaker counts no failure.
-    let b = w.breaker("uptime_kuma").await;
+    w.kuma.set_incident(None);
+    w.t.clock.advance(MINUTE);
+    w.cycle().await;
     assert_eq!(
-        (&b["state"], &b["consecutiveFailures"]),
-        (&json!("closed"), &json!(0))
+        w.service("uptime_kuma").await["message"],
+        "Status page \"Home Services\", 2 monitors"
     );
+}
 
-    // The right slug again: everything reads as before.
+/// Kuma 2.x answers an unknown slug 404; 1.23 never answers it (and answers its heartbeats with
+/// empty maps): on every version it is a configuration error, not an outage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_kuma_slug_is_a_configuration_error_not_an_outage() {
+    for version in [KumaVersion::V1_23, KumaVersion::V2_0, KumaVersion::V2_1] {
+        let w = world_with(version, |_| {}).await;
+        w.cycle().await;
+        let r = w
+            .put_service(
+                "uptime_kuma",
+                json!({"timeoutMs": 500, "options": {"slug": "nope"}}),
+            )
+            .await;
+        assert_eq!(r.data()["options"], json!({"slug": "nope"}));
+        for _ in 0..3 {
+            w.t.clock.advance(MINUTE);
+            w.cycle().await;
+        }
+        let list = w.list().await;
+        let kuma = find(&list, "uptime_kuma");
+        assert_eq!(
+            kuma["message"],
+            "Configuration error: status page slug \"nope\" not found in Uptime Kuma \
+             (Kuma 1.23 matches its case exactly).",
+            "{version:?}"
+        );
+        assert_eq!(kuma["status"], "unknown", "not down: Kuma answered");
+        // The monitors are not reported down: they keep what was last known of them.
+        assert_eq!(find(&list, "kuma:1")["status"], "up");
+        assert_eq!(find(&list, "kuma:2")["status"], "up");
+        let incidents = scalar(
+            &w.t.state,
+            "SELECT count(*) FROM service_incidents
+             WHERE service_name LIKE 'kuma:%' OR service_name = 'uptime_kuma'",
+            vec![],
+        )
+        .await;
+        assert_eq!(incidents, 0, "{version:?}");
+        assert_eq!(
+            w.notifications(&w.admin_id, "service.down").await,
+            0,
+            "no admin is told Kuma or its monitors are down"
+        );
+        // Kuma answered (a 404, or heartbeats and then silence): its breaker counts no failure.
+        let b = w.breaker("uptime_kuma").await;
+        assert_eq!(
+            (&b["state"], &b["consecutiveFailures"]),
+            (&json!("closed"), &json!(0)),
+            "{version:?}"
+        );
+
+        // The right slug again: everything reads as before.
+        w.put_service("uptime_kuma", json!({"options": {"slug": "home"}}))
+            .await;
+        assert_eq!(w.status("uptime_kuma").await, "up");
+    }
+}
+
+/// A page whose slug was edited to capitals on Kuma 1.23 is reached only by that exact slug;
+/// 2.x lowercases whatever it is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kuma_slugs_keep_their_case_for_1_23() {
+    let w = world_with(KumaVersion::V1_23, |_| {}).await;
+    w.kuma.set_slug("Home");
+    let r = w
+        .put_service(
+            "uptime_kuma",
+            json!({"timeoutMs": 500, "options": {"slug": "Home"}}),
+        )
+        .await;
+    assert_eq!(r.data()["options"], json!({"slug": "Home"}), "{}", r.text());
+    assert_eq!(w.status("uptime_kuma").await, "up");
     w.put_service("uptime_kuma", json!({"options": {"slug": "home"}}))
+        .await;
+    assert_eq!(w.status("uptime_kuma").await, "unknown");
+
+    w.kuma.set_slug("home");
+    w.kuma.set_version(KumaVersion::V2);
+    w.put_service("uptime_kuma", json!({"options": {"slug": "HOME"}}))
         .await;
     assert_eq!(w.status("uptime_kuma").await, "up");
 }
@@ -1072,4 +1145,76 @@ async fn users_see_service_urls_without_credentials_or_query() {
         find(r.data().as_array().unwrap(), "overseerr")["url"],
         stored.as_str()
     );
+}
+
+/// With an API key in the Kuma connection, `/metrics` adds the monitors that are on no status
+/// page (by id from 2.0, by name on 1.23), at most once per 10 s whatever refreshes ask; a
+/// refused key is said on the card without making Kuma down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kuma_metrics_add_the_monitors_of_no_page() {
+    for (version, printer) in [
+        (KumaVersion::V1_23, "kuma:name:Printer"),
+        (KumaVersion::V2_0, "kuma:9"),
+        (KumaVersion::V2_1, "kuma:9"),
+    ] {
+        let w = world_with(version, |c| {
+            c.services.uptime_kuma.api_key = Some(medianest::config::Secret::new("uk1_s3cret"));
+        })
+        .await;
+        w.kuma.set_api_key(Some("uk1_s3cret"));
+        w.kuma.add_private_monitor(9, "Printer");
+        w.kuma.set_state(9, MonitorState::Down);
+        w.cycle().await;
+        let list = w.list().await;
+        assert_eq!(
+            names(&list),
+            [
+                "kuma:1",
+                "kuma:2",
+                printer,
+                "overseerr",
+                "plex",
+                "uptime_kuma"
+            ],
+            "{version:?}"
+        );
+        assert_eq!(find(&list, printer)["status"], "down");
+        assert_eq!(find(&list, printer)["displayName"], "Printer");
+        assert_eq!(
+            find(&list, "uptime_kuma")["message"],
+            "Status page \"Home Services\", 2 monitors; 1 more monitors from /metrics"
+        );
+        // Cycles closer together than 10 s reuse the last answer.
+        w.cycle().await;
+        assert_eq!(w.kuma.requests("GET /metrics"), 1, "{version:?}");
+        w.t.clock.advance(10_000);
+        w.cycle().await;
+        assert_eq!(w.kuma.requests("GET /metrics"), 2);
+
+        // Another key: refused, said on the card; Kuma itself is still up.
+        w.put_service("uptime_kuma", json!({"apiKey": "uk1_wrong"}))
+            .await;
+        let kuma = w.service("uptime_kuma").await;
+        assert_eq!(kuma["status"], "up");
+        assert!(
+            kuma["message"]
+                .as_str()
+                .unwrap()
+                .ends_with("; /metrics refused the API key (wrong, expired or deactivated, or its 60 checks a minute are used up)"),
+            "{kuma}"
+        );
+        // The connection test says so too, and passes with the right key.
+        let r = w.test_service("uptime_kuma", json!({})).await;
+        assert_eq!(
+            (&r.data()["ok"], &r.data()["error"]),
+            (
+                &json!(false),
+                &json!("Uptime Kuma's /metrics refused the API key")
+            )
+        );
+        let r = w
+            .test_service("uptime_kuma", json!({"apiKey": "uk1_s3cret"}))
+            .await;
+        assert_eq!(r.data()["ok"], true, "{}", r.text());
+    }
 }

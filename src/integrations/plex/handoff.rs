@@ -78,6 +78,43 @@ impl PlexServer {
         }
     }
 
+    /// Waits for a scan asked for with [`Self::scan`] to bring in `wanted` (PMS paths of files
+    /// under `folder`) and returns the section's items under `folder`.
+    ///
+    /// PMS answers the refresh at once and queues the scan, so `refreshing` can still read
+    /// false before the scan starts (`pkkid/python-plexapi` `plexapi/library.py`
+    /// `LibrarySection.update` returns without waiting): a false `refreshing` only means "done"
+    /// once the scan has been seen running, or once every wanted file is an item. Checks every
+    /// `every`; after `limit` it looks one last time and returns what is there.
+    pub async fn wait_for_files(
+        &self,
+        section_key: &str,
+        folder: &str,
+        wanted: &[String],
+        every: Duration,
+        limit: Duration,
+    ) -> AppResult<Vec<PlexMetadata>> {
+        let deadline = Instant::now() + limit;
+        let mut seen_running = false;
+        loop {
+            let refreshing = self.is_refreshing(section_key).await?;
+            seen_running |= refreshing;
+            if !refreshing {
+                let items = self.items_under(section_key, folder).await?;
+                let all_in = wanted
+                    .iter()
+                    .all(|w| items.iter().any(|i| i.files.contains(w)));
+                if all_in || seen_running {
+                    return Ok(items);
+                }
+            }
+            if Instant::now() + every > deadline {
+                return self.items_under(section_key, folder).await;
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+
     /// The section's items with a media file under `folder` (a PMS path; the folder itself and
     /// everything below it, compared by whole path components). Reads the section in pages of
     /// [`SCAN_PAGE`]; for a show section it reads episodes, which are what carry files.
@@ -142,8 +179,13 @@ impl PlexServer {
     }
 
     /// `POST /library/collections`: a regular collection titled `title` in the section, holding
-    /// `rating_keys` (at least one: PMS makes no empty regular collection). Returns the new
-    /// collection's rating key. The collection's type follows the section's (movie or show).
+    /// `items` (at least one: PMS makes no empty regular collection; all of one type). Returns
+    /// the new collection's rating key.
+    ///
+    /// The collection's `type` is its items' type, not the section's: in a show library the
+    /// files are episodes, so a collection of them is type 4, and PMS answers 400 to any other
+    /// (`pkkid/python-plexapi` `plexapi/collection.py` `Collection._create` sends
+    /// `utils.searchType(items[0].type)` and refuses mixed types).
     ///
     /// Some PMS builds answer the create oddly (UPSTREAMS.md 1.3 collection gotchas); when the
     /// answer names no collection, the section's collection of that title is looked up instead
@@ -152,23 +194,26 @@ impl PlexServer {
         &self,
         section_key: &str,
         title: &str,
-        rating_keys: &[String],
+        items: &[PlexMetadata],
     ) -> AppResult<String> {
         let key = checked_key("sectionKey", section_key)?;
         if title.trim().is_empty() {
             return Err(AppError::validation([("title", "must not be empty")]));
         }
-        let section = self
-            .section(key)
-            .await?
-            .ok_or_else(|| AppError::new(ErrorCode::NotFound))?;
-        let plex_type = match section.kind.as_str() {
-            "show" => 2,
-            "artist" => 8,
-            "photo" => 13,
-            _ => 1,
+        let Some(kind) = items.first().map(|i| i.kind.as_str()) else {
+            return Err(AppError::validation([("items", "must not be empty")]));
         };
-        let uri = self.items_uri(rating_keys).await?;
+        if items.iter().any(|i| i.kind != kind) {
+            return Err(AppError::validation([(
+                "items",
+                "must all be of one type (a collection cannot mix types)",
+            )]));
+        }
+        let plex_type = search_type(kind).ok_or_else(|| {
+            AppError::validation([("items", "must be of a type a collection can hold")])
+        })?;
+        let rating_keys: Vec<String> = items.iter().map(|i| i.rating_key.clone()).collect();
+        let uri = self.items_uri(&rating_keys).await?;
         let path = format!(
             "/library/collections?type={plex_type}&title={}&smart=0&sectionId={key}&uri={uri}",
             encode_query_value(title)
@@ -243,6 +288,24 @@ impl PlexServer {
         );
         Ok(encode_query_value(&uri))
     }
+}
+
+/// PMS's type number for an item type (`pkkid/python-plexapi` `plexapi/utils.py`
+/// `SEARCHTYPES`), for the types a regular collection can hold.
+pub fn search_type(kind: &str) -> Option<u8> {
+    Some(match kind {
+        "movie" => 1,
+        "show" => 2,
+        "season" => 3,
+        "episode" => 4,
+        "artist" => 8,
+        "album" => 9,
+        "track" => 10,
+        "clip" => 12,
+        "photo" => 13,
+        "photoalbum" => 14,
+        _ => return None,
+    })
 }
 
 /// Whether `file` is `folder` or lies below it, by whole path components (`/a/b` is not under

@@ -246,7 +246,7 @@ async fn a_scan_finds_new_files_and_they_go_into_a_collection() {
 
     let first = vec![items[0].rating_key.clone()];
     let collection = plex
-        .create_collection(&youtube, "YT: Lo-fi Mix", &first)
+        .create_collection(&youtube, "YT: Lo-fi Mix", &items[..1])
         .await
         .unwrap();
     let second = vec![items[1].rating_key.clone(), items[0].rating_key.clone()];
@@ -332,13 +332,148 @@ async fn a_collection_of_the_wrong_type_is_refused() {
     let (fake, plex) = server().await;
     let movies = fake.add_library("movie", "Movies", "/data/movies");
     let shows = fake.add_library("show", "TV Shows", "/data/tv");
-    let show = fake.add_item(&shows, NewItem::new("Show", 2001)).unwrap();
+    fake.add_item(&shows, NewItem::new("Show", 2001)).unwrap();
+    let show = plex.section_items(&shows, 0, 10).await.unwrap().items;
+    assert_eq!(show[0].kind, "show");
     // PMS's bare 400 page for an item of another type.
     let e = plex
-        .create_collection(&movies, "Mixed", &[show])
+        .create_collection(&movies, "Mixed", &show)
         .await
         .unwrap_err();
     assert_eq!(e.code(), ErrorCode::UpstreamError);
     assert!(e.to_string().contains("400"), "{e}");
     assert!(fake.collections().is_empty());
+
+    // Types are not mixed in one collection; python-plexapi refuses that before asking PMS.
+    let mut mixed = show.clone();
+    let mut other = show[0].clone();
+    other.kind = "movie".into();
+    mixed.push(other);
+    assert_eq!(
+        code(plex.create_collection(&shows, "Mixed", &mixed).await),
+        ErrorCode::ValidationError
+    );
+}
+
+/// A show-type library: a scan makes episodes of the files, and their collection is type 4
+/// (episodes), the type of its items, as python-plexapi's `Collection._create` sends it; the
+/// section's type (2, show) is refused by PMS with a 400.
+#[tokio::test]
+async fn a_collection_in_a_show_library_is_of_episodes() {
+    let (fake, plex) = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let youtube = fake.add_youtube_show_library("YouTube", dir.path());
+    let playlist = dir.path().join("Lo-fi Mix");
+    std::fs::create_dir(&playlist).unwrap();
+    for name in ["001 - Rain [aaa].mp4", "002 - Night [bbb].mp4"] {
+        std::fs::write(playlist.join(name), b"x").unwrap();
+    }
+    let folder = playlist.to_string_lossy().into_owned();
+    fake.set_scan_reads(0);
+    plex.scan(&youtube, &folder).await.unwrap();
+    let items = plex.items_under(&youtube, &folder).await.unwrap();
+    let kinds: Vec<&str> = items.iter().map(|i| i.kind.as_str()).collect();
+    assert_eq!(kinds, ["episode", "episode"]);
+    assert_eq!(
+        plex.section_items(&youtube, 0, 10)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        0,
+        "the section's own listing is of shows, not their episodes"
+    );
+
+    // What the client sent before: the section's type.
+    let mut as_shows = items.clone();
+    for item in &mut as_shows {
+        item.kind = "show".into();
+    }
+    let e = plex
+        .create_collection(&youtube, "Wrong", &as_shows)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("400"), "{e}");
+    assert!(fake.collections().is_empty());
+
+    let collection = plex
+        .create_collection(&youtube, "Lo-fi Mix", &items)
+        .await
+        .unwrap();
+    let made = fake.collections();
+    assert_eq!(made.len(), 1);
+    assert_eq!(made[0].rating_key, collection);
+    assert_eq!(made[0].subtype, "episode");
+    assert_eq!(made[0].items.len(), 2);
+    assert!(
+        fake.requests("POST /library/collections") == 2,
+        "one refused, one made"
+    );
+}
+
+/// PMS queues a scan: right after `refresh?path=` the section can still read `refreshing`
+/// false with nothing found (python-plexapi `LibrarySection.update` returns at once). Waiting
+/// for the files, or for the scan to be seen running and over, finds them.
+#[tokio::test]
+async fn a_scan_that_starts_late_is_waited_for() {
+    let (fake, plex) = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let youtube = fake.add_youtube_library("YouTube", dir.path());
+    let playlist = dir.path().join("Mix");
+    std::fs::create_dir(&playlist).unwrap();
+    let mut wanted = Vec::new();
+    for name in ["001 - a.mp4", "002 - b.mp4"] {
+        std::fs::write(playlist.join(name), b"x").unwrap();
+        wanted.push(playlist.join(name).to_string_lossy().into_owned());
+    }
+    let folder = playlist.to_string_lossy().into_owned();
+    let (every, limit) = (Duration::from_millis(5), Duration::from_secs(5));
+
+    // Two reads before the scan starts, one while it runs.
+    fake.set_scan_start_reads(2);
+    plex.scan(&youtube, &folder).await.unwrap();
+    // What "wait for the scan" alone sees: not refreshing, nothing there yet.
+    assert!(plex.wait_for_scan(&youtube, every, limit).await.unwrap());
+    assert!(
+        plex.items_under(&youtube, &folder)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let items = plex
+        .wait_for_files(&youtube, &folder, &wanted, every, limit)
+        .await
+        .unwrap();
+    assert_eq!(items.len(), 2);
+
+    // A scan too quick to be seen running: the files appearing is enough.
+    let more = playlist.join("003 - c.mp4");
+    std::fs::write(&more, b"x").unwrap();
+    wanted.push(more.to_string_lossy().into_owned());
+    fake.set_scan_reads(0);
+    fake.set_scan_start_reads(3);
+    plex.scan(&youtube, &folder).await.unwrap();
+    let items = plex
+        .wait_for_files(&youtube, &folder, &wanted, every, limit)
+        .await
+        .unwrap();
+    assert_eq!(items.len(), 3);
+
+    // A scan that never starts: given up at the limit with what is there.
+    fake.set_scan_start_reads(u32::MAX);
+    let missing = vec![format!("{folder}/004 - never.mp4")];
+    plex.scan(&youtube, &folder).await.unwrap();
+    let began = std::time::Instant::now();
+    let items = plex
+        .wait_for_files(
+            &youtube,
+            &folder,
+            &missing,
+            every,
+            Duration::from_millis(100),
+        )
+        .await
+        .unwrap();
+    assert_eq!(items.len(), 3);
+    assert!(began.elapsed() < Duration::from_secs(1));
 }

@@ -50,7 +50,8 @@ pub const COMPOSITE_JPEG: &[u8] = &[
 pub struct FakeItem {
     pub rating_key: String,
     pub section_key: String,
-    /// `movie` or `show` (the section's type).
+    /// `movie` or `show` (the section's type) for items a test adds; what a scan finds is a
+    /// `movie` in a movie section and an `episode` in a show section.
     pub kind: String,
     pub title: String,
     pub year: Option<i64>,
@@ -103,7 +104,7 @@ pub struct FakeCollection {
     pub rating_key: String,
     pub section_key: String,
     pub title: String,
-    /// The type of its items (`movie`, `show`).
+    /// The type of its items (`movie`, `show`, `episode`, ...).
     pub subtype: String,
     /// Rating keys, in the order they were added.
     pub items: Vec<String>,
@@ -117,8 +118,16 @@ struct Section {
     scanner: &'static str,
     location: String,
     refreshing: bool,
-    /// Files a scan found, added when it ends, and how many more reads it runs for.
-    pending: Option<(u32, Vec<String>)>,
+    /// A scan asked for and not over yet.
+    pending: Option<PendingScan>,
+}
+
+/// A scan on its way: reads of `GET /library/sections` before it starts (`refreshing` still
+/// false), reads it then runs for (`refreshing` true), and the files it will add when it ends.
+struct PendingScan {
+    start_in: u32,
+    reads: u32,
+    files: Vec<String>,
 }
 
 /// The library state inside the fake's mutex.
@@ -130,6 +139,8 @@ pub(super) struct Library {
     collections: Vec<(FakeCollection, i64)>,
     /// How many `GET /library/sections` reads show a scan still running.
     scan_reads: u32,
+    /// How many reads show a scan not started yet after the refresh was asked for.
+    scan_start_reads: u32,
 }
 
 impl Default for Library {
@@ -141,6 +152,7 @@ impl Default for Library {
             items: Vec::new(),
             collections: Vec::new(),
             scan_reads: 1,
+            scan_start_reads: 0,
         }
     }
 }
@@ -204,7 +216,12 @@ impl Library {
         title: &str,
         items: &[&str],
     ) -> Option<String> {
-        let subtype = self.section(section_key)?.kind.clone();
+        // A collection's subtype is its items' type (the section's when it has none).
+        let section_kind = self.section(section_key)?.kind.clone();
+        let subtype = items
+            .first()
+            .and_then(|k| self.item(k))
+            .map_or(section_kind, |i| i.kind.clone());
         let (rating_key, added_at) = self.rating_key();
         self.collections.push((
             FakeCollection {
@@ -241,6 +258,10 @@ impl Library {
         self.scan_reads = reads;
     }
 
+    pub(super) fn set_scan_start_reads(&mut self, reads: u32) {
+        self.scan_start_reads = reads;
+    }
+
     fn section(&self, key: &str) -> Option<&Section> {
         self.sections.iter().find(|s| s.key == key)
     }
@@ -256,16 +277,25 @@ impl Library {
             .find(|c| c.rating_key == rating_key)
     }
 
-    /// Ends scans whose time is up (adding what they found) and ticks the others.
+    /// Moves each scan on by one read: not started yet, running, or over (adding what it
+    /// found).
     fn advance_scans(&mut self) {
         let mut found = Vec::new();
         for section in &mut self.sections {
             match section.pending.take() {
-                Some((0, files)) => {
-                    section.refreshing = false;
-                    found.push((section.key.clone(), files));
+                Some(mut scan) if scan.start_in > 0 => {
+                    scan.start_in -= 1;
+                    section.pending = Some(scan);
                 }
-                Some((reads, files)) => section.pending = Some((reads - 1, files)),
+                Some(mut scan) if scan.reads > 0 => {
+                    scan.reads -= 1;
+                    section.refreshing = true;
+                    section.pending = Some(scan);
+                }
+                Some(scan) => {
+                    section.refreshing = false;
+                    found.push((section.key.clone(), scan.files));
+                }
                 None => {}
             }
         }
@@ -275,6 +305,14 @@ impl Library {
     }
 
     fn add_files(&mut self, section_key: &str, files: Vec<String>) {
+        // A scan of a show section makes episodes (what carries a file there); elsewhere the
+        // section's own type.
+        let Some(kind) = self.section(section_key).map(|s| match s.kind.as_str() {
+            "show" => "episode".to_owned(),
+            other => other.to_owned(),
+        }) else {
+            return;
+        };
         for file in files {
             if self.items.iter().any(|i| i.file.as_deref() == Some(&file)) {
                 continue;
@@ -289,7 +327,11 @@ impl Library {
                 file: Some(file),
                 ..NewItem::default()
             };
-            self.add_item(section_key, item);
+            if self.add_item(section_key, item).is_some()
+                && let Some(added) = self.items.last_mut()
+            {
+                added.kind.clone_from(&kind);
+            }
         }
     }
 
@@ -458,19 +500,17 @@ pub(super) async fn section_all(
     let Some(section) = library.section(&key) else {
         return not_found();
     };
-    let wanted_kind = match query.get("type").map(String::as_str) {
-        Some("1") => Some("movie"),
-        Some("2") => Some("show"),
-        // The fake has no seasons or episodes.
-        Some(_) => Some(""),
-        None => None,
+    // Without `type` PMS lists the section's own type (shows, not their episodes).
+    let wanted_kind = match query.get("type") {
+        Some(number) => kind_of_type(number).unwrap_or(""),
+        None => section.kind.as_str(),
     };
     let title = query.get("title").map(|t| t.to_lowercase());
     let all: Vec<&FakeItem> = library
         .items
         .iter()
         .filter(|i| i.section_key == key)
-        .filter(|i| wanted_kind.is_none_or(|k| i.kind == k))
+        .filter(|i| i.kind == wanted_kind)
         .filter(|i| {
             title
                 .as_ref()
@@ -649,6 +689,27 @@ fn uri_items(uri: &str, machine: &str) -> Option<Vec<String>> {
     keys.iter().all(|k| is_plex_key(k)).then_some(keys)
 }
 
+/// The item type a PMS type number stands for (`pkkid/python-plexapi` `plexapi/utils.py`
+/// `SEARCHTYPES`: 1 movie, 2 show, 3 season, 4 episode), for the types the fake has.
+fn kind_of_type(number: &str) -> Option<&'static str> {
+    match number {
+        "1" => Some("movie"),
+        "2" => Some("show"),
+        "3" => Some("season"),
+        "4" => Some("episode"),
+        _ => None,
+    }
+}
+
+/// Whether a section of type `section_kind` can hold items of type `kind` (a show section
+/// holds shows, their seasons and episodes).
+fn section_holds(section_kind: &str, kind: &str) -> bool {
+    match section_kind {
+        "show" => matches!(kind, "show" | "season" | "episode"),
+        other => other == kind,
+    }
+}
+
 /// Whether every key names an item of the section whose type is `subtype`. PMS answers a bare
 /// 400 page when a collection would mix types (UPSTREAMS.md 1.3 collection gotchas).
 fn items_fit(library: &Library, keys: &[String], section_key: &str, subtype: &str) -> bool {
@@ -660,6 +721,11 @@ fn items_fit(library: &Library, keys: &[String], section_key: &str, subtype: &st
 }
 
 /// `POST /library/collections?type&title&smart=0&sectionId&uri`: a regular collection.
+///
+/// `type` is the type of the items put in it, not the section's: python-plexapi
+/// (`plexapi/collection.py` `Collection._create`) sends `utils.searchType(items[0].type)`, so a
+/// collection of episodes in a show library is type 4, and PMS refuses a `type` its items do not
+/// have with its bare 400 page (what python-plexapi's `server.query` raises `BadRequest` for).
 pub(super) async fn create_collection(
     State(shared): State<Arc<Shared>>,
     RawQuery(query): RawQuery,
@@ -673,17 +739,15 @@ pub(super) async fn create_collection(
     else {
         return bad_request();
     };
-    let subtype = match query.get("type").map(String::as_str) {
-        Some("1") => "movie",
-        Some("2") => "show",
-        _ => return bad_request(),
+    let Some(subtype) = query.get("type").and_then(|t| kind_of_type(t)) else {
+        return bad_request();
     };
     let Some(keys) = uri_items(uri, &machine) else {
         return bad_request();
     };
     let section_fits = library
         .section(section_key)
-        .is_some_and(|s| s.kind == subtype);
+        .is_some_and(|s| section_holds(&s.kind, subtype));
     if title.trim().is_empty()
         || query.get("smart").map(String::as_str) != Some("0")
         || !section_fits
@@ -734,6 +798,10 @@ pub(super) async fn add_collection_items(
 /// section) that finds the video files on disk below it; they become items when the scan ends,
 /// after `set_scan_reads` reads of `/library/sections` (at once when that is 0). A path outside
 /// the section's folder finds nothing, as PMS ignores it.
+///
+/// PMS answers at once and queues the scan (`pkkid/python-plexapi` `plexapi/library.py`
+/// `LibrarySection.update` returns as soon as this answers), so `refreshing` can still read
+/// false for a while: `set_scan_start_reads` reads of `/library/sections` show it not started.
 pub(super) async fn refresh(
     State(shared): State<Arc<Shared>>,
     UrlPath(key): UrlPath<String>,
@@ -761,15 +829,20 @@ pub(super) async fn refresh(
         Vec::new()
     };
     let mut state = shared.lock();
-    let reads = state.library.scan_reads;
+    let (reads, start_in) = (state.library.scan_reads, state.library.scan_start_reads);
     let library = &mut state.library;
-    if reads == 0 {
+    if reads == 0 && start_in == 0 {
         library.add_files(&key, files);
     } else if let Some(section) = library.sections.iter_mut().find(|s| s.key == key) {
-        section.refreshing = true;
-        let mut all = section.pending.take().map(|(_, f)| f).unwrap_or_default();
+        let mut all = section.pending.take().map(|p| p.files).unwrap_or_default();
         all.extend(files);
-        section.pending = Some((reads, all));
+        // A scan that starts at once shows as running from this answer on.
+        section.refreshing = start_in == 0 || section.refreshing;
+        section.pending = Some(PendingScan {
+            start_in,
+            reads,
+            files: all,
+        });
     }
     StatusCode::OK.into_response()
 }

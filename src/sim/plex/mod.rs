@@ -174,6 +174,17 @@ impl FakePlexServer {
             .add_section("movie", title, &location, true)
     }
 
+    /// Adds a show-type library (the Personal Media agent) on the real directory `dir`: a scan
+    /// finds the video files there as episodes (type 4), as PMS makes them in a show library.
+    /// Returns its key.
+    pub fn add_youtube_show_library(&self, title: &str, dir: &std::path::Path) -> String {
+        let location = dir.to_string_lossy();
+        self.shared
+            .lock()
+            .library
+            .add_section("show", title, &location, true)
+    }
+
     /// Adds an item to a section (its type is the section's); returns its rating key, or
     /// `None` when there is no such section.
     pub fn add_item(&self, section_key: &str, item: NewItem) -> Option<String> {
@@ -210,6 +221,13 @@ impl FakePlexServer {
     /// ends and its files become items (default 1; 0 ends scans at once).
     pub fn set_scan_reads(&self, reads: u32) {
         self.shared.lock().library.set_scan_reads(reads);
+    }
+
+    /// How many reads of `GET /library/sections` after a refresh still show the scan not
+    /// started (`refreshing` false, no new items) before it runs (default 0). PMS queues scans,
+    /// so a client that sees `refreshing` false right after asking has not seen the scan yet.
+    pub fn set_scan_start_reads(&self, reads: u32) {
+        self.shared.lock().library.set_scan_start_reads(reads);
     }
 }
 
