@@ -17,7 +17,7 @@ use crate::integrations::client::ClientBase;
 use crate::integrations::overseerr::Overseerr;
 use crate::integrations::plex::{PlexSection, PlexServer, is_under};
 use crate::integrations::upstream::{Method, UpstreamOptions};
-use crate::integrations::uptime_kuma::{SlugError, UptimeKuma, normalize_slug};
+use crate::integrations::uptime_kuma::{SlugError, UptimeKuma, check_slug};
 use crate::service_config::{ServiceConfig, ServiceName};
 use crate::services::clients::timeout_ms;
 
@@ -319,7 +319,7 @@ pub async fn check_kuma(services: &[ServiceConfig], clock: &SharedClock) -> Chec
 /// maps) even for a slug it does not know, so an answer there and silence on the page means
 /// the slug, not Kuma, is wrong.
 async fn heartbeat_answers(url: &str, slug: &str, timeout_ms: u64, clock: &SharedClock) -> bool {
-    let Ok(slug) = normalize_slug(slug) else {
+    let Ok(slug) = check_slug(slug) else {
         return false;
     };
     let base = ClientBase::new(
