@@ -40,6 +40,8 @@ const HELPER_FLAG: &str = "--sim-helper";
 const FILE_BYTES: usize = 64 * 1024;
 /// Progress lines per file.
 const STEPS: usize = 8;
+/// Most entries a simulated playlist has.
+const MAX_ENTRIES: usize = 9999;
 /// Default pause between progress lines.
 const DEFAULT_STEP_MS: u64 = 15;
 
@@ -203,19 +205,45 @@ fn playlist_entries(list: &str) -> Vec<Video> {
                 .collect::<String>()
         })
         .and_then(|d| d.parse::<usize>().ok())
-        .unwrap_or(3)
-        .min(60);
+        .unwrap_or(match list {
+            l if l.starts_with("PLmix") => 6,
+            l if l.starts_with("PLdead") => 2,
+            _ => 3,
+        })
+        .min(MAX_ENTRIES);
     let stem: String = list
         .chars()
         .filter(char::is_ascii_alphanumeric)
         .take(7)
         .collect();
+    let short: String = stem.chars().skip(2).take(3).collect();
     (1..=n)
         .map(|i| {
-            let id = format!("{stem:x<7}{i:04}");
-            Video {
-                title: format!("Track {i} of {list}"),
-                id,
+            // `PLmix…`: items 2, 4 and 5 are private, members-only and blocked, item 6 fails
+            // midway with an HTTP 403; `PLdead…`: every item is private.
+            let bad = match (list, i) {
+                (l, _) if l.starts_with("PLdead") => Some("priv"),
+                (l, 2) if l.starts_with("PLmix") => Some("priv"),
+                (l, 4) if l.starts_with("PLmix") => Some("memb"),
+                (l, 5) if l.starts_with("PLmix") => Some("geob"),
+                (l, 6) if l.starts_with("PLmix") => Some("f403"),
+                _ => None,
+            };
+            match bad {
+                Some(kind) => Video {
+                    id: format!("{kind}{short:x<3}{i:04}"),
+                    // yt-dlp/yt-dlp yt_dlp/extractor/youtube/_tab.py: a flat playlist keeps
+                    // private entries under YouTube's placeholder title.
+                    title: if kind == "priv" {
+                        "[Private video]".to_owned()
+                    } else {
+                        format!("Track {i} of {list}")
+                    },
+                },
+                None => Video {
+                    id: format!("{stem:x<7}{i:04}"),
+                    title: format!("Track {i} of {list}"),
+                },
             }
         })
         .collect()
@@ -289,6 +317,64 @@ fn fill_template(template: &str, video: &Video, ext: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// Why a stream stopped early.
+enum Stop {
+    /// This item failed; yt-dlp goes on with the next one.
+    Item,
+    /// yt-dlp gives up with this exit code.
+    Exit(u8),
+    /// The parent is gone (stdout closed).
+    Gone(u8),
+}
+
+/// The fields a progress line carries.
+#[derive(Debug, Clone, Copy)]
+enum Shape {
+    /// A plain HTTP download: `total_bytes` known.
+    Bytes { total: usize },
+    /// HLS/DASH: fragments done and in all.
+    Fragments { index: usize, count: usize },
+}
+
+/// A stream's own file before the merge: yt-dlp/yt-dlp yt_dlp/YoutubeDL.py `process_info`
+/// (`prepend_extension(..., 'f<format_id>')`): `Title [id].f137.mp4`.
+fn stream_path(path: &Path, format_id: &str) -> PathBuf {
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_extension(format!("f{format_id}.{ext}"))
+}
+
+/// Why an entry cannot be downloaded, by the first letters of its id: the messages yt-dlp's
+/// YouTube extractor raises (yt-dlp/yt-dlp yt_dlp/extractor/youtube/_video.py, the
+/// `playabilityStatus` reason and subreason, plus `_youtube_login_hint` from
+/// extractor/youtube/_base.py when the reason asks to sign in; 2026.10.26).
+fn unavailable_reason(id: &str) -> Option<String> {
+    const COOKIES: &str = "Use --cookies-from-browser or --cookies for the authentication. \
+         See  https://github.com/yt-dlp/yt-dlp/wiki/FAQ#how-do-i-pass-cookies-to-yt-dlp  for how \
+         to manually pass cookies. Also see  \
+         https://github.com/yt-dlp/yt-dlp/wiki/Extractors#exporting-youtube-cookies  for tips \
+         on effectively exporting YouTube cookies";
+    if id.starts_with("priv") {
+        Some(format!(
+            "Private video. Sign in if you've been granted access to this video. {COOKIES}"
+        ))
+    } else if id.starts_with("memb") {
+        Some(
+            "Join this channel to get access to members-only content like this video, and \
+             other exclusive perks."
+                .to_owned(),
+        )
+    } else if id.starts_with("geob") {
+        Some("The uploader has not made this video available in your country".to_owned())
+    } else if id.starts_with("gone") {
+        Some("Video unavailable. This video has been removed by the uploader".to_owned())
+    } else {
+        None
+    }
 }
 
 struct Sim {
@@ -415,18 +501,42 @@ impl Sim {
             .unwrap_or_else(|| "%(title)s [%(id)s].%(ext)s".into());
         let mut helper = None;
         let n = videos.len();
+        let mut failed_any = false;
         for (i, video) in videos.iter().enumerate() {
+            // yt-dlp/yt-dlp yt_dlp/YoutubeDL.py `__process_playlist`: the item line, then the
+            // entry's extraction (`extractor/common.py` `extract`: "Extracting URL").
+            if n > 1 {
+                self.say(&format!("[download] Downloading item {} of {n}", i + 1))?;
+            }
             self.say(&format!(
                 "[youtube] Extracting URL: https://www.youtube.com/watch?v={}",
                 video.id
             ))?;
             self.say(&format!("[youtube] {}: Downloading webpage", video.id))?;
-            if n > 1 {
-                self.say(&format!("[download] Downloading item {} of {n}", i + 1))?;
+            if let Some(reason) = unavailable_reason(&video.id) {
+                // yt-dlp/yt-dlp yt_dlp/YoutubeDL.py `trouble`: with errors ignored (the default
+                // `only_download` for playlists) the `ERROR:` line goes to stderr, the exit code
+                // becomes 1 and the next entry follows (`__process_playlist`); the message is
+                // `ExtractorError`'s `[youtube] <id>: <reason>` (utils/_utils.py).
+                eprintln!("ERROR: [youtube] {}: {reason}", video.id);
+                failed_any = true;
+                continue;
             }
+            let hls = video.id.starts_with("hls");
+            // yt-dlp/yt-dlp yt_dlp/YoutubeDL.py `process_video_result`: "[info] <id>:
+            // Downloading 1 format(s): 137+140" -- a video and an audio stream, downloaded one
+            // after the other, each with its own 0-100 progress, then merged. HLS formats are
+            // one stream (here "96").
+            let streams: Vec<(&str, usize)> = if hls {
+                vec![("96", FILE_BYTES)]
+            } else {
+                vec![("137", FILE_BYTES / 4 * 3), ("140", FILE_BYTES / 4)]
+            };
+            let ids: Vec<&str> = streams.iter().map(|s| s.0).collect();
             self.say(&format!(
-                "[info] {}: Downloading 1 format(s): 137+140",
-                video.id
+                "[info] {}: Downloading 1 format(s): {}",
+                video.id,
+                ids.join("+")
             ))?;
             let slow = video.id.starts_with("slow") || video.id.starts_with("hang");
             if slow && helper.is_none() {
@@ -443,6 +553,9 @@ impl Sim {
                 let _ = std::fs::create_dir_all(parent);
             }
             if path.is_file() {
+                // yt-dlp/yt-dlp yt_dlp/YoutubeDL.py `process_info` -> `existing_video_file` ->
+                // `report_file_already_downloaded`: the line, no progress hook, then the
+                // post-processors (and so the `after_move` print).
                 self.say(&format!(
                     "[download] {} has already been downloaded",
                     path.display()
@@ -450,70 +563,147 @@ impl Sim {
                 self.after_move(o, &path)?;
                 continue;
             }
-            let part = PathBuf::from(format!("{}.part", path.display()));
-            let mut have = std::fs::metadata(&part)
-                .map(|m| m.len() as usize)
-                .unwrap_or(0)
-                .min(FILE_BYTES);
-            if have > 0 {
-                self.say(&format!("[download] Resuming download at byte {have}"))?;
-            }
-            let chunk = FILE_BYTES / STEPS;
-            let step = if video.id.starts_with("slow") {
-                self.step * 20
-            } else {
-                self.step
-            };
-            while have < FILE_BYTES {
-                if video.id.starts_with("hang") && have >= chunk * 2 {
-                    loop {
-                        std::thread::sleep(Duration::from_secs(3600));
+            let mut parts = Vec::new();
+            for (n, (format_id, size)) in streams.iter().enumerate() {
+                let target = if streams.len() > 1 {
+                    stream_path(&path, format_id)
+                } else {
+                    path.clone()
+                };
+                self.say(&format!("[download] Destination: {}", target.display()))?;
+                match self.stream(o, video, &target, *size, hls, n == 0) {
+                    Ok(()) => {}
+                    Err(Stop::Item) => break,
+                    Err(Stop::Exit(code)) => {
+                        stop_helper(helper.take());
+                        return Ok(code);
                     }
+                    Err(Stop::Gone(code)) => return Err(code),
                 }
-                if video.id.starts_with("fail") && have >= chunk * 3 {
-                    eprintln!(
-                        "ERROR: [youtube] {}: Video unavailable. This video has been removed by the uploader",
-                        video.id
-                    );
-                    stop_helper(helper.take());
-                    return Ok(1);
-                }
-                std::thread::sleep(step);
-                let add = chunk.min(FILE_BYTES - have);
-                let mut f = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&part)
-                    .map_err(|e| {
-                        eprintln!("ERROR: unable to open for writing: {e}");
-                        1u8
-                    })?;
-                let _ = f.write_all(&vec![b'x'; add]);
-                have += add;
-                if video.id.starts_with("junk") {
-                    self.say_bytes(b"\xff\xfe\xfd not utf-8 \x00 at all\n")?;
-                    self.say_bytes(&vec![b'z'; 200_000])?;
-                    self.say_bytes(b"\n")?;
-                    self.say(
-                        "MNPROG {\"status\": \"downloading\", \"downloaded_bytes\": \"lots\"",
-                    )?;
-                    self.say("MNDONE not-json")?;
-                }
-                self.progress(o, "downloading", have, &path, &part)?;
+                parts.push(target);
             }
-            self.progress(o, "finished", have, &path, &part)?;
-            std::fs::rename(&part, &path).map_err(|e| {
-                eprintln!("ERROR: Unable to rename file: {e}");
-                1u8
-            })?;
-            self.say(&format!(
-                "[Merger] Merging formats into \"{}\"",
-                path.display()
-            ))?;
+            if parts.len() < streams.len() {
+                failed_any = true;
+                continue;
+            }
+            if streams.len() > 1 {
+                self.say(&format!(
+                    "[Merger] Merging formats into \"{}\"",
+                    path.display()
+                ))?;
+                let mut merged = Vec::with_capacity(FILE_BYTES);
+                for part in &parts {
+                    merged.extend(std::fs::read(part).unwrap_or_default());
+                }
+                std::fs::write(&path, merged).map_err(|e| {
+                    eprintln!("ERROR: Postprocessing: {e}");
+                    1u8
+                })?;
+                for part in &parts {
+                    let _ = std::fs::remove_file(part);
+                }
+            }
             self.after_move(o, &path)?;
         }
         stop_helper(helper);
-        Ok(0)
+        // yt-dlp/yt-dlp yt_dlp/YoutubeDL.py `trouble` set `_download_retcode = 1`.
+        Ok(u8::from(failed_any))
+    }
+
+    /// Downloads one stream of `size` bytes into `target` (a `.part` first, resumed when
+    /// present), printing progress through the template; `first` is the item's first stream,
+    /// where the `fail…` and `hang…` ids misbehave.
+    fn stream(
+        &mut self,
+        o: &Options,
+        video: &Video,
+        target: &Path,
+        size: usize,
+        hls: bool,
+        first: bool,
+    ) -> Result<(), Stop> {
+        let part = PathBuf::from(format!("{}.part", target.display()));
+        let mut have = std::fs::metadata(&part)
+            .map(|m| m.len() as usize)
+            .unwrap_or(0)
+            .min(size);
+        if have > 0 {
+            self.say(&format!("[download] Resuming download at byte {have}"))
+                .map_err(Stop::Gone)?;
+        }
+        let chunk = FILE_BYTES / STEPS;
+        let step = if video.id.starts_with("slow") {
+            self.step * 20
+        } else {
+            self.step
+        };
+        let fragments = size.div_ceil(chunk);
+        while have < size {
+            if first && video.id.starts_with("hang") && have >= chunk * 2 {
+                loop {
+                    std::thread::sleep(Duration::from_secs(3600));
+                }
+            }
+            if first && video.id.starts_with("fail") && have >= chunk * 3 {
+                eprintln!(
+                    "ERROR: [youtube] {}: Video unavailable. This video has been removed by the uploader",
+                    video.id
+                );
+                return Err(Stop::Exit(1));
+            }
+            if first && video.id.starts_with("f403") && have >= chunk * 2 {
+                // yt-dlp/yt-dlp yt_dlp/YoutubeDL.py `process_info`: a network error while
+                // downloading is `report_error('unable to download video data: ...')`, which
+                // names no video; the `.part` stays and the next entry follows.
+                eprintln!("ERROR: unable to download video data: HTTP Error 403: Forbidden");
+                return Err(Stop::Item);
+            }
+            std::thread::sleep(step);
+            let add = chunk.min(size - have);
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&part)
+                .map_err(|e| {
+                    eprintln!("ERROR: unable to open for writing: {e}");
+                    Stop::Exit(1)
+                })?;
+            let _ = f.write_all(&vec![b'x'; add]);
+            have += add;
+            if video.id.starts_with("junk") {
+                self.say_bytes(b"\xff\xfe\xfd not utf-8 \x00 at all\n")
+                    .map_err(Stop::Gone)?;
+                self.say_bytes(&vec![b'z'; 200_000]).map_err(Stop::Gone)?;
+                self.say_bytes(b"\n").map_err(Stop::Gone)?;
+                self.say("MNPROG {\"status\": \"downloading\", \"downloaded_bytes\": \"lots\"")
+                    .map_err(Stop::Gone)?;
+                self.say("MNDONE not-json").map_err(Stop::Gone)?;
+            }
+            let shape = if hls {
+                Shape::Fragments {
+                    index: have / chunk,
+                    count: fragments,
+                }
+            } else {
+                Shape::Bytes { total: size }
+            };
+            self.progress(o, "downloading", have, target, &part, shape)
+                .map_err(Stop::Gone)?;
+        }
+        self.progress(
+            o,
+            "finished",
+            have,
+            target,
+            &part,
+            Shape::Bytes { total: have },
+        )
+        .map_err(Stop::Gone)?;
+        std::fs::rename(&part, target).map_err(|e| {
+            eprintln!("ERROR: Unable to rename file: {e}");
+            Stop::Exit(1)
+        })?;
+        Ok(())
     }
 
     fn after_move(&mut self, o: &Options, path: &Path) -> Result<(), u8> {
@@ -526,6 +716,12 @@ impl Sim {
         }
     }
 
+    /// One progress line: yt-dlp/yt-dlp yt_dlp/downloader/common.py `report_progress` ->
+    /// `_report_progress_status` evaluates the `download:` template with `progress` (the hook's
+    /// dict without `info_dict`). A plain HTTP download (downloader/http.py) has `total_bytes`;
+    /// HLS/DASH (downloader/fragment.py `_start_frag_download`) has no `total_bytes`, only a
+    /// `total_bytes_estimate` made from the fragments so far and `fragment_index` /
+    /// `fragment_count`; both end with a `finished` dict whose `total_bytes` is the size.
     fn progress(
         &mut self,
         o: &Options,
@@ -533,21 +729,49 @@ impl Sim {
         have: usize,
         path: &Path,
         part: &Path,
+        shape: Shape,
     ) -> Result<(), u8> {
         let Some(t) = &o.progress_template else {
+            let total = match shape {
+                Shape::Bytes { total } => total,
+                Shape::Fragments { .. } => FILE_BYTES,
+            };
             return self.say(&format!(
-                "[download] {:5.1}% of 64.00KiB",
-                have as f64 * 100.0 / FILE_BYTES as f64
+                "[download] {:5.1}% of {:.2}KiB",
+                have as f64 * 100.0 / total.max(1) as f64,
+                total as f64 / 1024.0
             ));
         };
-        let pct = have as f64 * 100.0 / FILE_BYTES as f64;
-        let progress = serde_json::json!({
-            "status": status, "downloaded_bytes": have, "total_bytes": FILE_BYTES,
-            "total_bytes_estimate": null, "filename": path.to_string_lossy(),
-            "tmpfilename": part.to_string_lossy(), "elapsed": 0.5, "speed": 1_048_576.0,
-            "eta": if status == "finished" { serde_json::Value::Null } else { serde_json::json!(1) },
-            "_percent": pct, "_percent_str": format!("{pct:5.1}%"),
-        });
+        let progress = match (status, shape) {
+            ("finished", _) => serde_json::json!({
+                "status": status, "downloaded_bytes": have, "total_bytes": have,
+                "filename": path.to_string_lossy(), "elapsed": 0.5,
+                "speed": 1_048_576.0, "_percent": 100.0, "_percent_str": "100.0%",
+            }),
+            (_, Shape::Bytes { total }) => {
+                let pct = have as f64 * 100.0 / total.max(1) as f64;
+                serde_json::json!({
+                    "status": status, "downloaded_bytes": have, "total_bytes": total,
+                    "total_bytes_estimate": null, "filename": path.to_string_lossy(),
+                    "tmpfilename": part.to_string_lossy(), "elapsed": 0.5, "speed": 1_048_576.0,
+                    "eta": 1, "_percent": pct, "_percent_str": format!("{pct:5.1}%"),
+                })
+            }
+            (_, Shape::Fragments { index, count }) => {
+                // fragment.py: estimated size = bytes so far / (fragment_index + 1) * count,
+                // which runs above the real size while fragments are in flight.
+                let estimate = have as f64 / (index + 1) as f64 * count as f64;
+                let pct = have as f64 * 100.0 / estimate.max(1.0);
+                serde_json::json!({
+                    "status": status, "downloaded_bytes": have, "fragment_index": index,
+                    "fragment_count": count, "total_bytes_estimate": estimate,
+                    "filename": path.to_string_lossy(), "tmpfilename": part.to_string_lossy(),
+                    "max_progress": null, "progress_idx": null, "elapsed": 0.5,
+                    "speed": 1_048_576.0, "eta": 1,
+                    "_percent": pct, "_percent_str": format!("{pct:5.1}%"),
+                })
+            }
+        };
         self.say(&t.replace("%(progress)j", &progress.to_string()))
     }
 

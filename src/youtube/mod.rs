@@ -56,7 +56,7 @@ const HOUR_MS: i64 = 3600 * 1000;
 pub const STATUSES: [&str; 5] = ["queued", "downloading", "completed", "failed", "cancelled"];
 
 /// `Download = {id, url, kind, title, status, progress, quality, format, itemsTotal, itemsDone,
-/// bytesDone, files, error, plexCollectionId, createdAt, startedAt, completedAt}`.
+/// bytesDone, files, failedItems, error, plexCollectionId, createdAt, startedAt, completedAt}`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Download {
@@ -73,6 +73,9 @@ pub struct Download {
     pub bytes_done: i64,
     /// Paths relative to `youtube.download_dir` (`<user folder>/<folder>/<file>`).
     pub files: Vec<String>,
+    /// Items of the playlist yt-dlp could not download (`{index, id, reason}`), kept on a
+    /// download that completed with the others (or failed with none).
+    pub failed_items: Vec<ytdlp::FailedItem>,
     pub error: Option<String>,
     pub plex_collection_id: Option<String>,
     pub created_at: String,
@@ -87,7 +90,7 @@ pub struct Download {
 /// The columns [`from_row`] reads, in order.
 pub const COLUMNS: &str = "id, user_id, url, kind, title, status, progress, quality, format, \
      items_total, items_done, bytes_done, file_paths, error, plex_collection_id, created_at, \
-     started_at, completed_at";
+     started_at, completed_at, failed_items";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Download> {
     let files: String = row.get(12)?;
@@ -112,6 +115,8 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Download> {
         created_at: rfc3339(created_at_ms),
         started_at: row.get::<_, Option<i64>>(16)?.map(rfc3339),
         completed_at: row.get::<_, Option<i64>>(17)?.map(rfc3339),
+        // The column is CHECKed to be valid JSON.
+        failed_items: serde_json::from_str(&row.get::<_, String>(18)?).unwrap_or_default(),
         created_at_ms,
     })
 }
@@ -919,7 +924,8 @@ pub async fn retry_download(
             tx.prepare_cached(
                 "UPDATE youtube_downloads
                     SET status = 'queued', error = NULL, progress = 0, items_done = 0,
-                        bytes_done = 0, started_at = NULL, completed_at = NULL
+                        bytes_done = 0, started_at = NULL, completed_at = NULL,
+                        failed_items = '[]'
                   WHERE id = ?1",
             )?
             .execute([&id])?;

@@ -194,6 +194,24 @@ pub enum Line {
     Progress(Progress),
     /// A file is finished and in its final place.
     Done(PathBuf),
+    /// `[download] Downloading item N of M` (yt-dlp's `YoutubeDL.__process_playlist`): the
+    /// playlist's next item starts; `M` is `N/A` with `--lazy-playlist`.
+    Item {
+        index: u32,
+        total: Option<u32>,
+    },
+    /// `[info] <id>: Downloading 1 format(s): 137+140` (`YoutubeDL.process_info`'s
+    /// `to_screen`): how many streams the item downloads one after the other (each its own
+    /// 0-100 progress cycle) before they are merged.
+    Formats {
+        id: String,
+        streams: u32,
+    },
+    /// `[<extractor>] <id>: ...`: yt-dlp is working on this video.
+    Working(String),
+    /// `[download] <file> has already been downloaded` (`YoutubeDL.report_file_already_downloaded`):
+    /// no progress follows for this item, only its `after_move` line.
+    AlreadyDone,
     /// Anything else (yt-dlp's own messages, garbage): logged, never fatal.
     Other,
 }
@@ -214,6 +232,12 @@ pub struct Progress {
     pub total_bytes: Option<u64>,
     #[serde(default, deserialize_with = "lenient_u64")]
     pub total_bytes_estimate: Option<u64>,
+    /// Fragments done and in all, for HLS/DASH (`downloader/fragment.py`), whose progress has
+    /// no `total_bytes`, only a `total_bytes_estimate` that moves as fragments arrive.
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub fragment_index: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub fragment_count: Option<u64>,
     #[serde(default, deserialize_with = "lenient_f64")]
     pub speed: Option<f64>,
     #[serde(default, deserialize_with = "lenient_f64")]
@@ -225,6 +249,12 @@ impl Progress {
     pub fn fraction(&self) -> Option<f64> {
         if self.status.as_deref() == Some("finished") {
             return Some(1.0);
+        }
+        if self.total_bytes.is_none()
+            && let (Some(index), Some(count)) = (self.fragment_index, self.fragment_count)
+            && count > 0
+        {
+            return Some((index as f64 / count as f64).clamp(0.0, 1.0));
         }
         let done = self.downloaded_bytes? as f64;
         let total = self.total_bytes.or(self.total_bytes_estimate)? as f64;
@@ -262,7 +292,110 @@ pub fn parse_line(line: &str) -> Line {
             _ => Line::Other,
         };
     }
-    Line::Other
+    if let Some(rest) = line.strip_prefix("[download] ") {
+        if let Some(counts) = rest.strip_prefix("Downloading item ") {
+            let Some((n, m)) = counts.trim().split_once(" of ") else {
+                return Line::Other;
+            };
+            return match n.trim().parse() {
+                Ok(index) => Line::Item {
+                    index,
+                    total: m.trim().parse().ok(),
+                },
+                Err(_) => Line::Other,
+            };
+        }
+        if rest.ends_with(" has already been downloaded")
+            || rest == "The file has already been downloaded"
+        {
+            return Line::AlreadyDone;
+        }
+        return Line::Other;
+    }
+    match extractor_line(line) {
+        Some((_, id, message)) => match message
+            .strip_prefix("Downloading ")
+            .and_then(|m| m.split_once(" format(s): "))
+        {
+            Some((_, formats)) => Line::Formats {
+                id: id.to_owned(),
+                // `137+140` is two streams in turn; `a, b` two formats, each its own.
+                streams: formats
+                    .split(',')
+                    .map(|f| f.split('+').filter(|p| !p.trim().is_empty()).count())
+                    .sum::<usize>()
+                    .clamp(1, 16) as u32,
+            },
+            None => Line::Working(id.to_owned()),
+        },
+        None => Line::Other,
+    }
+}
+
+/// A line that is not one of yt-dlp's `[...]` screen lines nor ours: an `ERROR:`/`WARNING:`
+/// message, a usage error, a traceback (what yt-dlp writes to stderr).
+pub fn is_message(line: &str) -> bool {
+    let line = line.trim_start();
+    !line.is_empty()
+        && !line.starts_with('[')
+        && !line.starts_with(PROGRESS_PREFIX)
+        && !line.starts_with(DONE_PREFIX)
+}
+
+/// `[<extractor>] <id>: <message>` (yt-dlp's `ExtractorError` and `to_screen` shape):
+/// `(extractor, id, message)`. The id has no spaces, so `[generic] Extracting URL: ...` is not
+/// one. `[download]` lines name files, not videos.
+fn extractor_line(line: &str) -> Option<(&str, &str, &str)> {
+    let rest = line.strip_prefix('[')?;
+    let (ie, rest) = rest.split_once("] ")?;
+    if ie.is_empty() || ie.contains(' ') || ie == "download" {
+        return None;
+    }
+    let (id, message) = rest.split_once(": ")?;
+    if id.is_empty() || id.len() > 200 || id.contains(char::is_whitespace) {
+        return None;
+    }
+    Some((ie, id, message))
+}
+
+/// Longest reason kept for one failed item.
+pub const MAX_ITEM_REASON_CHARS: usize = 300;
+/// Failed items kept for one download (the rest are counted in the last one's reason).
+pub const MAX_FAILED_ITEMS: usize = 200;
+
+/// One item yt-dlp could not download while it went on with the others (its default: see
+/// `YoutubeDL.trouble`, which only counts the error in the exit code when errors are ignored,
+/// and `__process_playlist`, which goes on to the next entry).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailedItem {
+    /// Its position in the playlist (`Downloading item N of M`), when yt-dlp said.
+    pub index: Option<u32>,
+    /// The video id, when yt-dlp named it (or was working on it).
+    pub id: Option<String>,
+    /// yt-dlp's reason, e.g. `Private video. Sign in if you've been granted access ...`.
+    pub reason: String,
+}
+
+/// A stderr `ERROR:` line as `(video id, reason)`: `ERROR: [youtube] <id>: Private video. ...`
+/// (the `[extractor] id: ` prefix is `ExtractorError`'s) gives the id and the text after it;
+/// another `ERROR:` line gives its whole text and no id. `None` for other lines.
+pub fn parse_error_line(line: &str) -> Option<(Option<String>, String)> {
+    let text = line
+        .trim()
+        .strip_prefix("ERROR:")?
+        .trim_start_matches(['\r', ' '])
+        .trim();
+    if text.is_empty() {
+        return None;
+    }
+    Some(match extractor_line(text) {
+        Some((_, id, reason)) if !reason.trim().is_empty() => (
+            Some(id.to_owned()),
+            truncate_chars(reason.trim(), MAX_ITEM_REASON_CHARS),
+        ),
+        _ => (None, truncate_chars(text, MAX_ITEM_REASON_CHARS)),
+    })
 }
 
 /// `GET /youtube/metadata`: `{kind, id, title, channel, duration, thumbnail, itemCount,
@@ -499,7 +632,9 @@ mod tests {
         );
         for junk in [
             "",
-            "[youtube] dQw4w9WgXcQ: Downloading webpage",
+            "[youtube] Extracting URL: https://www.youtube.com/watch?v=dQw4w9WgXcQ",
+            "[download] Destination: /dl/a: b.mp4",
+            "[download] Downloading item x of 5",
             "MNPROG {not json",
             "MNPROG [1,2]",
             "MNDONE 42",
@@ -514,6 +649,107 @@ mod tests {
             panic!()
         };
         assert_eq!(p.fraction(), None);
+    }
+
+    /// The screen lines of yt-dlp/yt-dlp 2026.10.26: yt_dlp/YoutubeDL.py `__process_playlist`
+    /// ("Downloading item N of M"), `process_video_result` ("Downloading 1 format(s):"),
+    /// `report_file_already_downloaded`, and extractor/common.py `to_screen` ("[ie] id: ...").
+    #[test]
+    fn screen_lines_say_which_item_and_how_many_streams() {
+        assert_eq!(
+            parse_line("[download] Downloading item 3 of 120"),
+            Line::Item {
+                index: 3,
+                total: Some(120)
+            }
+        );
+        // --lazy-playlist does not know the count.
+        assert_eq!(
+            parse_line("[download] Downloading item 3 of N/A"),
+            Line::Item {
+                index: 3,
+                total: None
+            }
+        );
+        assert_eq!(
+            parse_line("[info] dQw4w9WgXcQ: Downloading 1 format(s): 137+140"),
+            Line::Formats {
+                id: "dQw4w9WgXcQ".into(),
+                streams: 2
+            }
+        );
+        assert_eq!(
+            parse_line("[info] dQw4w9WgXcQ: Downloading 1 format(s): 18"),
+            Line::Formats {
+                id: "dQw4w9WgXcQ".into(),
+                streams: 1
+            }
+        );
+        assert_eq!(
+            parse_line("[youtube] dQw4w9WgXcQ: Downloading webpage"),
+            Line::Working("dQw4w9WgXcQ".into())
+        );
+        assert_eq!(
+            parse_line("[download] /dl/a [x].mp4 has already been downloaded"),
+            Line::AlreadyDone
+        );
+    }
+
+    /// yt-dlp/yt-dlp yt_dlp/utils/_utils.py `ExtractorError` ("[ie] id: msg") as printed by
+    /// YoutubeDL.py `report_error` ("ERROR: ..."), and an error that names no video.
+    #[test]
+    fn error_lines_name_the_video_and_the_reason() {
+        assert_eq!(
+            parse_error_line(
+                "ERROR: [youtube] abcdefghijk: Private video. Sign in if you've been granted access to this video"
+            ),
+            Some((
+                Some("abcdefghijk".into()),
+                "Private video. Sign in if you've been granted access to this video".into()
+            ))
+        );
+        assert_eq!(
+            parse_error_line("ERROR: unable to download video data: HTTP Error 403: Forbidden"),
+            Some((
+                None,
+                "unable to download video data: HTTP Error 403: Forbidden".into()
+            ))
+        );
+        assert_eq!(
+            parse_error_line("ERROR: \r[download] Got error: HTTP Error 403: Forbidden"),
+            Some((
+                None,
+                "[download] Got error: HTTP Error 403: Forbidden".into()
+            ))
+        );
+        assert_eq!(parse_error_line("WARNING: [youtube] x: slow"), None);
+        assert_eq!(parse_error_line("ERROR:   "), None);
+        let long = format!("ERROR: [youtube] abc: {}", "x".repeat(1000));
+        assert_eq!(
+            parse_error_line(&long).unwrap().1.chars().count(),
+            MAX_ITEM_REASON_CHARS
+        );
+        assert!(is_message("ERROR: boom"));
+        assert!(!is_message("[download] 5%"));
+        assert!(!is_message("MNDONE \"/a\""));
+    }
+
+    /// HLS/DASH progress (yt-dlp/yt-dlp yt_dlp/downloader/fragment.py `_start_frag_download`)
+    /// has no `total_bytes`: the fragments tell how far it is.
+    #[test]
+    fn fragment_progress_reads_the_fragment_counts() {
+        let Line::Progress(p) = parse_line(
+            r#"MNPROG {"status":"downloading","downloaded_bytes":3000,"fragment_index":3,"fragment_count":12,"total_bytes_estimate":12000.5}"#,
+        ) else {
+            panic!()
+        };
+        assert_eq!(p.fraction(), Some(0.25));
+        let Line::Progress(p) = parse_line(
+            r#"MNPROG {"status":"downloading","downloaded_bytes":3000,"total_bytes_estimate":12000}"#,
+        ) else {
+            panic!()
+        };
+        assert_eq!(p.fraction(), Some(0.25));
     }
 
     #[test]

@@ -1226,3 +1226,118 @@ async fn users_whose_names_are_made_safe_alike_get_their_own_folders_and_budgets
     assert!(yt.download_dir.join(file).is_file());
     server.stop().await.unwrap();
 }
+
+/// yt-dlp goes on after an item it cannot download and exits 1 at the end
+/// (yt-dlp/yt-dlp yt_dlp/YoutubeDL.py `trouble` and `__process_playlist`, 2026.10.26; the
+/// messages are the YouTube extractor's, extractor/youtube/_video.py): the download completes
+/// with the files it made, each failed item is listed with yt-dlp's reason, the disk holds
+/// exactly the recorded files and they reach Plex.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_playlist_with_private_members_only_and_blocked_items_completes_with_the_rest() {
+    let (yt, plex, section, server, token) = with_plex("pia").await;
+    let id = yt.submit_url(&token, &playlist("PLmix01")).await;
+    let collection = yt.until_collection(&token, &id).await;
+    let done = yt.get(&token, &id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["error"], Value::Null);
+    assert_eq!(
+        (done["itemsDone"].as_i64(), done["itemsTotal"].as_i64()),
+        (Some(6), Some(6))
+    );
+    assert_eq!(done["progress"], 100.0);
+    let files: Vec<String> = serde_json::from_value(done["files"].clone()).unwrap();
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert!(files[0].ends_with("[PLmix010001].mp4"), "{files:?}");
+    assert!(files[1].ends_with("[PLmix010003].mp4"), "{files:?}");
+    let failed = done["failedItems"].as_array().unwrap();
+    let summary: Vec<(i64, &str, &str)> = failed
+        .iter()
+        .map(|f| {
+            let reason = f["reason"].as_str().unwrap();
+            (
+                f["index"].as_i64().unwrap(),
+                f["id"].as_str().unwrap(),
+                reason.split('.').next().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (2, "privmix0002", "Private video"),
+            (
+                4,
+                "membmix0004",
+                "Join this channel to get access to members-only content like this video, and other exclusive perks"
+            ),
+            (
+                5,
+                "geobmix0005",
+                "The uploader has not made this video available in your country"
+            ),
+            (
+                6,
+                "f403mix0006",
+                "unable to download video data: HTTP Error 403: Forbidden"
+            ),
+        ]
+    );
+    assert!(
+        failed[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("Use --cookies-from-browser or --cookies"),
+        "{failed:?}"
+    );
+    // The disk holds the recorded files and nothing else (the `.part` of the item that failed
+    // midway is gone).
+    let mut on_disk: Vec<PathBuf> = yt.files_on_disk();
+    on_disk.sort();
+    let recorded: Vec<PathBuf> = files.iter().map(|f| yt.download_dir.join(f)).collect();
+    assert_eq!(on_disk, recorded);
+    // The owner is told how many items could not be downloaded.
+    let n = support::scalar(
+        &yt.t.state,
+        "SELECT count(*) FROM notifications WHERE type = 'download.completed'
+            AND message LIKE '%(2 files); 4 items could not be downloaded.'",
+        vec![],
+    )
+    .await;
+    assert_eq!(n, 1);
+    // Plex gets a collection of the two files.
+    let c = plex
+        .collections()
+        .into_iter()
+        .find(|c| c.rating_key == collection)
+        .unwrap();
+    assert_eq!(c.items.len(), 2);
+    let items = plex.items(&section);
+    assert_eq!(
+        items
+            .iter()
+            .filter(|i| c.items.contains(&i.rating_key))
+            .count(),
+        2
+    );
+
+    // The disk budget counts exactly those files: a budget of their size leaves no room.
+    let used: u64 = recorded
+        .iter()
+        .map(|f| std::fs::metadata(f).unwrap().len())
+        .sum();
+    assert_eq!(used, 2 * 64 * 1024);
+
+    // A playlist whose every item fails still fails, with yt-dlp's reason, and lists them.
+    let dead = yt.submit_url(&token, &playlist("PLdead1")).await;
+    let failed = yt.until_status(&token, &dead, "failed").await;
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("[youtube] privdea0002: Private video. Sign in"),
+        "{failed}"
+    );
+    assert_eq!(failed["failedItems"].as_array().unwrap().len(), 2);
+    assert_eq!(failed["files"], json!([]));
+    server.stop().await.unwrap();
+}
