@@ -14,8 +14,13 @@
 //! into its output, `evil…` has a hostile title (`../../etc`, shell metacharacters), `long…` a
 //! 400-character one, `escp…` ignores the template and writes outside the folder (as a broken
 //! or hostile yt-dlp might), `nometa…` fails already on `-J`, `mhang…` never answers `-J` (as
-//! yt-dlp stuck on a slow extractor does). A playlist id `PLn<N>…` has N
-//! entries (`PLevil…` a hostile title). `hang` and `slow` runs start a helper child (as yt-dlp
+//! yt-dlp stuck on a slow extractor does). `priv…`, `memb…`, `geob…` and `gone…` are private,
+//! members-only, blocked and removed videos (yt-dlp's `ERROR:` line, then the next item),
+//! `f403…` fails midway with an HTTP 403 (its `.part` stays), `hls…` reports HLS progress
+//! (fragments, no `total_bytes`); every other video is a video and an audio stream, each with
+//! its own 0-100 progress, merged. A playlist id `PLn<N>…` has N entries (`PLevil…` a hostile
+//! title, `PLmix…` six with private, members-only, blocked and 403 items, `PLdead…` two
+//! private ones). `hang` and `slow` runs start a helper child (as yt-dlp
 //! starts ffmpeg) so tests can check that a kill takes the whole process group.
 //!
 //! When the program sits in a directory, that directory steers it too: `sim-step-ms` (a number)

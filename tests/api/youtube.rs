@@ -1341,3 +1341,101 @@ async fn a_playlist_with_private_members_only_and_blocked_items_completes_with_t
     assert_eq!(failed["files"], json!([]));
     server.stop().await.unwrap();
 }
+
+/// `(progress, bytesDone, itemsDone)` of every look at download `id` until it completes.
+async fn watch_progress(yt: &Yt, token: &str, id: &str) -> (Value, Vec<(f64, i64, i64)>) {
+    let seen = Mutex::new(Vec::new());
+    let done = eventually(LONG, "the download to complete", || async {
+        let d = yt.get(token, id).await;
+        seen.lock().unwrap().push((
+            d["progress"].as_f64().unwrap(),
+            d["bytesDone"].as_i64().unwrap(),
+            d["itemsDone"].as_i64().unwrap(),
+        ));
+        assert_ne!(d["status"], "failed", "{d}");
+        (d["status"] == "completed").then_some(d)
+    })
+    .await;
+    (done, seen.into_inner().unwrap())
+}
+
+/// Real yt-dlp's progress (yt-dlp/yt-dlp 2026.10.26): a video and an audio stream run one
+/// 0-100 cycle each (YoutubeDL.py `process_info` downloads `requested_formats` in turn), HLS
+/// has only `total_bytes_estimate` and `fragment_index`/`fragment_count`
+/// (downloader/fragment.py), and a file already on disk prints no progress at all
+/// (`report_file_already_downloaded`). The shown progress counts items, never runs backwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_counts_items_over_two_stream_cycles_fragments_and_files_already_there() {
+    let (yt, server, _, token) = Yt::serving(60, |_| {}, "pat").await;
+    let monotone = |seen: &[(f64, i64, i64)]| {
+        assert!(
+            seen.windows(2)
+                .all(|w| w[0].0 <= w[1].0 && w[0].2 <= w[1].2),
+            "progress went back: {seen:?}"
+        );
+    };
+
+    // Two cycles: the video stream (48 KiB) and then the audio stream (16 KiB). While the
+    // video stream runs the item is not more than half done, whatever that stream's percent.
+    let id = yt.submit_url(&token, &video("twocyc00001")).await;
+    let (done, seen) = watch_progress(&yt, &token, &id).await;
+    monotone(&seen);
+    let video_stream = 48 * 1024;
+    let during_video: Vec<_> = seen
+        .iter()
+        .filter(|s| s.1 > 0 && s.1 < video_stream)
+        .collect();
+    assert!(!during_video.is_empty(), "{seen:?}");
+    assert!(
+        during_video.iter().all(|s| s.0 <= 50.0),
+        "the first of two cycles counted as the whole item: {seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|s| s.1 > video_stream && s.0 > 50.0 && s.0 < 100.0),
+        "the audio cycle adds the second half: {seen:?}"
+    );
+    assert_eq!(
+        (done["progress"].as_f64(), done["bytesDone"].as_i64()),
+        (Some(100.0), Some(65536))
+    );
+
+    // HLS: fragments only.
+    let id = yt.submit_url(&token, &video("hlsvid00001")).await;
+    let (done, seen) = watch_progress(&yt, &token, &id).await;
+    monotone(&seen);
+    assert!(
+        seen.iter().any(|s| s.0 > 10.0 && s.0 < 99.0),
+        "fragment progress shows: {seen:?}"
+    );
+    assert_eq!(done["progress"], 100.0);
+
+    // A playlist of three: items, not cycles, and the item count never passes three.
+    let list = playlist("PLn3prog");
+    let id = yt.submit_url(&token, &list).await;
+    let (done, seen) = watch_progress(&yt, &token, &id).await;
+    monotone(&seen);
+    for s in &seen {
+        assert!(s.2 <= 3, "{seen:?}");
+        // Within item n+1 of 3 the progress stays below (n+1)/3.
+        assert!(
+            s.0 <= (s.2 as f64 + 1.0) / 3.0 * 100.0 + 0.01,
+            "{s:?} in {seen:?}"
+        );
+    }
+    assert_eq!(
+        (done["itemsDone"].as_i64(), done["itemsTotal"].as_i64()),
+        (Some(3), Some(3))
+    );
+
+    // Again: every file is there already, no progress is printed, each item still counts.
+    let again = yt.submit_url(&token, &list).await;
+    let (done, seen) = watch_progress(&yt, &token, &again).await;
+    monotone(&seen);
+    assert_eq!(
+        (done["itemsDone"].as_i64(), done["progress"].as_f64()),
+        (Some(3), Some(100.0))
+    );
+    assert_eq!(done["files"].as_array().unwrap().len(), 3);
+    server.stop().await.unwrap();
+}
