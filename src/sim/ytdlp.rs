@@ -145,7 +145,7 @@ fn parse(args: Vec<OsString>) -> Result<Options, String> {
                     o.print_after_move = Some(t.to_owned());
                 }
             }
-            "-f" | "--format" => {
+            "-f" | "--format" | "-S" | "--format-sort" => {
                 value(&arg)?;
             }
             "--merge-output-format" => o.merge_format = Some(value(&arg)?),
@@ -498,7 +498,15 @@ impl Sim {
     }
 
     fn download(&mut self, o: &Options, videos: &[Video]) -> Result<u8, u8> {
-        let ext = o.merge_format.clone().unwrap_or_else(|| "mp4".into());
+        // yt-dlp/yt-dlp yt_dlp/utils/_utils.py `get_compatible_ext`: the first of the "/"
+        // list the streams fit (the simulated streams fit every container).
+        let ext = o
+            .merge_format
+            .as_deref()
+            .and_then(|m| m.split('/').next())
+            .filter(|m| !m.is_empty())
+            .unwrap_or("mp4")
+            .to_owned();
         let home = o.home.clone().unwrap_or_else(|| PathBuf::from("."));
         let template = o
             .output

@@ -55,6 +55,35 @@ pub fn format_selector(quality: Quality) -> String {
     }
 }
 
+/// yt-dlp's `-S` format sort for a quality and container (yt-dlp/yt-dlp README "Sorting
+/// Formats" and yt_dlp/utils/_utils.py `FormatSorter`): the resolution first (`res:H` prefers
+/// the largest no higher than H, so the cap stays the first rule), then codecs Plex clients
+/// play directly: H.264 + AAC for mp4 (`vcodec:h264` ranks h264 first and better codecs such
+/// as VP9/AV1 after it; `acodec:aac` ranks AAC and YouTube's `mp4a` before Opus), VP9 + Opus for
+/// webm; then the extensions (`ext:mp4:m4a`). An mkv holds anything: the resolution only.
+pub fn format_sort(quality: Quality, format: &str) -> String {
+    let res = match quality {
+        Quality::Best => "res".to_owned(),
+        Quality::Height(h) => format!("res:{h}"),
+    };
+    match format {
+        "mp4" => format!("{res},vcodec:h264,acodec:aac,ext:mp4:m4a"),
+        "webm" => format!("{res},vcodec:vp9,acodec:opus,ext:webm:webm"),
+        _ => res,
+    }
+}
+
+/// `--merge-output-format`: the containers yt-dlp may merge into, in order
+/// (yt_dlp/utils/_utils.py `get_compatible_ext`). A webm cannot hold H.264/AAC, which is all
+/// some videos have: those become mkv instead of a failed merge.
+pub fn merge_formats(format: &str) -> &'static str {
+    match format {
+        "webm" => "webm/mkv",
+        "mkv" => "mkv",
+        _ => "mp4",
+    }
+}
+
 /// The arguments of the metadata call: one JSON document for the whole URL, entries unresolved.
 pub fn metadata_args(url: &str) -> Vec<OsString> {
     [
@@ -106,8 +135,10 @@ pub fn download_args(plan: &DownloadPlan) -> Vec<OsString> {
     });
     push("-f");
     push(&format_selector(plan.quality));
+    push("-S");
+    push(&format_sort(plan.quality, &plan.format));
     push("--merge-output-format");
-    push(&plan.format);
+    push(merge_formats(&plan.format));
     push("-o");
     push(&format!("%(title).{MAX_TITLE_BYTES}B [%(id)s].%(ext)s"));
     args.push(OsString::from("-P"));
@@ -571,6 +602,50 @@ mod tests {
         assert!(args.contains(&OsString::from("--no-playlist")));
         let meta = metadata_args("https://youtu.be/x");
         assert_eq!(meta[meta.len() - 2], "--");
+    }
+
+    /// `-S` field names and limits as yt-dlp/yt-dlp yt_dlp/utils/_utils.py `FormatSorter`
+    /// (2026.10.26) reads them: `res`, `vcodec`, `acodec`, `ext` with `:` limits.
+    #[test]
+    fn formats_sort_for_direct_play_under_the_resolution_cap() {
+        let args = |quality, format: &str| {
+            download_args(&DownloadPlan {
+                url: "https://www.youtube.com/watch?v=dQw4w9WgXcQ".into(),
+                playlist: false,
+                quality,
+                format: format.into(),
+                folder: PathBuf::from("/dl"),
+            })
+            .into_iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+        };
+        let after = |args: &[String], flag: &str| {
+            let i = args.iter().position(|a| a == flag).unwrap();
+            args[i + 1].clone()
+        };
+        let mp4 = args(Quality::Height(1080), "mp4");
+        assert_eq!(
+            after(&mp4, "-S"),
+            "res:1080,vcodec:h264,acodec:aac,ext:mp4:m4a"
+        );
+        assert_eq!(after(&mp4, "-f"), "bv*[height<=1080]+ba/b[height<=1080]/b");
+        assert_eq!(after(&mp4, "--merge-output-format"), "mp4");
+        let webm = args(Quality::Height(720), "webm");
+        assert_eq!(
+            after(&webm, "-S"),
+            "res:720,vcodec:vp9,acodec:opus,ext:webm:webm"
+        );
+        assert_eq!(after(&webm, "--merge-output-format"), "webm/mkv");
+        let mkv = args(Quality::Best, "mkv");
+        assert_eq!(after(&mkv, "-S"), "res");
+        assert_eq!(after(&mkv, "--merge-output-format"), "mkv");
+        assert_eq!(
+            after(&args(Quality::Best, "mp4"), "-S"),
+            "res,vcodec:h264,acodec:aac,ext:mp4:m4a"
+        );
+        // The sort comes before the URL, which stays last after `--`.
+        assert_eq!(mp4[mp4.len() - 2], "--");
     }
 
     #[test]
