@@ -342,6 +342,9 @@ pub struct YoutubeConfig {
     pub preview_slots: u32,
     /// Previews one user may have in flight; more answer 429.
     pub previews_per_user: u32,
+    /// Playlist items a preview lists (`yt-dlp -I 1:N`), so a playlist of thousands answers in
+    /// time; the total comes from yt-dlp when it knows it.
+    pub preview_items: u32,
     /// The download dir as Plex sees it (when Plex runs elsewhere, e.g. in a container); the
     /// same path when unset.
     pub plex_path: Option<PathBuf>,
@@ -357,6 +360,7 @@ impl Default for YoutubeConfig {
             stall_timeout_secs: 600,
             preview_slots: 4,
             previews_per_user: 2,
+            preview_items: 50,
             plex_path: None,
         }
     }
@@ -625,6 +629,9 @@ impl Config {
         }
         if self.youtube.previews_per_user == 0 {
             return bad("youtube.previews_per_user", "must be at least 1");
+        }
+        if !(1..=1000).contains(&self.youtube.preview_items) {
+            return bad("youtube.preview_items", "must be between 1 and 1000");
         }
         if self.youtube.stall_timeout_secs == 0 {
             return bad("youtube.stall_timeout_secs", "must be at least 1");
@@ -905,6 +912,9 @@ stall_timeout_secs = 600
 # user may have in flight (more answer 429).
 preview_slots = 4
 previews_per_user = 2
+# Playlist items a link preview lists (1-1000): a playlist of thousands is previewed as "the
+# first N of M", as yt-dlp takes too long to list them all.
+preview_items = 50
 # The download dir as Plex sees it, for the library scan after a download (when Plex runs in a
 # container or on another machine). Default: the same path.
 # plex_path = "/data/youtube"

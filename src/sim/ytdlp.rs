@@ -104,6 +104,8 @@ struct Options {
     home: Option<PathBuf>,
     merge_format: Option<String>,
     no_playlist: bool,
+    /// `-I START:STOP` (1-based, inclusive), the only `--playlist-items` form MediaNest uses.
+    items: Option<(usize, usize)>,
     url: Option<String>,
 }
 
@@ -149,6 +151,10 @@ fn parse(args: Vec<OsString>) -> Result<Options, String> {
                 value(&arg)?;
             }
             "--merge-output-format" => o.merge_format = Some(value(&arg)?),
+            "-I" | "--playlist-items" => {
+                let v = value(&arg)?;
+                o.items = Some(parse_items(&v).ok_or(format!("invalid playlist items: {v}"))?);
+            }
             "-o" | "--output" => o.output = Some(value(&arg)?),
             "-P" | "--paths" => {
                 let v = value(&arg)?;
@@ -162,6 +168,39 @@ fn parse(args: Vec<OsString>) -> Result<Options, String> {
     }
     Ok(o)
 }
+
+/// `START:STOP`, `START-STOP` or `N` (yt-dlp/yt-dlp yt_dlp/utils/_utils.py
+/// `PlaylistEntries.parse_playlist_items`; 1-based, STOP inclusive, either side may be empty).
+fn parse_items(spec: &str) -> Option<(usize, usize)> {
+    let (a, b) = spec
+        .split_once(':')
+        .or_else(|| spec.split_once('-'))
+        .unwrap_or((spec, spec));
+    let start = if a.is_empty() { 1 } else { a.parse().ok()? };
+    let stop = if b.is_empty() {
+        usize::MAX
+    } else {
+        b.parse().ok()?
+    };
+    (start >= 1 && stop >= start).then_some((start, stop))
+}
+
+/// The entries `-I` asks for; yt-dlp skips the rest.
+fn requested(entries: Vec<Video>, items: Option<(usize, usize)>) -> Vec<Video> {
+    match items {
+        Some((start, stop)) => entries
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| (start..=stop).contains(&(i + 1)))
+            .map(|(_, v)| v)
+            .collect(),
+        None => entries,
+    }
+}
+
+/// Entries YouTube sends per page of a playlist (yt-dlp/yt-dlp
+/// yt_dlp/extractor/youtube/_tab.py follows one continuation per page).
+const PAGE_ENTRIES: usize = 100;
 
 /// One simulated video.
 #[derive(Debug, Clone)]
@@ -439,10 +478,10 @@ impl Sim {
             .filter(|_| !(options.no_playlist && video.is_some()));
         if options.dump_json {
             let _record = Record::start(self.dir.as_deref(), Run::Metadata);
-            return self.metadata(video.as_deref(), playlist.as_deref());
+            return self.metadata(video.as_deref(), playlist.as_deref(), options.items);
         }
         let videos = match (&playlist, &video) {
-            (Some(list), _) => playlist_entries(list),
+            (Some(list), _) => requested(playlist_entries(list), options.items),
             (None, Some(id)) => vec![Video {
                 id: id.clone(),
                 title: video_title(id),
@@ -458,11 +497,26 @@ impl Sim {
         }
     }
 
-    fn metadata(&mut self, video: Option<&str>, playlist: Option<&str>) -> u8 {
+    fn metadata(
+        &mut self,
+        video: Option<&str>,
+        playlist: Option<&str>,
+        items: Option<(usize, usize)>,
+    ) -> u8 {
         std::thread::sleep(self.step);
         let doc = match (playlist, video) {
             (Some(list), _) => {
-                let entries: Vec<serde_json::Value> = playlist_entries(list)
+                let all = playlist_entries(list);
+                let count = all.len();
+                // yt-dlp/yt-dlp yt_dlp/YoutubeDL.py `__process_playlist`: the requested slice is
+                // taken lazily, so only the pages up to its last item are fetched (one pause per
+                // page here); `playlist_count` is YouTube's own count from the playlist header
+                // (extractor/youtube/_tab.py), whatever was listed.
+                let last = items.map_or(count, |(_, stop)| stop.min(count));
+                for _ in 0..last.div_ceil(PAGE_ENTRIES).saturating_sub(1) {
+                    std::thread::sleep(self.step);
+                }
+                let entries: Vec<serde_json::Value> = requested(all, items)
                     .iter()
                     .map(|v| {
                         serde_json::json!({"_type": "url", "ie_key": "Youtube", "id": v.id,
@@ -473,7 +527,7 @@ impl Sim {
                     .collect();
                 serde_json::json!({"_type": "playlist", "id": list, "title": playlist_title(list),
                     "channel": "Sim Channel", "uploader": "Sim Channel",
-                    "playlist_count": entries.len(), "entries": entries,
+                    "playlist_count": count, "entries": entries,
                     "thumbnails": [{"url": "https://i.ytimg.com/pl.jpg"}]})
             }
             (None, Some(id)) if id.starts_with("mhang") => loop {
@@ -902,6 +956,15 @@ mod tests {
         assert!(o.dump_json);
         assert_eq!(o.url.as_deref(), Some("https://youtu.be/x"));
         assert!(parse(args(&["--exec", "sh"])).is_err());
+        // `-I` as yt-dlp/yt-dlp yt_dlp/utils/_utils.py `PlaylistEntries` reads it (2026.10.26):
+        // 1-based, the stop included; items beyond it are skipped.
+        assert_eq!(parse_items("1:50"), Some((1, 50)));
+        assert_eq!(parse_items("3-4"), Some((3, 4)));
+        assert_eq!(parse_items("7"), Some((7, 7)));
+        assert_eq!(parse_items("2:"), Some((2, usize::MAX)));
+        assert_eq!(parse_items("x"), None);
+        let o = parse(args(&["-I", "1:2", "--", "https://youtu.be/x"])).unwrap();
+        assert_eq!(requested(playlist_entries("PLn5abc"), o.items).len(), 2);
         assert_eq!(playlist_entries("PLn5abc").len(), 5);
         assert!(playlist_entries("PLn5abc").iter().all(|v| v.id.len() == 11));
     }

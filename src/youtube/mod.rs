@@ -545,6 +545,7 @@ pub async fn metadata_with(
 ) -> Result<crate::cache::Lookup<Arc<ytdlp::Metadata>>, worker::MetadataError> {
     let canonical = url.canonical();
     let program = program.to_path_buf();
+    let items = state.config().youtube.preview_items;
     state
         .youtube()
         .metadata
@@ -557,7 +558,7 @@ pub async fn metadata_with(
                 ),
                 None => None,
             };
-            worker::fetch_metadata(&program, &canonical)
+            worker::fetch_metadata(&program, &canonical, items)
                 .await
                 .map(Arc::new)
         })

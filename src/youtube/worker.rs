@@ -121,9 +121,13 @@ fn kill_group(child: &Child) {
 }
 
 /// Runs `yt-dlp -J --flat-playlist` for `url` (bounded in time and size).
-pub async fn fetch_metadata(program: &Path, url: &str) -> Result<Metadata, MetadataError> {
+pub async fn fetch_metadata(
+    program: &Path,
+    url: &str,
+    items: u32,
+) -> Result<Metadata, MetadataError> {
     let mut child = command(program)
-        .args(ytdlp::metadata_args(url))
+        .args(ytdlp::metadata_args(url, items))
         .spawn()
         .map_err(|e| MetadataError::Unavailable(e.to_string()))?;
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
@@ -156,7 +160,7 @@ pub async fn fetch_metadata(program: &Path, url: &str) -> Result<Metadata, Metad
         let exit = status.code().map_or(Exit::Signal, Exit::Code);
         return Err(MetadataError::Refused(ytdlp::failure_reason(exit, &tail)));
     }
-    ytdlp::parse_metadata(&out).ok_or(MetadataError::Invalid)
+    ytdlp::parse_metadata(&out, items).ok_or(MetadataError::Invalid)
 }
 
 /// The queue task: puts interrupted rows back, then runs the workers until shutdown.

@@ -84,13 +84,19 @@ pub fn merge_formats(format: &str) -> &'static str {
     }
 }
 
-/// The arguments of the metadata call: one JSON document for the whole URL, entries unresolved.
-pub fn metadata_args(url: &str) -> Vec<OsString> {
+/// The arguments of the metadata call: one JSON document for the whole URL, entries unresolved,
+/// and of a playlist only the first `items` (`-I 1:N`, yt-dlp/yt-dlp yt_dlp/options.py
+/// `--playlist-items`): `YoutubeDL.__process_playlist` takes the requested slice of the entries
+/// lazily, so a playlist of thousands costs one page of YouTube's list, not all of them.
+pub fn metadata_args(url: &str, items: u32) -> Vec<OsString> {
+    let range = format!("1:{}", items.max(1));
     [
         "--ignore-config",
         "-J",
         "--flat-playlist",
         "--no-warnings",
+        "-I",
+        &range,
         "--",
         url,
     ]
@@ -430,7 +436,7 @@ pub fn parse_error_line(line: &str) -> Option<(Option<String>, String)> {
 }
 
 /// `GET /youtube/metadata`: `{kind, id, title, channel, duration, thumbnail, itemCount,
-/// entries[<=50]}`.
+/// listed, total, partial, summary, entries[<=50]}`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Metadata {
@@ -440,7 +446,19 @@ pub struct Metadata {
     pub channel: Option<String>,
     pub duration: Option<f64>,
     pub thumbnail: Option<String>,
+    /// Videos in the playlist: yt-dlp's `playlist_count` when it knows it, else those listed.
     pub item_count: u32,
+    /// Entries yt-dlp listed (at most `youtube.preview_items`, placeholders of private and
+    /// deleted videos left out).
+    pub listed: u32,
+    /// yt-dlp's `playlist_count` (YouTube's own count of the playlist), when it gave one.
+    pub total: Option<u32>,
+    /// True when the preview lists only the first items of a longer playlist (or one whose
+    /// length yt-dlp did not say and that filled the preview).
+    pub partial: bool,
+    /// For people: `first 50 of 3200 videos`, `first 50 videos (more not counted)`,
+    /// `12 videos`; `None` for a video.
+    pub summary: Option<String>,
     pub entries: Vec<Entry>,
 }
 
@@ -475,8 +493,9 @@ fn is_placeholder(title: &str) -> bool {
     matches!(title, "[Private video]" | "[Deleted video]")
 }
 
-/// Reads `yt-dlp -J --flat-playlist` output; `None` when it is not a JSON object.
-pub fn parse_metadata(json: &[u8]) -> Option<Metadata> {
+/// Reads `yt-dlp -J --flat-playlist -I 1:N` output (`requested` is that N); `None` when it is
+/// not a JSON object.
+pub fn parse_metadata(json: &[u8], requested: u32) -> Option<Metadata> {
     let v: Value = serde_json::from_slice(json).ok()?;
     v.as_object()?;
     let playlist = v.get("_type").and_then(Value::as_str) == Some("playlist");
@@ -485,6 +504,7 @@ pub fn parse_metadata(json: &[u8]) -> Option<Metadata> {
     let channel = text(&v, "channel").or_else(|| text(&v, "uploader"));
     let mut entries = Vec::new();
     let mut item_count = 0u32;
+    let mut raw = 0u32;
     if playlist {
         for e in v
             .get("entries")
@@ -492,6 +512,7 @@ pub fn parse_metadata(json: &[u8]) -> Option<Metadata> {
             .into_iter()
             .flatten()
         {
+            raw += 1;
             let Some(id) = text(e, "id") else { continue };
             let title = text(e, "title").unwrap_or_else(|| id.clone());
             if is_placeholder(&title) {
@@ -510,6 +531,27 @@ pub fn parse_metadata(json: &[u8]) -> Option<Metadata> {
     } else {
         item_count = 1;
     }
+    let listed = item_count;
+    // `playlist_count`: the extractor's (YouTube's header "N videos", extractor/youtube/_tab.py)
+    // or, when the entries were all read, their number (`YoutubeDL.__process_playlist`).
+    let total = playlist
+        .then(|| v.get("playlist_count").and_then(Value::as_u64))
+        .flatten()
+        .and_then(|n| u32::try_from(n).ok());
+    let partial = playlist
+        && match total {
+            Some(total) => total > raw,
+            None => raw >= requested,
+        };
+    if let Some(total) = total {
+        item_count = item_count.max(total);
+    }
+    let plural = |n: u32| if n == 1 { "video" } else { "videos" };
+    let summary = playlist.then(|| match (partial, total) {
+        (true, Some(total)) => format!("first {listed} of {total} {}", plural(total)),
+        (true, None) => format!("first {listed} {} (more not counted)", plural(listed)),
+        (false, _) => format!("{item_count} {}", plural(item_count)),
+    });
     Some(Metadata {
         kind: if playlist { "playlist" } else { "video" },
         duration: if playlist {
@@ -522,6 +564,10 @@ pub fn parse_metadata(json: &[u8]) -> Option<Metadata> {
         title,
         channel,
         item_count,
+        listed,
+        total,
+        partial,
+        summary,
         entries,
     })
 }
@@ -600,8 +646,10 @@ mod tests {
         assert_eq!(args[n - 1], "https://www.youtube.com/watch?v=dQw4w9WgXcQ");
         assert!(args.contains(&OsString::from("home:/dl/ann/Some Channel")));
         assert!(args.contains(&OsString::from("--no-playlist")));
-        let meta = metadata_args("https://youtu.be/x");
+        let meta = metadata_args("https://youtu.be/x", 50);
         assert_eq!(meta[meta.len() - 2], "--");
+        let i = meta.iter().position(|a| a == "-I").unwrap();
+        assert_eq!(meta[i + 1], "1:50");
     }
 
     /// `-S` field names and limits as yt-dlp/yt-dlp yt_dlp/utils/_utils.py `FormatSorter`
@@ -835,19 +883,46 @@ mod tests {
             "entries":[{"id":"aaaaaaaaaaa","title":"One","duration":213},
                        {"id":"bbbbbbbbbbb","title":"[Private video]","duration":null},
                        {"id":"ccccccccccc","title":"Two","duration":null}]}"#;
-        let m = parse_metadata(json).unwrap();
+        let m = parse_metadata(json, 50).unwrap();
         assert_eq!(m.kind, "playlist");
         assert_eq!(m.item_count, 2);
         assert_eq!(m.entries[1].title, "Two");
         assert_eq!(m.thumbnail.as_deref(), Some("https://i.ytimg.com/a.jpg"));
         let v = parse_metadata(
             br#"{"id":"dQw4w9WgXcQ","title":"A video","uploader":"Up","duration":12.5}"#,
+            50,
         )
         .unwrap();
         assert_eq!((v.kind, v.item_count, v.duration), ("video", 1, Some(12.5)));
         assert_eq!(v.channel.as_deref(), Some("Up"));
-        assert!(parse_metadata(b"[]").is_none());
-        assert!(parse_metadata(b"\xff\xfe").is_none());
+        assert!(parse_metadata(b"[]", 50).is_none());
+        assert!(parse_metadata(b"\xff\xfe", 50).is_none());
+        assert_eq!(m.summary.as_deref(), Some("2 videos"));
+        assert!(!m.partial);
+        assert_eq!(v.summary, None);
+        // The first 2 of a playlist YouTube says has 3200 (yt-dlp's `playlist_count`).
+        let big = parse_metadata(
+            br#"{"_type":"playlist","id":"PL2","title":"Big","playlist_count":3200,
+            "entries":[{"id":"aaaaaaaaaaa","title":"One"},{"id":"bbbbbbbbbbb","title":"Two"}]}"#,
+            2,
+        )
+        .unwrap();
+        assert_eq!(
+            (big.item_count, big.listed, big.total, big.partial),
+            (3200, 2, Some(3200), true)
+        );
+        assert_eq!(big.summary.as_deref(), Some("first 2 of 3200 videos"));
+        // No count from yt-dlp and a full preview: there may be more.
+        let unknown = parse_metadata(
+            br#"{"_type":"playlist","id":"PL3","title":"Chan",
+            "entries":[{"id":"aaaaaaaaaaa","title":"One"},{"id":"bbbbbbbbbbb","title":"Two"}]}"#,
+            2,
+        )
+        .unwrap();
+        assert_eq!(
+            unknown.summary.as_deref(),
+            Some("first 2 videos (more not counted)")
+        );
     }
 
     #[test]

@@ -1439,3 +1439,43 @@ async fn progress_counts_items_over_two_stream_cycles_fragments_and_files_alread
     assert_eq!(done["files"].as_array().unwrap().len(), 3);
     server.stop().await.unwrap();
 }
+
+/// A playlist of thousands: the preview asks yt-dlp for the first `youtube.preview_items`
+/// (`-I 1:N`; yt-dlp/yt-dlp yt_dlp/YoutubeDL.py `__process_playlist` takes that slice lazily, so
+/// only its pages are fetched) and says "first N of M" with YouTube's `playlist_count`
+/// (extractor/youtube/_tab.py, 2026.10.26). The simulator pauses once per page of 100, as the
+/// extractor fetches one continuation per page: listing all 9999 would take about 10 s.
+#[tokio::test]
+async fn a_preview_of_a_big_playlist_lists_the_first_items_and_says_of_how_many() {
+    let yt = Yt::new(100, |c| c.youtube.preview_items = 20);
+    let (_, token) = yt.user("uma").await;
+    let q: String =
+        url::form_urlencoded::byte_serialize(playlist("PLn9999big").as_bytes()).collect();
+    let r = tokio::time::timeout(
+        Duration::from_secs(5),
+        call("GET", &format!("/api/v1/youtube/metadata?url={q}"))
+            .bearer(&token)
+            .send(&yt.app),
+    )
+    .await
+    .expect("the preview of a big playlist answers in time");
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let p = r.data();
+    assert_eq!(p["entries"].as_array().unwrap().len(), 20);
+    assert_eq!(
+        (&p["itemCount"], &p["listed"], &p["total"], &p["partial"]),
+        (&json!(9999), &json!(20), &json!(9999), &json!(true))
+    );
+    assert_eq!(p["summary"], "first 20 of 9999 videos");
+    // A short playlist is whole.
+    let q: String = url::form_urlencoded::byte_serialize(playlist("PLn5sm").as_bytes()).collect();
+    let p = call("GET", &format!("/api/v1/youtube/metadata?url={q}"))
+        .bearer(&token)
+        .send(&yt.app)
+        .await
+        .data();
+    assert_eq!(
+        (&p["partial"], &p["summary"]),
+        (&json!(false), &json!("5 videos"))
+    );
+}

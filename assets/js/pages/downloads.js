@@ -46,7 +46,7 @@ export async function render(root, app) {
       poster(meta.thumbnail, meta.title),
       h("div", { class: "body" },
         h("h3", { text: meta.title || target }),
-        h("p", { class: "muted" }, [meta.channel, meta.kind === "playlist" ? `${meta.itemCount ?? (meta.entries || []).length} videos` : fmtDuration(meta.duration)].filter(Boolean).join(" · ")),
+        h("p", { class: "muted" }, [meta.channel, meta.kind === "playlist" ? (meta.summary || `${meta.itemCount ?? (meta.entries || []).length} videos`) : fmtDuration(meta.duration)].filter(Boolean).join(" · ")),
         meta.entries && meta.entries.length ? h("details", {}, h("summary", { text: "Videos" }),
           h("ol", {}, meta.entries.map((e) => h("li", { text: e.title || e.id })))) : null,
         h("div", { class: "row" }, h("label", { for: "quality" }, "Quality"), quality, h("label", { for: "format" }, "Format"), format),
