@@ -106,6 +106,7 @@ struct Options {
     no_playlist: bool,
     /// `-I START:STOP` (1-based, inclusive), the only `--playlist-items` form MediaNest uses.
     items: Option<(usize, usize)>,
+    cookies: Option<PathBuf>,
     url: Option<String>,
 }
 
@@ -151,6 +152,13 @@ fn parse(args: Vec<OsString>) -> Result<Options, String> {
                 value(&arg)?;
             }
             "--merge-output-format" => o.merge_format = Some(value(&arg)?),
+            "--cookies" => o.cookies = Some(PathBuf::from(value(&arg)?)),
+            // yt-dlp/yt-dlp yt_dlp/options.py: `--js-runtimes RUNTIME[:PATH]`,
+            // `--remote-components COMPONENT` (each takes a value) and `--no-js-runtimes`.
+            "--js-runtimes" | "--remote-components" => {
+                value(&arg)?;
+            }
+            "--no-js-runtimes" => {}
             "-I" | "--playlist-items" => {
                 let v = value(&arg)?;
                 o.items = Some(parse_items(&v).ok_or(format!("invalid playlist items: {v}"))?);
@@ -459,6 +467,7 @@ impl Sim {
     }
 
     fn run(mut self, args: Vec<OsString>) -> u8 {
+        self.log_args(&args);
         let options = match parse(args) {
             Ok(o) => o,
             Err(e) => {
@@ -472,6 +481,21 @@ impl Sim {
             );
             return 2;
         };
+        if let Some(cookies) = &options.cookies {
+            // yt-dlp/yt-dlp yt_dlp/cookies.py `YoutubeDLCookieJar.load` (a MozillaCookieJar):
+            // a file that is not in the Netscape format is refused before anything runs.
+            let first = std::fs::read_to_string(cookies)
+                .ok()
+                .and_then(|t| t.lines().next().map(str::to_owned))
+                .unwrap_or_default();
+            if !first.contains("HTTP Cookie File") {
+                eprintln!(
+                    "ERROR: '{}' does not look like a Netscape format cookies file",
+                    cookies.display()
+                );
+                return 1;
+            }
+        }
         let (video, list) = ids(&url);
         let playlist = list
             .clone()
@@ -494,6 +518,24 @@ impl Sim {
         let _record = Record::start(self.dir.as_deref(), Run::Download);
         match self.download(&options, &videos) {
             Ok(code) | Err(code) => code,
+        }
+    }
+
+    /// Appends the command line to `sim-state/args.log` (one JSON list a line), for tests.
+    fn log_args(&self, args: &[OsString]) {
+        let Some(dir) = &self.dir else { return };
+        let state = dir.join("sim-state");
+        let _ = std::fs::create_dir_all(&state);
+        let list: Vec<String> = args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        if let Ok(mut log) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(state.join("args.log"))
+        {
+            let _ = log.write_all(format!("{}\n", serde_json::json!(list)).as_bytes());
         }
     }
 

@@ -125,9 +125,10 @@ pub async fn fetch_metadata(
     program: &Path,
     url: &str,
     items: u32,
+    pass: &ytdlp::Passthrough,
 ) -> Result<Metadata, MetadataError> {
     let mut child = command(program)
-        .args(ytdlp::metadata_args(url, items))
+        .args(ytdlp::metadata_args(url, items, pass))
         .spawn()
         .map_err(|e| MetadataError::Unavailable(e.to_string()))?;
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
@@ -486,6 +487,7 @@ async fn execute(state: &AppState, job: &Job) -> Outcome {
         quality: Quality::parse(&job.download.quality).unwrap_or(Quality::Height(1080)),
         format: job.download.format.clone(),
         folder: folder.clone(),
+        pass: super::passthrough(state).await,
     };
     let run = RunContext {
         state,

@@ -84,25 +84,165 @@ pub fn merge_formats(format: &str) -> &'static str {
     }
 }
 
+/// Long options `youtube.extra_args` may not hold: they change where files go or what yt-dlp
+/// prints (the worker reads its output), run commands, read other inputs or configuration, or
+/// turn the run into something that downloads nothing (names from yt-dlp/yt-dlp
+/// yt_dlp/options.py, 2026.10.26, aliases included).
+const DENIED_LONG: &[&str] = &[
+    "--output",
+    "--paths",
+    "--exec",
+    "--exec-before-download",
+    "--print",
+    "--print-to-file",
+    "--print-json",
+    "--progress-template",
+    "--newline",
+    "--no-progress",
+    "--quiet",
+    "--dump-json",
+    "--dump-single-json",
+    "--batch-file",
+    "--load-info-json",
+    "--config-locations",
+    "--cookies",
+    "--update",
+    "--update-to",
+    "--color",
+    "--alias",
+    "--netrc-cmd",
+    "--plugin-dirs",
+    "--simulate",
+    "--skip-download",
+    "--no-download",
+    "--list-formats",
+    "--flat-playlist",
+    "--get-url",
+    "--get-title",
+    "--get-id",
+    "--get-thumbnail",
+    "--get-description",
+    "--get-duration",
+    "--get-filename",
+    "--get-format",
+    "--help",
+    "--version",
+];
+
+/// Options yt-dlp has that begin like a denied one but are not it (optparse takes any
+/// unambiguous abbreviation of a long option, so other prefixes of a denied name are refused).
+const ALLOWED_PREFIXES: &[&str] = &["--progress"];
+
+/// Short options that are denied (`-o` output, `-P` paths, `-O` print, `-q` quiet, `-j`/`-J`
+/// JSON, `-a` batch file, `-U` update, `-s` simulate, `-F` list formats, `-e`/`-g` get title
+/// and URL, `-h` help) and those that take a value (the rest of a cluster is that value).
+const DENIED_SHORT: &str = "oPOqjJaUsFegh";
+const VALUE_SHORT: &str = "2INOPRSafoprtu";
+
+/// Why `arg` of `youtube.extra_args` is refused, naming the option; `None` when it may go.
+fn refused_arg(arg: &str) -> Option<String> {
+    if arg == "--" {
+        return Some("\"--\" would end MediaNest's options early".to_owned());
+    }
+    if let Some(long) = arg.strip_prefix("--") {
+        let name = format!("--{}", long.split('=').next().unwrap_or_default());
+        if ALLOWED_PREFIXES.contains(&name.as_str()) {
+            return None;
+        }
+        let hit = DENIED_LONG
+            .iter()
+            .find(|denied| **denied == name || (name.len() > 3 && denied.starts_with(&name)))?;
+        let why = match *hit {
+            "--cookies" => "set youtube.cookies_file (or upload a cookies file) instead",
+            "--output" | "--paths" => "MediaNest chooses where files go",
+            "--print"
+            | "--print-to-file"
+            | "--progress-template"
+            | "--newline"
+            | "--no-progress"
+            | "--quiet"
+            | "--color" => "MediaNest reads yt-dlp's output",
+            "--exec" | "--exec-before-download" | "--netrc-cmd" | "--alias" | "--plugin-dirs" => {
+                "it runs other commands or code"
+            }
+            "--update" | "--update-to" => "update yt-dlp outside MediaNest",
+            "--batch-file" | "--load-info-json" | "--config-locations" => {
+                "MediaNest gives yt-dlp its only input"
+            }
+            _ => "yt-dlp would download nothing",
+        };
+        return Some(format!("{arg} is refused ({hit}: {why})"));
+    }
+    let cluster = arg.strip_prefix('-')?;
+    for c in cluster.chars() {
+        if DENIED_SHORT.contains(c) {
+            return Some(format!(
+                "{arg} is refused (-{c}: MediaNest sets or reads what it changes)"
+            ));
+        }
+        if VALUE_SHORT.contains(c) {
+            break;
+        }
+    }
+    None
+}
+
+/// Checks `youtube.extra_args` (config file, admin page): the first refused option, named.
+pub fn check_extra_args(args: &[String]) -> Result<(), String> {
+    if args.len() > 64 {
+        return Err("at most 64 arguments".to_owned());
+    }
+    for arg in args {
+        if arg.len() > 1024 || arg.contains('\0') {
+            return Err("an argument is longer than 1024 bytes or holds a NUL".to_owned());
+        }
+        if let Some(why) = refused_arg(arg) {
+            return Err(why);
+        }
+    }
+    Ok(())
+}
+
 /// The arguments of the metadata call: one JSON document for the whole URL, entries unresolved,
 /// and of a playlist only the first `items` (`-I 1:N`, yt-dlp/yt-dlp yt_dlp/options.py
 /// `--playlist-items`): `YoutubeDL.__process_playlist` takes the requested slice of the entries
 /// lazily, so a playlist of thousands costs one page of YouTube's list, not all of them.
-pub fn metadata_args(url: &str, items: u32) -> Vec<OsString> {
+pub fn metadata_args(url: &str, items: u32, pass: &Passthrough) -> Vec<OsString> {
     let range = format!("1:{}", items.max(1));
-    [
+    let mut args: Vec<OsString> = [
         "--ignore-config",
         "-J",
         "--flat-playlist",
         "--no-warnings",
         "-I",
         &range,
-        "--",
-        url,
     ]
     .into_iter()
     .map(OsString::from)
-    .collect()
+    .collect();
+    pass.push_into(&mut args);
+    args.push(OsString::from("--"));
+    args.push(OsString::from(url));
+    args
+}
+
+/// What the admin adds to every yt-dlp run: a cookies file (`--cookies`, yt_dlp/options.py)
+/// and `youtube.extra_args` (checked by [`check_extra_args`]), after MediaNest's own options and
+/// before the `--` that ends them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Passthrough {
+    pub cookies: Option<PathBuf>,
+    pub args: Vec<String>,
+}
+
+impl Passthrough {
+    fn push_into(&self, args: &mut Vec<OsString>) {
+        if let Some(cookies) = &self.cookies {
+            args.push(OsString::from("--cookies"));
+            args.push(cookies.as_os_str().to_owned());
+        }
+        args.extend(self.args.iter().map(OsString::from));
+    }
 }
 
 /// What one download run needs to know.
@@ -116,6 +256,7 @@ pub struct DownloadPlan {
     pub format: String,
     /// The folder files go into: `<download_dir>/<user folder>/<playlist or channel>`.
     pub folder: PathBuf,
+    pub pass: Passthrough,
 }
 
 /// The arguments of a download. The folder goes in through `-P` (not templated by yt-dlp, so a
@@ -151,6 +292,7 @@ pub fn download_args(plan: &DownloadPlan) -> Vec<OsString> {
     let mut home = OsString::from("home:");
     home.push(plan.folder.as_os_str());
     args.push(home);
+    plan.pass.push_into(&mut args);
     args.push(OsString::from("--"));
     args.push(OsString::from(&plan.url));
     args
@@ -639,6 +781,7 @@ mod tests {
             quality: Quality::Height(1080),
             format: "mp4".into(),
             folder: PathBuf::from("/dl/ann/Some Channel"),
+            pass: Passthrough::default(),
         };
         let args = download_args(&plan);
         let n = args.len();
@@ -646,7 +789,7 @@ mod tests {
         assert_eq!(args[n - 1], "https://www.youtube.com/watch?v=dQw4w9WgXcQ");
         assert!(args.contains(&OsString::from("home:/dl/ann/Some Channel")));
         assert!(args.contains(&OsString::from("--no-playlist")));
-        let meta = metadata_args("https://youtu.be/x", 50);
+        let meta = metadata_args("https://youtu.be/x", 50, &Passthrough::default());
         assert_eq!(meta[meta.len() - 2], "--");
         let i = meta.iter().position(|a| a == "-I").unwrap();
         assert_eq!(meta[i + 1], "1:50");
@@ -663,6 +806,7 @@ mod tests {
                 quality,
                 format: format.into(),
                 folder: PathBuf::from("/dl"),
+                pass: Passthrough::default(),
             })
             .into_iter()
             .map(|a| a.to_string_lossy().into_owned())
@@ -694,6 +838,98 @@ mod tests {
         );
         // The sort comes before the URL, which stays last after `--`.
         assert_eq!(mp4[mp4.len() - 2], "--");
+    }
+
+    /// Option names and aliases from yt-dlp/yt-dlp yt_dlp/options.py (2026.10.26); optparse
+    /// takes unambiguous abbreviations of long options and clusters of short ones.
+    #[test]
+    fn extra_args_that_would_break_the_worker_are_refused_by_name() {
+        let ok =
+            |v: &[&str]| check_extra_args(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(ok(&["--js-runtimes", "node"]), Ok(()));
+        assert_eq!(
+            ok(&["--js-runtimes=node", "--remote-components", "ejs:github"]),
+            Ok(())
+        );
+        assert_eq!(
+            ok(&[
+                "--cookies-from-browser",
+                "firefox",
+                "--progress",
+                "-f",
+                "best"
+            ]),
+            Ok(())
+        );
+        assert_eq!(
+            ok(&["-fbest", "-N", "4", "--output-na-placeholder", "x", "-4"]),
+            Ok(())
+        );
+        for (bad, named) in [
+            (&["-o", "x"][..], "-o"),
+            (&["--output=%(id)s"], "--output"),
+            (&["--out", "x"], "--output"),
+            (&["-P", "/tmp"], "-P"),
+            (&["--paths", "/tmp"], "--paths"),
+            (&["--exec", "rm -rf ~"], "--exec"),
+            (&["--print", "x"], "--print"),
+            (&["-O", "x"], "-O"),
+            (&["--progress-template", "x"], "--progress-template"),
+            (&["--newline"], "--newline"),
+            (&["--no-progress"], "--no-progress"),
+            (&["-q"], "-q"),
+            (&["-vq"], "-q"),
+            (&["--quiet"], "--quiet"),
+            (&["-j"], "-j"),
+            (&["-J"], "-J"),
+            (&["--print-json"], "--print-json"),
+            (&["-a", "list.txt"], "-a"),
+            (&["--batch-file=list.txt"], "--batch-file"),
+            (&["--load-info-json", "x"], "--load-info-json"),
+            (&["--config-location", "x"], "--config-locations"),
+            (&["--cookies", "c.txt"], "youtube.cookies_file"),
+            (&["-U"], "-U"),
+            (&["--update-to", "nightly"], "--update-to"),
+            (&["--"], "\"--\""),
+        ] {
+            let err = ok(bad).unwrap_err();
+            assert!(err.contains(named), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn cookies_and_extra_args_go_before_the_url() {
+        let pass = Passthrough {
+            cookies: Some(PathBuf::from("/data/youtube-cookies.txt")),
+            args: vec!["--js-runtimes".into(), "node".into()],
+        };
+        let meta = metadata_args("https://youtu.be/x", 50, &pass);
+        let n = meta.len();
+        assert_eq!(
+            meta[n - 6..],
+            [
+                "--cookies",
+                "/data/youtube-cookies.txt",
+                "--js-runtimes",
+                "node",
+                "--",
+                "https://youtu.be/x"
+            ]
+        );
+        let args = download_args(&DownloadPlan {
+            url: "https://youtu.be/x".into(),
+            playlist: false,
+            quality: Quality::Best,
+            format: "mp4".into(),
+            folder: PathBuf::from("/dl"),
+            pass,
+        });
+        let n = args.len();
+        assert_eq!(
+            args[n - 4..],
+            ["--js-runtimes", "node", "--", "https://youtu.be/x"]
+        );
+        assert!(args.contains(&OsString::from("--cookies")));
     }
 
     #[test]

@@ -1479,3 +1479,117 @@ async fn a_preview_of_a_big_playlist_lists_the_first_items_and_says_of_how_many(
         (&json!(false), &json!("5 videos"))
     );
 }
+
+/// The command lines the simulator was run with (`sim-state/args.log`).
+fn sim_args(yt: &Yt) -> Vec<Vec<String>> {
+    std::fs::read_to_string(yt.sim_dir.join("sim-state/args.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// An admin uploads a cookies file (stored 0600 in the data dir, never shown again) and sets
+/// extra yt-dlp arguments (options that would break the worker are refused by name, as the
+/// config file's `youtube.extra_args` are); every run gets `--cookies <file>` and the
+/// arguments before the `--` (yt-dlp/yt-dlp yt_dlp/options.py `--cookies`, `--js-runtimes`,
+/// 2026.10.26).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_sets_a_cookies_file_and_extra_args_that_every_run_gets() {
+    let (yt, server, _, token) = Yt::serving(2, |_| {}, "cal").await;
+    let admin_id = insert_user(&yt.t.state, "root", None, "admin", None).await;
+    let admin = new_session(&yt.t.state, &admin_id).await.token;
+    let secret = "SAPISID\tsecret-cookie-value-123";
+    let cookies =
+        format!("# Netscape HTTP Cookie File\n.youtube.com\tTRUE\t/\tTRUE\t2000000000\t{secret}\n");
+    let put =
+        |who: &str, path: &str, body: Value| call("PUT", path).bearer(who).json(body).send(&yt.app);
+    // Users cannot; a file that is not a cookies file is refused.
+    let r = put(
+        &token,
+        "/api/v1/admin/youtube/cookies",
+        json!({"content": cookies}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = put(
+        &admin,
+        "/api/v1/admin/youtube/cookies",
+        json!({"content": "hello"}),
+    )
+    .await;
+    assert_error(&r, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    let r = put(
+        &admin,
+        "/api/v1/admin/youtube/cookies",
+        json!({"content": cookies}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert!(!r.text().contains("secret-cookie-value"), "{}", r.text());
+    assert_eq!(r.data()["cookiesSource"], "uploaded");
+    let stored = yt.t.state.config().data_dir.join("youtube-cookies.txt");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&stored).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(std::fs::read_to_string(&stored).unwrap(), cookies);
+
+    // Extra arguments: a refused option is named.
+    for (args, named) in [
+        (json!(["--js-runtimes", "node", "-o", "x"]), "-o is refused"),
+        (json!(["--output=%(id)s"]), "--output=%(id)s is refused"),
+        (json!(["--cookies", "/tmp/c.txt"]), "youtube.cookies_file"),
+        (json!(["--exec", "sh"]), "--exec is refused"),
+    ] {
+        let r = put(
+            &admin,
+            "/api/v1/admin/youtube/extra-args",
+            json!({ "args": args }),
+        )
+        .await;
+        let e = assert_error(&r, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+        let reason = e["details"]["fields"]["args"].as_str().unwrap();
+        assert!(reason.contains(named), "{reason}");
+    }
+    let r = put(
+        &admin,
+        "/api/v1/admin/youtube/extra-args",
+        json!({"args": ["--js-runtimes", "node"]}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(
+        (&r.data()["extraArgs"], &r.data()["extraArgsSource"]),
+        (&json!(["--js-runtimes", "node"]), &json!("admin"))
+    );
+
+    // Both the preview and the download runs get them, before the URL.
+    let id = yt.submit_url(&token, &video("cookie00001")).await;
+    yt.until_status(&token, &id, "completed").await;
+    let runs = sim_args(&yt);
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    let path = stored.to_string_lossy().into_owned();
+    for run in &runs {
+        let n = run.len();
+        assert_eq!(
+            run[n - 6..n - 2],
+            ["--cookies", path.as_str(), "--js-runtimes", "node"],
+            "{run:?}"
+        );
+    }
+    // The settings never show the content; removing the file stops passing it.
+    let s = call("GET", "/api/v1/admin/youtube/settings")
+        .bearer(&admin)
+        .send(&yt.app)
+        .await;
+    assert!(!s.text().contains("secret-cookie-value"));
+    let r = call("DELETE", "/api/v1/admin/youtube/cookies")
+        .bearer(&admin)
+        .send(&yt.app)
+        .await;
+    assert_eq!(r.data()["cookiesSource"], Value::Null);
+    assert!(!stored.exists());
+    server.stop().await.unwrap();
+}
