@@ -107,6 +107,7 @@ struct Options {
     /// `-I START:STOP` (1-based, inclusive), the only `--playlist-items` form MediaNest uses.
     items: Option<(usize, usize)>,
     cookies: Option<PathBuf>,
+    no_quiet: bool,
     url: Option<String>,
 }
 
@@ -136,6 +137,7 @@ fn parse(args: Vec<OsString>) -> Result<Options, String> {
             | "--restrict-filenames"
             | "--embed-metadata" => {}
             "--no-playlist" => o.no_playlist = true,
+            "--no-quiet" => o.no_quiet = true,
             "--progress-template" => {
                 let v = value(&arg)?;
                 if let Some(t) = v.strip_prefix("download:") {
@@ -433,6 +435,10 @@ struct Sim {
     dir: Option<PathBuf>,
     step: Duration,
     out: std::io::Stdout,
+    /// yt-dlp/yt-dlp yt_dlp/__init__.py: `--print` implies `--quiet` unless `--no-quiet` is
+    /// given; quiet, the `[...]` screen lines are not printed (progress, with `--progress`,
+    /// and the prints still are).
+    quiet: bool,
 }
 
 /// Exit code of a broken pipe (the parent is gone): stop quietly.
@@ -449,6 +455,7 @@ impl Sim {
             dir,
             step: Duration::from_millis(step_ms),
             out: std::io::stdout(),
+            quiet: false,
         }
     }
 
@@ -457,6 +464,14 @@ impl Sim {
         writeln!(out, "{line}")
             .and_then(|()| out.flush())
             .map_err(|_| GONE)
+    }
+
+    /// A screen line (`to_screen`), which quiet mode leaves out.
+    fn screen(&mut self, line: &str) -> Result<(), u8> {
+        if self.quiet {
+            return Ok(());
+        }
+        self.say(line)
     }
 
     fn say_bytes(&mut self, bytes: &[u8]) -> Result<(), u8> {
@@ -496,6 +511,7 @@ impl Sim {
                 return 1;
             }
         }
+        self.quiet = options.print_after_move.is_some() && !options.no_quiet;
         let (video, list) = ids(&url);
         let playlist = list
             .clone()
@@ -615,13 +631,13 @@ impl Sim {
             // yt-dlp/yt-dlp yt_dlp/YoutubeDL.py `__process_playlist`: the item line, then the
             // entry's extraction (`extractor/common.py` `extract`: "Extracting URL").
             if n > 1 {
-                self.say(&format!("[download] Downloading item {} of {n}", i + 1))?;
+                self.screen(&format!("[download] Downloading item {} of {n}", i + 1))?;
             }
-            self.say(&format!(
+            self.screen(&format!(
                 "[youtube] Extracting URL: https://www.youtube.com/watch?v={}",
                 video.id
             ))?;
-            self.say(&format!("[youtube] {}: Downloading webpage", video.id))?;
+            self.screen(&format!("[youtube] {}: Downloading webpage", video.id))?;
             if let Some(reason) = unavailable_reason(&video.id) {
                 // yt-dlp/yt-dlp yt_dlp/YoutubeDL.py `trouble`: with errors ignored (the default
                 // `only_download` for playlists) the `ERROR:` line goes to stderr, the exit code
@@ -642,7 +658,7 @@ impl Sim {
                 vec![("137", FILE_BYTES / 4 * 3), ("140", FILE_BYTES / 4)]
             };
             let ids: Vec<&str> = streams.iter().map(|s| s.0).collect();
-            self.say(&format!(
+            self.screen(&format!(
                 "[info] {}: Downloading 1 format(s): {}",
                 video.id,
                 ids.join("+")
@@ -665,7 +681,7 @@ impl Sim {
                 // yt-dlp/yt-dlp yt_dlp/YoutubeDL.py `process_info` -> `existing_video_file` ->
                 // `report_file_already_downloaded`: the line, no progress hook, then the
                 // post-processors (and so the `after_move` print).
-                self.say(&format!(
+                self.screen(&format!(
                     "[download] {} has already been downloaded",
                     path.display()
                 ))?;
@@ -679,7 +695,7 @@ impl Sim {
                 } else {
                     path.clone()
                 };
-                self.say(&format!("[download] Destination: {}", target.display()))?;
+                self.screen(&format!("[download] Destination: {}", target.display()))?;
                 match self.stream(o, video, &target, *size, hls, n == 0) {
                     Ok(()) => {}
                     Err(Stop::Item) => break,
@@ -696,7 +712,7 @@ impl Sim {
                 continue;
             }
             if streams.len() > 1 {
-                self.say(&format!(
+                self.screen(&format!(
                     "[Merger] Merging formats into \"{}\"",
                     path.display()
                 ))?;
@@ -737,7 +753,7 @@ impl Sim {
             .unwrap_or(0)
             .min(size);
         if have > 0 {
-            self.say(&format!("[download] Resuming download at byte {have}"))
+            self.screen(&format!("[download] Resuming download at byte {have}"))
                 .map_err(Stop::Gone)?;
         }
         let chunk = FILE_BYTES / STEPS;

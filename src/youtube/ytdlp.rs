@@ -270,6 +270,10 @@ pub fn download_args(plan: &DownloadPlan) -> Vec<OsString> {
     push("--no-colors");
     push("--progress");
     push("--no-simulate");
+    // `--print` implies `--quiet` (yt-dlp/yt-dlp yt_dlp/__init__.py: `opts.quiet` defaults to
+    // `bool(opts.forceprint)`), which hides the "Downloading item N of M" and "Downloading 1
+    // format(s)" lines the progress counts items with; `--no-quiet` keeps them.
+    push("--no-quiet");
     push("--progress-template");
     push(&format!("download:{PROGRESS_PREFIX}%(progress)j"));
     push("--print");
@@ -655,7 +659,11 @@ pub fn parse_metadata(json: &[u8], requested: u32) -> Option<Metadata> {
             .flatten()
         {
             raw += 1;
-            let Some(id) = text(e, "id") else { continue };
+            // Entries of other sites' playlists (an RSS feed, extractor/generic.py) may have a
+            // URL and no id.
+            let Some(id) = text(e, "id").or_else(|| text(e, "url")) else {
+                continue;
+            };
             let title = text(e, "title").unwrap_or_else(|| id.clone());
             if is_placeholder(&title) {
                 continue;
@@ -789,6 +797,8 @@ mod tests {
         assert_eq!(args[n - 1], "https://www.youtube.com/watch?v=dQw4w9WgXcQ");
         assert!(args.contains(&OsString::from("home:/dl/ann/Some Channel")));
         assert!(args.contains(&OsString::from("--no-playlist")));
+        // `--print` would make yt-dlp quiet: the item lines are needed.
+        assert!(args.contains(&OsString::from("--no-quiet")));
         let meta = metadata_args("https://youtu.be/x", 50, &Passthrough::default());
         assert_eq!(meta[meta.len() - 2], "--");
         let i = meta.iter().position(|a| a == "-I").unwrap();
