@@ -29,3 +29,4 @@ mod services;
 mod sessions;
 mod shutdown;
 mod youtube;
+mod ytdlp_real;
