@@ -629,6 +629,39 @@ impl Tracker {
             .max((self.live.items_done as f64 / total * 100.0).min(99.0));
     }
 
+    /// A progress line: bytes, and the shown progress, which counts items and never goes back.
+    fn on_progress(&mut self, p: &ytdlp::Progress) {
+        let finished = p.status.as_deref() == Some("finished");
+        let cycle = if finished {
+            self.finished_bytes += p
+                .total_bytes
+                .or(p.downloaded_bytes)
+                .unwrap_or(self.current_bytes);
+            self.current_bytes = 0;
+            self.streams_done += 1;
+            0.0
+        } else {
+            if let Some(done) = p.downloaded_bytes {
+                self.current_bytes = done;
+            }
+            p.fraction().unwrap_or(0.0)
+        };
+        // Each stream of the item (video, then audio) runs its own 0-100 cycle: the item's
+        // share is the cycles done plus the running one, over all of them.
+        let streams = self
+            .streams
+            .max(self.streams_done + u32::from(!finished))
+            .max(1);
+        let fraction =
+            ((f64::from(self.streams_done) + cycle) / f64::from(streams)).clamp(0.0, 1.0);
+        let total = self.live.items_total.max(self.live.items_done + 1).max(1) as f64;
+        let overall = (self.live.items_done as f64 + fraction * 0.99) / total * 100.0;
+        self.live.progress = self.live.progress.max(overall.min(99.0));
+        self.live.bytes_done = (self.finished_bytes + self.current_bytes) as i64;
+        self.live.speed = p.speed;
+        self.live.eta = p.eta;
+    }
+
     /// A stderr line: an `ERROR:` is a failed item (yt-dlp goes on with the next one).
     fn on_stderr(&mut self, line: &str) {
         let Some((id, reason)) = ytdlp::parse_error_line(line) else {
@@ -874,32 +907,7 @@ impl RunContext<'_> {
                         }
                     }
                 }
-                let finished = p.status.as_deref() == Some("finished");
-                let cycle = if finished {
-                    t.finished_bytes += p
-                        .total_bytes
-                        .or(p.downloaded_bytes)
-                        .unwrap_or(t.current_bytes);
-                    t.current_bytes = 0;
-                    t.streams_done += 1;
-                    0.0
-                } else {
-                    if let Some(done) = p.downloaded_bytes {
-                        t.current_bytes = done;
-                    }
-                    p.fraction().unwrap_or(0.0)
-                };
-                // Each stream of the item (video, then audio) runs its own 0-100 cycle: the
-                // item's share is the cycles done plus the running one, over all of them.
-                let streams = t.streams.max(t.streams_done + u32::from(!finished)).max(1);
-                let fraction =
-                    ((f64::from(t.streams_done) + cycle) / f64::from(streams)).clamp(0.0, 1.0);
-                let total = t.live.items_total.max(t.live.items_done + 1).max(1) as f64;
-                let overall = (t.live.items_done as f64 + fraction * 0.99) / total * 100.0;
-                t.live.progress = t.live.progress.max(overall.min(99.0));
-                t.live.bytes_done = (t.finished_bytes + t.current_bytes) as i64;
-                t.live.speed = p.speed;
-                t.live.eta = p.eta;
+                t.on_progress(&p);
                 self.store_live(&t.live);
             }
             Line::Done(path) => {
@@ -1214,6 +1222,82 @@ mod tests {
     fn sizes_read_well() {
         assert_eq!(human_bytes(512), "512 B");
         assert_eq!(human_bytes(10 * 1024 * 1024 * 1024), "10.0 GiB");
+    }
+
+    /// Progress lines as the real yt-dlp 2026.10.26 printed them (`--progress-template
+    /// "download:MNPROG %(progress)j"`, trimmed to the fields read) for an HLS download from a
+    /// local server: downloader/fragment.py's `total_bytes_estimate` goes up and down (and with
+    /// it yt-dlp's own `_percent`: 14.3, 13.9, 12.5), `fragment_index` only up.
+    const REAL_HLS: &[&str] = &[
+        r#"MNPROG {"status": "downloading", "downloaded_bytes": 1024, "fragment_index": 0, "fragment_count": 4, "total_bytes_estimate": 160000.0}"#,
+        r#"MNPROG {"status": "downloading", "downloaded_bytes": 31744, "fragment_index": 0, "fragment_count": 4, "total_bytes_estimate": 221440.0}"#,
+        r#"MNPROG {"status": "downloading", "downloaded_bytes": 40000, "fragment_index": 0, "fragment_count": 4, "total_bytes_estimate": 286976.0}"#,
+        r#"MNPROG {"status": "downloading", "downloaded_bytes": 40000, "fragment_index": 1, "fragment_count": 4, "total_bytes_estimate": 320000.0}"#,
+        r#"MNPROG {"status": "downloading", "downloaded_bytes": 41024, "fragment_index": 1, "fragment_count": 4, "total_bytes_estimate": 160000.0}"#,
+        r#"MNPROG {"status": "downloading", "downloaded_bytes": 80000, "fragment_index": 2, "fragment_count": 4, "total_bytes_estimate": 240000.0}"#,
+        r#"MNPROG {"status": "downloading", "downloaded_bytes": 160000, "fragment_index": 4, "fragment_count": 4, "total_bytes_estimate": 200000.0}"#,
+        r#"MNPROG {"downloaded_bytes": 160000, "total_bytes": 160000, "status": "finished", "elapsed": 0.02}"#,
+    ];
+
+    fn feed(t: &mut Tracker, lines: &[&str]) -> Vec<f64> {
+        lines
+            .iter()
+            .map(|l| match ytdlp::parse_line(l) {
+                Line::Progress(p) => {
+                    t.on_progress(&p);
+                    t.live.progress
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn real_hls_progress_never_runs_backwards() {
+        let mut t = Tracker {
+            streams: 1,
+            live: Live {
+                items_total: 1,
+                ..Live::default()
+            },
+            ..Tracker::default()
+        };
+        let seen = feed(&mut t, REAL_HLS);
+        assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
+        assert_eq!(seen[3], 0.25 * 99.0, "{seen:?}");
+        assert_eq!(t.live.bytes_done, 160_000);
+    }
+
+    /// A video stream then an audio stream (`[info] id: Downloading 1 format(s): 137+140`,
+    /// yt-dlp/yt-dlp yt_dlp/YoutubeDL.py `process_info`), each 0-100: the first is half the item.
+    #[test]
+    fn two_stream_cycles_are_one_item() {
+        let mut t = Tracker {
+            live: Live {
+                items_total: 2,
+                ..Live::default()
+            },
+            ..Tracker::default()
+        };
+        t.next_item(Some(1));
+        let Line::Formats { streams, .. } =
+            ytdlp::parse_line("[info] abcdefghijk: Downloading 1 format(s): 137+140")
+        else {
+            panic!()
+        };
+        t.streams = streams;
+        let cycle = [
+            r#"MNPROG {"status": "downloading", "downloaded_bytes": 500, "total_bytes": 1000}"#,
+            r#"MNPROG {"status": "downloading", "downloaded_bytes": 1000, "total_bytes": 1000}"#,
+            r#"MNPROG {"status": "finished", "downloaded_bytes": 1000, "total_bytes": 1000}"#,
+        ];
+        let video = feed(&mut t, &cycle);
+        // Half of the first of two items: a quarter of the whole at most.
+        assert!(video.iter().all(|p| *p <= 25.0), "{video:?}");
+        let audio = feed(&mut t, &cycle);
+        assert!(audio.windows(2).all(|w| w[0] <= w[1]), "{audio:?}");
+        assert!(audio[2] > 49.0 && audio[2] <= 50.0, "{audio:?}");
+        assert_eq!(t.live.bytes_done, 2000);
     }
 
     #[tokio::test]

@@ -25,6 +25,9 @@ use crate::support::{self, RunningServer, call, eventually, insert_user, new_ses
 const LONG: Duration = Duration::from_secs(60);
 const VIDEO_ID: &str = "realvideo01";
 const PLAYLIST_ID: &str = "PLrealfeed01";
+const HLS_ID: &str = "realhls0001";
+/// Fragments of the HLS stream.
+const SEGMENTS: u8 = 4;
 
 /// The real yt-dlp, or `None` (with the reason printed) when it is not installed and not
 /// required.
@@ -60,8 +63,14 @@ fn mp4(seed: u8) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "video/mp4")], media(seed))
 }
 
-/// The local media server: `/video.mp4`, `/clip1.mp4`, `/clip3.mp4`, `/private.mp4` (403) and
-/// `/feed.xml` (an RSS 2.0 feed of the three clips, the private one second).
+/// Fragment `n` of the HLS stream.
+fn segment(n: u8) -> Vec<u8> {
+    media(0x40 + n)[..40_000].to_vec()
+}
+
+/// The local media server: `/video.mp4`, `/clip1.mp4`, `/clip3.mp4`, `/private.mp4` (403),
+/// `/feed.xml` (an RSS 2.0 feed of the three clips, the private one second) and `/hls.m3u8` with
+/// its fragments under `/segs/` (yt-dlp's native HLS downloader needs no ffmpeg).
 async fn media_server() -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -80,6 +89,35 @@ async fn media_server() -> String {
         .route(
             "/private.mp4",
             get(|| async { (StatusCode::FORBIDDEN, "private") }),
+        )
+        .route(
+            "/hls.m3u8",
+            get(|| async {
+                let mut m3u8 = String::from(
+                    "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:4\n#EXT-X-MEDIA-SEQUENCE:0\n",
+                );
+                for n in 0..SEGMENTS {
+                    m3u8.push_str(&format!("#EXTINF:4.0,\nsegs/{n}.ts\n"));
+                }
+                m3u8.push_str("#EXT-X-ENDLIST\n");
+                (
+                    [(header::CONTENT_TYPE, "application/vnd.apple.mpegurl")],
+                    m3u8,
+                )
+            }),
+        )
+        .route(
+            "/segs/{name}",
+            get(
+                |axum::extract::Path(name): axum::extract::Path<String>| async move {
+                    match name.strip_suffix(".ts").and_then(|n| n.parse::<u8>().ok()) {
+                        Some(n) if n < SEGMENTS => {
+                            ([(header::CONTENT_TYPE, "video/mp2t")], segment(n)).into_response()
+                        }
+                        _ => StatusCode::NOT_FOUND.into_response(),
+                    }
+                },
+            ),
         )
         .route(
             "/feed.xml",
@@ -108,6 +146,7 @@ for a in "$@"; do
   case "$a" in
     "https://www.youtube.com/watch?v={VIDEO_ID}") a="{base}/video.mp4" ;;
     "https://www.youtube.com/playlist?list={PLAYLIST_ID}") a="{base}/feed.xml" ;;
+    "https://www.youtube.com/watch?v={HLS_ID}") a="{base}/hls.m3u8" ;;
   esac
   set -- "$@" "$a"
 done
@@ -213,6 +252,23 @@ async fn real_yt_dlp_downloads_a_video_and_a_playlist_with_a_private_item() {
         media(1)
     );
     assert_eq!(done["bytesDone"], 150_000);
+
+    // HLS (downloader/hls.py, fragment progress with no `total_bytes` and an estimate that
+    // moves both ways): one file, the fragments in order.
+    let r = call("POST", "/api/v1/youtube/downloads")
+        .bearer(&token)
+        .json(json!({"url": format!("https://youtu.be/{HLS_ID}")}))
+        .send(&app)
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let done = until_done(r.data()["id"].as_str().unwrap().to_owned()).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["progress"], 100.0);
+    let files: Vec<String> = serde_json::from_value(done["files"].clone()).unwrap();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let whole: Vec<u8> = (0..SEGMENTS).flat_map(segment).collect();
+    assert_eq!(std::fs::read(download_dir.join(&files[0])).unwrap(), whole);
+    assert_eq!(done["bytesDone"], json!(whole.len()));
 
     // The feed: two files, the 403 item listed with yt-dlp's reason, nothing else on disk.
     let r = call("POST", "/api/v1/youtube/downloads")
