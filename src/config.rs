@@ -342,6 +342,15 @@ pub struct YoutubeConfig {
     pub preview_slots: u32,
     /// Previews one user may have in flight; more answer 429.
     pub previews_per_user: u32,
+    /// Playlist items a preview lists (`yt-dlp -I 1:N`), so a playlist of thousands answers in
+    /// time; the total comes from yt-dlp when it knows it.
+    pub preview_items: u32,
+    /// A cookies file (Netscape format) yt-dlp gets as `--cookies`; one uploaded on the admin
+    /// page takes its place.
+    pub cookies_file: Option<PathBuf>,
+    /// Arguments added to every yt-dlp run (e.g. `["--js-runtimes", "node"]`); options that
+    /// would break the worker are refused (`youtube::ytdlp::check_extra_args`).
+    pub extra_args: Vec<String>,
     /// The download dir as Plex sees it (when Plex runs elsewhere, e.g. in a container); the
     /// same path when unset.
     pub plex_path: Option<PathBuf>,
@@ -357,6 +366,9 @@ impl Default for YoutubeConfig {
             stall_timeout_secs: 600,
             preview_slots: 4,
             previews_per_user: 2,
+            preview_items: 50,
+            cookies_file: None,
+            extra_args: Vec::new(),
             plex_path: None,
         }
     }
@@ -628,6 +640,12 @@ impl Config {
         }
         if self.youtube.previews_per_user == 0 {
             return bad("youtube.previews_per_user", "must be at least 1");
+        }
+        if !(1..=1000).contains(&self.youtube.preview_items) {
+            return bad("youtube.preview_items", "must be between 1 and 1000");
+        }
+        if let Err(reason) = crate::youtube::ytdlp::check_extra_args(&self.youtube.extra_args) {
+            return bad("youtube.extra_args", &reason);
         }
         if self.youtube.stall_timeout_secs == 0 {
             return bad("youtube.stall_timeout_secs", "must be at least 1");
@@ -942,6 +960,16 @@ stall_timeout_secs = 600
 # user may have in flight (more answer 429).
 preview_slots = 4
 previews_per_user = 2
+# Playlist items a link preview lists (1-1000): a playlist of thousands is previewed as "the
+# first N of M", as yt-dlp takes too long to list them all.
+preview_items = 50
+# A cookies file (Netscape format, "cookies.txt" exported from a browser signed in to YouTube)
+# for yt-dlp's --cookies; one uploaded on the admin page (stored 0600 in the data dir) wins.
+# cookies_file = "/etc/medianest/youtube-cookies.txt"
+# Arguments added to every yt-dlp run, e.g. ["--js-runtimes", "node"] when node is the
+# JavaScript runtime instead of deno. Options that would break the worker (-o, -P, --exec,
+# --print, --progress-template, --quiet, -j/-J, --batch-file, --cookies, --update ...) are refused.
+extra_args = []
 # The download dir as Plex sees it, for the library scan after a download (when Plex runs in a
 # container or on another machine). Default: the same path.
 # plex_path = "/data/youtube"
@@ -1198,6 +1226,16 @@ mod tests {
         assert!(e.contains("log.level"), "{e}");
         let e = err(Some("[admin]\npassword = \"short\"\n"), &[]);
         assert!(e.contains("admin.password"), "{e}");
+        let e = err(
+            Some("[youtube]\nextra_args = [\"--js-runtimes\", \"node\", \"--output=x\"]\n"),
+            &[],
+        );
+        assert!(
+            e.contains("youtube.extra_args") && e.contains("--output=x is refused"),
+            "{e}"
+        );
+        let e = err(Some("[youtube]\npreview_items = 0\n"), &[]);
+        assert!(e.contains("youtube.preview_items"), "{e}");
         let e = err(Some("[youtube]\nworkers = 0\n"), &[]);
         assert!(e.contains("youtube.workers"), "{e}");
         for (section, key) in [

@@ -28,6 +28,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0004_login_lockout",
         include_str!("../../migrations/0004_login_lockout.sql"),
     ),
+    (
+        5,
+        "0005_download_failed_items",
+        include_str!("../../migrations/0005_download_failed_items.sql"),
+    ),
 ];
 
 /// What a run did.

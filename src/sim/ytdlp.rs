@@ -14,8 +14,13 @@
 //! into its output, `evil…` has a hostile title (`../../etc`, shell metacharacters), `long…` a
 //! 400-character one, `escp…` ignores the template and writes outside the folder (as a broken
 //! or hostile yt-dlp might), `nometa…` fails already on `-J`, `mhang…` never answers `-J` (as
-//! yt-dlp stuck on a slow extractor does). A playlist id `PLn<N>…` has N
-//! entries (`PLevil…` a hostile title). `hang` and `slow` runs start a helper child (as yt-dlp
+//! yt-dlp stuck on a slow extractor does). `priv…`, `memb…`, `geob…` and `gone…` are private,
+//! members-only, blocked and removed videos (yt-dlp's `ERROR:` line, then the next item),
+//! `f403…` fails midway with an HTTP 403 (its `.part` stays), `hls…` reports HLS progress
+//! (fragments, no `total_bytes`); every other video is a video and an audio stream, each with
+//! its own 0-100 progress, merged. A playlist id `PLn<N>…` has N entries (`PLevil…` a hostile
+//! title, `PLmix…` six with private, members-only, blocked and 403 items, `PLdead…` two
+//! private ones). `hang` and `slow` runs start a helper child (as yt-dlp
 //! starts ffmpeg) so tests can check that a kill takes the whole process group.
 //!
 //! When the program sits in a directory, that directory steers it too: `sim-step-ms` (a number)
@@ -40,6 +45,8 @@ const HELPER_FLAG: &str = "--sim-helper";
 const FILE_BYTES: usize = 64 * 1024;
 /// Progress lines per file.
 const STEPS: usize = 8;
+/// Most entries a simulated playlist has.
+const MAX_ENTRIES: usize = 9999;
 /// Default pause between progress lines.
 const DEFAULT_STEP_MS: u64 = 15;
 
@@ -114,6 +121,10 @@ struct Options {
     home: Option<PathBuf>,
     merge_format: Option<String>,
     no_playlist: bool,
+    /// `-I START:STOP` (1-based, inclusive), the only `--playlist-items` form MediaNest uses.
+    items: Option<(usize, usize)>,
+    cookies: Option<PathBuf>,
+    no_quiet: bool,
     url: Option<String>,
 }
 
@@ -143,6 +154,7 @@ fn parse(args: Vec<OsString>) -> Result<Options, String> {
             | "--restrict-filenames"
             | "--embed-metadata" => {}
             "--no-playlist" => o.no_playlist = true,
+            "--no-quiet" => o.no_quiet = true,
             "--progress-template" => {
                 let v = value(&arg)?;
                 if let Some(t) = v.strip_prefix("download:") {
@@ -155,10 +167,21 @@ fn parse(args: Vec<OsString>) -> Result<Options, String> {
                     o.print_after_move = Some(t.to_owned());
                 }
             }
-            "-f" | "--format" => {
+            "-f" | "--format" | "-S" | "--format-sort" => {
                 value(&arg)?;
             }
             "--merge-output-format" => o.merge_format = Some(value(&arg)?),
+            "--cookies" => o.cookies = Some(PathBuf::from(value(&arg)?)),
+            // yt-dlp/yt-dlp yt_dlp/options.py: `--js-runtimes RUNTIME[:PATH]`,
+            // `--remote-components COMPONENT` (each takes a value) and `--no-js-runtimes`.
+            "--js-runtimes" | "--remote-components" => {
+                value(&arg)?;
+            }
+            "--no-js-runtimes" => {}
+            "-I" | "--playlist-items" => {
+                let v = value(&arg)?;
+                o.items = Some(parse_items(&v).ok_or(format!("invalid playlist items: {v}"))?);
+            }
             "-o" | "--output" => o.output = Some(value(&arg)?),
             "-P" | "--paths" => {
                 let v = value(&arg)?;
@@ -172,6 +195,39 @@ fn parse(args: Vec<OsString>) -> Result<Options, String> {
     }
     Ok(o)
 }
+
+/// `START:STOP`, `START-STOP` or `N` (yt-dlp/yt-dlp yt_dlp/utils/_utils.py
+/// `PlaylistEntries.parse_playlist_items`; 1-based, STOP inclusive, either side may be empty).
+fn parse_items(spec: &str) -> Option<(usize, usize)> {
+    let (a, b) = spec
+        .split_once(':')
+        .or_else(|| spec.split_once('-'))
+        .unwrap_or((spec, spec));
+    let start = if a.is_empty() { 1 } else { a.parse().ok()? };
+    let stop = if b.is_empty() {
+        usize::MAX
+    } else {
+        b.parse().ok()?
+    };
+    (start >= 1 && stop >= start).then_some((start, stop))
+}
+
+/// The entries `-I` asks for; yt-dlp skips the rest.
+fn requested(entries: Vec<Video>, items: Option<(usize, usize)>) -> Vec<Video> {
+    match items {
+        Some((start, stop)) => entries
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| (start..=stop).contains(&(i + 1)))
+            .map(|(_, v)| v)
+            .collect(),
+        None => entries,
+    }
+}
+
+/// Entries YouTube sends per page of a playlist (yt-dlp/yt-dlp
+/// yt_dlp/extractor/youtube/_tab.py follows one continuation per page).
+const PAGE_ENTRIES: usize = 100;
 
 /// One simulated video.
 #[derive(Debug, Clone)]
@@ -220,19 +276,45 @@ fn playlist_entries(list: &str) -> Vec<Video> {
                 .collect::<String>()
         })
         .and_then(|d| d.parse::<usize>().ok())
-        .unwrap_or(3)
-        .min(60);
+        .unwrap_or(match list {
+            l if l.starts_with("PLmix") => 6,
+            l if l.starts_with("PLdead") => 2,
+            _ => 3,
+        })
+        .min(MAX_ENTRIES);
     let stem: String = list
         .chars()
         .filter(char::is_ascii_alphanumeric)
         .take(7)
         .collect();
+    let short: String = stem.chars().skip(2).take(3).collect();
     (1..=n)
         .map(|i| {
-            let id = format!("{stem:x<7}{i:04}");
-            Video {
-                title: format!("Track {i} of {list}"),
-                id,
+            // `PLmix…`: items 2, 4 and 5 are private, members-only and blocked, item 6 fails
+            // midway with an HTTP 403; `PLdead…`: every item is private.
+            let bad = match (list, i) {
+                (l, _) if l.starts_with("PLdead") => Some("priv"),
+                (l, 2) if l.starts_with("PLmix") => Some("priv"),
+                (l, 4) if l.starts_with("PLmix") => Some("memb"),
+                (l, 5) if l.starts_with("PLmix") => Some("geob"),
+                (l, 6) if l.starts_with("PLmix") => Some("f403"),
+                _ => None,
+            };
+            match bad {
+                Some(kind) => Video {
+                    id: format!("{kind}{short:x<3}{i:04}"),
+                    // yt-dlp/yt-dlp yt_dlp/extractor/youtube/_tab.py: a flat playlist keeps
+                    // private entries under YouTube's placeholder title.
+                    title: if kind == "priv" {
+                        "[Private video]".to_owned()
+                    } else {
+                        format!("Track {i} of {list}")
+                    },
+                },
+                None => Video {
+                    id: format!("{stem:x<7}{i:04}"),
+                    title: format!("Track {i} of {list}"),
+                },
             }
         })
         .collect()
@@ -308,10 +390,72 @@ fn fill_template(template: &str, video: &Video, ext: &str) -> String {
     out
 }
 
+/// Why a stream stopped early.
+enum Stop {
+    /// This item failed; yt-dlp goes on with the next one.
+    Item,
+    /// yt-dlp gives up with this exit code.
+    Exit(u8),
+    /// The parent is gone (stdout closed).
+    Gone(u8),
+}
+
+/// The fields a progress line carries.
+#[derive(Debug, Clone, Copy)]
+enum Shape {
+    /// A plain HTTP download: `total_bytes` known.
+    Bytes { total: usize },
+    /// HLS/DASH: fragments done and in all.
+    Fragments { index: usize, count: usize },
+}
+
+/// A stream's own file before the merge: yt-dlp/yt-dlp yt_dlp/YoutubeDL.py `process_info`
+/// (`prepend_extension(..., 'f<format_id>')`): `Title [id].f137.mp4`.
+fn stream_path(path: &Path, format_id: &str) -> PathBuf {
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_extension(format!("f{format_id}.{ext}"))
+}
+
+/// Why an entry cannot be downloaded, by the first letters of its id: the messages yt-dlp's
+/// YouTube extractor raises (yt-dlp/yt-dlp yt_dlp/extractor/youtube/_video.py, the
+/// `playabilityStatus` reason and subreason, plus `_youtube_login_hint` from
+/// extractor/youtube/_base.py when the reason asks to sign in; 2026.10.26).
+fn unavailable_reason(id: &str) -> Option<String> {
+    const COOKIES: &str = "Use --cookies-from-browser or --cookies for the authentication. \
+         See  https://github.com/yt-dlp/yt-dlp/wiki/FAQ#how-do-i-pass-cookies-to-yt-dlp  for how \
+         to manually pass cookies. Also see  \
+         https://github.com/yt-dlp/yt-dlp/wiki/Extractors#exporting-youtube-cookies  for tips \
+         on effectively exporting YouTube cookies";
+    if id.starts_with("priv") {
+        Some(format!(
+            "Private video. Sign in if you've been granted access to this video. {COOKIES}"
+        ))
+    } else if id.starts_with("memb") {
+        Some(
+            "Join this channel to get access to members-only content like this video, and \
+             other exclusive perks."
+                .to_owned(),
+        )
+    } else if id.starts_with("geob") {
+        Some("The uploader has not made this video available in your country".to_owned())
+    } else if id.starts_with("gone") {
+        Some("Video unavailable. This video has been removed by the uploader".to_owned())
+    } else {
+        None
+    }
+}
+
 struct Sim {
     dir: Option<PathBuf>,
     step: Duration,
     out: std::io::Stdout,
+    /// yt-dlp/yt-dlp yt_dlp/__init__.py: `--print` implies `--quiet` unless `--no-quiet` is
+    /// given; quiet, the `[...]` screen lines are not printed (progress, with `--progress`,
+    /// and the prints still are).
+    quiet: bool,
 }
 
 /// Exit code of a broken pipe (the parent is gone): stop quietly.
@@ -328,6 +472,7 @@ impl Sim {
             dir,
             step: Duration::from_millis(step_ms),
             out: std::io::stdout(),
+            quiet: false,
         }
     }
 
@@ -338,6 +483,14 @@ impl Sim {
             .map_err(|_| GONE)
     }
 
+    /// A screen line (`to_screen`), which quiet mode leaves out.
+    fn screen(&mut self, line: &str) -> Result<(), u8> {
+        if self.quiet {
+            return Ok(());
+        }
+        self.say(line)
+    }
+
     fn say_bytes(&mut self, bytes: &[u8]) -> Result<(), u8> {
         let mut out = self.out.lock();
         out.write_all(bytes)
@@ -346,6 +499,7 @@ impl Sim {
     }
 
     fn run(mut self, args: Vec<OsString>) -> u8 {
+        self.log_args(&args);
         let options = match parse(args) {
             Ok(o) => o,
             Err(e) => {
@@ -359,16 +513,32 @@ impl Sim {
             );
             return 2;
         };
+        if let Some(cookies) = &options.cookies {
+            // yt-dlp/yt-dlp yt_dlp/cookies.py `YoutubeDLCookieJar.load` (a MozillaCookieJar):
+            // a file that is not in the Netscape format is refused before anything runs.
+            let first = std::fs::read_to_string(cookies)
+                .ok()
+                .and_then(|t| t.lines().next().map(str::to_owned))
+                .unwrap_or_default();
+            if !first.contains("HTTP Cookie File") {
+                eprintln!(
+                    "ERROR: '{}' does not look like a Netscape format cookies file",
+                    cookies.display()
+                );
+                return 1;
+            }
+        }
+        self.quiet = options.print_after_move.is_some() && !options.no_quiet;
         let (video, list) = ids(&url);
         let playlist = list
             .clone()
             .filter(|_| !(options.no_playlist && video.is_some()));
         if options.dump_json {
             let _record = Record::start(self.dir.as_deref(), Run::Metadata);
-            return self.metadata(video.as_deref(), playlist.as_deref());
+            return self.metadata(video.as_deref(), playlist.as_deref(), options.items);
         }
         let videos = match (&playlist, &video) {
-            (Some(list), _) => playlist_entries(list),
+            (Some(list), _) => requested(playlist_entries(list), options.items),
             (None, Some(id)) => vec![Video {
                 id: id.clone(),
                 title: video_title(id),
@@ -384,11 +554,44 @@ impl Sim {
         }
     }
 
-    fn metadata(&mut self, video: Option<&str>, playlist: Option<&str>) -> u8 {
+    /// Appends the command line to `sim-state/args.log` (one JSON list a line), for tests.
+    fn log_args(&self, args: &[OsString]) {
+        let Some(dir) = &self.dir else { return };
+        let state = dir.join("sim-state");
+        let _ = std::fs::create_dir_all(&state);
+        let list: Vec<String> = args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        if let Ok(mut log) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(state.join("args.log"))
+        {
+            let _ = log.write_all(format!("{}\n", serde_json::json!(list)).as_bytes());
+        }
+    }
+
+    fn metadata(
+        &mut self,
+        video: Option<&str>,
+        playlist: Option<&str>,
+        items: Option<(usize, usize)>,
+    ) -> u8 {
         std::thread::sleep(self.step);
         let doc = match (playlist, video) {
             (Some(list), _) => {
-                let entries: Vec<serde_json::Value> = playlist_entries(list)
+                let all = playlist_entries(list);
+                let count = all.len();
+                // yt-dlp/yt-dlp yt_dlp/YoutubeDL.py `__process_playlist`: the requested slice is
+                // taken lazily, so only the pages up to its last item are fetched (one pause per
+                // page here); `playlist_count` is YouTube's own count from the playlist header
+                // (extractor/youtube/_tab.py), whatever was listed.
+                let last = items.map_or(count, |(_, stop)| stop.min(count));
+                for _ in 0..last.div_ceil(PAGE_ENTRIES).saturating_sub(1) {
+                    std::thread::sleep(self.step);
+                }
+                let entries: Vec<serde_json::Value> = requested(all, items)
                     .iter()
                     .map(|v| {
                         serde_json::json!({"_type": "url", "ie_key": "Youtube", "id": v.id,
@@ -399,7 +602,7 @@ impl Sim {
                     .collect();
                 serde_json::json!({"_type": "playlist", "id": list, "title": playlist_title(list),
                     "channel": "Sim Channel", "uploader": "Sim Channel",
-                    "playlist_count": entries.len(), "entries": entries,
+                    "playlist_count": count, "entries": entries,
                     "thumbnails": [{"url": "https://i.ytimg.com/pl.jpg"}]})
             }
             (None, Some(id)) if id.starts_with("mhang") => loop {
@@ -424,7 +627,15 @@ impl Sim {
     }
 
     fn download(&mut self, o: &Options, videos: &[Video]) -> Result<u8, u8> {
-        let ext = o.merge_format.clone().unwrap_or_else(|| "mp4".into());
+        // yt-dlp/yt-dlp yt_dlp/utils/_utils.py `get_compatible_ext`: the first of the "/"
+        // list the streams fit (the simulated streams fit every container).
+        let ext = o
+            .merge_format
+            .as_deref()
+            .and_then(|m| m.split('/').next())
+            .filter(|m| !m.is_empty())
+            .unwrap_or("mp4")
+            .to_owned();
         let home = o.home.clone().unwrap_or_else(|| PathBuf::from("."));
         let template = o
             .output
@@ -432,18 +643,42 @@ impl Sim {
             .unwrap_or_else(|| "%(title)s [%(id)s].%(ext)s".into());
         let mut helper = None;
         let n = videos.len();
+        let mut failed_any = false;
         for (i, video) in videos.iter().enumerate() {
-            self.say(&format!(
+            // yt-dlp/yt-dlp yt_dlp/YoutubeDL.py `__process_playlist`: the item line, then the
+            // entry's extraction (`extractor/common.py` `extract`: "Extracting URL").
+            if n > 1 {
+                self.screen(&format!("[download] Downloading item {} of {n}", i + 1))?;
+            }
+            self.screen(&format!(
                 "[youtube] Extracting URL: https://www.youtube.com/watch?v={}",
                 video.id
             ))?;
-            self.say(&format!("[youtube] {}: Downloading webpage", video.id))?;
-            if n > 1 {
-                self.say(&format!("[download] Downloading item {} of {n}", i + 1))?;
+            self.screen(&format!("[youtube] {}: Downloading webpage", video.id))?;
+            if let Some(reason) = unavailable_reason(&video.id) {
+                // yt-dlp/yt-dlp yt_dlp/YoutubeDL.py `trouble`: with errors ignored (the default
+                // `only_download` for playlists) the `ERROR:` line goes to stderr, the exit code
+                // becomes 1 and the next entry follows (`__process_playlist`); the message is
+                // `ExtractorError`'s `[youtube] <id>: <reason>` (utils/_utils.py).
+                eprintln!("ERROR: [youtube] {}: {reason}", video.id);
+                failed_any = true;
+                continue;
             }
-            self.say(&format!(
-                "[info] {}: Downloading 1 format(s): 137+140",
-                video.id
+            let hls = video.id.starts_with("hls");
+            // yt-dlp/yt-dlp yt_dlp/YoutubeDL.py `process_video_result`: "[info] <id>:
+            // Downloading 1 format(s): 137+140" -- a video and an audio stream, downloaded one
+            // after the other, each with its own 0-100 progress, then merged. HLS formats are
+            // one stream (here "96").
+            let streams: Vec<(&str, usize)> = if hls {
+                vec![("96", FILE_BYTES)]
+            } else {
+                vec![("137", FILE_BYTES / 4 * 3), ("140", FILE_BYTES / 4)]
+            };
+            let ids: Vec<&str> = streams.iter().map(|s| s.0).collect();
+            self.screen(&format!(
+                "[info] {}: Downloading 1 format(s): {}",
+                video.id,
+                ids.join("+")
             ))?;
             let slow = video.id.starts_with("slow") || video.id.starts_with("hang");
             if slow && helper.is_none() {
@@ -460,77 +695,157 @@ impl Sim {
                 let _ = std::fs::create_dir_all(parent);
             }
             if path.is_file() {
-                self.say(&format!(
+                // yt-dlp/yt-dlp yt_dlp/YoutubeDL.py `process_info` -> `existing_video_file` ->
+                // `report_file_already_downloaded`: the line, no progress hook, then the
+                // post-processors (and so the `after_move` print).
+                self.screen(&format!(
                     "[download] {} has already been downloaded",
                     path.display()
                 ))?;
                 self.after_move(o, &path)?;
                 continue;
             }
-            let part = PathBuf::from(format!("{}.part", path.display()));
-            let mut have = std::fs::metadata(&part)
-                .map(|m| m.len() as usize)
-                .unwrap_or(0)
-                .min(FILE_BYTES);
-            if have > 0 {
-                self.say(&format!("[download] Resuming download at byte {have}"))?;
-            }
-            let chunk = FILE_BYTES / STEPS;
-            let step = if video.id.starts_with("slow") {
-                self.step * 20
-            } else {
-                self.step
-            };
-            while have < FILE_BYTES {
-                if video.id.starts_with("hang") && have >= chunk * 2 {
-                    loop {
-                        std::thread::sleep(Duration::from_secs(3600));
+            let mut parts = Vec::new();
+            for (n, (format_id, size)) in streams.iter().enumerate() {
+                let target = if streams.len() > 1 {
+                    stream_path(&path, format_id)
+                } else {
+                    path.clone()
+                };
+                self.screen(&format!("[download] Destination: {}", target.display()))?;
+                match self.stream(o, video, &target, *size, hls, n == 0) {
+                    Ok(()) => {}
+                    Err(Stop::Item) => break,
+                    Err(Stop::Exit(code)) => {
+                        stop_helper(helper.take());
+                        return Ok(code);
                     }
+                    Err(Stop::Gone(code)) => return Err(code),
                 }
-                if video.id.starts_with("fail") && have >= chunk * 3 {
-                    eprintln!(
-                        "ERROR: [youtube] {}: Video unavailable. This video has been removed by the uploader",
-                        video.id
-                    );
-                    stop_helper(helper.take());
-                    return Ok(1);
-                }
-                std::thread::sleep(step);
-                let add = chunk.min(FILE_BYTES - have);
-                let mut f = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&part)
-                    .map_err(|e| {
-                        eprintln!("ERROR: unable to open for writing: {e}");
-                        1u8
-                    })?;
-                let _ = f.write_all(&vec![b'x'; add]);
-                have += add;
-                if video.id.starts_with("junk") {
-                    self.say_bytes(b"\xff\xfe\xfd not utf-8 \x00 at all\n")?;
-                    self.say_bytes(&vec![b'z'; 200_000])?;
-                    self.say_bytes(b"\n")?;
-                    self.say(
-                        "MNPROG {\"status\": \"downloading\", \"downloaded_bytes\": \"lots\"",
-                    )?;
-                    self.say("MNDONE not-json")?;
-                }
-                self.progress(o, "downloading", have, &path, &part)?;
+                parts.push(target);
             }
-            self.progress(o, "finished", have, &path, &part)?;
-            std::fs::rename(&part, &path).map_err(|e| {
-                eprintln!("ERROR: Unable to rename file: {e}");
-                1u8
-            })?;
-            self.say(&format!(
-                "[Merger] Merging formats into \"{}\"",
-                path.display()
-            ))?;
+            if parts.len() < streams.len() {
+                failed_any = true;
+                continue;
+            }
+            if streams.len() > 1 {
+                self.screen(&format!(
+                    "[Merger] Merging formats into \"{}\"",
+                    path.display()
+                ))?;
+                let mut merged = Vec::with_capacity(FILE_BYTES);
+                for part in &parts {
+                    merged.extend(std::fs::read(part).unwrap_or_default());
+                }
+                std::fs::write(&path, merged).map_err(|e| {
+                    eprintln!("ERROR: Postprocessing: {e}");
+                    1u8
+                })?;
+                for part in &parts {
+                    let _ = std::fs::remove_file(part);
+                }
+            }
             self.after_move(o, &path)?;
         }
         stop_helper(helper);
-        Ok(0)
+        // yt-dlp/yt-dlp yt_dlp/YoutubeDL.py `trouble` set `_download_retcode = 1`.
+        Ok(u8::from(failed_any))
+    }
+
+    /// Downloads one stream of `size` bytes into `target` (a `.part` first, resumed when
+    /// present), printing progress through the template; `first` is the item's first stream,
+    /// where the `fail…` and `hang…` ids misbehave.
+    fn stream(
+        &mut self,
+        o: &Options,
+        video: &Video,
+        target: &Path,
+        size: usize,
+        hls: bool,
+        first: bool,
+    ) -> Result<(), Stop> {
+        let part = PathBuf::from(format!("{}.part", target.display()));
+        let mut have = std::fs::metadata(&part)
+            .map(|m| m.len() as usize)
+            .unwrap_or(0)
+            .min(size);
+        if have > 0 {
+            self.screen(&format!("[download] Resuming download at byte {have}"))
+                .map_err(Stop::Gone)?;
+        }
+        let chunk = FILE_BYTES / STEPS;
+        let step = if video.id.starts_with("slow") {
+            self.step * 20
+        } else {
+            self.step
+        };
+        let fragments = size.div_ceil(chunk);
+        while have < size {
+            if first && video.id.starts_with("hang") && have >= chunk * 2 {
+                loop {
+                    std::thread::sleep(Duration::from_secs(3600));
+                }
+            }
+            if first && video.id.starts_with("fail") && have >= chunk * 3 {
+                eprintln!(
+                    "ERROR: [youtube] {}: Video unavailable. This video has been removed by the uploader",
+                    video.id
+                );
+                return Err(Stop::Exit(1));
+            }
+            if first && video.id.starts_with("f403") && have >= chunk * 2 {
+                // yt-dlp/yt-dlp yt_dlp/YoutubeDL.py `process_info`: a network error while
+                // downloading is `report_error('unable to download video data: ...')`, which
+                // names no video; the `.part` stays and the next entry follows.
+                eprintln!("ERROR: unable to download video data: HTTP Error 403: Forbidden");
+                return Err(Stop::Item);
+            }
+            std::thread::sleep(step);
+            let add = chunk.min(size - have);
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&part)
+                .map_err(|e| {
+                    eprintln!("ERROR: unable to open for writing: {e}");
+                    Stop::Exit(1)
+                })?;
+            let _ = f.write_all(&vec![b'x'; add]);
+            have += add;
+            if video.id.starts_with("junk") {
+                self.say_bytes(b"\xff\xfe\xfd not utf-8 \x00 at all\n")
+                    .map_err(Stop::Gone)?;
+                self.say_bytes(&vec![b'z'; 200_000]).map_err(Stop::Gone)?;
+                self.say_bytes(b"\n").map_err(Stop::Gone)?;
+                self.say("MNPROG {\"status\": \"downloading\", \"downloaded_bytes\": \"lots\"")
+                    .map_err(Stop::Gone)?;
+                self.say("MNDONE not-json").map_err(Stop::Gone)?;
+            }
+            let shape = if hls {
+                Shape::Fragments {
+                    index: have / chunk,
+                    count: fragments,
+                }
+            } else {
+                Shape::Bytes { total: size }
+            };
+            self.progress(o, "downloading", have, target, &part, shape)
+                .map_err(Stop::Gone)?;
+        }
+        self.progress(
+            o,
+            "finished",
+            have,
+            target,
+            &part,
+            Shape::Bytes { total: have },
+        )
+        .map_err(Stop::Gone)?;
+        std::fs::rename(&part, target).map_err(|e| {
+            eprintln!("ERROR: Unable to rename file: {e}");
+            Stop::Exit(1)
+        })?;
+        Ok(())
     }
 
     fn after_move(&mut self, o: &Options, path: &Path) -> Result<(), u8> {
@@ -543,6 +858,12 @@ impl Sim {
         }
     }
 
+    /// One progress line: yt-dlp/yt-dlp yt_dlp/downloader/common.py `report_progress` ->
+    /// `_report_progress_status` evaluates the `download:` template with `progress` (the hook's
+    /// dict without `info_dict`). A plain HTTP download (downloader/http.py) has `total_bytes`;
+    /// HLS/DASH (downloader/fragment.py `_start_frag_download`) has no `total_bytes`, only a
+    /// `total_bytes_estimate` made from the fragments so far and `fragment_index` /
+    /// `fragment_count`; both end with a `finished` dict whose `total_bytes` is the size.
     fn progress(
         &mut self,
         o: &Options,
@@ -550,21 +871,49 @@ impl Sim {
         have: usize,
         path: &Path,
         part: &Path,
+        shape: Shape,
     ) -> Result<(), u8> {
         let Some(t) = &o.progress_template else {
+            let total = match shape {
+                Shape::Bytes { total } => total,
+                Shape::Fragments { .. } => FILE_BYTES,
+            };
             return self.say(&format!(
-                "[download] {:5.1}% of 64.00KiB",
-                have as f64 * 100.0 / FILE_BYTES as f64
+                "[download] {:5.1}% of {:.2}KiB",
+                have as f64 * 100.0 / total.max(1) as f64,
+                total as f64 / 1024.0
             ));
         };
-        let pct = have as f64 * 100.0 / FILE_BYTES as f64;
-        let progress = serde_json::json!({
-            "status": status, "downloaded_bytes": have, "total_bytes": FILE_BYTES,
-            "total_bytes_estimate": null, "filename": path.to_string_lossy(),
-            "tmpfilename": part.to_string_lossy(), "elapsed": 0.5, "speed": 1_048_576.0,
-            "eta": if status == "finished" { serde_json::Value::Null } else { serde_json::json!(1) },
-            "_percent": pct, "_percent_str": format!("{pct:5.1}%"),
-        });
+        let progress = match (status, shape) {
+            ("finished", _) => serde_json::json!({
+                "status": status, "downloaded_bytes": have, "total_bytes": have,
+                "filename": path.to_string_lossy(), "elapsed": 0.5,
+                "speed": 1_048_576.0, "_percent": 100.0, "_percent_str": "100.0%",
+            }),
+            (_, Shape::Bytes { total }) => {
+                let pct = have as f64 * 100.0 / total.max(1) as f64;
+                serde_json::json!({
+                    "status": status, "downloaded_bytes": have, "total_bytes": total,
+                    "total_bytes_estimate": null, "filename": path.to_string_lossy(),
+                    "tmpfilename": part.to_string_lossy(), "elapsed": 0.5, "speed": 1_048_576.0,
+                    "eta": 1, "_percent": pct, "_percent_str": format!("{pct:5.1}%"),
+                })
+            }
+            (_, Shape::Fragments { index, count }) => {
+                // fragment.py: estimated size = bytes so far / (fragment_index + 1) * count,
+                // which runs above the real size while fragments are in flight.
+                let estimate = have as f64 / (index + 1) as f64 * count as f64;
+                let pct = have as f64 * 100.0 / estimate.max(1.0);
+                serde_json::json!({
+                    "status": status, "downloaded_bytes": have, "fragment_index": index,
+                    "fragment_count": count, "total_bytes_estimate": estimate,
+                    "filename": path.to_string_lossy(), "tmpfilename": part.to_string_lossy(),
+                    "max_progress": null, "progress_idx": null, "elapsed": 0.5,
+                    "speed": 1_048_576.0, "eta": 1,
+                    "_percent": pct, "_percent_str": format!("{pct:5.1}%"),
+                })
+            }
+        };
         self.say(&t.replace("%(progress)j", &progress.to_string()))
     }
 
@@ -682,6 +1031,15 @@ mod tests {
         assert!(o.dump_json);
         assert_eq!(o.url.as_deref(), Some("https://youtu.be/x"));
         assert!(parse(args(&["--exec", "sh"])).is_err());
+        // `-I` as yt-dlp/yt-dlp yt_dlp/utils/_utils.py `PlaylistEntries` reads it (2026.10.26):
+        // 1-based, the stop included; items beyond it are skipped.
+        assert_eq!(parse_items("1:50"), Some((1, 50)));
+        assert_eq!(parse_items("3-4"), Some((3, 4)));
+        assert_eq!(parse_items("7"), Some((7, 7)));
+        assert_eq!(parse_items("2:"), Some((2, usize::MAX)));
+        assert_eq!(parse_items("x"), None);
+        let o = parse(args(&["-I", "1:2", "--", "https://youtu.be/x"])).unwrap();
+        assert_eq!(requested(playlist_entries("PLn5abc"), o.items).len(), 2);
         assert_eq!(playlist_entries("PLn5abc").len(), 5);
         assert!(playlist_entries("PLn5abc").iter().all(|v| v.id.len() == 11));
     }

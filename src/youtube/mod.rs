@@ -56,7 +56,7 @@ const HOUR_MS: i64 = 3600 * 1000;
 pub const STATUSES: [&str; 5] = ["queued", "downloading", "completed", "failed", "cancelled"];
 
 /// `Download = {id, url, kind, title, status, progress, quality, format, itemsTotal, itemsDone,
-/// bytesDone, files, error, plexCollectionId, createdAt, startedAt, completedAt}`.
+/// bytesDone, files, failedItems, error, plexCollectionId, createdAt, startedAt, completedAt}`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Download {
@@ -73,6 +73,9 @@ pub struct Download {
     pub bytes_done: i64,
     /// Paths relative to `youtube.download_dir` (`<user folder>/<folder>/<file>`).
     pub files: Vec<String>,
+    /// Items of the playlist yt-dlp could not download (`{index, id, reason}`), kept on a
+    /// download that completed with the others (or failed with none).
+    pub failed_items: Vec<ytdlp::FailedItem>,
     pub error: Option<String>,
     pub plex_collection_id: Option<String>,
     pub created_at: String,
@@ -87,7 +90,7 @@ pub struct Download {
 /// The columns [`from_row`] reads, in order.
 pub const COLUMNS: &str = "id, user_id, url, kind, title, status, progress, quality, format, \
      items_total, items_done, bytes_done, file_paths, error, plex_collection_id, created_at, \
-     started_at, completed_at";
+     started_at, completed_at, failed_items";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Download> {
     let files: String = row.get(12)?;
@@ -112,6 +115,8 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Download> {
         created_at: rfc3339(created_at_ms),
         started_at: row.get::<_, Option<i64>>(16)?.map(rfc3339),
         completed_at: row.get::<_, Option<i64>>(17)?.map(rfc3339),
+        // The column is CHECKed to be valid JSON.
+        failed_items: serde_json::from_str(&row.get::<_, String>(18)?).unwrap_or_default(),
         created_at_ms,
     })
 }
@@ -540,6 +545,8 @@ pub async fn metadata_with(
 ) -> Result<crate::cache::Lookup<Arc<ytdlp::Metadata>>, worker::MetadataError> {
     let canonical = url.canonical();
     let program = program.to_path_buf();
+    let items = state.config().youtube.preview_items;
+    let pass = passthrough(state).await;
     state
         .youtube()
         .metadata
@@ -552,11 +559,212 @@ pub async fn metadata_with(
                 ),
                 None => None,
             };
-            worker::fetch_metadata(&program, &canonical)
+            worker::fetch_metadata(&program, &canonical, items, &pass)
                 .await
                 .map(Arc::new)
         })
         .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cookies and extra arguments
+
+/// The cookies file an admin uploaded (Netscape format, as yt-dlp's `--cookies` reads it),
+/// in the data dir, mode 0600.
+pub const COOKIES_FILE: &str = "youtube-cookies.txt";
+/// `youtube.extra_args` as an admin set them on the admin page (a JSON list), in the data dir.
+pub const EXTRA_ARGS_FILE: &str = "youtube-extra-args.json";
+/// Largest cookies file accepted.
+pub const MAX_COOKIES_BYTES: usize = 1024 * 1024;
+
+/// The cookies file and extra arguments every yt-dlp run gets: the uploaded cookies file when
+/// there is one, else `youtube.cookies_file`; the admin's extra arguments when set, else
+/// `youtube.extra_args`.
+pub async fn passthrough(state: &AppState) -> ytdlp::Passthrough {
+    let config = state.config();
+    let uploaded = config.data_dir.join(COOKIES_FILE);
+    let cookies = if tokio::fs::metadata(&uploaded)
+        .await
+        .is_ok_and(|m| m.is_file())
+    {
+        Some(uploaded)
+    } else {
+        config.youtube.cookies_file.clone()
+    };
+    let args = admin_extra_args(config)
+        .await
+        .unwrap_or_else(|| config.youtube.extra_args.clone());
+    ytdlp::Passthrough { cookies, args }
+}
+
+/// The admin's extra arguments, when set (and still accepted).
+async fn admin_extra_args(config: &crate::config::Config) -> Option<Vec<String>> {
+    let text = tokio::fs::read_to_string(config.data_dir.join(EXTRA_ARGS_FILE))
+        .await
+        .ok()?;
+    let args: Vec<String> = serde_json::from_str(&text).ok()?;
+    match ytdlp::check_extra_args(&args) {
+        Ok(()) => Some(args),
+        Err(reason) => {
+            tracing::warn!(%reason, "the extra yt-dlp arguments set on the admin page are refused; using youtube.extra_args");
+            None
+        }
+    }
+}
+
+/// Replaces `name` in the data dir with `contents`, readable by the owner only (a new 0600
+/// file renamed over the old one).
+async fn write_private_file(
+    config: &crate::config::Config,
+    name: &str,
+    contents: String,
+) -> AppResult<()> {
+    let dir = config.data_dir.clone();
+    let name = name.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let tmp = dir.join(format!(".{name}.{}", uuid::Uuid::now_v7()));
+        crate::data_dir::write_private(&tmp, &contents)
+            .map_err(|e| AppError::internal(e.to_string()))?;
+        std::fs::rename(&tmp, dir.join(&name)).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            AppError::internal(format!("cannot store {name}: {e}"))
+        })
+    })
+    .await
+    .map_err(|e| AppError::internal(e.to_string()))?
+}
+
+/// `GET /admin/youtube/settings`: where the cookies come from (never their content) and the
+/// extra arguments in force.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct YoutubeSettings {
+    /// `uploaded`, `config` or null.
+    cookies_source: Option<&'static str>,
+    extra_args: Vec<String>,
+    /// `admin` or `config`.
+    extra_args_source: &'static str,
+}
+
+async fn settings(state: &AppState) -> YoutubeSettings {
+    let config = state.config();
+    let uploaded = tokio::fs::metadata(config.data_dir.join(COOKIES_FILE))
+        .await
+        .is_ok_and(|m| m.is_file());
+    let admin = admin_extra_args(config).await;
+    YoutubeSettings {
+        cookies_source: if uploaded {
+            Some("uploaded")
+        } else if config.youtube.cookies_file.is_some() {
+            Some("config")
+        } else {
+            None
+        },
+        extra_args_source: if admin.is_some() { "admin" } else { "config" },
+        extra_args: admin.unwrap_or_else(|| config.youtube.extra_args.clone()),
+    }
+}
+
+/// `GET /admin/youtube/settings`.
+pub async fn get_settings(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+) -> AppResult<ApiResponse> {
+    Ok(ApiResponse::ok(&settings(&state).await))
+}
+
+/// `{content}`: a cookies file as text.
+#[derive(Debug, Deserialize)]
+pub struct CookiesBody {
+    content: Option<serde_json::Value>,
+}
+
+/// `PUT /admin/youtube/cookies`: stores a cookies file for yt-dlp (`--cookies`) in the data dir,
+/// mode 0600. It must be in the Netscape format yt-dlp reads (yt-dlp/yt-dlp yt_dlp/cookies.py
+/// `YoutubeDLCookieJar`, a `MozillaCookieJar`: the first line matches
+/// `#( Netscape)? HTTP Cookie File`). Its content is never logged nor returned.
+pub async fn put_cookies(
+    State(state): State<AppState>,
+    admin: AdminUser,
+    ApiJson(body): ApiJson<CookiesBody>,
+) -> AppResult<ApiResponse> {
+    let content = match body.content {
+        Some(serde_json::Value::String(s)) => s,
+        Some(_) => return Err(AppError::validation([("content", "must be a string")])),
+        None => return Err(AppError::validation([("content", "is required")])),
+    };
+    if content.len() > MAX_COOKIES_BYTES {
+        return Err(AppError::validation([(
+            "content",
+            format!("must be at most {MAX_COOKIES_BYTES} bytes"),
+        )]));
+    }
+    let first = content.lines().next().unwrap_or_default().trim();
+    if first != "# Netscape HTTP Cookie File" && first != "# HTTP Cookie File" {
+        return Err(AppError::validation([(
+            "content",
+            "is not a Netscape cookies file (its first line must be \"# Netscape HTTP Cookie File\"); export cookies.txt from the browser",
+        )]));
+    }
+    write_private_file(state.config(), COOKIES_FILE, content).await?;
+    tracing::info!(admin = %admin.user_id(), "a cookies file for yt-dlp was uploaded");
+    Ok(ApiResponse::ok(&settings(&state).await))
+}
+
+/// `DELETE /admin/youtube/cookies`: removes the uploaded cookies file (`youtube.cookies_file`,
+/// when set, applies again).
+pub async fn delete_cookies(
+    State(state): State<AppState>,
+    admin: AdminUser,
+) -> AppResult<ApiResponse> {
+    match tokio::fs::remove_file(state.config().data_dir.join(COOKIES_FILE)).await {
+        Ok(()) => tracing::info!(admin = %admin.user_id(), "the uploaded cookies file was removed"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(AppError::internal(format!(
+                "cannot remove the cookies file: {e}"
+            )));
+        }
+    }
+    Ok(ApiResponse::ok(&settings(&state).await))
+}
+
+/// `{args}`: the extra yt-dlp arguments, or null for `youtube.extra_args` again.
+#[derive(Debug, Deserialize)]
+pub struct ExtraArgsBody {
+    args: Option<serde_json::Value>,
+}
+
+/// `PUT /admin/youtube/extra-args`: sets the extra arguments (checked like
+/// `youtube.extra_args`: a refused option is a 400 naming it); `{"args": null}` goes back to
+/// the configuration's.
+pub async fn put_extra_args(
+    State(state): State<AppState>,
+    admin: AdminUser,
+    ApiJson(body): ApiJson<ExtraArgsBody>,
+) -> AppResult<ApiResponse> {
+    let path = state.config().data_dir.join(EXTRA_ARGS_FILE);
+    let args: Vec<String> = match body.args {
+        None | Some(serde_json::Value::Null) => {
+            match tokio::fs::remove_file(&path).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(AppError::internal(format!(
+                        "cannot remove {EXTRA_ARGS_FILE}: {e}"
+                    )));
+                }
+            }
+            return Ok(ApiResponse::ok(&settings(&state).await));
+        }
+        Some(value) => serde_json::from_value(value)
+            .map_err(|_| AppError::validation([("args", "must be a list of strings")]))?,
+    };
+    ytdlp::check_extra_args(&args).map_err(|reason| AppError::validation([("args", reason)]))?;
+    let json = serde_json::to_string(&args).map_err(|e| AppError::internal(e.to_string()))?;
+    write_private_file(state.config(), EXTRA_ARGS_FILE, json).await?;
+    tracing::info!(admin = %admin.user_id(), count = args.len(), "extra yt-dlp arguments set");
+    Ok(ApiResponse::ok(&settings(&state).await))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -601,6 +809,30 @@ pub fn routes() -> Routes {
             "/admin/downloads",
             Access::Admin,
             list_all_downloads,
+        )
+        .add(
+            Method::GET,
+            "/admin/youtube/settings",
+            Access::Admin,
+            get_settings,
+        )
+        .add(
+            Method::PUT,
+            "/admin/youtube/cookies",
+            Access::Admin,
+            put_cookies,
+        )
+        .add(
+            Method::DELETE,
+            "/admin/youtube/cookies",
+            Access::Admin,
+            delete_cookies,
+        )
+        .add(
+            Method::PUT,
+            "/admin/youtube/extra-args",
+            Access::Admin,
+            put_extra_args,
         )
 }
 
@@ -919,7 +1151,8 @@ pub async fn retry_download(
             tx.prepare_cached(
                 "UPDATE youtube_downloads
                     SET status = 'queued', error = NULL, progress = 0, items_done = 0,
-                        bytes_done = 0, started_at = NULL, completed_at = NULL
+                        bytes_done = 0, started_at = NULL, completed_at = NULL,
+                        failed_items = '[]'
                   WHERE id = ?1",
             )?
             .execute([&id])?;

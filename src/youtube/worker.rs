@@ -24,7 +24,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
-use super::ytdlp::{self, DownloadPlan, Exit, Line, Metadata, Quality};
+use super::ytdlp::{self, DownloadPlan, Exit, FailedItem, Line, Metadata, Quality};
 use super::{Download, Live, ProgressEvent, Running, get, publish_updated};
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::events::{Audience, Event, kind};
@@ -121,9 +121,14 @@ fn kill_group(child: &Child) {
 }
 
 /// Runs `yt-dlp -J --flat-playlist` for `url` (bounded in time and size).
-pub async fn fetch_metadata(program: &Path, url: &str) -> Result<Metadata, MetadataError> {
+pub async fn fetch_metadata(
+    program: &Path,
+    url: &str,
+    items: u32,
+    pass: &ytdlp::Passthrough,
+) -> Result<Metadata, MetadataError> {
     let mut child = command(program)
-        .args(ytdlp::metadata_args(url))
+        .args(ytdlp::metadata_args(url, items, pass))
         .spawn()
         .map_err(|e| MetadataError::Unavailable(e.to_string()))?;
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
@@ -156,7 +161,7 @@ pub async fn fetch_metadata(program: &Path, url: &str) -> Result<Metadata, Metad
         let exit = status.code().map_or(Exit::Signal, Exit::Code);
         return Err(MetadataError::Refused(ytdlp::failure_reason(exit, &tail)));
     }
-    ytdlp::parse_metadata(&out).ok_or(MetadataError::Invalid)
+    ytdlp::parse_metadata(&out, items).ok_or(MetadataError::Invalid)
 }
 
 /// The queue task: puts interrupted rows back, then runs the workers until shutdown.
@@ -246,10 +251,15 @@ async fn claim(state: &AppState) -> AppResult<Option<Job>> {
 /// How a run ended.
 #[derive(Debug)]
 enum Outcome {
+    /// Files were made; `failed` are the items yt-dlp could not download meanwhile.
     Completed {
         files: Vec<String>,
+        failed: Vec<FailedItem>,
     },
-    Failed(String),
+    Failed {
+        reason: String,
+        failed: Vec<FailedItem>,
+    },
     Cancelled {
         partial: Vec<PathBuf>,
     },
@@ -267,7 +277,10 @@ async fn run_job(state: &AppState, job: Job) {
 }
 
 fn fail(reason: impl Into<String>) -> Outcome {
-    Outcome::Failed(reason.into())
+    Outcome::Failed {
+        reason: reason.into(),
+        failed: Vec::new(),
+    }
 }
 
 /// Bytes under `dir`, not following symbolic links.
@@ -474,6 +487,7 @@ async fn execute(state: &AppState, job: &Job) -> Outcome {
         quality: Quality::parse(&job.download.quality).unwrap_or(Quality::Height(1080)),
         format: job.download.format.clone(),
         folder: folder.clone(),
+        pass: super::passthrough(state).await,
     };
     let run = RunContext {
         state,
@@ -490,7 +504,6 @@ async fn execute(state: &AppState, job: &Job) -> Outcome {
 #[derive(Debug, Clone, Copy)]
 enum Stream {
     Stdout,
-    Stderr,
 }
 
 /// Reads `reader` line by line into `tx`: lossy UTF-8, lines capped at [`MAX_LINE`].
@@ -561,6 +574,122 @@ struct Tracker {
     /// Every file progress lines named (final and temporary), for the cancel clean-up.
     touched: HashSet<PathBuf>,
     unknown_lines: u64,
+    /// The playlist item yt-dlp is on (`Downloading item N of M`) and the video id it named.
+    item_index: Option<u32>,
+    item_id: Option<String>,
+    /// The playlist position of each video id yt-dlp named: stderr is read apart from stdout,
+    /// so an `ERROR:` line can arrive after the next item's first lines; its id says which
+    /// item failed.
+    item_ids: std::collections::HashMap<String, u32>,
+    /// Items counted in `live.items_done` (done or failed), so none counts twice.
+    counted: HashSet<u32>,
+    /// Streams the current item downloads in turn (video, then audio: two 0-100 cycles) and
+    /// how many of them are finished.
+    streams: u32,
+    streams_done: u32,
+    /// Items yt-dlp reported as failed while going on with the others.
+    failed: Vec<FailedItem>,
+    /// `ERROR:` lines past [`ytdlp::MAX_FAILED_ITEMS`].
+    failed_dropped: u64,
+}
+
+impl Tracker {
+    /// The next item starts: its streams are not known yet.
+    fn next_item(&mut self, index: Option<u32>) {
+        self.item_index = index;
+        self.item_id = None;
+        self.streams = 1;
+        self.streams_done = 0;
+    }
+
+    /// yt-dlp names the video it works on.
+    fn working_on(&mut self, id: String) {
+        if let Some(index) = self.item_index
+            && self.item_ids.len() < 100_000
+        {
+            self.item_ids.insert(id.clone(), index);
+        }
+        self.item_id = Some(id);
+    }
+
+    /// Counts item `index` as done (finished or failed) once; an item without a position
+    /// (a single video) counts each time.
+    fn count_item(&mut self, index: Option<u32>) {
+        if let Some(index) = index
+            && !self.counted.insert(index)
+        {
+            return;
+        }
+        self.live.items_done += 1;
+        self.live.items_total = self.live.items_total.max(self.live.items_done);
+        let total = self.live.items_total.max(1) as f64;
+        self.live.progress = self
+            .live
+            .progress
+            .max((self.live.items_done as f64 / total * 100.0).min(99.0));
+    }
+
+    /// A progress line: bytes, and the shown progress, which counts items and never goes back.
+    fn on_progress(&mut self, p: &ytdlp::Progress) {
+        let finished = p.status.as_deref() == Some("finished");
+        let cycle = if finished {
+            self.finished_bytes += p
+                .total_bytes
+                .or(p.downloaded_bytes)
+                .unwrap_or(self.current_bytes);
+            self.current_bytes = 0;
+            self.streams_done += 1;
+            0.0
+        } else {
+            if let Some(done) = p.downloaded_bytes {
+                self.current_bytes = done;
+            }
+            p.fraction().unwrap_or(0.0)
+        };
+        // Each stream of the item (video, then audio) runs its own 0-100 cycle: the item's
+        // share is the cycles done plus the running one, over all of them.
+        let streams = self
+            .streams
+            .max(self.streams_done + u32::from(!finished))
+            .max(1);
+        let fraction =
+            ((f64::from(self.streams_done) + cycle) / f64::from(streams)).clamp(0.0, 1.0);
+        let total = self.live.items_total.max(self.live.items_done + 1).max(1) as f64;
+        let overall = (self.live.items_done as f64 + fraction * 0.99) / total * 100.0;
+        self.live.progress = self.live.progress.max(overall.min(99.0));
+        self.live.bytes_done = (self.finished_bytes + self.current_bytes) as i64;
+        self.live.speed = p.speed;
+        self.live.eta = p.eta;
+    }
+
+    /// A stderr line: an `ERROR:` is a failed item (yt-dlp goes on with the next one).
+    fn on_stderr(&mut self, line: &str) {
+        let Some((id, reason)) = ytdlp::parse_error_line(line) else {
+            return;
+        };
+        let index = match &id {
+            Some(id) => self.item_ids.get(id).copied().or(self.item_index),
+            None => self.item_index,
+        };
+        let id = id.or_else(|| self.item_id.clone());
+        let same = self
+            .failed
+            .iter()
+            .rev()
+            .take(4)
+            .any(|f| f.index == index && f.id == id);
+        if same {
+            return;
+        }
+        if self.failed.len() < ytdlp::MAX_FAILED_ITEMS {
+            self.failed.push(FailedItem { index, id, reason });
+        } else {
+            self.failed_dropped += 1;
+        }
+        if index.is_some() {
+            self.count_item(index);
+        }
+    }
 }
 
 /// Why the loop stopped the process.
@@ -575,7 +704,21 @@ enum Stop {
 impl RunContext<'_> {
     async fn process(&self, program: &Path, plan: &DownloadPlan) -> Outcome {
         let id = &self.job.download.id;
-        let mut child = match command(program).args(ytdlp::download_args(plan)).spawn() {
+        // stdout and stderr share one pipe, as on a terminal: an `ERROR:` about an item comes
+        // in order with the item's own lines (yt-dlp flushes each message), so it is told
+        // apart from the next item's.
+        let started = std::io::pipe().and_then(|(reader, writer)| {
+            let mut cmd = command(program);
+            cmd.args(ytdlp::download_args(plan))
+                .stdout(writer.try_clone()?)
+                .stderr(writer);
+            let child = cmd.spawn()?;
+            // `cmd` (and its copies of the write end) is gone: the pipe ends with the process.
+            drop(cmd);
+            let reader = tokio::net::unix::pipe::Receiver::from_owned_fd(reader.into())?;
+            Ok((child, reader))
+        });
+        let (mut child, output) = match started {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(download = %id, error = %e, "cannot start yt-dlp");
@@ -584,13 +727,7 @@ impl RunContext<'_> {
         };
         tracing::debug!(download = %id, pid = child.id(), "yt-dlp running");
         let (tx, mut rx) = mpsc::channel::<(Stream, String)>(256);
-        if let Some(out) = child.stdout.take() {
-            tokio::spawn(read_lines(out, Stream::Stdout, tx.clone()));
-        }
-        if let Some(err) = child.stderr.take() {
-            tokio::spawn(read_lines(err, Stream::Stderr, tx.clone()));
-        }
-        drop(tx);
+        tokio::spawn(read_lines(output, Stream::Stdout, tx));
         let mut tracker = Tracker {
             live: self.job.running.live(),
             ..Tracker::default()
@@ -606,17 +743,19 @@ impl RunContext<'_> {
             let stall_at = last_output + self.stall;
             tokio::select! {
                 line = rx.recv(), if open => match line {
-                    Some((Stream::Stdout, line)) => {
+                    Some((_, line)) => {
                         last_output = tokio::time::Instant::now();
-                        self.on_stdout(&line, &mut tracker).await;
-                    }
-                    Some((Stream::Stderr, line)) => {
-                        last_output = tokio::time::Instant::now();
-                        tracing::debug!(download = %id, "yt-dlp: {line}");
-                        if stderr_tail.len() == STDERR_TAIL {
-                            stderr_tail.remove(0);
+                        if ytdlp::is_message(&line) {
+                            // What yt-dlp writes to stderr: `ERROR:`, `WARNING:`, usage.
+                            tracing::debug!(download = %id, "yt-dlp: {line}");
+                            tracker.on_stderr(&line);
+                            self.store_live(&tracker.live);
+                            if stderr_tail.len() == STDERR_TAIL {
+                                stderr_tail.remove(0);
+                            }
+                            stderr_tail.push(ytdlp::truncate_chars(&line, 1000));
                         }
-                        stderr_tail.push(ytdlp::truncate_chars(&line, 1000));
+                        self.on_stdout(&line, &mut tracker).await;
                     }
                     None => open = false,
                 },
@@ -692,11 +831,47 @@ impl RunContext<'_> {
                 "yt-dlp wrote a file outside the download folder; the download was not accepted",
             );
         }
-        if exit != Exit::Code(0) {
-            return fail(ytdlp::failure_reason(exit, &stderr_tail));
+        if tracker.failed_dropped > 0
+            && let Some(last) = tracker.failed.last_mut()
+        {
+            last.reason = format!(
+                "{} (and {} more failed items not listed)",
+                last.reason, tracker.failed_dropped
+            );
         }
-        if tracker.files.is_empty() {
-            return fail("yt-dlp finished without downloading any file");
+        // yt-dlp goes on after a failed item and exits 1 at the end (`YoutubeDL.trouble`):
+        // the files it made are the download. Other codes (2: options refused, 101: a limit)
+        // and signals fail it.
+        if tracker.files.is_empty() || !matches!(exit, Exit::Code(0 | 1)) {
+            let reason = if exit == Exit::Code(0) {
+                "yt-dlp finished without downloading any file".to_owned()
+            } else {
+                ytdlp::failure_reason(exit, &stderr_tail)
+            };
+            return Outcome::Failed {
+                reason,
+                failed: tracker.failed,
+            };
+        }
+        if exit != Exit::Code(0) && tracker.failed.is_empty() {
+            // Exit 1 with no `ERROR:` line read: keep the reason yt-dlp gave, if any.
+            tracker.failed.push(FailedItem {
+                index: None,
+                id: None,
+                reason: ytdlp::failure_reason(exit, &stderr_tail),
+            });
+        }
+        if !tracker.failed.is_empty() {
+            // What the failed items left (`.part`, `.ytdl`, unmerged streams) goes: the disk
+            // holds the recorded files and nothing else of this run.
+            let done: HashSet<&PathBuf> = tracker.files.iter().collect();
+            let partial: Vec<PathBuf> = tracker
+                .touched
+                .iter()
+                .filter(|p| !done.contains(p))
+                .cloned()
+                .collect();
+            remove_partial(self.root, &partial).await;
         }
         let files = tracker
             .files
@@ -710,7 +885,10 @@ impl RunContext<'_> {
                     .into_owned()
             })
             .collect();
-        Outcome::Completed { files }
+        Outcome::Completed {
+            files,
+            failed: tracker.failed,
+        }
     }
 
     async fn on_stdout(&self, line: &str, t: &mut Tracker) {
@@ -729,22 +907,7 @@ impl RunContext<'_> {
                         }
                     }
                 }
-                if p.status.as_deref() == Some("finished") {
-                    t.finished_bytes += p
-                        .total_bytes
-                        .or(p.downloaded_bytes)
-                        .unwrap_or(t.current_bytes);
-                    t.current_bytes = 0;
-                } else if let Some(done) = p.downloaded_bytes {
-                    t.current_bytes = done;
-                }
-                let fraction = p.fraction().unwrap_or(0.0);
-                let total = t.live.items_total.max(t.live.items_done + 1).max(1) as f64;
-                let overall = (t.live.items_done as f64 + fraction * 0.99) / total * 100.0;
-                t.live.progress = t.live.progress.max(overall.min(99.0));
-                t.live.bytes_done = (t.finished_bytes + t.current_bytes) as i64;
-                t.live.speed = p.speed;
-                t.live.eta = p.eta;
+                t.on_progress(&p);
                 self.store_live(&t.live);
             }
             Line::Done(path) => {
@@ -758,15 +921,27 @@ impl RunContext<'_> {
                 } else {
                     t.outside.push(path.to_string_lossy().into_owned());
                 }
-                t.live.items_done += 1;
-                t.live.items_total = t.live.items_total.max(t.live.items_done);
-                let total = t.live.items_total.max(1) as f64;
-                t.live.progress = t
-                    .live
-                    .progress
-                    .max((t.live.items_done as f64 / total * 100.0).min(99.0));
+                let index = t.item_index;
+                t.count_item(index);
+                t.next_item(index);
                 self.store_live(&t.live);
             }
+            Line::Item { index, total } => {
+                t.next_item(Some(index));
+                if let Some(total) = total {
+                    // yt-dlp's own count of the items it downloads in this run.
+                    t.live.items_total = i64::from(total).max(t.live.items_done);
+                }
+                self.store_live(&t.live);
+            }
+            Line::Formats { id, streams } => {
+                t.working_on(id);
+                t.streams = streams;
+                t.streams_done = 0;
+            }
+            Line::Working(id) => t.working_on(id),
+            // The file is there already: no progress follows, its `after_move` line does.
+            Line::AlreadyDone => {}
             Line::Other => {
                 t.unknown_lines += 1;
                 tracing::trace!(download = %self.job.download.id, "yt-dlp: {line}");
@@ -910,9 +1085,11 @@ async fn finish(state: &AppState, job: &Job, outcome: Outcome) -> AppResult<()> 
     let now = state.clock().now_ms();
     let live = job.running.live();
     match outcome {
-        Outcome::Completed { files } => {
+        Outcome::Completed { files, failed } => {
             let files_json = serde_json::to_string(&files).unwrap_or_else(|_| "[]".into());
+            let failed_json = serde_json::to_string(&failed).unwrap_or_else(|_| "[]".into());
             let count = files.len();
+            let failed_count = failed.len();
             let ended = end_and_notify(
                 state,
                 &id,
@@ -921,8 +1098,9 @@ async fn finish(state: &AppState, job: &Job, outcome: Outcome) -> AppResult<()> 
                         .prepare_cached(
                             "UPDATE youtube_downloads
                                 SET status = 'completed', progress = 100, items_done = ?2,
-                                    items_total = max(items_total, ?2), bytes_done = ?3,
-                                    file_paths = ?4, error = NULL, completed_at = ?5
+                                    items_total = max(?7, ?2), bytes_done = ?3,
+                                    file_paths = ?4, error = NULL, completed_at = ?5,
+                                    failed_items = ?6
                               WHERE id = ?1 AND status = 'downloading'",
                         )?
                         .execute(rusqlite::params![
@@ -930,24 +1108,33 @@ async fn finish(state: &AppState, job: &Job, outcome: Outcome) -> AppResult<()> 
                             live.items_done,
                             live.bytes_done,
                             files_json,
-                            now
+                            now,
+                            failed_json,
+                            live.items_total
                         ])?)
                 },
                 ("download.completed", "Download finished"),
                 move |title| {
                     let plural = if count == 1 { "" } else { "s" };
-                    format!("{title} is downloaded ({count} file{plural}).")
+                    match failed_count {
+                        0 => format!("{title} is downloaded ({count} file{plural})."),
+                        n => format!(
+                            "{title} is downloaded ({count} file{plural}); {n} item{} could not be downloaded.",
+                            if n == 1 { "" } else { "s" }
+                        ),
+                    }
                 },
             )
             .await?;
             if let Some(download) = ended {
-                tracing::info!(download = %download.id, files = count, "download completed");
+                tracing::info!(download = %download.id, files = count, failed = failed_count, "download completed");
                 super::handoff::after_download(state, &download);
             }
         }
-        Outcome::Failed(reason) => {
+        Outcome::Failed { reason, failed } => {
             tracing::warn!(download = %id, %reason, "download failed");
             let message = reason.clone();
+            let failed_json = serde_json::to_string(&failed).unwrap_or_else(|_| "[]".into());
             end_and_notify(
                 state,
                 &id,
@@ -956,7 +1143,8 @@ async fn finish(state: &AppState, job: &Job, outcome: Outcome) -> AppResult<()> 
                         .prepare_cached(
                             "UPDATE youtube_downloads
                                 SET status = 'failed', error = ?2, completed_at = ?3,
-                                    progress = max(progress, ?4), items_done = ?5, bytes_done = ?6
+                                    progress = max(progress, ?4), items_done = ?5, bytes_done = ?6,
+                                    failed_items = ?7
                               WHERE id = ?1 AND status = 'downloading'",
                         )?
                         .execute(rusqlite::params![
@@ -965,7 +1153,8 @@ async fn finish(state: &AppState, job: &Job, outcome: Outcome) -> AppResult<()> 
                             now,
                             live.progress,
                             live.items_done,
-                            live.bytes_done
+                            live.bytes_done,
+                            failed_json
                         ])?)
                 },
                 ("download.failed", "Download failed"),
@@ -1033,6 +1222,82 @@ mod tests {
     fn sizes_read_well() {
         assert_eq!(human_bytes(512), "512 B");
         assert_eq!(human_bytes(10 * 1024 * 1024 * 1024), "10.0 GiB");
+    }
+
+    /// Progress lines as the real yt-dlp 2026.10.26 printed them (`--progress-template
+    /// "download:MNPROG %(progress)j"`, trimmed to the fields read) for an HLS download from a
+    /// local server: downloader/fragment.py's `total_bytes_estimate` goes up and down (and with
+    /// it yt-dlp's own `_percent`: 14.3, 13.9, 12.5), `fragment_index` only up.
+    const REAL_HLS: &[&str] = &[
+        r#"MNPROG {"status": "downloading", "downloaded_bytes": 1024, "fragment_index": 0, "fragment_count": 4, "total_bytes_estimate": 160000.0}"#,
+        r#"MNPROG {"status": "downloading", "downloaded_bytes": 31744, "fragment_index": 0, "fragment_count": 4, "total_bytes_estimate": 221440.0}"#,
+        r#"MNPROG {"status": "downloading", "downloaded_bytes": 40000, "fragment_index": 0, "fragment_count": 4, "total_bytes_estimate": 286976.0}"#,
+        r#"MNPROG {"status": "downloading", "downloaded_bytes": 40000, "fragment_index": 1, "fragment_count": 4, "total_bytes_estimate": 320000.0}"#,
+        r#"MNPROG {"status": "downloading", "downloaded_bytes": 41024, "fragment_index": 1, "fragment_count": 4, "total_bytes_estimate": 160000.0}"#,
+        r#"MNPROG {"status": "downloading", "downloaded_bytes": 80000, "fragment_index": 2, "fragment_count": 4, "total_bytes_estimate": 240000.0}"#,
+        r#"MNPROG {"status": "downloading", "downloaded_bytes": 160000, "fragment_index": 4, "fragment_count": 4, "total_bytes_estimate": 200000.0}"#,
+        r#"MNPROG {"downloaded_bytes": 160000, "total_bytes": 160000, "status": "finished", "elapsed": 0.02}"#,
+    ];
+
+    fn feed(t: &mut Tracker, lines: &[&str]) -> Vec<f64> {
+        lines
+            .iter()
+            .map(|l| match ytdlp::parse_line(l) {
+                Line::Progress(p) => {
+                    t.on_progress(&p);
+                    t.live.progress
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn real_hls_progress_never_runs_backwards() {
+        let mut t = Tracker {
+            streams: 1,
+            live: Live {
+                items_total: 1,
+                ..Live::default()
+            },
+            ..Tracker::default()
+        };
+        let seen = feed(&mut t, REAL_HLS);
+        assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
+        assert_eq!(seen[3], 0.25 * 99.0, "{seen:?}");
+        assert_eq!(t.live.bytes_done, 160_000);
+    }
+
+    /// A video stream then an audio stream (`[info] id: Downloading 1 format(s): 137+140`,
+    /// yt-dlp/yt-dlp yt_dlp/YoutubeDL.py `process_info`), each 0-100: the first is half the item.
+    #[test]
+    fn two_stream_cycles_are_one_item() {
+        let mut t = Tracker {
+            live: Live {
+                items_total: 2,
+                ..Live::default()
+            },
+            ..Tracker::default()
+        };
+        t.next_item(Some(1));
+        let Line::Formats { streams, .. } =
+            ytdlp::parse_line("[info] abcdefghijk: Downloading 1 format(s): 137+140")
+        else {
+            panic!()
+        };
+        t.streams = streams;
+        let cycle = [
+            r#"MNPROG {"status": "downloading", "downloaded_bytes": 500, "total_bytes": 1000}"#,
+            r#"MNPROG {"status": "downloading", "downloaded_bytes": 1000, "total_bytes": 1000}"#,
+            r#"MNPROG {"status": "finished", "downloaded_bytes": 1000, "total_bytes": 1000}"#,
+        ];
+        let video = feed(&mut t, &cycle);
+        // Half of the first of two items: a quarter of the whole at most.
+        assert!(video.iter().all(|p| *p <= 25.0), "{video:?}");
+        let audio = feed(&mut t, &cycle);
+        assert!(audio.windows(2).all(|w| w[0] <= w[1]), "{audio:?}");
+        assert!(audio[2] > 49.0 && audio[2] <= 50.0, "{audio:?}");
+        assert_eq!(t.live.bytes_done, 2000);
     }
 
     #[tokio::test]

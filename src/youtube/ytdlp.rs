@@ -55,19 +55,194 @@ pub fn format_selector(quality: Quality) -> String {
     }
 }
 
-/// The arguments of the metadata call: one JSON document for the whole URL, entries unresolved.
-pub fn metadata_args(url: &str) -> Vec<OsString> {
-    [
+/// yt-dlp's `-S` format sort for a quality and container (yt-dlp/yt-dlp README "Sorting
+/// Formats" and yt_dlp/utils/_utils.py `FormatSorter`): the resolution first (`res:H` prefers
+/// the largest no higher than H, so the cap stays the first rule), then codecs Plex clients
+/// play directly: H.264 + AAC for mp4 (`vcodec:h264` ranks h264 first and better codecs such
+/// as VP9/AV1 after it; `acodec:aac` ranks AAC and YouTube's `mp4a` before Opus), VP9 + Opus for
+/// webm; then the extensions (`ext:mp4:m4a`). An mkv holds anything: the resolution only.
+pub fn format_sort(quality: Quality, format: &str) -> String {
+    let res = match quality {
+        Quality::Best => "res".to_owned(),
+        Quality::Height(h) => format!("res:{h}"),
+    };
+    match format {
+        "mp4" => format!("{res},vcodec:h264,acodec:aac,ext:mp4:m4a"),
+        "webm" => format!("{res},vcodec:vp9,acodec:opus,ext:webm:webm"),
+        _ => res,
+    }
+}
+
+/// `--merge-output-format`: the containers yt-dlp may merge into, in order
+/// (yt_dlp/utils/_utils.py `get_compatible_ext`). A webm cannot hold H.264/AAC, which is all
+/// some videos have: those become mkv instead of a failed merge.
+pub fn merge_formats(format: &str) -> &'static str {
+    match format {
+        "webm" => "webm/mkv",
+        "mkv" => "mkv",
+        _ => "mp4",
+    }
+}
+
+/// Long options `youtube.extra_args` may not hold: they change where files go or what yt-dlp
+/// prints (the worker reads its output), run commands, read other inputs or configuration, or
+/// turn the run into something that downloads nothing (names from yt-dlp/yt-dlp
+/// yt_dlp/options.py, 2026.10.26, aliases included).
+const DENIED_LONG: &[&str] = &[
+    "--output",
+    "--paths",
+    "--exec",
+    "--exec-before-download",
+    "--print",
+    "--print-to-file",
+    "--print-json",
+    "--progress-template",
+    "--newline",
+    "--no-progress",
+    "--quiet",
+    "--dump-json",
+    "--dump-single-json",
+    "--batch-file",
+    "--load-info-json",
+    "--config-locations",
+    "--cookies",
+    "--update",
+    "--update-to",
+    "--color",
+    "--alias",
+    "--netrc-cmd",
+    "--plugin-dirs",
+    "--simulate",
+    "--skip-download",
+    "--no-download",
+    "--list-formats",
+    "--flat-playlist",
+    "--get-url",
+    "--get-title",
+    "--get-id",
+    "--get-thumbnail",
+    "--get-description",
+    "--get-duration",
+    "--get-filename",
+    "--get-format",
+    "--help",
+    "--version",
+];
+
+/// Options yt-dlp has that begin like a denied one but are not it (optparse takes any
+/// unambiguous abbreviation of a long option, so other prefixes of a denied name are refused).
+const ALLOWED_PREFIXES: &[&str] = &["--progress"];
+
+/// Short options that are denied (`-o` output, `-P` paths, `-O` print, `-q` quiet, `-j`/`-J`
+/// JSON, `-a` batch file, `-U` update, `-s` simulate, `-F` list formats, `-e`/`-g` get title
+/// and URL, `-h` help) and those that take a value (the rest of a cluster is that value).
+const DENIED_SHORT: &str = "oPOqjJaUsFegh";
+const VALUE_SHORT: &str = "2INOPRSafoprtu";
+
+/// Why `arg` of `youtube.extra_args` is refused, naming the option; `None` when it may go.
+fn refused_arg(arg: &str) -> Option<String> {
+    if arg == "--" {
+        return Some("\"--\" would end MediaNest's options early".to_owned());
+    }
+    if let Some(long) = arg.strip_prefix("--") {
+        let name = format!("--{}", long.split('=').next().unwrap_or_default());
+        if ALLOWED_PREFIXES.contains(&name.as_str()) {
+            return None;
+        }
+        let hit = DENIED_LONG
+            .iter()
+            .find(|denied| **denied == name || (name.len() > 3 && denied.starts_with(&name)))?;
+        let why = match *hit {
+            "--cookies" => "set youtube.cookies_file (or upload a cookies file) instead",
+            "--output" | "--paths" => "MediaNest chooses where files go",
+            "--print"
+            | "--print-to-file"
+            | "--progress-template"
+            | "--newline"
+            | "--no-progress"
+            | "--quiet"
+            | "--color" => "MediaNest reads yt-dlp's output",
+            "--exec" | "--exec-before-download" | "--netrc-cmd" | "--alias" | "--plugin-dirs" => {
+                "it runs other commands or code"
+            }
+            "--update" | "--update-to" => "update yt-dlp outside MediaNest",
+            "--batch-file" | "--load-info-json" | "--config-locations" => {
+                "MediaNest gives yt-dlp its only input"
+            }
+            _ => "yt-dlp would download nothing",
+        };
+        return Some(format!("{arg} is refused ({hit}: {why})"));
+    }
+    let cluster = arg.strip_prefix('-')?;
+    for c in cluster.chars() {
+        if DENIED_SHORT.contains(c) {
+            return Some(format!(
+                "{arg} is refused (-{c}: MediaNest sets or reads what it changes)"
+            ));
+        }
+        if VALUE_SHORT.contains(c) {
+            break;
+        }
+    }
+    None
+}
+
+/// Checks `youtube.extra_args` (config file, admin page): the first refused option, named.
+pub fn check_extra_args(args: &[String]) -> Result<(), String> {
+    if args.len() > 64 {
+        return Err("at most 64 arguments".to_owned());
+    }
+    for arg in args {
+        if arg.len() > 1024 || arg.contains('\0') {
+            return Err("an argument is longer than 1024 bytes or holds a NUL".to_owned());
+        }
+        if let Some(why) = refused_arg(arg) {
+            return Err(why);
+        }
+    }
+    Ok(())
+}
+
+/// The arguments of the metadata call: one JSON document for the whole URL, entries unresolved,
+/// and of a playlist only the first `items` (`-I 1:N`, yt-dlp/yt-dlp yt_dlp/options.py
+/// `--playlist-items`): `YoutubeDL.__process_playlist` takes the requested slice of the entries
+/// lazily, so a playlist of thousands costs one page of YouTube's list, not all of them.
+pub fn metadata_args(url: &str, items: u32, pass: &Passthrough) -> Vec<OsString> {
+    let range = format!("1:{}", items.max(1));
+    let mut args: Vec<OsString> = [
         "--ignore-config",
         "-J",
         "--flat-playlist",
         "--no-warnings",
-        "--",
-        url,
+        "-I",
+        &range,
     ]
     .into_iter()
     .map(OsString::from)
-    .collect()
+    .collect();
+    pass.push_into(&mut args);
+    args.push(OsString::from("--"));
+    args.push(OsString::from(url));
+    args
+}
+
+/// What the admin adds to every yt-dlp run: a cookies file (`--cookies`, yt_dlp/options.py)
+/// and `youtube.extra_args` (checked by [`check_extra_args`]), after MediaNest's own options and
+/// before the `--` that ends them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Passthrough {
+    pub cookies: Option<PathBuf>,
+    pub args: Vec<String>,
+}
+
+impl Passthrough {
+    fn push_into(&self, args: &mut Vec<OsString>) {
+        if let Some(cookies) = &self.cookies {
+            args.push(OsString::from("--cookies"));
+            args.push(cookies.as_os_str().to_owned());
+        }
+        args.extend(self.args.iter().map(OsString::from));
+    }
 }
 
 /// What one download run needs to know.
@@ -81,6 +256,7 @@ pub struct DownloadPlan {
     pub format: String,
     /// The folder files go into: `<download_dir>/<user folder>/<playlist or channel>`.
     pub folder: PathBuf,
+    pub pass: Passthrough,
 }
 
 /// The arguments of a download. The folder goes in through `-P` (not templated by yt-dlp, so a
@@ -94,6 +270,10 @@ pub fn download_args(plan: &DownloadPlan) -> Vec<OsString> {
     push("--no-colors");
     push("--progress");
     push("--no-simulate");
+    // `--print` implies `--quiet` (yt-dlp/yt-dlp yt_dlp/__init__.py: `opts.quiet` defaults to
+    // `bool(opts.forceprint)`), which hides the "Downloading item N of M" and "Downloading 1
+    // format(s)" lines the progress counts items with; `--no-quiet` keeps them.
+    push("--no-quiet");
     push("--progress-template");
     push(&format!("download:{PROGRESS_PREFIX}%(progress)j"));
     push("--print");
@@ -106,14 +286,17 @@ pub fn download_args(plan: &DownloadPlan) -> Vec<OsString> {
     });
     push("-f");
     push(&format_selector(plan.quality));
+    push("-S");
+    push(&format_sort(plan.quality, &plan.format));
     push("--merge-output-format");
-    push(&plan.format);
+    push(merge_formats(&plan.format));
     push("-o");
     push(&format!("%(title).{MAX_TITLE_BYTES}B [%(id)s].%(ext)s"));
     args.push(OsString::from("-P"));
     let mut home = OsString::from("home:");
     home.push(plan.folder.as_os_str());
     args.push(home);
+    plan.pass.push_into(&mut args);
     args.push(OsString::from("--"));
     args.push(OsString::from(&plan.url));
     args
@@ -194,6 +377,24 @@ pub enum Line {
     Progress(Progress),
     /// A file is finished and in its final place.
     Done(PathBuf),
+    /// `[download] Downloading item N of M` (yt-dlp's `YoutubeDL.__process_playlist`): the
+    /// playlist's next item starts; `M` is `N/A` with `--lazy-playlist`.
+    Item {
+        index: u32,
+        total: Option<u32>,
+    },
+    /// `[info] <id>: Downloading 1 format(s): 137+140` (`YoutubeDL.process_info`'s
+    /// `to_screen`): how many streams the item downloads one after the other (each its own
+    /// 0-100 progress cycle) before they are merged.
+    Formats {
+        id: String,
+        streams: u32,
+    },
+    /// `[<extractor>] <id>: ...`: yt-dlp is working on this video.
+    Working(String),
+    /// `[download] <file> has already been downloaded` (`YoutubeDL.report_file_already_downloaded`):
+    /// no progress follows for this item, only its `after_move` line.
+    AlreadyDone,
     /// Anything else (yt-dlp's own messages, garbage): logged, never fatal.
     Other,
 }
@@ -214,6 +415,12 @@ pub struct Progress {
     pub total_bytes: Option<u64>,
     #[serde(default, deserialize_with = "lenient_u64")]
     pub total_bytes_estimate: Option<u64>,
+    /// Fragments done and in all, for HLS/DASH (`downloader/fragment.py`), whose progress has
+    /// no `total_bytes`, only a `total_bytes_estimate` that moves as fragments arrive.
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub fragment_index: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub fragment_count: Option<u64>,
     #[serde(default, deserialize_with = "lenient_f64")]
     pub speed: Option<f64>,
     #[serde(default, deserialize_with = "lenient_f64")]
@@ -225,6 +432,12 @@ impl Progress {
     pub fn fraction(&self) -> Option<f64> {
         if self.status.as_deref() == Some("finished") {
             return Some(1.0);
+        }
+        if self.total_bytes.is_none()
+            && let (Some(index), Some(count)) = (self.fragment_index, self.fragment_count)
+            && count > 0
+        {
+            return Some((index as f64 / count as f64).clamp(0.0, 1.0));
         }
         let done = self.downloaded_bytes? as f64;
         let total = self.total_bytes.or(self.total_bytes_estimate)? as f64;
@@ -262,11 +475,114 @@ pub fn parse_line(line: &str) -> Line {
             _ => Line::Other,
         };
     }
-    Line::Other
+    if let Some(rest) = line.strip_prefix("[download] ") {
+        if let Some(counts) = rest.strip_prefix("Downloading item ") {
+            let Some((n, m)) = counts.trim().split_once(" of ") else {
+                return Line::Other;
+            };
+            return match n.trim().parse() {
+                Ok(index) => Line::Item {
+                    index,
+                    total: m.trim().parse().ok(),
+                },
+                Err(_) => Line::Other,
+            };
+        }
+        if rest.ends_with(" has already been downloaded")
+            || rest == "The file has already been downloaded"
+        {
+            return Line::AlreadyDone;
+        }
+        return Line::Other;
+    }
+    match extractor_line(line) {
+        Some((_, id, message)) => match message
+            .strip_prefix("Downloading ")
+            .and_then(|m| m.split_once(" format(s): "))
+        {
+            Some((_, formats)) => Line::Formats {
+                id: id.to_owned(),
+                // `137+140` is two streams in turn; `a, b` two formats, each its own.
+                streams: formats
+                    .split(',')
+                    .map(|f| f.split('+').filter(|p| !p.trim().is_empty()).count())
+                    .sum::<usize>()
+                    .clamp(1, 16) as u32,
+            },
+            None => Line::Working(id.to_owned()),
+        },
+        None => Line::Other,
+    }
+}
+
+/// A line that is not one of yt-dlp's `[...]` screen lines nor ours: an `ERROR:`/`WARNING:`
+/// message, a usage error, a traceback (what yt-dlp writes to stderr).
+pub fn is_message(line: &str) -> bool {
+    let line = line.trim_start();
+    !line.is_empty()
+        && !line.starts_with('[')
+        && !line.starts_with(PROGRESS_PREFIX)
+        && !line.starts_with(DONE_PREFIX)
+}
+
+/// `[<extractor>] <id>: <message>` (yt-dlp's `ExtractorError` and `to_screen` shape):
+/// `(extractor, id, message)`. The id has no spaces, so `[generic] Extracting URL: ...` is not
+/// one. `[download]` lines name files, not videos.
+fn extractor_line(line: &str) -> Option<(&str, &str, &str)> {
+    let rest = line.strip_prefix('[')?;
+    let (ie, rest) = rest.split_once("] ")?;
+    if ie.is_empty() || ie.contains(' ') || ie == "download" {
+        return None;
+    }
+    let (id, message) = rest.split_once(": ")?;
+    if id.is_empty() || id.len() > 200 || id.contains(char::is_whitespace) {
+        return None;
+    }
+    Some((ie, id, message))
+}
+
+/// Longest reason kept for one failed item.
+pub const MAX_ITEM_REASON_CHARS: usize = 300;
+/// Failed items kept for one download (the rest are counted in the last one's reason).
+pub const MAX_FAILED_ITEMS: usize = 200;
+
+/// One item yt-dlp could not download while it went on with the others (its default: see
+/// `YoutubeDL.trouble`, which only counts the error in the exit code when errors are ignored,
+/// and `__process_playlist`, which goes on to the next entry).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailedItem {
+    /// Its position in the playlist (`Downloading item N of M`), when yt-dlp said.
+    pub index: Option<u32>,
+    /// The video id, when yt-dlp named it (or was working on it).
+    pub id: Option<String>,
+    /// yt-dlp's reason, e.g. `Private video. Sign in if you've been granted access ...`.
+    pub reason: String,
+}
+
+/// A stderr `ERROR:` line as `(video id, reason)`: `ERROR: [youtube] <id>: Private video. ...`
+/// (the `[extractor] id: ` prefix is `ExtractorError`'s) gives the id and the text after it;
+/// another `ERROR:` line gives its whole text and no id. `None` for other lines.
+pub fn parse_error_line(line: &str) -> Option<(Option<String>, String)> {
+    let text = line
+        .trim()
+        .strip_prefix("ERROR:")?
+        .trim_start_matches(['\r', ' '])
+        .trim();
+    if text.is_empty() {
+        return None;
+    }
+    Some(match extractor_line(text) {
+        Some((_, id, reason)) if !reason.trim().is_empty() => (
+            Some(id.to_owned()),
+            truncate_chars(reason.trim(), MAX_ITEM_REASON_CHARS),
+        ),
+        _ => (None, truncate_chars(text, MAX_ITEM_REASON_CHARS)),
+    })
 }
 
 /// `GET /youtube/metadata`: `{kind, id, title, channel, duration, thumbnail, itemCount,
-/// entries[<=50]}`.
+/// listed, total, partial, summary, entries[<=50]}`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Metadata {
@@ -276,7 +592,19 @@ pub struct Metadata {
     pub channel: Option<String>,
     pub duration: Option<f64>,
     pub thumbnail: Option<String>,
+    /// Videos in the playlist: yt-dlp's `playlist_count` when it knows it, else those listed.
     pub item_count: u32,
+    /// Entries yt-dlp listed (at most `youtube.preview_items`, placeholders of private and
+    /// deleted videos left out).
+    pub listed: u32,
+    /// yt-dlp's `playlist_count` (YouTube's own count of the playlist), when it gave one.
+    pub total: Option<u32>,
+    /// True when the preview lists only the first items of a longer playlist (or one whose
+    /// length yt-dlp did not say and that filled the preview).
+    pub partial: bool,
+    /// For people: `first 50 of 3200 videos`, `first 50 videos (more not counted)`,
+    /// `12 videos`; `None` for a video.
+    pub summary: Option<String>,
     pub entries: Vec<Entry>,
 }
 
@@ -311,8 +639,9 @@ fn is_placeholder(title: &str) -> bool {
     matches!(title, "[Private video]" | "[Deleted video]")
 }
 
-/// Reads `yt-dlp -J --flat-playlist` output; `None` when it is not a JSON object.
-pub fn parse_metadata(json: &[u8]) -> Option<Metadata> {
+/// Reads `yt-dlp -J --flat-playlist -I 1:N` output (`requested` is that N); `None` when it is
+/// not a JSON object.
+pub fn parse_metadata(json: &[u8], requested: u32) -> Option<Metadata> {
     let v: Value = serde_json::from_slice(json).ok()?;
     v.as_object()?;
     let playlist = v.get("_type").and_then(Value::as_str) == Some("playlist");
@@ -321,6 +650,7 @@ pub fn parse_metadata(json: &[u8]) -> Option<Metadata> {
     let channel = text(&v, "channel").or_else(|| text(&v, "uploader"));
     let mut entries = Vec::new();
     let mut item_count = 0u32;
+    let mut raw = 0u32;
     if playlist {
         for e in v
             .get("entries")
@@ -328,7 +658,12 @@ pub fn parse_metadata(json: &[u8]) -> Option<Metadata> {
             .into_iter()
             .flatten()
         {
-            let Some(id) = text(e, "id") else { continue };
+            raw += 1;
+            // Entries of other sites' playlists (an RSS feed, extractor/generic.py) may have a
+            // URL and no id.
+            let Some(id) = text(e, "id").or_else(|| text(e, "url")) else {
+                continue;
+            };
             let title = text(e, "title").unwrap_or_else(|| id.clone());
             if is_placeholder(&title) {
                 continue;
@@ -346,6 +681,27 @@ pub fn parse_metadata(json: &[u8]) -> Option<Metadata> {
     } else {
         item_count = 1;
     }
+    let listed = item_count;
+    // `playlist_count`: the extractor's (YouTube's header "N videos", extractor/youtube/_tab.py)
+    // or, when the entries were all read, their number (`YoutubeDL.__process_playlist`).
+    let total = playlist
+        .then(|| v.get("playlist_count").and_then(Value::as_u64))
+        .flatten()
+        .and_then(|n| u32::try_from(n).ok());
+    let partial = playlist
+        && match total {
+            Some(total) => total > raw,
+            None => raw >= requested,
+        };
+    if let Some(total) = total {
+        item_count = item_count.max(total);
+    }
+    let plural = |n: u32| if n == 1 { "video" } else { "videos" };
+    let summary = playlist.then(|| match (partial, total) {
+        (true, Some(total)) => format!("first {listed} of {total} {}", plural(total)),
+        (true, None) => format!("first {listed} {} (more not counted)", plural(listed)),
+        (false, _) => format!("{item_count} {}", plural(item_count)),
+    });
     Some(Metadata {
         kind: if playlist { "playlist" } else { "video" },
         duration: if playlist {
@@ -358,6 +714,10 @@ pub fn parse_metadata(json: &[u8]) -> Option<Metadata> {
         title,
         channel,
         item_count,
+        listed,
+        total,
+        partial,
+        summary,
         entries,
     })
 }
@@ -429,6 +789,7 @@ mod tests {
             quality: Quality::Height(1080),
             format: "mp4".into(),
             folder: PathBuf::from("/dl/ann/Some Channel"),
+            pass: Passthrough::default(),
         };
         let args = download_args(&plan);
         let n = args.len();
@@ -436,8 +797,149 @@ mod tests {
         assert_eq!(args[n - 1], "https://www.youtube.com/watch?v=dQw4w9WgXcQ");
         assert!(args.contains(&OsString::from("home:/dl/ann/Some Channel")));
         assert!(args.contains(&OsString::from("--no-playlist")));
-        let meta = metadata_args("https://youtu.be/x");
+        // `--print` would make yt-dlp quiet: the item lines are needed.
+        assert!(args.contains(&OsString::from("--no-quiet")));
+        let meta = metadata_args("https://youtu.be/x", 50, &Passthrough::default());
         assert_eq!(meta[meta.len() - 2], "--");
+        let i = meta.iter().position(|a| a == "-I").unwrap();
+        assert_eq!(meta[i + 1], "1:50");
+    }
+
+    /// `-S` field names and limits as yt-dlp/yt-dlp yt_dlp/utils/_utils.py `FormatSorter`
+    /// (2026.10.26) reads them: `res`, `vcodec`, `acodec`, `ext` with `:` limits.
+    #[test]
+    fn formats_sort_for_direct_play_under_the_resolution_cap() {
+        let args = |quality, format: &str| {
+            download_args(&DownloadPlan {
+                url: "https://www.youtube.com/watch?v=dQw4w9WgXcQ".into(),
+                playlist: false,
+                quality,
+                format: format.into(),
+                folder: PathBuf::from("/dl"),
+                pass: Passthrough::default(),
+            })
+            .into_iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+        };
+        let after = |args: &[String], flag: &str| {
+            let i = args.iter().position(|a| a == flag).unwrap();
+            args[i + 1].clone()
+        };
+        let mp4 = args(Quality::Height(1080), "mp4");
+        assert_eq!(
+            after(&mp4, "-S"),
+            "res:1080,vcodec:h264,acodec:aac,ext:mp4:m4a"
+        );
+        assert_eq!(after(&mp4, "-f"), "bv*[height<=1080]+ba/b[height<=1080]/b");
+        assert_eq!(after(&mp4, "--merge-output-format"), "mp4");
+        let webm = args(Quality::Height(720), "webm");
+        assert_eq!(
+            after(&webm, "-S"),
+            "res:720,vcodec:vp9,acodec:opus,ext:webm:webm"
+        );
+        assert_eq!(after(&webm, "--merge-output-format"), "webm/mkv");
+        let mkv = args(Quality::Best, "mkv");
+        assert_eq!(after(&mkv, "-S"), "res");
+        assert_eq!(after(&mkv, "--merge-output-format"), "mkv");
+        assert_eq!(
+            after(&args(Quality::Best, "mp4"), "-S"),
+            "res,vcodec:h264,acodec:aac,ext:mp4:m4a"
+        );
+        // The sort comes before the URL, which stays last after `--`.
+        assert_eq!(mp4[mp4.len() - 2], "--");
+    }
+
+    /// Option names and aliases from yt-dlp/yt-dlp yt_dlp/options.py (2026.10.26); optparse
+    /// takes unambiguous abbreviations of long options and clusters of short ones.
+    #[test]
+    fn extra_args_that_would_break_the_worker_are_refused_by_name() {
+        let ok =
+            |v: &[&str]| check_extra_args(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(ok(&["--js-runtimes", "node"]), Ok(()));
+        assert_eq!(
+            ok(&["--js-runtimes=node", "--remote-components", "ejs:github"]),
+            Ok(())
+        );
+        assert_eq!(
+            ok(&[
+                "--cookies-from-browser",
+                "firefox",
+                "--progress",
+                "-f",
+                "best"
+            ]),
+            Ok(())
+        );
+        assert_eq!(
+            ok(&["-fbest", "-N", "4", "--output-na-placeholder", "x", "-4"]),
+            Ok(())
+        );
+        for (bad, named) in [
+            (&["-o", "x"][..], "-o"),
+            (&["--output=%(id)s"], "--output"),
+            (&["--out", "x"], "--output"),
+            (&["-P", "/tmp"], "-P"),
+            (&["--paths", "/tmp"], "--paths"),
+            (&["--exec", "rm -rf ~"], "--exec"),
+            (&["--print", "x"], "--print"),
+            (&["-O", "x"], "-O"),
+            (&["--progress-template", "x"], "--progress-template"),
+            (&["--newline"], "--newline"),
+            (&["--no-progress"], "--no-progress"),
+            (&["-q"], "-q"),
+            (&["-vq"], "-q"),
+            (&["--quiet"], "--quiet"),
+            (&["-j"], "-j"),
+            (&["-J"], "-J"),
+            (&["--print-json"], "--print-json"),
+            (&["-a", "list.txt"], "-a"),
+            (&["--batch-file=list.txt"], "--batch-file"),
+            (&["--load-info-json", "x"], "--load-info-json"),
+            (&["--config-location", "x"], "--config-locations"),
+            (&["--cookies", "c.txt"], "youtube.cookies_file"),
+            (&["-U"], "-U"),
+            (&["--update-to", "nightly"], "--update-to"),
+            (&["--"], "\"--\""),
+        ] {
+            let err = ok(bad).unwrap_err();
+            assert!(err.contains(named), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn cookies_and_extra_args_go_before_the_url() {
+        let pass = Passthrough {
+            cookies: Some(PathBuf::from("/data/youtube-cookies.txt")),
+            args: vec!["--js-runtimes".into(), "node".into()],
+        };
+        let meta = metadata_args("https://youtu.be/x", 50, &pass);
+        let n = meta.len();
+        assert_eq!(
+            meta[n - 6..],
+            [
+                "--cookies",
+                "/data/youtube-cookies.txt",
+                "--js-runtimes",
+                "node",
+                "--",
+                "https://youtu.be/x"
+            ]
+        );
+        let args = download_args(&DownloadPlan {
+            url: "https://youtu.be/x".into(),
+            playlist: false,
+            quality: Quality::Best,
+            format: "mp4".into(),
+            folder: PathBuf::from("/dl"),
+            pass,
+        });
+        let n = args.len();
+        assert_eq!(
+            args[n - 4..],
+            ["--js-runtimes", "node", "--", "https://youtu.be/x"]
+        );
+        assert!(args.contains(&OsString::from("--cookies")));
     }
 
     #[test]
@@ -499,7 +1001,9 @@ mod tests {
         );
         for junk in [
             "",
-            "[youtube] dQw4w9WgXcQ: Downloading webpage",
+            "[youtube] Extracting URL: https://www.youtube.com/watch?v=dQw4w9WgXcQ",
+            "[download] Destination: /dl/a: b.mp4",
+            "[download] Downloading item x of 5",
             "MNPROG {not json",
             "MNPROG [1,2]",
             "MNDONE 42",
@@ -516,6 +1020,107 @@ mod tests {
         assert_eq!(p.fraction(), None);
     }
 
+    /// The screen lines of yt-dlp/yt-dlp 2026.10.26: yt_dlp/YoutubeDL.py `__process_playlist`
+    /// ("Downloading item N of M"), `process_video_result` ("Downloading 1 format(s):"),
+    /// `report_file_already_downloaded`, and extractor/common.py `to_screen` ("[ie] id: ...").
+    #[test]
+    fn screen_lines_say_which_item_and_how_many_streams() {
+        assert_eq!(
+            parse_line("[download] Downloading item 3 of 120"),
+            Line::Item {
+                index: 3,
+                total: Some(120)
+            }
+        );
+        // --lazy-playlist does not know the count.
+        assert_eq!(
+            parse_line("[download] Downloading item 3 of N/A"),
+            Line::Item {
+                index: 3,
+                total: None
+            }
+        );
+        assert_eq!(
+            parse_line("[info] dQw4w9WgXcQ: Downloading 1 format(s): 137+140"),
+            Line::Formats {
+                id: "dQw4w9WgXcQ".into(),
+                streams: 2
+            }
+        );
+        assert_eq!(
+            parse_line("[info] dQw4w9WgXcQ: Downloading 1 format(s): 18"),
+            Line::Formats {
+                id: "dQw4w9WgXcQ".into(),
+                streams: 1
+            }
+        );
+        assert_eq!(
+            parse_line("[youtube] dQw4w9WgXcQ: Downloading webpage"),
+            Line::Working("dQw4w9WgXcQ".into())
+        );
+        assert_eq!(
+            parse_line("[download] /dl/a [x].mp4 has already been downloaded"),
+            Line::AlreadyDone
+        );
+    }
+
+    /// yt-dlp/yt-dlp yt_dlp/utils/_utils.py `ExtractorError` ("[ie] id: msg") as printed by
+    /// YoutubeDL.py `report_error` ("ERROR: ..."), and an error that names no video.
+    #[test]
+    fn error_lines_name_the_video_and_the_reason() {
+        assert_eq!(
+            parse_error_line(
+                "ERROR: [youtube] abcdefghijk: Private video. Sign in if you've been granted access to this video"
+            ),
+            Some((
+                Some("abcdefghijk".into()),
+                "Private video. Sign in if you've been granted access to this video".into()
+            ))
+        );
+        assert_eq!(
+            parse_error_line("ERROR: unable to download video data: HTTP Error 403: Forbidden"),
+            Some((
+                None,
+                "unable to download video data: HTTP Error 403: Forbidden".into()
+            ))
+        );
+        assert_eq!(
+            parse_error_line("ERROR: \r[download] Got error: HTTP Error 403: Forbidden"),
+            Some((
+                None,
+                "[download] Got error: HTTP Error 403: Forbidden".into()
+            ))
+        );
+        assert_eq!(parse_error_line("WARNING: [youtube] x: slow"), None);
+        assert_eq!(parse_error_line("ERROR:   "), None);
+        let long = format!("ERROR: [youtube] abc: {}", "x".repeat(1000));
+        assert_eq!(
+            parse_error_line(&long).unwrap().1.chars().count(),
+            MAX_ITEM_REASON_CHARS
+        );
+        assert!(is_message("ERROR: boom"));
+        assert!(!is_message("[download] 5%"));
+        assert!(!is_message("MNDONE \"/a\""));
+    }
+
+    /// HLS/DASH progress (yt-dlp/yt-dlp yt_dlp/downloader/fragment.py `_start_frag_download`)
+    /// has no `total_bytes`: the fragments tell how far it is.
+    #[test]
+    fn fragment_progress_reads_the_fragment_counts() {
+        let Line::Progress(p) = parse_line(
+            r#"MNPROG {"status":"downloading","downloaded_bytes":3000,"fragment_index":3,"fragment_count":12,"total_bytes_estimate":12000.5}"#,
+        ) else {
+            panic!()
+        };
+        assert_eq!(p.fraction(), Some(0.25));
+        let Line::Progress(p) = parse_line(
+            r#"MNPROG {"status":"downloading","downloaded_bytes":3000,"total_bytes_estimate":12000}"#,
+        ) else {
+            panic!()
+        };
+        assert_eq!(p.fraction(), Some(0.25));
+    }
+
     #[test]
     fn metadata_of_a_playlist_and_a_video() {
         let json =
@@ -524,19 +1129,46 @@ mod tests {
             "entries":[{"id":"aaaaaaaaaaa","title":"One","duration":213},
                        {"id":"bbbbbbbbbbb","title":"[Private video]","duration":null},
                        {"id":"ccccccccccc","title":"Two","duration":null}]}"#;
-        let m = parse_metadata(json).unwrap();
+        let m = parse_metadata(json, 50).unwrap();
         assert_eq!(m.kind, "playlist");
         assert_eq!(m.item_count, 2);
         assert_eq!(m.entries[1].title, "Two");
         assert_eq!(m.thumbnail.as_deref(), Some("https://i.ytimg.com/a.jpg"));
         let v = parse_metadata(
             br#"{"id":"dQw4w9WgXcQ","title":"A video","uploader":"Up","duration":12.5}"#,
+            50,
         )
         .unwrap();
         assert_eq!((v.kind, v.item_count, v.duration), ("video", 1, Some(12.5)));
         assert_eq!(v.channel.as_deref(), Some("Up"));
-        assert!(parse_metadata(b"[]").is_none());
-        assert!(parse_metadata(b"\xff\xfe").is_none());
+        assert!(parse_metadata(b"[]", 50).is_none());
+        assert!(parse_metadata(b"\xff\xfe", 50).is_none());
+        assert_eq!(m.summary.as_deref(), Some("2 videos"));
+        assert!(!m.partial);
+        assert_eq!(v.summary, None);
+        // The first 2 of a playlist YouTube says has 3200 (yt-dlp's `playlist_count`).
+        let big = parse_metadata(
+            br#"{"_type":"playlist","id":"PL2","title":"Big","playlist_count":3200,
+            "entries":[{"id":"aaaaaaaaaaa","title":"One"},{"id":"bbbbbbbbbbb","title":"Two"}]}"#,
+            2,
+        )
+        .unwrap();
+        assert_eq!(
+            (big.item_count, big.listed, big.total, big.partial),
+            (3200, 2, Some(3200), true)
+        );
+        assert_eq!(big.summary.as_deref(), Some("first 2 of 3200 videos"));
+        // No count from yt-dlp and a full preview: there may be more.
+        let unknown = parse_metadata(
+            br#"{"_type":"playlist","id":"PL3","title":"Chan",
+            "entries":[{"id":"aaaaaaaaaaa","title":"One"},{"id":"bbbbbbbbbbb","title":"Two"}]}"#,
+            2,
+        )
+        .unwrap();
+        assert_eq!(
+            unknown.summary.as_deref(),
+            Some("first 2 videos (more not counted)")
+        );
     }
 
     #[test]

@@ -144,6 +144,10 @@ const MATRIX: &[(&str, &str, [Want; 4])] = &[
     ("DELETE /api/v1/youtube/downloads/{id}",       "",                                                   [E401, OK,   E404, OK]),
     ("POST /api/v1/youtube/downloads/{id}/retry",   "",                                                   [E401, E409, E404, E409]),
     ("GET /api/v1/admin/downloads",                 "",                                                   [E401, E403, E403, OK]),
+    ("GET /api/v1/admin/youtube/settings",          "",                                                   [E401, E403, E403, OK]),
+    ("PUT /api/v1/admin/youtube/cookies",           r##"{"content":"# Netscape HTTP Cookie File\n"}"##,    [E401, E403, E403, OK]),
+    ("DELETE /api/v1/admin/youtube/cookies",        "",                                                   [E401, E403, E403, OK]),
+    ("PUT /api/v1/admin/youtube/extra-args",        r#"{"args":["--js-runtimes","node"]}"#,               [E401, E403, E403, OK]),
     // Plex is not set up in the fixture: signed-in callers get SERVICE_NOT_CONFIGURED, or the
     // validation error that comes first.
     ("GET /api/v1/plex/server",                     "",                                                   [E401, E503, E503, E503]),

@@ -31,3 +31,4 @@ mod services;
 mod sessions;
 mod shutdown;
 mod youtube;
+mod ytdlp_real;

@@ -1226,3 +1226,370 @@ async fn users_whose_names_are_made_safe_alike_get_their_own_folders_and_budgets
     assert!(yt.download_dir.join(file).is_file());
     server.stop().await.unwrap();
 }
+
+/// yt-dlp goes on after an item it cannot download and exits 1 at the end
+/// (yt-dlp/yt-dlp yt_dlp/YoutubeDL.py `trouble` and `__process_playlist`, 2026.10.26; the
+/// messages are the YouTube extractor's, extractor/youtube/_video.py): the download completes
+/// with the files it made, each failed item is listed with yt-dlp's reason, the disk holds
+/// exactly the recorded files and they reach Plex.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_playlist_with_private_members_only_and_blocked_items_completes_with_the_rest() {
+    let (yt, plex, section, server, token) = with_plex("pia").await;
+    let id = yt.submit_url(&token, &playlist("PLmix01")).await;
+    let collection = yt.until_collection(&token, &id).await;
+    let done = yt.get(&token, &id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["error"], Value::Null);
+    assert_eq!(
+        (done["itemsDone"].as_i64(), done["itemsTotal"].as_i64()),
+        (Some(6), Some(6))
+    );
+    assert_eq!(done["progress"], 100.0);
+    let files: Vec<String> = serde_json::from_value(done["files"].clone()).unwrap();
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert!(files[0].ends_with("[PLmix010001].mp4"), "{files:?}");
+    assert!(files[1].ends_with("[PLmix010003].mp4"), "{files:?}");
+    let failed = done["failedItems"].as_array().unwrap();
+    let summary: Vec<(i64, &str, &str)> = failed
+        .iter()
+        .map(|f| {
+            let reason = f["reason"].as_str().unwrap();
+            (
+                f["index"].as_i64().unwrap(),
+                f["id"].as_str().unwrap(),
+                reason.split('.').next().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (2, "privmix0002", "Private video"),
+            (
+                4,
+                "membmix0004",
+                "Join this channel to get access to members-only content like this video, and other exclusive perks"
+            ),
+            (
+                5,
+                "geobmix0005",
+                "The uploader has not made this video available in your country"
+            ),
+            (
+                6,
+                "f403mix0006",
+                "unable to download video data: HTTP Error 403: Forbidden"
+            ),
+        ]
+    );
+    assert!(
+        failed[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("Use --cookies-from-browser or --cookies"),
+        "{failed:?}"
+    );
+    // The disk holds the recorded files and nothing else (the `.part` of the item that failed
+    // midway is gone).
+    let mut on_disk: Vec<PathBuf> = yt.files_on_disk();
+    on_disk.sort();
+    let recorded: Vec<PathBuf> = files.iter().map(|f| yt.download_dir.join(f)).collect();
+    assert_eq!(on_disk, recorded);
+    // The owner is told how many items could not be downloaded.
+    let n = support::scalar(
+        &yt.t.state,
+        "SELECT count(*) FROM notifications WHERE type = 'download.completed'
+            AND message LIKE '%(2 files); 4 items could not be downloaded.'",
+        vec![],
+    )
+    .await;
+    assert_eq!(n, 1);
+    // Plex gets a collection of the two files.
+    let c = plex
+        .collections()
+        .into_iter()
+        .find(|c| c.rating_key == collection)
+        .unwrap();
+    assert_eq!(c.items.len(), 2);
+    let items = plex.items(&section);
+    assert_eq!(
+        items
+            .iter()
+            .filter(|i| c.items.contains(&i.rating_key))
+            .count(),
+        2
+    );
+
+    // The disk budget counts exactly those files: a budget of their size leaves no room.
+    let used: u64 = recorded
+        .iter()
+        .map(|f| std::fs::metadata(f).unwrap().len())
+        .sum();
+    assert_eq!(used, 2 * 64 * 1024);
+
+    // A playlist whose every item fails still fails, with yt-dlp's reason, and lists them.
+    let dead = yt.submit_url(&token, &playlist("PLdead1")).await;
+    let failed = yt.until_status(&token, &dead, "failed").await;
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("[youtube] privdea0002: Private video. Sign in"),
+        "{failed}"
+    );
+    assert_eq!(failed["failedItems"].as_array().unwrap().len(), 2);
+    assert_eq!(failed["files"], json!([]));
+    server.stop().await.unwrap();
+}
+
+/// `(progress, bytesDone, itemsDone)` of every look at download `id` until it completes.
+async fn watch_progress(yt: &Yt, token: &str, id: &str) -> (Value, Vec<(f64, i64, i64)>) {
+    let seen = Mutex::new(Vec::new());
+    let done = eventually(LONG, "the download to complete", || async {
+        let d = yt.get(token, id).await;
+        seen.lock().unwrap().push((
+            d["progress"].as_f64().unwrap(),
+            d["bytesDone"].as_i64().unwrap(),
+            d["itemsDone"].as_i64().unwrap(),
+        ));
+        assert_ne!(d["status"], "failed", "{d}");
+        (d["status"] == "completed").then_some(d)
+    })
+    .await;
+    (done, seen.into_inner().unwrap())
+}
+
+/// Real yt-dlp's progress (yt-dlp/yt-dlp 2026.10.26): a video and an audio stream run one
+/// 0-100 cycle each (YoutubeDL.py `process_info` downloads `requested_formats` in turn), HLS
+/// has only `total_bytes_estimate` and `fragment_index`/`fragment_count`
+/// (downloader/fragment.py), and a file already on disk prints no progress at all
+/// (`report_file_already_downloaded`). The shown progress counts items, never runs backwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_counts_items_over_two_stream_cycles_fragments_and_files_already_there() {
+    let (yt, server, _, token) = Yt::serving(60, |_| {}, "pat").await;
+    let monotone = |seen: &[(f64, i64, i64)]| {
+        assert!(
+            seen.windows(2)
+                .all(|w| w[0].0 <= w[1].0 && w[0].2 <= w[1].2),
+            "progress went back: {seen:?}"
+        );
+    };
+
+    // Two cycles: the video stream (48 KiB) and then the audio stream (16 KiB). While the
+    // video stream runs the item is not more than half done, whatever that stream's percent.
+    let id = yt.submit_url(&token, &video("twocyc00001")).await;
+    let (done, seen) = watch_progress(&yt, &token, &id).await;
+    monotone(&seen);
+    let video_stream = 48 * 1024;
+    let during_video: Vec<_> = seen
+        .iter()
+        .filter(|s| s.1 > 0 && s.1 < video_stream)
+        .collect();
+    assert!(!during_video.is_empty(), "{seen:?}");
+    assert!(
+        during_video.iter().all(|s| s.0 <= 50.0),
+        "the first of two cycles counted as the whole item: {seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|s| s.1 > video_stream && s.0 > 50.0 && s.0 < 100.0),
+        "the audio cycle adds the second half: {seen:?}"
+    );
+    assert_eq!(
+        (done["progress"].as_f64(), done["bytesDone"].as_i64()),
+        (Some(100.0), Some(65536))
+    );
+
+    // HLS: fragments only.
+    let id = yt.submit_url(&token, &video("hlsvid00001")).await;
+    let (done, seen) = watch_progress(&yt, &token, &id).await;
+    monotone(&seen);
+    assert!(
+        seen.iter().any(|s| s.0 > 10.0 && s.0 < 99.0),
+        "fragment progress shows: {seen:?}"
+    );
+    assert_eq!(done["progress"], 100.0);
+
+    // A playlist of three: items, not cycles, and the item count never passes three.
+    let list = playlist("PLn3prog");
+    let id = yt.submit_url(&token, &list).await;
+    let (done, seen) = watch_progress(&yt, &token, &id).await;
+    monotone(&seen);
+    for s in &seen {
+        assert!(s.2 <= 3, "{seen:?}");
+        // Within item n+1 of 3 the progress stays below (n+1)/3.
+        assert!(
+            s.0 <= (s.2 as f64 + 1.0) / 3.0 * 100.0 + 0.01,
+            "{s:?} in {seen:?}"
+        );
+    }
+    assert_eq!(
+        (done["itemsDone"].as_i64(), done["itemsTotal"].as_i64()),
+        (Some(3), Some(3))
+    );
+
+    // Again: every file is there already, no progress is printed, each item still counts.
+    let again = yt.submit_url(&token, &list).await;
+    let (done, seen) = watch_progress(&yt, &token, &again).await;
+    monotone(&seen);
+    assert_eq!(
+        (done["itemsDone"].as_i64(), done["progress"].as_f64()),
+        (Some(3), Some(100.0))
+    );
+    assert_eq!(done["files"].as_array().unwrap().len(), 3);
+    server.stop().await.unwrap();
+}
+
+/// A playlist of thousands: the preview asks yt-dlp for the first `youtube.preview_items`
+/// (`-I 1:N`; yt-dlp/yt-dlp yt_dlp/YoutubeDL.py `__process_playlist` takes that slice lazily, so
+/// only its pages are fetched) and says "first N of M" with YouTube's `playlist_count`
+/// (extractor/youtube/_tab.py, 2026.10.26). The simulator pauses once per page of 100, as the
+/// extractor fetches one continuation per page: listing all 9999 would take about 10 s.
+#[tokio::test]
+async fn a_preview_of_a_big_playlist_lists_the_first_items_and_says_of_how_many() {
+    let yt = Yt::new(100, |c| c.youtube.preview_items = 20);
+    let (_, token) = yt.user("uma").await;
+    let q: String =
+        url::form_urlencoded::byte_serialize(playlist("PLn9999big").as_bytes()).collect();
+    let r = tokio::time::timeout(
+        Duration::from_secs(5),
+        call("GET", &format!("/api/v1/youtube/metadata?url={q}"))
+            .bearer(&token)
+            .send(&yt.app),
+    )
+    .await
+    .expect("the preview of a big playlist answers in time");
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let p = r.data();
+    assert_eq!(p["entries"].as_array().unwrap().len(), 20);
+    assert_eq!(
+        (&p["itemCount"], &p["listed"], &p["total"], &p["partial"]),
+        (&json!(9999), &json!(20), &json!(9999), &json!(true))
+    );
+    assert_eq!(p["summary"], "first 20 of 9999 videos");
+    // A short playlist is whole.
+    let q: String = url::form_urlencoded::byte_serialize(playlist("PLn5sm").as_bytes()).collect();
+    let p = call("GET", &format!("/api/v1/youtube/metadata?url={q}"))
+        .bearer(&token)
+        .send(&yt.app)
+        .await
+        .data();
+    assert_eq!(
+        (&p["partial"], &p["summary"]),
+        (&json!(false), &json!("5 videos"))
+    );
+}
+
+/// The command lines the simulator was run with (`sim-state/args.log`).
+fn sim_args(yt: &Yt) -> Vec<Vec<String>> {
+    std::fs::read_to_string(yt.sim_dir.join("sim-state/args.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// An admin uploads a cookies file (stored 0600 in the data dir, never shown again) and sets
+/// extra yt-dlp arguments (options that would break the worker are refused by name, as the
+/// config file's `youtube.extra_args` are); every run gets `--cookies <file>` and the
+/// arguments before the `--` (yt-dlp/yt-dlp yt_dlp/options.py `--cookies`, `--js-runtimes`,
+/// 2026.10.26).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_sets_a_cookies_file_and_extra_args_that_every_run_gets() {
+    let (yt, server, _, token) = Yt::serving(2, |_| {}, "cal").await;
+    let admin_id = insert_user(&yt.t.state, "root", None, "admin", None).await;
+    let admin = new_session(&yt.t.state, &admin_id).await.token;
+    let secret = "SAPISID\tsecret-cookie-value-123";
+    let cookies =
+        format!("# Netscape HTTP Cookie File\n.youtube.com\tTRUE\t/\tTRUE\t2000000000\t{secret}\n");
+    let put =
+        |who: &str, path: &str, body: Value| call("PUT", path).bearer(who).json(body).send(&yt.app);
+    // Users cannot; a file that is not a cookies file is refused.
+    let r = put(
+        &token,
+        "/api/v1/admin/youtube/cookies",
+        json!({"content": cookies}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = put(
+        &admin,
+        "/api/v1/admin/youtube/cookies",
+        json!({"content": "hello"}),
+    )
+    .await;
+    assert_error(&r, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    let r = put(
+        &admin,
+        "/api/v1/admin/youtube/cookies",
+        json!({"content": cookies}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert!(!r.text().contains("secret-cookie-value"), "{}", r.text());
+    assert_eq!(r.data()["cookiesSource"], "uploaded");
+    let stored = yt.t.state.config().data_dir.join("youtube-cookies.txt");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&stored).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(std::fs::read_to_string(&stored).unwrap(), cookies);
+
+    // Extra arguments: a refused option is named.
+    for (args, named) in [
+        (json!(["--js-runtimes", "node", "-o", "x"]), "-o is refused"),
+        (json!(["--output=%(id)s"]), "--output=%(id)s is refused"),
+        (json!(["--cookies", "/tmp/c.txt"]), "youtube.cookies_file"),
+        (json!(["--exec", "sh"]), "--exec is refused"),
+    ] {
+        let r = put(
+            &admin,
+            "/api/v1/admin/youtube/extra-args",
+            json!({ "args": args }),
+        )
+        .await;
+        let e = assert_error(&r, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+        let reason = e["details"]["fields"]["args"].as_str().unwrap();
+        assert!(reason.contains(named), "{reason}");
+    }
+    let r = put(
+        &admin,
+        "/api/v1/admin/youtube/extra-args",
+        json!({"args": ["--js-runtimes", "node"]}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(
+        (&r.data()["extraArgs"], &r.data()["extraArgsSource"]),
+        (&json!(["--js-runtimes", "node"]), &json!("admin"))
+    );
+
+    // Both the preview and the download runs get them, before the URL.
+    let id = yt.submit_url(&token, &video("cookie00001")).await;
+    yt.until_status(&token, &id, "completed").await;
+    let runs = sim_args(&yt);
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    let path = stored.to_string_lossy().into_owned();
+    for run in &runs {
+        let n = run.len();
+        assert_eq!(
+            run[n - 6..n - 2],
+            ["--cookies", path.as_str(), "--js-runtimes", "node"],
+            "{run:?}"
+        );
+    }
+    // The settings never show the content; removing the file stops passing it.
+    let s = call("GET", "/api/v1/admin/youtube/settings")
+        .bearer(&admin)
+        .send(&yt.app)
+        .await;
+    assert!(!s.text().contains("secret-cookie-value"));
+    let r = call("DELETE", "/api/v1/admin/youtube/cookies")
+        .bearer(&admin)
+        .send(&yt.app)
+        .await;
+    assert_eq!(r.data()["cookiesSource"], Value::Null);
+    assert!(!stored.exists());
+    server.stop().await.unwrap();
+}

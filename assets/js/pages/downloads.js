@@ -46,7 +46,7 @@ export async function render(root, app) {
       poster(meta.thumbnail, meta.title),
       h("div", { class: "body" },
         h("h3", { text: meta.title || target }),
-        h("p", { class: "muted" }, [meta.channel, meta.kind === "playlist" ? `${meta.itemCount ?? (meta.entries || []).length} videos` : fmtDuration(meta.duration)].filter(Boolean).join(" · ")),
+        h("p", { class: "muted" }, [meta.channel, meta.kind === "playlist" ? (meta.summary || `${meta.itemCount ?? (meta.entries || []).length} videos`) : fmtDuration(meta.duration)].filter(Boolean).join(" · ")),
         meta.entries && meta.entries.length ? h("details", {}, h("summary", { text: "Videos" }),
           h("ol", {}, meta.entries.map((e) => h("li", { text: e.title || e.id })))) : null,
         h("div", { class: "row" }, h("label", { for: "quality" }, "Quality"), quality, h("label", { for: "format" }, "Format"), format),
@@ -99,7 +99,13 @@ export async function render(root, app) {
         h("span", { class: "title", text: d.title || d.url }), " ", badge(d.status),
         h("div", { class: "progress-row" }, bar, pct),
         h("small", { class: "muted", text: details }),
-        d.error ? h("p", { class: "message warn", text: d.error }) : null),
+        d.error ? h("p", { class: "message warn", text: d.error }) : null,
+        // Items yt-dlp could not download (private, members-only, blocked ...), with its reason.
+        d.failedItems && d.failedItems.length ? h("details", { class: "failed-items" },
+          h("summary", { text: `${d.failedItems.length} item${d.failedItems.length === 1 ? "" : "s"} could not be downloaded` }),
+          h("ul", {}, d.failedItems.map((f) => h("li", {
+            text: [f.index ? `#${f.index}` : null, f.id, f.reason].filter(Boolean).join(" · "),
+          })))) : null),
       actions);
     rows.set(d.id, { li, bar, pct, download: d });
     return li;
