@@ -74,13 +74,6 @@ pub async fn get_doctor(
     Ok(ApiResponse::ok(&report))
 }
 
-/// `youtube.extra_args`: the options passed on to yt-dlp (they can enable JavaScript runtimes
-/// and name ffmpeg's location).
-fn extra_args(_config: &Config) -> Vec<String> {
-    // wired after merge
-    Vec::new()
-}
-
 /// Runs every check; `leading` (the command's "service settings" check) goes before the
 /// services.
 pub async fn run(
@@ -90,7 +83,9 @@ pub async fn run(
     leading: Vec<Check>,
 ) -> Report {
     let today = today(clock);
-    let extra = extra_args(&config);
+    // The options passed on to yt-dlp, as a run gets them (an admin's setting over
+    // `youtube.extra_args`): they can enable JavaScript runtimes and name ffmpeg's location.
+    let extra = crate::youtube::passthrough_for(&config).await.args;
     let files = {
         let config = config.clone();
         async move {

@@ -581,7 +581,12 @@ pub const MAX_COOKIES_BYTES: usize = 1024 * 1024;
 /// there is one, else `youtube.cookies_file`; the admin's extra arguments when set, else
 /// `youtube.extra_args`.
 pub async fn passthrough(state: &AppState) -> ytdlp::Passthrough {
-    let config = state.config();
+    passthrough_for(state.config()).await
+}
+
+/// [`passthrough`] from the configuration and the data dir alone (`medianest doctor` has no
+/// running server).
+pub async fn passthrough_for(config: &crate::config::Config) -> ytdlp::Passthrough {
     let uploaded = config.data_dir.join(COOKIES_FILE);
     let cookies = if tokio::fs::metadata(&uploaded)
         .await
