@@ -975,7 +975,7 @@ extra_args = []
 # plex_path = "/data/youtube"
 
 [overseerr]
-# Submit requests of users who have no Overseerr account as Overseerr's admin.
+# Submit requests of users who have no Seerr (or Overseerr) account as Seerr's admin.
 fallback_to_admin = false
 
 [webhooks]

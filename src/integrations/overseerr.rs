@@ -36,8 +36,9 @@ pub use model::{
 };
 pub use webhook::{NotificationType, Requester, WebhookError, WebhookEvent};
 
-/// The display name in client messages ("Overseerr is temporarily unavailable.").
-pub const SERVICE_NAME: &str = "Overseerr";
+/// The display name in client messages ("Seerr is temporarily unavailable."), for Seerr and
+/// Overseerr alike.
+pub const SERVICE_NAME: &str = "Seerr";
 /// Where Overseerr's API lives below its base URL.
 const API_PREFIX: &str = "/api/v1";
 

@@ -167,11 +167,11 @@ impl MediaState {
     }
 }
 
-/// The "Overseerr is not set up" error.
+/// The "Seerr is not set up" error.
 pub(crate) fn not_configured() -> AppError {
     AppError::Api {
         code: ErrorCode::ServiceNotConfigured,
-        service: Some("Overseerr"),
+        service: Some(crate::integrations::overseerr::SERVICE_NAME),
         details: None,
         retry_after: None,
     }

@@ -272,7 +272,7 @@ pub async fn create(
         None if user.is_admin() || state.config().overseerr.fallback_to_admin => None,
         None => {
             return Err(refused(
-                "Your account is not linked to an Overseerr user. Ask the server owner to import you into Overseerr.",
+                "Your account is not linked to a Seerr user. Ask the server owner to import you into Seerr.",
             ));
         }
     };
@@ -308,8 +308,8 @@ pub async fn create(
             state.media().user_map.invalidate(&caller);
             return Err(AppError::Upstream {
                 code: ErrorCode::UpstreamError,
-                service: "Overseerr",
-                detail: "Overseerr refused the API key or the user id".into(),
+                service: crate::integrations::overseerr::SERVICE_NAME,
+                detail: "Seerr refused the API key or the user id".into(),
                 retry_after: None,
             });
         }
@@ -720,7 +720,7 @@ async fn for_review(state: &AppState, caller: &str, id: String) -> AppResult<(Re
         .ok_or_else(|| AppError::new(ErrorCode::NotFound))?;
     let oid = row.overseerr_id.ok_or_else(|| {
         AppError::new(ErrorCode::Conflict)
-            .with_details(json!({ "reason": "This request is not linked to Overseerr." }))
+            .with_details(json!({ "reason": "This request is not linked to Seerr." }))
     })?;
     Ok((row, oid))
 }

@@ -319,10 +319,7 @@ pub async fn test_service(
     let gate = state.health_manager().test_gate().clone();
     let Ok(Ok(_permit)) = tokio::time::timeout(timeout, gate.acquire_owned()).await else {
         // The same wording as the client's own timeout for this service.
-        let e = UpstreamFailure::Timeout.into_app_error(match name {
-            ServiceName::Overseerr => crate::integrations::overseerr::SERVICE_NAME,
-            other => other.display_name(),
-        });
+        let e = UpstreamFailure::Timeout.into_app_error(name.display_name());
         return Ok(ApiResponse::ok(&TestOutcome {
             ok: false,
             latency_ms: started.elapsed().as_millis() as u64,

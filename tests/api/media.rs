@@ -362,7 +362,7 @@ async fn overseerr_down_or_failing_stores_nothing() {
     );
     let r = m.request_movie(&m.w.user, 603).await;
     let e = assert_error(&r, StatusCode::BAD_GATEWAY, "UPSTREAM_ERROR");
-    assert!(e["message"].as_str().unwrap().contains("Overseerr"), "{e}");
+    assert!(e["message"].as_str().unwrap().contains("Seerr"), "{e}");
     assert_eq!(m.rows().await, 0);
 
     m.w.set_url("overseerr", &refused_url()).await;
@@ -544,12 +544,7 @@ async fn unmatched_users_are_refused_unless_the_fallback_is_on() {
     let m = media_world().await;
     let r = m.request_movie(&m.stranger, 603).await;
     let e = assert_error(&r, StatusCode::FORBIDDEN, "FORBIDDEN");
-    assert!(
-        e["details"]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("Overseerr")
-    );
+    assert!(e["details"]["reason"].as_str().unwrap().contains("Seerr"));
     assert_eq!(m.rows().await, 0);
     let m = media_world_with(|c| c.overseerr.fallback_to_admin = true).await;
     let r = m.request_movie(&m.stranger, 603).await;

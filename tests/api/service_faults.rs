@@ -63,7 +63,9 @@ async fn each_fault_gets_its_status_and_message_within_the_bound() {
     let check = |list: &[Value], status: &str, message: &dyn Fn(&str) -> String| {
         for (name, display) in [
             ("plex", "Plex"),
-            ("overseerr", "Overseerr"),
+            // The client's messages say Seerr for Seerr and Overseerr alike; the card's
+            // displayName names the one detected.
+            ("overseerr", "Seerr"),
             ("uptime_kuma", "Uptime Kuma"),
         ] {
             let s = entry(list, name);
@@ -196,7 +198,7 @@ async fn the_breaker_opens_after_five_failures_and_closes_after_recovery() {
     let (list, took) = refresh(&w).await;
     let s = entry(&list, "overseerr");
     assert_eq!(s["status"], "down");
-    assert_eq!(s["message"], "Overseerr is temporarily unavailable.");
+    assert_eq!(s["message"], "Seerr is temporarily unavailable.");
     assert_eq!(s["breaker"], "open");
     assert_eq!(calls(), before, "an open breaker calls nobody");
     assert!(took < Duration::from_millis(500), "{took:?}");
@@ -386,11 +388,11 @@ async fn hanging_upstream_scenario() {
         let data = r.data();
         if *test {
             assert_eq!(data["ok"], false, "{data}");
-            assert_eq!(data["error"], "Overseerr did not answer in time.");
+            assert_eq!(data["error"], "Seerr did not answer in time.");
         } else {
             let s = entry(data.as_array().unwrap(), "overseerr");
             assert_eq!(s["status"], "down", "{s}");
-            assert_eq!(s["message"], "Overseerr did not answer in time.");
+            assert_eq!(s["message"], "Seerr did not answer in time.");
         }
     }
     w.overseerr.set_latency(Duration::ZERO);
@@ -554,7 +556,7 @@ async fn an_outage_reaches_live_clients_within_one_check_interval() {
         .await;
     let took = outage.elapsed();
     assert_eq!(event["status"], "down", "{event}");
-    assert_eq!(event["message"], "Overseerr is temporarily unavailable.");
+    assert_eq!(event["message"], "Seerr is temporarily unavailable.");
     assert!(took < bound, "the event came {took:?} after the outage");
 
     // The client that did not read was skipped ahead, not waited for.
@@ -634,14 +636,14 @@ async fn a_redirect_is_not_followed_and_fails_with_a_clear_message() {
     assert!(
         error["details"]["reason"]
             .as_str()
-            .is_some_and(|m| m.starts_with("Overseerr answered with a redirect")),
+            .is_some_and(|m| m.starts_with("Seerr answered with a redirect")),
         "{error}"
     );
     for (service, display, key) in [
         ("plex", "Plex", Some(w.plex.token())),
         (
             "overseerr",
-            "Overseerr",
+            "Seerr",
             Some(crate::support::services::OVERSEERR_KEY.to_owned()),
         ),
         ("uptime_kuma", "Uptime Kuma", None),

@@ -654,7 +654,7 @@ async fn saving_a_working_url_shows_up_at_once_without_a_restart() {
     w.cycle().await;
     let s = w.service("overseerr").await;
     assert_eq!(s["status"], "down");
-    assert_eq!(s["message"], "Overseerr is temporarily unavailable.");
+    assert_eq!(s["message"], "Seerr is temporarily unavailable.");
 
     // Same instant on the clock, same state: the save rebuilds the client and checks at once.
     let r = w
@@ -723,7 +723,7 @@ async fn testing_settings_checks_live_and_saves_nothing() {
             .await;
         let d = r.data();
         assert_eq!(d["ok"], false, "{d}");
-        assert_eq!(d["error"], "Overseerr is temporarily unavailable.");
+        assert_eq!(d["error"], "Seerr is temporarily unavailable.");
         assert_eq!(d["version"], Value::Null);
     }
     let garbage = FakeOverseerr::start().await.unwrap();
@@ -734,10 +734,7 @@ async fn testing_settings_checks_live_and_saves_nothing() {
             json!({"url": garbage.url(), "apiKey": OVERSEERR_KEY}),
         )
         .await;
-    assert_eq!(
-        r.data()["error"],
-        "Overseerr returned an unexpected response."
-    );
+    assert_eq!(r.data()["error"], "Seerr returned an unexpected response.");
     let breaker = w.breaker("overseerr").await;
     assert_eq!(breaker["state"], "closed");
     assert_eq!(breaker["consecutiveFailures"], 0);
