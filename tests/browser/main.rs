@@ -606,6 +606,8 @@ fn an_admin_changes_a_users_role_and_edits_a_service() {
     b.wait_path("/admin/services");
     let form = "form[data-service-form='overseerr']";
     b.find(&format!("{form} #svc-overseerr-url"));
+    // Kuma takes an optional API key (for its /metrics).
+    b.find("form[data-service-form='uptime_kuma'] #svc-uptime_kuma-key");
     b.find_text(&format!("{form} button"), "Test connection")
         .click();
     b.find_text(&format!("{form} .result"), "Connected in");
@@ -687,6 +689,55 @@ fn an_admin_changes_a_users_role_and_edits_a_service() {
     b.find("a.tab[href='/admin/performance']").click();
     b.find("#admin-panel svg.chart");
     shoot(&b, "admin-performance");
+
+    // YouTube: upload a cookies file, set extra yt-dlp options, see a breaking one refused.
+    b.find("a.tab[href='/admin/youtube']").click();
+    b.wait_path("/admin/youtube");
+    b.find("#yt-cookies-source[data-source='none']");
+    let cookies = app.data_dir.with_file_name("cookies.txt");
+    std::fs::write(
+        &cookies,
+        "# Netscape HTTP Cookie File\n.youtube.com\tTRUE\t/\tTRUE\t0\tSID\tsecret-value\n",
+    )
+    .unwrap();
+    b.find("#yt-cookies-file")
+        .send_keys(cookies.to_str().unwrap());
+    b.find("#yt-cookies-source[data-source='uploaded']");
+    let settings = |app: &App| app.api("GET", "/admin/youtube/settings", &admin, None).1;
+    let stored = settings(&app);
+    assert_eq!(stored["data"]["cookiesSource"], "uploaded", "{stored}");
+    assert!(!stored.to_string().contains("secret-value"), "{stored}");
+    let args = b.find("#yt-extra-args");
+    args.clear();
+    args.send_keys("--js-runtimes\nnode");
+    b.find_text("#yt-extra-args-form button", "Save options")
+        .click();
+    b.find("#yt-extra-args-source[data-source='admin']");
+    assert_eq!(
+        settings(&app)["data"]["extraArgs"],
+        json!(["--js-runtimes", "node"])
+    );
+    let args = b.find("#yt-extra-args");
+    args.clear();
+    args.send_keys("--exec\necho hi");
+    b.find_text("#yt-extra-args-form button", "Save options")
+        .click();
+    b.find_text("#admin-panel .result .error", "--exec is refused");
+    assert_eq!(
+        settings(&app)["data"]["extraArgs"],
+        json!(["--js-runtimes", "node"])
+    );
+    shoot(&b, "admin-youtube");
+
+    // Doctor: the checks run on opening the tab, each with its result.
+    b.script("window.scrollTo(0, 0)", vec![]);
+    b.find("a.tab[href='/admin/doctor']").click();
+    b.wait_path("/admin/doctor");
+    b.find("#doctor-table tr[data-check='yt-dlp'][data-status]");
+    b.find("#doctor-table tr[data-check='Plex'][data-status='ok']");
+    // Seerr was switched off above.
+    b.find("#doctor-table tr[data-check='Seerr'][data-status='skip']");
+    shoot(&b, "admin-doctor");
     assert_clean_console(&b);
 }
 

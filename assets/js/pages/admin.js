@@ -1,6 +1,6 @@
 // Admin: users (role, suspend, delete), services (edit, test connection, circuit breaker),
 // requests (approve, decline), stats and performance (inline-SVG charts), the error log by
-// correlation id, and the doctor's checks (what is broken and how to fix it). Each tab has its own address (/admin/users, /admin/services, ...).
+// correlation id, yt-dlp's cookies and extra options, and the doctor's checks (what is broken and how to fix it). Each tab has its own address (/admin/users, /admin/services, ...).
 
 import { api } from "../api.js";
 import { h, mount, loading, errorBox, badge, fmtDate, fmtAgo, fmtBytes, barChart, confirmButton, toast, busy } from "../ui.js";
@@ -12,6 +12,7 @@ const TABS = [
   ["stats", "Stats"],
   ["performance", "Performance"],
   ["errors", "Error log"],
+  ["youtube", "YouTube"],
   ["doctor", "Doctor"],
 ];
 
@@ -28,7 +29,7 @@ export async function render(root, app, path) {
   await PANELS[current](panel, app);
 }
 
-const PANELS = { users, services, requests, stats, performance, errors, doctor };
+const PANELS = { users, services, requests, stats, performance, errors, youtube, doctor };
 
 async function users(panel, app) {
   const q = h("input", { id: "user-q", type: "search", placeholder: "Username or email", maxlength: 100 });
@@ -152,8 +153,8 @@ async function services(panel) {
     const f = h("form", { class: "card stack service-form", "data-service-form": c.name },
       h("h3", { text: c.displayName }),
       h("label", { for: id("url") }, "URL"), url,
-      c.name === "uptime_kuma" ? null : h("label", { for: id("key") }, c.name === "plex" ? "Token" : "API key"),
-      c.name === "uptime_kuma" ? null : key,
+      h("label", { for: id("key") }, c.name === "plex" ? "Token" : c.name === "uptime_kuma" ? "API key (optional: reads every monitor from /metrics)" : "API key"),
+      key,
       slug ? h("label", { for: id("slug") }, "Status page slug") : null, slug,
       h("label", { for: id("timeout") }, "Timeout (ms)"), timeout,
       h("label", { class: "check", for: id("enabled") }, enabled, " Enabled"),
@@ -332,6 +333,96 @@ async function errors(panel) {
     load();
   });
   await load();
+}
+
+// What every yt-dlp run gets (GET /admin/youtube/settings): a cookies file (uploaded here, kept
+// 0600 in the data dir and never shown again) and the extra options, one per line, checked by the
+// server against the options that would break the worker.
+async function youtube(panel) {
+  const SOURCES = { uploaded: "an uploaded file", config: "youtube.cookies_file" };
+  const status = h("p", { id: "yt-cookies-source" });
+  const file = h("input", { type: "file", id: "yt-cookies-file", accept: ".txt,text/plain" });
+  const remove = h("button", { type: "button", id: "yt-cookies-remove" }, "Remove uploaded file");
+  const args = h("textarea", { id: "yt-extra-args", rows: "4", spellcheck: "false", "aria-describedby": "yt-extra-args-help" });
+  const argsSource = h("p", { class: "muted", id: "yt-extra-args-source" });
+  const save = h("button", { type: "submit", class: "primary" }, "Save options");
+  const reset = h("button", { type: "button", id: "yt-extra-args-reset" }, "Use the configuration's");
+  const result = h("p", { class: "result", "aria-live": "polite" });
+  const show = (data) => {
+    status.textContent = data.cookiesSource ? `Cookies: ${SOURCES[data.cookiesSource] || data.cookiesSource}.` : "Cookies: none.";
+    status.dataset.source = data.cookiesSource || "none";
+    remove.hidden = data.cookiesSource !== "uploaded";
+    args.value = data.extraArgs.join("\n");
+    argsSource.textContent = data.extraArgsSource === "admin" ? "Set here (over youtube.extra_args)." : "From the configuration (youtube.extra_args).";
+    argsSource.dataset.source = data.extraArgsSource;
+  };
+  const fail = (e) => {
+    const fields = e && e.details && e.details.fields;
+    mount(result, errorBox(fields ? Object.assign(e, { message: Object.values(fields).join(" ") }) : e));
+  };
+  file.addEventListener("change", async () => {
+    const chosen = file.files && file.files[0];
+    if (!chosen) return;
+    try {
+      const { data } = await api("/admin/youtube/cookies", { method: "PUT", body: { content: await chosen.text() } });
+      show(data);
+      mount(result, h("span", { text: "Cookies file saved." }));
+    } catch (e) {
+      fail(e);
+    }
+    file.value = "";
+  });
+  remove.addEventListener("click", () => busy(remove, async () => {
+    try {
+      show((await api("/admin/youtube/cookies", { method: "DELETE" })).data);
+      mount(result, h("span", { text: "Uploaded cookies file removed." }));
+    } catch (e) {
+      fail(e);
+    }
+  }));
+  const form = h("form", { id: "yt-extra-args-form", class: "stack" },
+    h("label", { for: "yt-extra-args" }, "Extra yt-dlp options, one per line"),
+    args,
+    h("p", { class: "muted", id: "yt-extra-args-help", text: "For example --js-runtimes and node on two lines. Options that would break downloads (output, paths, exec, print, progress, config files) are refused." }),
+    argsSource,
+    h("div", { class: "row" }, save, reset));
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    busy(save, async () => {
+      const list = args.value.split("\n").map((l) => l.trim()).filter((l) => l !== "");
+      try {
+        show((await api("/admin/youtube/extra-args", { method: "PUT", body: { args: list } })).data);
+        mount(result, h("span", { text: "Options saved." }));
+      } catch (err) {
+        fail(err);
+      }
+    });
+  });
+  reset.addEventListener("click", () => busy(reset, async () => {
+    try {
+      show((await api("/admin/youtube/extra-args", { method: "PUT", body: { args: null } })).data);
+      mount(result, h("span", { text: "Options from the configuration again." }));
+    } catch (e) {
+      fail(e);
+    }
+  }));
+  mount(panel, loading());
+  try {
+    const { data } = await api("/admin/youtube/settings");
+    mount(panel,
+      h("section", { class: "card stack" },
+        h("h2", { text: "Cookies for yt-dlp" }),
+        h("p", { class: "muted", text: "Some videos (age-restricted, members-only) and many servers need YouTube cookies: export cookies.txt (Netscape format) from a browser signed in to YouTube. The file is stored readable by MediaNest only and never shown again." }),
+        status,
+        h("label", { for: "yt-cookies-file" }, "Upload cookies.txt"),
+        file,
+        h("div", { class: "row" }, remove)),
+      h("section", { class: "card stack" }, h("h2", { text: "yt-dlp options" }), form),
+      result);
+    show(data);
+  } catch (e) {
+    mount(panel, errorBox(e, () => youtube(panel)));
+  }
 }
 
 // The doctor's checks (GET /admin/doctor): one row per check with its result and, for a warning
