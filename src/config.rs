@@ -1231,7 +1231,7 @@ mod tests {
             &[],
         );
         assert!(
-            e.contains("youtube.extra_args") && e.contains("--output=x is refused"),
+            e.contains("youtube.extra_args") && e.contains("--output is refused"),
             "{e}"
         );
         let e = err(Some("[youtube]\npreview_items = 0\n"), &[]);

@@ -580,8 +580,73 @@ pub const MAX_COOKIES_BYTES: usize = 1024 * 1024;
 /// The cookies file and extra arguments every yt-dlp run gets: the uploaded cookies file when
 /// there is one, else `youtube.cookies_file`; the admin's extra arguments when set, else
 /// `youtube.extra_args`.
+///
+/// The cookies file is given to each run as its own copy: yt-dlp writes its cookie jar back to
+/// the `--cookies` file when it exits (yt-dlp/yt-dlp yt_dlp/YoutubeDL.py `close` ->
+/// `save_cookies`; yt_dlp/cookies.py `YoutubeDLCookieJar.save` truncates and rewrites it), so
+/// runs at once would overwrite each other's file (and an admin's new upload), and a read-only
+/// file would fail every run.
 pub async fn passthrough(state: &AppState) -> ytdlp::Passthrough {
-    passthrough_for(state.config()).await
+    let pass = passthrough_for(state.config()).await;
+    private_cookies(pass, &state.config().data_dir).await
+}
+
+/// Prefix of the runs' cookies copies in the data dir.
+const COOKIES_COPY_PREFIX: &str = ".yt-cookies-";
+
+/// Replaces `pass.cookies` with a private copy (mode 0600, in the data dir, removed when the
+/// run's `Passthrough` is dropped). A file that cannot be read leaves the run without cookies,
+/// with a warning (its content is never logged).
+async fn private_cookies(
+    mut pass: ytdlp::Passthrough,
+    data_dir: &std::path::Path,
+) -> ytdlp::Passthrough {
+    let Some(source) = pass.cookies.take() else {
+        return pass;
+    };
+    let dir = data_dir.to_path_buf();
+    let shown = source.display().to_string();
+    let made = tokio::task::spawn_blocking(move || -> Result<PathBuf, String> {
+        let size = std::fs::metadata(&source).map_err(|e| e.to_string())?.len();
+        if size > 4 * MAX_COOKIES_BYTES as u64 {
+            return Err(format!("larger than {} bytes", 4 * MAX_COOKIES_BYTES));
+        }
+        let contents = std::fs::read_to_string(&source).map_err(|e| e.to_string())?;
+        let copy = dir.join(format!(
+            "{COOKIES_COPY_PREFIX}{}.txt",
+            uuid::Uuid::new_v4().simple()
+        ));
+        crate::data_dir::write_private(&copy, &contents).map_err(|e| e.to_string())?;
+        Ok(copy)
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|r| r);
+    match made {
+        Ok(copy) => {
+            pass.cookies = Some(copy.clone());
+            pass.cookies_copy = Some(Arc::new(ytdlp::PrivateCopy(copy)));
+        }
+        Err(e) => tracing::warn!(
+            file = %shown,
+            error = %e,
+            "the cookies file cannot be read; this yt-dlp run goes without cookies"
+        ),
+    }
+    pass
+}
+
+/// Removes the cookies copies a killed process left in the data dir (at start, before any run).
+pub fn remove_stale_cookie_copies(data_dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(data_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with(COOKIES_COPY_PREFIX) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// [`passthrough`] from the configuration and the data dir alone (`medianest doctor` has no
@@ -599,7 +664,11 @@ pub async fn passthrough_for(config: &crate::config::Config) -> ytdlp::Passthrou
     let args = admin_extra_args(config)
         .await
         .unwrap_or_else(|| config.youtube.extra_args.clone());
-    ytdlp::Passthrough { cookies, args }
+    ytdlp::Passthrough {
+        cookies,
+        args,
+        cookies_copy: None,
+    }
 }
 
 /// The admin's extra arguments, when set (and still accepted).

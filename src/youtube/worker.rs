@@ -166,6 +166,8 @@ pub async fn fetch_metadata(
 
 /// The queue task: puts interrupted rows back, then runs the workers until shutdown.
 pub async fn run(state: AppState) {
+    let data_dir = state.config().data_dir.clone();
+    let _ = tokio::task::spawn_blocking(move || super::remove_stale_cookie_copies(&data_dir)).await;
     match state.db().write(|tx| super::requeue_interrupted(tx)).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(

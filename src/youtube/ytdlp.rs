@@ -84,120 +84,157 @@ pub fn merge_formats(format: &str) -> &'static str {
     }
 }
 
-/// Long options `youtube.extra_args` may not hold: they change where files go or what yt-dlp
-/// prints (the worker reads its output), run commands, read other inputs or configuration, or
-/// turn the run into something that downloads nothing (names from yt-dlp/yt-dlp
-/// yt_dlp/options.py, 2026.10.26, aliases included).
-const DENIED_LONG: &[&str] = &[
-    "--output",
-    "--paths",
-    "--exec",
-    "--exec-before-download",
-    "--print",
-    "--print-to-file",
-    "--print-json",
-    "--progress-template",
-    "--newline",
-    "--no-progress",
-    "--quiet",
-    "--dump-json",
-    "--dump-single-json",
-    "--batch-file",
-    "--load-info-json",
-    "--config-locations",
-    "--cookies",
-    "--update",
-    "--update-to",
-    "--color",
-    "--alias",
-    "--netrc-cmd",
-    "--plugin-dirs",
-    "--simulate",
-    "--skip-download",
-    "--no-download",
-    "--list-formats",
-    "--flat-playlist",
-    "--get-url",
-    "--get-title",
-    "--get-id",
-    "--get-thumbnail",
-    "--get-description",
-    "--get-duration",
-    "--get-filename",
-    "--get-format",
-    "--help",
-    "--version",
-];
-
-/// Options yt-dlp has that begin like a denied one but are not it (optparse takes any
-/// unambiguous abbreviation of a long option, so other prefixes of a denied name are refused).
-const ALLOWED_PREFIXES: &[&str] = &["--progress"];
-
-/// Short options that are denied (`-o` output, `-P` paths, `-O` print, `-q` quiet, `-j`/`-J`
-/// JSON, `-a` batch file, `-U` update, `-s` simulate, `-F` list formats, `-e`/`-g` get title
-/// and URL, `-h` help) and those that take a value (the rest of a cluster is that value).
-const DENIED_SHORT: &str = "oPOqjJaUsFegh";
-const VALUE_SHORT: &str = "2INOPRSafoprtu";
-
-/// Why `arg` of `youtube.extra_args` is refused, naming the option; `None` when it may go.
-fn refused_arg(arg: &str) -> Option<String> {
-    if arg == "--" {
-        return Some("\"--\" would end MediaNest's options early".to_owned());
-    }
-    if let Some(long) = arg.strip_prefix("--") {
-        let name = format!("--{}", long.split('=').next().unwrap_or_default());
-        if ALLOWED_PREFIXES.contains(&name.as_str()) {
-            return None;
-        }
-        let hit = DENIED_LONG
-            .iter()
-            .find(|denied| **denied == name || (name.len() > 3 && denied.starts_with(&name)))?;
-        let why = match *hit {
-            "--cookies" => "set youtube.cookies_file (or upload a cookies file) instead",
-            "--output" | "--paths" => "MediaNest chooses where files go",
-            "--print"
-            | "--print-to-file"
-            | "--progress-template"
-            | "--newline"
-            | "--no-progress"
-            | "--quiet"
-            | "--color" => "MediaNest reads yt-dlp's output",
-            "--exec" | "--exec-before-download" | "--netrc-cmd" | "--alias" | "--plugin-dirs" => {
-                "it runs other commands or code"
-            }
-            "--update" | "--update-to" => "update yt-dlp outside MediaNest",
-            "--batch-file" | "--load-info-json" | "--config-locations" => {
-                "MediaNest gives yt-dlp its only input"
-            }
-            _ => "yt-dlp would download nothing",
-        };
-        return Some(format!("{arg} is refused ({hit}: {why})"));
-    }
-    let cluster = arg.strip_prefix('-')?;
-    for c in cluster.chars() {
-        if DENIED_SHORT.contains(c) {
-            return Some(format!(
-                "{arg} is refused (-{c}: MediaNest sets or reads what it changes)"
-            ));
-        }
-        if VALUE_SHORT.contains(c) {
-            break;
-        }
-    }
-    None
+/// What an option of `youtube.extra_args` takes.
+#[derive(Debug, Clone, Copy)]
+enum Takes {
+    /// Nothing (a switch).
+    Nothing,
+    /// A word, number or rate: no path separator.
+    Word,
+    /// One of these values.
+    OneOf(&'static [&'static str]),
+    /// An URL or a header line.
+    Text,
+    /// `--extractor-args`: any text that names no file, folder, script or command.
+    ExtractorArgs,
 }
 
-/// Checks `youtube.extra_args` (config file, admin page): the first refused option, named.
+/// The options `youtube.extra_args` may hold: network, rate, retry, JavaScript-runtime and
+/// extractor options. Anything else is refused, because yt-dlp has many options that run
+/// commands (`--exec`, `--use-postprocessor Exec:...`, `--downloader`, `--ffmpeg-location`, a
+/// runtime's `:PATH`), write or read files outside the download folder (`--download-archive`,
+/// `--cache-dir`, `--write-pages`, `--enable-file-urls`, `--netrc-location`), print secrets
+/// (`--print-traffic`) or change what the worker reads (`--print`, `--quiet`, `-o`, `-P`).
+/// Names, aliases and arities from yt-dlp/yt-dlp yt_dlp/options.py (2026.10.26); the runtimes
+/// and remote components from yt_dlp/__init__.py (`supported_js_runtimes`,
+/// `supported_remote_components`). Only full names: yt-dlp takes any unambiguous abbreviation,
+/// which an allowlist refuses by not knowing it.
+const ALLOWED: &[(&str, Takes)] = &[
+    (
+        "--js-runtimes",
+        Takes::OneOf(&["deno", "node", "quickjs", "bun"]),
+    ),
+    ("--no-js-runtimes", Takes::Nothing),
+    (
+        "--remote-components",
+        Takes::OneOf(&["ejs:github", "ejs:npm"]),
+    ),
+    ("--no-remote-components", Takes::Nothing),
+    ("--extractor-args", Takes::ExtractorArgs),
+    ("--impersonate", Takes::Word),
+    ("--proxy", Takes::Text),
+    ("--geo-verification-proxy", Takes::Text),
+    ("--source-address", Takes::Word),
+    ("--force-ipv4", Takes::Nothing),
+    ("-4", Takes::Nothing),
+    ("--force-ipv6", Takes::Nothing),
+    ("-6", Takes::Nothing),
+    ("--xff", Takes::Word),
+    ("--geo-bypass", Takes::Nothing),
+    ("--no-geo-bypass", Takes::Nothing),
+    ("--limit-rate", Takes::Word),
+    ("--rate-limit", Takes::Word),
+    ("-r", Takes::Word),
+    ("--throttled-rate", Takes::Word),
+    ("--retries", Takes::Word),
+    ("-R", Takes::Word),
+    ("--fragment-retries", Takes::Word),
+    ("--extractor-retries", Takes::Word),
+    ("--retry-sleep", Takes::Word),
+    ("--concurrent-fragments", Takes::Word),
+    ("-N", Takes::Word),
+    ("--sleep-requests", Takes::Word),
+    ("--sleep-interval", Takes::Word),
+    ("--min-sleep-interval", Takes::Word),
+    ("--max-sleep-interval", Takes::Word),
+    ("--socket-timeout", Takes::Word),
+    ("--http-chunk-size", Takes::Word),
+    ("--age-limit", Takes::Word),
+    ("--add-headers", Takes::Text),
+    ("--referer", Takes::Text),
+    ("--user-agent", Takes::Text),
+    ("--no-check-certificates", Takes::Nothing),
+    ("--prefer-insecure", Takes::Nothing),
+    ("--legacy-server-connect", Takes::Nothing),
+];
+
+/// Why `name` is not passed on, for the options people reach for.
+fn refusal(name: &str) -> &'static str {
+    match name {
+        "--cookies" | "--cookies-from-browser" => {
+            "set youtube.cookies_file (or upload a cookies file) instead"
+        }
+        "-o" | "--output" | "-P" | "--paths" => "MediaNest chooses where files go",
+        "--ffmpeg-location" => "put ffmpeg on the PATH of MediaNest's service instead",
+        "-f" | "--format" | "-S" | "--format-sort" => {
+            "MediaNest chooses the format from the quality"
+        }
+        _ => {
+            "only the network, rate, retry, JavaScript-runtime and extractor options in the README are passed on"
+        }
+    }
+}
+
+/// Checks `youtube.extra_args` (config file, admin page) against [`ALLOWED`]: the first
+/// refused argument, named, with why.
 pub fn check_extra_args(args: &[String]) -> Result<(), String> {
     if args.len() > 64 {
         return Err("at most 64 arguments".to_owned());
     }
-    for arg in args {
-        if arg.len() > 1024 || arg.contains('\0') {
-            return Err("an argument is longer than 1024 bytes or holds a NUL".to_owned());
+    if let Some(bad) = args.iter().find(|a| a.len() > 1024 || a.contains('\0')) {
+        let shown: String = bad.chars().take(40).collect();
+        return Err(format!(
+            "{shown:?} is longer than 1024 bytes or holds a NUL"
+        ));
+    }
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        if arg == "--" {
+            return Err("\"--\" would end MediaNest's options early".to_owned());
         }
-        if let Some(why) = refused_arg(arg) {
-            return Err(why);
+        if !arg.starts_with('-') || arg == "-" {
+            return Err(format!(
+                "{arg} is refused: a bare argument would be one more URL for every run"
+            ));
+        }
+        let (name, inline) = match arg.split_once('=') {
+            Some((name, value)) if arg.starts_with("--") => (name, Some(value)),
+            _ => (arg.as_str(), None),
+        };
+        let Some((_, takes)) = ALLOWED.iter().find(|(known, _)| *known == name) else {
+            return Err(format!("{name} is refused: {}", refusal(name)));
+        };
+        let value = match (takes, inline) {
+            (Takes::Nothing, None) => continue,
+            (Takes::Nothing, Some(_)) => return Err(format!("{name} takes no value")),
+            (_, Some(value)) => value,
+            (_, None) => match rest.next() {
+                Some(value) => value.as_str(),
+                None => return Err(format!("{name} needs a value")),
+            },
+        };
+        let fine = match takes {
+            Takes::Nothing => true,
+            Takes::Word => !value.is_empty() && !value.contains(['/', '\\']),
+            Takes::OneOf(values) => values.contains(&value),
+            Takes::Text => !value.is_empty(),
+            Takes::ExtractorArgs => {
+                let lower = value.to_ascii_lowercase();
+                !value.is_empty()
+                    && !["path", "dir", "file", "script", "cmd", "exec"]
+                        .iter()
+                        .any(|word| lower.contains(word))
+            }
+        };
+        if !fine {
+            let why = match takes {
+                Takes::OneOf(values) => format!("one of {}", values.join(", ")),
+                Takes::ExtractorArgs => {
+                    "extractor arguments that name no file, folder, script or command".to_owned()
+                }
+                _ => "a word or number, not a path".to_owned(),
+            };
+            return Err(format!("{name} {value} is refused: {name} takes {why}"));
         }
     }
     Ok(())
@@ -233,6 +270,22 @@ pub fn metadata_args(url: &str, items: u32, pass: &Passthrough) -> Vec<OsString>
 pub struct Passthrough {
     pub cookies: Option<PathBuf>,
     pub args: Vec<String>,
+    /// When `cookies` is this run's own copy: removed once the last clone is dropped.
+    pub cookies_copy: Option<std::sync::Arc<PrivateCopy>>,
+}
+
+/// A run's own copy of a file, removed when dropped.
+#[derive(Debug, PartialEq)]
+pub struct PrivateCopy(pub PathBuf);
+
+impl Drop for PrivateCopy {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_file(&self.0)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %self.0.display(), error = %e, "cannot remove a cookies copy");
+        }
+    }
 }
 
 impl Passthrough {
@@ -863,43 +916,79 @@ mod tests {
         );
         assert_eq!(
             ok(&[
-                "--cookies-from-browser",
-                "firefox",
-                "--progress",
-                "-f",
-                "best"
+                "-N",
+                "4",
+                "-4",
+                "--limit-rate=2M",
+                "--proxy",
+                "socks5://127.0.0.1:1080",
+                "--extractor-args",
+                "youtube:player_client=default,-tv;po_token=web.gvs+ab/c=",
+                "--no-check-certificates",
             ]),
             Ok(())
         );
-        assert_eq!(
-            ok(&["-fbest", "-N", "4", "--output-na-placeholder", "x", "-4"]),
-            Ok(())
-        );
+        // Each of these ran a command, wrote outside the download folder, read a local file,
+        // printed secrets or changed what the worker reads (yt_dlp/options.py).
         for (bad, named) in [
             (&["-o", "x"][..], "-o"),
             (&["--output=%(id)s"], "--output"),
-            (&["--out", "x"], "--output"),
+            (&["--out", "x"], "--out"),
             (&["-P", "/tmp"], "-P"),
             (&["--paths", "/tmp"], "--paths"),
             (&["--exec", "rm -rf ~"], "--exec"),
+            (
+                &["--use-postprocessor", "Exec:exec_cmd=touch x"],
+                "--use-postprocessor",
+            ),
+            (&["--use-post", "Exec:exec_cmd=touch x"], "--use-post"),
+            (&["--downloader", "/bin/sh"], "--downloader"),
+            (
+                &["--downloader-args", "aria2c:--on-download-complete=x"],
+                "--downloader-args",
+            ),
+            (&["--ppa", "-y /tmp/x"], "--ppa"),
+            (&["--ffmpeg-location", "/bin/sh"], "PATH"),
+            (&["--js-runtimes", "deno:/bin/sh"], "one of deno"),
+            (&["--js-runtimes", "node:/usr/bin"], "one of deno"),
+            (&["--download-archive", "/tmp/a"], "--download-archive"),
+            (&["--cache-dir", "/tmp"], "--cache-dir"),
+            (&["--write-pages"], "--write-pages"),
+            (&["--print-traffic"], "--print-traffic"),
+            (&["--dump-pages"], "--dump-pages"),
+            (&["--netrc-location", "/root"], "--netrc-location"),
+            (
+                &["--cookies-from-browser", "firefox"],
+                "youtube.cookies_file",
+            ),
+            (
+                &["--enable-file-urls", "file:///etc/passwd"],
+                "--enable-file-urls",
+            ),
+            (&["https://example.invalid/extra"], "bare argument"),
+            (
+                &[
+                    "--extractor-args",
+                    "youtubepot-bgutilscript:script_path=/x.js",
+                ],
+                "script",
+            ),
+            (&["--limit-rate", "../x"], "not a path"),
+            (&["--retries"], "needs a value"),
+            (&["-4=x"], "-4=x"),
+            (&["--force-ipv4=yes"], "takes no value"),
             (&["--print", "x"], "--print"),
             (&["-O", "x"], "-O"),
             (&["--progress-template", "x"], "--progress-template"),
             (&["--newline"], "--newline"),
-            (&["--no-progress"], "--no-progress"),
             (&["-q"], "-q"),
-            (&["-vq"], "-q"),
-            (&["--quiet"], "--quiet"),
-            (&["-j"], "-j"),
+            (&["-vq"], "-vq"),
             (&["-J"], "-J"),
-            (&["--print-json"], "--print-json"),
             (&["-a", "list.txt"], "-a"),
-            (&["--batch-file=list.txt"], "--batch-file"),
-            (&["--load-info-json", "x"], "--load-info-json"),
-            (&["--config-location", "x"], "--config-locations"),
+            (&["--config-location", "x"], "--config-location"),
             (&["--cookies", "c.txt"], "youtube.cookies_file"),
+            (&["-f", "best"], "quality"),
             (&["-U"], "-U"),
-            (&["--update-to", "nightly"], "--update-to"),
             (&["--"], "\"--\""),
         ] {
             let err = ok(bad).unwrap_err();
@@ -912,6 +1001,7 @@ mod tests {
         let pass = Passthrough {
             cookies: Some(PathBuf::from("/data/youtube-cookies.txt")),
             args: vec!["--js-runtimes".into(), "node".into()],
+            cookies_copy: None,
         };
         let meta = metadata_args("https://youtu.be/x", 50, &pass);
         let n = meta.len();

@@ -1539,7 +1539,7 @@ async fn an_admin_sets_a_cookies_file_and_extra_args_that_every_run_gets() {
     // Extra arguments: a refused option is named.
     for (args, named) in [
         (json!(["--js-runtimes", "node", "-o", "x"]), "-o is refused"),
-        (json!(["--output=%(id)s"]), "--output=%(id)s is refused"),
+        (json!(["--output=%(id)s"]), "--output is refused"),
         (json!(["--cookies", "/tmp/c.txt"]), "youtube.cookies_file"),
         (json!(["--exec", "sh"]), "--exec is refused"),
     ] {
@@ -1570,15 +1570,28 @@ async fn an_admin_sets_a_cookies_file_and_extra_args_that_every_run_gets() {
     yt.until_status(&token, &id, "completed").await;
     let runs = sim_args(&yt);
     assert_eq!(runs.len(), 2, "{runs:?}");
-    let path = stored.to_string_lossy().into_owned();
+    // Each run gets its own 0600 copy of the file (yt-dlp writes its jar back on exit, as the
+    // simulator does at once), removed after the run: the uploaded file stays as uploaded.
+    let data_dir = yt.t.state.config().data_dir.clone();
     for run in &runs {
         let n = run.len();
         assert_eq!(
-            run[n - 6..n - 2],
-            ["--cookies", path.as_str(), "--js-runtimes", "node"],
+            [&run[n - 6], &run[n - 4], &run[n - 3]],
+            ["--cookies", "--js-runtimes", "node"],
             "{run:?}"
         );
+        let copy = std::path::Path::new(&run[n - 5]);
+        assert_eq!(copy.parent(), Some(data_dir.as_path()), "{run:?}");
+        assert_ne!(copy, stored.as_path());
     }
+    let copy = std::path::PathBuf::from(&runs[1][runs[1].len() - 5]);
+    eventually(
+        LONG,
+        "the download's cookies copy to be removed",
+        || async { (!copy.exists()).then_some(()) },
+    )
+    .await;
+    assert_eq!(std::fs::read_to_string(&stored).unwrap(), cookies);
     // The settings never show the content; removing the file stops passing it.
     let s = call("GET", "/api/v1/admin/youtube/settings")
         .bearer(&admin)
