@@ -304,7 +304,10 @@ pub fn set_status(
         > 0)
 }
 
-/// The row a webhook is about: by Overseerr's request id, else the active row for the title.
+/// The row a webhook is about: by Seerr's request id, else the active row for the title. When
+/// the event names a request id that no row carries, only a row not yet linked to any Seerr
+/// request may stand in for it: a row linked to another Seerr request is another request
+/// (say the 4K one, or one made in Seerr's own UI), and must not take this one's status.
 pub fn find_for_webhook(
     conn: &Connection,
     overseerr_id: Option<i64>,
@@ -337,6 +340,9 @@ pub fn find_for_webhook(
         .collect::<Result<Vec<_>, _>>()?;
     if let Some(is_4k) = is_4k {
         rows.retain(|r| r.is_4k == is_4k);
+    }
+    if overseerr_id.is_some() {
+        rows.retain(|r| r.overseerr_id.is_none());
     }
     rows.sort_by_key(|r| r.is_4k);
     Ok(rows.into_iter().next())
@@ -901,6 +907,44 @@ mod tests {
             );
             assert!(rows[1].following);
         }
+    }
+
+    /// A webhook names Seerr request 9; the only active row for the title is linked to Seerr
+    /// request 7 (another request for the same title): it is not this webhook's row. A row not
+    /// yet linked (here the 4K one) stands in, and an event without a request id takes the
+    /// title's row.
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn a_webhook_with_a_request_id_never_lands_on_another_linked_request() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::db::migrations::apply(&mut conn).unwrap();
+        conn.execute_batch(
+            "INSERT INTO users (id, username, created_at) VALUES ('u', 'u', 0);
+             INSERT INTO media_requests (id, user_id, title, media_type, tmdb_id, status,
+                                         overseerr_id, created_at, updated_at)
+             VALUES ('linked', 'u', 'T', 'movie', 42, 'pending', 7, 1, 1);",
+        )
+        .unwrap();
+        let title = Some((42, MediaType::Movie, None));
+        assert!(find_for_webhook(&conn, Some(9), title).unwrap().is_none());
+        assert_eq!(
+            find_for_webhook(&conn, Some(7), title).unwrap().unwrap().id,
+            "linked"
+        );
+        assert_eq!(
+            find_for_webhook(&conn, None, title).unwrap().unwrap().id,
+            "linked"
+        );
+        conn.execute_batch(
+            "INSERT INTO media_requests (id, user_id, title, media_type, tmdb_id, is_4k,
+                                         status, overseerr_id, created_at, updated_at)
+             VALUES ('unlinked', 'u', 'T 4K', 'movie', 42, 1, 'pending', NULL, 2, 2);",
+        )
+        .unwrap();
+        assert_eq!(
+            find_for_webhook(&conn, Some(9), title).unwrap().unwrap().id,
+            "unlinked"
+        );
     }
 
     #[test]
