@@ -18,6 +18,12 @@ use crate::integrations::upstream::{Method, expect_success, read_body, status_fa
 const SCAN_PAGE: u64 = 200;
 /// A bound on the pages [`PlexServer::items_under`] reads, in case a server pages forever.
 const MAX_PAGES: u64 = 500;
+/// While a scan has not been seen running, the items are read again at a doubling gap of at
+/// most this many polls.
+const MAX_READ_GAP: u32 = 8;
+/// How long past its deadline [`PlexServer::wait_for_files`] lets its last read of the items
+/// run (a big library is many pages).
+const LAST_READ: Duration = Duration::from_secs(30);
 
 impl PlexServer {
     /// `GET /library/sections/{key}/refresh?path=...`: starts a scan of one folder of the
@@ -84,8 +90,13 @@ impl PlexServer {
     /// PMS answers the refresh at once and queues the scan, so `refreshing` can still read
     /// false before the scan starts (`pkkid/python-plexapi` `plexapi/library.py`
     /// `LibrarySection.update` returns without waiting): a false `refreshing` only means "done"
-    /// once the scan has been seen running, or once every wanted file is an item. Checks every
-    /// `every`; after `limit` it looks one last time and returns what is there.
+    /// once the scan has been seen running, or once every wanted file is an item.
+    ///
+    /// `refreshing` (one small read of the sections) is polled every `every`; the items, which
+    /// in a big library are many pages, are read only when the scan is seen over, at a
+    /// doubling backoff while it has not been seen (a scan too quick to be seen running), and
+    /// once more at `limit`. No read of the items outlasts the deadline by more than
+    /// [`LAST_READ`].
     pub async fn wait_for_files(
         &self,
         section_key: &str,
@@ -96,23 +107,45 @@ impl PlexServer {
     ) -> AppResult<Vec<PlexMetadata>> {
         let deadline = Instant::now() + limit;
         let mut seen_running = false;
+        let mut next_read = Instant::now();
+        let mut gap = every;
         loop {
             let refreshing = self.is_refreshing(section_key).await?;
             seen_running |= refreshing;
-            if !refreshing {
-                let items = self.items_under(section_key, folder).await?;
-                let all_in = wanted
+            if !refreshing && seen_running {
+                return self.items_under_by(section_key, folder, deadline).await;
+            }
+            let now = Instant::now();
+            if !refreshing && now >= next_read {
+                let items = self.items_under_by(section_key, folder, deadline).await?;
+                if wanted
                     .iter()
-                    .all(|w| items.iter().any(|i| i.files.contains(w)));
-                if all_in || seen_running {
+                    .all(|w| items.iter().any(|i| i.files.contains(w)))
+                {
                     return Ok(items);
                 }
+                gap = (gap * 2).min(every * MAX_READ_GAP);
+                next_read = Instant::now() + gap;
             }
             if Instant::now() + every > deadline {
-                return self.items_under(section_key, folder).await;
+                return self.items_under_by(section_key, folder, deadline).await;
             }
             tokio::time::sleep(every).await;
         }
+    }
+
+    /// [`Self::items_under`], given up (`UPSTREAM_TIMEOUT`) when it is not over by `deadline`
+    /// plus [`LAST_READ`].
+    async fn items_under_by(
+        &self,
+        section_key: &str,
+        folder: &str,
+        deadline: Instant,
+    ) -> AppResult<Vec<PlexMetadata>> {
+        let bound = deadline.saturating_duration_since(Instant::now()) + LAST_READ;
+        tokio::time::timeout(bound, self.items_under(section_key, folder))
+            .await
+            .map_err(|_| AppError::new(ErrorCode::UpstreamTimeout))?
     }
 
     /// The section's items with a media file under `folder` (a PMS path; the folder itself and

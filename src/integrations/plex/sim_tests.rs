@@ -459,10 +459,13 @@ async fn a_scan_that_starts_late_is_waited_for() {
         .unwrap();
     assert_eq!(items.len(), 3);
 
-    // A scan that never starts: given up at the limit with what is there.
+    // A scan that never starts: given up at the limit with what is there, having polled the
+    // cheap `refreshing` often and read the (paged) items only at a backoff.
     fake.set_scan_start_reads(u32::MAX);
     let missing = vec![format!("{folder}/004 - never.mp4")];
     plex.scan(&youtube, &folder).await.unwrap();
+    let polls_before = fake.requests("GET /library/sections");
+    let reads_before = fake.requests("GET /library/sections/{key}/all");
     let began = std::time::Instant::now();
     let items = plex
         .wait_for_files(
@@ -470,10 +473,14 @@ async fn a_scan_that_starts_late_is_waited_for() {
             &folder,
             &missing,
             every,
-            Duration::from_millis(100),
+            Duration::from_millis(200),
         )
         .await
         .unwrap();
     assert_eq!(items.len(), 3);
     assert!(began.elapsed() < Duration::from_secs(1));
+    let polls = fake.requests("GET /library/sections") - polls_before;
+    let reads = fake.requests("GET /library/sections/{key}/all") - reads_before;
+    assert!(polls >= 8, "refreshing polled {polls} times");
+    assert!(reads * 2 < polls, "{reads} item reads for {polls} polls");
 }
