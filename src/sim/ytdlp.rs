@@ -20,7 +20,8 @@
 //! (fragments, no `total_bytes`); every other video is a video and an audio stream, each with
 //! its own 0-100 progress, merged. A playlist id `PLn<N>…` has N entries (`PLevil…` a hostile
 //! title, `PLmix…` six with private, members-only, blocked and 403 items, `PLdead…` two
-//! private ones). `hang` and `slow` runs start a helper child (as yt-dlp
+//! private ones, `PLcut…` three, cut short after the first with exit 101 as `--max-downloads`
+//! does, `PLabrt…` three, killed by a signal after the first). `hang` and `slow` runs start a helper child (as yt-dlp
 //! starts ffmpeg) so tests can check that a kill takes the whole process group.
 //!
 //! When the program sits in a directory, that directory steers it too: `sim-step-ms` (a number)
@@ -764,6 +765,25 @@ impl Sim {
                 }
             }
             self.after_move(o, &path)?;
+            if video.id.starts_with("PLcut") && i + 1 < n {
+                // yt-dlp/yt-dlp yt_dlp/__init__.py `_real_main`: a run cut short by
+                // `--max-downloads` or `--break-on-existing` (utils/_utils.py
+                // `DownloadCancelled`) says so and exits 101.
+                stop_helper(helper.take());
+                self.screen("[info] Maximum number of downloads reached, aborting")?;
+                self.screen("Aborting remaining downloads")?;
+                return Ok(101);
+            }
+            if video.id.starts_with("PLabrt") && i + 1 < n {
+                // Killed from outside after its first file (the OOM killer, a container stop).
+                stop_helper(helper.take());
+                let _ = std::io::stdout().flush();
+                rustix::process::kill_process(
+                    rustix::process::getpid(),
+                    rustix::process::Signal::KILL,
+                )
+                .ok();
+            }
         }
         stop_helper(helper);
         // yt-dlp/yt-dlp yt_dlp/YoutubeDL.py `trouble` set `_download_retcode = 1`.

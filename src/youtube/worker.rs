@@ -253,9 +253,11 @@ async fn claim(state: &AppState) -> AppResult<Option<Job>> {
 /// How a run ended.
 #[derive(Debug)]
 enum Outcome {
-    /// Files were made; `failed` are the items yt-dlp could not download meanwhile.
+    /// Files were made (`bytes` in all, as they are on disk); `failed` are the items yt-dlp
+    /// could not download meanwhile.
     Completed {
         files: Vec<String>,
+        bytes: u64,
         failed: Vec<FailedItem>,
     },
     Failed {
@@ -842,9 +844,12 @@ impl RunContext<'_> {
             );
         }
         // yt-dlp goes on after a failed item and exits 1 at the end (`YoutubeDL.trouble`):
-        // the files it made are the download. Other codes (2: options refused, 101: a limit)
-        // and signals fail it.
-        if tracker.files.is_empty() || !matches!(exit, Exit::Code(0 | 1)) {
+        // the files it made are the download. A file is recorded only once yt-dlp has moved
+        // it to its final name (`after_move`), so whatever the exit (101: a download limit
+        // was reached, a signal from outside), the recorded files are whole and the download
+        // completes with them; the exit is then shown as a failed item. Only a run that made
+        // nothing fails (2: options refused, a crash before the first file).
+        if tracker.files.is_empty() {
             let reason = if exit == Exit::Code(0) {
                 "yt-dlp finished without downloading any file".to_owned()
             } else {
@@ -862,6 +867,14 @@ impl RunContext<'_> {
                 id: None,
                 reason: ytdlp::failure_reason(exit, &stderr_tail),
             });
+        } else if !matches!(exit, Exit::Code(0 | 1)) {
+            // The items' own errors are listed; the exit that cut the run short is told apart
+            // from them.
+            tracker.failed.push(FailedItem {
+                index: None,
+                id: None,
+                reason: ytdlp::failure_reason(exit, &[]),
+            });
         }
         if !tracker.failed.is_empty() {
             // What the failed items left (`.part`, `.ytdl`, unmerged streams) goes: the disk
@@ -874,6 +887,14 @@ impl RunContext<'_> {
                 .cloned()
                 .collect();
             remove_partial(self.root, &partial).await;
+        }
+        let mut bytes = 0u64;
+        for f in &tracker.files {
+            if let Ok(meta) = tokio::fs::symlink_metadata(f).await
+                && meta.is_file()
+            {
+                bytes += meta.len();
+            }
         }
         let files = tracker
             .files
@@ -889,6 +910,7 @@ impl RunContext<'_> {
             .collect();
         Outcome::Completed {
             files,
+            bytes,
             failed: tracker.failed,
         }
     }
@@ -1087,7 +1109,11 @@ async fn finish(state: &AppState, job: &Job, outcome: Outcome) -> AppResult<()> 
     let now = state.clock().now_ms();
     let live = job.running.live();
     match outcome {
-        Outcome::Completed { files, failed } => {
+        Outcome::Completed {
+            files,
+            bytes,
+            failed,
+        } => {
             let files_json = serde_json::to_string(&files).unwrap_or_else(|_| "[]".into());
             let failed_json = serde_json::to_string(&failed).unwrap_or_else(|_| "[]".into());
             let count = files.len();
@@ -1108,7 +1134,7 @@ async fn finish(state: &AppState, job: &Job, outcome: Outcome) -> AppResult<()> 
                         .execute(rusqlite::params![
                             id,
                             live.items_done,
-                            live.bytes_done,
+                            i64::try_from(bytes).unwrap_or(i64::MAX),
                             files_json,
                             now,
                             failed_json,

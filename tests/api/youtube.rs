@@ -1245,6 +1245,8 @@ async fn a_playlist_with_private_members_only_and_blocked_items_completes_with_t
         (Some(6), Some(6))
     );
     assert_eq!(done["progress"], 100.0);
+    // The bytes shown are the recorded files' (not the 403 item's partial stream).
+    assert_eq!(done["bytesDone"], 2 * 64 * 1024, "{done}");
     let files: Vec<String> = serde_json::from_value(done["files"].clone()).unwrap();
     assert_eq!(files.len(), 2, "{files:?}");
     assert!(files[0].ends_with("[PLmix010001].mp4"), "{files:?}");
@@ -1339,6 +1341,37 @@ async fn a_playlist_with_private_members_only_and_blocked_items_completes_with_t
     );
     assert_eq!(failed["failedItems"].as_array().unwrap().len(), 2);
     assert_eq!(failed["files"], json!([]));
+    server.stop().await.unwrap();
+}
+
+/// A file is recorded only after yt-dlp moved it to its final name, so a run cut short after
+/// some files (exit 101 when `--max-downloads` or `--break-on-existing` stops it,
+/// yt-dlp/yt-dlp yt_dlp/__init__.py `_real_main`; or killed by a signal from outside)
+/// completes with them, shows why the rest is missing, and counts exactly their bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_cut_short_after_some_files_completes_with_them() {
+    let (yt, server, _, token) = Yt::serving(60, |_| {}, "cut").await;
+    for (list, reason) in [
+        (
+            "PLcut01",
+            "yt-dlp stopped at a download limit (exit code 101)",
+        ),
+        ("PLabrt1", "yt-dlp was stopped by a signal"),
+    ] {
+        let id = yt.submit_url(&token, &playlist(list)).await;
+        let done = yt.until_status(&token, &id, "completed").await;
+        let files: Vec<String> = serde_json::from_value(done["files"].clone()).unwrap();
+        assert_eq!(files.len(), 1, "{done}");
+        assert!(
+            files[0].ends_with(&format!("[{list}0001].mp4")),
+            "{files:?}"
+        );
+        assert_eq!(
+            done["failedItems"],
+            json!([{"index": null, "id": null, "reason": reason}])
+        );
+        assert_eq!(done["bytesDone"], 64 * 1024, "{done}");
+    }
     server.stop().await.unwrap();
 }
 
