@@ -491,6 +491,11 @@ impl Config {
             key: "<defaults>".into(),
             reason: e.to_string(),
         })?;
+        // The file's `[services.seerr]` becomes `[services.overseerr]` first, and the
+        // environment writes either spelling there, so an environment value overrides the
+        // file's whatever name each uses.
+        fold_seerr_alias(&mut root)?;
+        let mut from_env: std::collections::HashMap<Vec<String>, &str> = Default::default();
         for (name, value) in env {
             let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
                 continue;
@@ -502,18 +507,26 @@ impl Config {
             } else {
                 rest.split("__").map(str::to_ascii_lowercase).collect()
             };
-            let typed = env_value(&defaults, &alias_target(&path), value).map_err(|reason| {
-                ConfigError::Key {
+            let target = alias_target(&path);
+            if let Some(other) = from_env.insert(target.clone(), name.as_str()) {
+                return Err(ConfigError::Key {
+                    key: target.join("."),
+                    reason: format!(
+                        "{other} and {name} set the same key (SEERR is OVERSEERR's new name): \
+                         keep one of them"
+                    ),
+                });
+            }
+            let typed =
+                env_value(&defaults, &target, value).map_err(|reason| ConfigError::Key {
                     key: format!("{} (from {name})", path.join(".")),
                     reason,
-                }
-            })?;
-            set_path(&mut root, &path, typed).map_err(|reason| ConfigError::Key {
+                })?;
+            set_path(&mut root, &target, typed).map_err(|reason| ConfigError::Key {
                 key: path.join("."),
                 reason,
             })?;
         }
-        fold_seerr_alias(&mut root)?;
         let mut config = Self::from_table(root)?;
         if let Some(listen) = overrides.listen {
             config.server.listen = listen;
@@ -1093,6 +1106,30 @@ mod tests {
         )
         .unwrap();
         assert!(!c.services.overseerr.enabled, "typed like the old key");
+        // The environment overrides the file whichever spelling each uses.
+        for (file, env) in [
+            (seerr, "MEDIANEST_SERVICES__OVERSEERR__URL"),
+            (old, "MEDIANEST_SERVICES__SEERR__URL"),
+            (seerr, "MEDIANEST_SERVICES__SEERR__URL"),
+        ] {
+            let c = load(Some(file), &[(env, "http://seerr:5055")]).unwrap();
+            assert_eq!(
+                c.services.overseerr.url.as_deref(),
+                Some("http://seerr:5055"),
+                "{env} over {file}"
+            );
+            assert!(!c.services.overseerr.enabled, "the file's other keys stay");
+        }
+        let e = load(
+            None,
+            &[
+                ("MEDIANEST_SERVICES__SEERR__URL", "http://a:5055"),
+                ("MEDIANEST_SERVICES__OVERSEERR__URL", "http://b:5055"),
+            ],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("keep one"), "{e}");
         let both = format!("{seerr}[services.overseerr]\nurl = \"http://127.0.0.1:5056\"\n");
         let e = load(Some(&both), &[]).unwrap_err().to_string();
         assert!(
