@@ -1,5 +1,5 @@
-//! Local checks: the download dir takes files, the data dir is on a local filesystem, and the
-//! webhook secret is set. Nothing here is left behind: the write probe is removed at once, and a
+//! Local checks: yt-dlp's cookies file can be read, the download dir takes files, the data dir
+//! is on a local filesystem, and the webhook secret is set. Nothing here is left behind: the write probe is removed at once, and a
 //! missing download dir is not created (run as another user, the doctor would create it with the
 //! wrong owner).
 
@@ -74,6 +74,59 @@ pub fn check_download_dir(config: &Config) -> Check {
             ),
         },
         None => Check::fail(NAME, format!("{} cannot be created", dir.display()), fix),
+    }
+}
+
+/// yt-dlp's cookies file (the one uploaded on the admin page, else `youtube.cookies_file`), when
+/// there is one, can be read by this user and is in the format yt-dlp reads. Its content is
+/// never shown.
+pub fn check_cookies_file(path: Option<&Path>) -> Check {
+    const NAME: &str = "cookies file";
+    let Some(path) = path else {
+        return Check::skip(
+            NAME,
+            "none set (upload one on the admin page when YouTube asks to sign in)",
+        );
+    };
+    let shown = path.display();
+    let fix_read = format!(
+        "make {shown} readable by the user MediaNest runs as, or upload the cookies on the \
+         admin page (YouTube tab)"
+    );
+    let size = match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => meta.len(),
+        Ok(_) => return Check::fail(NAME, format!("{shown} is not a file"), fix_read),
+        Err(e) => return Check::fail(NAME, format!("cannot read {shown}: {e}"), fix_read),
+    };
+    if size > crate::youtube::MAX_COOKIES_FILE_BYTES {
+        return Check::fail(
+            NAME,
+            format!(
+                "{shown} is larger than {} bytes",
+                crate::youtube::MAX_COOKIES_FILE_BYTES
+            ),
+            "export the cookies of the YouTube site only",
+        );
+    }
+    match std::fs::read_to_string(path) {
+        Ok(text) if crate::youtube::is_netscape_cookies(&text) => {
+            let cookies = text
+                .lines()
+                .filter(|l| {
+                    let l = l.strip_prefix("#HttpOnly_").unwrap_or(l);
+                    !l.starts_with('#') && l.split('\t').count() == 7
+                })
+                .count();
+            let plural = if cookies == 1 { "" } else { "s" };
+            Check::ok(NAME, format!("{shown} holds {cookies} cookie{plural}"))
+        }
+        Ok(_) => Check::fail(
+            NAME,
+            format!("{shown} is not a Netscape cookies file"),
+            "export cookies.txt from the browser (its first line is \"# Netscape HTTP Cookie \
+             File\"), not JSON",
+        ),
+        Err(e) => Check::fail(NAME, format!("cannot read {shown}: {e}"), fix_read),
     }
 }
 
@@ -167,6 +220,29 @@ mod tests {
         assert_eq!(check_download_dir(&config).status, Status::Ok);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         assert_eq!(std::fs::read_dir(config.download_dir()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn the_cookies_file_is_read_and_its_format_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(check_cookies_file(None).status, Status::Skip);
+        let path = dir.path().join("cookies.txt");
+        let missing = check_cookies_file(Some(&path));
+        assert_eq!(missing.status, Status::Fail);
+        assert!(missing.fix.unwrap().contains("readable by the user"));
+        std::fs::write(&path, "[{\"name\": \"SID\"}]").unwrap();
+        assert_eq!(check_cookies_file(Some(&path)).status, Status::Fail);
+        std::fs::write(
+            &path,
+            "# Netscape HTTP Cookie File\n.youtube.com\tTRUE\t/\tTRUE\t0\tSID\tsecret-value\n\
+             #HttpOnly_.youtube.com\tTRUE\t/\tTRUE\t0\tHSID\tsecret-value\n",
+        )
+        .unwrap();
+        let ok = check_cookies_file(Some(&path));
+        assert_eq!(ok.status, Status::Ok, "{ok:?}");
+        assert!(ok.detail.ends_with("holds 2 cookies"), "{ok:?}");
+        assert!(!ok.detail.contains("secret-value"));
+        assert_eq!(check_cookies_file(Some(dir.path())).status, Status::Fail);
     }
 
     #[test]

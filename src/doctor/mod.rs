@@ -2,7 +2,8 @@
 //! the portal depends on and says how to fix each thing that is wrong.
 //!
 //! The checks: the yt-dlp program (found, version, age of the release), a JavaScript runtime
-//! yt-dlp will use, ffmpeg, the download dir takes files, the data dir is on a local
+//! yt-dlp will use, ffmpeg, yt-dlp's cookies file (readable, Netscape format), the download
+//! dir takes files, the data dir is on a local
 //! filesystem, each configured service answers as itself with the credentials held (and the
 //! YouTube library's folders hold the download dir), and the webhook secret is set.
 //!
@@ -85,12 +86,15 @@ pub async fn run(
     let today = today(clock);
     // The options passed on to yt-dlp, as a run gets them (an admin's setting over
     // `youtube.extra_args`): they can enable JavaScript runtimes and name ffmpeg's location.
-    let extra = crate::youtube::passthrough_for(&config).await.args;
+    let pass = crate::youtube::passthrough_for(&config).await;
+    let extra = pass.args;
+    let cookies = pass.cookies;
     let files = {
         let config = config.clone();
         async move {
             let work = tokio::task::spawn_blocking(move || {
                 (
+                    files::check_cookies_file(cookies.as_deref()),
                     files::check_download_dir(&config),
                     files::check_data_dir(&config),
                 )
@@ -108,12 +112,12 @@ pub async fn run(
                             "check the mount (a hung network share blocks every file call)",
                         )
                     };
-                    (hung("download dir"), hung("data dir"))
+                    (hung("cookies file"), hung("download dir"), hung("data dir"))
                 }
             }
         }
     };
-    let (ytdlp, js, ffmpeg, (download_dir, data_dir), (plex, sections), seerr, kuma) = tokio::join!(
+    let (ytdlp, js, ffmpeg, (cookies, download_dir, data_dir), (plex, sections), seerr, kuma) = tokio::join!(
         programs::check_ytdlp(&config.youtube.ytdlp_path, today),
         programs::check_js_runtime(&extra),
         programs::check_ffmpeg(&extra),
@@ -124,7 +128,7 @@ pub async fn run(
     );
     let folders = services::check_plex_folders(&config, sections.as_deref());
     let webhook = files::check_webhook_secret(&config, services::seerr_set_up(services));
-    let mut checks = vec![ytdlp, js, ffmpeg, download_dir, data_dir];
+    let mut checks = vec![ytdlp, js, ffmpeg, cookies, download_dir, data_dir];
     checks.extend(leading);
     checks.extend([plex, folders, seerr, webhook, kuma]);
     Report::new(checks)

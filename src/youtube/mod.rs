@@ -576,6 +576,17 @@ pub const COOKIES_FILE: &str = "youtube-cookies.txt";
 pub const EXTRA_ARGS_FILE: &str = "youtube-extra-args.json";
 /// Largest cookies file accepted.
 pub const MAX_COOKIES_BYTES: usize = 1024 * 1024;
+/// Largest cookies file a run copies (a file set by `youtube.cookies_file` may have grown as
+/// yt-dlp wrote its jar back).
+pub const MAX_COOKIES_FILE_BYTES: u64 = 4 * MAX_COOKIES_BYTES as u64;
+
+/// Whether `content` starts like a Netscape cookies file, the format yt-dlp's `--cookies` reads
+/// (yt-dlp/yt-dlp yt_dlp/cookies.py `YoutubeDLCookieJar`, a `MozillaCookieJar`: the first line
+/// is `# Netscape HTTP Cookie File` or `# HTTP Cookie File`).
+pub fn is_netscape_cookies(content: &str) -> bool {
+    let first = content.lines().next().unwrap_or_default().trim();
+    first == "# Netscape HTTP Cookie File" || first == "# HTTP Cookie File"
+}
 
 /// The cookies file and extra arguments every yt-dlp run gets: the uploaded cookies file when
 /// there is one, else `youtube.cookies_file`; the admin's extra arguments when set, else
@@ -608,8 +619,8 @@ async fn private_cookies(
     let shown = source.display().to_string();
     let made = tokio::task::spawn_blocking(move || -> Result<PathBuf, String> {
         let size = std::fs::metadata(&source).map_err(|e| e.to_string())?.len();
-        if size > 4 * MAX_COOKIES_BYTES as u64 {
-            return Err(format!("larger than {} bytes", 4 * MAX_COOKIES_BYTES));
+        if size > MAX_COOKIES_FILE_BYTES {
+            return Err(format!("larger than {MAX_COOKIES_FILE_BYTES} bytes"));
         }
         let contents = std::fs::read_to_string(&source).map_err(|e| e.to_string())?;
         let copy = dir.join(format!(
@@ -773,8 +784,7 @@ pub async fn put_cookies(
             format!("must be at most {MAX_COOKIES_BYTES} bytes"),
         )]));
     }
-    let first = content.lines().next().unwrap_or_default().trim();
-    if first != "# Netscape HTTP Cookie File" && first != "# HTTP Cookie File" {
+    if !is_netscape_cookies(&content) {
         return Err(AppError::validation([(
             "content",
             "is not a Netscape cookies file (its first line must be \"# Netscape HTTP Cookie File\"); export cookies.txt from the browser",

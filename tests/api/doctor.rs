@@ -46,6 +46,7 @@ async fn admins_get_the_checks_against_the_stored_service_settings() {
             "yt-dlp",
             "JavaScript runtime",
             "ffmpeg",
+            "cookies file",
             "download dir",
             "data dir",
             "Plex",
@@ -103,4 +104,61 @@ async fn only_admins_may_run_the_doctor() {
         .await;
     assert_error(&r, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
     assert_eq!(w.overseerr.last_api_key(), None, "no upstream was called");
+}
+
+/// The cookies file check reads what a run gets: `youtube.cookies_file` (here missing, then
+/// not a cookies file) until an admin uploads one, which then wins. The content never shows.
+#[tokio::test]
+async fn the_doctor_checks_the_cookies_file_a_run_gets() {
+    let configured = tempfile::tempdir().unwrap();
+    let path = configured.path().join("cookies.txt");
+    let set = path.clone();
+    let w = world_with(KumaVersion::V2, move |c| {
+        c.youtube.cookies_file = Some(set);
+    })
+    .await;
+    let cookies = |report: &Value| check(report, "cookies file").clone();
+
+    let report = w.get(&w.admin, "/api/v1/admin/doctor").await.data();
+    let c = cookies(&report);
+    assert_eq!(c["status"], "fail", "{c}");
+    assert!(
+        c["fix"].as_str().unwrap().contains("readable by the user"),
+        "{c}"
+    );
+    std::fs::write(
+        &path,
+        "[{\"name\": \"SID\", \"value\": \"secret-json-value\"}]",
+    )
+    .unwrap();
+    let report = w.get(&w.admin, "/api/v1/admin/doctor").await.data();
+    let c = cookies(&report);
+    assert_eq!(c["status"], "fail", "{c}");
+    assert!(
+        c["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not a Netscape cookies file"),
+        "{c}"
+    );
+
+    let r = crate::support::call("PUT", "/api/v1/admin/youtube/cookies")
+        .bearer(&w.admin)
+        .json(serde_json::json!({
+            "content": "# Netscape HTTP Cookie File\n.youtube.com\tTRUE\t/\tTRUE\t0\tSID\tsecret-cookie-value\n"
+        }))
+        .send(&w.app)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let r = w.get(&w.admin, "/api/v1/admin/doctor").await;
+    let c = cookies(&r.data());
+    assert_eq!(c["status"], "ok", "{c}");
+    assert!(
+        c["detail"]
+            .as_str()
+            .unwrap()
+            .ends_with("youtube-cookies.txt holds 1 cookie"),
+        "{c}"
+    );
+    assert!(!r.text().contains("secret-"), "{}", r.text());
 }
