@@ -191,6 +191,9 @@ async fn real_yt_dlp_downloads_a_video_and_a_playlist_with_a_private_item() {
             c.youtube.ytdlp_path = program.to_string_lossy().into_owned();
             c.youtube.download_dir = Some(download_dir.clone());
             c.youtube.stall_timeout_secs = 60;
+            // The test polls every 10 ms while the real yt-dlp runs for seconds: above the
+            // per-user limit of 10 a second, which is not what this test is about.
+            c.limits.user_per_minute = 60_000;
         },
         support::file_db,
     );
