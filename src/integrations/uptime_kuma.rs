@@ -15,9 +15,10 @@
 //! `SERVICE_NOT_CONFIGURED`, which [`SlugError::of`] recognises, never as "every monitor down",
 //! and never counts against the breaker. Kuma 2.x answers it 404; 1.23 never answers it at all
 //! (`louislam/uptime-kuma` 1.23.16 `server/routers/status-page-router.js` returns without a
-//! response), while its heartbeat route answers 200 with empty maps. So the heartbeats are read
-//! first: when they are empty, a page that does not answer within the timeout is an unknown slug
-//! (Kuma just answered the heartbeats, so it is not down). The slug is sent as configured: 1.23
+//! response), while its heartbeat route answers 200 with empty maps. So the page and the
+//! heartbeats are asked for at once: when the heartbeats come back empty, a page that does not
+//! answer within the timeout is an unknown slug (Kuma just answered the heartbeats, so it is
+//! not down). The slug is sent as configured: 1.23
 //! matches it case-sensitively, 2.x lowercases it itself.
 //! What a monitor's state means for MediaNest's own status is the health manager's business.
 
