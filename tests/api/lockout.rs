@@ -406,22 +406,38 @@ async fn a_dual_stack_listener_believes_its_ipv4_proxy() {
         .unwrap();
 }
 
-/// The `rate_limits` counts of the admin's sign-in rows: (this client's, the account's).
+/// The `rate_limits` counts of the admin's sign-in rows: (this client's, the account's). The
+/// test database is a shared-cache memory one, whose readers meet table locks while the sign-in
+/// writes: a busy read is asked again (for up to a few seconds), any other error fails.
 async fn admin_login_counts(t: &support::TestState) -> (i64, i64) {
-    t.state
-        .db()
-        .run(|conn| {
-            let sum = |like: &str| -> rusqlite::Result<i64> {
-                conn.query_row(
-                    "SELECT coalesce(sum(request_count), 0) FROM rate_limits WHERE key LIKE ?1",
-                    [like],
-                    |r| r.get(0),
-                )
-            };
-            Ok((sum("login:admin|%")?, sum("login:admin")?))
-        })
-        .await
-        .unwrap()
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let read = t
+            .state
+            .db()
+            .run(|conn| {
+                let sum = |like: &str| -> rusqlite::Result<i64> {
+                    conn.query_row(
+                        "SELECT coalesce(sum(request_count), 0) FROM rate_limits WHERE key LIKE ?1",
+                        [like],
+                        |r| r.get(0),
+                    )
+                };
+                Ok((sum("login:admin|%")?, sum("login:admin")?))
+            })
+            .await;
+        match read {
+            Ok(counts) => return counts,
+            Err(e) if e.code() == medianest::error::ErrorCode::DatabaseBusy => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "busy for 5 s: {e:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Err(e) => panic!("reading the sign-in counts: {e:?}"),
+        }
+    }
 }
 
 /// Takes every slot of the CPU gate, so no password can be checked until it is dropped.
