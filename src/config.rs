@@ -185,11 +185,21 @@ impl Default for LogConfig {
 pub struct DatabaseConfig {
     /// SQLite connections in the pool (and blocking database jobs at once).
     pub pool_size: u32,
+    /// Start even when the data dir is on a network filesystem (NFS, SMB/CIFS, 9p ...), where
+    /// SQLite's locks and write-ahead log are not reliable (`platform::fs::storage_verdict`).
+    pub allow_network_fs: bool,
+    /// On shutdown, fold the write-ahead log into the database file and truncate it
+    /// (`wal_checkpoint(TRUNCATE)`); off under Litestream, which runs the checkpoints itself.
+    pub checkpoint_on_exit: bool,
 }
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self { pool_size: 8 }
+        Self {
+            pool_size: 8,
+            allow_network_fs: false,
+            checkpoint_on_exit: true,
+        }
     }
 }
 
@@ -896,6 +906,13 @@ format = "pretty"
 [database]
 # SQLite connections kept in the pool.
 pool_size = 8
+# MediaNest refuses to start when data_dir is on a network filesystem (NFS, SMB/CIFS, 9p ...):
+# SQLite's write-ahead log needs shared memory and file locks those do not give reliably, and
+# the database can be corrupted. true starts anyway (a FUSE filesystem only warns).
+allow_network_fs = false
+# On shutdown, fold the write-ahead log into the database and truncate it. Set false when
+# Litestream replicates the database: it runs the checkpoints itself.
+checkpoint_on_exit = true
 
 [admin]
 # Password of the first admin account (10-256 characters), for unattended installs. When unset,

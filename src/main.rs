@@ -195,6 +195,7 @@ async fn shutdown_signal() {
 }
 
 fn migrate(config: &Config) -> Result<(), String> {
+    medianest::platform::fs::check_data_dir(&config.data_dir, config.database.allow_network_fs)?;
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("cannot create {}: {e}", config.data_dir.display()))?;
     let db = medianest::db::Db::open(medianest::db::Location::File(config.database_path()), 1)

@@ -1329,3 +1329,124 @@ fn doctor_warns_about_an_ageing_yt_dlp_and_fails_an_old_one() {
         assert!(fix.contains("fix: update yt-dlp"), "{report}");
     }
 }
+
+/// A data dir on a network filesystem stops `serve` and `migrate` before anything is written,
+/// saying why and naming the override; with `database.allow_network_fs` they go on, and the
+/// doctor's data dir check turns from a failure into a warning. NFS cannot be mounted here, so
+/// the debug build's test-only `TEST_MEDIANEST_FS_KIND` stands in for the `statfs` probe (the
+/// probe itself and the decision for each kind are unit tests in `platform::fs`).
+#[test]
+fn a_data_dir_on_a_network_filesystem_stops_the_start_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for command in ["serve", "migrate"] {
+        let mut cmd = medianest(dir.path());
+        cmd.env("TEST_MEDIANEST_FS_KIND", "nfs")
+            .env(
+                "MEDIANEST_SERVER__LISTEN",
+                format!("127.0.0.1:{}", free_port()),
+            )
+            .arg("--data-dir")
+            .arg(&data)
+            .arg(command);
+        let out = run(cmd);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{command}: {stderr}");
+        assert!(
+            stderr.contains("is on NFS, a network filesystem")
+                && stderr.contains("write-ahead log")
+                && stderr.contains("database.allow_network_fs = true"),
+            "{command}: {stderr}"
+        );
+        assert!(!data.exists(), "{command} created the data dir");
+    }
+
+    let config = dir.path().join("medianest.toml");
+    std::fs::write(
+        &config,
+        format!("data_dir = {:?}\n", data.to_str().unwrap()),
+    )
+    .unwrap();
+    let bin = fake_programs(dir.path(), &[]);
+    let mut cmd = medianest(dir.path());
+    cmd.env("TEST_MEDIANEST_FS_KIND", "nfs").env("PATH", &bin);
+    cmd.args(["doctor", "--config", config.to_str().unwrap()]);
+    let report = text(&run(cmd).stdout);
+    assert!(
+        check_line(&report, "data dir").0.contains("FAIL"),
+        "{report}"
+    );
+
+    let mut cmd = medianest(dir.path());
+    cmd.env("TEST_MEDIANEST_FS_KIND", "nfs")
+        .env("MEDIANEST_DATABASE__ALLOW_NETWORK_FS", "true")
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("migrate");
+    let out = run(cmd);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("starting anyway because database.allow_network_fs = true"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(data.join("medianest.db").is_file());
+
+    let mut cmd = medianest(dir.path());
+    cmd.env("TEST_MEDIANEST_FS_KIND", "nfs")
+        .env("MEDIANEST_DATABASE__ALLOW_NETWORK_FS", "true")
+        .env("PATH", &bin);
+    cmd.args(["doctor", "--config", config.to_str().unwrap()]);
+    let report = text(&run(cmd).stdout);
+    let (line, _) = check_line(&report, "data dir");
+    assert!(
+        line.starts_with("warn") && line.contains("allow_network_fs"),
+        "{report}"
+    );
+
+    // FUSE (mergerfs is local) only warns.
+    let mut cmd = medianest(dir.path());
+    cmd.env("TEST_MEDIANEST_FS_KIND", "fuse")
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("migrate");
+    let out = run(cmd);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("FUSE"), "{}", text(&out.stderr));
+}
+
+/// Litestream keeps a read transaction open on the database and runs the checkpoints itself. A
+/// reader standing in for it makes the default `wal_checkpoint(TRUNCATE)` on the way out give up
+/// (said in the log); with `database.checkpoint_on_exit = false` the server leaves the WAL alone.
+#[test]
+fn checkpoint_on_exit_false_leaves_the_wal_to_a_replicating_reader() {
+    for checkpoint in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let data_dir = dir.path().join("data");
+        let mut cmd = medianest(dir.path());
+        cmd.env(
+            "MEDIANEST_DATABASE__CHECKPOINT_ON_EXIT",
+            checkpoint.to_string(),
+        )
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .arg("--listen")
+        .arg(addr.to_string())
+        .arg("serve");
+        let mut server = Server::spawn(&dir, cmd, addr, data_dir.clone());
+
+        let reader = rusqlite::Connection::open(data_dir.join("medianest.db")).unwrap();
+        reader.execute_batch("BEGIN").unwrap();
+        let _: i64 = reader
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .unwrap();
+        let status = server.terminate();
+        assert!(status.success(), "{status}:\n{}", server.log_text());
+        let gave_up = server
+            .log_text()
+            .contains("WAL checkpoint could not complete");
+        assert_eq!(gave_up, checkpoint, "{}", server.log_text());
+        reader.execute_batch("COMMIT").unwrap();
+    }
+}
