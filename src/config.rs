@@ -364,6 +364,13 @@ pub struct YoutubeConfig {
     /// The download dir as Plex sees it (when Plex runs elsewhere, e.g. in a container); the
     /// same path when unset.
     pub plex_path: Option<PathBuf>,
+    /// Octal mode of each downloaded file, set after yt-dlp finishes (whatever the umask).
+    pub file_mode: String,
+    /// Octal mode of the folders MediaNest made for a download.
+    pub dir_mode: String,
+    /// A group name or gid the downloaded files and folders are given (e.g. the group Plex
+    /// runs as); unchanged when unset.
+    pub group: Option<String>,
 }
 
 impl Default for YoutubeConfig {
@@ -380,6 +387,9 @@ impl Default for YoutubeConfig {
             cookies_file: None,
             extra_args: Vec::new(),
             plex_path: None,
+            file_mode: "0644".into(),
+            dir_mode: "0755".into(),
+            group: None,
         }
     }
 }
@@ -672,6 +682,19 @@ impl Config {
         }
         if self.youtube.stall_timeout_secs == 0 {
             return bad("youtube.stall_timeout_secs", "must be at least 1");
+        }
+        for (key, mode) in [
+            ("youtube.file_mode", &self.youtube.file_mode),
+            ("youtube.dir_mode", &self.youtube.dir_mode),
+        ] {
+            if let Err(reason) = crate::youtube::perms::parse_mode(mode) {
+                return bad(key, &reason);
+            }
+        }
+        if let Some(group) = &self.youtube.group {
+            if let Err(reason) = crate::youtube::perms::resolve_group(group) {
+                return bad("youtube.group", &reason);
+            }
         }
         if self.admin.password.as_ref().is_some_and(|p| {
             let n = p.expose().chars().count();
@@ -1003,6 +1026,14 @@ extra_args = []
 # The download dir as Plex sees it, for the library scan after a download (when Plex runs in a
 # container or on another machine). Default: the same path.
 # plex_path = "/data/youtube"
+# Octal modes the downloaded files and the folders MediaNest made for them get once yt-dlp
+# finishes (whatever the umask): world-readable by default, so a Plex running as another user
+# can read them.
+file_mode = "0644"
+dir_mode = "0755"
+# A group name or gid the downloaded files and folders are given (e.g. "plex"); an unknown
+# group stops the start.
+# group = "plex"
 
 [overseerr]
 # Submit requests of users who have no Seerr (or Overseerr) account as Seerr's admin.
