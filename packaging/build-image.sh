@@ -3,7 +3,7 @@
 # image builds offline with no base image and no RUN step:
 #
 #   packaging/build-image.sh [BINARY] [OUT]
-#   podman build -f packaging/Containerfile -t medianest OUT
+#   podman build --format docker -t localhost/medianest OUT
 #
 # BINARY defaults to target/release/medianest, OUT to target/image. OUT receives:
 #   rootfs.tar  the binary at /usr/local/bin/medianest, the shared libraries it links (from ldd),
@@ -99,4 +99,4 @@ mkdir -m 0750 "$empty/data"
 tar --numeric-owner --owner=$uid --group=$uid -C "$empty" -cf "$out/data.tar" data
 rmdir "$empty/data" "$empty"
 cp "$here/Containerfile" "$out/Containerfile"
-echo "build-image: $out/rootfs.tar ($(du -k "$out/rootfs.tar" | cut -f1) KiB) and $out/data.tar; next: podman build -t medianest $out"
+echo "build-image: $out/rootfs.tar ($(du -k "$out/rootfs.tar" | cut -f1) KiB) and $out/data.tar; next: podman build --format docker -t localhost/medianest $out"

@@ -228,13 +228,15 @@ fn the_image_builds_from_scratch_and_serves_as_an_unprivileged_user() {
         };
         let logs = || text(&podman(&["logs", name]).output().unwrap().stderr);
         wait_ready(SocketAddr::from(([127, 0, 0, 1], port)), running, logs);
-        // The image's own HEALTHCHECK command, as the runtime runs it.
-        ok(&mut podman(&[
-            "exec",
+        // The image's own HEALTHCHECK, as the runtime runs it.
+        ok(&mut podman(&["healthcheck", "run", name]));
+        let health = ok(&mut podman(&[
+            "inspect",
+            "--format",
+            "{{.State.Health.Status}}",
             name,
-            "/usr/local/bin/medianest",
-            "healthcheck",
         ]));
+        assert_eq!(text(&health.stdout).trim(), "healthy");
         // A service name from the /etc/hosts the runtime writes, resolved through the image's
         // nsswitch.conf and C library.
         ok(&mut podman(&[
