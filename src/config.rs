@@ -691,10 +691,10 @@ impl Config {
                 return bad(key, &reason);
             }
         }
-        if let Some(group) = &self.youtube.group {
-            if let Err(reason) = crate::youtube::perms::resolve_group(group) {
-                return bad("youtube.group", &reason);
-            }
+        if let Some(group) = &self.youtube.group
+            && let Err(reason) = crate::youtube::perms::resolve_group(group)
+        {
+            return bad("youtube.group", &reason);
         }
         if self.admin.password.as_ref().is_some_and(|p| {
             let n = p.expose().chars().count();

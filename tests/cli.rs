@@ -458,6 +458,13 @@ fn healthcheck_exits_zero_against_a_running_server_and_non_zero_without_one() {
         text(&out.stderr)
     );
 
+    // Without --url: the configured listen address, as the container's HEALTHCHECK asks.
+    let mut cmd = medianest(dir.path());
+    cmd.env("MEDIANEST_SERVER__LISTEN", server.addr.to_string())
+        .arg("healthcheck");
+    let out = run(cmd);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
     let nobody = format!("http://127.0.0.1:{}", free_port());
     let mut cmd = medianest(dir.path());
     cmd.arg("healthcheck").arg("--url").arg(&nobody);

@@ -11,6 +11,8 @@
 //! why and passes, unless `MEDIANEST_REQUIRE_IMAGE_TEST` is set (`tests/run` sets it, after
 //! installing podman), when its absence is a failure.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -132,18 +132,18 @@ pub fn storage_verdict(kind: FsKind, probed: &Path, allow_network_fs: bool) -> S
 /// The kind of filesystem holding `dir`, or the stand-in of [`TEST_FS_KIND_ENV`] in a debug
 /// build.
 pub fn data_dir_kind(dir: &Path) -> std::io::Result<(FsKind, PathBuf)> {
-    if cfg!(debug_assertions) {
-        if let Ok(kind) = std::env::var(TEST_FS_KIND_ENV) {
-            let kind = match kind.to_ascii_lowercase().as_str() {
-                "nfs" => FsKind::Network("NFS"),
-                "smb" => FsKind::Network("SMB"),
-                "cifs" => FsKind::Network("CIFS"),
-                "9p" => FsKind::Network("9p"),
-                "fuse" => FsKind::Fuse,
-                _ => FsKind::Local,
-            };
-            return Ok((kind, nearest_existing(dir)));
-        }
+    if cfg!(debug_assertions)
+        && let Ok(kind) = std::env::var(TEST_FS_KIND_ENV)
+    {
+        let kind = match kind.to_ascii_lowercase().as_str() {
+            "nfs" => FsKind::Network("NFS"),
+            "smb" => FsKind::Network("SMB"),
+            "cifs" => FsKind::Network("CIFS"),
+            "9p" => FsKind::Network("9p"),
+            "fuse" => FsKind::Fuse,
+            _ => FsKind::Local,
+        };
+        return Ok((kind, nearest_existing(dir)));
     }
     kind_of(dir)
 }
