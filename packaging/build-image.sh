@@ -10,7 +10,7 @@
 #               Debian's CA bundle, its zoneinfo, /etc/passwd, /etc/group and /etc/nsswitch.conf
 #               with the unprivileged user medianest (10001:10001), and /tmp; all owned by root
 #   data.tar    the empty /data volume, owned by 10001:10001
-#   Containerfile  a copy of packaging/Containerfile
+#   Containerfile, Dockerfile  copies of packaging/Containerfile
 #
 # For another architecture (arm64: a binary built with --target aarch64-unknown-linux-gnu), set
 # LIBS_FROM to a directory holding that architecture's libraries, e.g. the `dpkg -x` of
@@ -98,5 +98,7 @@ empty=$(mktemp -d "$out/data.XXXXXX")
 mkdir -m 0750 "$empty/data"
 tar --numeric-owner --owner=$uid --group=$uid -C "$empty" -cf "$out/data.tar" data
 rmdir "$empty/data" "$empty"
+# Under both names: podman reads Containerfile, docker Dockerfile.
 cp "$here/Containerfile" "$out/Containerfile"
+cp "$here/Containerfile" "$out/Dockerfile"
 echo "build-image: $out/rootfs.tar ($(du -k "$out/rootfs.tar" | cut -f1) KiB) and $out/data.tar; next: podman build --format docker -t localhost/medianest $out"
