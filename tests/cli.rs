@@ -1457,3 +1457,114 @@ fn checkpoint_on_exit_false_leaves_the_wal_to_a_replicating_reader() {
         reader.execute_batch("COMMIT").unwrap();
     }
 }
+
+/// The `medianest` service's environment in `packaging/compose.yaml` (its `${VAR:?...}` and
+/// `${VAR:-}` references filled in as compose would from `.env`).
+fn compose_environment(vars: &[(&str, &str)]) -> Vec<(String, String)> {
+    let compose = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/compose.yaml"),
+    )
+    .unwrap();
+    let mut lines = compose
+        .lines()
+        .skip_while(|l| *l != "  medianest:")
+        .skip_while(|l| *l != "    environment:")
+        .skip(1);
+    let mut env = Vec::new();
+    for line in lines.by_ref() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('#') {
+            continue;
+        }
+        if !line.starts_with("      ") {
+            break;
+        }
+        let (key, value) = trimmed.split_once(": ").unwrap();
+        let value = match value.strip_prefix("${") {
+            Some(reference) => {
+                let name = reference.split([':', '}']).next().unwrap();
+                vars.iter()
+                    .find(|(n, _)| *n == name)
+                    .map_or("", |(_, v)| v)
+                    .to_owned()
+            }
+            None => value.to_owned(),
+        };
+        env.push((key.to_owned(), value));
+    }
+    assert!(
+        env.len() > 5,
+        "no environment found for medianest in compose.yaml"
+    );
+    env
+}
+
+/// `packaging/compose.yaml` configures a real server: every `MEDIANEST_*` name in it is a key
+/// (an unknown one would stop the start), the admin password and webhook secret take effect, and
+/// the service connections point at the other services by their compose names.
+#[test]
+fn the_compose_files_environment_starts_a_server_wired_to_the_other_services() {
+    const PASSWORD: &str = "compose admin password";
+    const SECRET: &str = "compose-webhook-secret-0123456789";
+    let dir = tempfile::tempdir().unwrap();
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let data_dir = dir.path().join("data");
+    let mut cmd = medianest(dir.path());
+    for (key, value) in compose_environment(&[
+        ("MEDIANEST_ADMIN_PASSWORD", PASSWORD),
+        ("WEBHOOK_SECRET", SECRET),
+    ]) {
+        let value = match key.as_str() {
+            // The container's folder, here a temporary one.
+            "MEDIANEST_YOUTUBE__DOWNLOAD_DIR" => {
+                assert_eq!(value, "/youtube");
+                dir.path().join("youtube").to_string_lossy().into_owned()
+            }
+            _ => value,
+        };
+        cmd.env(key, value);
+    }
+    cmd.env("MEDIANEST_DATA_DIR", &data_dir)
+        .env("MEDIANEST_SERVER__LISTEN", addr.to_string())
+        .arg("serve");
+    let server = Server::spawn(&dir, cmd, addr, data_dir);
+
+    let agent = agent();
+    let (status, login) = json_of(
+        agent
+            .post(&server.url("/api/v1/auth/login"))
+            .header("Content-Type", "application/json")
+            .send(serde_json::json!({"username": "admin", "password": PASSWORD}).to_string())
+            .unwrap(),
+    );
+    assert_eq!(status, 200, "{login}");
+    let auth = format!("Bearer {}", login["data"]["token"].as_str().unwrap());
+    let (status, services) = json_of(
+        agent
+            .get(&server.url("/api/v1/admin/services"))
+            .header("Authorization", &auth)
+            .call()
+            .unwrap(),
+    );
+    assert_eq!(status, 200, "{services}");
+    let services = services.to_string();
+    for url in [
+        "http://plex:32400",
+        "http://seerr:5055",
+        "http://uptime-kuma:3001",
+    ] {
+        assert!(services.contains(url), "{url} not in {services}");
+    }
+    let webhook = |secret: &str| {
+        agent
+            .post(&server.url("/api/v1/webhooks/seerr"))
+            .header("Content-Type", "application/json")
+            .header("Authorization", secret)
+            .send(r#"{"notification_type":"TEST_NOTIFICATION"}"#)
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert!((200..300).contains(&webhook(SECRET)));
+    assert_eq!(webhook("not-the-secret"), 401);
+}
