@@ -683,13 +683,11 @@ impl Config {
         if self.youtube.stall_timeout_secs == 0 {
             return bad("youtube.stall_timeout_secs", "must be at least 1");
         }
-        for (key, mode) in [
-            ("youtube.file_mode", &self.youtube.file_mode),
-            ("youtube.dir_mode", &self.youtube.dir_mode),
-        ] {
-            if let Err(reason) = crate::youtube::perms::parse_mode(mode) {
-                return bad(key, &reason);
-            }
+        if let Err(reason) = crate::youtube::perms::file_mode(&self.youtube.file_mode) {
+            return bad("youtube.file_mode", &reason);
+        }
+        if let Err(reason) = crate::youtube::perms::dir_mode(&self.youtube.dir_mode) {
+            return bad("youtube.dir_mode", &reason);
         }
         if let Some(group) = &self.youtube.group
             && let Err(reason) = crate::youtube::perms::resolve_group(group)
@@ -1305,6 +1303,19 @@ mod tests {
         );
         let e = err(Some("[auth]\nplex_signup = \"everyone\"\n"), &[]);
         assert!(e.contains("auth.plex_signup"), "{e}");
+        for (toml, key, words) in [
+            ("file_mode = \"4755\"", "youtube.file_mode", "setuid"),
+            ("file_mode = \"rw-r--r--\"", "youtube.file_mode", "octal"),
+            ("dir_mode = \"0644\"", "youtube.dir_mode", "rwx"),
+            (
+                "group = \"no-such-group-here\"",
+                "youtube.group",
+                "no-such-group-here",
+            ),
+        ] {
+            let e = err(Some(&format!("[youtube]\n{toml}\n")), &[]);
+            assert!(e.contains(key) && e.contains(words), "{e}");
+        }
         let e = err(Some("[plex]\ntv_url = \"ftp://plex.tv\"\n"), &[]);
         assert!(e.contains("plex.tv_url"), "{e}");
         let e = err(Some("[log]\nlevel = \"loud!!\"\n"), &[]);

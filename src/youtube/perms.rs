@@ -22,6 +22,41 @@ pub fn parse_mode(text: &str) -> Result<u32, String> {
     u32::from_str_radix(digits, 8).map_err(|e| format!("not an octal mode: {e}"))
 }
 
+/// `youtube.file_mode`: permission bits only (no setuid, setgid or sticky bit on media), and
+/// the owner (MediaNest) may read and write the file.
+pub fn file_mode(text: &str) -> Result<u32, String> {
+    let mode = parse_mode(text)?;
+    if mode & !0o777 != 0 {
+        return Err(format!(
+            "{text:?} has a setuid, setgid or sticky bit; a media file wants permission bits only"
+        ));
+    }
+    if mode & 0o600 != 0o600 {
+        return Err(format!(
+            "{text:?} does not let the owner (MediaNest) read and write the file; e.g. \"0644\""
+        ));
+    }
+    Ok(mode)
+}
+
+/// `youtube.dir_mode`: permission bits and the setgid bit (new files then inherit the folder's
+/// group), and the owner may list, enter and change the folder (MediaNest adds and deletes
+/// files in it).
+pub fn dir_mode(text: &str) -> Result<u32, String> {
+    let mode = parse_mode(text)?;
+    if mode & !0o2777 != 0 {
+        return Err(format!(
+            "{text:?} has a setuid or sticky bit; a folder may have the setgid bit (2xxx) only"
+        ));
+    }
+    if mode & 0o700 != 0o700 {
+        return Err(format!(
+            "{text:?} does not give the owner (MediaNest) rwx on the folder; e.g. \"0755\""
+        ));
+    }
+    Ok(mode)
+}
+
 /// The gid of a group given by number or by name (looked up in `/etc/group`).
 pub fn resolve_group(group: &str) -> Result<u32, String> {
     resolve_group_in(group, Path::new("/etc/group"))
@@ -66,8 +101,8 @@ pub fn apply(
     user_root: &Path,
     files: &[String],
 ) -> Result<(), String> {
-    let file_mode = parse_mode(&config.file_mode)?;
-    let dir_mode = parse_mode(&config.dir_mode)?;
+    let file_mode = file_mode(&config.file_mode)?;
+    let dir_mode = dir_mode(&config.dir_mode)?;
     let gid = config.group.as_deref().map(resolve_group).transpose()?;
     let files: Vec<PathBuf> = files.iter().map(|f| download_root.join(f)).collect();
     let mut dirs = BTreeSet::from([user_root.to_path_buf()]);
@@ -110,6 +145,22 @@ mod tests {
         for bad in ["", "0o644", "0648", "rw-r--r--", "10644", "-1"] {
             assert!(parse_mode(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn file_modes_are_plain_and_owner_writable_and_dir_modes_may_be_setgid() {
+        assert_eq!(file_mode("0644").unwrap(), 0o644);
+        assert_eq!(file_mode("0660").unwrap(), 0o660);
+        assert_eq!(dir_mode("0755").unwrap(), 0o755);
+        assert_eq!(dir_mode("2770").unwrap(), 0o2770);
+        for bad in ["4755", "2644", "1644", "0444", "0200", "0x44"] {
+            assert!(file_mode(bad).is_err(), "file {bad}");
+        }
+        for bad in ["4755", "1777", "0555", "0644", "0"] {
+            assert!(dir_mode(bad).is_err(), "dir {bad}");
+        }
+        let e = file_mode("4755").unwrap_err();
+        assert!(e.contains("setuid"), "{e}");
     }
 
     #[test]
