@@ -185,11 +185,21 @@ impl Default for LogConfig {
 pub struct DatabaseConfig {
     /// SQLite connections in the pool (and blocking database jobs at once).
     pub pool_size: u32,
+    /// Start even when the data dir is on a network filesystem (NFS, SMB/CIFS, 9p ...), where
+    /// SQLite's locks and write-ahead log are not reliable (`platform::fs::storage_verdict`).
+    pub allow_network_fs: bool,
+    /// On shutdown, fold the write-ahead log into the database file and truncate it
+    /// (`wal_checkpoint(TRUNCATE)`); off under Litestream, which runs the checkpoints itself.
+    pub checkpoint_on_exit: bool,
 }
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self { pool_size: 8 }
+        Self {
+            pool_size: 8,
+            allow_network_fs: false,
+            checkpoint_on_exit: true,
+        }
     }
 }
 
@@ -354,6 +364,13 @@ pub struct YoutubeConfig {
     /// The download dir as Plex sees it (when Plex runs elsewhere, e.g. in a container); the
     /// same path when unset.
     pub plex_path: Option<PathBuf>,
+    /// Octal mode of each downloaded file, set after yt-dlp finishes (whatever the umask).
+    pub file_mode: String,
+    /// Octal mode of the folders MediaNest made for a download.
+    pub dir_mode: String,
+    /// A group name or gid the downloaded files and folders are given (e.g. the group Plex
+    /// runs as); unchanged when unset.
+    pub group: Option<String>,
 }
 
 impl Default for YoutubeConfig {
@@ -370,6 +387,9 @@ impl Default for YoutubeConfig {
             cookies_file: None,
             extra_args: Vec::new(),
             plex_path: None,
+            file_mode: "0644".into(),
+            dir_mode: "0755".into(),
+            group: None,
         }
     }
 }
@@ -663,6 +683,17 @@ impl Config {
         if self.youtube.stall_timeout_secs == 0 {
             return bad("youtube.stall_timeout_secs", "must be at least 1");
         }
+        if let Err(reason) = crate::youtube::perms::file_mode(&self.youtube.file_mode) {
+            return bad("youtube.file_mode", &reason);
+        }
+        if let Err(reason) = crate::youtube::perms::dir_mode(&self.youtube.dir_mode) {
+            return bad("youtube.dir_mode", &reason);
+        }
+        if let Some(group) = &self.youtube.group
+            && let Err(reason) = crate::youtube::perms::resolve_group(group)
+        {
+            return bad("youtube.group", &reason);
+        }
         if self.admin.password.as_ref().is_some_and(|p| {
             let n = p.expose().chars().count();
             !(10..=256).contains(&n)
@@ -896,6 +927,13 @@ format = "pretty"
 [database]
 # SQLite connections kept in the pool.
 pool_size = 8
+# MediaNest refuses to start when data_dir is on a network filesystem (NFS, SMB/CIFS, 9p ...):
+# SQLite's write-ahead log needs shared memory and file locks those do not give reliably, and
+# the database can be corrupted. true starts anyway (a FUSE filesystem only warns).
+allow_network_fs = false
+# On shutdown, fold the write-ahead log into the database and truncate it. Set false when
+# Litestream replicates the database: it runs the checkpoints itself.
+checkpoint_on_exit = true
 
 [admin]
 # Password of the first admin account (10-256 characters), for unattended installs. When unset,
@@ -986,6 +1024,14 @@ extra_args = []
 # The download dir as Plex sees it, for the library scan after a download (when Plex runs in a
 # container or on another machine). Default: the same path.
 # plex_path = "/data/youtube"
+# Octal modes the downloaded files and the folders MediaNest made for them get once yt-dlp
+# finishes (whatever the umask): world-readable by default, so a Plex running as another user
+# can read them.
+file_mode = "0644"
+dir_mode = "0755"
+# A group name or gid the downloaded files and folders are given (e.g. "plex"); an unknown
+# group stops the start.
+# group = "plex"
 
 [overseerr]
 # Submit requests of users who have no Seerr (or Overseerr) account as Seerr's admin.
@@ -1257,6 +1303,19 @@ mod tests {
         );
         let e = err(Some("[auth]\nplex_signup = \"everyone\"\n"), &[]);
         assert!(e.contains("auth.plex_signup"), "{e}");
+        for (toml, key, words) in [
+            ("file_mode = \"4755\"", "youtube.file_mode", "setuid"),
+            ("file_mode = \"rw-r--r--\"", "youtube.file_mode", "octal"),
+            ("dir_mode = \"0644\"", "youtube.dir_mode", "rwx"),
+            (
+                "group = \"no-such-group-here\"",
+                "youtube.group",
+                "no-such-group-here",
+            ),
+        ] {
+            let e = err(Some(&format!("[youtube]\n{toml}\n")), &[]);
+            assert!(e.contains(key) && e.contains(words), "{e}");
+        }
         let e = err(Some("[plex]\ntv_url = \"ftp://plex.tv\"\n"), &[]);
         assert!(e.contains("plex.tv_url"), "{e}");
         let e = err(Some("[log]\nlevel = \"loud!!\"\n"), &[]);

@@ -76,6 +76,8 @@ pub enum StartError {
 /// it, creates the first admin when there are no users, and builds the state.
 /// Blocking (file, database and hashing work); call before the runtime serves requests.
 pub fn bootstrap(config: Config, clock: clock::SharedClock) -> Result<AppState, StartError> {
+    platform::fs::check_data_dir(&config.data_dir, config.database.allow_network_fs)
+        .map_err(data_dir::DataDirError)?;
     let data = data_dir::DataDir::prepare(&config)?;
     let db = db::Db::open_file(&config.database_path(), config.database.pool_size)
         .map_err(|e| StartError::Database(e.to_string()))?;

@@ -195,6 +195,7 @@ async fn shutdown_signal() {
 }
 
 fn migrate(config: &Config) -> Result<(), String> {
+    medianest::platform::fs::check_data_dir(&config.data_dir, config.database.allow_network_fs)?;
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("cannot create {}: {e}", config.data_dir.display()))?;
     let db = medianest::db::Db::open(medianest::db::Location::File(config.database_path()), 1)
@@ -232,6 +233,12 @@ fn backup(config: &Config, file: &std::path::Path, force: bool) -> Result<(), St
     Ok(())
 }
 
+/// The path `healthcheck` asks on the configured listen address: the readiness route, under
+/// the server's base path when one is configured. (`--url` names the base, path included.)
+fn readiness_path(_config: &Config) -> String {
+    "/health/ready".to_owned()
+}
+
 fn healthcheck(config: &Config, url: Option<&str>) -> Result<(), String> {
     let base = match url {
         Some(url) => url.trim_end_matches('/').to_owned(),
@@ -253,7 +260,10 @@ fn healthcheck(config: &Config, url: Option<&str>) -> Result<(), String> {
         .http_status_as_error(false)
         .build()
         .into();
-    let url = format!("{base}/health/ready");
+    let url = match url {
+        Some(_) => format!("{base}/health/ready"),
+        None => format!("{base}{}", readiness_path(config)),
+    };
     let response = agent.get(&url).call().map_err(|e| format!("{url}: {e}"))?;
     if response.status() == 200 {
         println!("ready");

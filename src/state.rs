@@ -318,7 +318,8 @@ impl AppState {
             tracing::warn!("background tasks did not stop within 10 s");
         }
         let db = self.inner.db.clone();
-        tokio::task::spawn_blocking(move || db.close_blocking())
+        let checkpoint = self.config().database.checkpoint_on_exit;
+        tokio::task::spawn_blocking(move || db.close_blocking(checkpoint))
             .await
             .map_err(|e| crate::error::AppError::internal(format!("close database: {e}")))?
     }

@@ -458,6 +458,13 @@ fn healthcheck_exits_zero_against_a_running_server_and_non_zero_without_one() {
         text(&out.stderr)
     );
 
+    // Without --url: the configured listen address, as the container's HEALTHCHECK asks.
+    let mut cmd = medianest(dir.path());
+    cmd.env("MEDIANEST_SERVER__LISTEN", server.addr.to_string())
+        .arg("healthcheck");
+    let out = run(cmd);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
     let nobody = format!("http://127.0.0.1:{}", free_port());
     let mut cmd = medianest(dir.path());
     cmd.arg("healthcheck").arg("--url").arg(&nobody);
@@ -1328,4 +1335,236 @@ fn doctor_warns_about_an_ageing_yt_dlp_and_fails_an_old_one() {
         assert!(line.contains(&format!("({days} days old)")), "{report}");
         assert!(fix.contains("fix: update yt-dlp"), "{report}");
     }
+}
+
+/// A data dir on a network filesystem stops `serve` and `migrate` before anything is written,
+/// saying why and naming the override; with `database.allow_network_fs` they go on, and the
+/// doctor's data dir check turns from a failure into a warning. NFS cannot be mounted here, so
+/// the debug build's test-only `TEST_MEDIANEST_FS_KIND` stands in for the `statfs` probe (the
+/// probe itself and the decision for each kind are unit tests in `platform::fs`).
+#[test]
+fn a_data_dir_on_a_network_filesystem_stops_the_start_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for command in ["serve", "migrate"] {
+        let mut cmd = medianest(dir.path());
+        cmd.env("TEST_MEDIANEST_FS_KIND", "nfs")
+            .env(
+                "MEDIANEST_SERVER__LISTEN",
+                format!("127.0.0.1:{}", free_port()),
+            )
+            .arg("--data-dir")
+            .arg(&data)
+            .arg(command);
+        let out = run(cmd);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{command}: {stderr}");
+        assert!(
+            stderr.contains("is on NFS, a network filesystem")
+                && stderr.contains("write-ahead log")
+                && stderr.contains("database.allow_network_fs = true"),
+            "{command}: {stderr}"
+        );
+        assert!(!data.exists(), "{command} created the data dir");
+    }
+
+    let config = dir.path().join("medianest.toml");
+    std::fs::write(
+        &config,
+        format!("data_dir = {:?}\n", data.to_str().unwrap()),
+    )
+    .unwrap();
+    let bin = fake_programs(dir.path(), &[]);
+    let mut cmd = medianest(dir.path());
+    cmd.env("TEST_MEDIANEST_FS_KIND", "nfs").env("PATH", &bin);
+    cmd.args(["doctor", "--config", config.to_str().unwrap()]);
+    let report = text(&run(cmd).stdout);
+    assert!(
+        check_line(&report, "data dir").0.contains("FAIL"),
+        "{report}"
+    );
+
+    let mut cmd = medianest(dir.path());
+    cmd.env("TEST_MEDIANEST_FS_KIND", "nfs")
+        .env("MEDIANEST_DATABASE__ALLOW_NETWORK_FS", "true")
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("migrate");
+    let out = run(cmd);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("starting anyway because database.allow_network_fs = true"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(data.join("medianest.db").is_file());
+
+    let mut cmd = medianest(dir.path());
+    cmd.env("TEST_MEDIANEST_FS_KIND", "nfs")
+        .env("MEDIANEST_DATABASE__ALLOW_NETWORK_FS", "true")
+        .env("PATH", &bin);
+    cmd.args(["doctor", "--config", config.to_str().unwrap()]);
+    let report = text(&run(cmd).stdout);
+    let (line, _) = check_line(&report, "data dir");
+    assert!(
+        line.starts_with("warn") && line.contains("allow_network_fs"),
+        "{report}"
+    );
+
+    // FUSE (mergerfs is local) only warns.
+    let mut cmd = medianest(dir.path());
+    cmd.env("TEST_MEDIANEST_FS_KIND", "fuse")
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("migrate");
+    let out = run(cmd);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("FUSE"), "{}", text(&out.stderr));
+}
+
+/// Litestream keeps a read transaction open on the database and runs the checkpoints itself. A
+/// reader standing in for it makes the default `wal_checkpoint(TRUNCATE)` on the way out give up
+/// (said in the log); with `database.checkpoint_on_exit = false` the server leaves the WAL alone.
+#[test]
+fn checkpoint_on_exit_false_leaves_the_wal_to_a_replicating_reader() {
+    for checkpoint in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let data_dir = dir.path().join("data");
+        let mut cmd = medianest(dir.path());
+        cmd.env(
+            "MEDIANEST_DATABASE__CHECKPOINT_ON_EXIT",
+            checkpoint.to_string(),
+        )
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .arg("--listen")
+        .arg(addr.to_string())
+        .arg("serve");
+        let mut server = Server::spawn(&dir, cmd, addr, data_dir.clone());
+
+        let reader = rusqlite::Connection::open(data_dir.join("medianest.db")).unwrap();
+        reader.execute_batch("BEGIN").unwrap();
+        let _: i64 = reader
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .unwrap();
+        let status = server.terminate();
+        assert!(status.success(), "{status}:\n{}", server.log_text());
+        let gave_up = server
+            .log_text()
+            .contains("WAL checkpoint could not complete");
+        assert_eq!(gave_up, checkpoint, "{}", server.log_text());
+        reader.execute_batch("COMMIT").unwrap();
+    }
+}
+
+/// The `medianest` service's environment in `packaging/compose.yaml` (its `${VAR:?...}` and
+/// `${VAR:-}` references filled in as compose would from `.env`).
+fn compose_environment(vars: &[(&str, &str)]) -> Vec<(String, String)> {
+    let compose = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/compose.yaml"),
+    )
+    .unwrap();
+    let mut lines = compose
+        .lines()
+        .skip_while(|l| *l != "  medianest:")
+        .skip_while(|l| *l != "    environment:")
+        .skip(1);
+    let mut env = Vec::new();
+    for line in lines.by_ref() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('#') {
+            continue;
+        }
+        if !line.starts_with("      ") {
+            break;
+        }
+        let (key, value) = trimmed.split_once(": ").unwrap();
+        let value = match value.strip_prefix("${") {
+            Some(reference) => {
+                let name = reference.split([':', '}']).next().unwrap();
+                vars.iter()
+                    .find(|(n, _)| *n == name)
+                    .map_or("", |(_, v)| v)
+                    .to_owned()
+            }
+            None => value.to_owned(),
+        };
+        env.push((key.to_owned(), value));
+    }
+    assert!(
+        env.len() > 5,
+        "no environment found for medianest in compose.yaml"
+    );
+    env
+}
+
+/// `packaging/compose.yaml` configures a real server: every `MEDIANEST_*` name in it is a key
+/// (an unknown one would stop the start), the admin password and webhook secret take effect, and
+/// the service connections point at the other services by their compose names.
+#[test]
+fn the_compose_files_environment_starts_a_server_wired_to_the_other_services() {
+    const PASSWORD: &str = "compose admin password";
+    const SECRET: &str = "compose-webhook-secret-0123456789";
+    let dir = tempfile::tempdir().unwrap();
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let data_dir = dir.path().join("data");
+    let mut cmd = medianest(dir.path());
+    for (key, value) in compose_environment(&[
+        ("MEDIANEST_ADMIN_PASSWORD", PASSWORD),
+        ("WEBHOOK_SECRET", SECRET),
+    ]) {
+        let value = match key.as_str() {
+            // The container's folder, here a temporary one.
+            "MEDIANEST_YOUTUBE__DOWNLOAD_DIR" => {
+                assert_eq!(value, "/youtube");
+                dir.path().join("youtube").to_string_lossy().into_owned()
+            }
+            _ => value,
+        };
+        cmd.env(key, value);
+    }
+    cmd.env("MEDIANEST_DATA_DIR", &data_dir)
+        .env("MEDIANEST_SERVER__LISTEN", addr.to_string())
+        .arg("serve");
+    let server = Server::spawn(&dir, cmd, addr, data_dir);
+
+    let agent = agent();
+    let (status, login) = json_of(
+        agent
+            .post(&server.url("/api/v1/auth/login"))
+            .header("Content-Type", "application/json")
+            .send(serde_json::json!({"username": "admin", "password": PASSWORD}).to_string())
+            .unwrap(),
+    );
+    assert_eq!(status, 200, "{login}");
+    let auth = format!("Bearer {}", login["data"]["token"].as_str().unwrap());
+    let (status, services) = json_of(
+        agent
+            .get(&server.url("/api/v1/admin/services"))
+            .header("Authorization", &auth)
+            .call()
+            .unwrap(),
+    );
+    assert_eq!(status, 200, "{services}");
+    let services = services.to_string();
+    for url in [
+        "http://plex:32400",
+        "http://seerr:5055",
+        "http://uptime-kuma:3001",
+    ] {
+        assert!(services.contains(url), "{url} not in {services}");
+    }
+    let webhook = |secret: &str| {
+        agent
+            .post(&server.url("/api/v1/webhooks/seerr"))
+            .header("Content-Type", "application/json")
+            .header("Authorization", secret)
+            .send(r#"{"notification_type":"TEST_NOTIFICATION"}"#)
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert!((200..300).contains(&webhook(SECRET)));
+    assert_eq!(webhook("not-the-secret"), 401);
 }

@@ -261,12 +261,14 @@ impl Db {
         }
     }
 
-    /// On shutdown: refreshes the planner statistics and folds the WAL into the database file.
-    pub fn close_blocking(&self) -> AppResult<()> {
+    /// On shutdown: refreshes the planner statistics and, with `checkpoint`
+    /// (`database.checkpoint_on_exit`), folds the WAL into the database file and truncates it.
+    /// Without it the checkpoints are SQLite's own (and Litestream's, which wants to run them).
+    pub fn close_blocking(&self, checkpoint: bool) -> AppResult<()> {
         let conn = self.pool.get()?;
         conn.execute_batch("PRAGMA optimize;")?;
         keep_plans_stable(&conn)?;
-        if matches!(self.location.as_ref(), Location::File(_)) {
+        if checkpoint && matches!(self.location.as_ref(), Location::File(_)) {
             let (busy, _, _): (i64, i64, i64) =
                 conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?))

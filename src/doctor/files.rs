@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::report::Check;
 use crate::config::Config;
-use crate::platform::fs::{FsKind, kind_of};
+use crate::platform::fs::{FsKind, data_dir_kind};
 
 /// Creates, writes and removes a probe file in `dir`.
 fn probe_writable(dir: &Path) -> std::io::Result<()> {
@@ -134,17 +134,30 @@ pub fn check_cookies_file(path: Option<&Path>) -> Check {
 pub fn check_data_dir(config: &Config) -> Check {
     const NAME: &str = "data dir";
     let dir = &config.data_dir;
-    match kind_of(dir) {
+    let allowed = config.database.allow_network_fs;
+    match data_dir_kind(dir) {
         Ok((FsKind::Local, probed)) => Check::ok(
             NAME,
             format!("{} is on a local filesystem", probed.display()),
+        ),
+        Ok((FsKind::Network(fs), probed)) if allowed => Check::warn(
+            NAME,
+            format!(
+                "{} is on {fs}, a network filesystem (allowed by database.allow_network_fs)",
+                probed.display()
+            ),
+            format!(
+                "move data_dir to a local disk: SQLite's write-ahead log needs shared memory and \
+                 file locks that {fs} does not give reliably, and the database can be corrupted"
+            ),
         ),
         Ok((FsKind::Network(fs), probed)) => Check::fail(
             NAME,
             format!("{} is on {fs}, a network filesystem", probed.display()),
             format!(
                 "move data_dir to a local disk: SQLite's locks and write-ahead log do not work \
-                 over {fs}, and the database can be corrupted (downloads may stay on the share)"
+                 over {fs}, and the database can be corrupted (downloads may stay on the share); \
+                 MediaNest will not start there unless database.allow_network_fs = true"
             ),
         ),
         Ok((FsKind::Fuse, probed)) => Check::warn(

@@ -86,10 +86,127 @@ fn magic_of(_path: &Path) -> std::io::Result<Option<u64>> {
     Ok(None)
 }
 
+/// What start-up does about the filesystem holding the data dir.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageVerdict {
+    /// Local: start.
+    Ok,
+    /// Start, and log this warning (FUSE, or a network filesystem with the override).
+    Warn(String),
+    /// Do not start: this says why and names the override.
+    Refuse(String),
+}
+
+/// The test-only variable (outside the `MEDIANEST_*` configuration namespace) that stands in
+/// for the probe (`nfs`, `smb`, `cifs`, `9p`, `fuse`,
+/// `local`): honoured only in debug builds, so the tests can show the real binary refusing
+/// without a network mount. A release build ignores it.
+pub const TEST_FS_KIND_ENV: &str = "TEST_MEDIANEST_FS_KIND";
+
+/// The decision for a data dir at `probed` of `kind`, with `database.allow_network_fs`
+/// `allow_network_fs`. The same words as `medianest doctor`'s data dir check.
+pub fn storage_verdict(kind: FsKind, probed: &Path, allow_network_fs: bool) -> StorageVerdict {
+    let at = probed.display();
+    match kind {
+        FsKind::Local | FsKind::Unknown => StorageVerdict::Ok,
+        FsKind::Network(fs) if allow_network_fs => StorageVerdict::Warn(format!(
+            "the data dir {at} is on {fs}, a network filesystem; starting anyway because \
+             database.allow_network_fs = true: SQLite's write-ahead log needs shared memory and \
+             file locks that {fs} does not give reliably, and the database can be corrupted"
+        )),
+        FsKind::Network(fs) => StorageVerdict::Refuse(format!(
+            "the data dir {at} is on {fs}, a network filesystem: SQLite's write-ahead log needs \
+             shared memory and POSIX file locks that {fs} does not give reliably, so the \
+             database can be corrupted or hang. Move data_dir to a local disk (downloads may \
+             stay on the share), or set database.allow_network_fs = true \
+             (MEDIANEST_DATABASE__ALLOW_NETWORK_FS=true) to start anyway at that risk"
+        )),
+        FsKind::Fuse => StorageVerdict::Warn(format!(
+            "the data dir {at} is on a FUSE filesystem: fine for a local union such as \
+             mergerfs; if it is remote (sshfs, rclone), move data_dir to a local disk, as \
+             SQLite needs working file locks"
+        )),
+    }
+}
+
+/// The kind of filesystem holding `dir`, or the stand-in of [`TEST_FS_KIND_ENV`] in a debug
+/// build.
+pub fn data_dir_kind(dir: &Path) -> std::io::Result<(FsKind, PathBuf)> {
+    if cfg!(debug_assertions)
+        && let Ok(kind) = std::env::var(TEST_FS_KIND_ENV)
+    {
+        let kind = match kind.to_ascii_lowercase().as_str() {
+            "nfs" => FsKind::Network("NFS"),
+            "smb" => FsKind::Network("SMB"),
+            "cifs" => FsKind::Network("CIFS"),
+            "9p" => FsKind::Network("9p"),
+            "fuse" => FsKind::Fuse,
+            _ => FsKind::Local,
+        };
+        return Ok((kind, nearest_existing(dir)));
+    }
+    kind_of(dir)
+}
+
+/// The start-up check of the data dir (`serve`, `migrate`): `Err` with the reason when it is on
+/// a network filesystem and `allow_network_fs` is off; a warning is logged for FUSE or with the
+/// override. A probe that fails is logged and lets the start go on.
+pub fn check_data_dir(dir: &Path, allow_network_fs: bool) -> Result<(), String> {
+    match data_dir_kind(dir) {
+        Ok((kind, probed)) => match storage_verdict(kind, &probed, allow_network_fs) {
+            StorageVerdict::Ok => Ok(()),
+            StorageVerdict::Warn(message) => {
+                tracing::warn!("{message}");
+                Ok(())
+            }
+            StorageVerdict::Refuse(message) => Err(message),
+        },
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot tell the data dir's filesystem");
+            Ok(())
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_start_refuses_network_filesystems_unless_allowed_and_warns_on_fuse() {
+        let at = Path::new("/srv/medianest");
+        assert_eq!(
+            storage_verdict(FsKind::Local, at, false),
+            StorageVerdict::Ok
+        );
+        assert_eq!(
+            storage_verdict(FsKind::Unknown, at, false),
+            StorageVerdict::Ok
+        );
+        for fs in ["NFS", "SMB", "CIFS", "SMB2", "9p", "Ceph"] {
+            match storage_verdict(FsKind::Network(fs), at, false) {
+                StorageVerdict::Refuse(m) => assert!(
+                    m.contains(fs)
+                        && m.contains("/srv/medianest")
+                        && m.contains("write-ahead log")
+                        && m.contains("database.allow_network_fs = true"),
+                    "{m}"
+                ),
+                other => panic!("{fs}: {other:?}"),
+            }
+            assert!(matches!(
+                storage_verdict(FsKind::Network(fs), at, true),
+                StorageVerdict::Warn(m) if m.contains(fs)
+            ));
+        }
+        for allow in [false, true] {
+            assert!(matches!(
+                storage_verdict(FsKind::Fuse, at, allow),
+                StorageVerdict::Warn(m) if m.contains("mergerfs")
+            ));
+        }
+    }
 
     #[test]
     fn network_magics_are_network_and_others_local() {

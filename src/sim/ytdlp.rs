@@ -25,7 +25,7 @@
 //! starts ffmpeg) so tests can check that a kill takes the whole process group.
 //!
 //! When the program sits in a directory, that directory steers it too: `sim-step-ms` (a number)
-//! is the pause between progress lines, and it records each download run under `sim-state/`:
+//! is the pause between progress lines, `sim-umask` (octal) the umask it writes with, and it records each download run under `sim-state/`:
 //! `running/<pid>` while it runs, `runs.log` with the number running at each start, and
 //! `pids/<pid>` (its helper's pid) for liveness checks; `-J` runs the same way in
 //! `running-meta/` and `meta-runs.log`.
@@ -469,6 +469,15 @@ impl Sim {
             .and_then(|d| std::fs::read_to_string(d.join("sim-step-ms")).ok())
             .and_then(|t| t.trim().parse().ok())
             .unwrap_or(DEFAULT_STEP_MS);
+        // `sim-umask` (octal): the umask a real yt-dlp inherits, e.g. 0077 under systemd's
+        // `UMask=`, so its files are not readable by another user.
+        if let Some(mask) = dir
+            .as_ref()
+            .and_then(|d| std::fs::read_to_string(d.join("sim-umask")).ok())
+            .and_then(|t| u32::from_str_radix(t.trim(), 8).ok())
+        {
+            rustix::process::umask(rustix::fs::Mode::from_bits_truncate(mask));
+        }
         Self {
             dir,
             step: Duration::from_millis(step_ms),

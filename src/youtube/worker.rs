@@ -501,7 +501,22 @@ async fn execute(state: &AppState, job: &Job) -> Outcome {
         budget,
         stall: Duration::from_secs(config.stall_timeout_secs),
     };
-    run.process(&program, &plan).await
+    let outcome = run.process(&program, &plan).await;
+    if let Outcome::Completed { files, .. } = &outcome {
+        // yt-dlp wrote with the process's umask; Plex may run as another user.
+        let (youtube, files) = (config.clone(), files.clone());
+        let download_root = root.parent().unwrap_or(&root).to_path_buf();
+        let user_root = root.clone();
+        let applied = tokio::task::spawn_blocking(move || {
+            super::perms::apply(&youtube, &download_root, &user_root, &files)
+        })
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
+        if let Err(e) = applied {
+            tracing::error!(download = %job.download.id, error = %e, "cannot set the downloaded files' mode and group");
+        }
+    }
+    outcome
 }
 
 /// Which pipe a line came from.

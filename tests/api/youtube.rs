@@ -1639,3 +1639,60 @@ async fn an_admin_sets_a_cookies_file_and_extra_args_that_every_run_gets() {
     assert!(!stored.exists());
     server.stop().await.unwrap();
 }
+
+/// yt-dlp writes with its own umask (0077 here, as under systemd's `UMask=`); once it finishes
+/// the files are 0644 and the folders MediaNest made 0755 by default, or what `youtube.file_mode`
+/// / `youtube.dir_mode` say, whatever the umask, and they belong to `youtube.group` when it is
+/// set, so a Plex running as another user reads them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downloaded_files_and_folders_get_the_configured_modes_whatever_the_umask() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    let gid_of = |p: &Path| std::fs::metadata(p).unwrap().gid();
+    // As root any group will do; otherwise one of ours (the primary one, the least we can give).
+    let own_gid = rustix::process::getegid().as_raw();
+    let group = if rustix::process::geteuid().is_root() {
+        4242
+    } else {
+        own_gid
+    };
+    for (file_mode, dir_mode, edit) in [
+        (0o644, 0o755, None),
+        (0o640, 0o2750, Some(("0640", "2750"))),
+    ] {
+        let (yt, server, bob, token) = Yt::serving(
+            5,
+            |c| {
+                if let Some((f, d)) = edit {
+                    c.youtube.file_mode = f.into();
+                    c.youtube.dir_mode = d.into();
+                    c.youtube.group = Some(group.to_string());
+                }
+            },
+            "bob",
+        )
+        .await;
+        std::fs::write(yt.sim_dir.join("sim-umask"), "077").unwrap();
+        let id = yt.submit_url(&token, &playlist("PLn2perm")).await;
+        let done = yt.until_status(&token, &id, "completed").await;
+        let files: Vec<String> = serde_json::from_value(done["files"].clone()).unwrap();
+        assert_eq!(files.len(), 2);
+        let user = yt.download_dir.join(format!("bob_{bob}"));
+        let dirs = [user.clone(), user.join("Sim Playlist PLn2perm")];
+        for f in &files {
+            let path = yt.download_dir.join(f);
+            assert_eq!(mode(&path), file_mode, "{f}: {:o}", mode(&path));
+        }
+        for dir in &dirs {
+            assert_eq!(mode(dir), dir_mode, "{}: {:o}", dir.display(), mode(dir));
+        }
+        if edit.is_some() {
+            for path in files.iter().map(|f| yt.download_dir.join(f)).chain(dirs) {
+                assert_eq!(gid_of(&path), group, "{}", path.display());
+            }
+            // The download dir itself is not MediaNest's to change.
+            assert_eq!(gid_of(&yt.download_dir), own_gid);
+        }
+        server.stop().await.unwrap();
+    }
+}
