@@ -975,4 +975,51 @@ mod tests {
             "forwarded hops are canonical too"
         );
     }
+
+    #[test]
+    fn the_external_base_takes_only_safe_hosts_and_trusted_forwarded_headers() {
+        let mut server = crate::config::ServerConfig {
+            base_path: "/medianest".into(),
+            trusted_proxies: trusted(&["10.0.0.1"]),
+            ..Default::default()
+        };
+        let proxy = ConnectInfo(SocketAddr::from(([10, 0, 0, 1], 5555)));
+        let client = ConnectInfo(SocketAddr::from(([192, 0, 2, 5], 5555)));
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            for (name, value) in pairs {
+                h.insert(*name, HeaderValue::from_static(value));
+            }
+            h
+        };
+        let base = |peer: &ConnectInfo<SocketAddr>,
+                    h: &HeaderMap,
+                    server: &crate::config::ServerConfig| {
+            ExternalBase::from_request(server, Some(peer), h).0
+        };
+        let h = headers(&[("host", "[::1]:4000")]);
+        assert_eq!(base(&client, &h, &server), "http://[::1]:4000/medianest");
+        // A Host that would change the URL's meaning is not used.
+        let h = headers(&[("host", "evil.example/x?")]);
+        assert_eq!(base(&client, &h, &server), "http://localhost/medianest");
+        // A chain of proxies: the first (client-facing) value counts.
+        let h = headers(&[
+            ("host", "127.0.0.1:4000"),
+            ("x-forwarded-proto", "https, http"),
+            ("x-forwarded-host", "home.example:8443, inner.example"),
+        ]);
+        assert_eq!(
+            base(&proxy, &h, &server),
+            "https://home.example:8443/medianest"
+        );
+        assert_eq!(
+            base(&client, &h, &server),
+            "http://127.0.0.1:4000/medianest"
+        );
+        server.public_url = Some("https://media.example.com/medianest/".into());
+        assert_eq!(
+            base(&proxy, &h, &server),
+            "https://media.example.com/medianest"
+        );
+    }
 }
