@@ -152,10 +152,8 @@ fn serve(config: Config) -> Result<(), String> {
             "MediaNest is listening on http://{local}{}/",
             server.base()
         );
-        if let Some(public) = &server.public_url {
-            let external =
-                medianest::http::ExternalBase::from_request(server, None, &Default::default());
-            tracing::info!(public_url = %public, "MediaNest is reached at {}/", external.0);
+        if let Some(origin) = server.public_origin() {
+            tracing::info!("MediaNest is reached at {origin}{}/", server.base());
         }
         medianest::serve(listener, state, shutdown_signal())
             .await

@@ -474,7 +474,8 @@ fn healthcheck_exits_zero_against_a_running_server_and_non_zero_without_one() {
     assert!(!out.status.success(), "{}", text(&out.stdout));
 }
 
-/// Under `server.base_path` the server says where it listens with the base, answers only under
+/// Under `server.base_path` the server says where it listens and where it is reached (its
+/// `public_url`) with the base, answers only under
 /// it, and `healthcheck` (with no `--url`, from the configuration, as a container's HEALTHCHECK
 /// runs it) asks `<base>/health/ready`.
 #[test]
@@ -485,6 +486,10 @@ fn under_a_base_path_healthcheck_asks_the_base_paths_health_ready() {
     let env = [
         ("MEDIANEST_SERVER__LISTEN", addr.to_string()),
         ("MEDIANEST_SERVER__BASE_PATH", "/medianest".to_owned()),
+        (
+            "MEDIANEST_SERVER__PUBLIC_URL",
+            "https://home.example/medianest".to_owned(),
+        ),
     ];
     let mut cmd = medianest(dir.path());
     cmd.envs(env.clone())
@@ -495,6 +500,10 @@ fn under_a_base_path_healthcheck_asks_the_base_paths_health_ready() {
     let log = server.log_text();
     assert!(
         log.contains(&format!("listening on http://{addr}/medianest/")),
+        "{log}"
+    );
+    assert!(
+        log.contains("reached at https://home.example/medianest/"),
         "{log}"
     );
     let outside = agent().get(&server.url("/health/ready")).call().unwrap();
