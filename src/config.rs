@@ -101,12 +101,14 @@ pub struct ServerConfig {
     /// Address and port to listen on.
     pub listen: SocketAddr,
     /// The address people use to reach MediaNest (`https://media.example.com`); sets the origin
-    /// for CSRF checks, Secure cookies and HSTS.
+    /// for CSRF checks and absolute URLs, Secure cookies and HSTS. A path in it must be
+    /// `base_path`.
     pub public_url: Option<String>,
     /// The path prefix MediaNest is served under behind a reverse proxy (`/medianest`), or empty
     /// for the root. Every route, the cookie path and the URLs MediaNest writes live under it.
     pub base_path: String,
-    /// Peers whose `X-Forwarded-For` is believed (reverse proxies): addresses or CIDR ranges.
+    /// Peers whose `X-Forwarded-For`, `X-Forwarded-Proto` and `X-Forwarded-Host` are believed
+    /// (reverse proxies): addresses or CIDR ranges.
     pub trusted_proxies: crate::net::TrustedProxies,
     /// Mark the session cookie Secure even without an https `public_url`.
     pub secure_cookies: bool,
@@ -940,14 +942,16 @@ data_dir = "./data"
 [server]
 # Address and port to listen on. Use "0.0.0.0:4000" to accept connections from the network.
 listen = "127.0.0.1:4000"
-# The URL people use to reach MediaNest, e.g. "https://media.example.com". When https, the
-# session cookie is Secure and HSTS is sent.
+# The URL people use to reach MediaNest, e.g. "https://media.example.com" (under a sub-path,
+# "https://home.example/medianest": its path must be base_path). When https, the session cookie
+# is Secure and HSTS is sent. Absolute URLs (Plex's way back, the webhook URL) start with it;
+# unset, with the request's Host, or a trusted proxy's X-Forwarded-Proto and X-Forwarded-Host.
 # public_url = "https://media.example.com"
 # The path prefix when a reverse proxy serves MediaNest under a sub-path, e.g. "/medianest"
 # (the proxy passes the prefix on, unstripped). Every page, API route, /health and /metrics then
 # lives under it, and requests outside it get 404. Empty (or "/") is the root.
 base_path = ""
-# Reverse proxies whose X-Forwarded-For header is believed: addresses or CIDR ranges, e.g.
+# Reverse proxies whose X-Forwarded-For (and -Proto, -Host) headers are believed: addresses or CIDR ranges, e.g.
 # ["127.0.0.1", "10.0.0.0/8", "fd00::/8"]. Behind a proxy that is not listed, every client
 # shares the proxy's address (one rate limit, one sign-in lockout); the log says so once an hour.
 trusted_proxies = []
