@@ -2,7 +2,8 @@
 //! root and once under a sub-path (`server.base_path`), with nginx as a trusted proxy: what the
 //! server builds from nginx's forwarded headers (the cookie's Path, the Plex way back, the Seerr
 //! webhook URL), then in Chromium a sign-in through the proxy, the home page, moving around, a
-//! live event over the event stream through the proxy, and signing out.
+//! live event over the event stream through the proxy, and signing out. Also: a client's own
+//! forwarded headers do not get through nginx, and untrusted, nginx's `Host` is what counts.
 
 use std::time::Duration;
 
@@ -84,6 +85,53 @@ fn http(
         serde_json::from_str(&text).unwrap_or(Value::Null),
         cookies,
     )
+}
+
+/// nginx writes the forwarded headers itself: a client's own `X-Forwarded-Host` and
+/// `X-Forwarded-Proto` do not get through it. Without `server.trusted_proxies`, MediaNest goes
+/// by the `Host` nginx passes (`$host`, which has no port).
+#[test]
+fn forwarded_headers_through_nginx_are_nginxs_own() {
+    let _serial = serial();
+    for trusted in [true, false] {
+        let app = App::start_with(|c| {
+            c.server.base_path = SUB_PATH.into();
+            if trusted {
+                c.server.trusted_proxies = vec!["127.0.0.1".parse().unwrap()].into();
+            }
+        });
+        let proxy = Nginx::start(SUB_PATH, app.addr);
+        let site = format!("http://{}{SUB_PATH}", proxy.addr);
+        let (status, login, _) = http(
+            "POST",
+            &format!("{site}/api/v1/auth/login"),
+            None,
+            Some(json!({"username": "admin", "password": ADMIN_PASSWORD})),
+        );
+        assert_eq!(status, 200, "{login}");
+        let token = login["data"]["token"].as_str().unwrap();
+        let mut response = webdriver::agent(Duration::from_secs(10))
+            .get(format!("{site}/api/v1/admin/services"))
+            .header("Authorization", &format!("Bearer {token}"))
+            .header("X-Forwarded-Host", "evil.example")
+            .header("X-Forwarded-Proto", "https")
+            .call()
+            .unwrap();
+        let services: Value =
+            serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap();
+        let seerr = services["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == "overseerr")
+            .unwrap();
+        let expected = if trusted {
+            format!("{site}/api/v1/webhooks/seerr")
+        } else {
+            format!("http://127.0.0.1{SUB_PATH}/api/v1/webhooks/seerr")
+        };
+        assert_eq!(seerr["webhookUrl"], json!(expected), "trusted: {trusted}");
+    }
 }
 
 fn behind_nginx(base: &str) {
@@ -168,6 +216,16 @@ fn behind_nginx(base: &str) {
         .click();
     b.wait_path(&format!("{base}/downloads"));
     b.find("#download-url");
+    // The admin's Seerr form shows the webhook URL as Seerr must call it, through the proxy.
+    b.find(&format!("a.nav-link[href='{base}/admin']")).click();
+    b.wait_path(&format!("{base}/admin"));
+    b.find(&format!("a.tab[href='{base}/admin/services']"))
+        .click();
+    b.wait_path(&format!("{base}/admin/services"));
+    b.find_text(
+        "#svc-overseerr-webhook",
+        &format!("{site}/api/v1/webhooks/seerr"),
+    );
     b.find(&format!("a.nav-link[href='{base}/']")).click();
     b.wait_path(&format!("{base}/"));
     b.find("#active-downloads");
