@@ -156,8 +156,7 @@ impl ServerConfig {
 
     /// `base_path` as served: empty for the root, else `/name` (no trailing slash).
     pub fn base(&self) -> &str {
-        let base = self.base_path.trim_end_matches('/');
-        if base.is_empty() { "" } else { &self.base_path }
+        self.base_path.trim_end_matches('/')
     }
 
     /// The `Path` of the cookies MediaNest sets: the base path, `/` at the root.
