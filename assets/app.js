@@ -4,6 +4,7 @@
 import { api, setCsrf, onAuthProblem, reportError } from "./js/api.js";
 import * as events from "./js/events.js";
 import { h, mount, loading, errorBox } from "./js/ui.js";
+import { withBase, appPath } from "./js/base.js";
 
 const ROUTES = [
   { path: "/", page: "home", title: "Home" },
@@ -23,8 +24,8 @@ const app = {
   cleanups: [],
   /** Navigates within the app. */
   go(path, { replace = false } = {}) {
-    if (replace) history.replaceState(null, "", path);
-    else history.pushState(null, "", path);
+    if (replace) history.replaceState(null, "", withBase(path));
+    else history.pushState(null, "", withBase(path));
     render();
   },
   /** Subscribes to a live event kind for as long as the current page is shown. */
@@ -151,16 +152,16 @@ async function render() {
       console.error(e);
     }
   }
-  const path = location.pathname.replace(/\/+$/, "") || "/";
+  const path = appPath(location.pathname).replace(/\/+$/, "") || "/";
   let route = ROUTES.find((r) => r.path === path) || ROUTES.find((r) => r.path !== "/" && path.startsWith(r.path + "/"));
   if (!app.session && (!route || !route.public)) {
-    history.replaceState(null, "", "/signin?next=" + encodeURIComponent(location.pathname + location.search));
+    history.replaceState(null, "", withBase("/signin?next=" + encodeURIComponent(appPath(location.pathname) + location.search)));
     route = ROUTES.find((r) => r.page === "signin");
   } else if (app.session && app.session.user.requiresPasswordChange && (!route || route.page !== "password")) {
-    history.replaceState(null, "", "/password");
+    history.replaceState(null, "", withBase("/password"));
     route = ROUTES.find((r) => r.page === "password");
   } else if (app.session && route && route.page === "signin") {
-    history.replaceState(null, "", "/");
+    history.replaceState(null, "", withBase("/"));
     route = ROUTES[0];
   }
   const main = document.getElementById("main");
@@ -195,8 +196,9 @@ document.addEventListener("click", (event) => {
   const link = event.target.closest && event.target.closest("a[data-link]");
   if (!link || event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey) return;
   event.preventDefault();
-  const target = link.getAttribute("href");
-  if (target !== location.pathname + location.search) app.go(target);
+  // href is the address (under the base path); the router goes by the app's own path.
+  const target = appPath(link.pathname) + link.search;
+  if (target !== appPath(location.pathname) + location.search) app.go(target);
   document.getElementById("main").focus({ preventScroll: true });
 });
 window.addEventListener("popstate", () => render());

@@ -47,7 +47,7 @@ pub enum Command {
     },
     /// Exit 0 when the running server's /health/ready answers 200 (for container health checks).
     Healthcheck {
-        /// Base URL of the server (default: from server.listen).
+        /// Base URL of the server, with its base path (default: from server.listen and server.base_path).
         #[arg(long, value_name = "URL")]
         url: Option<String>,
     },

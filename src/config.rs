@@ -101,9 +101,14 @@ pub struct ServerConfig {
     /// Address and port to listen on.
     pub listen: SocketAddr,
     /// The address people use to reach MediaNest (`https://media.example.com`); sets the origin
-    /// for CSRF checks, Secure cookies and HSTS.
+    /// for CSRF checks and absolute URLs, Secure cookies and HSTS. A path in it must be
+    /// `base_path`.
     pub public_url: Option<String>,
-    /// Peers whose `X-Forwarded-For` is believed (reverse proxies): addresses or CIDR ranges.
+    /// The path prefix MediaNest is served under behind a reverse proxy (`/medianest`), or empty
+    /// for the root. Every route, the cookie path and the URLs MediaNest writes live under it.
+    pub base_path: String,
+    /// Peers whose `X-Forwarded-For`, `X-Forwarded-Proto` and `X-Forwarded-Host` are believed
+    /// (reverse proxies): addresses or CIDR ranges.
     pub trusted_proxies: crate::net::TrustedProxies,
     /// Mark the session cookie Secure even without an https `public_url`.
     pub secure_cookies: bool,
@@ -130,6 +135,7 @@ impl Default for ServerConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 4000)),
             public_url: None,
+            base_path: String::new(),
             trusted_proxies: crate::net::TrustedProxies::default(),
             secure_cookies: false,
             request_timeout_secs: 30,
@@ -146,6 +152,35 @@ impl ServerConfig {
     /// Whether cookies get the Secure flag: asked for, or served over https.
     pub fn cookies_secure(&self) -> bool {
         self.secure_cookies || self.is_https()
+    }
+
+    /// `base_path` as served: empty for the root, else `/name` (no trailing slash).
+    pub fn base(&self) -> &str {
+        self.base_path.trim_end_matches('/')
+    }
+
+    /// The `Path` of the cookies MediaNest sets: the base path, `/` at the root.
+    pub fn cookie_path(&self) -> &str {
+        match self.base() {
+            "" => "/",
+            base => base,
+        }
+    }
+
+    /// The path the application sees for a request `path` under the base path (`/medianest/x`
+    /// is `/x`, `/medianest/` is `/`), or None when the request is outside it.
+    pub fn app_path<'a>(&self, path: &'a str) -> Option<&'a str> {
+        let base = self.base();
+        if base.is_empty() {
+            return Some(path);
+        }
+        path.strip_prefix(base).filter(|rest| rest.starts_with('/'))
+    }
+
+    /// The origin (`https://home.example:8443`) of `public_url`, when it is set.
+    pub fn public_origin(&self) -> Option<String> {
+        let url = url::Url::parse(self.public_url.as_deref()?).ok()?;
+        Some(url.origin().ascii_serialization())
     }
 
     /// True when `public_url` is https.
@@ -639,6 +674,25 @@ impl Config {
         if let Some(url) = &self.server.public_url {
             check_http_url(url).or_else(|r| bad("server.public_url", &r))?;
         }
+        check_base_path(&self.server.base_path).or_else(|r| bad("server.base_path", &r))?;
+        if let Some(url) = &self.server.public_url
+            && let Ok(parsed) = url::Url::parse(url)
+        {
+            // MediaNest serves under the path the browser uses: a proxy that strips or changes
+            // the prefix would break the dashboard's links and the cookie's Path.
+            let path = parsed.path().trim_end_matches('/');
+            if !path.is_empty() && path != self.server.base() {
+                return bad(
+                    "server.public_url",
+                    &format!(
+                        "`{url}` has the path `{path}` but server.base_path is `{}`: set \
+                         server.base_path = \"{path}\" (the proxy must pass the prefix on \
+                         unchanged) or leave the path out of public_url",
+                        self.server.base_path
+                    ),
+                );
+            }
+        }
         check_http_url(&self.plex.tv_url).or_else(|r| bad("plex.tv_url", &r))?;
         check_http_url(&self.plex.app_url).or_else(|r| bad("plex.app_url", &r))?;
         if self.auth.session_hours == 0 {
@@ -820,6 +874,34 @@ pub fn check_http_url(raw: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Accepts `server.base_path`: empty or `/` (the root), or `/` followed by URL-safe segments
+/// (letters, digits, `-`, `_`, `.`, `~`), no trailing slash, no empty, `.` or `..` segment.
+pub fn check_base_path(raw: &str) -> Result<(), String> {
+    if raw.is_empty() || raw == "/" {
+        return Ok(());
+    }
+    let Some(rest) = raw.strip_prefix('/') else {
+        return Err(format!("`{raw}` must start with /"));
+    };
+    if rest.ends_with('/') {
+        return Err(format!("`{raw}` must not end with /"));
+    }
+    for segment in rest.split('/') {
+        if segment.is_empty() || segment == "." || segment == ".." {
+            return Err(format!("`{raw}` has an empty, . or .. segment"));
+        }
+        if !segment
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'))
+        {
+            return Err(format!(
+                "`{raw}` may hold only letters, digits, -, _, . and ~ between its slashes"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Turns an environment string into a TOML value of the type the key has in the defaults; keys
 /// without a default (optional ones) are strings. Unknown keys stay strings and are rejected later
 /// by name.
@@ -890,10 +972,16 @@ data_dir = "./data"
 [server]
 # Address and port to listen on. Use "0.0.0.0:4000" to accept connections from the network.
 listen = "127.0.0.1:4000"
-# The URL people use to reach MediaNest, e.g. "https://media.example.com". When https, the
-# session cookie is Secure and HSTS is sent.
+# The URL people use to reach MediaNest, e.g. "https://media.example.com" (under a sub-path,
+# "https://home.example/medianest": its path must be base_path). When https, the session cookie
+# is Secure and HSTS is sent. Absolute URLs (Plex's way back, the webhook URL) start with it;
+# unset, with the request's Host, or a trusted proxy's X-Forwarded-Proto and X-Forwarded-Host.
 # public_url = "https://media.example.com"
-# Reverse proxies whose X-Forwarded-For header is believed: addresses or CIDR ranges, e.g.
+# The path prefix when a reverse proxy serves MediaNest under a sub-path, e.g. "/medianest"
+# (the proxy passes the prefix on, unstripped). Every page, API route, /health and /metrics then
+# lives under it, and requests outside it get 404. Empty (or "/") is the root.
+base_path = ""
+# Reverse proxies whose X-Forwarded-For (and -Proto, -Host) headers are believed: addresses or CIDR ranges, e.g.
 # ["127.0.0.1", "10.0.0.0/8", "fd00::/8"]. Behind a proxy that is not listed, every client
 # shares the proxy's address (one rate limit, one sign-in lockout); the log says so once an hour.
 trusted_proxies = []
@@ -1394,6 +1482,62 @@ mod tests {
             let ok = format!("[services.{service}]\nurl = \"http://media.lan/a@b\"\n");
             assert!(load(Some(&ok), &[]).is_ok());
         }
+    }
+
+    #[test]
+    fn base_path_is_checked_and_maps_request_paths() {
+        for good in ["", "/", "/medianest", "/apps/media-nest_2", "/a.b~c"] {
+            assert!(check_base_path(good).is_ok(), "{good}");
+        }
+        for bad_path in [
+            "medianest",
+            "/medianest/",
+            "/a//b",
+            "/a/../b",
+            "/..",
+            "/a b",
+            "/a?b",
+            "/a%2e",
+            "/a#b",
+        ] {
+            assert!(check_base_path(bad_path).is_err(), "{bad_path}");
+        }
+        let e = err(Some("[server]\nbase_path = \"/x/../y\"\n"), &[]);
+        assert!(e.contains("server.base_path"), "{e}");
+        // public_url's path, when it has one, is the base path.
+        let e = err(
+            Some("[server]\npublic_url = \"https://home.example/medianest\"\n"),
+            &[],
+        );
+        assert!(
+            e.contains("server.public_url") && e.contains("base_path = \"/medianest\""),
+            "{e}"
+        );
+        let c = load(
+            Some(
+                "[server]\npublic_url = \"https://home.example/medianest/\"\n\
+                 base_path = \"/medianest\"\n",
+            ),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            c.server.public_origin().as_deref(),
+            Some("https://home.example")
+        );
+
+        let mut server = ServerConfig::default();
+        assert_eq!(server.app_path("/api/v1/x"), Some("/api/v1/x"));
+        server.base_path = "/".into();
+        assert_eq!(server.base(), "");
+        assert_eq!(server.app_path("/metrics"), Some("/metrics"));
+        server.base_path = "/medianest".into();
+        assert_eq!(server.base(), "/medianest");
+        assert_eq!(server.app_path("/medianest/api/v1/x"), Some("/api/v1/x"));
+        assert_eq!(server.app_path("/medianest/"), Some("/"));
+        assert_eq!(server.app_path("/medianest"), None);
+        assert_eq!(server.app_path("/medianestx/api"), None);
+        assert_eq!(server.app_path("/api/v1/x"), None);
     }
 
     #[test]

@@ -86,6 +86,8 @@ type IndexCache = Mutex<Option<(Hash, File)>>;
 pub struct Dashboard {
     gzipped: Arc<GzipCache>,
     index: Arc<IndexCache>,
+    /// `server.base_path` (empty at the root), written into `index.html` for `{{base}}`.
+    base: Arc<str>,
 }
 
 impl std::fmt::Debug for Dashboard {
@@ -107,6 +109,14 @@ impl Dashboard {
     /// A dashboard with empty caches.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A dashboard served under `base` (`server.base_path` as `ServerConfig::base` gives it).
+    pub fn with_base(base: &str) -> Self {
+        Self {
+            base: Arc::from(base),
+            ..Self::default()
+        }
     }
 
     /// The router fallback: an asset, the app's `index.html`, or the API's 404/405.
@@ -141,8 +151,9 @@ impl Dashboard {
         }
     }
 
-    /// `index.html` with `{{v:NAME}}` replaced by NAME's fingerprint, rewritten when the
-    /// original changes (in debug builds, on every edit).
+    /// `index.html` with `{{v:NAME}}` replaced by NAME's fingerprint and `{{base}}` by the base
+    /// path (so its links and the app's own URLs live under it), rewritten when the original
+    /// changes (in debug builds, on every edit).
     fn index_file(&self) -> Option<File> {
         let original = load(INDEX)?;
         let mut cached = self.index.lock().unwrap_or_else(|e| e.into_inner());
@@ -151,7 +162,7 @@ impl Dashboard {
         {
             return Some(file.clone());
         }
-        let text = String::from_utf8_lossy(&original.bytes);
+        let text = String::from_utf8_lossy(&original.bytes).replace("{{base}}", &self.base);
         let mut out = String::with_capacity(text.len());
         let mut rest: &str = &text;
         while let Some(start) = rest.find("{{v:") {

@@ -205,16 +205,17 @@ impl Simulators {
         config.webhooks.overseerr_secret = Some(Secret::new(WEBHOOK_SECRET));
     }
 
-    /// Points the fake Overseerr's webhook at the portal listening on `local`, so its demo
-    /// controls (`POST /demo/requests/{id}/{approve|available|decline}`) update MediaNest live.
-    pub fn connect_webhook(&self, local: SocketAddr) {
+    /// Points the fake Overseerr's webhook at the portal listening on `local` under `base`
+    /// (`server.base_path`), so its demo controls
+    /// (`POST /demo/requests/{id}/{approve|available|decline}`) update MediaNest live.
+    pub fn connect_webhook(&self, local: SocketAddr, base: &str) {
         let host = if local.ip().is_unspecified() {
             std::net::SocketAddr::from(([127, 0, 0, 1], local.port()))
         } else {
             local
         };
         self.overseerr.set_webhook_target(
-            &format!("http://{host}/api/v1/webhooks/seerr"),
+            &format!("http://{host}{base}/api/v1/webhooks/seerr"),
             Some(WEBHOOK_SECRET),
         );
     }
@@ -428,10 +429,11 @@ async fn serve(
         .map_err(|e| format!("cannot seed the demo data: {e}"))?;
     write_doctor_config(state.config())?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    sims.connect_webhook(local);
+    let base = state.config().server.base();
+    sims.connect_webhook(local, base);
     println!(
         "{}",
-        banner(local, sims, &state.config().data_dir, temporary)
+        banner(local, base, sims, &state.config().data_dir, temporary)
     );
     crate::serve(listener, state, stop.cancelled_owned())
         .await
@@ -471,7 +473,13 @@ fn write_doctor_config(config: &Config) -> Result<(), String> {
 }
 
 /// What the demo prints once it is ready: only what works.
-fn banner(local: SocketAddr, sims: &Simulators, data_dir: &Path, temporary: bool) -> String {
+fn banner(
+    local: SocketAddr,
+    base: &str,
+    sims: &Simulators,
+    data_dir: &Path,
+    temporary: bool,
+) -> String {
     let monitors = MONITORS
         .iter()
         .map(|(_, name, state)| match state {
@@ -485,7 +493,7 @@ fn banner(local: SocketAddr, sims: &Simulators, data_dir: &Path, temporary: bool
     let kept = if temporary { "removed on exit" } else { "kept" };
     format!(
         "\n\
-         MediaNest demo: http://{local}  (Ctrl-C stops it)\n\
+         MediaNest demo: http://{local}{base}/  (Ctrl-C stops it)\n\
          \n\
          \x20 Admin sign-in    admin / {ADMIN_PASSWORD}   (POST /api/v1/auth/login)\n\
          \x20 Plex sign-in     as alice or bob (mallory is not allowed: the server is not shared with that account)\n\

@@ -501,6 +501,193 @@ impl axum::extract::FromRequestParts<AppState> for ClientIp {
     }
 }
 
+/// The scheme and host the browser used for a request, as far as the server can tell: the
+/// request's `Host` over http, or, from a trusted proxy (`server.trusted_proxies`), its
+/// `X-Forwarded-Proto` and `X-Forwarded-Host`. Forwarded headers from any other peer are
+/// ignored: a client could write them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestAddress<'a> {
+    /// `http` or `https`.
+    pub scheme: &'static str,
+    /// `host` or `host:port`; None when the request names no usable host.
+    pub host: Option<&'a str>,
+}
+
+impl<'a> RequestAddress<'a> {
+    /// Worked out from the socket peer and the request headers.
+    pub fn of(
+        server: &crate::config::ServerConfig,
+        peer: Option<&ConnectInfo<SocketAddr>>,
+        headers: &'a HeaderMap,
+    ) -> Self {
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                // A proxy chain may list several values: the first is the client-facing one.
+                .and_then(|v| v.split(',').next())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+        };
+        // Host names, IPv4 and bracketed IPv6 addresses, a port: nothing that could change the
+        // meaning of a URL built from it.
+        let host_ok = |h: &&str| {
+            h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+        };
+        let mut address = Self {
+            scheme: "http",
+            host: header("host").filter(host_ok),
+        };
+        let trusted =
+            peer.is_some_and(|c| server.trusted_proxies.contains(c.0.ip().to_canonical()));
+        if trusted {
+            match header("x-forwarded-proto") {
+                Some(p) if p.eq_ignore_ascii_case("https") => address.scheme = "https",
+                _ => {}
+            }
+            if let Some(host) = header("x-forwarded-host").filter(host_ok) {
+                address.host = Some(host);
+            }
+        }
+        address
+    }
+}
+
+/// The absolute URL of the application's root as the browser reaches it, no trailing slash
+/// (`https://home.example/medianest`), for the absolute URLs MediaNest hands out (the Plex
+/// sign-in's way back, the webhook URL shown to admins): `server.public_url`'s origin when it is
+/// set, else the [`RequestAddress`]; then `server.base_path`.
+#[derive(Debug, Clone)]
+pub struct ExternalBase(pub String);
+
+impl ExternalBase {
+    /// The absolute URL of `path` (an application path starting with `/`).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.0)
+    }
+
+    /// Worked out from the configuration, the socket peer and the request headers.
+    pub fn from_request(
+        server: &crate::config::ServerConfig,
+        peer: Option<&ConnectInfo<SocketAddr>>,
+        headers: &HeaderMap,
+    ) -> Self {
+        let base = server.base();
+        if let Some(origin) = server.public_origin() {
+            return Self(format!("{origin}{base}"));
+        }
+        let address = RequestAddress::of(server, peer, headers);
+        let host = address.host.unwrap_or("localhost");
+        Self(format!("{}://{host}{base}", address.scheme))
+    }
+}
+
+impl axum::extract::FromRequestParts<AppState> for ExternalBase {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self::from_request(
+            &state.config().server,
+            parts.extensions.get::<ConnectInfo<SocketAddr>>(),
+            &parts.headers,
+        ))
+    }
+}
+
+/// Serves the application under `server.base_path` (see [`crate::with_base_path`]): a request
+/// inside it goes on with the prefix removed from its path; the base path itself without its
+/// slash is redirected to it with one (308, the query kept); anything else is a 404 in the
+/// error envelope, with the same headers as every answer.
+#[derive(Clone)]
+pub struct BasePath {
+    pub(crate) app: axum::Router,
+    pub(crate) state: AppState,
+}
+
+impl tower::Service<Request> for BasePath {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = futures_util::future::Either<
+        std::future::Ready<Result<Response, std::convert::Infallible>>,
+        <axum::Router as tower::Service<Request>>::Future,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        tower::Service::<Request>::poll_ready(&mut self.app, cx)
+    }
+
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        use futures_util::future::Either;
+        let server = &self.state.config().server;
+        let base = server.base();
+        let path = req.uri().path();
+        let query = req
+            .uri()
+            .query()
+            .map(|q| format!("?{q}"))
+            .unwrap_or_default();
+        let Some(inner) = server.app_path(path) else {
+            let response = if path == base {
+                let mut r = Response::new(Body::empty());
+                *r.status_mut() = StatusCode::PERMANENT_REDIRECT;
+                if let Ok(v) = HeaderValue::from_str(&format!("{base}/{query}")) {
+                    r.headers_mut().insert(header::LOCATION, v);
+                }
+                let mut buf = [0; uuid::fmt::Hyphenated::LENGTH];
+                let cid = correlation_id_in(req.headers(), &mut buf);
+                finish_headers(&self.state, r.headers_mut(), cid, path);
+                r
+            } else {
+                outside_base(&self.state, req.headers(), path)
+            };
+            return Either::Left(std::future::ready(Ok(response)));
+        };
+        let rewritten = format!("{inner}{query}");
+        let mut parts = req.uri().clone().into_parts();
+        match rewritten.parse() {
+            Ok(pq) => parts.path_and_query = Some(pq),
+            Err(_) => {
+                let response = outside_base(&self.state, req.headers(), path);
+                return Either::Left(std::future::ready(Ok(response)));
+            }
+        }
+        if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+        Either::Right(self.app.call(req))
+    }
+}
+
+/// The 404 for a path outside `server.base_path`: the standard envelope and headers.
+fn outside_base(state: &AppState, headers: &HeaderMap, path: &str) -> Response {
+    let mut buf = [0; uuid::fmt::Hyphenated::LENGTH];
+    let cid = correlation_id_in(headers, &mut buf);
+    let (code, _, message) = ErrorCode::NotFound.info();
+    let body = serde_json::json!({
+        "success": false,
+        "error": {"code": code, "message": message, "correlationId": cid},
+    });
+    let mut response = Response::new(Body::from(body.to_string()));
+    *response.status_mut() = StatusCode::NOT_FOUND;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    // Cache-Control as for the API: the path is what the client asked, not ours.
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    finish_headers(state, response.headers_mut(), cid, path);
+    response
+}
+
 /// A JSON body; bad bodies answer `UNSUPPORTED_MEDIA_TYPE`, `PAYLOAD_TOO_LARGE`, `INVALID_JSON`
 /// or `VALIDATION_ERROR` with `details.fields`, in the envelope.
 #[derive(Debug, Clone, Copy, Default)]
@@ -786,6 +973,53 @@ mod tests {
             client_ip(Some(&peer), &h, &trusted(&["127.0.0.1"])),
             Some("198.51.100.7".parse().unwrap()),
             "forwarded hops are canonical too"
+        );
+    }
+
+    #[test]
+    fn the_external_base_takes_only_safe_hosts_and_trusted_forwarded_headers() {
+        let mut server = crate::config::ServerConfig {
+            base_path: "/medianest".into(),
+            trusted_proxies: trusted(&["10.0.0.1"]),
+            ..Default::default()
+        };
+        let proxy = ConnectInfo(SocketAddr::from(([10, 0, 0, 1], 5555)));
+        let client = ConnectInfo(SocketAddr::from(([192, 0, 2, 5], 5555)));
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            for (name, value) in pairs {
+                h.insert(*name, HeaderValue::from_static(value));
+            }
+            h
+        };
+        let base = |peer: &ConnectInfo<SocketAddr>,
+                    h: &HeaderMap,
+                    server: &crate::config::ServerConfig| {
+            ExternalBase::from_request(server, Some(peer), h).0
+        };
+        let h = headers(&[("host", "[::1]:4000")]);
+        assert_eq!(base(&client, &h, &server), "http://[::1]:4000/medianest");
+        // A Host that would change the URL's meaning is not used.
+        let h = headers(&[("host", "evil.example/x?")]);
+        assert_eq!(base(&client, &h, &server), "http://localhost/medianest");
+        // A chain of proxies: the first (client-facing) value counts.
+        let h = headers(&[
+            ("host", "127.0.0.1:4000"),
+            ("x-forwarded-proto", "https, http"),
+            ("x-forwarded-host", "home.example:8443, inner.example"),
+        ]);
+        assert_eq!(
+            base(&proxy, &h, &server),
+            "https://home.example:8443/medianest"
+        );
+        assert_eq!(
+            base(&client, &h, &server),
+            "http://127.0.0.1:4000/medianest"
+        );
+        server.public_url = Some("https://media.example.com/medianest/".into());
+        assert_eq!(
+            base(&proxy, &h, &server),
+            "https://media.example.com/medianest"
         );
     }
 }

@@ -132,8 +132,8 @@ pub fn router(state: AppState) -> Router {
 /// dashboard's files and pages, or the API's 404) and methods, the body limit and the edge
 /// middleware (`http::edge`).
 pub fn with_edge(routes: Router<AppState>, state: AppState) -> Router {
-    let dashboard = dashboard::Dashboard::new();
-    routes
+    let dashboard = dashboard::Dashboard::with_base(state.config().server.base());
+    let app = routes
         .fallback(move |req| dashboard.clone().fallback(req))
         .method_not_allowed_fallback(http::method_not_allowed)
         .layer(DefaultBodyLimit::max(http::MAX_BODY_BYTES))
@@ -142,7 +142,16 @@ pub fn with_edge(routes: Router<AppState>, state: AppState) -> Router {
             state.clone(),
             http::edge,
         ))
-        .with_state(state)
+        .with_state(state.clone());
+    with_base_path(app, state)
+}
+
+/// Puts `app` under `server.base_path` (`http::BasePath`): unchanged at the root.
+pub fn with_base_path(app: Router, state: AppState) -> Router {
+    if state.config().server.base().is_empty() {
+        return app;
+    }
+    Router::new().fallback_service(http::BasePath { app, state })
 }
 
 /// Serves `state` on `listener` until `shutdown` resolves, then lets in-flight requests finish

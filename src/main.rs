@@ -145,11 +145,16 @@ fn serve(config: Config) -> Result<(), String> {
             .await
             .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
+        let server = &state.config().server;
         tracing::info!(
             version = medianest::VERSION,
             data_dir = %state.config().data_dir.display(),
-            "MediaNest is listening on http://{local}"
+            "MediaNest is listening on http://{local}{}/",
+            server.base()
         );
+        if let Some(origin) = server.public_origin() {
+            tracing::info!("MediaNest is reached at {origin}{}/", server.base());
+        }
         medianest::serve(listener, state, shutdown_signal())
             .await
             .map_err(|e| format!("server error: {e}"))
@@ -252,7 +257,7 @@ fn healthcheck(config: &Config, url: Option<&str>) -> Result<(), String> {
                 };
                 addr = SocketAddr::new(ip, addr.port());
             }
-            format!("http://{addr}")
+            format!("http://{addr}{}", config.server.base())
         }
     };
     let agent: ureq::Agent = ureq::Agent::config_builder()

@@ -492,6 +492,9 @@ impl Gate {
 
     /// `Some(seconds to wait)` when the caller's bucket is empty.
     fn refusal(&self, path: &str, headers: &axum::http::HeaderMap) -> Option<u64> {
+        // Under `server.base_path` the API is `<base>/api/...`; a path outside it is limited as
+        // it stands (it is answered 404, but costs a request all the same).
+        let path = self.state.config().server.app_path(path).unwrap_or(path);
         if !is_limited_path(path) {
             return None;
         }

@@ -97,6 +97,8 @@ struct Server {
     addr: SocketAddr,
     log: PathBuf,
     data_dir: PathBuf,
+    /// `server.base_path` (empty at the root): where `/health/ready` is awaited.
+    base: String,
 }
 
 impl Server {
@@ -124,11 +126,18 @@ impl Server {
             .stdout(log_file.try_clone().unwrap())
             .stderr(log_file);
         let child = cmd.spawn().unwrap();
+        let base = cmd
+            .get_envs()
+            .find(|(k, _)| *k == "MEDIANEST_SERVER__BASE_PATH")
+            .and_then(|(_, v)| v)
+            .map(|v| v.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let mut server = Self {
             child,
             addr,
             log,
             data_dir,
+            base,
         };
         server.wait_ready();
         server
@@ -144,7 +153,7 @@ impl Server {
 
     fn wait_ready(&mut self) {
         let agent = agent();
-        let url = self.url("/health/ready");
+        let url = self.url(&format!("{}/health/ready", self.base));
         let deadline = Instant::now() + DEADLINE;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -470,6 +479,59 @@ fn healthcheck_exits_zero_against_a_running_server_and_non_zero_without_one() {
     cmd.arg("healthcheck").arg("--url").arg(&nobody);
     let out = run(cmd);
     assert!(!out.status.success(), "{}", text(&out.stdout));
+}
+
+/// Under `server.base_path` the server says where it listens and where it is reached (its
+/// `public_url`) with the base, answers only under
+/// it, and `healthcheck` (with no `--url`, from the configuration, as a container's HEALTHCHECK
+/// runs it) asks `<base>/health/ready`.
+#[test]
+fn under_a_base_path_healthcheck_asks_the_base_paths_health_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let data_dir = dir.path().join("data");
+    let env = [
+        ("MEDIANEST_SERVER__LISTEN", addr.to_string()),
+        ("MEDIANEST_SERVER__BASE_PATH", "/medianest".to_owned()),
+        (
+            "MEDIANEST_SERVER__PUBLIC_URL",
+            "https://home.example/medianest".to_owned(),
+        ),
+    ];
+    let mut cmd = medianest(dir.path());
+    cmd.envs(env.clone())
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .arg("serve");
+    let server = Server::spawn(&dir, cmd, addr, data_dir.clone());
+    let log = server.log_text();
+    assert!(
+        log.contains(&format!("listening on http://{addr}/medianest/")),
+        "{log}"
+    );
+    assert!(
+        log.contains("reached at https://home.example/medianest/"),
+        "{log}"
+    );
+    let outside = agent().get(&server.url("/health/ready")).call().unwrap();
+    assert_eq!(outside.status(), 404);
+
+    let mut cmd = medianest(dir.path());
+    cmd.envs(env.clone()).arg("healthcheck");
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    // The same server checked as if it were at the root: not ready there.
+    let mut cmd = medianest(dir.path());
+    cmd.env("MEDIANEST_SERVER__LISTEN", addr.to_string())
+        .arg("healthcheck");
+    let out = run(cmd);
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    assert!(text(&out.stderr).contains("404"), "{}", text(&out.stderr));
 }
 
 #[test]

@@ -1,6 +1,8 @@
 // The one way the dashboard talks to the API: JSON in and out, the CSRF header on every write,
 // and every failure turned into an ApiError that carries the server's message and correlation id.
 
+import { BASE } from "./base.js";
+
 let csrfToken = null;
 const authListeners = new Set();
 
@@ -45,7 +47,7 @@ export async function api(path, options = {}) {
   if (method !== "GET" && method !== "HEAD" && csrfToken) {
     headers["X-CSRF-Token"] = csrfToken;
   }
-  let url = "/api/v1" + path;
+  let url = BASE + "/api/v1" + path;
   if (options.query) {
     const params = new URLSearchParams();
     for (const [k, v] of Object.entries(options.query)) {

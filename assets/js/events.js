@@ -1,6 +1,8 @@
 // Live updates: one EventSource on /api/v1/events, reconnected with a growing delay when it
 // drops, and a tiny publish/subscribe so pages hear only the kinds they ask for.
 
+import { BASE } from "./base.js";
+
 export const KINDS = [
   "service.status",
   "request.updated",
@@ -44,7 +46,7 @@ export function connect(onState) {
 
 function open() {
   clearTimeout(retryTimer);
-  source = new EventSource("/api/v1/events");
+  source = new EventSource(BASE + "/api/v1/events");
   source.onopen = () => {
     delay = 1000;
     stateListener("live");

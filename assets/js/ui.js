@@ -2,6 +2,8 @@
 // only, so the CSP holds), error display with correlation ids, badges, formatting and the inline
 // SVG charts.
 
+import { withBase } from "./base.js";
+
 const SVG_NS = "http://www.w3.org/2000/svg";
 
 function apply(el, attrs) {
@@ -10,6 +12,8 @@ function apply(el, attrs) {
     if (key === "class") el.setAttribute("class", Array.isArray(value) ? value.filter(Boolean).join(" ") : value);
     else if (key === "text") el.textContent = value;
     else if (key.startsWith("on") && typeof value === "function") el.addEventListener(key.slice(2), value);
+    // The app's own paths ("/admin", "/api/v1/plex/image?...") live under the base path.
+    else if ((key === "href" || key === "src") && typeof value === "string" && value.startsWith("/") && !value.startsWith("//")) el.setAttribute(key, withBase(value));
     else if (key === "style") throw new Error("style attributes are refused by the CSP: use a class");
     else if (key in el && typeof value !== "string" && el.namespaceURI !== SVG_NS) el[key] = value;
     else el.setAttribute(key, value === true ? "" : String(value));

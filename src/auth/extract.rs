@@ -93,7 +93,8 @@ fn is_write(method: &Method) -> bool {
 }
 
 /// The origin a same-origin request's `Origin` header carries: `server.public_url`'s, else the
-/// request's own `Host` (scheme unknown behind a proxy, so only host and port are compared).
+/// host the browser used (`http::RequestAddress`: the request's `Host`, or a trusted proxy's
+/// `X-Forwarded-Host`; scheme unknown behind a proxy, so only host and port are compared).
 fn origin_allowed(state: &AppState, parts: &Parts) -> bool {
     let Some(origin) = parts
         .headers
@@ -102,21 +103,24 @@ fn origin_allowed(state: &AppState, parts: &Parts) -> bool {
     else {
         return true;
     };
-    if let Some(public) = &state.config().server.public_url
-        && let Ok(url) = url::Url::parse(public)
-    {
-        return url.origin().ascii_serialization() == origin;
+    let server = &state.config().server;
+    if let Some(public) = server.public_origin() {
+        return public == origin;
     }
-    let host = parts
-        .headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let address = crate::http::RequestAddress::of(
+        server,
+        parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>(),
+        &parts.headers,
+    );
     let origin_host = origin
         .strip_prefix("http://")
         .or_else(|| origin.strip_prefix("https://"))
         .unwrap_or("");
-    !host.is_empty() && origin_host.eq_ignore_ascii_case(host)
+    address
+        .host
+        .is_some_and(|host| origin_host.eq_ignore_ascii_case(host))
 }
 
 impl FromRequestParts<AppState> for Authenticated {

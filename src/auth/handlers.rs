@@ -60,6 +60,7 @@ pub fn signed_in_response(
         session,
         secure,
         state.sessions().lifetime_ms(true),
+        state.config().server.cookie_path(),
     )) {
         response.headers_mut().insert(header::SET_COOKIE, v);
     }
@@ -303,7 +304,8 @@ pub async fn logout(
     })
     .into_response();
     let secure = state.config().server.cookies_secure();
-    if let Ok(v) = HeaderValue::from_str(&clear_cookie(secure)) {
+    if let Ok(v) = HeaderValue::from_str(&clear_cookie(secure, state.config().server.cookie_path()))
+    {
         response.headers_mut().insert(header::SET_COOKIE, v);
     }
     Ok(response)

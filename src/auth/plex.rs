@@ -93,6 +93,7 @@ struct PinCreated {
 pub async fn create_pin(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
+    external: crate::http::ExternalBase,
 ) -> AppResult<Response> {
     let now = state.clock().now_ms();
     let window = match ip {
@@ -119,9 +120,13 @@ pub async fn create_pin(
         Duration::from_millis(ttl_ms) + EXPIRED_GRACE,
     );
     let body = PinCreated {
-        auth_url: plex
-            .plextv
-            .auth_url(&state.config().plex.app_url, &pin.code, None),
+        // Once approved, Plex sends its tab back to our home page (under the base path): by
+        // then the polling tab has usually signed in, and the shared cookie signs this one in.
+        auth_url: plex.plextv.auth_url(
+            &state.config().plex.app_url,
+            &pin.code,
+            Some(&external.url("/")),
+        ),
         pin_id,
         code: pin.code,
         expires_at: rfc3339(pin.expires_at),
@@ -129,7 +134,8 @@ pub async fn create_pin(
     };
     let mut response = ApiResponse::ok(&body).into_response();
     let cookie = format!(
-        "{PIN_COOKIE}={secret}; Path=/api/v1/auth/plex; HttpOnly; SameSite=Lax; Max-Age={}{}",
+        "{PIN_COOKIE}={secret}; Path={}/api/v1/auth/plex; HttpOnly; SameSite=Lax; Max-Age={}{}",
+        state.config().server.base(),
         ttl_ms / 1000 + 60,
         if state.config().server.cookies_secure() {
             "; Secure"
@@ -213,7 +219,8 @@ pub async fn poll_pin(
     tracing::info!(user = %user.username, "signed in with Plex");
     let mut response = signed_in_response(&state, &user, &session, Some(true));
     let clear = format!(
-        "{PIN_COOKIE}=; Path=/api/v1/auth/plex; HttpOnly; SameSite=Lax; Max-Age=0{}",
+        "{PIN_COOKIE}=; Path={}/api/v1/auth/plex; HttpOnly; SameSite=Lax; Max-Age=0{}",
+        state.config().server.base(),
         if state.config().server.cookies_secure() {
             "; Secure"
         } else {

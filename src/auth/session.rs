@@ -355,9 +355,15 @@ pub async fn watch_auth_epoch(state: crate::state::AppState) {
     }
 }
 
-/// The `Set-Cookie` value for a new session.
-pub fn cookie(token: &str, session: &NewSession, secure: bool, remember_ms: i64) -> String {
-    let mut c = format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax");
+/// The `Set-Cookie` value for a new session; `path` is `ServerConfig::cookie_path`.
+pub fn cookie(
+    token: &str,
+    session: &NewSession,
+    secure: bool,
+    remember_ms: i64,
+    path: &str,
+) -> String {
+    let mut c = format!("{COOKIE}={token}; Path={path}; HttpOnly; SameSite=Lax");
     if secure {
         c.push_str("; Secure");
     }
@@ -368,8 +374,8 @@ pub fn cookie(token: &str, session: &NewSession, secure: bool, remember_ms: i64)
 }
 
 /// The `Set-Cookie` value that removes the session cookie.
-pub fn clear_cookie(secure: bool) -> String {
-    let mut c = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
+pub fn clear_cookie(secure: bool, path: &str) -> String {
+    let mut c = format!("{COOKIE}=; Path={path}; HttpOnly; SameSite=Lax; Max-Age=0");
     if secure {
         c.push_str("; Secure");
     }

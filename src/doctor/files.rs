@@ -204,9 +204,12 @@ pub fn check_webhook_secret(config: &Config, seerr_set_up: bool) -> Check {
             NAME,
             "webhooks.overseerr_secret is not set: Seerr's webhooks are refused, so requests \
              change state only when the portal polls",
-            "set webhooks.overseerr_secret (openssl rand -hex 32) and put the same value in \
-             the Authorization header of Seerr's webhook agent (Settings > Notifications > \
-             Webhook, URL http://<portal>/api/v1/webhooks/overseerr)",
+            format!(
+                "set webhooks.overseerr_secret (openssl rand -hex 32) and put the same value in \
+                 the Authorization header of Seerr's webhook agent (Settings > Notifications > \
+                 Webhook, URL http://<portal>{}/api/v1/webhooks/seerr)",
+                config.server.base()
+            ),
         ),
     }
 }

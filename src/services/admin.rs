@@ -36,6 +36,10 @@ pub struct ServiceSettings {
     pub timeout_ms: u64,
     pub options: serde_json::Value,
     pub updated_at: String,
+    /// Seerr's only: the URL to give its webhook agent, absolute as the browser reaches us
+    /// (`http::ExternalBase`, so under the base path and the proxy's host).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
 }
 
 /// Masks a secret, keeping its last four characters when it is long enough to spare them.
@@ -62,6 +66,7 @@ fn settings(config: &ServiceConfig) -> ServiceSettings {
         timeout_ms: clients::timeout_ms(config),
         options,
         updated_at: rfc3339(config.updated_at),
+        webhook_url: None,
     }
 }
 
@@ -97,9 +102,17 @@ pub async fn rebuild_clients(state: &AppState) -> AppResult<()> {
 pub async fn list_services(
     State(state): State<AppState>,
     _admin: AdminUser,
+    external: crate::http::ExternalBase,
 ) -> AppResult<Response> {
     let configs = load_all(&state).await?;
-    let list: Vec<ServiceSettings> = configs.iter().map(settings).collect();
+    let list: Vec<ServiceSettings> = configs
+        .iter()
+        .map(|c| ServiceSettings {
+            webhook_url: (c.name == ServiceName::Overseerr)
+                .then(|| external.url("/api/v1/webhooks/seerr")),
+            ..settings(c)
+        })
+        .collect();
     Ok(ApiResponse::ok(&list).into_response())
 }
 

@@ -11,6 +11,7 @@ mod at_rest;
 mod auth;
 mod authz;
 mod backup;
+mod base_path;
 mod connections;
 mod costs;
 mod dashboard;

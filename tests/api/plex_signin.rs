@@ -587,3 +587,28 @@ async fn a_token_plex_tv_calls_invalid_with_422_is_an_expired_sign_in() {
             .snapshot();
     assert_eq!(breaker.consecutive_failures, 0, "plex.tv answered");
 }
+
+/// Under `server.base_path` the PIN cookie is scoped to the API under it, and Plex sends its tab
+/// back to the home page under it, on the host the browser used.
+#[tokio::test]
+async fn under_a_base_path_the_pin_cookie_and_the_way_back_include_it() {
+    let w = world_with(PlexSignup::ServerMembers, |c| {
+        c.server.base_path = "/medianest".into();
+    })
+    .await;
+    let r = call("POST", "/medianest/api/v1/auth/plex/pin")
+        .header("host", "home.example:8080")
+        .send(&w.app)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let cookie = r.set_cookie(PIN_COOKIE).expect("the PIN cookie");
+    assert_eq!(
+        cookie.attribute("Path"),
+        Some("/medianest/api/v1/auth/plex")
+    );
+    let auth_url = r.data()["authUrl"].as_str().unwrap().to_owned();
+    assert!(
+        auth_url.ends_with("&forwardUrl=http%3A%2F%2Fhome.example%3A8080%2Fmedianest%2F"),
+        "{auth_url}"
+    );
+}

@@ -21,6 +21,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod nginx;
+mod proxy;
 mod webdriver;
 
 use std::net::SocketAddr;
@@ -81,6 +83,8 @@ struct App {
     rt: tokio::runtime::Runtime,
     sims: Simulators,
     addr: SocketAddr,
+    /// `server.base_path` as served (empty at the root): [`App::url`] starts with it.
+    base: String,
     stop: CancellationToken,
     data_dir: PathBuf,
     _dir: tempfile::TempDir,
@@ -109,6 +113,7 @@ impl App {
         config.log.level =
             std::env::var("TEST_LOG").map_or_else(|_| "error".into(), |_| "info".into());
         edit(&mut config);
+        let base = config.server.base().to_owned();
         let (sims, state, listener) = rt.block_on(async {
             let sims = Simulators::start().await.unwrap();
             sims.configure(&mut config);
@@ -132,6 +137,7 @@ impl App {
             rt,
             sims,
             addr,
+            base,
             stop,
             data_dir,
             _dir: dir,
@@ -139,7 +145,7 @@ impl App {
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("http://{}{}{path}", self.addr, self.base)
     }
 
     fn agent() -> ureq::Agent {

@@ -53,7 +53,7 @@ pub fn agent(timeout: Duration) -> ureq::Agent {
         .into()
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

@@ -159,6 +159,7 @@ async function services(panel) {
       h("label", { for: id("timeout") }, "Timeout (ms)"), timeout,
       h("label", { class: "check", for: id("enabled") }, enabled, " Enabled"),
       h("div", { class: "row" }, save, test),
+      c.webhookUrl ? h("p", { class: "muted" }, "Webhook URL for Seerr's webhook agent: ", h("code", { id: id("webhook"), text: c.webhookUrl })) : null,
       result, breakerBox(c.name),
       h("small", { class: "muted", text: `Saved ${fmtDate(c.updatedAt)}` }));
     f.addEventListener("submit", (event) => {

@@ -3,6 +3,7 @@
 
 import { api } from "../api.js";
 import { h, mount, loading, errorBox, badge, poster, toast } from "../ui.js";
+import { withBase } from "../base.js";
 
 const DOWN = new Set(["down", "disabled"]);
 
@@ -62,7 +63,7 @@ export async function render(root, app) {
     event.preventDefault();
     term = query.value.trim();
     if (!term) return;
-    history.replaceState(null, "", "/discover?q=" + encodeURIComponent(term));
+    history.replaceState(null, "", withBase("/discover?q=" + encodeURIComponent(term)));
     search(false);
   });
 
