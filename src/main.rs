@@ -238,12 +238,6 @@ fn backup(config: &Config, file: &std::path::Path, force: bool) -> Result<(), St
     Ok(())
 }
 
-/// The path `healthcheck` asks on the configured listen address: the readiness route, under
-/// the server's base path when one is configured. (`--url` names the base, path included.)
-fn readiness_path(_config: &Config) -> String {
-    "/health/ready".to_owned()
-}
-
 fn healthcheck(config: &Config, url: Option<&str>) -> Result<(), String> {
     let base = match url {
         Some(url) => url.trim_end_matches('/').to_owned(),
@@ -265,10 +259,9 @@ fn healthcheck(config: &Config, url: Option<&str>) -> Result<(), String> {
         .http_status_as_error(false)
         .build()
         .into();
-    let url = match url {
-        Some(_) => format!("{base}/health/ready"),
-        None => format!("{base}{}", readiness_path(config)),
-    };
+    // The readiness route under the base: the configured listen address with
+    // `server.base_path`, or `--url` (which names the base, path included).
+    let url = format!("{base}/health/ready");
     let response = agent.get(&url).call().map_err(|e| format!("{url}: {e}"))?;
     if response.status() == 200 {
         println!("ready");
