@@ -1329,3 +1329,210 @@ fn doctor_warns_about_an_ageing_yt_dlp_and_fails_an_old_one() {
         assert!(fix.contains("fix: update yt-dlp"), "{report}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Backups and restore
+
+/// Adds a row naming `label` to the database at `db` (with SQLite, beside a running server or not).
+fn write_marker(db: &Path, label: &str) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    conn.execute(
+        "INSERT INTO error_logs (correlation_id, error_code, error_message, created_at)
+         VALUES (?1, 'INTERNAL_ERROR', 'marker', 0)",
+        [label],
+    )
+    .unwrap();
+}
+
+/// The marker rows of the database at `db`, in order.
+fn markers(db: &Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT correlation_id FROM error_logs WHERE error_message = 'marker' ORDER BY id")
+        .unwrap();
+    stmt.query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// `medianest --data-dir DATA restore FILE [--dry-run]`.
+fn restore_cmd(dir: &TempDir, data: &Path, file: &Path, dry_run: bool) -> Output {
+    let mut cmd = medianest(dir.path());
+    cmd.arg("--data-dir").arg(data).arg("restore").arg(file);
+    if dry_run {
+        cmd.arg("--dry-run");
+    }
+    run(cmd)
+}
+
+/// The names in `dir` that start with `prefix`.
+fn names_starting(dir: &Path, prefix: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(prefix))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Write, back up, write more, restore (refused while the server runs, then a dry run that
+/// changes nothing, then for real), and the first state is back, the later one kept aside.
+/// Also: a second server on the same data dir is refused, naming the first one's PID.
+#[test]
+fn restore_round_trip_through_the_binary_and_refused_while_the_server_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(&dir, &[]);
+    let data = server.data_dir.clone();
+    let db = data.join("medianest.db");
+    let pid = server.child.id();
+    let lock = std::fs::read_to_string(data.join("medianest.lock")).unwrap();
+    assert_eq!(lock.trim(), pid.to_string());
+
+    // A second server on the same data dir is refused with a clear message.
+    let mut second = medianest(dir.path());
+    second
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .arg("serve");
+    let out = run(second);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("in use by a running MediaNest") && err.contains(&format!("process {pid}")),
+        "{err}"
+    );
+
+    write_marker(&db, "first");
+    let backup = dir.path().join("first.db");
+    let mut cmd = medianest(dir.path());
+    cmd.arg("--data-dir").arg(&data).arg("backup").arg(&backup);
+    let out = run(cmd);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    write_marker(&db, "second");
+
+    // Refused while the server runs; nothing changes.
+    let out = restore_cmd(&dir, &data, &backup, false);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("restore refused") && err.contains(&format!("process {pid}")),
+        "{err}"
+    );
+    assert_eq!(markers(&db), ["first", "second"]);
+    assert!(names_starting(&data, "medianest.db.before-restore").is_empty());
+
+    assert!(server.terminate().success(), "{}", server.log_text());
+
+    // A dry run says what would happen and changes nothing.
+    let before = std::fs::read(&db).unwrap();
+    let out = restore_cmd(&dir, &data, &backup, true);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(
+        said.contains("would move") && said.contains("nothing was changed"),
+        "{said}"
+    );
+    assert_eq!(std::fs::read(&db).unwrap(), before);
+    assert!(names_starting(&data, "medianest.db.before-restore").is_empty());
+
+    let out = restore_cmd(&dir, &data, &backup, false);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(markers(&db), ["first"]);
+    let aside = names_starting(&data, "medianest.db.before-restore");
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(markers(&data.join(&aside[0])), ["first", "second"]);
+    assert!(names_starting(&data, ".medianest.db.restore").is_empty());
+
+    // The restored database serves.
+    let server = Server::start(&dir, &[]);
+    drop(server);
+    assert_eq!(markers(&db), ["first"]);
+}
+
+/// A file that is not a sound database, and a backup with a newer schema than this build, are
+/// refused with a clear message; the database is left alone.
+#[test]
+fn restore_refuses_a_broken_file_and_a_newer_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut cmd = medianest(dir.path());
+    cmd.arg("--data-dir").arg(&data).arg("migrate");
+    assert!(run(cmd).status.success());
+    let db = data.join("medianest.db");
+    write_marker(&db, "live");
+
+    let junk = dir.path().join("junk.db");
+    std::fs::write(&junk, b"not a database at all, just some bytes".repeat(200)).unwrap();
+    let out = restore_cmd(&dir, &data, &junk, false);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("cannot be restored"), "{err}");
+
+    let newer = dir.path().join("newer.db");
+    let mut cmd = medianest(dir.path());
+    cmd.arg("--data-dir").arg(&data).arg("backup").arg(&newer);
+    assert!(run(cmd).status.success());
+    let latest = medianest::db::migrations::latest_version();
+    rusqlite::Connection::open(&newer)
+        .unwrap()
+        .execute_batch(&format!("PRAGMA user_version = {};", latest + 1))
+        .unwrap();
+    for dry_run in [true, false] {
+        let out = restore_cmd(&dir, &data, &newer, dry_run);
+        assert_eq!(out.status.code(), Some(1));
+        let err = text(&out.stderr);
+        assert!(
+            err.contains(&format!("schema version {}", latest + 1))
+                && err.contains(&format!("newer than this MediaNest's {latest}")),
+            "{err}"
+        );
+    }
+    assert_eq!(markers(&db), ["live"]);
+    assert!(names_starting(&data, "medianest.db.before-restore").is_empty());
+}
+
+/// A database at an older schema version (the first migrations only): `migrate` backs it up
+/// before migrating; the backup holds the old version and the data; the next start that needs no
+/// migration removes it.
+#[test]
+fn a_migration_is_preceded_by_a_backup_that_the_next_start_removes() {
+    use medianest::db::migrations::{MIGRATIONS, latest_version};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let db = data.join("medianest.db");
+    let old = latest_version() - 1;
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        for (version, _, sql) in MIGRATIONS.iter().filter(|m| m.0 <= old) {
+            conn.execute_batch(sql).unwrap();
+            conn.execute_batch(&format!("PRAGMA user_version = {version};"))
+                .unwrap();
+        }
+    }
+    write_marker(&db, "old");
+
+    let mut cmd = medianest(dir.path());
+    cmd.arg("--data-dir").arg(&data).arg("migrate");
+    let out = run(cmd);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let backups = data.join("backups");
+    let pre = names_starting(&backups, &format!("pre-migration-v{old}-"));
+    assert_eq!(pre.len(), 1, "{pre:?}");
+    assert!(text(&out.stdout).contains(&pre[0]), "{}", text(&out.stdout));
+    let copy = backups.join(&pre[0]);
+    assert_eq!(medianest::db::check_file(&copy), Ok(old));
+    assert_eq!(markers(&copy), ["old"]);
+    assert_eq!(medianest::db::check_file(&db), Ok(latest_version()));
+
+    // Current schema: this start migrates nothing and the pre-migration backup goes.
+    let server = Server::start(&dir, &[]);
+    drop(server);
+    assert!(names_starting(&backups, "pre-migration-").is_empty());
+    assert_eq!(markers(&db), ["old"]);
+}

@@ -67,7 +67,7 @@ pub async fn download_backup(
 }
 
 /// The file as a stream of chunks; removes `leftover` (if any) once the end is reached.
-fn chunks(
+pub(crate) fn chunks(
     file: tokio::fs::File,
     leftover: Option<PathBuf>,
 ) -> impl Stream<Item = std::io::Result<Bytes>> {
