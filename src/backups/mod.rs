@@ -1,6 +1,7 @@
 //! Backups in files: the scheduled online backups (`backup.schedule`), "back up now" and the
-//! download of a listed backup for admins, the backup taken before a schema migration, the
-//! data-dir lock a running server holds ([`lock`]) and `medianest restore` ([`restore`]).
+//! download of a listed backup for admins, the download of a fresh copy ([`fresh`]), the backup
+//! taken before a schema migration, the data-dir lock a running server holds ([`lock`]) and
+//! `medianest restore` ([`restore`]).
 //!
 //! A backup is `VACUUM INTO` a temporary name in the backup directory (one read transaction: one
 //! committed state, writers keep going), `PRAGMA integrity_check` on the copy, fsync, then a
@@ -10,6 +11,7 @@
 //! Only names of our own patterns are listed, served or pruned ([`BackupName`]): nothing else in
 //! the directory is touched, and a request can never name a path outside it.
 
+pub mod fresh;
 pub mod lock;
 pub mod restore;
 
@@ -493,6 +495,12 @@ pub fn routes() -> Routes {
         .add(Method::POST, "/admin/backups", Access::Admin, create_backup)
         .add(
             Method::GET,
+            "/admin/backup",
+            Access::Admin,
+            fresh::download_backup,
+        )
+        .add(
+            Method::GET,
             "/admin/backups/{name}",
             Access::Admin,
             download_backup,
@@ -558,7 +566,7 @@ async fn download_backup(
     if !meta.is_file() {
         return Err(AppError::new(ErrorCode::NotFound));
     }
-    let mut response = Body::from_stream(crate::admin::backup::chunks(file, None)).into_response();
+    let mut response = Body::from_stream(fresh::chunks(file, None)).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
