@@ -1463,4 +1463,29 @@ mod tests {
         }
         assert!(text.contains("****"));
     }
+
+    #[test]
+    fn backup_keys_have_defaults_layers_and_clear_errors() {
+        let c = load(None, &[]).unwrap();
+        assert_eq!(c.backup.schedule, BackupSchedule::Daily);
+        assert_eq!(c.backup.keep, 7);
+        assert_eq!(c.backup_dir(), c.data_dir.join("backups"));
+        let c = load(
+            Some("[backup]\nschedule = \"weekly\"\ndir = \"/srv/b\"\nkeep = 0\n"),
+            &[("MEDIANEST_BACKUP__SCHEDULE", "off")],
+        )
+        .unwrap();
+        assert_eq!(c.backup.schedule, BackupSchedule::Off);
+        assert_eq!(c.backup_dir(), PathBuf::from("/srv/b"));
+        assert_eq!(c.backup.keep, 0);
+        let e = err(Some("[backup]\nschedule = \"monthly\"\n"), &[]);
+        assert!(e.contains("backup.schedule"), "{e}");
+        let e = err(Some("[backup]\ndir = \"\"\n"), &[]);
+        assert!(
+            e.contains("backup.dir") && e.contains("must not be empty"),
+            "{e}"
+        );
+        let e = err(None, &[("MEDIANEST_BACKUP__KEEP", "100000")]);
+        assert!(e.contains("backup.keep"), "{e}");
+    }
 }

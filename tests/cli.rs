@@ -1448,9 +1448,15 @@ fn restore_round_trip_through_the_binary_and_refused_while_the_server_runs() {
     assert_eq!(markers(&data.join(&aside[0])), ["first", "second"]);
     assert!(names_starting(&data, ".medianest.db.restore").is_empty());
 
-    // The restored database serves.
-    let server = Server::start(&dir, &[]);
-    drop(server);
+    // The restored database serves. A server that crashes leaves its lock file with its PID,
+    // which no longer holds anything: the next restore goes ahead.
+    let mut server = Server::start(&dir, &[]);
+    let crashed = server.child.id();
+    server.kill_hard();
+    let lock = std::fs::read_to_string(data.join("medianest.lock")).unwrap();
+    assert_eq!(lock.trim(), crashed.to_string());
+    let out = restore_cmd(&dir, &data, &backup, true);
+    assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(markers(&db), ["first"]);
 }
 
@@ -1509,6 +1515,11 @@ fn a_migration_is_preceded_by_a_backup_that_the_next_start_removes() {
     let old = latest_version() - 1;
     {
         let conn = rusqlite::Connection::open(&db).unwrap();
+        // WAL, as a server leaves it.
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
         for (version, _, sql) in MIGRATIONS.iter().filter(|m| m.0 <= old) {
             conn.execute_batch(sql).unwrap();
             conn.execute_batch(&format!("PRAGMA user_version = {version};"))

@@ -413,7 +413,8 @@ pub async fn tick(state: &AppState) -> bool {
 /// The scheduler: removes unfinished backups, then looks at the schedule shortly after start and
 /// every minute until shutdown.
 pub async fn run(state: AppState) {
-    remove_stale_temps(&state.config().backup_dir());
+    let dir = state.config().backup_dir();
+    let _ = tokio::task::spawn_blocking(move || remove_stale_temps(&dir)).await;
     if state.config().backup.schedule == BackupSchedule::Off {
         return;
     }
@@ -611,6 +612,35 @@ mod tests {
         ] {
             assert_eq!(BackupName::parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn only_our_temporaries_are_stale_temporaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let ours = format!(
+            ".medianest-20250615-150843.db.{}.partial",
+            uuid::Uuid::new_v4().simple()
+        );
+        let pre = ".pre-migration-v4-20250615-150843.db.0123abcd.partial";
+        let others = [
+            ".medianest.db.0123abcd.partial",
+            ".medianest-20250615-150843.db.not-hex.partial",
+            "medianest-20250615-150843.db.0123abcd.partial",
+            "medianest-20250615-150843.db",
+            "notes.partial",
+        ];
+        for name in [ours.as_str(), pre].iter().chain(others.iter()) {
+            std::fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        remove_stale_temps(dir.path());
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let mut want: Vec<String> = others.iter().map(|s| (*s).to_owned()).collect();
+        want.sort();
+        assert_eq!(left, want);
     }
 
     #[test]

@@ -363,6 +363,11 @@ async fn a_start_backs_up_before_migrating_and_the_next_start_removes_it() {
     let old = latest_version() - 1;
     {
         let conn = Connection::open(config.database_path()).unwrap();
+        // WAL, as a server leaves it.
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
         for (version, _, sql) in MIGRATIONS.iter().filter(|m| m.0 <= old) {
             conn.execute_batch(sql).unwrap();
             conn.execute_batch(&format!("PRAGMA user_version = {version};"))
