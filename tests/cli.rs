@@ -1547,3 +1547,34 @@ fn a_migration_is_preceded_by_a_backup_that_the_next_start_removes() {
     assert!(names_starting(&backups, "pre-migration-").is_empty());
     assert_eq!(markers(&db), ["old"]);
 }
+
+/// A backup written under another secret key is refused (the server could not start on it) until
+/// that key is in place.
+#[test]
+fn restore_refuses_a_backup_of_another_secret_key_until_that_key_is_in_place() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut server = Server::start(&a, &[]);
+    assert!(server.terminate().success());
+    let backup = a.path().join("a.db");
+    let mut cmd = medianest(a.path());
+    cmd.arg("--data-dir")
+        .arg(a.path().join("data"))
+        .arg("backup")
+        .arg(&backup);
+    assert!(run(cmd).status.success());
+    let mut server = Server::start(&b, &[]);
+    assert!(server.terminate().success());
+    let data = b.path().join("data");
+
+    let out = restore_cmd(&b, &data, &backup, false);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("another secret key"), "{err}");
+    assert!(names_starting(&data, "medianest.db.before-restore").is_empty());
+
+    std::fs::copy(a.path().join("data/secret.key"), data.join("secret.key")).unwrap();
+    let out = restore_cmd(&b, &data, &backup, false);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let server = Server::start(&b, &[]);
+    drop(server);
+}

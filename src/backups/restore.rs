@@ -1,7 +1,8 @@
 //! `medianest restore FILE [--dry-run]`: puts a backup in place of the database.
 //!
 //! Refused while a server holds the data directory (its lock, [`super::lock`]), for a file that
-//! fails `integrity_check`, is not a MediaNest database, or has a newer schema than this build.
+//! fails `integrity_check`, is not a MediaNest database, has a newer schema than this build, or
+//! was written under another secret key than the one the server would use.
 //! The current database (with its `-wal` and `-shm`) is moved aside under
 //! `medianest.db.before-restore-<time>`, never deleted. The backup is first copied (`VACUUM
 //! INTO`, which also folds in a WAL beside it) to a temporary file in the data directory and
@@ -36,6 +37,7 @@ pub fn restore(config: &Config, file: &Path, dry_run: bool, now_ms: i64) -> Resu
         return Err(format!("{} is not a file", file.display()));
     }
     let version = check_backup(file)?;
+    let key_note = check_key(config, file)?;
     let latest = latest_version();
     let mut plan = Vec::new();
     let verb = |done: &str, would: &str| {
@@ -82,6 +84,7 @@ pub fn restore(config: &Config, file: &Path, dry_run: bool, now_ms: i64) -> Resu
         file.display(),
         db.display()
     ));
+    plan.extend(key_note);
     if dry_run {
         plan.push("dry run: nothing was changed".to_owned());
         return Ok(plan);
@@ -141,6 +144,43 @@ fn check_backup(file: &Path) -> Result<i64, String> {
         ));
     }
     Ok(version)
+}
+
+/// Refuses a backup that the server's secret key (`MEDIANEST_SECRET_KEY`, else
+/// `data_dir/secret.key`) cannot open: the server would refuse to start on it. With no key yet,
+/// a note says to put the backup's key in place before starting.
+fn check_key(config: &Config, file: &Path) -> Result<Option<String>, String> {
+    use crate::data_dir::{SECRET_KEY_ENV, SECRET_KEY_FILE, SecretKey};
+    let key_file = config.data_dir.join(SECRET_KEY_FILE);
+    let (key, source) = match std::env::var(SECRET_KEY_ENV) {
+        Ok(text) => (text, SECRET_KEY_ENV.to_owned()),
+        Err(_) => match std::fs::read_to_string(&key_file) {
+            Ok(text) => (text, key_file.display().to_string()),
+            Err(_) => {
+                return Ok(Some(format!(
+                    "note: there is no {} yet: put the secret.key that belongs to this backup \
+                     there (or set {SECRET_KEY_ENV}) before starting MediaNest",
+                    key_file.display()
+                )));
+            }
+        },
+    };
+    let key =
+        SecretKey::from_base64(&key).map_err(|e| format!("{source} is not a valid key: {e}"))?;
+    let conn = Connection::open_with_flags(
+        file,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| e.to_string())?;
+    match crate::crypto::Cipher::new(&key).opens(&conn)? {
+        Some(false) => Err(format!(
+            "{} was written with another secret key than {source}; MediaNest could not start on \
+             it. Put the secret.key that belongs to the backup in place (or set \
+             {SECRET_KEY_ENV} to it) and run restore again",
+            file.display()
+        )),
+        Some(true) | None => Ok(None),
+    }
 }
 
 fn copy_into_place(
