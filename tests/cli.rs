@@ -1578,3 +1578,38 @@ fn restore_refuses_a_backup_of_another_secret_key_until_that_key_is_in_place() {
     let server = Server::start(&b, &[]);
     drop(server);
 }
+
+/// Restoring onto a new machine: the data dir is created (owner only), the backup put in place,
+/// and the output says to bring the backup's secret.key.
+#[test]
+fn restore_into_a_new_data_dir_creates_it_and_asks_for_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut cmd = medianest(dir.path());
+    cmd.arg("--data-dir").arg(&data).arg("migrate");
+    assert!(run(cmd).status.success());
+    write_marker(&data.join("medianest.db"), "kept");
+    let backup = dir.path().join("b.db");
+    let mut cmd = medianest(dir.path());
+    cmd.arg("--data-dir").arg(&data).arg("backup").arg(&backup);
+    assert!(run(cmd).status.success());
+
+    let fresh = dir.path().join("new-machine/data");
+    let out = restore_cmd(&dir, &fresh, &backup, true);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!fresh.exists(), "a dry run creates nothing");
+    let out = restore_cmd(&dir, &fresh, &backup, false);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(
+        said.contains("put the secret.key that belongs to this backup"),
+        "{said}"
+    );
+    assert_eq!(markers(&fresh.join("medianest.db")), ["kept"]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&fresh).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "{:o}", mode & 0o777);
+    }
+}

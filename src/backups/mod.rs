@@ -249,7 +249,7 @@ fn is_temp_name(name: &str) -> bool {
 }
 
 /// Creates `dir` (owner only) when missing.
-fn create_dir(dir: &Path) -> AppResult<()> {
+pub(crate) fn create_dir(dir: &Path) -> AppResult<()> {
     if dir.is_dir() {
         return Ok(());
     }

@@ -90,10 +90,11 @@ pub fn restore(config: &Config, file: &Path, dry_run: bool, now_ms: i64) -> Resu
         return Ok(plan);
     }
 
-    if !data_dir.is_dir() {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
-    }
+    // Owner only, as the server creates it.
+    super::create_dir(data_dir).map_err(|e| match e {
+        crate::error::AppError::Internal(detail) => detail,
+        other => other.to_string(),
+    })?;
     // Take the lock now that the directory exists (a fresh install restoring its first backup).
     let _late_lock = if _lock.is_none() {
         Some(DataLock::acquire(data_dir).map_err(|e| format!("{e}; stop the server first"))?)
