@@ -556,6 +556,13 @@ async fn download_backup(
         return Err(AppError::new(ErrorCode::NotFound));
     };
     let path = state.config().backup_dir().join(&name.name);
+    // Only what the listing shows: a regular file, never a link to elsewhere.
+    if !tokio::fs::symlink_metadata(&path)
+        .await
+        .is_ok_and(|m| m.file_type().is_file())
+    {
+        return Err(AppError::new(ErrorCode::NotFound));
+    }
     let file = match tokio::fs::File::open(&path).await {
         Ok(f) => f,
         Err(_) => return Err(AppError::new(ErrorCode::NotFound)),

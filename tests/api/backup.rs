@@ -318,10 +318,21 @@ async fn admins_list_create_and_download_backups_and_nobody_else_does() {
     );
     assert_eq!(r.body.as_ref(), std::fs::read(&path).unwrap().as_slice());
 
-    // Names outside the two patterns, escapes included, are 404 without touching the disk.
+    // Names outside the two patterns, escapes included, are 404 without touching the disk; so
+    // is a valid name that is a link to a file elsewhere.
     std::fs::write(t.state.config().data_dir.join("other.db"), b"x").unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(
+        t.state.config().data_dir.join("other.db"),
+        t.state
+            .config()
+            .backup_dir()
+            .join("medianest-20250101-000000.db"),
+    )
+    .unwrap();
     for bad in [
         "medianest-20250615-150843.db",
+        "medianest-20250101-000000.db",
         "other.db",
         "..%2Fmedianest.db",
         "%2E%2E%2Fsecret.key",
@@ -346,7 +357,7 @@ async fn admins_list_create_and_download_backups_and_nobody_else_does() {
         let r = call(method, &path).send(&app).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{method} {path}");
     }
-    // The user's attempts changed nothing.
+    // The user's attempts changed nothing (the link is not listed either).
     assert_eq!(backups::list(&t.state.config().backup_dir()).len(), 1);
 }
 
