@@ -1613,3 +1613,33 @@ fn restore_into_a_new_data_dir_creates_it_and_asks_for_the_key() {
         assert_eq!(mode & 0o777, 0o700, "{:o}", mode & 0o777);
     }
 }
+
+/// Run as root into a data dir that belongs to the service user, the restored database goes to
+/// that user (skipped when the tests do not run as root: only root may give files away).
+#[cfg(unix)]
+#[test]
+fn restore_as_root_gives_the_database_to_the_data_dirs_owner() {
+    use std::os::unix::fs::MetadataExt;
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: not root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut cmd = medianest(dir.path());
+    cmd.arg("--data-dir").arg(&data).arg("migrate");
+    assert!(run(cmd).status.success());
+    let backup = dir.path().join("b.db");
+    let mut cmd = medianest(dir.path());
+    cmd.arg("--data-dir").arg(&data).arg("backup").arg(&backup);
+    assert!(run(cmd).status.success());
+    let (uid, gid) = (4321, 4322);
+    std::os::unix::fs::chown(&data, Some(uid), Some(gid)).unwrap();
+
+    let out = restore_cmd(&dir, &data, &backup, false);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for name in ["medianest.db", "medianest.lock"] {
+        let meta = std::fs::metadata(data.join(name)).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (uid, gid), "{name}");
+    }
+}

@@ -51,6 +51,8 @@ impl DataLock {
             }
             Err(e) => return Err(format!("cannot lock {}: {e}", path.display())),
         }
+        #[cfg(unix)]
+        give_to_dir_owner(&path);
         if let Some(pid) = previous.filter(|p| *p != std::process::id()) {
             tracing::debug!(pid, "took over a stale lock file");
         }
@@ -65,6 +67,30 @@ impl DataLock {
     /// The lock file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// Gives `file` to the owner and group of its directory, when they differ: a command run as root
+/// (`restore`, `migrate`) in the service user's data dir leaves files that user's server can
+/// open. Best effort (only root may give a file away); a failure is logged.
+#[cfg(unix)]
+pub(crate) fn give_to_dir_owner(file: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let (Some(dir), Ok(meta)) = (file.parent(), std::fs::metadata(file)) else {
+        return;
+    };
+    let Ok(dir_meta) = std::fs::metadata(dir) else {
+        return;
+    };
+    if (meta.uid(), meta.gid()) == (dir_meta.uid(), dir_meta.gid()) {
+        return;
+    }
+    if let Err(e) = std::os::unix::fs::chown(file, Some(dir_meta.uid()), Some(dir_meta.gid())) {
+        tracing::warn!(
+            file = %file.display(),
+            error = %e,
+            "cannot give the file to the data directory's owner"
+        );
     }
 }
 

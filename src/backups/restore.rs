@@ -207,6 +207,9 @@ fn copy_into_place(
     std::fs::File::open(temp)
         .and_then(|f| f.sync_all())
         .map_err(|e| format!("fsync {}: {e}", temp.display()))?;
+    // Run as root into the service user's data dir: the new database goes to that user.
+    #[cfg(unix)]
+    super::lock::give_to_dir_owner(temp);
     if db.exists() {
         // A hard link keeps the database under its own name until the final rename replaces
         // it; where links are not possible, a rename does (a crash in between leaves the
