@@ -1614,11 +1614,13 @@ fn restore_into_a_new_data_dir_creates_it_and_asks_for_the_key() {
     }
 }
 
-/// Run as root into a data dir that belongs to the service user, the restored database goes to
-/// that user (skipped when the tests do not run as root: only root may give files away).
+/// Run as root into a data dir that belongs to the service user, the restored database, the
+/// lock file and a pre-migration backup go to that user (skipped when the tests do not run as
+/// root: only root may give files away).
 #[cfg(unix)]
 #[test]
 fn restore_as_root_gives_the_database_to_the_data_dirs_owner() {
+    use medianest::db::migrations::{MIGRATIONS, latest_version};
     use std::os::unix::fs::MetadataExt;
     if !rustix::process::geteuid().is_root() {
         eprintln!("skipped: not root");
@@ -1626,20 +1628,35 @@ fn restore_as_root_gives_the_database_to_the_data_dirs_owner() {
     }
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut cmd = medianest(dir.path());
-    cmd.arg("--data-dir").arg(&data).arg("migrate");
-    assert!(run(cmd).status.success());
-    let backup = dir.path().join("b.db");
-    let mut cmd = medianest(dir.path());
-    cmd.arg("--data-dir").arg(&data).arg("backup").arg(&backup);
-    assert!(run(cmd).status.success());
+    std::fs::create_dir_all(&data).unwrap();
     let (uid, gid) = (4321, 4322);
     std::os::unix::fs::chown(&data, Some(uid), Some(gid)).unwrap();
+    // A backup at an older schema: the restore puts it in place, `migrate` backs it up first.
+    let backup = dir.path().join("b.db");
+    {
+        let conn = rusqlite::Connection::open(&backup).unwrap();
+        for (version, _, sql) in MIGRATIONS.iter().filter(|m| m.0 < latest_version()) {
+            conn.execute_batch(sql).unwrap();
+            conn.execute_batch(&format!("PRAGMA user_version = {version};"))
+                .unwrap();
+        }
+    }
 
     let out = restore_cmd(&dir, &data, &backup, false);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    for name in ["medianest.db", "medianest.lock"] {
-        let meta = std::fs::metadata(data.join(name)).unwrap();
+    let mut cmd = medianest(dir.path());
+    cmd.arg("--data-dir").arg(&data).arg("migrate");
+    let out = run(cmd);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let pre = names_starting(&data.join("backups"), "pre-migration-");
+    assert_eq!(pre.len(), 1, "{pre:?}");
+    for name in [
+        "medianest.db".to_owned(),
+        "medianest.lock".to_owned(),
+        "backups".to_owned(),
+        format!("backups/{}", pre[0]),
+    ] {
+        let meta = std::fs::metadata(data.join(&name)).unwrap();
         assert_eq!((meta.uid(), meta.gid()), (uid, gid), "{name}");
     }
 }

@@ -262,14 +262,21 @@ pub(crate) fn create_dir(dir: &Path) -> AppResult<()> {
     }
     builder
         .create(dir)
-        .map_err(|e| AppError::internal(format!("cannot create {}: {e}", dir.display())))
+        .map_err(|e| AppError::internal(format!("cannot create {}: {e}", dir.display())))?;
+    #[cfg(unix)]
+    lock::give_to_dir_owner(dir);
+    Ok(())
 }
 
 /// Writes a sound copy of the database `conn` is open on to `dir/name` (creating `dir`), with
 /// [`crate::db::backup_connection`]. Returns the size in bytes. Blocking.
 pub fn write_backup(conn: &Connection, dir: &Path, name: &str) -> AppResult<u64> {
     create_dir(dir)?;
-    crate::db::backup_connection(conn, &dir.join(name))
+    let size = crate::db::backup_connection(conn, &dir.join(name))?;
+    // `migrate` run as root: the server's user must be able to list and prune the file.
+    #[cfg(unix)]
+    lock::give_to_dir_owner(&dir.join(name));
+    Ok(size)
 }
 
 /// The outcome of the last backup attempt, for the admin page.
