@@ -72,10 +72,13 @@ impl DataLock {
 
 /// Gives `file` to the owner and group of its directory, when they differ: a command run as root
 /// (`restore`, `migrate`) in the service user's data dir leaves files that user's server can
-/// open. Best effort (only root may give a file away); a failure is logged.
+/// open. Only when running as root (nobody else may give a file away); a failure is logged.
 #[cfg(unix)]
 pub(crate) fn give_to_dir_owner(file: &Path) {
     use std::os::unix::fs::MetadataExt;
+    if !rustix::process::geteuid().is_root() {
+        return;
+    }
     let (Some(dir), Ok(meta)) = (file.parent(), std::fs::metadata(file)) else {
         return;
     };
