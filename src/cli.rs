@@ -45,6 +45,15 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Put a backup in place of the database (the server must be stopped). The current database
+    /// is moved aside, never deleted. Exits 0 when restored, 1 when refused or failed.
+    Restore {
+        /// The backup to restore (a file from backup.dir, `medianest backup` or a download).
+        file: PathBuf,
+        /// Check the file and print what would happen; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Exit 0 when the running server's /health/ready answers 200 (for container health checks).
     Healthcheck {
         /// Base URL of the server, with its base path (default: from server.listen and server.base_path).

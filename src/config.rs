@@ -69,6 +69,7 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     pub metrics: MetricsConfig,
     pub monitor: MonitorConfig,
+    pub backup: BackupConfig,
     pub services: ServicesConfig,
 }
 
@@ -90,6 +91,7 @@ impl Default for Config {
             webhooks: WebhooksConfig::default(),
             metrics: MetricsConfig::default(),
             monitor: MonitorConfig::default(),
+            backup: BackupConfig::default(),
             services: ServicesConfig::default(),
         }
     }
@@ -467,6 +469,37 @@ impl Default for MonitorConfig {
     }
 }
 
+/// How often the server backs the database up by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackupSchedule {
+    Off,
+    Hourly,
+    Daily,
+    Weekly,
+}
+
+/// Scheduled backups (`crate::backups`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    pub schedule: BackupSchedule,
+    /// Where backups go (default `<data_dir>/backups`).
+    pub dir: Option<PathBuf>,
+    /// Scheduled backups kept; older ones are removed (0 keeps them all).
+    pub keep: u32,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        Self {
+            schedule: BackupSchedule::Daily,
+            dir: None,
+            keep: 7,
+        }
+    }
+}
+
 /// Seeds for the service connections, read on first start only.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -632,6 +665,23 @@ impl Config {
         if self.server.request_timeout_secs == 0 {
             return bad("server.request_timeout_secs", "must be at least 1");
         }
+        if self
+            .backup
+            .dir
+            .as_ref()
+            .is_some_and(|d| d.as_os_str().is_empty())
+        {
+            return bad(
+                "backup.dir",
+                "must not be empty (leave it out for data_dir/backups)",
+            );
+        }
+        if self.backup.keep > 10_000 {
+            return bad(
+                "backup.keep",
+                "must be at most 10000 (0 keeps every backup)",
+            );
+        }
         for (key, value) in [
             (
                 "server.header_read_timeout_secs",
@@ -777,6 +827,14 @@ impl Config {
     /// The database file.
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("medianest.db")
+    }
+
+    /// Where backups go.
+    pub fn backup_dir(&self) -> PathBuf {
+        self.backup
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("backups"))
     }
 }
 
@@ -1140,6 +1198,15 @@ fallback_to_admin = false
 slow_ms = 1000
 # Resident memory (MB) above which a warning is logged.
 memory_warn_mb = 256
+
+[backup]
+# How often the server backs the database up by itself: off, hourly, daily (after midnight
+# UTC) or weekly (Mondays, UTC). A slot missed while the server was down runs soon after start.
+schedule = "daily"
+# Where backups go (default: <data_dir>/backups), as medianest-YYYYMMDD-HHMMSS.db.
+# dir = "/var/backups/medianest"
+# Scheduled backups kept; older ones are removed (0 keeps them all).
+keep = 7
 
 # Service connections, read on first start only; afterwards edit them in the admin pages.
 [services.plex]
@@ -1598,5 +1665,30 @@ mod tests {
             assert!(!text.contains(secret), "{secret} leaked in Debug");
         }
         assert!(text.contains("****"));
+    }
+
+    #[test]
+    fn backup_keys_have_defaults_layers_and_clear_errors() {
+        let c = load(None, &[]).unwrap();
+        assert_eq!(c.backup.schedule, BackupSchedule::Daily);
+        assert_eq!(c.backup.keep, 7);
+        assert_eq!(c.backup_dir(), c.data_dir.join("backups"));
+        let c = load(
+            Some("[backup]\nschedule = \"weekly\"\ndir = \"/srv/b\"\nkeep = 0\n"),
+            &[("MEDIANEST_BACKUP__SCHEDULE", "off")],
+        )
+        .unwrap();
+        assert_eq!(c.backup.schedule, BackupSchedule::Off);
+        assert_eq!(c.backup_dir(), PathBuf::from("/srv/b"));
+        assert_eq!(c.backup.keep, 0);
+        let e = err(Some("[backup]\nschedule = \"monthly\"\n"), &[]);
+        assert!(e.contains("backup.schedule"), "{e}");
+        let e = err(Some("[backup]\ndir = \"\"\n"), &[]);
+        assert!(
+            e.contains("backup.dir") && e.contains("must not be empty"),
+            "{e}"
+        );
+        let e = err(None, &[("MEDIANEST_BACKUP__KEEP", "100000")]);
+        assert!(e.contains("backup.keep"), "{e}");
     }
 }

@@ -77,8 +77,9 @@ impl Cipher {
         String::from_utf8(plaintext).map_err(|_| AppError::internal("decrypted value is not UTF-8"))
     }
 
-    /// Proves this key is the one the database was set up with, recording it on first use.
-    pub fn verify_against(&self, conn: &Connection) -> Result<(), String> {
+    /// Whether this key is the one the database was set up with; `None` when the database
+    /// records none yet. Reads only.
+    pub fn opens(&self, conn: &Connection) -> Result<Option<bool>, String> {
         let stored: Option<String> = conn
             .query_row(
                 "SELECT value FROM settings WHERE key = ?1",
@@ -87,15 +88,21 @@ impl Cipher {
             )
             .optional()
             .map_err(|e| format!("cannot read settings: {e}"))?;
-        match stored {
-            Some(value) => match self.decrypt(&value) {
-                Ok(text) if text == CHECK_PLAINTEXT => Ok(()),
-                _ => Err(
-                    "the secret key does not match this database: restore the secret.key \
-                          that belongs to it (or set MEDIANEST_SECRET_KEY to it)"
-                        .into(),
-                ),
-            },
+        Ok(stored.map(|value| {
+            self.decrypt(&value)
+                .is_ok_and(|text| text == CHECK_PLAINTEXT)
+        }))
+    }
+
+    /// Proves this key is the one the database was set up with, recording it on first use.
+    pub fn verify_against(&self, conn: &Connection) -> Result<(), String> {
+        match self.opens(conn)? {
+            Some(true) => Ok(()),
+            Some(false) => Err(
+                "the secret key does not match this database: restore the secret.key \
+                 that belongs to it (or set MEDIANEST_SECRET_KEY to it)"
+                    .into(),
+            ),
             None => {
                 let value = self.encrypt(CHECK_PLAINTEXT).map_err(|e| e.to_string())?;
                 conn.execute(

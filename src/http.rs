@@ -30,8 +30,9 @@ pub const CORRELATION_HEADER: &str = "x-correlation-id";
 /// Largest JSON body accepted (SPEC section 2).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// The one route allowed to run longer than `server.request_timeout_secs`.
-const LONG_RUNNING_ROUTE: &str = "/api/v1/admin/backup";
+/// The routes allowed to run longer than `server.request_timeout_secs`: the fresh copy and
+/// "back up now" (`GET` of the second is the listing, quick either way).
+const LONG_RUNNING_ROUTES: [&str; 2] = ["/api/v1/admin/backup", "/api/v1/admin/backups"];
 /// Its limit.
 const LONG_RUNNING_LIMIT: Duration = Duration::from_secs(30 * 60);
 
@@ -149,7 +150,7 @@ pub async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -
     let limit = match route.as_ref().map(MatchedPath::as_str) {
         // Copying a large database before the first byte goes out can take longer than any
         // ordinary request; it is an admin's deliberate action.
-        Some(LONG_RUNNING_ROUTE) => LONG_RUNNING_LIMIT,
+        Some(route) if LONG_RUNNING_ROUTES.contains(&route) => LONG_RUNNING_LIMIT,
         _ => state.request_timeout(),
     };
     let inner = AssertUnwindSafe(next.run(req)).catch_unwind();

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod backups;
 pub mod blocking;
 pub mod cache;
 pub mod cli;
@@ -79,10 +80,21 @@ pub fn bootstrap(config: Config, clock: clock::SharedClock) -> Result<AppState, 
     platform::fs::check_data_dir(&config.data_dir, config.database.allow_network_fs)
         .map_err(data_dir::DataDirError)?;
     let data = data_dir::DataDir::prepare(&config)?;
+    // One server per data directory; `medianest restore` checks this lock too.
+    let lock = backups::lock::DataLock::acquire(&data.path)
+        .map_err(|e| data_dir::DataDirError(format!("{e}; stop it first")))?;
+    let migrating = backups::before_migration(&config, clock.now_ms())
+        .map_err(StartError::Database)?
+        .is_some();
     let db = db::Db::open_file(&config.database_path(), config.database.pool_size)
         .map_err(|e| StartError::Database(e.to_string()))?;
     prepare_database(&db, &config, &data, clock.now_ms())?;
-    Ok(AppState::new(config, db, data, clock))
+    if !migrating {
+        backups::remove_pre_migration_backups(&config);
+    }
+    let state = AppState::new(config, db, data, clock);
+    state.backups().hold_lock(lock);
+    Ok(state)
 }
 
 /// The start-up checks that need the database: the secret key matches it, and an admin exists.
@@ -109,6 +121,7 @@ pub fn api_routes() -> routes::Routes {
         .merge(auth::routes())
         .merge(services::routes())
         .merge(admin::routes())
+        .merge(backups::routes())
         .merge(doctor::routes())
         .merge(notifications::routes())
         .merge(events::routes())

@@ -41,6 +41,7 @@ fn main() -> ExitCode {
         Command::Demo => Ok(()),
         Command::Migrate => migrate(&config),
         Command::Backup { file, force } => backup(&config, file, *force),
+        Command::Restore { file, dry_run } => restore(&config, file, *dry_run),
         Command::Healthcheck { url } => healthcheck(&config, url.as_deref()),
         Command::ResetAdminPassword { username } => reset_admin_password(&config, username),
         Command::DefaultConfig | Command::Doctor => Ok(()),
@@ -203,6 +204,12 @@ fn migrate(config: &Config) -> Result<(), String> {
     medianest::platform::fs::check_data_dir(&config.data_dir, config.database.allow_network_fs)?;
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("cannot create {}: {e}", config.data_dir.display()))?;
+    let _lock = medianest::backups::lock::DataLock::acquire(&config.data_dir)
+        .map_err(|e| format!("{e}; stop it first"))?;
+    let now = medianest::clock::system().now_ms();
+    if let Some(file) = medianest::backups::before_migration(config, now)? {
+        println!("backed up the database first: {}", file.display());
+    }
     let db = medianest::db::Db::open(medianest::db::Location::File(config.database_path()), 1)
         .map_err(|e| e.to_string())?;
     let applied = db.migrate_blocking().map_err(|e| e.to_string())?;
@@ -235,6 +242,16 @@ fn backup(config: &Config, file: &std::path::Path, force: bool) -> Result<(), St
     let bytes = medianest::db::backup_file(&config.database_path(), file, force)
         .map_err(|e| format!("backup failed: {e}"))?;
     println!("wrote {} ({bytes} bytes)", file.display());
+    Ok(())
+}
+
+fn restore(config: &Config, file: &std::path::Path, dry_run: bool) -> Result<(), String> {
+    let now = medianest::clock::system().now_ms();
+    let plan = medianest::backups::restore::restore(config, file, dry_run, now)
+        .map_err(|e| format!("restore refused: {e}"))?;
+    for line in plan {
+        println!("{line}");
+    }
     Ok(())
 }
 

@@ -66,6 +66,7 @@ struct Inner {
     media: MediaState,
     dashboard: DashboardCache,
     youtube: crate::youtube::Youtube,
+    backups: crate::backups::Backups,
     cpu: Arc<Semaphore>,
     started: Instant,
     error_log: mpsc::Sender<ErrorLogEntry>,
@@ -121,6 +122,7 @@ impl AppState {
                 media: MediaState::new(clock.clone()),
                 dashboard: DashboardCache::new(clock.clone()),
                 youtube: crate::youtube::Youtube::new(clock.clone(), &config.youtube),
+                backups: crate::backups::Backups::default(),
                 cpu: Arc::new(Semaphore::new(CPU_JOBS)),
                 config: Arc::new(config),
                 db,
@@ -160,6 +162,11 @@ impl AppState {
 
     pub fn data_dir(&self) -> &DataDir {
         &self.inner.data
+    }
+
+    /// Scheduled backups and their status.
+    pub fn backups(&self) -> &crate::backups::Backups {
+        &self.inner.backups
     }
 
     pub fn sessions(&self) -> &Sessions {
@@ -305,6 +312,7 @@ impl AppState {
         self.spawn_task(crate::home::watch(self.clone()));
         self.spawn_task(crate::media::reconcile::run(self.clone()));
         self.spawn_task(crate::youtube::worker::run(self.clone()));
+        self.spawn_task(crate::backups::run(self.clone()));
     }
 
     /// Stops background tasks (bounded wait) and checkpoints the database.

@@ -1630,3 +1630,334 @@ fn the_compose_files_environment_starts_a_server_wired_to_the_other_services() {
     assert!((200..300).contains(&webhook(SECRET)));
     assert_eq!(webhook("not-the-secret"), 401);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Backups and restore
+
+/// Adds a row naming `label` to the database at `db` (with SQLite, beside a running server or not).
+fn write_marker(db: &Path, label: &str) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    conn.execute(
+        "INSERT INTO error_logs (correlation_id, error_code, error_message, created_at)
+         VALUES (?1, 'INTERNAL_ERROR', 'marker', 0)",
+        [label],
+    )
+    .unwrap();
+}
+
+/// The marker rows of the database at `db`, in order.
+fn markers(db: &Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT correlation_id FROM error_logs WHERE error_message = 'marker' ORDER BY id")
+        .unwrap();
+    stmt.query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// `medianest --data-dir DATA restore FILE [--dry-run]`.
+fn restore_cmd(dir: &TempDir, data: &Path, file: &Path, dry_run: bool) -> Output {
+    let mut cmd = medianest(dir.path());
+    cmd.arg("--data-dir").arg(data).arg("restore").arg(file);
+    if dry_run {
+        cmd.arg("--dry-run");
+    }
+    run(cmd)
+}
+
+/// The names in `dir` that start with `prefix`.
+fn names_starting(dir: &Path, prefix: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(prefix))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Write, back up, write more, restore (refused while the server runs, then a dry run that
+/// changes nothing, then for real), and the first state is back, the later one kept aside.
+/// Also: a second server on the same data dir is refused, naming the first one's PID.
+#[test]
+fn restore_round_trip_through_the_binary_and_refused_while_the_server_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(&dir, &[]);
+    let data = server.data_dir.clone();
+    let db = data.join("medianest.db");
+    let pid = server.child.id();
+    let lock = std::fs::read_to_string(data.join("medianest.lock")).unwrap();
+    assert_eq!(lock.trim(), pid.to_string());
+
+    // A second server on the same data dir is refused with a clear message.
+    let mut second = medianest(dir.path());
+    second
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .arg("serve");
+    let out = run(second);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("in use by a running MediaNest") && err.contains(&format!("process {pid}")),
+        "{err}"
+    );
+
+    write_marker(&db, "first");
+    let backup = dir.path().join("first.db");
+    let mut cmd = medianest(dir.path());
+    cmd.arg("--data-dir").arg(&data).arg("backup").arg(&backup);
+    let out = run(cmd);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    write_marker(&db, "second");
+
+    // Refused while the server runs; nothing changes.
+    let out = restore_cmd(&dir, &data, &backup, false);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("restore refused") && err.contains(&format!("process {pid}")),
+        "{err}"
+    );
+    assert_eq!(markers(&db), ["first", "second"]);
+    assert!(names_starting(&data, "medianest.db.before-restore").is_empty());
+
+    assert!(server.terminate().success(), "{}", server.log_text());
+
+    // A dry run says what would happen and changes nothing.
+    let before = std::fs::read(&db).unwrap();
+    let out = restore_cmd(&dir, &data, &backup, true);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(
+        said.contains("would move") && said.contains("nothing was changed"),
+        "{said}"
+    );
+    assert_eq!(std::fs::read(&db).unwrap(), before);
+    assert!(names_starting(&data, "medianest.db.before-restore").is_empty());
+
+    let out = restore_cmd(&dir, &data, &backup, false);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(markers(&db), ["first"]);
+    let aside = names_starting(&data, "medianest.db.before-restore");
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(markers(&data.join(&aside[0])), ["first", "second"]);
+    assert!(names_starting(&data, ".medianest.db.restore").is_empty());
+
+    // The restored database serves. A server that crashes leaves its lock file with its PID,
+    // which no longer holds anything: the next restore goes ahead.
+    let mut server = Server::start(&dir, &[]);
+    let crashed = server.child.id();
+    server.kill_hard();
+    let lock = std::fs::read_to_string(data.join("medianest.lock")).unwrap();
+    assert_eq!(lock.trim(), crashed.to_string());
+    let out = restore_cmd(&dir, &data, &backup, true);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(markers(&db), ["first"]);
+}
+
+/// A file that is not a sound database, and a backup with a newer schema than this build, are
+/// refused with a clear message; the database is left alone.
+#[test]
+fn restore_refuses_a_broken_file_and_a_newer_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut cmd = medianest(dir.path());
+    cmd.arg("--data-dir").arg(&data).arg("migrate");
+    assert!(run(cmd).status.success());
+    let db = data.join("medianest.db");
+    write_marker(&db, "live");
+
+    let junk = dir.path().join("junk.db");
+    std::fs::write(&junk, b"not a database at all, just some bytes".repeat(200)).unwrap();
+    let out = restore_cmd(&dir, &data, &junk, false);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("cannot be restored"), "{err}");
+
+    let newer = dir.path().join("newer.db");
+    let mut cmd = medianest(dir.path());
+    cmd.arg("--data-dir").arg(&data).arg("backup").arg(&newer);
+    assert!(run(cmd).status.success());
+    let latest = medianest::db::migrations::latest_version();
+    rusqlite::Connection::open(&newer)
+        .unwrap()
+        .execute_batch(&format!("PRAGMA user_version = {};", latest + 1))
+        .unwrap();
+    for dry_run in [true, false] {
+        let out = restore_cmd(&dir, &data, &newer, dry_run);
+        assert_eq!(out.status.code(), Some(1));
+        let err = text(&out.stderr);
+        assert!(
+            err.contains(&format!("schema version {}", latest + 1))
+                && err.contains(&format!("newer than this MediaNest's {latest}")),
+            "{err}"
+        );
+    }
+    assert_eq!(markers(&db), ["live"]);
+    assert!(names_starting(&data, "medianest.db.before-restore").is_empty());
+}
+
+/// A database at an older schema version (the first migrations only): `migrate` backs it up
+/// before migrating; the backup holds the old version and the data; the next start that needs no
+/// migration removes it.
+#[test]
+fn a_migration_is_preceded_by_a_backup_that_the_next_start_removes() {
+    use medianest::db::migrations::{MIGRATIONS, latest_version};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let db = data.join("medianest.db");
+    let old = latest_version() - 1;
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        // WAL, as a server leaves it.
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        for (version, _, sql) in MIGRATIONS.iter().filter(|m| m.0 <= old) {
+            conn.execute_batch(sql).unwrap();
+            conn.execute_batch(&format!("PRAGMA user_version = {version};"))
+                .unwrap();
+        }
+    }
+    write_marker(&db, "old");
+
+    let mut cmd = medianest(dir.path());
+    cmd.arg("--data-dir").arg(&data).arg("migrate");
+    let out = run(cmd);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let backups = data.join("backups");
+    let pre = names_starting(&backups, &format!("pre-migration-v{old}-"));
+    assert_eq!(pre.len(), 1, "{pre:?}");
+    assert!(text(&out.stdout).contains(&pre[0]), "{}", text(&out.stdout));
+    let copy = backups.join(&pre[0]);
+    assert_eq!(medianest::db::check_file(&copy), Ok(old));
+    assert_eq!(markers(&copy), ["old"]);
+    assert_eq!(medianest::db::check_file(&db), Ok(latest_version()));
+
+    // Current schema: this start migrates nothing and the pre-migration backup goes.
+    let server = Server::start(&dir, &[]);
+    drop(server);
+    assert!(names_starting(&backups, "pre-migration-").is_empty());
+    assert_eq!(markers(&db), ["old"]);
+}
+
+/// A backup written under another secret key is refused (the server could not start on it) until
+/// that key is in place.
+#[test]
+fn restore_refuses_a_backup_of_another_secret_key_until_that_key_is_in_place() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut server = Server::start(&a, &[]);
+    assert!(server.terminate().success());
+    let backup = a.path().join("a.db");
+    let mut cmd = medianest(a.path());
+    cmd.arg("--data-dir")
+        .arg(a.path().join("data"))
+        .arg("backup")
+        .arg(&backup);
+    assert!(run(cmd).status.success());
+    let mut server = Server::start(&b, &[]);
+    assert!(server.terminate().success());
+    let data = b.path().join("data");
+
+    let out = restore_cmd(&b, &data, &backup, false);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("another secret key"), "{err}");
+    assert!(names_starting(&data, "medianest.db.before-restore").is_empty());
+
+    std::fs::copy(a.path().join("data/secret.key"), data.join("secret.key")).unwrap();
+    let out = restore_cmd(&b, &data, &backup, false);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let server = Server::start(&b, &[]);
+    drop(server);
+}
+
+/// Restoring onto a new machine: the data dir is created (owner only), the backup put in place,
+/// and the output says to bring the backup's secret.key.
+#[test]
+fn restore_into_a_new_data_dir_creates_it_and_asks_for_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut cmd = medianest(dir.path());
+    cmd.arg("--data-dir").arg(&data).arg("migrate");
+    assert!(run(cmd).status.success());
+    write_marker(&data.join("medianest.db"), "kept");
+    let backup = dir.path().join("b.db");
+    let mut cmd = medianest(dir.path());
+    cmd.arg("--data-dir").arg(&data).arg("backup").arg(&backup);
+    assert!(run(cmd).status.success());
+
+    let fresh = dir.path().join("new-machine/data");
+    let out = restore_cmd(&dir, &fresh, &backup, true);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!fresh.exists(), "a dry run creates nothing");
+    let out = restore_cmd(&dir, &fresh, &backup, false);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(
+        said.contains("put the secret.key that belongs to this backup"),
+        "{said}"
+    );
+    assert_eq!(markers(&fresh.join("medianest.db")), ["kept"]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&fresh).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "{:o}", mode & 0o777);
+    }
+}
+
+/// Run as root into a data dir that belongs to the service user, the restored database, the
+/// lock file and a pre-migration backup go to that user (skipped when the tests do not run as
+/// root: only root may give files away).
+#[cfg(unix)]
+#[test]
+fn restore_as_root_gives_the_database_to_the_data_dirs_owner() {
+    use medianest::db::migrations::{MIGRATIONS, latest_version};
+    use std::os::unix::fs::MetadataExt;
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: not root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let (uid, gid) = (4321, 4322);
+    std::os::unix::fs::chown(&data, Some(uid), Some(gid)).unwrap();
+    // A backup at an older schema: the restore puts it in place, `migrate` backs it up first.
+    let backup = dir.path().join("b.db");
+    {
+        let conn = rusqlite::Connection::open(&backup).unwrap();
+        for (version, _, sql) in MIGRATIONS.iter().filter(|m| m.0 < latest_version()) {
+            conn.execute_batch(sql).unwrap();
+            conn.execute_batch(&format!("PRAGMA user_version = {version};"))
+                .unwrap();
+        }
+    }
+
+    let out = restore_cmd(&dir, &data, &backup, false);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut cmd = medianest(dir.path());
+    cmd.arg("--data-dir").arg(&data).arg("migrate");
+    let out = run(cmd);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let pre = names_starting(&data.join("backups"), "pre-migration-");
+    assert_eq!(pre.len(), 1, "{pre:?}");
+    for name in [
+        "medianest.db".to_owned(),
+        "medianest.lock".to_owned(),
+        "backups".to_owned(),
+        format!("backups/{}", pre[0]),
+    ] {
+        let meta = std::fs::metadata(data.join(&name)).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (uid, gid), "{name}");
+    }
+}

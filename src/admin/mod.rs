@@ -1,11 +1,10 @@
-//! The admin pages' API: user management, the error log, performance and usage statistics, and
-//! database backups; plus `POST /errors/report`, where the dashboard sends its own errors.
+//! The admin pages' API: user management, the error log, performance and usage statistics; plus
+//! `POST /errors/report`, where the dashboard sends its own errors. (Backups: `crate::backups`.)
 //!
 //! Every `/admin` handler takes [`AdminUser`](crate::auth::AdminUser). This module owns no table:
 //! it reads and changes `users` (rules of SPEC section 1 in [`users`]) and `error_logs` (queries
 //! in `crate::error_log`), and only reads the rest.
 
-pub mod backup;
 pub mod errors;
 pub mod stats;
 pub mod users;
@@ -54,12 +53,6 @@ pub fn routes() -> Routes {
             stats::get_performance,
         )
         .add(Method::GET, "/admin/stats", Access::Admin, stats::get_stats)
-        .add(
-            Method::GET,
-            "/admin/backup",
-            Access::Admin,
-            backup::download_backup,
-        )
         .add(
             Method::POST,
             "/errors/report",

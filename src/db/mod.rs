@@ -318,7 +318,11 @@ pub fn backup_file(source: &Path, target: &Path, overwrite: bool) -> AppResult<u
     backup_connection(&conn, target)
 }
 
-/// `VACUUM INTO` from an open connection (used by `backup` and `GET /admin/backup`).
+/// The one way a backup is written, from an open connection (`medianest backup`, the scheduled
+/// and pre-migration backups, `GET /admin/backup`): `VACUUM INTO` a temporary file beside
+/// `target` (`.<name>.<random>.partial`), `PRAGMA integrity_check` on it, fsync, rename to
+/// `target`, fsync of the directory. On any failure the temporary file is removed, so nothing
+/// half-written is ever left under the target's name.
 pub fn backup_connection(conn: &Connection, target: &Path) -> AppResult<u64> {
     let file_name = target
         .file_name()
@@ -328,21 +332,56 @@ pub fn backup_connection(conn: &Connection, target: &Path) -> AppResult<u64> {
         ".{file_name}.{}.partial",
         uuid::Uuid::new_v4().simple()
     ));
-    let temp_str = temp
-        .to_str()
-        .ok_or_else(|| AppError::internal("backup path is not UTF-8"))?;
-    let result = conn
-        .execute("VACUUM INTO ?1", [temp_str])
-        .map_err(AppError::from)
-        .and_then(|_| {
-            std::fs::rename(&temp, target)
-                .map_err(|e| AppError::internal(format!("rename backup: {e}")))
-        });
+    let result = (|| {
+        let temp_str = temp
+            .to_str()
+            .ok_or_else(|| AppError::internal("backup path is not UTF-8"))?;
+        conn.execute("VACUUM INTO ?1", [temp_str])
+            .map_err(|e| AppError::internal(format!("VACUUM INTO {}: {e}", temp.display())))?;
+        check_file(&temp).map_err(|e| AppError::internal(format!("the copy: {e}")))?;
+        std::fs::File::open(&temp)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| AppError::internal(format!("fsync {}: {e}", temp.display())))?;
+        std::fs::rename(&temp, target)
+            .map_err(|e| AppError::internal(format!("rename backup to {}: {e}", target.display())))
+    })();
     if let Err(e) = result {
         let _ = std::fs::remove_file(&temp);
         return Err(e);
     }
+    if let Some(dir) = target.parent() {
+        sync_dir(dir);
+    }
     Ok(std::fs::metadata(target).map(|m| m.len()).unwrap_or(0))
+}
+
+/// Opens the database file at `path` read-only: `Ok(schema version)` when `PRAGMA
+/// integrity_check` says "ok", else what it found.
+pub fn check_file(path: &Path) -> Result<i64, String> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| e.to_string())?;
+    let verdict: Vec<String> = conn
+        .prepare("PRAGMA integrity_check(5)")
+        .and_then(|mut s| {
+            s.query_map([], |r| r.get::<_, String>(0))?
+                .collect::<Result<_, _>>()
+        })
+        .map_err(|e| e.to_string())?;
+    if verdict != ["ok"] {
+        return Err(format!("integrity check failed: {}", verdict.join("; ")));
+    }
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| e.to_string())
+}
+
+/// Flushes a directory's entries (a rename in it) to disk; best effort where unsupported.
+pub fn sync_dir(dir: &Path) {
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
 }
 
 /// Keeps `sqlite_stat1` (row counts per index, which choose the plans) and empties

@@ -102,6 +102,9 @@ const MATRIX: &[(&str, &str, [Want; 4])] = &[
     ("GET /api/v1/admin/performance",               "",                                                   [E401, E403, E403, OK]),
     ("GET /api/v1/admin/stats",                     "",                                                   [E401, E403, E403, OK]),
     ("GET /api/v1/admin/backup",                    "",                                                   [E401, E403, E403, OK]),
+    ("GET /api/v1/admin/backups",                   "",                                                   [E401, E403, E403, OK]),
+    ("POST /api/v1/admin/backups",                  "",                                                   [E401, E403, E403, OK]),
+    ("GET /api/v1/admin/backups/{name}",            "",                                                   [E401, E403, E403, E404]),
     ("GET /api/v1/admin/doctor",                    "",                                                   [E401, E403, E403, OK]),
     ("POST /api/v1/errors/report",                  r#"{"errors":[{"level":"error","message":"boom"}]}"#, [E401, OK,   OK,   OK]),
     ("GET /api/v1/notifications",                   "",                                                   [E401, OK,   OK,   OK]),
@@ -321,6 +324,10 @@ fn fill(template: &str, fx: &Fixture) -> Result<String, String> {
             "key" | "rating_key" => "1".to_owned(),
             "correlation_id" => fx.correlation_id.clone(),
             "name" if template.starts_with("/api/v1/admin/integrations/") => "plex_tv".to_owned(),
+            // A valid backup name that no file has.
+            "name" if template.starts_with("/api/v1/admin/backups/") => {
+                "medianest-20250101-000000.db".to_owned()
+            }
             "name" => "plex".to_owned(),
             "id" if template.starts_with("/api/v1/auth/sessions/") => fx.user_spare_session.clone(),
             "id" if template.starts_with("/api/v1/admin/users/") => fx.user_id.clone(),

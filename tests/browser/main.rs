@@ -744,6 +744,51 @@ fn an_admin_changes_a_users_role_and_edits_a_service() {
     // Seerr was switched off above.
     b.find("#doctor-table tr[data-check='Seerr'][data-status='skip']");
     shoot(&b, "admin-doctor");
+
+    // Backups: "Back up now" adds a row whose link downloads the file with the session cookie.
+    if !waiting_for("admin backups", "POST", "/api/v1/admin/backups") {
+        b.script("window.scrollTo(0, 0)", vec![]);
+        b.find("a.tab[href='/admin/backups']").click();
+        b.wait_path("/admin/backups");
+        b.find("#backups-body p");
+        b.find("#backup-now").click();
+        let said = b.find_text(".toast", "Backed up: ").text();
+        let name = said
+            .split("Backed up: ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap()
+            .to_owned();
+        let (_, listed) = app.api("GET", "/admin/backups", &admin, None);
+        assert!(
+            listed["data"]["backups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["name"] == name.as_str()),
+            "{listed}"
+        );
+        let link = b.attr_of(
+            &format!("#backups-table tr[data-name='{name}'] a"),
+            "Download",
+            "href",
+        );
+        let got = b.script(
+            "return fetch(arguments[0], { credentials: 'same-origin' }).then(async (r) => \
+             [r.status, r.headers.get('content-disposition'), \
+              String.fromCharCode(...new Uint8Array(await r.arrayBuffer()).slice(0, 15))]);",
+            vec![json!(link)],
+        );
+        assert_eq!(
+            got,
+            json!([
+                200,
+                format!("attachment; filename=\"{name}\""),
+                "SQLite format 3"
+            ])
+        );
+        shoot(&b, "admin-backups");
+    }
     assert_clean_console(&b);
 }
 

@@ -1,6 +1,7 @@
 // Admin: users (role, suspend, delete), services (edit, test connection, circuit breaker),
 // requests (approve, decline), stats and performance (inline-SVG charts), the error log by
-// correlation id, yt-dlp's cookies and extra options, and the doctor's checks (what is broken and how to fix it). Each tab has its own address (/admin/users, /admin/services, ...).
+// correlation id, yt-dlp's cookies and extra options, the doctor's checks (what is broken and how to fix it), and the
+// database backups. Each tab has its own address (/admin/users, /admin/services, ...).
 
 import { api } from "../api.js";
 import { h, mount, loading, errorBox, badge, fmtDate, fmtAgo, fmtBytes, barChart, confirmButton, toast, busy } from "../ui.js";
@@ -14,6 +15,7 @@ const TABS = [
   ["errors", "Error log"],
   ["youtube", "YouTube"],
   ["doctor", "Doctor"],
+  ["backups", "Backups"],
 ];
 
 export async function render(root, app, path) {
@@ -29,7 +31,7 @@ export async function render(root, app, path) {
   await PANELS[current](panel, app);
 }
 
-const PANELS = { users, services, requests, stats, performance, errors, youtube, doctor };
+const PANELS = { users, services, requests, stats, performance, errors, youtube, doctor, backups };
 
 async function users(panel, app) {
   const q = h("input", { id: "user-q", type: "search", placeholder: "Username or email", maxlength: 100 });
@@ -457,4 +459,46 @@ async function doctor(panel) {
     h("div", { class: "row" }, run),
     result);
   check();
+}
+
+// Backups (GET/POST /admin/backups): the files in backup.dir with size and time, the schedule,
+// the last failure, "Back up now", and a download link per file (a plain GET with the session
+// cookie; the server sends it as an attachment).
+async function backups(panel) {
+  const SCHEDULE = { off: "off", hourly: "every hour", daily: "every day", weekly: "every week" };
+  const body = h("div", { id: "backups-body", "aria-live": "polite" });
+  const now = h("button", { type: "button", class: "primary", id: "backup-now" }, "Back up now");
+  const load = async () => {
+    try {
+      const { data } = await api("/admin/backups");
+      mount(body,
+        h("p", { class: "muted", text: `Scheduled: ${SCHEDULE[data.schedule] || data.schedule}, keeping the newest ${data.keep || "all"}, in ${data.dir}.` }),
+        data.lastError ? h("p", { class: "message warn", id: "backup-error", role: "alert", text: `The last backup failed (${fmtDate(data.lastError.at)}): ${data.lastError.message}. It is tried again at the next slot.` }) : null,
+        data.backups.length
+          ? h("div", { class: "table-wrap" }, h("table", { class: "table stack-mobile", id: "backups-table" },
+            h("thead", {}, h("tr", {}, ["Backup", "Taken", "Size", ""].map((t) => h("th", { scope: "col", text: t })))),
+            h("tbody", {}, data.backups.map((b) => h("tr", { "data-name": b.name },
+              h("th", { scope: "row" }, h("code", { text: b.name }), b.kind === "pre-migration" ? h("span", { class: "muted", text: " (before a migration)" }) : null),
+              h("td", { text: fmtDate(b.createdAt) }),
+              h("td", { text: fmtBytes(b.size) }),
+              h("td", {}, h("a", { href: `/api/v1/admin/backups/${encodeURIComponent(b.name)}`, download: b.name, class: "button" }, "Download")))))))
+          : h("p", { class: "muted", id: "backups-empty", text: "No backups yet." }));
+    } catch (e) {
+      mount(body, errorBox(e, load));
+    }
+  };
+  now.addEventListener("click", () => busy(now, async () => {
+    try {
+      const { data } = await api("/admin/backups", { method: "POST" });
+      toast(`Backed up: ${data.name}`);
+    } catch (e) {
+      toast(e);
+    }
+    await load();
+  }));
+  mount(panel,
+    h("p", { class: "muted", text: "Copies of the database, checked before they are kept. Restore one with the server stopped: medianest restore FILE (see the README)." }),
+    h("div", { class: "row" }, now),
+    body);
+  await load();
 }

@@ -24,7 +24,7 @@ use crate::time::rfc3339;
 /// Bytes read per chunk of the response.
 const CHUNK: usize = 64 * 1024;
 
-/// `GET /admin/backup`.
+/// `GET /admin/backup`: a fresh copy, not kept in `backup.dir`.
 pub async fn download_backup(
     State(state): State<AppState>,
     _admin: AdminUser,
@@ -67,7 +67,7 @@ pub async fn download_backup(
 }
 
 /// The file as a stream of chunks; removes `leftover` (if any) once the end is reached.
-fn chunks(
+pub(crate) fn chunks(
     file: tokio::fs::File,
     leftover: Option<PathBuf>,
 ) -> impl Stream<Item = std::io::Result<Bytes>> {
@@ -100,7 +100,7 @@ fn chunks(
 mod tests {
     use axum::http::StatusCode;
 
-    use super::super::testing::TestApp;
+    use crate::admin::testing::TestApp;
 
     #[tokio::test]
     async fn backup_is_a_valid_database_and_leaves_no_file() {
@@ -121,7 +121,7 @@ mod tests {
             disposition,
             format!(
                 "attachment; filename=\"medianest-{}.db\"",
-                &crate::time::rfc3339(super::super::testing::START_MS)[..10]
+                &crate::time::rfc3339(crate::admin::testing::START_MS)[..10]
             )
         );
         assert!(r.bytes.starts_with(b"SQLite format 3\0"));
@@ -157,7 +157,7 @@ mod tests {
                 None,
                 "user",
                 "active",
-                super::super::testing::START_MS,
+                crate::admin::testing::START_MS,
             )
             .await;
         let token = t.sign_in(&user).await;
