@@ -5,7 +5,6 @@
 //! group `youtube.group` when it is set.
 
 use std::collections::BTreeSet;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::config::YoutubeConfig;
@@ -95,6 +94,14 @@ fn resolve_group_in(group: &str, file: &Path) -> Result<u32, String> {
 /// Gives the downloaded `files` (relative to `download_root`) `youtube.file_mode`, and the
 /// folders from `user_root` down to each of them `youtube.dir_mode`, and both the group.
 /// Blocking.
+///
+/// Each path is opened from `user_root` down, one component at a time, without following a
+/// symbolic link (`O_NOFOLLOW`), and its mode and group are changed on the open descriptor
+/// (`fchmod`, `fchown`): a file or folder swapped for a link after yt-dlp finished (by anyone
+/// who may write in a group-writable folder) is refused, never followed to a file elsewhere
+/// (the database, the secret key). Only regular files and folders are changed. A group that
+/// cannot be given (MediaNest not a member of it) does not stop the modes; every failure is
+/// reported together.
 pub fn apply(
     config: &YoutubeConfig,
     download_root: &Path,
@@ -104,32 +111,116 @@ pub fn apply(
     let file_mode = file_mode(&config.file_mode)?;
     let dir_mode = dir_mode(&config.dir_mode)?;
     let gid = config.group.as_deref().map(resolve_group).transpose()?;
-    let files: Vec<PathBuf> = files.iter().map(|f| download_root.join(f)).collect();
-    let mut dirs = BTreeSet::from([user_root.to_path_buf()]);
-    for file in &files {
-        // Only the folders under the user's own folder: never the download dir or above.
-        for dir in file.ancestors().skip(1) {
-            if !dir.starts_with(user_root) {
-                break;
-            }
+    // Paths relative to the user's folder; anything outside it is not ours to change.
+    let mut files_rel = Vec::new();
+    let mut dirs = BTreeSet::from([PathBuf::new()]);
+    for f in files {
+        let Ok(rel) = download_root
+            .join(f)
+            .strip_prefix(user_root)
+            .map(Path::to_path_buf)
+        else {
+            continue;
+        };
+        let plain = rel
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+        if !plain || rel.as_os_str().is_empty() {
+            continue;
+        }
+        for dir in rel.ancestors().skip(1) {
             dirs.insert(dir.to_path_buf());
         }
+        files_rel.push(rel);
     }
-    let set = |path: &Path, mode: u32| -> Result<(), String> {
-        if let Some(gid) = gid {
-            std::os::unix::fs::lchown(path, None, Some(gid))
-                .map_err(|e| format!("cannot give {} group {gid}: {e}", path.display()))?;
+    let mut failures = Vec::new();
+    let root = match open_nofollow(None, user_root, true) {
+        Ok(fd) => fd,
+        Err(e) => return Err(format!("cannot open {}: {e}", user_root.display())),
+    };
+    let mut change = |rel: &Path, dir: bool, mode: u32| {
+        let shown = user_root.join(rel);
+        let fd = match open_below(&root, rel, dir) {
+            Ok(fd) => fd,
+            Err(e) => {
+                failures.push(format!("{}: {e}", shown.display()));
+                return;
+            }
+        };
+        if let Some(gid) = gid
+            && let Err(e) = rustix::fs::fchown(&fd, None, Some(rustix::fs::Gid::from_raw(gid)))
+        {
+            failures.push(format!(
+                "cannot give {} group {gid} (is MediaNest's user in that group?): {e}",
+                shown.display()
+            ));
         }
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-            .map_err(|e| format!("cannot set the mode of {}: {e}", path.display()))
+        if let Err(e) = rustix::fs::fchmod(&fd, rustix::fs::Mode::from_raw_mode(mode)) {
+            failures.push(format!("cannot set the mode of {}: {e}", shown.display()));
+        }
     };
     for dir in &dirs {
-        set(dir, dir_mode)?;
+        change(dir, true, dir_mode);
     }
-    for file in &files {
-        set(file, file_mode)?;
+    for file in &files_rel {
+        change(file, false, file_mode);
     }
-    Ok(())
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("; "))
+    }
+}
+
+/// Opens `path` (relative to `at`, or absolute when `at` is `None`) for a mode change: a
+/// folder when `dir`, else a regular file; a symbolic link in its last component is refused.
+fn open_nofollow(
+    at: Option<&std::os::fd::OwnedFd>,
+    path: &Path,
+    dir: bool,
+) -> std::io::Result<std::os::fd::OwnedFd> {
+    use rustix::fs::{CWD, FileType, Mode, OFlags, fstat, openat};
+    let mut flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    if dir {
+        flags |= OFlags::DIRECTORY;
+    }
+    let fd = match at {
+        Some(at) => openat(at, path, flags, Mode::empty())?,
+        None => openat(CWD, path, flags, Mode::empty())?,
+    };
+    let kind = FileType::from_raw_mode(fstat(&fd)?.st_mode);
+    let wanted = if dir {
+        FileType::Directory
+    } else {
+        FileType::RegularFile
+    };
+    if kind != wanted {
+        return Err(std::io::Error::other(format!(
+            "not a {}",
+            if dir { "folder" } else { "regular file" }
+        )));
+    }
+    Ok(fd)
+}
+
+/// Opens `rel` below the folder `root`, one component at a time, following no link.
+fn open_below(
+    root: &std::os::fd::OwnedFd,
+    rel: &Path,
+    dir: bool,
+) -> std::io::Result<std::os::fd::OwnedFd> {
+    let parts: Vec<_> = rel.components().collect();
+    if parts.is_empty() {
+        return root.try_clone();
+    }
+    let mut current: Option<std::os::fd::OwnedFd> = None;
+    for (i, part) in parts.iter().enumerate() {
+        let last = i + 1 == parts.len();
+        let at = current.as_ref().unwrap_or(root);
+        let next = open_nofollow(Some(at), Path::new(part.as_os_str()), dir || !last)?;
+        current = Some(next);
+    }
+    current.ok_or_else(|| std::io::Error::other("empty path"))
 }
 
 #[cfg(test)]
@@ -161,6 +252,42 @@ mod tests {
         }
         let e = file_mode("4755").unwrap_err();
         assert!(e.contains("setuid"), "{e}");
+    }
+
+    /// A finished file or a channel folder swapped for a link (as anyone who may write in a
+    /// group-writable folder could) is refused, and what it points at keeps its mode; the other
+    /// files still get theirs.
+    #[test]
+    fn links_swapped_in_for_files_or_folders_are_never_followed() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = tempfile::tempdir().unwrap();
+        let downloads = base.path().join("downloads");
+        let user = downloads.join("ann");
+        let secret = base.path().join("secret.key");
+        std::fs::write(&secret, b"k").unwrap();
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let outside = base.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::write(outside.join("b.mp4"), b"x").unwrap();
+        std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::fs::create_dir_all(user.join("Mix")).unwrap();
+        std::fs::write(user.join("Mix/good.mp4"), b"x").unwrap();
+        std::fs::set_permissions(
+            user.join("Mix/good.mp4"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(&secret, user.join("Mix/evil.mp4")).unwrap();
+        std::os::unix::fs::symlink(&outside, user.join("Chan")).unwrap();
+        let config = YoutubeConfig::default();
+        let files = ["ann/Mix/good.mp4", "ann/Mix/evil.mp4", "ann/Chan/b.mp4"].map(String::from);
+        let e = apply(&config, &downloads, &user, &files).unwrap_err();
+        assert!(e.contains("evil.mp4") && e.contains("Chan"), "{e}");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&secret), 0o600, "the link's target is untouched");
+        assert_eq!(mode(&outside), 0o700, "the linked folder is untouched");
+        assert_eq!(mode(&user.join("Mix/good.mp4")), 0o644);
+        assert_eq!(mode(&user.join("Mix")), 0o755);
     }
 
     #[test]
