@@ -525,16 +525,18 @@ impl<'a> RequestAddress<'a> {
             headers
                 .get(name)
                 .and_then(|v| v.to_str().ok())
-                // A proxy chain may list several values: the first is the client-facing one.
+                // A proxy chain may list several values: the first is the client-facing one
+                // (the README's proxy configurations set these headers, never append to them).
                 .and_then(|v| v.split(',').next())
                 .map(str::trim)
                 .filter(|v| !v.is_empty())
         };
-        // Host names, IPv4 and bracketed IPv6 addresses, a port: nothing that could change the
-        // meaning of a URL built from it.
+        // Host names (with `_`, as container and NetBIOS names have), IPv4 and bracketed IPv6
+        // addresses, a port: nothing that could change the meaning of a URL built from it.
         let host_ok = |h: &&str| {
-            h.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+            h.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':' | b'[' | b']')
+            })
         };
         let mut address = Self {
             scheme: "http",
@@ -1003,6 +1005,12 @@ mod tests {
         // A Host that would change the URL's meaning is not used.
         let h = headers(&[("host", "evil.example/x?")]);
         assert_eq!(base(&client, &h, &server), "http://localhost/medianest");
+        // Container and NetBIOS names may have `_`.
+        let h = headers(&[("host", "media_nest:4000")]);
+        assert_eq!(
+            base(&client, &h, &server),
+            "http://media_nest:4000/medianest"
+        );
         // A chain of proxies: the first (client-facing) value counts.
         let h = headers(&[
             ("host", "127.0.0.1:4000"),
