@@ -536,8 +536,10 @@ where
     fn call(&mut self, mut req: axum::http::Request<B>) -> Self::Future {
         let started = std::time::Instant::now();
         if let Some(wait) = self.refusal(req.uri().path(), req.headers()) {
-            let response =
-                crate::http::rate_limited(&self.state, req.headers(), req.uri().path(), wait);
+            // The app's own path (under `server.base_path`), which the headers are chosen by.
+            let path = req.uri().path();
+            let path = self.state.config().server.app_path(path).unwrap_or(path);
+            let response = crate::http::rate_limited(&self.state, req.headers(), path, wait);
             self.state.monitor().record(
                 REFUSED_ROUTE,
                 req.method().as_str(),
