@@ -17,6 +17,8 @@
 # libc6:arm64 and libgcc-s1:arm64 (see the README, "Install"): the libraries the binary names
 # (readelf -d) and the dynamic loader are then taken from there instead of from ldd.
 set -eu
+# Files in the image are world-readable whatever the builder's umask: uid 10001 runs them.
+umask 022
 
 here=$(cd "$(dirname "$0")" && pwd)
 binary=${1:-target/release/medianest}
