@@ -249,14 +249,51 @@ function liveState(state) {
 
 events.on("notification.created", () => app.setUnread(app.unread + 1));
 
+/** What the app shows when the server cannot be reached (the service worker opened the cached
+ * page offline, or the connection dropped): it reloads by itself when the browser is back online. */
+function offline() {
+  window.addEventListener("online", () => location.reload(), { once: true });
+  mount(
+    document.getElementById("main"),
+    h(
+      "section",
+      { class: "page offline", id: "offline", role: "status" },
+      h("h1", { text: "You are offline" }),
+      h("p", { text: "MediaNest cannot be reached right now. This page opens again by itself when the connection is back." }),
+      h("button", { type: "button", onclick: () => location.reload() }, "Try again"),
+    ),
+  );
+}
+
 async function boot() {
   try {
     await loadSession();
   } catch (e) {
+    if (e.code === "NETWORK_ERROR") {
+      offline();
+      return;
+    }
     mount(document.getElementById("main"), h("section", { class: "page" }, h("h1", { text: "MediaNest" }), errorBox(e, () => location.reload())));
     return;
   }
   await render();
 }
 
+/** The installable app's service worker (assets/sw.js), where the browser has them (a secure
+ * context: HTTPS, or localhost). A click on a notification asks an open window to show a page. */
+function registerWorker() {
+  if (!("serviceWorker" in navigator)) return;
+  navigator.serviceWorker.register(withBase("/sw.js"), { scope: withBase("/") }).catch((e) => {
+    reportError("service worker registration failed: " + ((e && e.message) || e));
+  });
+  navigator.serviceWorker.addEventListener("message", (event) => {
+    const data = event.data || {};
+    if (data.type !== "medianest.open" || typeof data.url !== "string") return;
+    const url = new URL(data.url, location.origin);
+    if (url.origin !== location.origin) return;
+    app.go(appPath(url.pathname) + url.search + url.hash);
+  });
+}
+
+registerWorker();
 boot();

@@ -13,6 +13,11 @@
 //!   (its stylesheet, entry script and icon) are fingerprinted: it is rewritten once to ask for
 //!   `file?v=<hash>`, and a request whose `v` matches the current hash is cached for a year as
 //!   immutable; a new build changes the hash and so the URL.
+//! - The installable app: `manifest.webmanifest` and the service worker `sw.js` are rewritten when
+//!   served (the base path in the manifest's URLs; the base, the build's version and the list of
+//!   the shell's files in the worker) and are never fingerprinted nor cached for long: their URLs
+//!   must stay the same (the browser checks them for a new version), and the worker sits at the
+//!   base's root, the scope it controls.
 //! - Compression: text files over 1 KiB are sent gzip-compressed to a browser that accepts it,
 //!   compressed once per content hash and kept in memory (the whole dashboard is small).
 //! - Nothing here is inline script or style, so the CSP of SPEC section 2 (set by the edge on
@@ -49,6 +54,12 @@ const REVALIDATE: &str = "no-cache";
 const VERSION_PARAM: &str = "v=";
 /// The files `index.html` names by fingerprinted URL (the placeholder is `{{v:NAME}}`).
 const INDEX: &str = "index.html";
+/// The web app manifest, served with the base path filled in.
+const MANIFEST: &str = "manifest.webmanifest";
+/// The service worker, served with the base path, the build's version and the shell's files
+/// filled in. Its URL never changes (the browser checks it for updates), so it is never
+/// fingerprinted nor cached for long; it sits at the base's root, the scope it controls.
+const WORKER: &str = "sw.js";
 
 /// A file ready to send: its bytes, hash and type. In a release build the bytes are the
 /// embedded ones (no copy per request).
@@ -78,14 +89,15 @@ impl File {
 type Hash = [u8; 32];
 /// gzip bodies by the hash of the original.
 type GzipCache = Mutex<HashMap<Hash, Bytes>>;
-/// The rewritten `index.html`, with the hash of the original it was made from.
-type IndexCache = Mutex<Option<(Hash, File)>>;
+/// The files rewritten when served (`index.html`, the manifest, the worker), each with the hash
+/// of what it was made from.
+type RenderedCache = Mutex<HashMap<&'static str, (Hash, File)>>;
 
 /// The asset service; cheap to clone (the caches are shared).
 #[derive(Clone, Default)]
 pub struct Dashboard {
     gzipped: Arc<GzipCache>,
-    index: Arc<IndexCache>,
+    rendered: Arc<RenderedCache>,
     /// `server.base_path` (empty at the root), written into `index.html` for `{{base}}`.
     base: Arc<str>,
 }
@@ -135,6 +147,10 @@ impl Dashboard {
         let name = path.trim_start_matches('/');
         let file = if name.is_empty() || name == INDEX {
             self.index_file()
+        } else if name == MANIFEST {
+            self.manifest_file()
+        } else if name == WORKER {
+            self.worker_file()
         } else if let Some(file) = load(name) {
             Some(file)
         } else if is_app_route(name) {
@@ -144,7 +160,9 @@ impl Dashboard {
         };
         match file {
             Some(file) => {
-                let immutable = versioned.is_some_and(|v| v == file.fingerprint());
+                let immutable = name != MANIFEST
+                    && name != WORKER
+                    && versioned.is_some_and(|v| v == file.fingerprint());
                 self.respond(&file, req.headers(), immutable)
             }
             None => AppError::new(ErrorCode::NotFound).into_response(),
@@ -156,37 +174,61 @@ impl Dashboard {
     /// changes (in debug builds, on every edit).
     fn index_file(&self) -> Option<File> {
         let original = load(INDEX)?;
-        let mut cached = self.index.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((hash, file)) = cached.as_ref()
-            && *hash == original.hash
+        self.rendered(INDEX, &original, original.hash, || {
+            fill_fingerprints(
+                &String::from_utf8_lossy(&original.bytes).replace("{{base}}", &self.base),
+            )
+        })
+    }
+
+    /// The manifest with `{{base}}` filled in, so `start_url`, `scope` and the icons name the
+    /// base path.
+    fn manifest_file(&self) -> Option<File> {
+        let original = load(MANIFEST)?;
+        self.rendered(MANIFEST, &original, original.hash, || {
+            String::from_utf8_lossy(&original.bytes).replace("{{base}}", &self.base)
+        })
+    }
+
+    /// The service worker with `{{base}}`, `{{version}}` (a digest of every file of this build)
+    /// and `{{shell}}` (a JSON list of the URLs it precaches) filled in.
+    fn worker_file(&self) -> Option<File> {
+        let original = load(WORKER)?;
+        let version = build_version();
+        self.rendered(WORKER, &original, version, || {
+            let shell =
+                serde_json::to_string(&shell_urls(&self.base)).unwrap_or_else(|_| "[]".to_owned());
+            let version: String = version[..8].iter().map(|b| format!("{b:02x}")).collect();
+            String::from_utf8_lossy(&original.bytes)
+                .replace("{{base}}", &self.base)
+                .replace("{{version}}", &version)
+                .replace("{{shell}}", &shell)
+        })
+    }
+
+    /// `name` rendered by `render` from `original`, kept until `key` (the hash of what it is made
+    /// from) changes.
+    fn rendered(
+        &self,
+        name: &'static str,
+        original: &File,
+        key: Hash,
+        render: impl FnOnce() -> String,
+    ) -> Option<File> {
+        let mut cached = self.rendered.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((hash, file)) = cached.get(name)
+            && *hash == key
         {
             return Some(file.clone());
         }
-        let text = String::from_utf8_lossy(&original.bytes).replace("{{base}}", &self.base);
-        let mut out = String::with_capacity(text.len());
-        let mut rest: &str = &text;
-        while let Some(start) = rest.find("{{v:") {
-            out.push_str(&rest[..start]);
-            let after = &rest[start + 4..];
-            let Some(end) = after.find("}}") else {
-                out.push_str(&rest[start..]);
-                rest = "";
-                break;
-            };
-            let name = &after[..end];
-            let version = load(name).map_or_else(|| "missing".to_owned(), |f| f.fingerprint());
-            out.push_str(&version);
-            rest = &after[end + 2..];
-        }
-        out.push_str(rest);
-        let bytes = Bytes::from(out.into_bytes());
+        let bytes = Bytes::from(render().into_bytes());
         let hash = sha256(&bytes);
         let file = File {
             bytes,
             hash,
             content_type: original.content_type,
         };
-        *cached = Some((original.hash, file.clone()));
+        cached.insert(name, (key, file.clone()));
         Some(file)
     }
 
@@ -258,6 +300,79 @@ fn load(name: &str) -> Option<File> {
         },
         content_type: content_type(name),
     })
+}
+
+/// `text` with each `{{v:NAME}}` replaced by NAME's fingerprint.
+fn fill_fingerprints(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest: &str = text;
+    while let Some(start) = rest.find("{{v:") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 4..];
+        let Some(end) = after.find("}}") else {
+            out.push_str(&rest[start..]);
+            rest = "";
+            break;
+        };
+        let name = &after[..end];
+        let version = load(name).map_or_else(|| "missing".to_owned(), |f| f.fingerprint());
+        out.push_str(&version);
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The names `index.html` asks for by fingerprinted URL (`{{v:NAME}}`).
+fn fingerprinted_names() -> Vec<String> {
+    let Some(index) = load(INDEX) else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(&index.bytes)
+        .split("{{v:")
+        .skip(1)
+        .filter_map(|part| part.split_once("}}").map(|(name, _)| name.to_owned()))
+        .collect()
+}
+
+/// A digest of every file of this build (names and contents): the service worker's version.
+fn build_version() -> Hash {
+    use sha2::Digest;
+    let mut names: Vec<_> = Assets::iter().collect();
+    names.sort();
+    let mut digest = sha2::Sha256::new();
+    for name in names {
+        if let Some(file) = Assets::get(&name) {
+            digest.update(name.as_bytes());
+            digest.update([0]);
+            digest.update(file.metadata.sha256_hash());
+        }
+    }
+    digest.finalize().into()
+}
+
+/// What the service worker precaches so the app opens offline: the page, the files it names by
+/// fingerprinted URL (with their current fingerprint), and every other file (the modules the
+/// page imports, the manifest, the icons) by its plain URL.
+fn shell_urls(base: &str) -> Vec<String> {
+    let fingerprinted = fingerprinted_names();
+    let mut urls = vec![format!("{base}/")];
+    let mut names: Vec<_> = Assets::iter().collect();
+    names.sort();
+    for name in names {
+        let name: &str = &name;
+        if name == INDEX || name == WORKER || name.split('/').any(|p| p.starts_with('.')) {
+            continue;
+        }
+        match load(name) {
+            Some(file) if fingerprinted.iter().any(|f| f == name) => {
+                urls.push(format!("{base}/{name}?v={}", file.fingerprint()));
+            }
+            Some(_) => urls.push(format!("{base}/{name}")),
+            None => {}
+        }
+    }
+    urls
 }
 
 /// A path the app's router handles: no file extension in its last segment.

@@ -60,9 +60,11 @@ impl SecurityHeaders {
                 header::CONTENT_SECURITY_POLICY,
                 // form-action: a form injected into a page cannot post elsewhere; base-uri: an
                 // injected <base> cannot re-point the page's relative script and API URLs.
+                // manifest-src and worker-src: the installable app's manifest and service worker
+                // come from this origin only (as default-src already says, made explicit).
                 HeaderValue::from_static(
                     "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; \
-                     form-action 'self'; base-uri 'none'",
+                     form-action 'self'; base-uri 'none'; manifest-src 'self'; worker-src 'self'",
                 ),
             ),
             (

@@ -8,7 +8,7 @@ use axum::http::{Method, Request, StatusCode};
 
 use crate::support::{self, assert_error, get, send};
 
-const CSP: &str = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
+const CSP: &str = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; manifest-src 'self'; worker-src 'self'";
 
 async fn get_with(
     app: &axum::Router,

@@ -376,7 +376,7 @@ async fn every_response_has_a_fresh_correlation_id() {
     }
 }
 
-const CSP: &str = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
+const CSP: &str = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; manifest-src 'self'; worker-src 'self'";
 
 #[tokio::test]
 async fn security_headers_are_on_every_response_and_no_hsts_over_http() {

@@ -7,6 +7,7 @@
 mod support;
 
 mod account_changes;
+mod app_install;
 mod at_rest;
 mod auth;
 mod authz;
