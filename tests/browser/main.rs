@@ -931,3 +931,74 @@ fn live_updates_reconnect_after_the_server_restarts() {
         json!(true)
     );
 }
+
+/// The installable app under a base path: Chromium finds the manifest (through DevTools'
+/// `Page.getAppManifest`) without errors and with the base in its URLs, the service worker
+/// registers and becomes active with the base as its scope, and with the server gone a reload
+/// opens the cached page in its "offline" state instead of the browser's error page.
+#[test]
+fn the_app_installs_and_opens_offline() {
+    let _serial = serial();
+    let app = App::start_with(|c| c.server.base_path = "/medianest".into());
+    let b = Browser::start("installable-app", DESKTOP.0, DESKTOP.1);
+    b.goto(&app.url("/"));
+    b.wait_path("/medianest/signin");
+    let origin = format!("http://{}", app.addr);
+    let scope = format!("{origin}/medianest/");
+
+    // The manifest, as Chromium reads it.
+    let found = b.cdp("Page.getAppManifest", json!({}));
+    assert_eq!(
+        found["url"],
+        json!(format!("{scope}manifest.webmanifest")),
+        "{found}"
+    );
+    assert_eq!(found["errors"], json!([]), "{found}");
+    let manifest: Value = serde_json::from_str(found["data"].as_str().unwrap()).unwrap();
+    assert_eq!(manifest["start_url"], "/medianest/");
+    assert_eq!(manifest["scope"], "/medianest/");
+    assert_eq!(manifest["display"], "standalone");
+    // And as the page fetches it (under the CSP's manifest-src / connect rules).
+    let fetched = b.script(
+        "return fetch(arguments[0]).then((r) => r.json().then((m) => ({type: r.headers.get('content-type'), icons: m.icons.length, name: m.name})));",
+        vec![json!(format!("{scope}manifest.webmanifest"))],
+    );
+    assert_eq!(
+        fetched,
+        json!({"type": "application/manifest+json", "icons": 3, "name": "MediaNest"})
+    );
+
+    // The service worker: registered by the dashboard, active, controlling the base.
+    let ready = b.wait_for("an activated service worker", |b| {
+        let r = b.script(
+            "return navigator.serviceWorker.ready.then((r) => ({scope: r.scope, state: r.active && r.active.state, script: r.active && r.active.scriptURL}));",
+            vec![],
+        );
+        (r["state"] == "activated").then_some(r)
+    });
+    assert_eq!(ready["scope"], json!(scope), "{ready}");
+    assert_eq!(ready["script"], json!(format!("{scope}sw.js")), "{ready}");
+    assert_clean_console(&b);
+
+    // The server goes away: a reload opens the cached shell, which says it is offline.
+    app.stop.cancel();
+    b.wait_for("the server to stop listening", |_| {
+        std::net::TcpStream::connect(app.addr).err().map(|_| ())
+    });
+    b.script("location.reload();", vec![]);
+    let offline = b.find("#offline");
+    assert!(
+        offline.text().contains("You are offline"),
+        "{}",
+        offline.text()
+    );
+    assert_eq!(b.path(), "/medianest/signin");
+    assert_eq!(
+        b.script(
+            "return navigator.serviceWorker.controller && navigator.serviceWorker.controller.scriptURL;",
+            vec![]
+        ),
+        json!(format!("{scope}sw.js"))
+    );
+    b.screenshot("offline-1280");
+}

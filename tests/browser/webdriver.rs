@@ -377,6 +377,15 @@ impl Browser {
         .to_owned()
     }
 
+    /// A Chromium DevTools command on the current page, through chromedriver's CDP endpoint.
+    pub fn cdp(&self, cmd: &str, params: Value) -> Value {
+        self.command(
+            "POST",
+            "/goog/cdp/execute",
+            Some(json!({"cmd": cmd, "params": params})),
+        )
+    }
+
     /// Emulates `prefers-color-scheme: dark` (or back to light) through Chromium's DevTools.
     pub fn dark(&self, on: bool) {
         self.command(
