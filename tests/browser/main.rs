@@ -934,7 +934,8 @@ fn live_updates_reconnect_after_the_server_restarts() {
 
 /// The installable app under a base path: Chromium finds the manifest (through DevTools'
 /// `Page.getAppManifest`) without errors and with the base in its URLs, the service worker
-/// registers and becomes active with the base as its scope, and with the server gone a reload
+/// registers and becomes active with the base as its scope, shows pushed messages as
+/// notifications, and with the server gone a reload
 /// opens the cached page in its "offline" state instead of the browser's error page.
 #[test]
 fn the_app_installs_and_opens_offline() {
@@ -979,6 +980,42 @@ fn the_app_installs_and_opens_offline() {
     assert_eq!(ready["scope"], json!(scope), "{ready}");
     assert_eq!(ready["script"], json!(format!("{scope}sw.js")), "{ready}");
     assert_clean_console(&b);
+
+    // A push message (DevTools' `ServiceWorker.deliverPushMessage`; a fresh profile's first
+    // registration has the id 0): the worker shows it as a notification with its title, body and
+    // tag, and keeps only a click target that is a path of this app (a link to another site
+    // becomes the home page). DevTools learns of the registration a moment after `enable`, and
+    // drops a message for a registration it does not know yet, so the messages are delivered
+    // again on each look; their tags make a repeat replace the notification, not add one.
+    b.cdp(
+        "Browser.grantPermissions",
+        json!({"origin": origin, "permissions": ["notifications"]}),
+    );
+    b.cdp("ServiceWorker.enable", json!({}));
+    let messages = [
+        json!({"title": "Dune is available", "body": "Enjoy it on Plex.", "url": "/medianest/requests?id=7", "tag": "request-7"}),
+        json!({"title": "Elsewhere", "body": "Not ours.", "url": "https://elsewhere.example/", "tag": "other"}),
+    ];
+    let shown = b.wait_for("the pushed notifications", |b| {
+        for message in &messages {
+            b.cdp(
+                "ServiceWorker.deliverPushMessage",
+                json!({"origin": origin, "registrationId": "0", "data": message.to_string()}),
+            );
+        }
+        let list = b.script(
+            "return navigator.serviceWorker.ready.then((r) => r.getNotifications()).then((ns) => ns.map((n) => ({title: n.title, body: n.body, tag: n.tag, url: n.data && n.data.url})).sort((a, b) => a.tag.localeCompare(b.tag)));",
+            vec![],
+        );
+        (list.as_array().map_or(0, Vec::len) == 2).then_some(list)
+    });
+    assert_eq!(
+        shown,
+        json!([
+            {"title": "Elsewhere", "body": "Not ours.", "tag": "other", "url": "/medianest/"},
+            {"title": "Dune is available", "body": "Enjoy it on Plex.", "tag": "request-7", "url": "/medianest/requests?id=7"},
+        ])
+    );
 
     // The server goes away: a reload opens the cached shell, which says it is offline.
     app.stop.cancel();
