@@ -293,6 +293,8 @@ function registerWorker() {
     if (url.origin !== location.origin) return;
     app.go(appPath(url.pathname) + url.search + url.hash);
   });
+  // Messages the worker sent before this listener existed are delivered now.
+  navigator.serviceWorker.startMessages();
 }
 
 registerWorker();
