@@ -8,6 +8,9 @@
 //! days are deleted by `crate::housekeeping`. A user only ever reaches their own rows: every
 //! query here is keyed by the caller's user id, and another user's id answers 404.
 
+pub mod channel_settings;
+pub mod channels;
+
 use axum::extract::{Path, Query, State};
 use axum::http::Method;
 use rusqlite::{Connection, OptionalExtension, Row};
@@ -261,6 +264,7 @@ pub fn routes() -> Routes {
             Access::User,
             read_notification,
         )
+        .merge(channel_settings::routes())
 }
 
 /// `?unread=&limit=&cursor=`.
