@@ -178,6 +178,7 @@ fn from_smtp(error: SmtpError) -> SendError {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
