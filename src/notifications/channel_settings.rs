@@ -676,3 +676,24 @@ fn send_error(kind: Kind, error: SendError) -> AppError {
         retry_after: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn send_failures_become_the_documented_answers() {
+        let status = |e: SendError| send_error(Kind::Ntfy, e).code().status().as_u16();
+        assert_eq!(status(SendError::Timeout), 504);
+        assert_eq!(status(SendError::Connect("refused".into())), 502);
+        assert_eq!(
+            status(SendError::Status {
+                status: 500,
+                message: "x".into()
+            }),
+            502
+        );
+        assert_eq!(status(SendError::InvalidTarget("bad".into())), 400);
+        assert_eq!(status(SendError::InvalidSettings("bad".into())), 409);
+    }
+}

@@ -9,8 +9,8 @@ use medianest::sim::smtp::SmtpSink;
 use serde_json::{Value, json};
 
 use crate::support::{
-    TestResponse, TestState, assert_error, call, insert_user, new_session, test_state,
-    test_state_with, text_value,
+    TestResponse, TestState, assert_error, call, file_db, insert_user, new_session, test_state,
+    test_state_with, test_state_with_db, text_value,
 };
 
 const BASE: &str = "/api/v1/admin/notifications/channels";
@@ -535,4 +535,29 @@ async fn a_disabled_channel_is_not_tested() {
         .get("to")
         .is_some()
     );
+}
+
+#[tokio::test]
+async fn the_database_file_holds_no_channel_secret() {
+    let w = world_from(test_state_with_db(|_| {}, file_db)).await;
+    let password = "smtp-password-that-must-not-leak";
+    let token = "tk_ntfy_token_that_must_not_leak";
+    let r = w
+        .put("email", json!({"enabled": false, "host": "smtp.example.com", "from": "n@example.com", "password": password}))
+        .await;
+    assert_eq!(r.data()["passwordSet"], true, "{}", r.text());
+    let r = w
+        .put("ntfy", json!({"enabled": true, "token": token}))
+        .await;
+    assert_eq!(r.data()["tokenSet"], true, "{}", r.text());
+    let db_path = w.t.state.config().database_path();
+    let mut wal = db_path.clone().into_os_string();
+    wal.push("-wal");
+    let mut bytes = std::fs::read(&db_path).unwrap();
+    bytes.extend(std::fs::read(&wal).unwrap_or_default());
+    // The scan reads the rows: the non-secret host is there in plain text.
+    let has = |needle: &str| bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
+    assert!(has("smtp.example.com"));
+    assert!(!has(password), "the SMTP password is stored in plain text");
+    assert!(!has(token), "the ntfy token is stored in plain text");
 }
