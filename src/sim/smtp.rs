@@ -37,6 +37,7 @@ struct Inner {
     received: Vec<ReceivedMail>,
     rcpt_faults: VecDeque<String>,
     auth_failures: u64,
+    auth_attempts: u64,
 }
 
 /// A running fake SMTP server; dropping it stops accepting connections.
@@ -88,6 +89,11 @@ impl SmtpSink {
     /// Failed `AUTH` attempts so far.
     pub fn auth_failures(&self) -> u64 {
         lock(&self.inner).auth_failures
+    }
+
+    /// `AUTH` attempts so far, successful or not.
+    pub fn auth_attempts(&self) -> u64 {
+        lock(&self.inner).auth_attempts
     }
 
     /// Answers the next `RCPT` with `reply` (e.g. `"550 5.1.1 No such user"`).
@@ -193,6 +199,7 @@ fn check_auth(
     pass: Option<&str>,
     authed: &mut Option<String>,
 ) -> String {
+    lock(inner).auth_attempts += 1;
     match (credentials, user, pass) {
         (Some((u, p)), Some(user), Some(pass)) if u == user && p == pass => {
             *authed = Some(user.to_owned());

@@ -334,6 +334,19 @@ async fn email_test_send_speaks_smtp_with_auth_and_delivers_the_title_and_link()
     assert_eq!(sink.auth_failures(), 1);
     assert_eq!(sink.received().len(), 1);
 
+    // STARTTLS is required when chosen: a server that does not offer it gets nothing in clear.
+    w.put("email", json!({"enabled": true, "host": "127.0.0.1", "port": sink.addr().port(),
+        "security": "starttls", "username": "mailer", "password": "s3cret pass", "from": "nest@example.com"})).await;
+    let attempts = sink.auth_attempts();
+    let r = w.test_send("email", "ann@example.com").await;
+    assert_error(&r, StatusCode::BAD_GATEWAY, "UPSTREAM_ERROR");
+    assert_eq!(
+        sink.auth_attempts(),
+        attempts,
+        "no credentials were sent in clear"
+    );
+    assert_eq!(sink.received().len(), 1);
+
     let r = w.test_send("email", "not-an-address").await;
     assert!(
         fields(&assert_error(

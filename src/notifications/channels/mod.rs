@@ -129,8 +129,93 @@ pub fn check_http_url(raw: &str) -> Result<url::Url, String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::sim::notify::{FakeNotify, Flavor};
+
+    fn poster_message() -> Message {
+        Message {
+            title: "Amélie is available".into(),
+            body: "Your request is ready.".into(),
+            link: Some("https://media.example.com/#/requests/1".into()),
+            image: Some("https://media.example.com/poster/1.jpg".into()),
+            tags: vec!["movie".into(), "tada".into()],
+            event: "request.available".into(),
+            idempotency_key: "delivery-1".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn ntfy_sends_attach_tags_and_an_encoded_title() {
+        let fake = FakeNotify::start(Flavor::Ntfy(None)).await.unwrap();
+        let settings = ntfy::NtfySettings {
+            url: format!("{}/", fake.url()),
+            token: None,
+        };
+        let sent = run(move || ntfy::send(&settings, "movies", &poster_message())).await;
+        assert_eq!(sent.unwrap(), Ok(()));
+        let got = fake.received();
+        let r = &got[0];
+        assert_eq!(r.path, "/movies");
+        assert_eq!(
+            r.header("attach"),
+            Some("https://media.example.com/poster/1.jpg")
+        );
+        assert_eq!(r.header("tags"), Some("movie,tada"));
+        assert_eq!(
+            r.header("click"),
+            Some("https://media.example.com/#/requests/1")
+        );
+        assert_eq!(
+            r.header("title"),
+            Some("=?UTF-8?B?QW3DqWxpZSBpcyBhdmFpbGFibGU=?=")
+        );
+        assert_eq!(r.header("authorization"), None);
+        assert_eq!(r.body, "Your request is ready.");
+    }
+
+    #[tokio::test]
+    async fn discord_and_gotify_carry_the_poster() {
+        let discord_fake = FakeNotify::start(Flavor::Discord).await.unwrap();
+        let base = discord_fake.url();
+        let hook = format!("{base}/api/webhooks/9/tok");
+        let sent = run(move || discord::send(&base, &hook, &poster_message())).await;
+        assert_eq!(sent.unwrap(), Ok(()));
+        let body = discord_fake.received()[0].json();
+        assert_eq!(
+            body["embeds"][0]["image"]["url"],
+            "https://media.example.com/poster/1.jpg"
+        );
+
+        let gotify_fake = FakeNotify::start(Flavor::Gotify(vec!["T".into()]))
+            .await
+            .unwrap();
+        let settings = gotify::GotifySettings {
+            url: gotify_fake.url(),
+        };
+        let sent = run(move || gotify::send(&settings, "T", &poster_message())).await;
+        assert_eq!(sent.unwrap(), Ok(()));
+        let body = gotify_fake.received()[0].json();
+        assert_eq!(
+            body["extras"]["client::notification"]["bigImageUrl"],
+            "https://media.example.com/poster/1.jpg"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_transient() {
+        let fake = FakeNotify::start(Flavor::Webhook).await.unwrap();
+        let url = format!("{}/hook", fake.url());
+        fake.shutdown().await;
+        let settings = webhook::WebhookSettings {
+            allowed_hosts: vec!["127.0.0.1".into()],
+        };
+        let sent = run(move || webhook::send(&settings, &url, &poster_message(), "t")).await;
+        let error = sent.unwrap().unwrap_err();
+        assert!(matches!(error, SendError::Connect(_)), "{error:?}");
+        assert_eq!(error.class(), Class::Transient);
+    }
 
     #[test]
     fn classes_follow_the_status() {
