@@ -113,6 +113,11 @@ impl FakeNotify {
         self.server.fail_next(n, fault);
     }
 
+    /// Waits this long before answering each request (cut short by [`FakeNotify::shutdown`]).
+    pub fn set_latency(&self, latency: std::time::Duration) {
+        self.server.set_latency(latency);
+    }
+
     /// Every request accepted so far, oldest first.
     pub fn received(&self) -> Vec<Received> {
         lock(&self.received).clone()

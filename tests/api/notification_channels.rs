@@ -574,3 +574,22 @@ async fn the_database_file_holds_no_channel_secret() {
     assert!(!has(password), "the SMTP password is stored in plain text");
     assert!(!has(token), "the ntfy token is stored in plain text");
 }
+
+#[tokio::test]
+async fn a_receiver_that_never_answers_is_a_504_within_the_send_bound() {
+    let fake = FakeNotify::start(Flavor::Webhook).await.unwrap();
+    // Longer than the senders' 10 s bound and the app's 30 s request timeout.
+    fake.set_latency(std::time::Duration::from_secs(120));
+    let w = world().await;
+    w.put(
+        "webhook",
+        json!({"enabled": true, "allowedHosts": ["127.0.0.1"]}),
+    )
+    .await;
+    let r = w
+        .test_send("webhook", &format!("{}/slow", fake.url()))
+        .await;
+    let e = assert_error(&r, StatusCode::GATEWAY_TIMEOUT, "UPSTREAM_TIMEOUT");
+    assert_eq!(e["details"]["class"], "transient", "{e}");
+    fake.shutdown().await;
+}
