@@ -313,6 +313,17 @@ pub async fn update_channel(
         .db()
         .write(move |tx| {
             let mut row = load(tx, kind, &cipher)?;
+            // The stored secret goes only where it went before: another server needs it again,
+            // or an admin (or a stolen admin session) could send it anywhere.
+            if let (SecretChange::Keep, Some(_), Some((name, _))) =
+                (&update.secret, &row.secret, kind.secret_field())
+                && destination(kind, &row.settings) != destination(kind, &update.settings)
+            {
+                return Err(AppError::validation([(
+                    name,
+                    "required again when the server, port or security changes",
+                )]));
+            }
             row.enabled = update.enabled;
             row.settings = update.settings;
             match update.secret {
@@ -531,9 +542,38 @@ fn parse_update(kind: Kind, body: &Map<String, Value>) -> AppResult<Update> {
     })
 }
 
+/// Where a channel's secret is sent: the SMTP host, port and security, or the ntfy server's
+/// scheme, host and port (as a URL parser normalises them).
+fn destination(kind: Kind, settings: &Map<String, Value>) -> Option<String> {
+    let get = |key: &str| settings.get(key).map(Value::to_string).unwrap_or_default();
+    match kind {
+        Kind::Email => Some(format!(
+            "{}|{}|{}",
+            get("host").to_ascii_lowercase(),
+            get("port"),
+            get("security")
+        )),
+        Kind::Ntfy => {
+            let url = settings
+                .get("url")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let parsed = url::Url::parse(url).ok()?;
+            Some(format!(
+                "{}://{}:{:?}",
+                parsed.scheme(),
+                parsed.host_str().unwrap_or_default(),
+                parsed.port_or_known_default()
+            ))
+        }
+        _ => None,
+    }
+}
+
 /// A host name or IP address, nothing else.
 fn check_host(raw: &str) -> Result<(), String> {
-    match url::Url::parse(&format!("smtp://{raw}/")) {
+    // `http:` so the parser normalises the host as a special scheme does (case, IP forms).
+    match url::Url::parse(&format!("http://{raw}/")) {
         Ok(u) if u.host_str() == Some(&raw.to_ascii_lowercase()) && u.port().is_none() => Ok(()),
         _ => Err("must be a host name or IP address (port separately)".into()),
     }

@@ -105,10 +105,23 @@ async fn the_smtp_password_is_write_only_and_encrypted_at_rest() {
 
     // Omitted: kept. Null: cleared.
     let r = w
+        .put("email", json!({"enabled": true, "host": "SMTP.example.com", "port": 2525, "from": "nest@example.com"}))
+        .await;
+    assert_eq!(r.data()["passwordSet"], true, "{}", r.text());
+    assert_eq!(r.data()["security"], "starttls", "the default security");
+    let r = w
         .put(
             "email",
             json!({"enabled": true, "host": "smtp.example.com", "from": "nest@example.com"}),
         )
+        .await;
+    let e = assert_error(&r, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    assert!(
+        fields(&e).get("password").is_some(),
+        "another port needs the password again: {e}"
+    );
+    let r = w
+        .put("email", json!({"enabled": true, "host": "smtp.example.com", "from": "nest@example.com", "password": "x"}))
         .await;
     assert_eq!(r.data()["passwordSet"], true, "{}", r.text());
     assert_eq!(r.data()["port"], 587, "the port defaults by security");
@@ -137,7 +150,25 @@ async fn the_ntfy_token_is_masked_and_kept_until_cleared_with_an_empty_string() 
     assert_eq!(r.data()["tokenSet"], true, "{}", r.text());
     assert_eq!(r.data()["url"], "https://ntfy.example.com");
     assert!(!r.text().contains("tk_abc"));
+    let r = w
+        .put(
+            "ntfy",
+            json!({"enabled": true, "url": "https://NTFY.example.com:443/"}),
+        )
+        .await;
+    assert_eq!(
+        r.data()["tokenSet"],
+        true,
+        "same server: kept; {}",
+        r.text()
+    );
+    // Another server: the token must be given again, so it never goes where it was not meant to.
     let r = w.put("ntfy", json!({"enabled": true})).await;
+    let e = assert_error(&r, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    assert!(fields(&e).get("token").is_some(), "{e}");
+    let r = w
+        .put("ntfy", json!({"enabled": true, "token": "tk_public"}))
+        .await;
     assert_eq!(r.data()["tokenSet"], true);
     assert_eq!(
         r.data()["url"],
