@@ -611,7 +611,7 @@ pub async fn test_channel(
         .await?;
     if kind == Kind::Webpush {
         return Err(not_ready(
-            "Web Push test messages are sent from the push settings",
+            "Web Push has no test send here: only its subject is set up on this route",
         ));
     }
     if !row.enabled {
