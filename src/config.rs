@@ -71,6 +71,7 @@ pub struct Config {
     pub monitor: MonitorConfig,
     pub backup: BackupConfig,
     pub services: ServicesConfig,
+    pub notifications: NotificationsConfig,
 }
 
 impl Default for Config {
@@ -93,6 +94,7 @@ impl Default for Config {
             monitor: MonitorConfig::default(),
             backup: BackupConfig::default(),
             services: ServicesConfig::default(),
+            notifications: NotificationsConfig::default(),
         }
     }
 }
@@ -444,6 +446,23 @@ pub struct WebhooksConfig {
     pub overseerr_secret: Option<Secret>,
 }
 
+/// Notification delivery (issue 14). Channel settings are the admin's, in the database.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotificationsConfig {
+    /// Where Discord webhooks live. Only for tests and the demo: another value makes webhook
+    /// URLs on exactly that scheme, host and port the only ones accepted, instead of Discord's.
+    pub discord_base_url: String,
+}
+
+impl Default for NotificationsConfig {
+    fn default() -> Self {
+        Self {
+            discord_base_url: crate::notifications::channels::discord::DEFAULT_BASE_URL.into(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
@@ -745,6 +764,8 @@ impl Config {
         }
         check_http_url(&self.plex.tv_url).or_else(|r| bad("plex.tv_url", &r))?;
         check_http_url(&self.plex.app_url).or_else(|r| bad("plex.app_url", &r))?;
+        check_http_url(&self.notifications.discord_base_url)
+            .or_else(|r| bad("notifications.discord_base_url", &r))?;
         if self.auth.session_hours == 0 {
             return bad("auth.session_hours", "must be at least 1");
         }
@@ -1186,6 +1207,11 @@ fallback_to_admin = false
 [webhooks]
 # The Authorization header value Overseerr's webhook agent sends.
 # overseerr_secret = "..."
+
+[notifications]
+# Where Discord webhooks live; change only for tests or the demo (webhook URLs must then be on
+# exactly this scheme, host and port).
+discord_base_url = "https://discord.com"
 
 [metrics]
 # When set, /metrics wants "Authorization: Bearer <token>". Unset, /metrics is open when

@@ -33,6 +33,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0005_download_failed_items",
         include_str!("../../migrations/0005_download_failed_items.sql"),
     ),
+    (
+        6,
+        "0006_notification_channels",
+        include_str!("../../migrations/0006_notification_channels.sql"),
+    ),
 ];
 
 /// What a run did.

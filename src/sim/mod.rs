@@ -9,8 +9,10 @@
 //! Nothing here may be used by the production request path.
 
 pub mod harness;
+pub mod notify;
 pub mod overseerr;
 pub mod plex;
 pub mod plextv;
+pub mod smtp;
 pub mod uptime_kuma;
 pub mod ytdlp;

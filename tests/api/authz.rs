@@ -146,6 +146,9 @@ const MATRIX: &[(&str, &str, [Want; 4])] = &[
     // The fixture download is queued: it can be cancelled, not retried.
     ("DELETE /api/v1/youtube/downloads/{id}",       "",                                                   [E401, OK,   E404, OK]),
     ("POST /api/v1/youtube/downloads/{id}/retry",   "",                                                   [E401, E409, E404, E409]),
+    ("GET /api/v1/admin/notifications/channels/{kind}", "",                                            [E401, E403, E403, OK]),
+    ("PUT /api/v1/admin/notifications/channels/{kind}", r#"{"enabled":false}"#,                          [E401, E403, E403, OK]),
+    ("POST /api/v1/admin/notifications/channels/{kind}/test", r#"{"to":"topic"}"#,                       [E401, E403, E403, E409]),
     ("GET /api/v1/admin/downloads",                 "",                                                   [E401, E403, E403, OK]),
     ("GET /api/v1/admin/youtube/settings",          "",                                                   [E401, E403, E403, OK]),
     ("PUT /api/v1/admin/youtube/cookies",           r##"{"content":"# Netscape HTTP Cookie File\n"}"##,    [E401, E403, E403, OK]),
@@ -338,6 +341,7 @@ fn fill(template: &str, fx: &Fixture) -> Result<String, String> {
                 fx.user_request.clone()
             }
             "tmdbId" => "603".to_owned(),
+            "kind" => "ntfy".to_owned(),
             "id" if template.starts_with("/api/v1/youtube/downloads/") => fx.user_download.clone(),
             _ => {
                 return Err(format!(

@@ -7,6 +7,12 @@
 //! and [`publish_created`] / [`publish_all_created`] run after it committed. Rows older than 90
 //! days are deleted by `crate::housekeeping`. A user only ever reaches their own rows: every
 //! query here is keyed by the caller's user id, and another user's id answers 404.
+//!
+//! Beside them: [`channels`], the senders that take a notification out of the server (email,
+//! ntfy, Gotify, Discord, webhook), and [`channel_settings`], the admin's settings for them.
+
+pub mod channel_settings;
+pub mod channels;
 
 use axum::extract::{Path, Query, State};
 use axum::http::Method;
@@ -261,6 +267,7 @@ pub fn routes() -> Routes {
             Access::User,
             read_notification,
         )
+        .merge(channel_settings::routes())
 }
 
 /// `?unread=&limit=&cursor=`.
