@@ -33,6 +33,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0005_download_failed_items",
         include_str!("../../migrations/0005_download_failed_items.sql"),
     ),
+    (
+        7,
+        "0007_push_subscriptions",
+        include_str!("../../migrations/0007_push_subscriptions.sql"),
+    ),
 ];
 
 /// What a run did.
