@@ -12,5 +12,6 @@ pub mod harness;
 pub mod overseerr;
 pub mod plex;
 pub mod plextv;
+pub mod push;
 pub mod uptime_kuma;
 pub mod ytdlp;

@@ -26,6 +26,7 @@ mod metrics;
 mod plex_browse;
 mod plex_handoff;
 mod plex_signin;
+mod push;
 mod schema;
 mod service_faults;
 mod services;
