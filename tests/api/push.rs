@@ -375,3 +375,79 @@ async fn a_push_service_that_hangs_is_a_transient_failure_after_the_timeout() {
     );
     assert!(s.stored().await);
 }
+
+/// Posts `body` with `authorization` to `endpoint` as a push would; answers the status.
+async fn raw_push(endpoint: String, authorization: String, body: Vec<u8>) -> u16 {
+    tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        agent
+            .post(&endpoint)
+            .header("TTL", "60")
+            .header("Content-Encoding", "aes128gcm")
+            .header("Authorization", authorization)
+            .send(&body[..])
+            .unwrap()
+            .status()
+            .as_u16()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fake_push_service_refuses_a_wrong_audience_a_wrong_key_and_a_payload_for_another_browser()
+ {
+    use web_push_native::{Auth, p256};
+    let tmp = tempfile::tempdir().unwrap();
+    let key = medianest::push::VapidKey::load_or_create(tmp.path()).unwrap();
+    let service = FakePushService::start().await.unwrap();
+    let browser = service.subscribe();
+    let encrypt_to = |p256dh: &str, auth: &str| {
+        let public =
+            p256::PublicKey::from_sec1_bytes(&URL_SAFE_NO_PAD.decode(p256dh).unwrap()).unwrap();
+        let auth = Auth::clone_from_slice(&URL_SAFE_NO_PAD.decode(auth).unwrap());
+        web_push_native::encrypt(br#"{"title":"t","body":"b"}"#.to_vec(), &public, &auth).unwrap()
+    };
+    let subject = "mailto:owner@home.example";
+    let right = key.authorization(&service.origin(), subject).unwrap();
+    let wrong_port = key.authorization("http://127.0.0.1:1", subject).unwrap();
+    // The audience must be this service's origin, port included.
+    let status = raw_push(
+        browser.endpoint.clone(),
+        wrong_port,
+        encrypt_to(&browser.p256dh, &browser.auth),
+    )
+    .await;
+    assert_eq!(status, 403);
+    // A body encrypted to another browser does not decrypt.
+    let status = raw_push(
+        browser.endpoint.clone(),
+        right.clone(),
+        encrypt_to(P256DH, AUTH),
+    )
+    .await;
+    assert_eq!(status, 400);
+    // A token whose `k` is another key than the one that signed it fails.
+    let forged = right.replace(key.public_key_b64(), P256DH);
+    let status = raw_push(
+        browser.endpoint.clone(),
+        forged,
+        encrypt_to(&browser.p256dh, &browser.auth),
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert_eq!(service.refused().len(), 3, "{:?}", service.refused());
+    assert!(service.received().is_empty());
+    // And the right one passes.
+    let status = raw_push(
+        browser.endpoint,
+        right,
+        encrypt_to(&browser.p256dh, &browser.auth),
+    )
+    .await;
+    assert_eq!(status, 201);
+    assert_eq!(service.received().len(), 1);
+}
