@@ -84,3 +84,33 @@ pub async fn get_vapid_public_key(
         public_key: state.data_dir().vapid.public_key_b64(),
     }))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, Overrides};
+
+    #[test]
+    fn the_subject_is_a_mailto_address_or_an_https_url() {
+        for good in ["mailto:admin@home.example", "https://home.example/contact"] {
+            assert!(check_subject(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "admin@home.example",
+            "mailto:nobody",
+            "http://home.example",
+            "",
+        ] {
+            assert!(check_subject(bad).is_err(), "{bad}");
+        }
+        let load = |text: &str| Config::from_layers(Some(text), None, &[], &Overrides::default());
+        let e = load("[push]\nsubject = \"admin\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("push.subject"), "{e}");
+        let e = load("[push]\ntimeout_secs = 0\n").unwrap_err().to_string();
+        assert!(e.contains("push.timeout_secs"), "{e}");
+        assert!(load("[push]\nsubject = \"mailto:me@home.example\"\n").is_ok());
+    }
+}
