@@ -204,7 +204,8 @@ fn validate(body: SubscriptionBody, config: &PushConfig) -> AppResult<Valid> {
 }
 
 /// Stores `valid` for `user_id`: the same endpoint again updates its row (and moves it to this
-/// user, who now holds that browser); a new one counts against [`MAX_PER_USER`]. Returns the id.
+/// user, who now holds that browser: the endpoint is an unguessable capability URL only that
+/// browser knows); a new one, or one moved here, counts against [`MAX_PER_USER`]. Returns the id.
 fn upsert(
     conn: &Connection,
     user_id: &str,
@@ -212,11 +213,14 @@ fn upsert(
     user_agent: Option<&str>,
     now_ms: i64,
 ) -> AppResult<String> {
-    let existing: Option<String> = conn
-        .prepare_cached("SELECT id FROM push_subscriptions WHERE endpoint = ?1")?
-        .query_row([&valid.endpoint], |r| r.get(0))
+    let existing: Option<(String, String)> = conn
+        .prepare_cached("SELECT id, user_id FROM push_subscriptions WHERE endpoint = ?1")?
+        .query_row([&valid.endpoint], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    if let Some(id) = existing {
+    if existing.as_ref().is_none_or(|(_, owner)| owner != user_id) {
+        check_cap(conn, user_id)?;
+    }
+    if let Some((id, _)) = existing {
         conn.prepare_cached(
             "UPDATE push_subscriptions
              SET user_id = ?2, p256dh = ?3, auth = ?4, user_agent = ?5, expires_at = ?6
@@ -231,15 +235,6 @@ fn upsert(
             valid.expires_at
         ])?;
         return Ok(id);
-    }
-    let count: i64 = conn
-        .prepare_cached("SELECT count(*) FROM push_subscriptions WHERE user_id = ?1")?
-        .query_row([user_id], |r| r.get(0))?;
-    if count >= MAX_PER_USER {
-        return Err(AppError::validation([(
-            "endpoint",
-            format!("at most {MAX_PER_USER} subscriptions per user: remove an old one first"),
-        )]));
     }
     let id = uuid::Uuid::now_v7().to_string();
     conn.prepare_cached(
@@ -258,6 +253,20 @@ fn upsert(
         now_ms
     ])?;
     Ok(id)
+}
+
+/// Refuses a new subscription for a user who holds [`MAX_PER_USER`] already.
+fn check_cap(conn: &Connection, user_id: &str) -> AppResult<()> {
+    let count: i64 = conn
+        .prepare_cached("SELECT count(*) FROM push_subscriptions WHERE user_id = ?1")?
+        .query_row([user_id], |r| r.get(0))?;
+    if count >= MAX_PER_USER {
+        return Err(AppError::validation([(
+            "endpoint",
+            format!("at most {MAX_PER_USER} subscriptions per user: remove an old one first"),
+        )]));
+    }
+    Ok(())
 }
 
 fn view_from_row(row: &Row<'_>) -> rusqlite::Result<SubscriptionView> {

@@ -211,6 +211,44 @@ async fn a_user_keeps_at_most_the_cap_of_subscriptions() {
         .send(&app)
         .await;
     assert_error(&r, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    // Renewing one already held is still fine.
+    let body = subscription("https://push.example.com/s/0", P256DH, AUTH);
+    let r = call("POST", SUBS_PATH)
+        .bearer(&token)
+        .json(body)
+        .send(&app)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+}
+
+#[tokio::test]
+async fn a_browser_subscribing_under_another_account_moves_to_it() {
+    let t = support::test_state();
+    let app = t.router();
+    let (_, alice) = user_token(&t, "alice").await;
+    let (_, bob) = user_token(&t, "bob").await;
+    let body = subscription("https://push.example.com/send/shared-tablet", P256DH, AUTH);
+    let first = call("POST", SUBS_PATH)
+        .bearer(&alice)
+        .json(body.clone())
+        .send(&app)
+        .await;
+    let id = first.data()["id"].as_str().unwrap().to_owned();
+    let moved = call("POST", SUBS_PATH)
+        .bearer(&bob)
+        .json(body)
+        .send(&app)
+        .await;
+    assert_eq!(moved.status, StatusCode::OK, "{}", moved.text());
+    assert_eq!(moved.data()["id"], id.as_str());
+    let alices = call("GET", SUBS_PATH)
+        .bearer(&alice)
+        .send(&app)
+        .await
+        .data();
+    assert_eq!(alices, json!([]));
+    let bobs = call("GET", SUBS_PATH).bearer(&bob).send(&app).await.data();
+    assert_eq!(bobs[0]["id"], id.as_str());
 }
 
 /// A state that accepts loopback endpoints, a user, the fake push service and one subscription
