@@ -72,6 +72,7 @@ pub struct Config {
     pub backup: BackupConfig,
     pub services: ServicesConfig,
     pub notifications: NotificationsConfig,
+    pub push: PushConfig,
 }
 
 impl Default for Config {
@@ -95,6 +96,7 @@ impl Default for Config {
             backup: BackupConfig::default(),
             services: ServicesConfig::default(),
             notifications: NotificationsConfig::default(),
+            push: PushConfig::default(),
         }
     }
 }
@@ -519,6 +521,28 @@ impl Default for BackupConfig {
     }
 }
 
+/// Web Push (`crate::push`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PushConfig {
+    /// The VAPID `sub` claim: a `mailto:` or `https:` contact push services can reach.
+    pub subject: String,
+    /// Accept `http://` subscription endpoints on loopback (tests and the demo only).
+    pub allow_http_endpoints: bool,
+    /// Whole-call timeout of one push to a push service, in seconds.
+    pub timeout_secs: u64,
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        Self {
+            subject: "mailto:admin@localhost".into(),
+            allow_http_endpoints: false,
+            timeout_secs: 10,
+        }
+    }
+}
+
 /// Seeds for the service connections, read on first start only.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -833,6 +857,12 @@ impl Config {
             if let Some(url) = &seed.url {
                 check_service_url(url).or_else(|r| bad(&format!("services.{name}.url"), &r))?;
             }
+        }
+        if let Err(reason) = crate::push::check_subject(&self.push.subject) {
+            return bad("push.subject", &reason);
+        }
+        if !(1..=60).contains(&self.push.timeout_secs) {
+            return bad("push.timeout_secs", "must be between 1 and 60");
         }
         Ok(())
     }
@@ -1233,6 +1263,15 @@ schedule = "daily"
 # dir = "/var/backups/medianest"
 # Scheduled backups kept; older ones are removed (0 keeps them all).
 keep = 7
+
+[push]
+# Web Push: the contact (VAPID "sub") push services see with every push, mailto: or https:.
+# Apple's push service refuses localhost addresses: set a real one.
+subject = "mailto:admin@localhost"
+# Accept http:// subscription endpoints on loopback (tests and the demo only).
+allow_http_endpoints = false
+# Seconds one push to a push service may take (1-60).
+timeout_secs = 10
 
 # Service connections, read on first start only; afterwards edit them in the admin pages.
 [services.plex]

@@ -1,6 +1,7 @@
 //! The data directory: created on first start with the files the installation keeps for life:
 //! `secret.key` (the key that encrypts secrets at rest, mode 0600) and `plex-client-id` (the
-//! `X-Plex-Client-Identifier` plex.tv knows this installation by). The database lives here too.
+//! `X-Plex-Client-Identifier` plex.tv knows this installation by), `vapid.key` (the Web Push key
+//! pair, `crate::push::vapid`). The database lives here too.
 
 use std::fmt;
 use std::io::Write;
@@ -61,6 +62,8 @@ pub struct DataDir {
     pub path: PathBuf,
     pub secret_key: SecretKey,
     pub plex_client_id: String,
+    /// The Web Push key pair (`vapid.key`).
+    pub vapid: crate::push::VapidKey,
 }
 
 impl DataDir {
@@ -86,11 +89,13 @@ impl DataDir {
                 uuid::Uuid::new_v4().to_string()
             })?,
         };
+        let vapid = crate::push::VapidKey::load_or_create(&path)?;
         remove_leftover_backups(&path);
         Ok(Self {
             path,
             secret_key,
             plex_client_id,
+            vapid,
         })
     }
 }

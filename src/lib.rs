@@ -36,6 +36,7 @@ pub mod notifications;
 pub mod pagination;
 pub mod platform;
 pub mod plex;
+pub mod push;
 pub mod ratelimit;
 pub mod response;
 pub mod routes;
@@ -129,6 +130,7 @@ pub fn api_routes() -> routes::Routes {
         .merge(home::routes())
         .merge(youtube::routes())
         .merge(plex::routes())
+        .merge(push::routes())
         .prefixed("/api/v1")
         .merge(health::routes())
         .merge(metrics::routes())

@@ -38,6 +38,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0006_notification_channels",
         include_str!("../../migrations/0006_notification_channels.sql"),
     ),
+    (
+        7,
+        "0007_push_subscriptions",
+        include_str!("../../migrations/0007_push_subscriptions.sql"),
+    ),
 ];
 
 /// What a run did.

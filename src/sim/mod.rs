@@ -13,6 +13,7 @@ pub mod notify;
 pub mod overseerr;
 pub mod plex;
 pub mod plextv;
+pub mod push;
 pub mod smtp;
 pub mod uptime_kuma;
 pub mod ytdlp;

@@ -166,7 +166,14 @@ const MATRIX: &[(&str, &str, [Want; 4])] = &[
     ("GET /api/v1/plex/image",                      "",                                                   [E401, E400, E400, E400]),
     // Server-Sent Events: only the head is read.
     ("GET /api/v1/events",                          "",                                                   [E401, OK,   OK,   OK]),
+    ("GET /api/v1/push/vapid-public-key",           "",                                                   [E401, OK,   OK,   OK]),
+    ("POST /api/v1/me/push-subscriptions",          PUSH_SUBSCRIPTION,                                    [E401, OK,   OK,   OK]),
+    ("GET /api/v1/me/push-subscriptions",           "",                                                   [E401, OK,   OK,   OK]),
+    ("DELETE /api/v1/me/push-subscriptions/{id}",   "",                                                   [E401, OK,   E404, E404]),
 ];
+
+/// A browser's `PushSubscription` (a real P-256 point; the endpoint is never called).
+const PUSH_SUBSCRIPTION: &str = r#"{"endpoint":"https://push.example.com/send/authz","expirationTime":null,"keys":{"p256dh":"BLn9b-VR0ca83knDNZ32dCHGyjJp-1riX9ZTN40MqV8K_LpQmLqxC_DoHvqvFXO_nGdAB4W9dogZb_sM-uV4JbY","auth":"_ordMnz7uTCmrpBTeUV4Bw"}}"#;
 
 fn route_key(route: &RouteInfo) -> String {
     format!("{} {}", route.method, route.path)
@@ -225,6 +232,8 @@ struct Fixture {
     user_request: String,
     /// A queued download of "user".
     user_download: String,
+    /// A push subscription of "user".
+    user_push_subscription: String,
 }
 
 impl Fixture {
@@ -246,6 +255,8 @@ impl Fixture {
         let user_notification = medianest::users::new_id();
         let user_request = medianest::users::new_id();
         let user_download = medianest::users::new_id();
+        let user_push_subscription = medianest::users::new_id();
+        let push_subscription = user_push_subscription.clone();
         let (cid, owner, notification, request, download) = (
             correlation_id.clone(),
             user_id.clone(),
@@ -284,6 +295,12 @@ impl Fixture {
                      VALUES (?1, ?2, 'https://www.youtube.com/watch?v=dQw4w9WgXcQ', 'video', ?3)",
                     rusqlite::params![download, owner, support::START_MS],
                 )?;
+                tx.execute(
+                    "INSERT INTO push_subscriptions (id, user_id, endpoint, p256dh, auth,
+                                                     created_at)
+                     VALUES (?1, ?2, 'https://push.example.com/send/fixture', 'k', 'a', ?3)",
+                    rusqlite::params![push_subscription, owner, support::START_MS],
+                )?;
                 Ok(())
             })
             .await
@@ -301,6 +318,7 @@ impl Fixture {
             user_notification,
             user_request,
             user_download,
+            user_push_subscription,
         }
     }
 
@@ -343,6 +361,9 @@ fn fill(template: &str, fx: &Fixture) -> Result<String, String> {
             "tmdbId" => "603".to_owned(),
             "kind" => "ntfy".to_owned(),
             "id" if template.starts_with("/api/v1/youtube/downloads/") => fx.user_download.clone(),
+            "id" if template.starts_with("/api/v1/me/push-subscriptions/") => {
+                fx.user_push_subscription.clone()
+            }
             _ => {
                 return Err(format!(
                     "no fixture for {{{param}}}: add one to `fill` in tests/api/authz.rs"

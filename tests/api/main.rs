@@ -28,6 +28,7 @@ mod notification_channels;
 mod plex_browse;
 mod plex_handoff;
 mod plex_signin;
+mod push;
 mod schema;
 mod service_faults;
 mod services;
