@@ -43,6 +43,16 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0007_push_subscriptions",
         include_str!("../../migrations/0007_push_subscriptions.sql"),
     ),
+    (
+        8,
+        "0008_notification_outbox",
+        include_str!("../../migrations/0008_notification_outbox.sql"),
+    ),
+    (
+        9,
+        "0009_notification_prefs",
+        include_str!("../../migrations/0009_notification_prefs.sql"),
+    ),
 ];
 
 /// What a run did.

@@ -13,6 +13,7 @@
 
 pub mod channel_settings;
 pub mod channels;
+pub mod prefs;
 
 use axum::extract::{Path, Query, State};
 use axum::http::Method;
