@@ -455,12 +455,32 @@ pub struct NotificationsConfig {
     /// Where Discord webhooks live. Only for tests and the demo: another value makes webhook
     /// URLs on exactly that scheme, host and port the only ones accepted, instead of Discord's.
     pub discord_base_url: String,
+    /// The first retry of a delivery that failed for a passing reason waits this long (seconds);
+    /// each further one twice as long, with jitter, up to `retry_max_secs`.
+    pub retry_min_secs: u64,
+    /// The longest wait between two tries of one delivery (seconds).
+    pub retry_max_secs: u64,
+    /// A delivery still failing this many hours after it was made is given up.
+    pub give_up_hours: u64,
+    /// Most messages one user gets on one channel in an hour; more wait for the next hour.
+    pub max_per_user_hour: u32,
+    /// Repeated `service.down` / `service.recovered` for one service fold into one message per
+    /// this many seconds, per user and channel.
+    pub flap_window_secs: u64,
+    /// Deliveries in flight at once on one channel.
+    pub per_channel_concurrency: u32,
 }
 
 impl Default for NotificationsConfig {
     fn default() -> Self {
         Self {
             discord_base_url: crate::notifications::channels::discord::DEFAULT_BASE_URL.into(),
+            retry_min_secs: 60,
+            retry_max_secs: 6 * 3600,
+            give_up_hours: 24,
+            max_per_user_hour: 20,
+            flap_window_secs: 15 * 60,
+            per_channel_concurrency: 4,
         }
     }
 }
@@ -790,6 +810,28 @@ impl Config {
         check_http_url(&self.plex.app_url).or_else(|r| bad("plex.app_url", &r))?;
         check_http_url(&self.notifications.discord_base_url)
             .or_else(|r| bad("notifications.discord_base_url", &r))?;
+        let n = &self.notifications;
+        if n.retry_min_secs == 0 {
+            return bad("notifications.retry_min_secs", "must be at least 1");
+        }
+        if n.retry_max_secs < n.retry_min_secs {
+            return bad(
+                "notifications.retry_max_secs",
+                "must be at least notifications.retry_min_secs",
+            );
+        }
+        if n.give_up_hours == 0 || n.give_up_hours > 24 * 30 {
+            return bad("notifications.give_up_hours", "must be between 1 and 720");
+        }
+        if n.max_per_user_hour == 0 {
+            return bad("notifications.max_per_user_hour", "must be at least 1");
+        }
+        if !(1..=64).contains(&n.per_channel_concurrency) {
+            return bad(
+                "notifications.per_channel_concurrency",
+                "must be between 1 and 64",
+            );
+        }
         if self.auth.session_hours == 0 {
             return bad("auth.session_hours", "must be at least 1");
         }
@@ -1242,6 +1284,18 @@ fallback_to_admin = false
 # Where Discord webhooks live; change only for tests or the demo (webhook URLs must then be on
 # exactly this scheme, host and port).
 discord_base_url = "https://discord.com"
+# Retries of a delivery that failed for a passing reason (a timeout, a 5xx, an SMTP 4xx): the
+# first after retry_min_secs, then twice as long each time (with jitter) up to retry_max_secs;
+# given up give_up_hours after the notification was made.
+retry_min_secs = 60
+retry_max_secs = 21600
+give_up_hours = 24
+# Most messages one user gets on one channel per hour; more wait for the next hour.
+max_per_user_hour = 20
+# service.down / service.recovered flaps of one service fold into one message per window.
+flap_window_secs = 900
+# Deliveries in flight at once on one channel (a slow channel never holds up another).
+per_channel_concurrency = 4
 
 [metrics]
 # When set, /metrics wants "Authorization: Bearer <token>". Unset, /metrics is open when

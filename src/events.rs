@@ -130,6 +130,8 @@ pub struct EventBus {
     tx: broadcast::Sender<Arc<Event>>,
     closed: CancellationToken,
     streams: Arc<Mutex<OpenStreams>>,
+    /// Wakes the notification delivery worker when new outbox rows committed.
+    outbox: Arc<tokio::sync::Notify>,
 }
 
 /// Open streams per user and per client address (only those with any open).
@@ -181,7 +183,19 @@ impl EventBus {
             tx,
             closed: CancellationToken::new(),
             streams: Arc::default(),
+            outbox: Arc::default(),
         }
+    }
+
+    /// Tells the notification delivery worker that deliveries may be due (new outbox rows
+    /// committed, a delivery finished). A wake with no worker waiting is kept for its next wait.
+    pub fn wake_outbox(&self) {
+        self.outbox.notify_one();
+    }
+
+    /// What the delivery worker waits on.
+    pub fn outbox_waker(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.outbox)
     }
 
     /// Takes a place for one more stream of `user_id` from `ip`, or answers `RATE_LIMITED`

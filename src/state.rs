@@ -313,6 +313,7 @@ impl AppState {
         self.spawn_task(crate::media::reconcile::run(self.clone()));
         self.spawn_task(crate::youtube::worker::run(self.clone()));
         self.spawn_task(crate::backups::run(self.clone()));
+        self.spawn_task(crate::notifications::worker::run(self.clone()));
     }
 
     /// Stops background tasks (bounded wait) and checkpoints the database.

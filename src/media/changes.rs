@@ -91,6 +91,7 @@ pub async fn apply(
             let (title, message) = wording(&after.title, to, reason.as_deref());
             let metadata = json!({
                 "requestId": after.id,
+                "title": after.title,
                 "tmdbId": after.tmdb_id,
                 "mediaType": after.media_type.as_str(),
                 "status": to.as_str(),

@@ -13,7 +13,9 @@
 
 pub mod channel_settings;
 pub mod channels;
+pub mod outbox;
 pub mod prefs;
+pub mod worker;
 
 use axum::extract::{Path, Query, State};
 use axum::http::Method;
@@ -75,8 +77,9 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Notification> {
     })
 }
 
-/// Stores a notification for `user_id`. Call inside the write transaction that made the change
-/// it reports, then [`publish_created`] once that transaction committed.
+/// Stores a notification for `user_id`, with its deliveries to the user's channels in the
+/// outbox. Call inside the write transaction that made the change it reports, then
+/// [`publish_created`] once that transaction committed (which also wakes the delivery worker).
 pub fn create(
     conn: &Connection,
     user_id: &str,
@@ -101,7 +104,7 @@ pub fn create(
         metadata.as_ref().map(Value::to_string),
         now_ms
     ])?;
-    Ok(Notification {
+    let notification = Notification {
         id,
         kind: kind.to_owned(),
         title: title.to_owned(),
@@ -111,7 +114,10 @@ pub fn create(
         created_at: rfc3339(now_ms),
         read_at: None,
         created_at_ms: now_ms,
-    })
+    };
+    // Its deliveries to the user's channels commit (or roll back) with it.
+    outbox::enqueue(conn, user_id, &notification)?;
+    Ok(notification)
 }
 
 /// [`create`] for each of `user_ids` (e.g. a request's owner and followers); returns each user
@@ -157,6 +163,7 @@ pub fn create_for_admins(
 
 /// Announces a committed notification to its user (`notification.created`).
 pub fn publish_created(bus: &EventBus, user_id: &str, notification: &Notification) {
+    bus.wake_outbox();
     bus.publish(Event::new(
         kind::NOTIFICATION_CREATED,
         Audience::User(user_id.to_owned()),

@@ -1102,7 +1102,7 @@ where
                 kind,
                 title,
                 &message(name),
-                Some(serde_json::json!({"downloadId": id})),
+                Some(serde_json::json!({"downloadId": id, "title": name})),
                 now,
             )?;
             Ok(Some((download, Some(made))))
