@@ -25,6 +25,7 @@ mod media;
 mod media_plans;
 mod metrics;
 mod notification_channels;
+mod notification_prefs;
 mod plex_browse;
 mod plex_handoff;
 mod plex_signin;
