@@ -1139,3 +1139,72 @@ fn a_user_saves_their_notification_settings() {
     assert!(has_ntfy("request.available"), "{data}");
     assert!(has_ntfy("announcement"), "{data}");
 }
+
+/// Push on the settings page: where the browser refuses notifications the page says so instead
+/// of offering a button that cannot work; subscribed devices are listed and one can be removed.
+/// (Subscribing itself needs the browser's push service, which a test machine cannot reach: the
+/// route it ends in is tested in `tests/api/push.rs`.)
+#[test]
+fn push_devices_are_listed_and_removed_and_a_refusal_is_explained() {
+    let _serial = serial();
+    let app = App::start();
+    if waiting_for("push devices", "PUT", "/api/v1/me/notifications") {
+        return;
+    }
+    let admin = app.admin_token();
+    let put = App::agent()
+        .put(app.url("/api/v1/admin/notifications/channels/webpush"))
+        .header("Authorization", &format!("Bearer {admin}"))
+        .header("Content-Type", "application/json")
+        .send(
+            json!({"enabled": true, "subject": "mailto:admin@example.com"})
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap();
+    assert_eq!(put.status().as_u16(), 200);
+    let alice = app.plex_sign_in("alice");
+    // A phone alice subscribed earlier.
+    let (status, body) = app.api(
+        "POST",
+        "/me/push-subscriptions",
+        &alice,
+        Some(json!({"endpoint": "https://push.example.com/send/alice-phone", "expirationTime": null,
+            "keys": {"p256dh": "BLn9b-VR0ca83knDNZ32dCHGyjJp-1riX9ZTN40MqV8K_LpQmLqxC_DoHvqvFXO_nGdAB4W9dogZb_sM-uV4JbY",
+                     "auth": "_ordMnz7uTCmrpBTeUV4Bw"}})),
+    );
+    assert_eq!(status, 201, "{body}");
+    let phone = body["data"]["id"].as_str().unwrap().to_owned();
+
+    let b = Browser::start("push-devices", DESKTOP.0, DESKTOP.1);
+    b.goto(&app.url("/"));
+    b.wait_path("/signin");
+    b.script(
+        "document.cookie = `medianest_session=${arguments[0]}; path=/; SameSite=Lax`;",
+        vec![json!(alice)],
+    );
+    // Notifications blocked for this site, as a person can in the browser's settings.
+    b.cdp(
+        "Browser.setPermission",
+        json!({"origin": format!("http://{}", app.addr),
+               "permission": {"name": "notifications"}, "setting": "denied"}),
+    );
+    b.goto(&app.url("/settings/notifications"));
+    let row = format!("#push-device-list li[data-subscription='{phone}']");
+    b.find(&row);
+    // Push is on by default for someone with a subscribed device.
+    assert_eq!(b.find("#nc-webpush-enabled").prop("checked"), json!(true));
+    b.find_text("#push-note", "blocked for this site");
+    assert_eq!(b.find("#push-subscribe").prop("disabled"), json!(true));
+    assert_clean_console(&b);
+    shoot(&b, "notification-settings-push");
+
+    // Remove the phone (asked twice).
+    let remove = format!("{row} button.danger");
+    b.find(&remove).click();
+    b.find_text(&remove, "Really");
+    b.find(&remove).click();
+    b.find_text("#push-device-list li.muted", "No device");
+    let (_, devices) = app.api("GET", "/me/push-subscriptions", &alice, None);
+    assert_eq!(devices["data"], json!([]), "{devices}");
+}

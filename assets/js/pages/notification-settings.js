@@ -33,6 +33,9 @@ const EVENTS = [
   ["announcement", "Announcements"],
 ];
 
+/** How long to wait for the browser's push service when subscribing. */
+const SUBSCRIBE_WAIT_MS = 30000;
+
 const eventId = (event, kind) => `ev-${event.replace(/[^a-z0-9]+/gi, "-")}-${kind}`;
 
 export async function render(root, app) {
@@ -273,10 +276,21 @@ async function subscribeHere() {
   registration = await navigator.serviceWorker.ready;
   const { data } = await api("/push/vapid-public-key");
   let subscription;
+  let timer;
+  // The browser reaches its own push service (Google's, Mozilla's, Apple's) to subscribe; when
+  // that cannot be reached some browsers wait for ever, so the page stops waiting after a while.
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error("its push service did not answer")), SUBSCRIBE_WAIT_MS);
+  });
   try {
-    subscription = await registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: keyBytes(data.publicKey) });
+    subscription = await Promise.race([
+      registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: keyBytes(data.publicKey) }),
+      late,
+    ]);
   } catch (e) {
-    throw new Error(`This browser could not subscribe to push (${(e && e.message) || e}).`);
+    throw new Error(`This browser could not subscribe to push (${(e && e.message) || e}). Try again later.`);
+  } finally {
+    clearTimeout(timer);
   }
   await api("/me/push-subscriptions", { method: "POST", body: subscription.toJSON() });
 }
@@ -292,6 +306,7 @@ async function pushDevices(app, data, controls, columnState) {
     "Turn on push on this device");
   if (problem) note.textContent = problem;
   turnOn.addEventListener("click", () => busy(turnOn, async () => {
+    note.textContent = "Asking the browser…";
     try {
       await subscribeHere();
     } catch (e) {
