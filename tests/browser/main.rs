@@ -1075,9 +1075,14 @@ fn a_user_saves_their_notification_settings() {
     b.wait_path("/settings/notifications");
 
     // Channels the admin has not enabled are greyed with a note.
-    let gotify = b.find("fieldset[data-channel='gotify']");
-    assert_eq!(gotify.prop("disabled"), json!(true));
+    let gotify = b.find("fieldset.unavailable[data-channel='gotify']");
     assert!(gotify.text().contains("not turned on"), "{}", gotify.text());
+    assert_eq!(b.find("#nc-gotify-enabled").prop("disabled"), json!(true));
+    assert_eq!(b.find("#nc-gotify-token").prop("disabled"), json!(true));
+    assert_eq!(
+        b.find("#ev-announcement-gotify").prop("disabled"),
+        json!(true)
+    );
     assert_eq!(b.find("#nc-ntfy-enabled").prop("disabled"), json!(false));
     // No admin events for a family member.
     assert!(b.all("tr[data-event='service.down']").is_empty());

@@ -70,7 +70,7 @@ function show(root, app, data) {
       const on = controls[c.kind].enabled.checked;
       for (const [event] of events) {
         const box = controls.events[event][c.kind];
-        box.disabled = !on || controls[c.kind].fieldset.disabled;
+        box.disabled = !on || controls[c.kind].unavailable;
       }
     }
   };
@@ -89,7 +89,7 @@ function show(root, app, data) {
     const body = { channels: {}, events: {} };
     for (const c of CHANNELS) {
       const ctl = controls[c.kind];
-      if (ctl.fieldset.disabled) continue;
+      if (ctl.unavailable) continue;
       const entry = { enabled: ctl.enabled.checked };
       if (c.field) {
         const value = ctl.input.value.trim();
@@ -100,7 +100,7 @@ function show(root, app, data) {
     }
     for (const [name] of events) {
       body.events[name] = CHANNELS.filter((c) => {
-        const on = controls[c.kind].fieldset.disabled ? data.channels[c.kind].enabled : controls[c.kind].enabled.checked;
+        const on = controls[c.kind].unavailable ? data.channels[c.kind].enabled : controls[c.kind].enabled.checked;
         return on && controls.events[name][c.kind].checked;
       }).map((c) => c.kind);
     }
@@ -128,15 +128,16 @@ function show(root, app, data) {
 
 function channelSection(c, state, controls, forget) {
   const id = `nc-${c.kind}`;
+  const lower = c.kind === "email" ? "email" : c.kind === "webpush" ? "push" : c.name;
   const enabled = h("input", { type: "checkbox", id: `${id}-enabled`, checked: !!state.enabled });
   const error = h("p", { class: "field-error", id: `${id}-error`, "aria-live": "polite" });
   const fieldset = h("fieldset", { class: ["card", "stack", "channel", state.available ? null : "unavailable"], "data-channel": c.kind,
     "data-available": String(!!state.available) },
     h("legend", { text: c.name }),
-    h("label", { class: "check", for: `${id}-enabled` }, enabled, ` Send me notifications by ${c.name === "Push" ? "push" : c.name}`));
-  controls[c.kind] = { enabled, error, fieldset };
+    h("label", { class: "check", for: `${id}-enabled` }, enabled, ` Send me notifications by ${lower}`));
+  controls[c.kind] = { enabled, error, fieldset, unavailable: !state.available };
   if (!state.available) {
-    fieldset.append(h("p", { class: "notice", text: `Your admin has not turned on ${c.name === "Push" ? "push" : c.name} notifications on this server.` }));
+    fieldset.append(h("p", { class: "notice", text: `Your admin has not turned on ${lower} notifications on this server.` }));
   }
   if (c.field) {
     const input = h("input", { type: c.type, id: `${id}-${c.field}`, name: `${c.kind}.${c.field}`, autocomplete: c.autocomplete || "off",
@@ -168,6 +169,7 @@ function channelSection(c, state, controls, forget) {
         input.placeholder = "Will be removed when you save.";
         forgetButton.remove();
       });
+      controls[c.kind].forget = forgetButton;
       parts.push(forgetButton);
     }
     parts.push(h("small", { class: "muted", id: `${id}-help`, text: help }));
@@ -180,8 +182,11 @@ function channelSection(c, state, controls, forget) {
     fieldset.append(controls.webpush.devices);
   }
   fieldset.append(error);
-  // Greyed: the admin has not enabled it. Save leaves it as it is.
-  if (!state.available) fieldset.disabled = true;
+  // Greyed: the admin has not enabled it, and Save leaves it as it is. (Only its own controls:
+  // push devices can still be removed.)
+  if (!state.available) {
+    for (const el of [enabled, controls[c.kind].input, controls[c.kind].forget]) if (el) el.disabled = true;
+  }
   return fieldset;
 }
 
