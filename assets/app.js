@@ -13,6 +13,7 @@ const ROUTES = [
   { path: "/library", page: "library", title: "Library" },
   { path: "/downloads", page: "downloads", title: "Downloads" },
   { path: "/notifications", page: "notifications", title: "Notifications", hidden: true },
+  { path: "/settings/notifications", page: "notification-settings", title: "Notification settings", hidden: true },
   { path: "/admin", page: "admin", title: "Admin", admin: true },
   { path: "/signin", page: "signin", title: "Sign in", public: true, hidden: true },
   { path: "/password", page: "password", title: "Change password", hidden: true },

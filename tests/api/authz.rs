@@ -170,6 +170,8 @@ const MATRIX: &[(&str, &str, [Want; 4])] = &[
     ("POST /api/v1/me/push-subscriptions",          PUSH_SUBSCRIPTION,                                    [E401, OK,   OK,   OK]),
     ("GET /api/v1/me/push-subscriptions",           "",                                                   [E401, OK,   OK,   OK]),
     ("DELETE /api/v1/me/push-subscriptions/{id}",   "",                                                   [E401, OK,   E404, E404]),
+    ("GET /api/v1/me/notifications",                "",                                                   [E401, OK,   OK,   OK]),
+    ("PUT /api/v1/me/notifications",                r#"{"events":null}"#,                                 [E401, OK,   OK,   OK]),
 ];
 
 /// A browser's `PushSubscription` (a real P-256 point; the endpoint is never called).

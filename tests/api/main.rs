@@ -26,6 +26,7 @@ mod media_plans;
 mod metrics;
 mod notification_channels;
 mod notification_delivery;
+mod notification_prefs;
 mod plex_browse;
 mod plex_handoff;
 mod plex_signin;

@@ -1039,3 +1039,177 @@ fn the_app_installs_and_opens_offline() {
     );
     b.screenshot("offline-1280");
 }
+
+/// A family member sets their own notification channels: from the notifications page to the
+/// settings page, ntfy on with a topic (a bad one first, whose error shows next to the field),
+/// one event unticked, saved; after a reload the page and `GET /api/v1/me/notifications` both
+/// still say so.
+#[test]
+fn a_user_saves_their_notification_settings() {
+    let _serial = serial();
+    let app = App::start();
+    if waiting_for("notification settings", "PUT", "/api/v1/me/notifications") {
+        return;
+    }
+    // The admin turns ntfy on (the admin's route is a PUT).
+    let admin = app.admin_token();
+    let put = App::agent()
+        .put(app.url("/api/v1/admin/notifications/channels/ntfy"))
+        .header("Authorization", &format!("Bearer {admin}"))
+        .header("Content-Type", "application/json")
+        .send(json!({"enabled": true}).to_string().as_bytes())
+        .unwrap();
+    assert_eq!(put.status().as_u16(), 200);
+    let alice = app.plex_sign_in("alice");
+
+    // alice's browser carries her session (signing in with Plex is another test's subject).
+    let b = Browser::start("notification-settings", DESKTOP.0, DESKTOP.1);
+    b.goto(&app.url("/"));
+    b.wait_path("/signin");
+    b.script(
+        "document.cookie = `medianest_session=${arguments[0]}; path=/; SameSite=Lax`;",
+        vec![json!(alice)],
+    );
+    b.goto(&app.url("/notifications"));
+    b.find("#notification-settings-link").click();
+    b.wait_path("/settings/notifications");
+
+    // Channels the admin has not enabled are greyed with a note.
+    let gotify = b.find("fieldset.unavailable[data-channel='gotify']");
+    assert!(gotify.text().contains("not turned on"), "{}", gotify.text());
+    assert_eq!(b.find("#nc-gotify-enabled").prop("disabled"), json!(true));
+    assert_eq!(b.find("#nc-gotify-token").prop("disabled"), json!(true));
+    assert_eq!(
+        b.find("#ev-announcement-gotify").prop("disabled"),
+        json!(true)
+    );
+    assert_eq!(b.find("#nc-ntfy-enabled").prop("disabled"), json!(false));
+    // No admin events for a family member.
+    assert!(b.all("tr[data-event='service.down']").is_empty());
+
+    // ntfy on with a bad topic: the field says what is wrong, nothing is saved.
+    b.find("#nc-ntfy-enabled").click();
+    b.find("#nc-ntfy-topic").send_keys("movies for alice!");
+    b.find("#ev-request-failed-ntfy").click();
+    b.find("#save-notifications").click();
+    b.find_text("#nc-ntfy-error", "letters, digits");
+    assert_eq!(
+        b.find("#nc-ntfy-topic").attr("aria-invalid").as_deref(),
+        Some("true")
+    );
+    let (_, before) = app.api("GET", "/me/notifications", &alice, None);
+    assert_eq!(before["data"]["channels"]["ntfy"]["enabled"], json!(false));
+
+    // A good topic saves.
+    let topic = b.find("#nc-ntfy-topic");
+    topic.clear();
+    topic.send_keys("alice_movies");
+    b.find("#save-notifications").click();
+    b.find_text("#notification-settings-status", "Saved");
+    assert_clean_console(&b);
+    shoot(&b, "notification-settings");
+
+    // After a reload the page shows what was saved.
+    b.script("location.reload();", vec![]);
+    b.wait_for("the saved topic after the reload", |b| {
+        let value = b.script(
+            "const t = document.getElementById('nc-ntfy-topic'); return t && t.value;",
+            vec![],
+        );
+        (value == json!("alice_movies")).then_some(())
+    });
+    assert_eq!(b.find("#nc-ntfy-enabled").prop("checked"), json!(true));
+    assert_eq!(
+        b.find("#ev-request-failed-ntfy").prop("checked"),
+        json!(false)
+    );
+    assert_eq!(
+        b.find("#ev-request-available-ntfy").prop("checked"),
+        json!(true)
+    );
+
+    // And so does the API.
+    let (status, body) = app.api("GET", "/me/notifications", &alice, None);
+    assert_eq!(status, 200, "{body}");
+    let data = &body["data"];
+    assert_eq!(data["channels"]["ntfy"]["enabled"], json!(true), "{data}");
+    assert_eq!(data["channels"]["ntfy"]["topic"], json!("alice_movies"));
+    let has_ntfy = |event: &str| {
+        data["events"][event]
+            .as_array()
+            .unwrap()
+            .contains(&json!("ntfy"))
+    };
+    assert!(!has_ntfy("request.failed"), "{data}");
+    assert!(has_ntfy("request.available"), "{data}");
+    assert!(has_ntfy("announcement"), "{data}");
+}
+
+/// Push on the settings page: where the browser refuses notifications the page says so instead
+/// of offering a button that cannot work; subscribed devices are listed and one can be removed.
+/// (Subscribing itself needs the browser's push service, which a test machine cannot reach: the
+/// route it ends in is tested in `tests/api/push.rs`.)
+#[test]
+fn push_devices_are_listed_and_removed_and_a_refusal_is_explained() {
+    let _serial = serial();
+    let app = App::start();
+    if waiting_for("push devices", "PUT", "/api/v1/me/notifications") {
+        return;
+    }
+    let admin = app.admin_token();
+    let put = App::agent()
+        .put(app.url("/api/v1/admin/notifications/channels/webpush"))
+        .header("Authorization", &format!("Bearer {admin}"))
+        .header("Content-Type", "application/json")
+        .send(
+            json!({"enabled": true, "subject": "mailto:admin@example.com"})
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap();
+    assert_eq!(put.status().as_u16(), 200);
+    let alice = app.plex_sign_in("alice");
+    // A phone alice subscribed earlier.
+    let (status, body) = app.api(
+        "POST",
+        "/me/push-subscriptions",
+        &alice,
+        Some(json!({"endpoint": "https://push.example.com/send/alice-phone", "expirationTime": null,
+            "keys": {"p256dh": "BLn9b-VR0ca83knDNZ32dCHGyjJp-1riX9ZTN40MqV8K_LpQmLqxC_DoHvqvFXO_nGdAB4W9dogZb_sM-uV4JbY",
+                     "auth": "_ordMnz7uTCmrpBTeUV4Bw"}})),
+    );
+    assert_eq!(status, 201, "{body}");
+    let phone = body["data"]["id"].as_str().unwrap().to_owned();
+
+    let b = Browser::start("push-devices", DESKTOP.0, DESKTOP.1);
+    b.goto(&app.url("/"));
+    b.wait_path("/signin");
+    b.script(
+        "document.cookie = `medianest_session=${arguments[0]}; path=/; SameSite=Lax`;",
+        vec![json!(alice)],
+    );
+    // Notifications blocked for this site, as a person can in the browser's settings.
+    b.cdp(
+        "Browser.setPermission",
+        json!({"origin": format!("http://{}", app.addr),
+               "permission": {"name": "notifications"}, "setting": "denied"}),
+    );
+    b.goto(&app.url("/settings/notifications"));
+    let row = format!("#push-device-list li[data-subscription='{phone}']");
+    b.find(&row);
+    // Push is on by default for someone with a subscribed device.
+    assert_eq!(b.find("#nc-webpush-enabled").prop("checked"), json!(true));
+    b.find_text("#push-note", "blocked for this site");
+    assert_eq!(b.find("#push-subscribe").prop("disabled"), json!(true));
+    assert_clean_console(&b);
+    shoot(&b, "notification-settings-push");
+
+    // Remove the phone (asked twice).
+    let remove = format!("{row} button.danger");
+    b.find(&remove).click();
+    b.find_text(&remove, "Really");
+    b.find(&remove).click();
+    b.find_text("#push-device-list li.muted", "No device");
+    let (_, devices) = app.api("GET", "/me/push-subscriptions", &alice, None);
+    assert_eq!(devices["data"], json!([]), "{devices}");
+}

@@ -9,7 +9,8 @@ export async function render(root, app) {
   const readAll = h("button", { type: "button", id: "read-all" }, "Mark all read");
   const unreadOnly = h("input", { type: "checkbox", id: "unread-only" });
   mount(root, h("h1", { id: "page-title", text: "Notifications" }),
-    h("div", { class: "toolbar" }, readAll, h("label", { class: "check", for: "unread-only" }, unreadOnly, " Unread only")),
+    h("div", { class: "toolbar" }, readAll, h("label", { class: "check", for: "unread-only" }, unreadOnly, " Unread only"),
+      h("a", { href: "/settings/notifications", "data-link": "", id: "notification-settings-link" }, "Notification settings")),
     list, footer);
 
   let cursor = null;
