@@ -135,6 +135,7 @@ impl ChannelRow {
             username: self.str("username"),
             password: self.secret.clone(),
             from: self.str("from")?,
+            extra_root_pem: None,
         })
     }
 
