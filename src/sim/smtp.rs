@@ -24,7 +24,7 @@ use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::pem::PemObject as _;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use super::harness::lock;
+use super::harness::{Effect, SimFault, SimServer, lock};
 
 /// Longest line or message accepted (bytes).
 const MAX_MESSAGE: usize = 1024 * 1024;
@@ -177,6 +177,116 @@ impl SmtpSink {
     pub fn fail_next_rcpt(&self, reply: &str) {
         lock(&self.inner).rcpt_faults.push_back(reply.to_owned());
     }
+}
+
+/// The read view of a sink: `GET /` an HTML page and `GET /messages` JSON, newest first.
+/// It serves what the sink keeps; dropping it (or [`SmtpInbox::shutdown`]) stops it.
+pub struct SmtpInbox {
+    server: SimServer<NoFault>,
+}
+
+impl std::fmt::Debug for SmtpInbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.server.fmt_as("SmtpInbox", f)
+    }
+}
+
+/// The inbox view has no faults to inject.
+#[derive(Debug, Clone)]
+pub enum NoFault {}
+
+impl SimFault for NoFault {
+    fn effect(self) -> Effect {
+        match self {}
+    }
+}
+
+impl SmtpSink {
+    /// Serves the [`SmtpInbox`] for this sink on its own `127.0.0.1:0` port.
+    pub async fn serve_inbox(&self) -> std::io::Result<SmtpInbox> {
+        use axum::routing::get;
+        let inner = self.inner.clone();
+        let server = SimServer::start("SMTP sink inbox", move |_| {
+            axum::Router::new()
+                .route("/", get(inbox_page))
+                .route("/messages", get(inbox_json))
+                .with_state(inner)
+        })
+        .await?;
+        Ok(SmtpInbox { server })
+    }
+}
+
+impl SmtpInbox {
+    /// The base URL, e.g. `http://127.0.0.1:41234`.
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    pub async fn shutdown(&self) {
+        self.server.shutdown().await;
+    }
+}
+
+/// A received message as the inbox shows it.
+fn inbox_entry(mail: &ReceivedMail) -> serde_json::Value {
+    serde_json::json!({
+        "from": mail.from,
+        "to": mail.to,
+        "subject": header(&mail.data, "Subject"),
+        "tls": mail.tls,
+        "authUser": mail.auth_user,
+        "data": mail.data,
+    })
+}
+
+async fn inbox_json(
+    axum::extract::State(inner): axum::extract::State<Arc<Mutex<Inner>>>,
+) -> axum::Json<serde_json::Value> {
+    let messages: Vec<_> = lock(&inner)
+        .received
+        .iter()
+        .rev()
+        .map(inbox_entry)
+        .collect();
+    axum::Json(serde_json::json!({ "messages": messages }))
+}
+
+async fn inbox_page(
+    axum::extract::State(inner): axum::extract::State<Arc<Mutex<Inner>>>,
+) -> axum::response::Html<String> {
+    use std::fmt::Write as _;
+    let mails: Vec<ReceivedMail> = lock(&inner).received.iter().rev().cloned().collect();
+    let mut page = String::from(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>MediaNest demo: mail sink</title></head><body>\n\
+         <h1>Mail received by the demo's SMTP sink</h1>\n\
+         <p>Newest first. JSON: <a href=\"messages\">/messages</a>.</p>\n",
+    );
+    if mails.is_empty() {
+        page.push_str("<p>Nothing yet.</p>\n");
+    }
+    for mail in &mails {
+        let subject = header(&mail.data, "Subject").unwrap_or_default();
+        let _ = write!(
+            page,
+            "<article><h2>{}</h2><p>To {} from {}</p><pre>{}</pre></article>\n",
+            escape(&subject),
+            escape(&mail.to.join(", ")),
+            escape(&mail.from),
+            escape(&mail.data),
+        );
+    }
+    page.push_str("</body></html>\n");
+    axum::response::Html(page)
+}
+
+/// Text for HTML.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// A TLS acceptor for the PEM certificate chain and key.
