@@ -819,6 +819,28 @@ fn demo_runs_against_simulated_upstreams_and_cleans_up_after_itself() {
     );
     assert_eq!(status, 200, "{session}");
 
+    // Users who sign up while the demo runs get its notification choices too.
+    let db = rusqlite::Connection::open(data_dirs[0].join("medianest.db")).unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    let alice_choices = loop {
+        let enabled: Option<String> = rusqlite::OptionalExtension::optional(db.query_row(
+            "SELECT p.enabled FROM notification_prefs p JOIN users u ON u.id = p.user_id
+             WHERE u.username = 'alice'",
+            [],
+            |r| r.get(0),
+        ))
+        .unwrap();
+        if let Some(enabled) = enabled {
+            break serde_json::from_str::<serde_json::Value>(&enabled).unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "alice got no notification choices"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(alice_choices, json!({"email": true, "ntfy": true}));
+
     // A request as alice's own Overseerr account, approved by the admin, then "downloaded":
     // the fake Overseerr's demo control fires its webhook and the request becomes available.
     let alice_auth = format!("Bearer {}", alice["data"]["token"].as_str().unwrap());

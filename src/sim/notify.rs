@@ -338,3 +338,48 @@ fn discord(r: &Received) -> Answer {
     }
     Ok((StatusCode::NO_CONTENT, Value::Null))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::integrations::upstream::Request;
+    use crate::sim::harness::testing::fetch;
+
+    #[tokio::test]
+    async fn ntfy_keeps_the_newest_messages_and_answers_its_polling_read_per_topic() {
+        let ntfy = FakeNotify::start(Flavor::Ntfy(None)).await.unwrap();
+        ntfy.keep_at_most(2);
+        for (topic, title, body) in [
+            ("ann", "Dune", "first"),
+            ("ann", "=?UTF-8?B?QW3DqWxpZQ==?=", "second"),
+            ("bob", "Arrival", "third"),
+        ] {
+            let request = Request::post(format!("{}/{topic}", ntfy.url()))
+                .header("Title", title)
+                .header("Click", "https://media.example.com/requests/1")
+                .header("Tags", "tada, movie")
+                .body("text/plain", body.as_bytes().to_vec());
+            assert_eq!(fetch(request).await.0, 200);
+        }
+        let bodies: Vec<_> = ntfy.received().into_iter().map(|r| r.body).collect();
+        assert_eq!(bodies, ["second", "third"]);
+
+        let (status, text) = fetch(Request::get(format!("{}/ann/json?poll=1", ntfy.url()))).await;
+        assert_eq!(status, 200);
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        assert_eq!(lines[0]["event"], "message");
+        assert_eq!(lines[0]["topic"], "ann");
+        assert_eq!(lines[0]["title"], "Amélie");
+        assert_eq!(lines[0]["message"], "second");
+        assert_eq!(lines[0]["tags"], json!(["tada", "movie"]));
+        assert_eq!(lines[0]["click"], "https://media.example.com/requests/1");
+        assert!(lines[0]["time"].as_u64().unwrap() > 0);
+        let (status, _) = fetch(Request::get(format!("{}/a/b/json", ntfy.url()))).await;
+        assert_eq!(status, 404);
+    }
+}

@@ -268,9 +268,9 @@ async fn inbox_page(
     }
     for mail in &mails {
         let subject = header(&mail.data, "Subject").unwrap_or_default();
-        let _ = write!(
+        let _ = writeln!(
             page,
-            "<article><h2>{}</h2><p>To {} from {}</p><pre>{}</pre></article>\n",
+            "<article><h2>{}</h2><p>To {} from {}</p><pre>{}</pre></article>",
             escape(&subject),
             escape(&mail.to.join(", ")),
             escape(&mail.from),
@@ -600,5 +600,101 @@ async fn read_data<R: AsyncBufReadExt + Unpin>(reader: &mut R) -> std::io::Resul
         if data.len() > MAX_MESSAGE {
             return Err(std::io::Error::other("message too large"));
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::integrations::upstream::Request;
+    use crate::sim::harness::testing::fetch;
+
+    /// One full reply (the last line of a multi-line reply has a space after the code).
+    async fn reply(conn: &mut BufReader<TcpStream>) -> String {
+        let mut all = String::new();
+        loop {
+            let line = read_line(conn).await.unwrap().unwrap();
+            all.push_str(&line);
+            all.push('\n');
+            if line.as_bytes().get(3) == Some(&b' ') {
+                return all;
+            }
+        }
+    }
+
+    /// Sends one message in plain SMTP, checking each reply's code.
+    async fn send_plain(addr: SocketAddr, subject: &str) {
+        let mut conn = BufReader::new(TcpStream::connect(addr).await.unwrap());
+        assert!(reply(&mut conn).await.starts_with("220"));
+        for (command, code) in [
+            ("EHLO test".to_owned(), "250"),
+            ("MAIL FROM:<a@example.com>".to_owned(), "250"),
+            ("RCPT TO:<b@example.com>".to_owned(), "250"),
+            ("DATA".to_owned(), "354"),
+            (format!("Subject: {subject}\r\n\r\nbody\r\n."), "250"),
+            ("QUIT".to_owned(), "221"),
+        ] {
+            send(&mut conn, format!("{command}\r\n").as_bytes())
+                .await
+                .unwrap();
+            let answer = reply(&mut conn).await;
+            assert!(answer.starts_with(code), "{command}: {answer}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bounded_sink_keeps_the_newest_and_its_inbox_shows_them_newest_first() {
+        let sink = SmtpSink::start_with(SmtpOptions {
+            keep: Some(2),
+            ..SmtpOptions::default()
+        })
+        .await
+        .unwrap();
+        for subject in ["one", "two", "<b>three</b>"] {
+            send_plain(sink.addr(), subject).await;
+        }
+        let subjects: Vec<_> = sink
+            .received()
+            .iter()
+            .map(|m| header(&m.data, "Subject").unwrap())
+            .collect();
+        assert_eq!(subjects, ["two", "<b>three</b>"]);
+        assert!(sink.received().iter().all(|m| !m.tls));
+        assert_eq!(
+            sink.transcript()[..6],
+            ["EHLO", "MAIL", "RCPT", "DATA", "QUIT", "EHLO"]
+        );
+
+        let inbox = sink.serve_inbox().await.unwrap();
+        let (status, json) = fetch(Request::get(format!("{}/messages", inbox.url()))).await;
+        assert_eq!(status, 200);
+        let body: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let listed: Vec<_> = body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["subject"].as_str().unwrap())
+            .collect();
+        assert_eq!(listed, ["<b>three</b>", "two"]);
+        let (_, page) = fetch(Request::get(format!("{}/", inbox.url()))).await;
+        assert!(page.contains("<h2>&lt;b&gt;three&lt;/b&gt;</h2>"), "{page}");
+        assert!(!page.contains("<b>three"), "{page}");
+        inbox.shutdown().await;
+    }
+
+    #[test]
+    fn headers_are_unfolded_and_encoded_words_decoded() {
+        let data = "To: a@b.c\r\nSubject: =?utf-8?b?QW3DqWxpZQ==?=\r\n =?UTF-8?Q?_est_l=C3=A0?= now\r\n\r\nSubject: body";
+        assert_eq!(
+            header(data, "subject").as_deref(),
+            Some("Amélie est là now")
+        );
+        assert_eq!(header(data, "To").as_deref(), Some("a@b.c"));
+        assert_eq!(header(data, "Cc"), None);
+        assert_eq!(
+            header("Subject: =?iso-8859-1?q?x?=\r\n\r\n", "Subject").as_deref(),
+            Some("=?iso-8859-1?q?x?=")
+        );
     }
 }
