@@ -126,11 +126,16 @@ pub fn build(
 /// Sends `message` to the address `to`.
 pub fn send(settings: &EmailSettings, to: &str, message: &Message) -> Result<(), SendError> {
     let email = build(settings, to, message)?;
-    let invalid =
-        |e: lettre::transport::smtp::Error| SendError::InvalidSettings(clip(&e.to_string(), 200));
+    let invalid = |e: SmtpError| SendError::InvalidSettings(clip(&e.to_string(), 200));
     let tls = |host: &str| {
         let mut builder = TlsParameters::builder(host.to_owned());
         if let Some(pem) = &settings.extra_root_pem {
+            // Text without a certificate would parse as none and silently trust nothing more.
+            if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                return Err(SendError::InvalidSettings(
+                    "the extra CA is not a PEM certificate".into(),
+                ));
+            }
             builder = builder
                 .add_root_certificate(Certificate::from_pem(pem.as_bytes()).map_err(invalid)?);
         }
@@ -375,6 +380,22 @@ mod tests {
         assert_eq!(error.class(), super::super::Class::Permanent);
         assert!(sink.received().is_empty());
         assert!(!sink.transcript().iter().any(|e| e.ends_with("(tls)")));
+    }
+
+    #[test]
+    fn an_extra_ca_that_is_no_certificate_is_a_settings_error() {
+        for pem in [
+            "not a certificate",
+            "-----BEGIN CERTIFICATE-----\nbm9wZQ==\n",
+        ] {
+            let settings = EmailSettings {
+                security: Security::Starttls,
+                extra_root_pem: Some(pem.into()),
+                ..settings()
+            };
+            let error = send(&settings, "ann@example.com", &available()).unwrap_err();
+            assert!(matches!(error, SendError::InvalidSettings(_)), "{error:?}");
+        }
     }
 
     #[tokio::test]
