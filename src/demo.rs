@@ -10,6 +10,11 @@
 //! [`Simulators::start`], wired into the config in [`Simulators::configure`]), demo data into
 //! [`seed`], and a line about it into the banner. The simulators are the integration tests'
 //! fakes, so the demo exercises the real client code. Nothing here is used by `serve`.
+//!
+//! Notifications: the demo's email and ntfy channels point at a local SMTP sink and an
+//! ntfy-like endpoint ([`seed_notifications`]), and every user gets email and ntfy turned on
+//! ([`ensure_demo_choices`], also for users who sign up while the demo runs), so what the
+//! delivery worker sends can be read back: the sink's inbox page and ntfy's polling read.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -22,9 +27,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Secret, ServiceSeed};
 use crate::error::AppResult;
+use crate::notifications::channel_settings::{self, Kind};
+use crate::notifications::prefs;
+use crate::sim::notify::{FakeNotify, Flavor};
 use crate::sim::overseerr::{FakeOverseerr, FakeOverseerrUser};
 use crate::sim::plex::{FakePlexServer, NewItem};
 use crate::sim::plextv::{FakeAccount, FakePlexTv};
+use crate::sim::smtp::{SmtpInbox, SmtpOptions, SmtpSink};
 use crate::sim::uptime_kuma::{FakeUptimeKuma, HeartbeatMode, KumaVersion, MonitorState};
 use crate::state::AppState;
 
@@ -44,6 +53,13 @@ pub const WEBHOOK_SECRET: &str = "medianest-demo-webhook";
 pub const DOCTOR_CONFIG: &str = "doctor.toml";
 /// The notification [`seed`] leaves for the admin (and how it knows it already did).
 const WELCOME_KIND: &str = "demo.welcome";
+
+/// The most messages each notification sink keeps (the oldest go first).
+pub const SINK_KEEP: usize = 200;
+/// The sender of the demo's email.
+pub const EMAIL_FROM: &str = "MediaNest demo <medianest@example.com>";
+/// A demo user's ntfy topic is this followed by their user name.
+pub const NTFY_TOPIC_PREFIX: &str = "medianest-";
 
 /// Who a demo plex.tv account is to the owner's Plex server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +140,12 @@ pub struct Simulators {
     pub uptime_kuma: FakeUptimeKuma,
     /// The server owner's plex.tv account (its token is the Plex server's token).
     pub owner: FakeAccount,
+    /// The SMTP sink the demo's email channel sends to (plain SMTP on loopback).
+    pub mail: SmtpSink,
+    /// The sink's read view (`/` HTML, `/messages` JSON).
+    pub mail_inbox: SmtpInbox,
+    /// The ntfy-like endpoint the demo's ntfy channel posts to; reads at `/<topic>/json?poll=1`.
+    pub ntfy: FakeNotify,
 }
 
 impl Simulators {
@@ -136,6 +158,14 @@ impl Simulators {
         // Seerr 3.x, what Overseerr's users move to (the simulator also plays Overseerr 1.33).
         let overseerr = FakeOverseerr::start_as(crate::sim::overseerr::Flavor::Seerr).await?;
         let uptime_kuma = FakeUptimeKuma::start(KUMA_SLUG, KumaVersion::V2).await?;
+        let mail = SmtpSink::start_with(SmtpOptions {
+            keep: Some(SINK_KEEP),
+            ..SmtpOptions::default()
+        })
+        .await?;
+        let mail_inbox = mail.serve_inbox().await?;
+        let ntfy = FakeNotify::start(Flavor::Ntfy(None)).await?;
+        ntfy.keep_at_most(SINK_KEEP);
 
         let machine_id = plex.machine_identifier();
         let mut owner = None;
@@ -176,6 +206,9 @@ impl Simulators {
             overseerr,
             uptime_kuma,
             owner,
+            mail,
+            mail_inbox,
+            ntfy,
         })
     }
 
@@ -227,6 +260,8 @@ impl Simulators {
             self.plex.shutdown(),
             self.overseerr.shutdown(),
             self.uptime_kuma.shutdown(),
+            self.mail_inbox.shutdown(),
+            self.ntfy.shutdown(),
         );
     }
 }
@@ -287,6 +322,108 @@ pub async fn seed(state: &AppState) -> AppResult<()> {
         .await?;
     crate::notifications::publish_all_created(state.events(), &created);
     Ok(())
+}
+
+/// Points the demo's email and ntfy channels at the simulators and turns them on, through the
+/// same storage the admin's settings use (replacing saved settings: the sinks get new ports
+/// each run), then gives every user the demo's notification choices.
+pub async fn seed_notifications(state: &AppState, sims: &Simulators) -> AppResult<()> {
+    let cipher = state.cipher().clone();
+    let now = state.clock().now_ms();
+    let smtp = sims.mail.addr();
+    let ntfy_url = sims.ntfy.url();
+    state
+        .db()
+        .write(move |tx| {
+            let mut email = channel_settings::load(tx, Kind::Email, &cipher)?;
+            email.enabled = true;
+            email.secret = None;
+            for (key, value) in [
+                ("host", serde_json::json!(smtp.ip().to_string())),
+                ("port", serde_json::json!(smtp.port())),
+                ("security", serde_json::json!("none")),
+                ("username", serde_json::json!("")),
+                ("from", serde_json::json!(EMAIL_FROM)),
+            ] {
+                email.settings.insert(key.into(), value);
+            }
+            channel_settings::save(tx, &email, &cipher, now)?;
+            let mut ntfy = channel_settings::load(tx, Kind::Ntfy, &cipher)?;
+            ntfy.enabled = true;
+            ntfy.secret = None;
+            ntfy.settings
+                .insert("url".into(), serde_json::json!(ntfy_url));
+            channel_settings::save(tx, &ntfy, &cipher, now)?;
+            Ok(())
+        })
+        .await?;
+    ensure_demo_choices(state).await
+}
+
+/// Gives every user who never saved notification choices the demo's: email on (to their
+/// account's address, or `<username>@example.com`) and ntfy on (topic
+/// [`NTFY_TOPIC_PREFIX`]`<username>`), every event on both. Users who chose keep their choices.
+pub async fn ensure_demo_choices(state: &AppState) -> AppResult<()> {
+    let cipher = state.cipher().clone();
+    let now = state.clock().now_ms();
+    state
+        .db()
+        .write(move |tx| {
+            let users: Vec<(String, String, Option<String>)> = tx
+                .prepare(
+                    "SELECT id, username, email FROM users WHERE NOT EXISTS
+                     (SELECT 1 FROM notification_prefs p WHERE p.user_id = users.id)",
+                )?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<_, _>>()?;
+            let enabled = [("email".to_owned(), true), ("ntfy".to_owned(), true)]
+                .into_iter()
+                .collect();
+            for (id, username, email) in users {
+                let targets = prefs::Targets {
+                    email: Some(email.unwrap_or_else(|| format!("{username}@example.com"))),
+                    ntfy_topic: Some(demo_topic(&username)),
+                    ..prefs::Targets::default()
+                };
+                prefs::save(tx, &cipher, &id, &enabled, &targets, None, now)?;
+            }
+            Ok(())
+        })
+        .await
+}
+
+/// The demo's ntfy topic for `username` (only the characters a topic may hold).
+pub fn demo_topic(username: &str) -> String {
+    let name: String = username
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(64 - NTFY_TOPIC_PREFIX.len())
+        .collect();
+    format!("{NTFY_TOPIC_PREFIX}{name}")
+}
+
+/// Runs [`ensure_demo_choices`] whenever a notification is made (a Plex sign-up tells the
+/// admins), so users who sign up while the demo runs get the demo's choices too.
+fn watch_new_users(state: AppState) {
+    let mut events = state.events().subscribe();
+    tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(event) if event.kind != crate::events::kind::NOTIFICATION_CREATED => continue,
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+            if let Err(e) = ensure_demo_choices(&state).await {
+                tracing::warn!(error = %e, "could not give new users the demo's notification choices");
+            }
+        }
+    });
 }
 
 /// What the command line may change about a demo.
@@ -427,6 +564,10 @@ async fn serve(
     seed(&state)
         .await
         .map_err(|e| format!("cannot seed the demo data: {e}"))?;
+    seed_notifications(&state, sims)
+        .await
+        .map_err(|e| format!("cannot set up the demo's notifications: {e}"))?;
+    watch_new_users(state.clone());
     write_doctor_config(state.config())?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let base = state.config().server.base();
@@ -515,6 +656,11 @@ fn banner(
          \x20   Seerr          {}  (7 titles; alice and bob are Seerr users)\n\
          \x20   Uptime Kuma    {}  (status page \"{KUMA_SLUG}\": {monitors})\n\
          \n\
+         \x20 Notifications (the demo's email and ntfy channels; every user gets both):\n\
+         \x20   SMTP sink      {}  (plain SMTP; keeps the last {SINK_KEEP} messages)\n\
+         \x20   Mail inbox     {}/  (JSON: {}/messages)\n\
+         \x20   ntfy           {}  (read a user's topic: {}/{NTFY_TOPIC_PREFIX}alice/json?poll=1)\n\
+         \n\
          \x20 Data directory   {}  ({kept})\n\
          \x20 Doctor           medianest doctor --config {}",
         sims.overseerr.url(),
@@ -522,6 +668,11 @@ fn banner(
         sims.plex.url(),
         sims.overseerr.url(),
         sims.uptime_kuma.url(),
+        sims.mail.addr(),
+        sims.mail_inbox.url(),
+        sims.mail_inbox.url(),
+        sims.ntfy.url(),
+        sims.ntfy.url(),
         data_dir.display(),
         data_dir.join(DOCTOR_CONFIG).display(),
     )

@@ -819,6 +819,28 @@ fn demo_runs_against_simulated_upstreams_and_cleans_up_after_itself() {
     );
     assert_eq!(status, 200, "{session}");
 
+    // Users who sign up while the demo runs get its notification choices too.
+    let db = rusqlite::Connection::open(data_dirs[0].join("medianest.db")).unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    let alice_choices = loop {
+        let enabled: Option<String> = rusqlite::OptionalExtension::optional(db.query_row(
+            "SELECT p.enabled FROM notification_prefs p JOIN users u ON u.id = p.user_id
+             WHERE u.username = 'alice'",
+            [],
+            |r| r.get(0),
+        ))
+        .unwrap();
+        if let Some(enabled) = enabled {
+            break serde_json::from_str::<serde_json::Value>(&enabled).unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "alice got no notification choices"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(alice_choices, json!({"email": true, "ntfy": true}));
+
     // A request as alice's own Overseerr account, approved by the admin, then "downloaded":
     // the fake Overseerr's demo control fires its webhook and the request becomes available.
     let alice_auth = format!("Bearer {}", alice["data"]["token"].as_str().unwrap());
@@ -1960,4 +1982,165 @@ fn restore_as_root_gives_the_database_to_the_data_dirs_owner() {
         let meta = std::fs::metadata(data.join(&name)).unwrap();
         assert_eq!((meta.uid(), meta.gid()), (uid, gid), "{name}");
     }
+}
+
+/// `medianest demo` sets up its notification sinks: the email and ntfy channels read back as
+/// enabled and pointing at the sinks the banner names, every user has email and ntfy turned on,
+/// and the admin's test sends reach the sinks and show in their read views (the mail inbox's
+/// JSON and HTML, ntfy's polling read).
+#[test]
+fn the_demo_routes_email_and_ntfy_to_local_sinks_whose_read_views_show_what_arrived() {
+    use medianest::demo::{ADMIN_PASSWORD, DATA_DIR_PREFIX, EMAIL_FROM};
+    use serde_json::json;
+
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let mut cmd = medianest(dir.path());
+    cmd.env("TMPDIR", &tmp)
+        .arg("demo")
+        .arg("--listen")
+        .arg(addr.to_string());
+    let server = Server::spawn(&dir, cmd, addr, tmp.clone());
+    let banner = server.log_text();
+    let field = |name: &str| -> String {
+        banner
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no {name} in the banner:\n{banner}"))
+            .to_owned()
+    };
+    let smtp: SocketAddr = field("SMTP sink").parse().unwrap();
+    let inbox = field("Mail inbox");
+    let inbox = inbox.trim_end_matches('/');
+    let ntfy = field("ntfy");
+    assert!(
+        banner.contains(&format!("{inbox}/messages")),
+        "the JSON view is named: {banner}"
+    );
+
+    let agent = agent();
+    let (status, login) = json_of(
+        agent
+            .post(&server.url("/api/v1/auth/login"))
+            .header("Content-Type", "application/json")
+            .send(json!({"username": "admin", "password": ADMIN_PASSWORD}).to_string())
+            .unwrap(),
+    );
+    assert_eq!(status, 200, "{login}");
+    let admin = format!("Bearer {}", login["data"]["token"].as_str().unwrap());
+    let get = |path: &str| {
+        json_of(
+            agent
+                .get(&server.url(path))
+                .header("Authorization", &admin)
+                .call()
+                .unwrap(),
+        )
+    };
+    let post = |path: &str, body: serde_json::Value| {
+        json_of(
+            agent
+                .post(&server.url(path))
+                .header("Authorization", &admin)
+                .header("Content-Type", "application/json")
+                .send(body.to_string())
+                .unwrap(),
+        )
+    };
+
+    let (status, email) = get("/api/v1/admin/notifications/channels/email");
+    assert_eq!(status, 200, "{email}");
+    let email = &email["data"];
+    assert_eq!(email["enabled"], true, "{email}");
+    assert_eq!(email["host"], smtp.ip().to_string(), "{email}");
+    assert_eq!(email["port"], smtp.port(), "{email}");
+    assert_eq!(email["security"], "none", "{email}");
+    assert_eq!(email["from"], EMAIL_FROM, "{email}");
+    let (status, channel) = get("/api/v1/admin/notifications/channels/ntfy");
+    assert_eq!(status, 200, "{channel}");
+    assert_eq!(channel["data"]["enabled"], true, "{channel}");
+    assert_eq!(channel["data"]["url"], ntfy.as_str(), "{channel}");
+
+    // Every user has the demo's choices: email and ntfy on (the targets are encrypted).
+    let data_dir = std::fs::read_dir(&tmp)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(DATA_DIR_PREFIX))
+        })
+        .unwrap();
+    let db = rusqlite::Connection::open(data_dir.join("medianest.db")).unwrap();
+    let enabled: String = db
+        .query_row(
+            "SELECT p.enabled FROM notification_prefs p JOIN users u ON u.id = p.user_id
+             WHERE u.username = 'admin'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&enabled).unwrap(),
+        json!({"email": true, "ntfy": true})
+    );
+
+    let (status, sent) = post(
+        "/api/v1/admin/notifications/channels/email/test",
+        json!({"to": "alice@example.com"}),
+    );
+    assert_eq!(
+        (status, &sent["data"]),
+        (200, &json!({"delivered": true})),
+        "{sent}"
+    );
+    let (status, messages) = json_of(agent.get(&format!("{inbox}/messages")).call().unwrap());
+    assert_eq!(status, 200, "{messages}");
+    let list = messages["messages"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{messages}");
+    assert_eq!(list[0]["to"], json!(["alice@example.com"]), "{messages}");
+    assert_eq!(
+        list[0]["subject"], "MediaNest test notification",
+        "{messages}"
+    );
+    assert_eq!(list[0]["from"], "medianest@example.com", "{messages}");
+    let mut page = agent.get(&format!("{inbox}/")).call().unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.body_mut().read_to_string().unwrap();
+    assert!(
+        html.contains("<h2>MediaNest test notification</h2>"),
+        "{html}"
+    );
+    assert!(html.contains("To alice@example.com"), "{html}");
+
+    let (status, sent) = post(
+        "/api/v1/admin/notifications/channels/ntfy/test",
+        json!({"to": "medianest-alice"}),
+    );
+    assert_eq!(
+        (status, &sent["data"]),
+        (200, &json!({"delivered": true})),
+        "{sent}"
+    );
+    let mut polled = agent
+        .get(&format!("{ntfy}/medianest-alice/json?poll=1"))
+        .call()
+        .unwrap();
+    assert_eq!(polled.status(), 200);
+    let text = polled.body_mut().read_to_string().unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    assert_eq!(lines[0]["event"], "message", "{text}");
+    assert_eq!(lines[0]["topic"], "medianest-alice", "{text}");
+    assert_eq!(lines[0]["title"], "MediaNest test notification", "{text}");
+    let mut other = agent
+        .get(&format!("{ntfy}/medianest-bob/json?poll=1"))
+        .call()
+        .unwrap();
+    assert_eq!(other.body_mut().read_to_string().unwrap(), "", "per topic");
 }

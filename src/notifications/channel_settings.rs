@@ -135,6 +135,7 @@ impl ChannelRow {
             username: self.str("username"),
             password: self.secret.clone(),
             from: self.str("from")?,
+            extra_root_pem: None,
         })
     }
 
@@ -234,7 +235,8 @@ pub fn load(conn: &Connection, kind: Kind, cipher: &Cipher) -> AppResult<Channel
     })
 }
 
-fn save(conn: &Connection, row: &ChannelRow, cipher: &Cipher, now_ms: i64) -> AppResult<()> {
+/// Stores one channel's row, encrypting its secret (the demo sets its channels up through this too).
+pub fn save(conn: &Connection, row: &ChannelRow, cipher: &Cipher, now_ms: i64) -> AppResult<()> {
     let secret = row
         .secret
         .as_deref()

@@ -2,10 +2,15 @@
 //! each a real HTTP server on loopback that checks requests the way the real service does (read
 //! from their docs: https://docs.ntfy.sh/publish/, https://gotify.net/docs/pushmsg,
 //! https://discord.com/developers/docs/resources/webhook#execute-webhook), answers in their
-//! shapes (including their error bodies), and keeps every request it accepted for inspection.
+//! shapes (including their error bodies), and keeps every request it accepted for inspection
+//! (all of them, or the newest [`FakeNotify::keep_at_most`]).
+//!
+//! The ntfy fake also answers ntfy's polling read (`GET /<topic>/json?poll=1`, one JSON message
+//! per line, https://docs.ntfy.sh/subscribe/api/), so the demo can show what it received.
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -53,6 +58,8 @@ pub struct Received {
     /// Header names in lower case.
     pub headers: BTreeMap<String, String>,
     pub body: String,
+    /// When it arrived (Unix seconds).
+    pub time: u64,
 }
 
 impl Received {
@@ -72,12 +79,14 @@ impl Received {
 struct Shared {
     flavor: Flavor,
     received: Arc<Mutex<Vec<Received>>>,
+    keep: Arc<AtomicUsize>,
 }
 
 /// A running fake receiver.
 pub struct FakeNotify {
     server: SimServer<Fault>,
     received: Arc<Mutex<Vec<Received>>>,
+    keep: Arc<AtomicUsize>,
 }
 
 impl fmt::Debug for FakeNotify {
@@ -90,9 +99,11 @@ impl FakeNotify {
     /// Starts a fake of `flavor` on `127.0.0.1:0`.
     pub async fn start(flavor: Flavor) -> std::io::Result<Self> {
         let received = Arc::new(Mutex::new(Vec::new()));
+        let keep = Arc::new(AtomicUsize::new(usize::MAX));
         let shared = Shared {
             flavor,
             received: received.clone(),
+            keep: keep.clone(),
         };
         let server = SimServer::start("fake notification receiver", |traffic| {
             Router::new().fallback(receive).with_state(shared).layer(
@@ -100,7 +111,16 @@ impl FakeNotify {
             )
         })
         .await?;
-        Ok(Self { server, received })
+        Ok(Self {
+            server,
+            received,
+            keep,
+        })
+    }
+
+    /// Keeps only the newest `n` requests from now on (bounded memory for a long-running demo).
+    pub fn keep_at_most(&self, n: usize) {
+        self.keep.store(n, Ordering::Relaxed);
     }
 
     /// The base URL, e.g. `http://127.0.0.1:41234`.
@@ -149,7 +169,15 @@ async fn receive(
             })
             .collect(),
         body: String::from_utf8_lossy(&body).into_owned(),
+        time: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
     };
+    if method == Method::GET
+        && let Flavor::Ntfy(_) = shared.flavor
+    {
+        return ntfy_poll(&shared, &request.path);
+    }
     if method != Method::POST && method != Method::PUT {
         return (StatusCode::METHOD_NOT_ALLOWED, "method not allowed").into_response();
     }
@@ -161,7 +189,13 @@ async fn receive(
     };
     match answer {
         Ok((status, body)) => {
-            lock(&shared.received).push(request);
+            let mut received = lock(&shared.received);
+            received.push(request);
+            let excess = received
+                .len()
+                .saturating_sub(shared.keep.load(Ordering::Relaxed));
+            received.drain(..excess);
+            drop(received);
             if status == StatusCode::NO_CONTENT {
                 status.into_response()
             } else {
@@ -170,6 +204,56 @@ async fn receive(
         }
         Err((status, body)) => (status, axum::Json(body)).into_response(),
     }
+}
+
+/// ntfy's polling read: `GET /<topic>/json?poll=1` answers the topic's messages kept so far,
+/// oldest first, one JSON object per line (`id`, `time`, `event`, `topic`, `title`, `message`,
+/// `tags`, `click`, `attach`), then ends.
+fn ntfy_poll(shared: &Shared, path: &str) -> Response {
+    let Some(topic) = path
+        .strip_prefix('/')
+        .and_then(|p| p.strip_suffix("/json"))
+        .filter(|t| !t.is_empty() && !t.contains('/'))
+    else {
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({ "code": 40401, "http": 404, "error": "page not found" })),
+        )
+            .into_response();
+    };
+    let mut lines = String::new();
+    for (i, r) in lock(&shared.received)
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.path.trim_start_matches('/') == topic)
+    {
+        let mut message = json!({
+            "id": format!("sim{i}"), "time": r.time, "event": "message", "topic": topic,
+            "message": r.body,
+        });
+        if let Some(title) = r.header("title") {
+            message["title"] = json!(crate::sim::smtp::header(
+                &format!("Title: {title}\r\n\r\n"),
+                "Title"
+            ));
+        }
+        if let Some(tags) = r.header("tags") {
+            message["tags"] = json!(tags.split(',').map(str::trim).collect::<Vec<_>>());
+        }
+        if let Some(click) = r.header("click") {
+            message["click"] = json!(click);
+        }
+        if let Some(attach) = r.header("attach") {
+            message["attach"] = json!({ "url": attach });
+        }
+        lines.push_str(&message.to_string());
+        lines.push('\n');
+    }
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
+        lines,
+    )
+        .into_response()
 }
 
 type Answer = Result<(StatusCode, Value), (StatusCode, Value)>;
@@ -253,4 +337,49 @@ fn discord(r: &Received) -> Answer {
         ));
     }
     Ok((StatusCode::NO_CONTENT, Value::Null))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::integrations::upstream::Request;
+    use crate::sim::harness::testing::fetch;
+
+    #[tokio::test]
+    async fn ntfy_keeps_the_newest_messages_and_answers_its_polling_read_per_topic() {
+        let ntfy = FakeNotify::start(Flavor::Ntfy(None)).await.unwrap();
+        ntfy.keep_at_most(2);
+        for (topic, title, body) in [
+            ("ann", "Dune", "first"),
+            ("ann", "=?UTF-8?B?QW3DqWxpZQ==?=", "second"),
+            ("bob", "Arrival", "third"),
+        ] {
+            let request = Request::post(format!("{}/{topic}", ntfy.url()))
+                .header("Title", title)
+                .header("Click", "https://media.example.com/requests/1")
+                .header("Tags", "tada, movie")
+                .body("text/plain", body.as_bytes().to_vec());
+            assert_eq!(fetch(request).await.0, 200);
+        }
+        let bodies: Vec<_> = ntfy.received().into_iter().map(|r| r.body).collect();
+        assert_eq!(bodies, ["second", "third"]);
+
+        let (status, text) = fetch(Request::get(format!("{}/ann/json?poll=1", ntfy.url()))).await;
+        assert_eq!(status, 200);
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        assert_eq!(lines[0]["event"], "message");
+        assert_eq!(lines[0]["topic"], "ann");
+        assert_eq!(lines[0]["title"], "Amélie");
+        assert_eq!(lines[0]["message"], "second");
+        assert_eq!(lines[0]["tags"], json!(["tada", "movie"]));
+        assert_eq!(lines[0]["click"], "https://media.example.com/requests/1");
+        assert!(lines[0]["time"].as_u64().unwrap() > 0);
+        let (status, _) = fetch(Request::get(format!("{}/a/b/json", ntfy.url()))).await;
+        assert_eq!(status, 404);
+    }
 }

@@ -11,7 +11,7 @@ use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, Mailboxes};
 use lettre::transport::smtp::Error as SmtpError;
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{SmtpTransport, Transport};
 
 use super::{Message, SendError, clip};
@@ -66,6 +66,10 @@ pub struct EmailSettings {
     pub password: Option<String>,
     /// `addr@example.com` or `Name <addr@example.com>`.
     pub from: String,
+    /// One more certificate authority to trust (PEM), besides the public roots: a mail server
+    /// with a private CA (the tests' generated certificate). The server's name is still checked;
+    /// there is no "accept any certificate".
+    pub extra_root_pem: Option<String>,
 }
 
 /// Accepts one mailbox (`a@b.c` or `Name <a@b.c>`), refusing line breaks outright.
@@ -122,9 +126,20 @@ pub fn build(
 /// Sends `message` to the address `to`.
 pub fn send(settings: &EmailSettings, to: &str, message: &Message) -> Result<(), SendError> {
     let email = build(settings, to, message)?;
+    let invalid = |e: SmtpError| SendError::InvalidSettings(clip(&e.to_string(), 200));
     let tls = |host: &str| {
-        TlsParameters::new(host.to_owned())
-            .map_err(|e| SendError::InvalidSettings(clip(&e.to_string(), 200)))
+        let mut builder = TlsParameters::builder(host.to_owned());
+        if let Some(pem) = &settings.extra_root_pem {
+            // Text without a certificate would parse as none and silently trust nothing more.
+            if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                return Err(SendError::InvalidSettings(
+                    "the extra CA is not a PEM certificate".into(),
+                ));
+            }
+            builder = builder
+                .add_root_certificate(Certificate::from_pem(pem.as_bytes()).map_err(invalid)?);
+        }
+        builder.build().map_err(invalid)
     };
     let tls = match settings.security {
         Security::None => Tls::None,
@@ -181,6 +196,7 @@ fn from_smtp(error: SmtpError) -> SendError {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::sim::smtp::{SmtpOptions, SmtpSink, SmtpTls, TlsMode, header};
 
     fn settings() -> EmailSettings {
         EmailSettings {
@@ -190,6 +206,7 @@ mod tests {
             username: None,
             password: None,
             from: "MediaNest <medianest@example.com>".into(),
+            extra_root_pem: None,
         }
     }
 
@@ -230,5 +247,172 @@ mod tests {
             "{raw}"
         );
         assert!(raw.contains("Message-ID: <k-1@medianest>"), "{raw}");
+    }
+
+    /// A certificate for 127.0.0.1 made now: (certificate PEM, key PEM). Self-signed, so the
+    /// certificate is its own CA.
+    fn test_certificate() -> (String, String) {
+        let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+        (made.cert.pem(), made.signing_key.serialize_pem())
+    }
+
+    async fn tls_sink(mode: TlsMode, cert: &(String, String)) -> SmtpSink {
+        SmtpSink::start_with(SmtpOptions {
+            credentials: Some(("mailer".into(), "s3cret".into())),
+            tls: Some(SmtpTls {
+                cert_pem: cert.0.clone(),
+                key_pem: cert.1.clone(),
+                mode,
+            }),
+            keep: None,
+        })
+        .await
+        .unwrap()
+    }
+
+    fn tls_settings(sink: &SmtpSink, security: Security, root: Option<&str>) -> EmailSettings {
+        EmailSettings {
+            port: sink.addr().port(),
+            security,
+            username: Some("mailer".into()),
+            password: Some("s3cret".into()),
+            extra_root_pem: root.map(str::to_owned),
+            ..settings()
+        }
+    }
+
+    fn available() -> Message {
+        Message {
+            title: "Amélie est disponible".into(),
+            body: "Your request is ready to watch.".into(),
+            link: Some("https://media.example.com/requests/42".into()),
+            image: None,
+            tags: vec![],
+            event: "request.available".into(),
+            idempotency_key: "d-42".into(),
+        }
+    }
+
+    async fn send_now(settings: EmailSettings, to: &str) -> Result<(), SendError> {
+        let to = to.to_owned();
+        tokio::task::spawn_blocking(move || send(&settings, &to, &available()))
+            .await
+            .unwrap()
+    }
+
+    /// Position of `entry` in the transcript (panics with the transcript when absent).
+    fn at(transcript: &[String], entry: &str) -> usize {
+        transcript
+            .iter()
+            .position(|e| e == entry)
+            .unwrap_or_else(|| panic!("no {entry} in {transcript:?}"))
+    }
+
+    #[tokio::test]
+    async fn starttls_with_the_trusted_test_ca_upgrades_before_auth_and_delivers() {
+        let cert = test_certificate();
+        let sink = tls_sink(TlsMode::Starttls { required: true }, &cert).await;
+        let settings = tls_settings(&sink, Security::Starttls, Some(&cert.0));
+        send_now(settings, "ann@example.com").await.unwrap();
+
+        let transcript = sink.transcript();
+        assert!(at(&transcript, "STARTTLS") < at(&transcript, "AUTH (tls)"));
+        assert!(at(&transcript, "EHLO") < at(&transcript, "STARTTLS"));
+        assert!(at(&transcript, "STARTTLS") < at(&transcript, "EHLO (tls)"));
+        assert!(
+            !transcript.iter().any(|e| e == "AUTH" || e == "MAIL"),
+            "nothing sensitive before the upgrade: {transcript:?}"
+        );
+        let mails = sink.received();
+        assert_eq!(mails.len(), 1);
+        let mail = &mails[0];
+        assert!(mail.tls);
+        assert_eq!(mail.auth_user.as_deref(), Some("mailer"));
+        assert_eq!(mail.to, ["ann@example.com"]);
+        assert!(
+            mail.data.contains("\r\nTo: ann@example.com\r\n")
+                || mail.data.starts_with("To: ann@example.com\r\n"),
+            "{}",
+            mail.data
+        );
+        assert_eq!(
+            header(&mail.data, "Subject").as_deref(),
+            Some("Amélie est disponible"),
+            "{}",
+            mail.data
+        );
+        assert!(
+            mail.data
+                .contains("\r\nhttps://media.example.com/requests/42\r\n"),
+            "{}",
+            mail.data
+        );
+    }
+
+    #[tokio::test]
+    async fn starttls_refuses_a_certificate_it_was_not_told_to_trust() {
+        let cert = test_certificate();
+        let sink = tls_sink(TlsMode::Starttls { required: true }, &cert).await;
+        let settings = tls_settings(&sink, Security::Starttls, None);
+        let error = send_now(settings, "ann@example.com").await.unwrap_err();
+        assert!(matches!(error, SendError::Other(_)), "{error:?}");
+        assert!(sink.received().is_empty());
+        assert_eq!(
+            sink.auth_attempts(),
+            0,
+            "no password over an untrusted link"
+        );
+    }
+
+    /// A server that requires STARTTLS answers `530 5.7.0` to a client that does not upgrade.
+    /// That is permanent: the same settings fail the same way every time, and only the admin
+    /// choosing `starttls` fixes it; retrying for a day would only hide the mistake.
+    #[tokio::test]
+    async fn a_plain_send_to_a_server_that_requires_starttls_fails_permanently() {
+        let cert = test_certificate();
+        let sink = tls_sink(TlsMode::Starttls { required: true }, &cert).await;
+        let settings = tls_settings(&sink, Security::None, Some(&cert.0));
+        let error = send_now(settings, "ann@example.com").await.unwrap_err();
+        assert!(
+            matches!(error, SendError::Smtp { code: 530, .. }),
+            "{error:?}"
+        );
+        assert_eq!(error.class(), super::super::Class::Permanent);
+        assert!(sink.received().is_empty());
+        assert!(!sink.transcript().iter().any(|e| e.ends_with("(tls)")));
+    }
+
+    #[test]
+    fn an_extra_ca_that_is_no_certificate_is_a_settings_error() {
+        for pem in [
+            "not a certificate",
+            "-----BEGIN CERTIFICATE-----\nbm9wZQ==\n",
+        ] {
+            let settings = EmailSettings {
+                security: Security::Starttls,
+                extra_root_pem: Some(pem.into()),
+                ..settings()
+            };
+            let error = send(&settings, "ann@example.com", &available()).unwrap_err();
+            assert!(matches!(error, SendError::InvalidSettings(_)), "{error:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn implicit_tls_with_the_trusted_test_ca_delivers() {
+        let cert = test_certificate();
+        let sink = tls_sink(TlsMode::Implicit, &cert).await;
+        let settings = tls_settings(&sink, Security::Tls, Some(&cert.0));
+        send_now(settings, "ann@example.com").await.unwrap();
+        let mails = sink.received();
+        assert_eq!(mails.len(), 1);
+        assert!(mails[0].tls);
+        assert_eq!(mails[0].auth_user.as_deref(), Some("mailer"));
+        assert_eq!(
+            at(&sink.transcript(), "AUTH (tls)"),
+            1,
+            "{:?}",
+            sink.transcript()
+        );
     }
 }
