@@ -125,6 +125,7 @@ pub fn api_routes() -> routes::Routes {
         .merge(backups::routes())
         .merge(doctor::routes())
         .merge(notifications::routes())
+        .merge(notifications::admin_log::routes())
         .merge(events::routes())
         .merge(media::routes())
         .merge(home::routes())
