@@ -12,6 +12,7 @@
 //! ntfy, Gotify, Discord, webhook), and [`channel_settings`], the admin's settings for them.
 
 pub mod admin_log;
+pub mod announcements;
 pub mod channel_settings;
 pub mod channels;
 pub mod prefs;
