@@ -201,6 +201,9 @@ const HEALTH_NEWEST: &str = "SELECT delivered_at, updated_at, last_error
        FROM notification_deliveries WHERE channel = ?1 AND status = ?2
       ORDER BY created_at DESC, id DESC LIMIT 1";
 
+/// `(delivered_at, updated_at, last_error)` of a channel's newest row of one status.
+type Newest = (Option<i64>, i64, Option<String>);
+
 /// The health line of `kind` at `now_ms`.
 pub fn health(conn: &Connection, kind: Kind, now_ms: i64) -> AppResult<Health> {
     let channel = kind.as_str();
@@ -226,7 +229,7 @@ pub fn health(conn: &Connection, kind: Kind, now_ms: i64) -> AppResult<Health> {
         .query_row(rusqlite::params![channel, created_since], |r| {
             Ok((r.get::<_, Option<String>>(0)?, r.get::<_, Option<i64>>(1)?))
         })?;
-    let newest = |status: &str| -> AppResult<Option<(Option<i64>, i64, Option<String>)>> {
+    let newest = |status: &str| -> AppResult<Option<Newest>> {
         use rusqlite::OptionalExtension;
         Ok(conn
             .prepare_cached(HEALTH_NEWEST)?
@@ -238,13 +241,13 @@ pub fn health(conn: &Connection, kind: Kind, now_ms: i64) -> AppResult<Health> {
     if last_delivered.is_none() {
         last_delivered = newest("delivered")?.and_then(|(at, _, _)| at);
     }
-    if last_failed.is_none() || last_error.is_none() {
-        if let Some((_, at, error)) = newest("failed")? {
-            last_failed = last_failed.or(Some(at));
-            if last_error.is_none() && error.is_some() {
-                last_error = error;
-                last_error_at = Some(at);
-            }
+    if (last_failed.is_none() || last_error.is_none())
+        && let Some((_, at, error)) = newest("failed")?
+    {
+        last_failed = last_failed.or(Some(at));
+        if last_error.is_none() && error.is_some() {
+            last_error = error;
+            last_error_at = Some(at);
         }
     }
     Ok(Health {
@@ -469,7 +472,17 @@ mod tests {
                 let made =
                     crate::notifications::create(tx, &user, "test", "T", "m", None, START_MS)?;
                 // (id, channel, status, attempts, created, updated, delivered, error)
-                let rows: [(&str, &str, &str, i64, i64, i64, Option<i64>, Option<&str>); 9] = [
+                type Seeded<'a> = (
+                    &'a str,
+                    &'a str,
+                    &'a str,
+                    i64,
+                    i64,
+                    i64,
+                    Option<i64>,
+                    Option<&'a str>,
+                );
+                let rows: [Seeded<'_>; 9] = [
                     ("a", "ntfy", "pending", 0, now - 10, now - 10, None, None),
                     (
                         "b",
