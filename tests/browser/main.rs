@@ -1039,3 +1039,104 @@ fn the_app_installs_and_opens_offline() {
     );
     b.screenshot("offline-1280");
 }
+
+/// The admin's Notifications tab: ntfy pointed at a fake ntfy server on loopback (a refused URL
+/// shows its field error first), a test send that arrives there and one that the server refuses
+/// (its HTTP status shown), the health line and the delivery log table, and an announcement
+/// whose recipients count is shown.
+#[test]
+fn an_admin_sets_up_ntfy_tests_it_and_sends_an_announcement() {
+    use medianest::sim::notify::{FakeNotify, Fault, Flavor};
+
+    let _serial = serial();
+    let app = App::start();
+    let ntfy = app
+        .rt
+        .block_on(FakeNotify::start(Flavor::Ntfy(None)))
+        .unwrap();
+    // A second active account hears the announcement.
+    app.plex_sign_in("alice");
+
+    let b = Browser::start("admin-notifications", DESKTOP.0, DESKTOP.1);
+    sign_in_locally(&b, &app, "admin", ADMIN_PASSWORD);
+    b.wait_path("/");
+    b.find("a.nav-link[href='/admin']").click();
+    b.wait_path("/admin");
+    b.find("a.tab[href='/admin/notifications']").click();
+    b.wait_path("/admin/notifications");
+    for kind in ["email", "ntfy", "gotify", "discord", "webhook", "webpush"] {
+        b.find(&format!(
+            "section[data-channel='{kind}'] [data-health='{kind}']"
+        ));
+    }
+    b.find("#nc-email-password");
+    b.find_text("#nc-ntfy-health", "0 delivered in 24 h");
+
+    // A URL the server refuses: the reason under the field.
+    b.find("#nc-ntfy-enabled").click();
+    let url = b.find("#nc-ntfy-url");
+    url.clear();
+    url.send_keys("ftp://ntfy.example.com");
+    b.find("#nc-ntfy-save").click();
+    let reason = b.wait_for("the URL's field error", |b| {
+        let text = b.find("#nc-ntfy-url-error").text();
+        (!text.is_empty()).then_some(text)
+    });
+    assert!(reason.contains("http"), "{reason}");
+
+    // The fake ntfy server's URL: saved, and a test arrives there.
+    url.clear();
+    url.send_keys(&ntfy.url());
+    b.find("#nc-ntfy-save").click();
+    b.find_text("#nc-ntfy-result", "Saved.");
+    assert_eq!(b.find("#nc-ntfy-url-error").text(), "");
+    b.find("#nc-ntfy-to").send_keys("family_movies");
+    b.find("#nc-ntfy-test").click();
+    b.find_text("#nc-ntfy-test-result", "Delivered.");
+    let received = ntfy.received();
+    assert_eq!(received.len(), 1, "{received:?}");
+    assert_eq!(received[0].path, "/family_movies");
+    assert_eq!(
+        received[0].header("title"),
+        Some("MediaNest test notification")
+    );
+
+    // ntfy refuses the next one: its status is shown.
+    ntfy.fail_next(
+        1,
+        Fault::Status(
+            500,
+            r#"{"code":50001,"http":500,"error":"internal server error"}"#,
+        ),
+    );
+    b.find("#nc-ntfy-test").click();
+    b.find_text("#nc-ntfy-test-result", "HTTP 500");
+
+    // The delivery log renders (empty here: nothing has been queued for delivery).
+    b.find("#deliveries-table");
+    b.find("#delivery-status option[value='failed']").click();
+    b.find("#deliveries-empty");
+
+    // An announcement to everyone: the admin and alice. The admin's bell counts it live (it
+    // already counts alice's sign-up).
+    let unread = |b: &Browser| b.find("#bell-count").text().parse::<u32>().unwrap_or(0);
+    let before = unread(&b);
+    b.find("#announce-title").send_keys("Maintenance tonight");
+    b.find("#announce-message")
+        .send_keys("The server restarts at 22:00.");
+    b.find("#announce-send").click();
+    b.find_text("#announce-result", "Sent to 2 people.");
+    b.wait_for("the bell to count the announcement", |b| {
+        (unread(b) == before + 1).then_some(())
+    });
+    shoot(&b, "admin-notifications");
+    assert_clean_console(&b);
+
+    let admin = app.admin_token();
+    let (_, list) = app.api("GET", "/notifications", &admin, None);
+    assert_eq!(list["data"][0]["type"], "announcement", "{list}");
+    let (_, channel) = app.api("GET", "/admin/notifications/channels/ntfy", &admin, None);
+    assert_eq!(channel["data"]["enabled"], true, "{channel}");
+    assert_eq!(channel["data"]["url"], json!(ntfy.url()), "{channel}");
+    app.rt.block_on(ntfy.shutdown());
+}
