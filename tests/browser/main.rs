@@ -1116,6 +1116,7 @@ fn an_admin_sets_up_ntfy_tests_it_and_sends_an_announcement() {
     b.find("#deliveries-table");
     b.find("#delivery-status option[value='failed']").click();
     b.find("#deliveries-empty");
+    b.find("#delivery-status option[value='']").click();
 
     // An announcement to everyone: the admin and alice. The admin's bell counts it live (it
     // already counts alice's sign-up).
@@ -1135,6 +1136,73 @@ fn an_admin_sets_up_ntfy_tests_it_and_sends_an_announcement() {
     let admin = app.admin_token();
     let (_, list) = app.api("GET", "/notifications", &admin, None);
     assert_eq!(list["data"][0]["type"], "announcement", "{list}");
+
+    // The delivery worker is not in this build: its rows go into the database as the outbox
+    // writes them, 24 delivered ones and one failed one on ntfy, just now.
+    let now_ms = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+    let db = rusqlite::Connection::open(app.data_dir.join("medianest.db")).unwrap();
+    db.busy_timeout(Duration::from_secs(5)).unwrap();
+    let (notification, user): (String, String) = db
+        .query_row(
+            "SELECT id, user_id FROM notifications WHERE type = 'announcement' LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    for i in 0..25i64 {
+        let (status, error, delivered) = if i == 24 {
+            ("failed", Some("HTTP 404: topic not found"), None)
+        } else {
+            ("delivered", None, Some(now_ms - 60_000 + i))
+        };
+        db.execute(
+            "INSERT INTO notification_deliveries (id, notification_id, user_id, channel, event,
+                 status, attempts, next_attempt_at, last_error, created_at, updated_at,
+                 delivered_at)
+             VALUES (?1, ?2, ?3, 'ntfy', 'announcement', ?4, 1, ?5, ?6, ?5, ?5, ?7)",
+            rusqlite::params![
+                format!("seeded-{i:02}"),
+                notification,
+                user,
+                status,
+                now_ms - 60_000 + i,
+                error,
+                delivered
+            ],
+        )
+        .unwrap();
+    }
+    drop(db);
+    b.script("location.reload();", vec![]);
+    b.find_text(
+        "#nc-ntfy-health",
+        "24 delivered in 24 h · 1 failed · last error",
+    );
+    b.find_text("#nc-ntfy-health", "HTTP 404: topic not found");
+    // Newest first, 20 a page, then the rest.
+    b.wait_for("a page of the delivery log", |b| {
+        (b.all("#deliveries-table tbody tr").len() == 20).then_some(())
+    });
+    let first = b.find("#deliveries-table tbody tr");
+    assert_eq!(first.attr("data-delivery").as_deref(), Some("seeded-24"));
+    assert!(first.text().contains("HTTP 404"), "{}", first.text());
+    b.find("#deliveries-more").click();
+    b.wait_for("the rest of the delivery log", |b| {
+        (b.all("#deliveries-table tbody tr").len() == 25).then_some(())
+    });
+    assert!(b.all("#deliveries-more").is_empty());
+    b.find("#delivery-status option[value='failed']").click();
+    b.wait_for("only the failed delivery", |b| {
+        let rows = b.all("#deliveries-table tbody tr[data-delivery]");
+        (rows.len() == 1 && rows[0].attr("data-status").as_deref() == Some("failed")).then_some(())
+    });
+    shoot(&b, "admin-notifications-log");
     let (_, channel) = app.api("GET", "/admin/notifications/channels/ntfy", &admin, None);
     assert_eq!(channel["data"]["enabled"], true, "{channel}");
     assert_eq!(channel["data"]["url"], json!(ntfy.url()), "{channel}");
