@@ -126,6 +126,8 @@ pub fn api_routes() -> routes::Routes {
         .merge(doctor::routes())
         .merge(notifications::routes())
         .merge(notifications::prefs::routes())
+        .merge(notifications::admin_log::routes())
+        .merge(notifications::announcements::routes())
         .merge(events::routes())
         .merge(media::routes())
         .merge(home::routes())

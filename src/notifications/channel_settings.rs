@@ -1,5 +1,7 @@
 //! The admin's notification channel settings: the `notification_channels` table and
-//! `GET/PUT /admin/notifications/channels/{kind}` and `POST …/{kind}/test`.
+//! `GET/PUT /admin/notifications/channels/{kind}`, `POST …/{kind}/test` and
+//! `GET /admin/notifications/channels` (all six, for the admin page). A GET shows the channel's
+//! delivery health line too (`health`, from `admin_log`).
 //!
 //! Each kind has one row: `enabled`, its settings as JSON and its one secret (SMTP password or
 //! ntfy access token) encrypted with the app's cipher. Secrets are write-only: a read says only
@@ -263,6 +265,12 @@ pub fn routes() -> Routes {
     Routes::new()
         .add(
             Method::GET,
+            "/admin/notifications/channels",
+            Access::Admin,
+            list_channels,
+        )
+        .add(
+            Method::GET,
             "/admin/notifications/channels/{kind}",
             Access::Admin,
             get_channel,
@@ -285,7 +293,45 @@ fn parse_kind(raw: &str) -> AppResult<Kind> {
     Kind::parse(raw).ok_or(AppError::new(ErrorCode::NotFound))
 }
 
-/// `GET /admin/notifications/channels/{kind}`.
+/// What the admin page shows of a channel: its settings as [`ChannelRow::view`] has them, plus
+/// its delivery health line (`health`, see [`super::admin_log::health`]).
+fn view_with_health(
+    conn: &Connection,
+    kind: Kind,
+    cipher: &Cipher,
+    now_ms: i64,
+) -> AppResult<Value> {
+    let mut view = load(conn, kind, cipher)?.view();
+    let health = super::admin_log::health(conn, kind, now_ms)?;
+    if let Value::Object(map) = &mut view {
+        map.insert(
+            "health".into(),
+            serde_json::to_value(health).map_err(AppError::internal)?,
+        );
+    }
+    Ok(view)
+}
+
+/// `GET /admin/notifications/channels`: all six channels, each as the single GET shows it.
+pub async fn list_channels(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+) -> AppResult<ApiResponse> {
+    let cipher = state.cipher().clone();
+    let now = state.clock().now_ms();
+    let views = state
+        .db()
+        .run(move |conn| {
+            Kind::ALL
+                .into_iter()
+                .map(|kind| view_with_health(conn, kind, &cipher, now))
+                .collect::<AppResult<Vec<Value>>>()
+        })
+        .await?;
+    Ok(ApiResponse::ok(&views))
+}
+
+/// `GET /admin/notifications/channels/{kind}`: the settings and the health line.
 pub async fn get_channel(
     State(state): State<AppState>,
     _admin: AdminUser,
@@ -293,11 +339,12 @@ pub async fn get_channel(
 ) -> AppResult<ApiResponse> {
     let kind = parse_kind(&kind)?;
     let cipher = state.cipher().clone();
-    let row = state
+    let now = state.clock().now_ms();
+    let view = state
         .db()
-        .read(move |conn| load(conn, kind, &cipher))
+        .run(move |conn| view_with_health(conn, kind, &cipher, now))
         .await?;
-    Ok(ApiResponse::ok(&row.view()))
+    Ok(ApiResponse::ok(&view))
 }
 
 /// `PUT /admin/notifications/channels/{kind}`: `{"enabled": bool, ...settings}`.

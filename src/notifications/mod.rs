@@ -11,6 +11,8 @@
 //! Beside them: [`channels`], the senders that take a notification out of the server (email,
 //! ntfy, Gotify, Discord, webhook), and [`channel_settings`], the admin's settings for them.
 
+pub mod admin_log;
+pub mod announcements;
 pub mod channel_settings;
 pub mod channels;
 pub mod outbox;

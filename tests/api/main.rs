@@ -24,6 +24,7 @@ mod lockout;
 mod media;
 mod media_plans;
 mod metrics;
+mod notification_admin;
 mod notification_channels;
 mod notification_delivery;
 mod notification_prefs;

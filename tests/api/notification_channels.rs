@@ -68,7 +68,9 @@ async fn a_channel_never_saved_reads_as_disabled_with_defaults() {
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(
         r.data(),
-        json!({"kind": "ntfy", "enabled": false, "url": "https://ntfy.sh", "tokenSet": false, "updatedAt": null})
+        json!({"kind": "ntfy", "enabled": false, "url": "https://ntfy.sh", "tokenSet": false, "updatedAt": null,
+               "health": {"pending": 0, "retrying": 0, "delivered24h": 0, "failed24h": 0, "lastDeliveredAt": null,
+                          "lastFailedAt": null, "lastError": null, "lastErrorAt": null}})
     );
     assert_eq!(w.get("email").await.data()["passwordSet"], false);
     assert_eq!(w.get("webhook").await.data()["allowedHosts"], json!([]));

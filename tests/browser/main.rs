@@ -1213,3 +1213,172 @@ fn push_devices_are_listed_and_removed_and_a_refusal_is_explained() {
     let (_, devices) = app.api("GET", "/me/push-subscriptions", &alice, None);
     assert_eq!(devices["data"], json!([]), "{devices}");
 }
+
+/// The admin's Notifications tab: ntfy pointed at a fake ntfy server on loopback (a refused URL
+/// shows its field error first), a test send that arrives there and one that the server refuses
+/// (its HTTP status shown), the health line and the delivery log table, and an announcement
+/// whose recipients count is shown.
+#[test]
+fn an_admin_sets_up_ntfy_tests_it_and_sends_an_announcement() {
+    use medianest::sim::notify::{FakeNotify, Fault, Flavor};
+
+    let _serial = serial();
+    let app = App::start();
+    let ntfy = app
+        .rt
+        .block_on(FakeNotify::start(Flavor::Ntfy(None)))
+        .unwrap();
+    // A second active account hears the announcement.
+    app.plex_sign_in("alice");
+
+    let b = Browser::start("admin-notifications", DESKTOP.0, DESKTOP.1);
+    sign_in_locally(&b, &app, "admin", ADMIN_PASSWORD);
+    b.wait_path("/");
+    b.find("a.nav-link[href='/admin']").click();
+    b.wait_path("/admin");
+    b.find("a.tab[href='/admin/notifications']").click();
+    b.wait_path("/admin/notifications");
+    for kind in ["email", "ntfy", "gotify", "discord", "webhook", "webpush"] {
+        b.find(&format!(
+            "section[data-channel='{kind}'] [data-health='{kind}']"
+        ));
+    }
+    b.find("#nc-email-password");
+    b.find_text("#nc-ntfy-health", "0 delivered in 24 h");
+
+    // A URL the server refuses: the reason under the field.
+    b.find("#nc-ntfy-enabled").click();
+    let url = b.find("#nc-ntfy-url");
+    url.clear();
+    url.send_keys("ftp://ntfy.example.com");
+    b.find("#nc-ntfy-save").click();
+    let reason = b.wait_for("the URL's field error", |b| {
+        let text = b.find("#nc-ntfy-url-error").text();
+        (!text.is_empty()).then_some(text)
+    });
+    assert!(reason.contains("http"), "{reason}");
+
+    // The fake ntfy server's URL: saved, and a test arrives there.
+    url.clear();
+    url.send_keys(&ntfy.url());
+    b.find("#nc-ntfy-save").click();
+    b.find_text("#nc-ntfy-result", "Saved.");
+    assert_eq!(b.find("#nc-ntfy-url-error").text(), "");
+    b.find("#nc-ntfy-to").send_keys("family_movies");
+    b.find("#nc-ntfy-test").click();
+    b.find_text("#nc-ntfy-test-result", "Delivered.");
+    let received = ntfy.received();
+    assert_eq!(received.len(), 1, "{received:?}");
+    assert_eq!(received[0].path, "/family_movies");
+    assert_eq!(
+        received[0].header("title"),
+        Some("MediaNest test notification")
+    );
+
+    // ntfy refuses the next one: its status is shown.
+    ntfy.fail_next(
+        1,
+        Fault::Status(
+            500,
+            r#"{"code":50001,"http":500,"error":"internal server error"}"#,
+        ),
+    );
+    b.find("#nc-ntfy-test").click();
+    b.find_text("#nc-ntfy-test-result", "HTTP 500");
+
+    // The delivery log renders (empty here: nothing has been queued for delivery).
+    b.find("#deliveries-table");
+    b.find("#delivery-status option[value='failed']").click();
+    b.find("#deliveries-empty");
+    b.find("#delivery-status option[value='']").click();
+
+    // An announcement to everyone: the admin and alice. The admin's bell counts it live (it
+    // already counts alice's sign-up).
+    let unread = |b: &Browser| b.find("#bell-count").text().parse::<u32>().unwrap_or(0);
+    let before = unread(&b);
+    b.find("#announce-title").send_keys("Maintenance tonight");
+    b.find("#announce-message")
+        .send_keys("The server restarts at 22:00.");
+    b.find("#announce-send").click();
+    b.find_text("#announce-result", "Sent to 2 people.");
+    b.wait_for("the bell to count the announcement", |b| {
+        (unread(b) == before + 1).then_some(())
+    });
+    shoot(&b, "admin-notifications");
+    assert_clean_console(&b);
+
+    let admin = app.admin_token();
+    let (_, list) = app.api("GET", "/notifications", &admin, None);
+    assert_eq!(list["data"][0]["type"], "announcement", "{list}");
+
+    // The delivery worker is not in this build: its rows go into the database as the outbox
+    // writes them, 24 delivered ones and one failed one on ntfy, just now.
+    let now_ms = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+    let db = rusqlite::Connection::open(app.data_dir.join("medianest.db")).unwrap();
+    db.busy_timeout(Duration::from_secs(5)).unwrap();
+    let (notification, user): (String, String) = db
+        .query_row(
+            "SELECT id, user_id FROM notifications WHERE type = 'announcement' LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    for i in 0..25i64 {
+        let (status, error, delivered) = if i == 24 {
+            ("failed", Some("HTTP 404: topic not found"), None)
+        } else {
+            ("delivered", None, Some(now_ms - 60_000 + i))
+        };
+        db.execute(
+            "INSERT INTO notification_deliveries (id, notification_id, user_id, channel, event,
+                 status, attempts, next_attempt_at, last_error, created_at, updated_at,
+                 delivered_at)
+             VALUES (?1, ?2, ?3, 'ntfy', 'announcement', ?4, 1, ?5, ?6, ?5, ?5, ?7)",
+            rusqlite::params![
+                format!("seeded-{i:02}"),
+                notification,
+                user,
+                status,
+                now_ms - 60_000 + i,
+                error,
+                delivered
+            ],
+        )
+        .unwrap();
+    }
+    drop(db);
+    b.script("location.reload();", vec![]);
+    b.find_text(
+        "#nc-ntfy-health",
+        "24 delivered in 24 h · 1 failed · last error",
+    );
+    b.find_text("#nc-ntfy-health", "HTTP 404: topic not found");
+    // Newest first, 20 a page, then the rest.
+    b.wait_for("a page of the delivery log", |b| {
+        (b.all("#deliveries-table tbody tr").len() == 20).then_some(())
+    });
+    let first = b.find("#deliveries-table tbody tr");
+    assert_eq!(first.attr("data-delivery").as_deref(), Some("seeded-24"));
+    assert!(first.text().contains("HTTP 404"), "{}", first.text());
+    b.find("#deliveries-more").click();
+    b.wait_for("the rest of the delivery log", |b| {
+        (b.all("#deliveries-table tbody tr").len() == 25).then_some(())
+    });
+    assert!(b.all("#deliveries-more").is_empty());
+    b.find("#delivery-status option[value='failed']").click();
+    b.wait_for("only the failed delivery", |b| {
+        let rows = b.all("#deliveries-table tbody tr[data-delivery]");
+        (rows.len() == 1 && rows[0].attr("data-status").as_deref() == Some("failed")).then_some(())
+    });
+    shoot(&b, "admin-notifications-log");
+    let (_, channel) = app.api("GET", "/admin/notifications/channels/ntfy", &admin, None);
+    assert_eq!(channel["data"]["enabled"], true, "{channel}");
+    assert_eq!(channel["data"]["url"], json!(ntfy.url()), "{channel}");
+    app.rt.block_on(ntfy.shutdown());
+}

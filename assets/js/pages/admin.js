@@ -1,7 +1,8 @@
 // Admin: users (role, suspend, delete), services (edit, test connection, circuit breaker),
 // requests (approve, decline), stats and performance (inline-SVG charts), the error log by
-// correlation id, yt-dlp's cookies and extra options, the doctor's checks (what is broken and how to fix it), and the
-// database backups. Each tab has its own address (/admin/users, /admin/services, ...).
+// correlation id, yt-dlp's cookies and extra options, the doctor's checks (what is broken and how to fix it), the
+// database backups, and notifications (channel settings with a test send and a health line, the
+// delivery log, announcements). Each tab has its own address (/admin/users, /admin/services, ...).
 
 import { api } from "../api.js";
 import { h, mount, loading, errorBox, badge, fmtDate, fmtAgo, fmtBytes, barChart, confirmButton, toast, busy } from "../ui.js";
@@ -16,6 +17,7 @@ const TABS = [
   ["youtube", "YouTube"],
   ["doctor", "Doctor"],
   ["backups", "Backups"],
+  ["notifications", "Notifications"],
 ];
 
 export async function render(root, app, path) {
@@ -31,7 +33,7 @@ export async function render(root, app, path) {
   await PANELS[current](panel, app);
 }
 
-const PANELS = { users, services, requests, stats, performance, errors, youtube, doctor, backups };
+const PANELS = { users, services, requests, stats, performance, errors, youtube, doctor, backups, notifications };
 
 async function users(panel, app) {
   const q = h("input", { id: "user-q", type: "search", placeholder: "Username or email", maxlength: 100 });
@@ -501,4 +503,252 @@ async function backups(panel) {
     h("div", { class: "row" }, now),
     body);
   await load();
+}
+
+// Notifications (GET /admin/notifications/channels): one card per channel with its settings
+// (secrets are write-only: the server only says whether one is set, and one is sent only when
+// typed), Save, "Send test" and the health line from the delivery log; then an announcement to
+// every active user, and the delivery log itself.
+const CHANNELS = {
+  email: {
+    title: "Email",
+    fields: [["host", "SMTP host"], ["port", "Port", "number"], ["security", "Security", ["none", "starttls", "tls"]],
+      ["username", "Username"], ["password", "Password", "secret"], ["from", "From address"]],
+    to: "Send a test to (email address)",
+  },
+  ntfy: { title: "ntfy", fields: [["url", "Server URL", "url"], ["token", "Access token (optional)", "secret"]], to: "Topic" },
+  gotify: { title: "Gotify", fields: [["url", "Server URL", "url"]], to: "Application token" },
+  discord: { title: "Discord", fields: [], to: "Discord webhook URL" },
+  webhook: { title: "Webhook", fields: [["allowedHosts", "Allowed hosts, one per line (none: webhooks are off)", "lines"]], to: "Webhook URL" },
+  webpush: { title: "Web Push", fields: [["subject", "Subject (mailto: or https:// URL)"]], to: null },
+};
+const DELIVERY_BADGE = { pending: "pending", sending: "processing", delivered: "completed", failed: "failed", skipped: "unknown" };
+
+function clock(iso) {
+  const d = new Date(iso);
+  return isNaN(d) ? String(iso) : d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+/** "12 delivered in 24 h · 1 retrying · last error 10:42: HTTP 500". */
+function healthText(health) {
+  if (!health) return "";
+  const parts = [`${health.delivered24h} delivered in 24 h`];
+  if (health.failed24h) parts.push(`${health.failed24h} failed`);
+  if (health.retrying) parts.push(`${health.retrying} retrying`);
+  const waiting = health.pending - health.retrying;
+  if (waiting > 0) parts.push(`${waiting} waiting`);
+  if (health.lastError) parts.push(`last error ${clock(health.lastErrorAt)}: ${health.lastError}`);
+  else if (health.lastDeliveredAt) parts.push(`last delivered ${fmtAgo(health.lastDeliveredAt)}`);
+  return parts.join(" · ");
+}
+
+/** Shows an envelope's field errors next to their inputs (`errors`: field -> element); returns
+ * the ones that have no place, as text. */
+function showFieldErrors(errors, e) {
+  for (const el of Object.values(errors)) el.textContent = "";
+  const fields = (e && e.details && e.details.fields) || {};
+  const rest = [];
+  for (const [key, reason] of Object.entries(fields)) {
+    const el = errors[key.replace(/\[\d+\]$/, "")];
+    if (el) el.textContent = el.textContent ? `${el.textContent} ${reason}` : `${key.replace(/^\w+/, "")} ${reason}`.trim();
+    else rest.push(`${key} ${reason}`);
+  }
+  return rest.join("; ");
+}
+
+/** The failed test's story: the upstream's status or SMTP code and its message. */
+function upstreamText(e) {
+  const d = (e && e.details) || {};
+  const code = d.upstreamStatus ? `HTTP ${d.upstreamStatus}` : d.smtpCode ? `SMTP ${d.smtpCode}` : null;
+  const detail = [code, d.upstreamMessage || (d.reason ? d.reason : null)].filter(Boolean).join(": ");
+  return detail ? `${e.message} ${detail}` : e.message;
+}
+
+function channelCard(c) {
+  const spec = CHANNELS[c.kind];
+  const id = (f) => `nc-${c.kind}-${f}`;
+  const errors = {};
+  const inputs = {};
+  const errorFor = (field) => (errors[field] = h("small", { class: "field-error", id: id(`${field}-error`), "aria-live": "polite" }));
+  const enabled = h("input", { id: id("enabled"), type: "checkbox", checked: !!c.enabled });
+  const controls = [];
+  let clearSecret = null;
+  for (const [field, label, type] of spec.fields) {
+    let input;
+    if (Array.isArray(type)) {
+      input = h("select", { id: id(field) }, type.map((v) => h("option", { value: v, selected: c[field] === v }, v)));
+    } else if (type === "lines") {
+      input = h("textarea", { id: id(field), rows: "3", spellcheck: "false" });
+      input.value = (c[field] || []).join("\n");
+    } else if (type === "secret") {
+      const set = !!c[`${field}Set`];
+      input = h("input", { id: id(field), type: "password", autocomplete: "new-password", placeholder: set ? "set (leave empty to keep)" : "not set" });
+      if (set) clearSecret = [field, h("input", { id: id(`${field}-clear`), type: "checkbox" })];
+    } else {
+      input = h("input", { id: id(field), type: type === "number" ? "number" : type === "url" ? "url" : "text", value: c[field] ?? "", maxlength: 2048 });
+    }
+    inputs[field] = [input, type];
+    controls.push(h("label", { for: id(field) }, label), input, errorFor(field));
+    if (clearSecret && clearSecret[0] === field) controls.push(h("label", { class: "check", for: id(`${field}-clear`) }, clearSecret[1], ` Remove the stored ${field}`));
+  }
+  errorFor("enabled");
+  const settings = () => {
+    const body = { enabled: enabled.checked };
+    for (const [field, [input, type]] of Object.entries(inputs)) {
+      if (type === "secret") {
+        if (input.value) body[field] = input.value;
+        else if (clearSecret && clearSecret[0] === field && clearSecret[1].checked) body[field] = null;
+      } else if (type === "number") body[field] = input.value === "" ? null : Number(input.value);
+      else if (type === "lines") body[field] = input.value.split("\n").map((l) => l.trim()).filter(Boolean);
+      else body[field] = input.value.trim();
+    }
+    return body;
+  };
+  const result = h("div", { class: "result", "aria-live": "polite", id: id("result") });
+  const health = h("p", { class: "muted", id: id("health"), "data-health": c.kind, text: healthText(c.health) });
+  const save = h("button", { type: "submit", class: "primary", id: id("save") }, "Save");
+  const form = h("form", { class: "stack", id: id("form") },
+    h("label", { class: "check", for: id("enabled") }, enabled, " Enabled"), errors.enabled,
+    controls,
+    h("div", { class: "row" }, save),
+    result);
+  const card = h("section", { class: "card stack", "data-channel": c.kind }, h("h3", { text: spec.title }), form);
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    busy(save, async () => {
+      try {
+        const { data } = await api(`/admin/notifications/channels/${c.kind}`, { method: "PUT", body: settings() });
+        showFieldErrors(errors, null);
+        for (const [field, [input, type]] of Object.entries(inputs)) {
+          if (type === "secret") {
+            input.value = "";
+            input.placeholder = data[`${field}Set`] ? "set (leave empty to keep)" : "not set";
+          }
+        }
+        mount(result, h("p", { class: "ok", text: "Saved." }));
+      } catch (e) {
+        const rest = showFieldErrors(errors, e);
+        mount(result, errorBox(rest ? Object.assign(e, { message: `${e.message} ${rest}` }) : e));
+      }
+    });
+  });
+  let test = null;
+  if (spec.to) {
+    const to = h("input", { id: id("to"), maxlength: 2048 });
+    const send = h("button", { type: "submit", id: id("test") }, "Send test");
+    const outcome = h("div", { class: "result", "aria-live": "polite", id: id("test-result") });
+    test = h("form", { class: "row", "data-channel-test": c.kind },
+      h("label", { for: id("to") }, spec.to), to, send);
+    test.addEventListener("submit", (event) => {
+      event.preventDefault();
+      busy(send, async () => {
+        mount(outcome, loading("Sending…"));
+        try {
+          await api(`/admin/notifications/channels/${c.kind}/test`, { method: "POST", body: { to: to.value.trim() } });
+          mount(outcome, h("p", { class: "ok", text: "Delivered." }));
+        } catch (e) {
+          const fields = e.details && e.details.fields;
+          mount(outcome, errorBox(fields ? Object.assign(e, { message: Object.entries(fields).map(([k, v]) => `${k} ${v}`).join("; ") }) : Object.assign(e, { message: upstreamText(e) })));
+        }
+      });
+    });
+    card.append(test, outcome);
+  } else {
+    card.append(h("p", { class: "muted", text: "Each person subscribes a browser or phone from their notification settings." }));
+  }
+  card.append(health);
+  return card;
+}
+
+function announcementForm() {
+  const errors = {};
+  const title = h("input", { id: "announce-title", maxlength: 120, required: true });
+  const message = h("textarea", { id: "announce-message", rows: "4", maxlength: 2000, required: true });
+  const send = h("button", { type: "submit", class: "primary", id: "announce-send" }, "Send to everyone");
+  const result = h("div", { class: "result", id: "announce-result", "aria-live": "polite" });
+  errors.title = h("small", { class: "field-error", id: "announce-title-error" });
+  errors.message = h("small", { class: "field-error", id: "announce-message-error" });
+  const form = h("form", { class: "card stack", id: "announce-form" },
+    h("p", { class: "muted", text: "Every active user gets it in the bell, and on the channels they chose for announcements." }),
+    h("label", { for: "announce-title" }, "Title"), title, errors.title,
+    h("label", { for: "announce-message" }, "Message"), message, errors.message,
+    h("div", { class: "row" }, send), result);
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    busy(send, async () => {
+      try {
+        const { data } = await api("/admin/announcements", { method: "POST", body: { title: title.value, message: message.value } });
+        showFieldErrors(errors, null);
+        title.value = "";
+        message.value = "";
+        mount(result, h("p", { class: "ok", "data-recipients": data.recipients, text: `Sent to ${data.recipients} ${data.recipients === 1 ? "person" : "people"}.` }));
+      } catch (e) {
+        const rest = showFieldErrors(errors, e);
+        mount(result, errorBox(rest ? Object.assign(e, { message: `${e.message} ${rest}` }) : e));
+      }
+    });
+  });
+  return form;
+}
+
+function deliveryLog() {
+  const status = h("select", { id: "delivery-status" },
+    ["", "pending", "sending", "delivered", "failed", "skipped"].map((s) => h("option", { value: s }, s || "any status")));
+  const channel = h("select", { id: "delivery-channel" },
+    ["", ...Object.keys(CHANNELS)].map((k) => h("option", { value: k }, k ? CHANNELS[k].title : "any channel")));
+  const body = h("tbody", {});
+  const footer = h("div", {});
+  let cursor = null;
+  const row = (d) => h("tr", { "data-delivery": d.id, "data-status": d.status },
+    h("td", { "data-label": "When", text: fmtDate(d.createdAt) }),
+    h("td", { "data-label": "User", text: d.username }),
+    h("td", { "data-label": "Channel", text: (CHANNELS[d.channel] && CHANNELS[d.channel].title) || d.channel }),
+    h("td", { "data-label": "Event" }, h("code", { text: d.event })),
+    h("td", { "data-label": "Title", text: d.title }),
+    h("td", { "data-label": "Status" }, badge(DELIVERY_BADGE[d.status] || "unknown", d.status),
+      d.collapsed ? h("small", { class: "muted", text: ` +${d.collapsed} folded` }) : null),
+    h("td", { "data-label": "Attempts", text: d.attempts }),
+    h("td", { "data-label": "Details", text: d.lastError || (d.deliveredAt ? `delivered ${fmtDate(d.deliveredAt)}` : d.nextAttemptAt ? `next try ${fmtDate(d.nextAttemptAt)}` : "") }));
+  const load = async (reset) => {
+    mount(footer, loading());
+    try {
+      const { data, meta } = await api("/admin/notifications/deliveries", { query: { status: status.value, channel: channel.value, cursor: reset ? undefined : cursor } });
+      if (reset) body.replaceChildren();
+      body.append(...data.map(row));
+      cursor = meta.nextCursor || null;
+      if (!body.children.length) mount(footer, h("p", { class: "muted", id: "deliveries-empty", text: "No deliveries." }));
+      else mount(footer, cursor ? h("button", { type: "button", id: "deliveries-more", onclick: () => load(false) }, "Load more") : null);
+    } catch (e) {
+      mount(footer, errorBox(e, () => load(reset)));
+    }
+  };
+  status.addEventListener("change", () => load(true));
+  channel.addEventListener("change", () => load(true));
+  load(true);
+  return h("section", { id: "delivery-log" },
+    h("div", { class: "filters" },
+      h("label", { for: "delivery-status" }, "Status"), status,
+      h("label", { for: "delivery-channel" }, "Channel"), channel),
+    h("div", { class: "table-wrap" }, h("table", { class: "table stack-mobile", id: "deliveries-table" },
+      h("thead", {}, h("tr", {}, ["When", "User", "Channel", "Event", "Title", "Status", "Attempts", "Details"].map((t) => h("th", { scope: "col", text: t })))),
+      body)),
+    footer);
+}
+
+async function notifications(panel) {
+  let channels;
+  try {
+    ({ data: channels } = await api("/admin/notifications/channels"));
+  } catch (e) {
+    mount(panel, errorBox(e, () => notifications(panel)));
+    return;
+  }
+  mount(panel,
+    h("h2", { text: "Channels" }),
+    h("p", { class: "muted", text: "Set up how notifications leave MediaNest; each person then picks their own channels and events. \"Send test\" sends one message now with the saved settings." }),
+    h("div", { class: "forms", id: "notification-channels" }, channels.filter((c) => CHANNELS[c.kind]).map(channelCard)),
+    h("h2", { text: "Announcement" }),
+    announcementForm(),
+    h("h2", { text: "Delivery log" }),
+    deliveryLog());
 }
