@@ -2144,3 +2144,138 @@ fn the_demo_routes_email_and_ntfy_to_local_sinks_whose_read_views_show_what_arri
         .unwrap();
     assert_eq!(other.body_mut().read_to_string().unwrap(), "", "per topic");
 }
+
+/// Issue 14's durability check: with the mail server down, three announcements are made; the
+/// server is killed with SIGKILL while their deliveries wait for a retry; the mail server and
+/// the server start again, and each of the three messages arrives exactly once.
+#[test]
+fn notifications_made_while_the_mail_server_is_down_arrive_once_each_after_a_sigkill() {
+    const PASSWORD: &str = "durability-password";
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let smtp_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("medianest.toml");
+    std::fs::write(
+        &config,
+        format!("[admin]\npassword = \"{PASSWORD}\"\n[notifications]\nretry_min_secs = 1\nretry_max_secs = 2\n"),
+    )
+    .unwrap();
+    let config_arg = config.to_string_lossy().into_owned();
+    let mut server = Server::start(&dir, &["--config", &config_arg]);
+    let agent = agent();
+    let (_, login) = json_of(
+        agent
+            .post(&server.url("/api/v1/auth/login"))
+            .header("Content-Type", "application/json")
+            .send(serde_json::json!({"username": "admin", "password": PASSWORD}).to_string())
+            .unwrap(),
+    );
+    let auth = format!("Bearer {}", login["data"]["token"].as_str().unwrap());
+    let log = |server: &Server| {
+        json_of(
+            agent
+                .get(&server.url("/api/v1/admin/notifications/deliveries?channel=email"))
+                .header("Authorization", &auth)
+                .call()
+                .unwrap(),
+        )
+        .1
+    };
+    let send = |server: &Server, method: &str, path: &str, body: serde_json::Value| {
+        let request = ureq::http::Request::builder()
+            .method(method)
+            .uri(server.url(path))
+            .header("Content-Type", "application/json")
+            .header("Authorization", &auth)
+            .body(body.to_string())
+            .unwrap();
+        json_of(agent.run(request).unwrap())
+    };
+    // Email to the admin's own address through a mail server that is not running.
+    let (status, body) = send(
+        &server,
+        "PUT",
+        "/api/v1/admin/notifications/channels/email",
+        serde_json::json!({"enabled": true, "host": "127.0.0.1", "port": smtp_addr.port(),
+            "security": "none", "from": "MediaNest <nest@home.example>"}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = send(
+        &server,
+        "PUT",
+        "/api/v1/me/notifications",
+        serde_json::json!({"channels": {"email": {"enabled": true, "address": "owner@home.example"}}}),
+    );
+    assert_eq!(status, 200, "{body}");
+    for n in 1..=3 {
+        let (status, body) = send(
+            &server,
+            "POST",
+            "/api/v1/admin/announcements",
+            serde_json::json!({"title": format!("Notice {n}"), "message": "The server restarts tonight."}),
+        );
+        assert_eq!(status, 201, "{body}");
+    }
+    // All three tried once and waiting for a retry.
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let log = log(&server);
+        let rows = log["data"].as_array().cloned().unwrap_or_default();
+        if rows.len() == 3
+            && rows
+                .iter()
+                .all(|r| r["status"] == "pending" && r["attempts"].as_i64() >= Some(1))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not tried: {log}\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.kill_hard();
+    drop(server);
+
+    let sink = runtime
+        .block_on(medianest::sim::smtp::SmtpSink::start_with(
+            medianest::sim::smtp::SmtpOptions {
+                addr: Some(smtp_addr),
+                ..Default::default()
+            },
+        ))
+        .unwrap();
+    let server = Server::start(&dir, &["--config", &config_arg]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let log = log(&server);
+        let rows = log["data"].as_array().cloned().unwrap_or_default();
+        if rows.len() == 3 && rows.iter().all(|r| r["status"] == "delivered") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not delivered: {log}\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Nothing is left to send, so nothing more can arrive: each exactly once.
+    let mut subjects: Vec<String> = sink
+        .received()
+        .iter()
+        .map(|m| medianest::sim::smtp::header(&m.data, "subject").unwrap_or_default())
+        .collect();
+    subjects.sort();
+    assert_eq!(
+        subjects,
+        ["Notice 1", "Notice 2", "Notice 3"],
+        "{subjects:?}"
+    );
+    drop(sink);
+}

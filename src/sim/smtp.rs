@@ -72,6 +72,9 @@ pub struct SmtpOptions {
     pub tls: Option<SmtpTls>,
     /// Keep at most this many messages, dropping the oldest (`None`: all of them).
     pub keep: Option<usize>,
+    /// Listen on this address (a mail server started again on its old port); default
+    /// `127.0.0.1:0`.
+    pub addr: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Default)]
@@ -123,7 +126,10 @@ impl SmtpSink {
             Some(tls) => Some((acceptor(&tls.cert_pem, &tls.key_pem)?, tls.mode)),
             None => None,
         };
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let listener = match options.addr {
+            Some(addr) => TcpListener::bind(addr).await?,
+            None => TcpListener::bind(("127.0.0.1", 0)).await?,
+        };
         let addr = listener.local_addr()?;
         let inner = Arc::new(Mutex::new(Inner {
             keep: options.keep,

@@ -264,7 +264,7 @@ mod tests {
                 key_pem: cert.1.clone(),
                 mode,
             }),
-            keep: None,
+            ..SmtpOptions::default()
         })
         .await
         .unwrap()
