@@ -2143,6 +2143,40 @@ fn the_demo_routes_email_and_ntfy_to_local_sinks_whose_read_views_show_what_arri
         .call()
         .unwrap();
     assert_eq!(other.body_mut().read_to_string().unwrap(), "", "per topic");
+
+    // A real event goes the whole way: an announcement reaches the admin's inbox and ntfy topic
+    // through the outbox and the delivery worker.
+    let (status, made) = post(
+        "/api/v1/admin/announcements",
+        json!({"title": "Movie night", "message": "Friday at eight."}),
+    );
+    assert_eq!(status, 201, "{made}");
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let (_, messages) = json_of(agent.get(&format!("{inbox}/messages")).call().unwrap());
+        let mailed = messages["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["subject"] == "Movie night" && m["to"] == json!(["admin@example.com"]));
+        let pushed = agent
+            .get(&format!("{ntfy}/medianest-admin/json?poll=1"))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap()
+            .contains("Movie night");
+        if mailed && pushed {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the announcement did not arrive: {messages}\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Issue 14's durability check: with the mail server down, three announcements are made; the
