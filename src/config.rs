@@ -551,11 +551,25 @@ pub struct PushConfig {
     pub allow_http_endpoints: bool,
     /// Whole-call timeout of one push to a push service, in seconds.
     pub timeout_secs: u64,
+    /// Hosts a subscription's endpoint may name: the browsers' push services. An entry starting
+    /// with a dot allows every name under it.
+    pub endpoint_hosts: Vec<String>,
 }
+
+/// The push services of Chrome and Edge (FCM), Firefox (Mozilla autopush), Safari (Apple) and
+/// the older Edge (WNS).
+pub const PUSH_SERVICE_HOSTS: [&str; 5] = [
+    "fcm.googleapis.com",
+    "android.googleapis.com",
+    ".push.services.mozilla.com",
+    ".push.apple.com",
+    ".notify.windows.com",
+];
 
 impl Default for PushConfig {
     fn default() -> Self {
         Self {
+            endpoint_hosts: PUSH_SERVICE_HOSTS.iter().map(|h| (*h).to_owned()).collect(),
             subject: "mailto:admin@localhost".into(),
             allow_http_endpoints: false,
             timeout_secs: 10,
@@ -811,9 +825,6 @@ impl Config {
         check_http_url(&self.notifications.discord_base_url)
             .or_else(|r| bad("notifications.discord_base_url", &r))?;
         let n = &self.notifications;
-        if n.retry_min_secs == 0 {
-            return bad("notifications.retry_min_secs", "must be at least 1");
-        }
         if n.retry_max_secs < n.retry_min_secs {
             return bad(
                 "notifications.retry_max_secs",
@@ -821,16 +832,35 @@ impl Config {
             );
         }
         // The delivery log's health line reads rows up to two days old as still changing.
+        if !(1..=86_400).contains(&n.retry_min_secs) {
+            return bad(
+                "notifications.retry_min_secs",
+                "must be between 1 and 86400",
+            );
+        }
+        if n.retry_max_secs > 7 * 86_400 {
+            return bad(
+                "notifications.retry_max_secs",
+                "must be at most 604800 (7 days)",
+            );
+        }
+        if n.flap_window_secs > 86_400 {
+            return bad(
+                "notifications.flap_window_secs",
+                "must be at most 86400 (a day)",
+            );
+        }
         if n.give_up_hours == 0 || n.give_up_hours > 48 {
             return bad("notifications.give_up_hours", "must be between 1 and 48");
         }
         if n.max_per_user_hour == 0 {
             return bad("notifications.max_per_user_hour", "must be at least 1");
         }
-        if !(1..=64).contains(&n.per_channel_concurrency) {
+        // Six channels at the most share the blocking pool with the database.
+        if !(1..=8).contains(&n.per_channel_concurrency) {
             return bad(
                 "notifications.per_channel_concurrency",
-                "must be between 1 and 64",
+                "must be between 1 and 8",
             );
         }
         if self.auth.session_hours == 0 {
@@ -1327,6 +1357,8 @@ subject = "mailto:admin@localhost"
 allow_http_endpoints = false
 # Seconds one push to a push service may take (1-60).
 timeout_secs = 10
+# The push services a browser's subscription may point at (a leading dot: any name under it).
+endpoint_hosts = ["fcm.googleapis.com", "android.googleapis.com", ".push.services.mozilla.com", ".push.apple.com", ".notify.windows.com"]
 
 # Service connections, read on first start only; afterwards edit them in the admin pages.
 [services.plex]

@@ -53,6 +53,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0009_notification_prefs",
         include_str!("../../migrations/0009_notification_prefs.sql"),
     ),
+    (
+        10,
+        "0010_notification_deliveries_by_notification",
+        include_str!("../../migrations/0010_notification_deliveries_by_notification.sql"),
+    ),
 ];
 
 /// What a run did.

@@ -770,7 +770,7 @@ mod tests {
     fn subscribe(conn: &Connection, user_id: &str) {
         conn.execute(
             "INSERT INTO push_subscriptions (id, user_id, endpoint, p256dh, auth, created_at)
-             VALUES (?1, ?2, 'https://push.example.com/' || ?1, 'k', 'a', 0)",
+             VALUES (?1, ?2, 'https://fcm.googleapis.com/' || ?1, 'k', 'a', 0)",
             rusqlite::params![format!("sub-{user_id}"), user_id],
         )
         .unwrap();

@@ -36,6 +36,14 @@ use crate::state::AppState;
 const HOUR_MS: i64 = 3600 * 1000;
 /// Longest sleep when nothing is due (a fallback: commits and finished sends wake the worker).
 const IDLE_POLL: Duration = Duration::from_secs(30);
+/// A row `sending` for longer than this was left by a send whose outcome could not be recorded
+/// (every send is bounded far below it): it is tried again.
+const STALE_SENDING_MS: i64 = 10 * 60 * 1000;
+/// Due rows looked at per channel and pass.
+const CANDIDATES: i64 = 256;
+/// Web Push payload texts are cut to fit the push services' 4 kB.
+const PUSH_TITLE_CHARS: usize = 120;
+const PUSH_BODY_CHARS: usize = 600;
 /// Where posters come from (Seerr's `posterPath` is a TMDB image path).
 const TMDB_POSTER_BASE: &str = "https://image.tmdb.org/t/p/w342";
 
@@ -54,7 +62,7 @@ struct Claimed {
 }
 
 /// How one try went.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Tried {
     Delivered,
     /// Nothing to send to any more (channel or device turned off, notification pruned).
@@ -120,6 +128,26 @@ async fn pass(
     in_flight: &InFlight,
 ) -> AppResult<Duration> {
     let config = state.config().notifications.clone();
+    let now = state.clock().now_ms();
+    state
+        .db()
+        .write(move |tx| {
+            let stale = tx
+                .prepare_cached(
+                    "UPDATE notification_deliveries
+                        SET status = 'pending', next_attempt_at = ?1, updated_at = ?1
+                      WHERE status = 'sending' AND updated_at < ?2",
+                )?
+                .execute(rusqlite::params![now, now - STALE_SENDING_MS])?;
+            if stale > 0 {
+                tracing::warn!(
+                    deliveries = stale,
+                    "notification deliveries stuck in sending are tried again"
+                );
+            }
+            Ok(())
+        })
+        .await?;
     for (kind, gate) in gates {
         let room = gate.available_permits();
         if room == 0 {
@@ -150,21 +178,16 @@ async fn pass(
                 .entry(key.clone())
                 .or_insert(0) += 1;
             let state2 = state.clone();
-            let in_flight = in_flight.clone();
+            let guard = Busy {
+                in_flight: in_flight.clone(),
+                key,
+                state: state.clone(),
+            };
             state.spawn_task(async move {
+                // Released (count down, worker woken) however the task ends, a panic included.
+                let _guard = guard;
                 let tried = attempt(&state2, &row, permit).await;
-                if let Err(e) = record(&state2, &row, tried).await {
-                    tracing::error!(delivery = %row.id, error = %e, "cannot record a notification delivery");
-                }
-                let mut busy = in_flight.lock().unwrap_or_else(PoisonError::into_inner);
-                if let Some(n) = busy.get_mut(&key) {
-                    *n -= 1;
-                    if *n == 0 {
-                        busy.remove(&key);
-                    }
-                }
-                drop(busy);
-                state2.events().wake_outbox();
+                record_retrying(&state2, &row, tried).await;
             });
         }
     }
@@ -188,6 +211,49 @@ async fn pass(
     })
 }
 
+/// One delivery's place in the in-flight count; dropping it gives the place back and wakes
+/// the worker.
+struct Busy {
+    in_flight: InFlight,
+    key: (String, &'static str, Option<String>),
+    state: AppState,
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let mut busy = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = busy.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                busy.remove(&self.key);
+            }
+        }
+        drop(busy);
+        self.state.events().wake_outbox();
+    }
+}
+
+/// [`record`], tried a few times: a row whose outcome is not stored would be sent again.
+async fn record_retrying(state: &AppState, row: &Claimed, tried: Tried) {
+    let mut tried = Some(tried);
+    for wait_ms in [0, 200, 1000, 5000] {
+        if wait_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+        }
+        let Some(this) = tried.take() else { return };
+        match record(state, row, this.clone()).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::error!(delivery = %row.id, error = %e, "cannot record a notification delivery");
+                tried = Some(this);
+            }
+        }
+    }
+}
+
 /// In one write transaction: picks up to `room` due rows of `kind` that may go now, marks them
 /// `sending` and returns them; due rows held back by the rate limit or a flap window get their
 /// new time instead.
@@ -208,25 +274,22 @@ fn claim(
               ORDER BY next_attempt_at, id
               LIMIT ?3",
         )?;
-        stmt.query_map(
-            rusqlite::params![now, kind.as_str(), i64::try_from(room * 4).unwrap_or(64)],
-            |r| {
-                Ok((
-                    Claimed {
-                        id: r.get(0)?,
-                        notification_id: r.get(1)?,
-                        user_id: r.get(2)?,
-                        channel: kind,
-                        device: r.get(3)?,
-                        event: r.get(4)?,
-                        collapsed: r.get(6)?,
-                        attempts: r.get(7)?,
-                        created_at: r.get(8)?,
-                    },
-                    r.get::<_, Option<String>>(5)?,
-                ))
-            },
-        )?
+        stmt.query_map(rusqlite::params![now, kind.as_str(), CANDIDATES], |r| {
+            Ok((
+                Claimed {
+                    id: r.get(0)?,
+                    notification_id: r.get(1)?,
+                    user_id: r.get(2)?,
+                    channel: kind,
+                    device: r.get(3)?,
+                    event: r.get(4)?,
+                    collapsed: r.get(6)?,
+                    attempts: r.get(7)?,
+                    created_at: r.get(8)?,
+                },
+                r.get::<_, Option<String>>(5)?,
+            ))
+        })?
         .collect::<rusqlite::Result<Vec<_>>>()?
     };
     let window_ms = i64::try_from(config.flap_window_secs)
@@ -240,19 +303,21 @@ fn claim(
         }
         if let Some(key) = collapse_key {
             let last: Option<i64> = conn
+                // A message of the key still being sent counts as sent now.
                 .prepare_cached(
-                    "SELECT max(delivered_at) FROM notification_deliveries
+                    "SELECT max(CASE WHEN status = 'sending' THEN ?5 ELSE delivered_at END)
+                       FROM notification_deliveries
                       WHERE user_id = ?1 AND channel = ?2 AND collapse_key = ?3
                         AND push_subscription_id IS ?4",
                 )?
                 .query_row(
-                    rusqlite::params![row.user_id, kind.as_str(), key, row.device],
+                    rusqlite::params![row.user_id, kind.as_str(), key, row.device, now],
                     |r| r.get(0),
                 )?;
             if let Some(last) = last
-                && last + window_ms > now
+                && last.saturating_add(window_ms) > now
             {
-                postpone(conn, &row.id, last + window_ms, None, now)?;
+                postpone(conn, &row.id, last.saturating_add(window_ms), None, now)?;
                 continue;
             }
         }
@@ -289,7 +354,22 @@ fn claim(
                 "held back: more than {} messages in an hour to this user on this channel",
                 config.max_per_user_hour
             );
-            postpone(conn, &row.id, at, Some(&reason), now)?;
+            // Every due row of this user on this channel moves at once, so a backlog of one
+            // person never fills the pass and holds up everyone else.
+            conn.prepare_cached(
+                "UPDATE notification_deliveries
+                    SET next_attempt_at = ?5, last_error = ?6, updated_at = ?4
+                  WHERE status = 'pending' AND channel = ?2 AND user_id = ?1
+                    AND push_subscription_id IS ?3 AND next_attempt_at <= ?4",
+            )?
+            .execute(rusqlite::params![
+                row.user_id,
+                kind.as_str(),
+                row.device,
+                now,
+                at,
+                reason
+            ])?;
             continue;
         }
         *mine += 1;
@@ -383,10 +463,19 @@ fn context(
         event: row.event.clone(),
         idempotency_key: row.id.clone(),
     };
+    let active: bool = conn
+        .prepare_cached("SELECT status = 'active' FROM users WHERE id = ?1")?
+        .query_row([&row.user_id], |r| r.get(0))
+        .optional()?
+        .unwrap_or(false);
+    if !active {
+        return Ok(None);
+    }
     let channel = channel_settings::load(conn, row.channel, cipher)?;
     let target = prefs::target(conn, cipher, &row.user_id, row.channel)?;
+    // A browser subscribed again by someone else (a shared computer) is theirs now.
     let device = match &row.device {
-        Some(id) => push::subscriptions::get(conn, id)?,
+        Some(id) => push::subscriptions::get(conn, id)?.filter(|d| d.user_id == row.user_id),
         None => None,
     };
     Ok(Some(Context {
@@ -474,7 +563,11 @@ async fn attempt(
         .await;
     let context = match context {
         Ok(Some(c)) => c,
-        Ok(None) => return Tried::Skipped("the notification no longer exists".into()),
+        Ok(None) => {
+            return Tried::Skipped(
+                "the notification or its user no longer exists, or the account is suspended".into(),
+            );
+        }
         Err(e) => return Tried::Failed(format!("cannot read the delivery: {e}"), Class::Transient),
     };
     if !context.channel.enabled {
@@ -550,8 +643,8 @@ async fn push_to(
     }
     let pusher = Pusher::new(&config, state.data_dir().vapid.clone());
     let push_message = PushMessage {
-        title: message.title.clone(),
-        body: message.body.clone(),
+        title: crate::youtube::ytdlp::truncate_chars(&message.title, PUSH_TITLE_CHARS),
+        body: crate::youtube::ytdlp::truncate_chars(&message.body, PUSH_BODY_CHARS),
         url: Some(links.path(event)),
         icon: Some(format!("{}/icons/icon-192.png", links.base)),
         image: None,
@@ -577,8 +670,12 @@ async fn push_to(
 /// The wait before try number `attempts + 1`: `min * 2^(attempts-1)` capped at `max`, plus up
 /// to a quarter more at random so that many failed rows do not retry in step.
 pub fn backoff_ms(attempts: i64, config: &NotificationsConfig, jitter: f64) -> i64 {
-    let min = i64::try_from(config.retry_min_secs).unwrap_or(60) * 1000;
-    let max = i64::try_from(config.retry_max_secs).unwrap_or(21_600) * 1000;
+    let min = i64::try_from(config.retry_min_secs)
+        .unwrap_or(60)
+        .saturating_mul(1000);
+    let max = i64::try_from(config.retry_max_secs)
+        .unwrap_or(21_600)
+        .saturating_mul(1000);
     let doublings = u32::try_from(attempts.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
     let base = min.saturating_mul(1_i64 << doublings).min(max);
     #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]

@@ -127,7 +127,30 @@ pub fn check_endpoint(raw: &str, config: &PushConfig) -> Result<url::Url, &'stat
     if local && !test_loopback {
         return Err("must be a push service's address, not one on this machine or network");
     }
+    // Only the browsers' push services: a name a user picks could be any host on the home
+    // network (or resolve to one), and the delivery worker posts to it on every event.
+    let known = match url.host() {
+        Some(url::Host::Domain(d)) => is_push_service(d, &config.endpoint_hosts),
+        _ => false,
+    };
+    if !known && !test_loopback {
+        return Err("must be on a browser's push service (push.endpoint_hosts)");
+    }
     Ok(url)
+}
+
+/// Whether `host` is one of `allowed` (an entry starting with `.` allows every name under it).
+pub fn is_push_service(host: &str, allowed: &[String]) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    allowed.iter().any(|entry| {
+        let entry = entry.trim().to_ascii_lowercase();
+        match entry.strip_prefix('.') {
+            Some(parent) => host
+                .strip_suffix(parent)
+                .is_some_and(|rest| rest.len() > 1 && rest.ends_with('.')),
+            None => !entry.is_empty() && host == entry,
+        }
+    })
 }
 
 fn is_public(ip: IpAddr) -> bool {
@@ -430,6 +453,31 @@ pub async fn delete_push_subscription(
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+
+    #[test]
+    fn only_the_browsers_push_services_are_endpoints() {
+        let allowed = crate::config::PushConfig::default().endpoint_hosts;
+        for good in [
+            "fcm.googleapis.com",
+            "FCM.googleapis.com.",
+            "updates.push.services.mozilla.com",
+            "web.push.apple.com",
+            "wns2-by3p.notify.windows.com",
+        ] {
+            assert!(is_push_service(good, &allowed), "{good}");
+        }
+        for bad in [
+            "googleapis.com",
+            "evil.googleapis.com",
+            "push.apple.com",
+            "xpush.apple.com",
+            "web.push.apple.com.example.net",
+            "nas.lan",
+        ] {
+            assert!(!is_push_service(bad, &allowed), "{bad}");
+        }
+    }
+
     use super::*;
 
     fn config(allow_http: bool) -> PushConfig {
@@ -451,8 +499,8 @@ mod tests {
             "https://192.168.1.1/x",
             "https://[::1]/x",
             "https://localhost/x",
-            "https://user:pw@push.example.com/x",
-            "ftp://push.example.com/x",
+            "https://user:pw@fcm.googleapis.com/x",
+            "ftp://fcm.googleapis.com/x",
             "not a url",
         ] {
             assert!(check_endpoint(bad, &c).is_err(), "{bad}");
@@ -460,6 +508,6 @@ mod tests {
         let allowed = config(true);
         assert!(check_endpoint("http://127.0.0.1:9/x", &allowed).is_ok());
         assert!(check_endpoint("http://192.168.1.1/x", &allowed).is_err());
-        assert!(check_endpoint("http://push.example.com/x", &allowed).is_err());
+        assert!(check_endpoint("http://fcm.googleapis.com/x", &allowed).is_err());
     }
 }

@@ -178,7 +178,7 @@ const MATRIX: &[(&str, &str, [Want; 4])] = &[
 ];
 
 /// A browser's `PushSubscription` (a real P-256 point; the endpoint is never called).
-const PUSH_SUBSCRIPTION: &str = r#"{"endpoint":"https://push.example.com/send/authz","expirationTime":null,"keys":{"p256dh":"BLn9b-VR0ca83knDNZ32dCHGyjJp-1riX9ZTN40MqV8K_LpQmLqxC_DoHvqvFXO_nGdAB4W9dogZb_sM-uV4JbY","auth":"_ordMnz7uTCmrpBTeUV4Bw"}}"#;
+const PUSH_SUBSCRIPTION: &str = r#"{"endpoint":"https://fcm.googleapis.com/send/authz","expirationTime":null,"keys":{"p256dh":"BLn9b-VR0ca83knDNZ32dCHGyjJp-1riX9ZTN40MqV8K_LpQmLqxC_DoHvqvFXO_nGdAB4W9dogZb_sM-uV4JbY","auth":"_ordMnz7uTCmrpBTeUV4Bw"}}"#;
 
 fn route_key(route: &RouteInfo) -> String {
     format!("{} {}", route.method, route.path)
@@ -303,7 +303,7 @@ impl Fixture {
                 tx.execute(
                     "INSERT INTO push_subscriptions (id, user_id, endpoint, p256dh, auth,
                                                      created_at)
-                     VALUES (?1, ?2, 'https://push.example.com/send/fixture', 'k', 'a', ?3)",
+                     VALUES (?1, ?2, 'https://fcm.googleapis.com/send/fixture', 'k', 'a', ?3)",
                     rusqlite::params![push_subscription, owner, support::START_MS],
                 )?;
                 Ok(())

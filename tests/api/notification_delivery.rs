@@ -517,9 +517,13 @@ async fn the_rate_limit_holds_messages_back_and_service_flaps_fold_into_one() {
         w.t.clock.advance(60_000);
         w.notify(&w.admin_id, kind, title, plex.clone()).await;
     }
+    let window_end = first_sent + 15 * 60 * 1000;
     w.wait_for(
-        "the rest waiting as one",
-        "collapse_key = 'service:plex' AND status = 'pending' AND collapsed = 2",
+        "the rest waiting as one until the window ends",
+        &format!(
+            "collapse_key = 'service:plex' AND status = 'pending' AND collapsed = 2 \
+             AND next_attempt_at = {window_end}"
+        ),
         1,
     )
     .await;
@@ -617,5 +621,25 @@ async fn a_channel_the_admin_turns_off_skips_what_waits_and_others_are_never_enq
         .await;
     w.start_worker();
     w.wait_for("skipped", "status = 'skipped'", 1).await;
+    assert!(w.ntfy.received().is_empty());
+
+    // A suspended account gets nothing more, even what was already waiting.
+    w.channel("ntfy", json!({"enabled": true, "url": w.ntfy.url()}))
+        .await;
+    w.notify(&w.user_id, "announcement", "Two", json!({})).await;
+    let user = w.user_id.clone();
+    w.t.state
+        .db()
+        .write(move |tx| {
+            tx.execute(
+                "UPDATE users SET status = 'suspended' WHERE id = ?1",
+                [&user],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    w.t.state.events().wake_outbox();
+    w.wait_for("skipped too", "status = 'skipped'", 2).await;
     assert!(w.ntfy.received().is_empty());
 }

@@ -147,7 +147,7 @@ async fn the_defaults_are_email_to_the_account_and_push_to_subscribed_devices() 
     w.admin_enables(&["email", "webpush", "ntfy"]).await;
     let r = call("POST", "/api/v1/me/push-subscriptions")
         .bearer(&w.ann)
-        .json(json!({"endpoint": "https://push.example.com/send/ann", "expirationTime": null,
+        .json(json!({"endpoint": "https://fcm.googleapis.com/send/ann", "expirationTime": null,
             "keys": {"p256dh": "BLn9b-VR0ca83knDNZ32dCHGyjJp-1riX9ZTN40MqV8K_LpQmLqxC_DoHvqvFXO_nGdAB4W9dogZb_sM-uV4JbY",
                      "auth": "_ordMnz7uTCmrpBTeUV4Bw"}}))
         .send(&w.app)

@@ -71,11 +71,11 @@ async fn subscriptions_are_validated_field_by_field() {
     let cases = [
         (subscription("not a url", P256DH, AUTH), "endpoint"),
         (
-            subscription("ftp://push.example.com/x", P256DH, AUTH),
+            subscription("ftp://fcm.googleapis.com/x", P256DH, AUTH),
             "endpoint",
         ),
         (
-            subscription("http://push.example.com/x", P256DH, AUTH),
+            subscription("http://fcm.googleapis.com/x", P256DH, AUTH),
             "endpoint",
         ),
         // http to loopback needs push.allow_http_endpoints; https to the home network never.
@@ -87,25 +87,38 @@ async fn subscriptions_are_validated_field_by_field() {
             subscription("https://192.168.1.10/x", P256DH, AUTH),
             "endpoint",
         ),
+        // A name on the home network (or resolving to it) is not a push service.
         (
-            subscription("https://push.example.com/x", &P256DH[..40], AUTH),
+            subscription(
+                "https://ha.home.example.com:8123/api/webhook/x",
+                P256DH,
+                AUTH,
+            ),
+            "endpoint",
+        ),
+        (
+            subscription("https://evil-push.apple.com.example.net/x", P256DH, AUTH),
+            "endpoint",
+        ),
+        (
+            subscription("https://fcm.googleapis.com/x", &P256DH[..40], AUTH),
             "keys.p256dh",
         ),
         // 65 bytes but not a point on the curve.
         (
             subscription(
-                "https://push.example.com/x",
+                "https://fcm.googleapis.com/x",
                 &URL_SAFE_NO_PAD.encode([4u8; 65]),
                 AUTH,
             ),
             "keys.p256dh",
         ),
         (
-            subscription("https://push.example.com/x", P256DH, "c2hvcnQ"),
+            subscription("https://fcm.googleapis.com/x", P256DH, "c2hvcnQ"),
             "keys.auth",
         ),
         (
-            subscription("https://push.example.com/x", P256DH, "not base64!"),
+            subscription("https://fcm.googleapis.com/x", P256DH, "not base64!"),
             "keys.auth",
         ),
     ];
@@ -117,7 +130,7 @@ async fn subscriptions_are_validated_field_by_field() {
             "{body}: {error}"
         );
     }
-    let missing = post(json!({"endpoint": "https://push.example.com/x"}))
+    let missing = post(json!({"endpoint": "https://fcm.googleapis.com/x"}))
         .send(&app)
         .await;
     assert_error(&missing, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
@@ -142,7 +155,7 @@ async fn users_list_and_delete_only_their_own_subscriptions() {
     let app = t.router();
     let (alice_id, alice) = user_token(&t, "alice").await;
     let (_, bob) = user_token(&t, "bob").await;
-    let body = subscription("https://push.example.com/send/phone", P256DH, AUTH);
+    let body = subscription("https://fcm.googleapis.com/send/phone", P256DH, AUTH);
     let first = call("POST", SUBS_PATH)
         .bearer(&alice)
         .header("user-agent", "Firefox on the phone")
@@ -168,7 +181,7 @@ async fn users_list_and_delete_only_their_own_subscriptions() {
     let rows = list.as_array().unwrap();
     assert_eq!(rows.len(), 1, "{list}");
     assert_eq!(rows[0]["id"], id.as_str());
-    assert_eq!(rows[0]["service"], "push.example.com");
+    assert_eq!(rows[0]["service"], "fcm.googleapis.com");
     let text = list.to_string();
     assert!(!text.contains(P256DH) && !text.contains(AUTH) && !text.contains("/send/phone"));
 
@@ -196,7 +209,7 @@ async fn a_user_keeps_at_most_the_cap_of_subscriptions() {
     let app = t.router();
     let (_, token) = user_token(&t, "alice").await;
     for i in 0..subscriptions::MAX_PER_USER {
-        let body = subscription(&format!("https://push.example.com/s/{i}"), P256DH, AUTH);
+        let body = subscription(&format!("https://fcm.googleapis.com/s/{i}"), P256DH, AUTH);
         let r = call("POST", SUBS_PATH)
             .bearer(&token)
             .json(body)
@@ -204,7 +217,7 @@ async fn a_user_keeps_at_most_the_cap_of_subscriptions() {
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     }
-    let body = subscription("https://push.example.com/s/one-more", P256DH, AUTH);
+    let body = subscription("https://fcm.googleapis.com/s/one-more", P256DH, AUTH);
     let r = call("POST", SUBS_PATH)
         .bearer(&token)
         .json(body)
@@ -212,7 +225,7 @@ async fn a_user_keeps_at_most_the_cap_of_subscriptions() {
         .await;
     assert_error(&r, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
     // Renewing one already held is still fine.
-    let body = subscription("https://push.example.com/s/0", P256DH, AUTH);
+    let body = subscription("https://fcm.googleapis.com/s/0", P256DH, AUTH);
     let r = call("POST", SUBS_PATH)
         .bearer(&token)
         .json(body)
@@ -227,7 +240,11 @@ async fn a_browser_subscribing_under_another_account_moves_to_it() {
     let app = t.router();
     let (_, alice) = user_token(&t, "alice").await;
     let (_, bob) = user_token(&t, "bob").await;
-    let body = subscription("https://push.example.com/send/shared-tablet", P256DH, AUTH);
+    let body = subscription(
+        "https://fcm.googleapis.com/send/shared-tablet",
+        P256DH,
+        AUTH,
+    );
     let first = call("POST", SUBS_PATH)
         .bearer(&alice)
         .json(body.clone())

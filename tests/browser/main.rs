@@ -1174,7 +1174,7 @@ fn push_devices_are_listed_and_removed_and_a_refusal_is_explained() {
         "POST",
         "/me/push-subscriptions",
         &alice,
-        Some(json!({"endpoint": "https://push.example.com/send/alice-phone", "expirationTime": null,
+        Some(json!({"endpoint": "https://fcm.googleapis.com/send/alice-phone", "expirationTime": null,
             "keys": {"p256dh": "BLn9b-VR0ca83knDNZ32dCHGyjJp-1riX9ZTN40MqV8K_LpQmLqxC_DoHvqvFXO_nGdAB4W9dogZb_sM-uV4JbY",
                      "auth": "_ordMnz7uTCmrpBTeUV4Bw"}})),
     );
