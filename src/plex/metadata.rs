@@ -118,8 +118,9 @@ fn has_control(text: &str, multiline: bool) -> bool {
         .any(|c| c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t')))
 }
 
-/// `YYYY-MM-DD`, a real calendar date.
-fn is_date(text: &str) -> bool {
+/// Whether `text` is a date as PMS's `originallyAvailableAt` holds it: `YYYY-MM-DD`, a real
+/// calendar date.
+pub fn is_date(text: &str) -> bool {
     let format = time::macros::format_description!("[year]-[month]-[day]");
     text.len() == 10 && time::Date::parse(text, format).is_ok()
 }
@@ -411,7 +412,7 @@ mod tests {
         let xml = gateway
             .send(
                 crate::integrations::upstream::Request::get(url).header("X-Plex-Token", token),
-                |r| crate::integrations::upstream::read_text(r),
+                crate::integrations::upstream::read_text,
             )
             .await
             .unwrap();

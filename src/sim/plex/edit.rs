@@ -25,6 +25,7 @@ use serde_json::json;
 use super::library::{FakeItem, Library, bad_request, container, kind_of_type, not_found, params};
 use super::{Shared, escape, wants_json};
 use crate::integrations::plex::is_plex_key;
+use crate::plex::metadata::is_date;
 
 /// The fields the fake lets an edit set and lock.
 const FIELDS: [&str; 3] = ["title", "summary", "originallyAvailableAt"];
@@ -36,12 +37,12 @@ struct Edits {
     locks: Vec<(&'static str, bool)>,
 }
 
-/// Reads `{field}.value` and `{field}.locked` from the query; `None` (a 400) for a field the
-/// fake does not model, a `locked` other than `0`/`1`, an empty title or a date that is not
-/// `YYYY-MM-DD`.
-fn read_edits(query: &HashMap<String, String>) -> Option<Edits> {
+/// Reads `{field}.value` and `{field}.locked` from the query's pairs, in their order; `None` (a
+/// 400) for a field the fake does not model, a `locked` other than `0`/`1`, an empty title or a
+/// date that is not `YYYY-MM-DD`.
+fn read_edits(query: Option<&str>) -> Option<Edits> {
     let mut edits = Edits::default();
-    for (name, value) in query {
+    for (name, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         let Some((field, what)) = name.rsplit_once('.') else {
             continue;
         };
@@ -50,18 +51,18 @@ fn read_edits(query: &HashMap<String, String>) -> Option<Edits> {
         }
         let field = FIELDS.into_iter().find(|f| *f == field)?;
         if what == "locked" {
-            edits.locks.push((field, parse_lock(value)?));
+            edits.locks.push((field, parse_lock(&value)?));
             continue;
         }
         let fits = match field {
             "title" => !value.trim().is_empty(),
-            "originallyAvailableAt" => value.is_empty() || is_date(value),
+            "originallyAvailableAt" => value.is_empty() || is_date(&value),
             _ => true,
         };
         if !fits {
             return None;
         }
-        edits.values.push((field, value.clone()));
+        edits.values.push((field, value.into_owned()));
     }
     Some(edits)
 }
@@ -72,12 +73,6 @@ fn parse_lock(value: &str) -> Option<bool> {
         "0" => Some(false),
         _ => None,
     }
-}
-
-/// `YYYY-MM-DD`, a real calendar date.
-fn is_date(value: &str) -> bool {
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    value.len() == 10 && time::Date::parse(value, format).is_ok()
 }
 
 impl Edits {
@@ -117,9 +112,9 @@ fn type_fits(query: &HashMap<String, String>, kind: &str) -> bool {
 pub(super) async fn edit_item(
     State(shared): State<Arc<Shared>>,
     UrlPath(rating_key): UrlPath<String>,
-    RawQuery(query): RawQuery,
+    RawQuery(raw): RawQuery,
 ) -> Response {
-    let query = params(query.as_deref());
+    let query = params(raw.as_deref());
     if !is_plex_key(&rating_key) {
         return bad_request();
     }
@@ -128,7 +123,8 @@ pub(super) async fn edit_item(
         return not_found();
     };
     let id_fits = query.get("id").is_none_or(|id| *id == rating_key);
-    let Some(edits) = read_edits(&query).filter(|_| id_fits && type_fits(&query, &item.kind))
+    let Some(edits) =
+        read_edits(raw.as_deref()).filter(|_| id_fits && type_fits(&query, &item.kind))
     else {
         return bad_request();
     };
@@ -143,9 +139,9 @@ pub(super) async fn edit_item(
 pub(super) async fn edit_section_items(
     State(shared): State<Arc<Shared>>,
     UrlPath(section_key): UrlPath<String>,
-    RawQuery(query): RawQuery,
+    RawQuery(raw): RawQuery,
 ) -> Response {
-    let query = params(query.as_deref());
+    let query = params(raw.as_deref());
     let mut state = shared.lock();
     let library = &mut state.library;
     if library.section_kind(&section_key).is_none() {
@@ -153,7 +149,7 @@ pub(super) async fn edit_section_items(
     }
     let (Some(kind), Some(edits)) = (
         query.get("type").and_then(|t| kind_of_type(t)),
-        read_edits(&query),
+        read_edits(raw.as_deref()),
     ) else {
         return bad_request();
     };
@@ -260,22 +256,22 @@ fn item_xml(item: &FakeItem, section_id: u64) -> String {
 mod tests {
     use super::*;
 
-    fn query(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+    fn edits(pairs: &[(&str, &str)]) -> Option<Edits> {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        query.extend_pairs(pairs);
+        read_edits(Some(&query.finish()))
     }
 
     #[test]
     fn edits_are_checked_before_any_is_applied() {
-        let ok = read_edits(&query(&[
+        let ok = edits(&[
             ("type", "4"),
             ("title.value", "A & B"),
             ("title.locked", "1"),
             ("originallyAvailableAt.value", "2024-02-29"),
-        ]))
+        ])
         .unwrap();
+        assert_eq!(ok.values[0], ("title", "A & B".to_owned()));
         assert_eq!(ok.values.len(), 2);
         assert_eq!(ok.locks, [("title", true)]);
         for bad in [
@@ -286,14 +282,10 @@ mod tests {
             [("originallyAvailableAt.value", "2023-02-29")],
             [("originallyAvailableAt.value", "24-1-1")],
         ] {
-            assert!(read_edits(&query(&bad)).is_none(), "{bad:?}");
+            assert!(edits(&bad).is_none(), "{bad:?}");
         }
         // An empty summary or date clears it, as python-plexapi sends `value or ''`.
-        let clear = read_edits(&query(&[
-            ("summary.value", ""),
-            ("originallyAvailableAt.value", ""),
-        ]))
-        .unwrap();
+        let clear = edits(&[("summary.value", ""), ("originallyAvailableAt.value", "")]).unwrap();
         assert_eq!(clear.values.len(), 2);
     }
 
@@ -314,13 +306,11 @@ mod tests {
             locked: Vec::new(),
             updated_at: 5,
         };
-        let lock = read_edits(&query(&[("title.locked", "1"), ("summary.locked", "1")])).unwrap();
+        let lock = edits(&[("title.locked", "1"), ("summary.locked", "1")]).unwrap();
         lock.apply(&mut item);
         lock.apply(&mut item);
         assert_eq!(item.locked.len(), 2);
-        read_edits(&query(&[("title.locked", "0")]))
-            .unwrap()
-            .apply(&mut item);
+        edits(&[("title.locked", "0")]).unwrap().apply(&mut item);
         assert_eq!(item.locked, ["summary"]);
         assert_eq!(item.updated_at, 8);
         let xml = item_xml(&item, 1);
