@@ -1,7 +1,7 @@
 //! Writing what MediaNest knows about a downloaded video into Plex: an item's title, summary
 //! and date, set and locked so an agent refresh does not undo them ([`edit_metadata`]); the
-//! item a scan made of a file ([`find_item_by_file`]); and a collection that is created on first
-//! use and extended afterwards ([`ensure_collection`]).
+//! items a scan made of files ([`find_items_by_files`], [`find_item_by_file`]); and a collection
+//! that is created on first use and extended afterwards ([`ensure_collection`]).
 //!
 //! Every call goes through [`PlexServer`]: its agent, base URL, `X-Plex-Token` header (never in
 //! the URL, so never in a log line), timeout, breaker and error mapping, with the blocking
@@ -176,23 +176,55 @@ fn no_item(rating_key: &str) -> AppError {
 }
 
 /// The item of the section whose media file is `file` (PMS's path, compared exactly), if a
-/// scan has made one. Reads the items under the file's folder the way the download hand-off
-/// does ([`PlexServer::items_under`]: episodes in a show library, paged). `NOT_FOUND` for an
-/// unknown section.
+/// scan has made one: [`find_items_by_files`] for one file.
 pub async fn find_item_by_file(
     server: &PlexServer,
     section_key: &str,
     file: &str,
 ) -> AppResult<Option<PlexMetadata>> {
-    let folder = match file.rfind(['/', '\\']) {
-        Some(0) => &file[..1],
-        Some(at) => &file[..at],
-        None => return Err(AppError::validation([("file", "must be an absolute path")])),
-    };
-    let items = server.items_under(section_key, folder).await?;
-    Ok(items
-        .into_iter()
-        .find(|item| item.files.iter().any(|f| f == file)))
+    let mut found = find_items_by_files(server, section_key, &[file.to_owned()]).await?;
+    Ok(found.pop().flatten())
+}
+
+/// For each of `files` (PMS's paths, compared exactly), the section's item whose media file it
+/// is, if a scan has made one; in the order of `files`. The items are read once per folder the
+/// files are in, the way the download hand-off reads them ([`PlexServer::items_under`]:
+/// episodes in a show library, paged), so a batch of new files from one season costs one pass.
+/// A validation error for a path without a folder; `NOT_FOUND` for an unknown section.
+pub async fn find_items_by_files(
+    server: &PlexServer,
+    section_key: &str,
+    files: &[String],
+) -> AppResult<Vec<Option<PlexMetadata>>> {
+    let mut folders: Vec<&str> = Vec::new();
+    for file in files {
+        let folder = folder_of(file)
+            .ok_or_else(|| AppError::validation([("file", "must be an absolute path")]))?;
+        if !folders.contains(&folder) {
+            folders.push(folder);
+        }
+    }
+    let mut items = Vec::new();
+    for folder in folders {
+        items.extend(server.items_under(section_key, folder).await?);
+    }
+    Ok(files
+        .iter()
+        .map(|file| {
+            items
+                .iter()
+                .find(|item| item.files.iter().any(|f| f == file))
+                .cloned()
+        })
+        .collect())
+}
+
+/// The folder `file` is in (`/` for a file at the root), or `None` when it names none.
+fn folder_of(file: &str) -> Option<&str> {
+    match file.rfind(['/', '\\'])? {
+        0 => Some(&file[..1]),
+        at => Some(&file[..at]),
+    }
 }
 
 /// Puts `items` (all of one type, from the section) into the section's collection `title` and
@@ -544,6 +576,38 @@ mod tests {
                 .code(),
             ErrorCode::ValidationError
         );
+    }
+
+    #[tokio::test]
+    async fn files_are_matched_to_items_with_one_read_per_folder() {
+        let (fake, plex) = server().await;
+        let (dir, section, items) = scanned(&fake, &plex, &["a [aaa].mp4", "b [bbb].mp4"]).await;
+        let season = dir.path().join("Channel/Season 2024");
+        let path = |name: &str| season.join(name).to_string_lossy().into_owned();
+        let reads = fake.requests("GET /library/sections/{key}/all");
+        let found = find_items_by_files(
+            &plex,
+            &section,
+            &[path("b [bbb].mp4"), path("zzz.mp4"), path("a [aaa].mp4")],
+        )
+        .await
+        .unwrap();
+        let keys: Vec<Option<&str>> = found
+            .iter()
+            .map(|i| i.as_ref().map(|i| i.rating_key.as_str()))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                Some(items[1].rating_key.as_str()),
+                None,
+                Some(items[0].rating_key.as_str())
+            ]
+        );
+        assert_eq!(fake.requests("GET /library/sections/{key}/all"), reads + 1);
+        assert_eq!(folder_of("/a.mp4"), Some("/"));
+        assert_eq!(folder_of("D:\\yt\\a.mp4"), Some("D:\\yt"));
+        assert_eq!(folder_of("a.mp4"), None);
     }
 
     #[tokio::test]
