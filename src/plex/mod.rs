@@ -10,6 +10,7 @@
 
 pub mod cache;
 mod image;
+pub mod metadata;
 pub mod view;
 
 use std::collections::HashMap;

@@ -30,7 +30,7 @@ use crate::integrations::upstream::{
 /// The display name in client messages ("Plex did not answer in time.").
 pub const SERVICE_NAME: &str = "Plex";
 
-pub use handoff::is_under;
+pub use handoff::{is_under, search_type};
 pub use library::{is_image_path, is_plex_key};
 pub use model::{ItemsPage, PlexImage, PlexMetadata, PlexSection, PlexServerInfo};
 

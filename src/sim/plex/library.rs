@@ -61,6 +61,12 @@ pub struct FakeItem {
     pub view_count: Option<i64>,
     /// The media file (PMS's path), if the item has one.
     pub file: Option<String>,
+    /// `YYYY-MM-DD`, once an edit set it.
+    pub originally_available_at: Option<String>,
+    /// The fields an edit locked (`title`, `summary`, ...), in the order they were locked.
+    pub locked: Vec<String>,
+    /// `updatedAt`: `addedAt`, moved on by each edit.
+    pub updated_at: i64,
 }
 
 /// An item to add with [`super::FakePlexServer::add_item`]; fields left `None` are left out of
@@ -206,6 +212,9 @@ impl Library {
             added_at,
             view_count: item.view_count,
             file: item.file,
+            originally_available_at: None,
+            locked: Vec::new(),
+            updated_at: added_at,
         });
         Some(rating_key)
     }
@@ -266,8 +275,26 @@ impl Library {
         self.sections.iter().find(|s| s.key == key)
     }
 
-    fn item(&self, rating_key: &str) -> Option<&FakeItem> {
+    pub(super) fn item(&self, rating_key: &str) -> Option<&FakeItem> {
         self.items.iter().find(|i| i.rating_key == rating_key)
+    }
+
+    pub(super) fn item_mut(&mut self, rating_key: &str) -> Option<&mut FakeItem> {
+        self.items.iter_mut().find(|i| i.rating_key == rating_key)
+    }
+
+    /// A section's type (`movie`, `show`), if there is such a section.
+    pub(super) fn section_kind(&self, key: &str) -> Option<&str> {
+        self.section(key).map(|s| s.kind.as_str())
+    }
+
+    /// The rating keys of a section's items of type `kind`, in the order they were added.
+    pub(super) fn keys_of(&self, section_key: &str, kind: &str) -> Vec<String> {
+        self.items
+            .iter()
+            .filter(|i| i.section_key == section_key && i.kind == kind)
+            .map(|i| i.rating_key.clone())
+            .collect()
     }
 
     fn collection_mut(&mut self, rating_key: &str) -> Option<&mut FakeCollection> {
@@ -335,7 +362,7 @@ impl Library {
         }
     }
 
-    fn item_json(&self, item: &FakeItem) -> Value {
+    pub(super) fn item_json(&self, item: &FakeItem) -> Value {
         let section = self.section(&item.section_key);
         let mut json = json!({
             "ratingKey": item.rating_key,
@@ -346,13 +373,17 @@ impl Library {
             "thumb": format!("/library/metadata/{}/thumb/{}", item.rating_key, item.added_at),
             "art": format!("/library/metadata/{}/art/{}", item.rating_key, item.added_at),
             "addedAt": item.added_at,
-            "updatedAt": item.added_at,
+            "updatedAt": item.updated_at,
             "librarySectionID": item.section_key.parse::<u64>().unwrap_or(0),
             "librarySectionTitle": section.map(|s| s.title.clone()),
         });
         let optional = [
             ("year", item.year.map(Value::from)),
             ("summary", item.summary.clone().map(Value::from)),
+            (
+                "originallyAvailableAt",
+                item.originally_available_at.clone().map(Value::from),
+            ),
             ("duration", item.duration_ms.map(Value::from)),
             ("viewCount", item.view_count.map(Value::from)),
         ];
@@ -371,6 +402,15 @@ impl Library {
         }
         if item.kind == "movie" {
             json["Genre"] = json!([{"tag": "Drama"}]);
+        }
+        // Locked fields, as PMS lists them (`pkkid/python-plexapi` `plexapi/media.py` `Field`:
+        // `locked` and `name`; `plexapi/base.py` `isLocked` reads them).
+        if !item.locked.is_empty() {
+            json["Field"] = item
+                .locked
+                .iter()
+                .map(|name| json!({"locked": true, "name": name}))
+                .collect();
         }
         json
     }
@@ -404,7 +444,7 @@ impl Library {
 }
 
 /// `{"MediaContainer": {...}}` with `fields`, and `Metadata` only when there is any.
-fn container(mut fields: Value, metadata: Vec<Value>) -> Response {
+pub(super) fn container(mut fields: Value, metadata: Vec<Value>) -> Response {
     fields["size"] = json!(metadata.len());
     if !metadata.is_empty() {
         fields["Metadata"] = Value::Array(metadata);
@@ -413,7 +453,7 @@ fn container(mut fields: Value, metadata: Vec<Value>) -> Response {
 }
 
 /// The query's parameters, decoded.
-fn params(query: Option<&str>) -> HashMap<String, String> {
+pub(super) fn params(query: Option<&str>) -> HashMap<String, String> {
     url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
         .into_owned()
         .collect()
@@ -443,11 +483,11 @@ fn window<T: Clone>(all: &[T], start: usize, size: Option<usize>) -> Vec<T> {
         .collect()
 }
 
-fn not_found() -> Response {
+pub(super) fn not_found() -> Response {
     html_error(StatusCode::NOT_FOUND)
 }
 
-fn bad_request() -> Response {
+pub(super) fn bad_request() -> Response {
     html_error(StatusCode::BAD_REQUEST)
 }
 
@@ -691,7 +731,7 @@ fn uri_items(uri: &str, machine: &str) -> Option<Vec<String>> {
 
 /// The item type a PMS type number stands for (`pkkid/python-plexapi` `plexapi/utils.py`
 /// `SEARCHTYPES`: 1 movie, 2 show, 3 season, 4 episode), for the types the fake has.
-fn kind_of_type(number: &str) -> Option<&'static str> {
+pub(super) fn kind_of_type(number: &str) -> Option<&'static str> {
     match number {
         "1" => Some("movie"),
         "2" => Some("show"),

@@ -2,13 +2,15 @@
 //! the client sends `Accept: application/json` and in XML otherwise, as PMS does; every other
 //! path wants the server token in `X-Plex-Token` (header or query) and answers PMS's HTML 401
 //! page without it. Behind the token sits a small library ([`library`]): sections, items with
-//! thumbs, collections, images, search, recently added, and scans of real folders on disk.
+//! thumbs, collections, images, search, recently added, scans of real folders on disk, and
+//! metadata edits that set and lock an item's fields ([`edit`]).
 //!
 //! A test or the demo steers it through [`FakePlexServer`]'s methods: the machine identifier, the
 //! server token, the library's content, and (from the [`SimServer`] harness) injected failures
 //! and latency and per-endpoint request counts. State sits behind a `std` mutex that is never
 //! held across an `.await`.
 
+mod edit;
 mod library;
 
 use std::ops::Deref;
@@ -204,6 +206,11 @@ impl FakePlexServer {
         self.shared.lock().library.items(section_key)
     }
 
+    /// One item by its rating key, with what edits set and locked.
+    pub fn item(&self, rating_key: &str) -> Option<FakeItem> {
+        self.shared.lock().library.item(rating_key).cloned()
+    }
+
     /// Every collection with its items, in the order they were made (by tests or by clients).
     pub fn collections(&self) -> Vec<FakeCollection> {
         self.shared.lock().library.collections()
@@ -236,7 +243,10 @@ fn router(shared: Arc<Shared>, traffic: Arc<Traffic<Fault>>) -> Router {
         .route(IDENTITY, get(identity))
         .route("/", get(capabilities))
         .route("/library/sections", get(library::sections))
-        .route("/library/sections/{key}/all", get(library::section_all))
+        .route(
+            "/library/sections/{key}/all",
+            get(library::section_all).put(edit::edit_section_items),
+        )
         .route("/library/sections/{key}/refresh", get(library::refresh))
         .route(
             "/library/sections/{key}/collections",
@@ -253,6 +263,10 @@ fn router(shared: Arc<Shared>, traffic: Arc<Traffic<Fault>>) -> Router {
         .route(
             "/library/collections/{key}/items",
             put(library::add_collection_items),
+        )
+        .route(
+            "/library/metadata/{key}",
+            get(edit::get_item).put(edit::edit_item),
         )
         .route("/library/metadata/{key}/thumb/{at}", get(image))
         .route("/library/metadata/{key}/art/{at}", get(image))
