@@ -10,6 +10,7 @@
 //! Handlers never run yt-dlp for a download: they write rows and wake the workers.
 
 pub mod handoff;
+pub mod listing;
 pub mod perms;
 pub mod url;
 pub mod worker;
