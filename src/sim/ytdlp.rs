@@ -1131,9 +1131,7 @@ impl Sim {
                 let d = t.date();
                 format!("{:04}{:02}{:02}", d.year(), u8::from(d.month()), d.day())
             });
-        let marked = sponsor
-            .filter(|s| s["mark"].as_array().is_some_and(|m| !m.is_empty()))
-            .map(|s| s["chapters"].clone());
+        let marked = sponsor.and_then(marked_chapters);
         let info = serde_json::json!({
             "id": video.id, "title": video.title, "fulltitle": video.title,
             "description": format!("The description of {}.", video.id),
@@ -1239,6 +1237,55 @@ impl Sim {
         }
         Some(child)
     }
+}
+
+/// The chapters `--sponsorblock-mark` gives a 60-second video: yt-dlp/yt-dlp
+/// yt_dlp/postprocessor/modify_chapters.py `_remove_marked_arrange_sponsors` fills the gaps with
+/// `<Untitled Chapter N>` and titles each marked segment with `--sponsorblock-chapter-title`
+/// (default `[SponsorBlock]: %(category_names)l`). `None` when nothing is marked.
+fn marked_chapters(sponsor: &serde_json::Value) -> Option<serde_json::Value> {
+    let mark: Vec<&str> = sponsor["mark"]
+        .as_array()?
+        .iter()
+        .filter_map(serde_json::Value::as_str)
+        .collect();
+    if mark.is_empty() {
+        return None;
+    }
+    let is_marked = |cat: &str| {
+        !mark.iter().any(|m| m.strip_prefix('-') == Some(cat))
+            && mark
+                .iter()
+                .any(|m| *m == cat || *m == "all" || *m == "default")
+    };
+    let mut out = Vec::new();
+    let mut at = 0.0;
+    let mut untitled = 0;
+    let mut gap = |out: &mut Vec<serde_json::Value>, from: f64, to: f64| {
+        if to > from {
+            untitled += 1;
+            out.push(serde_json::json!({"start_time": from, "end_time": to,
+                "title": format!("<Untitled Chapter {untitled}>")}));
+        }
+    };
+    for c in sponsor["chapters"].as_array()? {
+        let (Some(start), Some(end), Some(cat)) = (
+            c["start_time"].as_f64(),
+            c["end_time"].as_f64(),
+            c["category"].as_str(),
+        ) else {
+            continue;
+        };
+        if !is_marked(cat) {
+            continue;
+        }
+        gap(&mut out, at, start);
+        out.push(serde_json::json!({"start_time": start, "end_time": end,
+            "title": format!("[SponsorBlock]: {}", c["title"].as_str().unwrap_or(cat))}));
+        at = end;
+    }
+    gap(&mut out, at, 60.0);
+    Some(serde_json::Value::Array(out))
 }
 
 /// Whether `--download-archive`'s file lists `id`: yt-dlp/yt-dlp yt_dlp/YoutubeDL.py

@@ -101,13 +101,19 @@ impl Upload {
     }
 }
 
-/// A channel's key as the control files name it (see the module docs), from a handle (`@Sim`,
-/// `Sim`) or a channel id (`UCsim___…`).
+/// A channel's key as the control files name it (see the module docs), from a handle (`@Sim`)
+/// or a channel id (`UCsim___…`); anything else is read as a `/c/` or `/user/` name.
 pub fn channel_key(handle_or_id: &str) -> String {
-    let name = handle_or_id.trim_start_matches('@');
-    match name.strip_prefix("UC").filter(|rest| rest.len() >= 20) {
-        Some(rest) => rest.trim_end_matches('_').to_owned(),
-        None => name
+    match handle_or_id.strip_prefix("UC") {
+        Some(rest) if !handle_or_id.starts_with('@') => rest
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+            .take(22)
+            .collect::<String>()
+            .trim_end_matches('_')
+            .to_owned(),
+        _ => handle_or_id
+            .trim_start_matches('@')
             .chars()
             .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
             .take(22)
@@ -216,10 +222,15 @@ pub(super) fn target(url: &str, list: Option<&str>) -> Option<Target> {
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
     let (shown, tab) = match parts.as_slice() {
         [handle, rest @ ..] if handle.starts_with('@') => (*handle, rest.first()),
-        ["channel" | "c" | "user", name, rest @ ..] => (*name, rest.first()),
+        ["channel", id, rest @ ..] if id.starts_with("UC") => (*id, rest.first()),
+        ["c" | "user", name, rest @ ..] => (*name, rest.first()),
         _ => return None,
     };
-    let key = channel_key(shown);
+    // A `/c/` or `/user/` name is keyed like a handle.
+    let key = match shown.strip_prefix("UC") {
+        Some(_) if parts.first() == Some(&"channel") => channel_key(shown),
+        _ => channel_key(&format!("@{shown}")),
+    };
     if key.is_empty() {
         return None;
     }
@@ -551,6 +562,13 @@ mod tests {
             Tab::Other("community".into())
         );
         assert!(t("https://www.youtube.com/watch?v=abc").is_none());
+        assert_eq!(
+            t("https://www.youtube.com/c/UCLA/videos").unwrap().key,
+            "ucla"
+        );
+        assert_eq!(t("https://www.youtube.com/@UCLA").unwrap().key, "ucla");
+        let short = target("https://www.youtube.com/playlist?list=UUsim", Some("UUsim")).unwrap();
+        assert_eq!(short.key, "sim");
         assert!(target("https://www.youtube.com/playlist?list=PLx", Some("PLx")).is_none());
     }
 
