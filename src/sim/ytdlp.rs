@@ -642,6 +642,12 @@ impl Sim {
             },
         );
         std::thread::sleep(self.step);
+        if target.key.starts_with("lhang") {
+            // A channel page that never comes (as `mhang…` for a video).
+            loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+        }
         if let Some(reason) = channel::take_refusal(self.dir.as_deref(), &target.shown) {
             eprintln!("ERROR: {reason}");
             return 1;

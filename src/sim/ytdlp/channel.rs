@@ -14,7 +14,7 @@
 //! and the newest (when N >= 3) is live now. Their ids are the key's first six letters and the
 //! upload's number (`sim0000001`-like, 11 characters; a key starting `fail`, `slow`, … gives ids
 //! that misbehave on download like those of [`super`]). A key starting with `gone` is a channel
-//! that does not exist (HTTP 404).
+//! that does not exist (HTTP 404), one starting with `lhang` never answers.
 //!
 //! Like the real tabs (yt-dlp/yt-dlp yt_dlp/extractor/youtube/_tab.py, 2026.08.19):
 //! - `/videos` lists the videos only, `/shorts` the Shorts (`shortsLockupViewModel`: id, `/shorts/`
