@@ -24,6 +24,18 @@
 //! does, `PLabrt…` three, killed by a signal after the first). `hang` and `slow` runs start a helper child (as yt-dlp
 //! starts ffmpeg) so tests can check that a kill takes the whole process group.
 //!
+//! YouTube channels (`/@handle[/videos|shorts|streams]`, `/channel/UC…`, the uploads playlist
+//! `list=UU…`) are [`channel`]'s: dated uploads with Shorts, live streams and a private item,
+//! uploads added between listings (`sim-uploads/<key>`, [`add_upload`]) or one a minute
+//! (`sim-clock/<key>`, [`start_clock`]), and refusals (`sim-refuse-bot`, `sim-refuse-429`,
+//! [`refuse_listings`]). A `/shorts/ID` or `/live/ID` URL downloads like `watch?v=ID`.
+//! Downloads also take `--write-info-json` (`<name>.info.json`, with the upload date of a listed
+//! item), `--write-thumbnail` (`<name>.webp`), `--sponsorblock-mark CATS` /
+//! `--sponsorblock-remove CATS` (recorded in `sim-state/sponsorblock.log`; the segments go into
+//! the info JSON's `sponsorblock_chapters`, and marking adds its `chapters`), and
+//! `--download-archive FILE` with `--break-on-existing` (`youtube <id>` lines; an archived item is
+//! skipped, or ends the run with exit 101).
+//!
 //! When the program sits in a directory, that directory steers it too: `sim-step-ms` (a number)
 //! is the pause between progress lines, `sim-umask` (octal) the umask it writes with, and it records each download run under `sim-state/`:
 //! `running/<pid>` while it runs, `runs.log` with the number running at each start, and
@@ -1421,5 +1433,62 @@ mod tests {
         assert_eq!(requested(playlist_entries("PLn5abc"), o.items).len(), 2);
         assert_eq!(playlist_entries("PLn5abc").len(), 5);
         assert!(playlist_entries("PLn5abc").iter().all(|v| v.id.len() == 11));
+        // A listed Short's URL and a stream's name their video.
+        assert_eq!(
+            ids("https://www.youtube.com/shorts/abcdefghijk")
+                .0
+                .as_deref(),
+            Some("abcdefghijk")
+        );
+        assert_eq!(
+            ids("https://www.youtube.com/live/abcdefghijk?si=x")
+                .0
+                .as_deref(),
+            Some("abcdefghijk")
+        );
+        let o = parse(args(&[
+            "--sponsorblock-mark",
+            "sponsor,intro",
+            "--no-sponsorblock",
+            "--download-archive",
+            "a.txt",
+            "--break-on-existing",
+            "--extractor-args",
+            "youtubetab:approximate_date",
+            "--",
+            "u",
+        ]))
+        .unwrap();
+        assert_eq!(o.sponsorblock_mark.as_deref(), Some("sponsor,intro"));
+        assert!(o.no_sponsorblock && o.break_on_existing);
+        assert_eq!(o.download_archive, Some(PathBuf::from("a.txt")));
+        assert_eq!(o.extractor_args, ["youtubetab:approximate_date"]);
+    }
+
+    #[test]
+    fn marking_fills_the_gaps_with_untitled_chapters() {
+        let sponsor = serde_json::json!({"mark": ["all", "-selfpromo"], "chapters": [
+            {"start_time": 10.0, "end_time": 20.0, "category": "sponsor", "title": "Sponsor"},
+            {"start_time": 40.0, "end_time": 45.0, "category": "selfpromo", "title": "Unpaid/Self Promotion"}
+        ]});
+        let chapters = marked_chapters(&sponsor).unwrap();
+        let titles: Vec<&str> = chapters
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["title"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            titles,
+            [
+                "<Untitled Chapter 1>",
+                "[SponsorBlock]: Sponsor",
+                "<Untitled Chapter 2>"
+            ]
+        );
+        assert_eq!(
+            marked_chapters(&serde_json::json!({"mark": [], "chapters": []})),
+            None
+        );
     }
 }

@@ -52,8 +52,33 @@ const MAX_STDERR_BYTES: u64 = 256 * 1024;
 /// no JSON at all; the archive is the subscription's table, compared by the caller), and
 /// `--dateafter` / `--match-filters` (they need fields a flat entry lacks or has only
 /// approximately; the caller filters the parsed items instead).
+///
+/// yt-dlp keeps only the last `--extractor-args` of each extractor (yt_dlp/options.py:
+/// `_dict_from_options_callback` with `append=False`), so an admin's own `youtubetab:` arguments
+/// in `youtube.extra_args` are merged into this one instead of replacing it.
 pub fn listing_args(url: &str, newest: u32, pass: &Passthrough) -> Vec<OsString> {
     let range = format!("1:{}", newest.clamp(1, MAX_LIST_ITEMS));
+    let mut tab_args = String::from("youtubetab:approximate_date");
+    let mut rest = Passthrough {
+        args: Vec::with_capacity(pass.args.len()),
+        ..pass.clone()
+    };
+    let mut it = pass.args.iter();
+    while let Some(arg) = it.next() {
+        let value = match arg.strip_prefix("--extractor-args") {
+            Some("") => it.next().cloned(),
+            Some(inline) if inline.starts_with('=') => Some(inline[1..].to_owned()),
+            _ => None,
+        };
+        match value {
+            Some(v) if v.to_ascii_lowercase().starts_with("youtubetab:") => {
+                tab_args.push(';');
+                tab_args.push_str(&v["youtubetab:".len()..]);
+            }
+            Some(v) => rest.args.extend(["--extractor-args".to_owned(), v]),
+            None => rest.args.push(arg.clone()),
+        }
+    }
     let mut args: Vec<OsString> = [
         "--ignore-config",
         "-J",
@@ -62,12 +87,12 @@ pub fn listing_args(url: &str, newest: u32, pass: &Passthrough) -> Vec<OsString>
         "-I",
         &range,
         "--extractor-args",
-        "youtubetab:approximate_date",
+        &tab_args,
     ]
     .into_iter()
     .map(OsString::from)
     .collect();
-    pass.push_into(&mut args);
+    rest.push_into(&mut args);
     args.push(OsString::from("--"));
     args.push(OsString::from(url));
     args
@@ -548,6 +573,34 @@ mod tests {
         assert!(at("--sleep-requests") < at("--"));
         assert_eq!(args.last().unwrap(), "https://www.youtube.com/@x/videos");
         assert_eq!(at("--"), args.len() - 2);
+        // An admin's own `youtubetab:` arguments join ours; other extractors' stay apart.
+        let pass = Passthrough {
+            args: vec![
+                "--extractor-args".into(),
+                "youtubetab:skip=authcheck".into(),
+                "--extractor-args=youtube:player_client=web".into(),
+                "--force-ipv4".into(),
+            ],
+            ..Passthrough::default()
+        };
+        let args: Vec<String> = listing_args("u", 5, &pass)
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect();
+        let values: Vec<&str> = args
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| *a == "--extractor-args")
+            .map(|(i, _)| args[i + 1].as_str())
+            .collect();
+        assert_eq!(
+            values,
+            [
+                "youtubetab:approximate_date;skip=authcheck",
+                "youtube:player_client=web"
+            ]
+        );
+        assert!(args.contains(&"--force-ipv4".to_owned()));
         for (asked, range) in [(0, "1:1"), (5000, "1:1000")] {
             let a = listing_args("u", asked, &Passthrough::default());
             assert!(a.contains(&OsString::from(range)), "{asked}");
