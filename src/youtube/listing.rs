@@ -373,7 +373,9 @@ fn parse_entry(e: &Value) -> Option<ListedItem> {
     if ie.as_deref() == Some("YoutubeTab") {
         return None;
     }
-    let id = text(e, "id")?;
+    // An entry found on another page (an embed, extractor/generic.py) has a URL and no id:
+    // yt-dlp gets it from the URL later (`get_temp_id`), as here.
+    let id = text(e, "id").or_else(|| text(e, "url").and_then(|u| id_from_url(&u)))?;
     let url = text(e, "url").unwrap_or_else(|| format!("https://www.youtube.com/watch?v={id}"));
     let title = text(e, "title").unwrap_or_else(|| id.clone());
     let live = text(e, "live_status");
@@ -397,6 +399,27 @@ fn parse_entry(e: &Value) -> Option<ListedItem> {
     })
 }
 
+/// The video id of a YouTube video URL (`watch?v=`, `/shorts/`, `/live/`, `/embed/`,
+/// `youtu.be/`): 11 characters of `[A-Za-z0-9_-]` (yt_dlp/extractor/youtube/_video.py
+/// `_VALID_URL`).
+fn id_from_url(url: &str) -> Option<String> {
+    let rest = [
+        "/watch?v=",
+        "&v=",
+        "/shorts/",
+        "/live/",
+        "/embed/",
+        "youtu.be/",
+    ]
+    .iter()
+    .find_map(|m| url.split_once(m).map(|(_, r)| r))?;
+    let id: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+        .collect();
+    (id.len() == 11).then_some(id)
+}
+
 /// The URL of the thumbnail with this `id` (`avatar_uncropped`, `banner_uncropped`).
 fn thumbnail_with_id(v: &Value, id: &str) -> Option<String> {
     v.get("thumbnails")
@@ -418,10 +441,14 @@ pub fn parse_listing(out: &[u8]) -> Result<Listing, ListError> {
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
-        let items: Vec<ListedItem> = raw.iter().filter_map(parse_entry).collect();
-        if items.is_empty() && !raw.is_empty() {
+        let tabs = raw
+            .iter()
+            .filter(|e| e.get("ie_key").and_then(Value::as_str) == Some("YoutubeTab"))
+            .count();
+        if tabs > 0 && tabs == raw.len() {
             return Err(ListError::NotAList);
         }
+        let items: Vec<ListedItem> = raw.iter().filter_map(parse_entry).collect();
         return Ok(Listing {
             id: text(&doc, "id").unwrap_or_default(),
             title: text(&doc, "title").unwrap_or_default(),
@@ -688,6 +715,14 @@ mod tests {
                 .items
                 .is_empty()
         );
+        // Embeds found on a page (the generic extractor) have only their URL.
+        let embeds = json!({"_type": "playlist", "id": "embeds", "entries": [
+            {"ie_key": "Youtube", "_type": "url", "url": "https://www.youtube.com/embed/aaaaaaaaaa1"},
+            {"ie_key": "Youtube", "_type": "url", "url": "https://www.youtube.com/embed/short"}
+        ]});
+        let l = parse_listing(embeds.to_string().as_bytes()).unwrap();
+        assert_eq!(l.items.len(), 1);
+        assert_eq!(l.items[0].id, "aaaaaaaaaa1");
         assert_eq!(parse_listing(b"not json"), Err(ListError::Invalid));
         assert_eq!(parse_listing(b""), Err(ListError::Invalid));
         assert_eq!(parse_listing(b"[1,2]"), Err(ListError::Invalid));

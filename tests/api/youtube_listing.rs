@@ -351,3 +351,84 @@ async fn a_listed_item_downloads_with_sponsorblock_and_the_archive() {
     assert_eq!(code, 101);
     assert!(!home.exists() || std::fs::read_dir(&home).unwrap().next().is_none());
 }
+
+/// A page on 127.0.0.1 for the real yt-dlp: `/embeds.html` embeds three YouTube videos (the
+/// generic extractor makes a playlist of them, flat: URL entries), `/busy` answers 429 and
+/// anything else 404.
+async fn embeds_server() -> String {
+    use axum::http::{StatusCode, header};
+    use axum::routing::get;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new()
+        .route(
+            "/embeds.html",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/html")],
+                    "<html><head><title>Embeds</title></head><body>\
+                     <iframe src=\"https://www.youtube.com/embed/aaaaaaaaaa1\"></iframe>\
+                     <iframe src=\"https://www.youtube.com/embed/bbbbbbbbbb2\"></iframe>\
+                     <iframe src=\"https://www.youtube.com/embed/ccccccccc_3\"></iframe>\
+                     </body></html>",
+                )
+            }),
+        )
+        .route(
+            "/busy",
+            get(|| async { (StatusCode::TOO_MANY_REQUESTS, "slow down") }),
+        )
+        .fallback(|| async { StatusCode::NOT_FOUND });
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    base
+}
+
+/// The listing's arguments and failures with the real yt-dlp (PyPI, see `ytdlp_real`): it
+/// accepts them, honours the bound, and its 429 and 404 read as a rate limit and a missing
+/// channel (checked with yt-dlp 2026.10.26, which prints `null` and exits 1 on a failed `-J`).
+#[tokio::test]
+async fn the_real_ytdlp_takes_the_listing_arguments_and_its_failures_are_classified() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(ytdlp) = crate::ytdlp_real::real_ytdlp() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let program = tmp.path().join("yt-dlp-local");
+    std::fs::write(
+        &program,
+        format!(
+            "#!/bin/sh\nunset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY\n\
+             export XDG_CACHE_HOME=\"{}\"\nexec \"{}\" \"$@\"\n",
+            tmp.path().join("cache").display(),
+            ytdlp.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let base = embeds_server().await;
+    let l = list(&program, &format!("{base}/embeds.html"), 2)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = l.items.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(ids, ["aaaaaaaaaa1", "bbbbbbbbbb2"]);
+    assert_eq!(l.total, Some(3));
+    let e = list(&program, &format!("{base}/busy"), 2)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            ListError::Refused {
+                kind: Refused::RateLimited,
+                reason
+            } if reason.contains("HTTP Error 429")
+        ),
+        "{e:?}"
+    );
+    let e = list(&program, &format!("{base}/nothere"), 2)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ListError::NotFound(_)), "{e:?}");
+}
