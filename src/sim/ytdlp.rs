@@ -24,11 +24,30 @@
 //! does, `PLabrt…` three, killed by a signal after the first). `hang` and `slow` runs start a helper child (as yt-dlp
 //! starts ffmpeg) so tests can check that a kill takes the whole process group.
 //!
+//! YouTube channels (`/@handle[/videos|shorts|streams]`, `/channel/UC…`, the uploads playlist
+//! `list=UU…`) are [`channel`]'s: dated uploads with Shorts, live streams and a private item,
+//! uploads added between listings (`sim-uploads/<key>`, [`add_upload`]) or one a minute
+//! (`sim-clock/<key>`, [`start_clock`]), and refusals (`sim-refuse-bot`, `sim-refuse-429`,
+//! [`refuse_listings`]). A `/shorts/ID` or `/live/ID` URL downloads like `watch?v=ID`.
+//! Downloads also take `--write-info-json` (`<name>.info.json`, with the upload date of a listed
+//! item), `--write-thumbnail` (`<name>.webp`), `--sponsorblock-mark CATS` /
+//! `--sponsorblock-remove CATS` (recorded in `sim-state/sponsorblock.log`; the segments go into
+//! the info JSON's `sponsorblock_chapters`, and marking adds its `chapters`), and
+//! `--download-archive FILE` with `--break-on-existing` (`youtube <id>` lines; an archived item is
+//! skipped, or ends the run with exit 101).
+//!
 //! When the program sits in a directory, that directory steers it too: `sim-step-ms` (a number)
 //! is the pause between progress lines, `sim-umask` (octal) the umask it writes with, and it records each download run under `sim-state/`:
 //! `running/<pid>` while it runs, `runs.log` with the number running at each start, and
 //! `pids/<pid>` (its helper's pid) for liveness checks; `-J` runs the same way in
 //! `running-meta/` and `meta-runs.log`.
+
+mod channel;
+
+pub use channel::{
+    CLOCK_DIR, Kind as UploadKind, REFUSE_429, REFUSE_BOT, UPLOADS_DIR, add_upload, channel_id,
+    channel_key, refuse_listings, start_clock,
+};
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -127,6 +146,16 @@ struct Options {
     cookies: Option<PathBuf>,
     no_quiet: bool,
     url: Option<String>,
+    /// Every `--extractor-args` value (`youtubetab:approximate_date` dates flat entries).
+    extractor_args: Vec<String>,
+    write_info_json: bool,
+    write_thumbnail: bool,
+    /// `--sponsorblock-mark CATS` / `--sponsorblock-remove CATS` (comma-separated).
+    sponsorblock_mark: Option<String>,
+    sponsorblock_remove: Option<String>,
+    no_sponsorblock: bool,
+    download_archive: Option<PathBuf>,
+    break_on_existing: bool,
 }
 
 fn parse(args: Vec<OsString>) -> Result<Options, String> {
@@ -179,6 +208,19 @@ fn parse(args: Vec<OsString>) -> Result<Options, String> {
                 value(&arg)?;
             }
             "--no-js-runtimes" => {}
+            "--extractor-args" => o.extractor_args.push(value(&arg)?),
+            "--write-info-json" => o.write_info_json = true,
+            "--write-thumbnail" => o.write_thumbnail = true,
+            "--embed-chapters" | "--no-embed-chapters" | "--embed-thumbnail" => {}
+            "--convert-thumbnails" | "--sponsorblock-chapter-title" => {
+                value(&arg)?;
+            }
+            // yt-dlp/yt-dlp yt_dlp/__init__.py: `--no-sponsorblock` empties both sets.
+            "--sponsorblock-mark" => o.sponsorblock_mark = Some(value(&arg)?),
+            "--sponsorblock-remove" => o.sponsorblock_remove = Some(value(&arg)?),
+            "--no-sponsorblock" => o.no_sponsorblock = true,
+            "--download-archive" => o.download_archive = Some(PathBuf::from(value(&arg)?)),
+            "--break-on-existing" => o.break_on_existing = true,
             "-I" | "--playlist-items" => {
                 let v = value(&arg)?;
                 o.items = Some(parse_items(&v).ok_or(format!("invalid playlist items: {v}"))?);
@@ -257,6 +299,19 @@ fn ids(url: &str) -> (Option<String>, Option<String>) {
             Some(("v", x)) => v = Some(x.to_owned()),
             Some(("list", x)) => list = Some(x.to_owned()),
             _ => {}
+        }
+    }
+    // `/shorts/ID` and `/live/ID` (yt-dlp/yt-dlp yt_dlp/extractor/youtube/_video.py `_VALID_URL`):
+    // how a listed Short's `url` reads.
+    for marker in ["/shorts/", "/live/"] {
+        if v.is_none()
+            && let Some((_, rest)) = url.split_once(marker)
+        {
+            v = rest
+                .split(['?', '/', '#'])
+                .next()
+                .filter(|id| !id.is_empty())
+                .map(str::to_owned);
         }
     }
     if v.is_none() && url.contains("youtu.be/") {
@@ -558,6 +613,9 @@ impl Sim {
         }
         self.quiet = options.print_after_move.is_some() && !options.no_quiet;
         let (video, list) = ids(&url);
+        if let Some(target) = channel::target(&url, list.as_deref()) {
+            return self.channel(&options, &target, &url);
+        }
         let playlist = list
             .clone()
             .filter(|_| !(options.no_playlist && video.is_some()));
@@ -569,7 +627,8 @@ impl Sim {
             (Some(list), _) => requested(playlist_entries(list), options.items),
             (None, Some(id)) => vec![Video {
                 id: id.clone(),
-                title: video_title(id),
+                title: channel::listed(self.dir.as_deref(), id)
+                    .map_or_else(|| video_title(id), |u| u.title),
             }],
             (None, None) => {
                 eprintln!("ERROR: Unsupported URL: {url}");
@@ -578,6 +637,68 @@ impl Sim {
         };
         let _record = Record::start(self.dir.as_deref(), Run::Download);
         match self.download(&options, &videos) {
+            Ok(code) | Err(code) => code,
+        }
+    }
+
+    /// A channel tab or uploads playlist (see [`channel`]): `-J` lists it, otherwise its
+    /// (requested) entries are downloaded like a playlist's. Either way the channel page is
+    /// fetched first, so a refusal control applies to both.
+    fn channel(&mut self, o: &Options, target: &channel::Target, url: &str) -> u8 {
+        let _record = Record::start(
+            self.dir.as_deref(),
+            if o.dump_json {
+                Run::Metadata
+            } else {
+                Run::Download
+            },
+        );
+        std::thread::sleep(self.step);
+        if target.key.starts_with("lhang") {
+            // A channel page that never comes (as `mhang…` for a video).
+            loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+        }
+        if let Some(reason) = channel::take_refusal(self.dir.as_deref(), &target.shown) {
+            eprintln!("ERROR: {reason}");
+            return 1;
+        }
+        // yt-dlp/yt-dlp yt_dlp/extractor/youtube/_tab.py: `approximate_date` of `youtubetab`.
+        let dated = o
+            .extractor_args
+            .iter()
+            .any(|a| a.starts_with("youtubetab:") && a.contains("approximate_date"));
+        let (doc, last) = match channel::document(self.dir.as_deref(), target, url, o.items, dated)
+        {
+            Ok(done) => done,
+            Err(reason) => {
+                eprintln!("ERROR: {reason}");
+                return 1;
+            }
+        };
+        for _ in 1..channel::pages(last) {
+            std::thread::sleep(self.step);
+        }
+        if o.dump_json {
+            return match self.say(&doc.to_string()) {
+                Ok(()) => 0,
+                Err(code) => code,
+            };
+        }
+        let videos: Vec<Video> = doc["entries"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["ie_key"] == "Youtube")
+            .filter_map(|e| {
+                Some(Video {
+                    id: e["id"].as_str()?.to_owned(),
+                    title: e["title"].as_str()?.to_owned(),
+                })
+            })
+            .collect();
+        match self.download(o, &videos) {
             Ok(code) | Err(code) => code,
         }
     }
@@ -678,6 +799,22 @@ impl Sim {
             if n > 1 {
                 self.screen(&format!("[download] Downloading item {} of {n}", i + 1))?;
             }
+            if archived(o, &video.id) {
+                // yt-dlp/yt-dlp yt_dlp/YoutubeDL.py `_match_entry`: an id in the archive is
+                // skipped before extraction; with `--break-on-existing` it raises
+                // `ExistingVideoReached` (utils/_utils.py), which `_real_main` ends with 101.
+                self.screen(&format!(
+                    "[download] {}: {} has already been recorded in the archive",
+                    video.id, video.title
+                ))?;
+                if o.break_on_existing {
+                    stop_helper(helper.take());
+                    self.screen("[info] Encountered a video that is already in the archive, stopping due to --break-on-existing")?;
+                    self.screen("Aborting remaining downloads")?;
+                    return Ok(101);
+                }
+                continue;
+            }
             self.screen(&format!(
                 "[youtube] Extracting URL: https://www.youtube.com/watch?v={}",
                 video.id
@@ -722,6 +859,20 @@ impl Sim {
             if let Some(parent) = path.parent() {
                 let _ = std::fs::create_dir_all(parent);
             }
+            let sponsor = self.sponsorblock(o, video)?;
+            if o.write_info_json {
+                self.info_json(video, &path, sponsor.as_ref())?;
+            }
+            if o.write_thumbnail {
+                // YoutubeDL.py `_write_thumbnails`: the thumbnail beside the video, named like
+                // it (webp as YouTube serves it; `--convert-thumbnails` converts it afterwards).
+                let thumb = path.with_extension("webp");
+                self.screen(&format!(
+                    "[info] Writing video thumbnail 41 to: {}",
+                    thumb.display()
+                ))?;
+                let _ = std::fs::write(&thumb, b"RIFF\0\0\0\0WEBPVP8 sim thumbnail");
+            }
             if path.is_file() {
                 // yt-dlp/yt-dlp yt_dlp/YoutubeDL.py `process_info` -> `existing_video_file` ->
                 // `report_file_already_downloaded`: the line, no progress hook, then the
@@ -731,6 +882,7 @@ impl Sim {
                     path.display()
                 ))?;
                 self.after_move(o, &path)?;
+                record_archive(o, &video.id);
                 continue;
             }
             let mut parts = Vec::new();
@@ -774,6 +926,7 @@ impl Sim {
                 }
             }
             self.after_move(o, &path)?;
+            record_archive(o, &video.id);
             if video.id.starts_with("PLcut") && i + 1 < n {
                 // yt-dlp/yt-dlp yt_dlp/__init__.py `_real_main`: a run cut short by
                 // `--max-downloads` or `--break-on-existing` (utils/_utils.py
@@ -895,6 +1048,125 @@ impl Sim {
         Ok(())
     }
 
+    /// SponsorBlock for one video when `--sponsorblock-mark` or `--sponsorblock-remove` asked:
+    /// the segments of the asked categories (every simulated video has a `sponsor` segment at
+    /// 10-20 s and a `selfpromo` one at 40-45 s), as yt-dlp/yt-dlp
+    /// yt_dlp/postprocessor/sponsorblock.py `_get_sponsor_chapters` returns them, its screen
+    /// lines, and a line in `sim-state/sponsorblock.log` (`{"id", "mark", "remove"}`) so tests
+    /// see what was passed. `None` when SponsorBlock was not asked for (`--no-sponsorblock`
+    /// empties both, yt_dlp/__init__.py).
+    fn sponsorblock(
+        &mut self,
+        o: &Options,
+        video: &Video,
+    ) -> Result<Option<serde_json::Value>, u8> {
+        if o.no_sponsorblock || (o.sponsorblock_mark.is_none() && o.sponsorblock_remove.is_none()) {
+            return Ok(None);
+        }
+        let cats = |v: &Option<String>| -> Vec<String> {
+            v.as_deref()
+                .map(|c| {
+                    c.split(',')
+                        .map(|c| c.trim().to_owned())
+                        .filter(|c| !c.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let (mark, remove) = (cats(&o.sponsorblock_mark), cats(&o.sponsorblock_remove));
+        if let Some(dir) = &self.dir {
+            let state = dir.join("sim-state");
+            let _ = std::fs::create_dir_all(&state);
+            if let Ok(mut log) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(state.join("sponsorblock.log"))
+            {
+                let line = serde_json::json!({"id": video.id, "mark": mark, "remove": remove});
+                let _ = log.write_all(format!("{line}\n").as_bytes());
+            }
+        }
+        // options.py: `all` and `default` stand for every category (`-cat` removes one).
+        let asked = |cat: &str| {
+            let all = mark.iter().chain(&remove);
+            let excluded = mark
+                .iter()
+                .chain(&remove)
+                .any(|c| c.strip_prefix('-') == Some(cat));
+            !excluded
+                && all
+                    .clone()
+                    .any(|c| c == cat || c == "all" || c == "default")
+        };
+        let chapters: Vec<serde_json::Value> = [
+            (10.0, 20.0, "sponsor", "Sponsor"),
+            (40.0, 45.0, "selfpromo", "Unpaid/Self Promotion"),
+        ]
+        .into_iter()
+        .filter(|(_, _, cat, _)| asked(cat))
+        .map(|(start, end, cat, title)| {
+            serde_json::json!({"start_time": start, "end_time": end, "category": cat,
+                    "title": title, "type": "skip", "_categories": [[cat, start, end, title]]})
+        })
+        .collect();
+        self.screen("[SponsorBlock] Fetching SponsorBlock segments")?;
+        if chapters.is_empty() {
+            self.screen(
+                "[SponsorBlock] No matching segments were found in the SponsorBlock database",
+            )?;
+        } else {
+            self.screen(&format!(
+                "[SponsorBlock] Found {} segments in the SponsorBlock database",
+                chapters.len()
+            ))?;
+        }
+        Ok(Some(
+            serde_json::json!({"chapters": chapters, "mark": mark, "remove": remove}),
+        ))
+    }
+
+    /// `--write-info-json`: yt-dlp/yt-dlp yt_dlp/YoutubeDL.py `process_info` ->
+    /// `_write_info_json` writes `<name>.info.json` before the download, after the
+    /// `after_filter` post-processors, so SponsorBlock's `sponsorblock_chapters` are in it;
+    /// `chapters` there are the video's own, which the simulator lets `--sponsorblock-mark`
+    /// add (the chapters ModifyChapters embeds into the file), so a test can read them.
+    fn info_json(
+        &mut self,
+        video: &Video,
+        path: &Path,
+        sponsor: Option<&serde_json::Value>,
+    ) -> Result<(), u8> {
+        let file = path.with_extension("info.json");
+        self.screen(&format!(
+            "[info] Writing video metadata as JSON to: {}",
+            file.display()
+        ))?;
+        let listed = channel::listed(self.dir.as_deref(), &video.id);
+        let timestamp = listed.as_ref().map(|u| u.timestamp);
+        let upload_date = timestamp
+            .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+            .map(|t| {
+                let d = t.date();
+                format!("{:04}{:02}{:02}", d.year(), u8::from(d.month()), d.day())
+            });
+        let marked = sponsor.and_then(marked_chapters);
+        let info = serde_json::json!({
+            "id": video.id, "title": video.title, "fulltitle": video.title,
+            "description": format!("The description of {}.", video.id),
+            "duration": 60, "timestamp": timestamp, "upload_date": upload_date,
+            "channel": "Sim Channel", "uploader": "Sim Channel",
+            "webpage_url": format!("https://www.youtube.com/watch?v={}", video.id),
+            "thumbnail": format!("https://i.ytimg.com/vi/{}/maxresdefault.webp", video.id),
+            "extractor": "youtube", "extractor_key": "Youtube", "_type": "video",
+            "chapters": marked,
+            "sponsorblock_chapters": sponsor.map(|s| s["chapters"].clone()),
+        });
+        std::fs::write(&file, info.to_string()).map_err(|e| {
+            eprintln!("ERROR: Cannot write video metadata to JSON file: {e}");
+            1u8
+        })
+    }
+
     fn after_move(&mut self, o: &Options, path: &Path) -> Result<(), u8> {
         match &o.print_after_move {
             Some(t) => {
@@ -982,6 +1254,78 @@ impl Sim {
             );
         }
         Some(child)
+    }
+}
+
+/// The chapters `--sponsorblock-mark` gives a 60-second video: yt-dlp/yt-dlp
+/// yt_dlp/postprocessor/modify_chapters.py `_remove_marked_arrange_sponsors` fills the gaps with
+/// `<Untitled Chapter N>` and titles each marked segment with `--sponsorblock-chapter-title`
+/// (default `[SponsorBlock]: %(category_names)l`). `None` when nothing is marked.
+fn marked_chapters(sponsor: &serde_json::Value) -> Option<serde_json::Value> {
+    let mark: Vec<&str> = sponsor["mark"]
+        .as_array()?
+        .iter()
+        .filter_map(serde_json::Value::as_str)
+        .collect();
+    if mark.is_empty() {
+        return None;
+    }
+    let is_marked = |cat: &str| {
+        !mark.iter().any(|m| m.strip_prefix('-') == Some(cat))
+            && mark
+                .iter()
+                .any(|m| *m == cat || *m == "all" || *m == "default")
+    };
+    let mut out = Vec::new();
+    let mut at = 0.0;
+    let mut untitled = 0;
+    let mut gap = |out: &mut Vec<serde_json::Value>, from: f64, to: f64| {
+        if to > from {
+            untitled += 1;
+            out.push(serde_json::json!({"start_time": from, "end_time": to,
+                "title": format!("<Untitled Chapter {untitled}>")}));
+        }
+    };
+    for c in sponsor["chapters"].as_array()? {
+        let (Some(start), Some(end), Some(cat)) = (
+            c["start_time"].as_f64(),
+            c["end_time"].as_f64(),
+            c["category"].as_str(),
+        ) else {
+            continue;
+        };
+        if !is_marked(cat) {
+            continue;
+        }
+        gap(&mut out, at, start);
+        out.push(serde_json::json!({"start_time": start, "end_time": end,
+            "title": format!("[SponsorBlock]: {}", c["title"].as_str().unwrap_or(cat))}));
+        at = end;
+    }
+    gap(&mut out, at, 60.0);
+    Some(serde_json::Value::Array(out))
+}
+
+/// Whether `--download-archive`'s file lists `id`: yt-dlp/yt-dlp yt_dlp/YoutubeDL.py
+/// `in_download_archive` compares `_make_archive_id` (`youtube <id>`, utils `make_archive_id`:
+/// the extractor key lowercased, a space, the id) with the file's lines.
+fn archived(o: &Options, id: &str) -> bool {
+    let Some(file) = &o.download_archive else {
+        return false;
+    };
+    let want = format!("youtube {id}");
+    std::fs::read_to_string(file).is_ok_and(|t| t.lines().any(|l| l.trim() == want))
+}
+
+/// `record_download_archive`: appends `youtube <id>` once the video is done.
+fn record_archive(o: &Options, id: &str) {
+    if let Some(file) = &o.download_archive
+        && let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(file)
+    {
+        let _ = f.write_all(format!("youtube {id}\n").as_bytes());
     }
 }
 
@@ -1089,5 +1433,62 @@ mod tests {
         assert_eq!(requested(playlist_entries("PLn5abc"), o.items).len(), 2);
         assert_eq!(playlist_entries("PLn5abc").len(), 5);
         assert!(playlist_entries("PLn5abc").iter().all(|v| v.id.len() == 11));
+        // A listed Short's URL and a stream's name their video.
+        assert_eq!(
+            ids("https://www.youtube.com/shorts/abcdefghijk")
+                .0
+                .as_deref(),
+            Some("abcdefghijk")
+        );
+        assert_eq!(
+            ids("https://www.youtube.com/live/abcdefghijk?si=x")
+                .0
+                .as_deref(),
+            Some("abcdefghijk")
+        );
+        let o = parse(args(&[
+            "--sponsorblock-mark",
+            "sponsor,intro",
+            "--no-sponsorblock",
+            "--download-archive",
+            "a.txt",
+            "--break-on-existing",
+            "--extractor-args",
+            "youtubetab:approximate_date",
+            "--",
+            "u",
+        ]))
+        .unwrap();
+        assert_eq!(o.sponsorblock_mark.as_deref(), Some("sponsor,intro"));
+        assert!(o.no_sponsorblock && o.break_on_existing);
+        assert_eq!(o.download_archive, Some(PathBuf::from("a.txt")));
+        assert_eq!(o.extractor_args, ["youtubetab:approximate_date"]);
+    }
+
+    #[test]
+    fn marking_fills_the_gaps_with_untitled_chapters() {
+        let sponsor = serde_json::json!({"mark": ["all", "-selfpromo"], "chapters": [
+            {"start_time": 10.0, "end_time": 20.0, "category": "sponsor", "title": "Sponsor"},
+            {"start_time": 40.0, "end_time": 45.0, "category": "selfpromo", "title": "Unpaid/Self Promotion"}
+        ]});
+        let chapters = marked_chapters(&sponsor).unwrap();
+        let titles: Vec<&str> = chapters
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["title"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            titles,
+            [
+                "<Untitled Chapter 1>",
+                "[SponsorBlock]: Sponsor",
+                "<Untitled Chapter 2>"
+            ]
+        );
+        assert_eq!(
+            marked_chapters(&serde_json::json!({"mark": [], "chapters": []})),
+            None
+        );
     }
 }

@@ -11,6 +11,7 @@
 
 pub mod handoff;
 pub mod layout;
+pub mod listing;
 pub mod perms;
 pub mod url;
 pub mod worker;

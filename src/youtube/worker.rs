@@ -97,7 +97,7 @@ impl From<MetadataError> for AppError {
 }
 
 /// A yt-dlp command in its own process group, with no stdin.
-fn command(program: &Path) -> Command {
+pub(super) fn command(program: &Path) -> Command {
     let mut cmd = Command::new(program);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -108,7 +108,7 @@ fn command(program: &Path) -> Command {
 }
 
 /// Kills the whole process group led by `child` (yt-dlp and whatever it started).
-fn kill_group(child: &Child) {
+pub(super) fn kill_group(child: &Child) {
     let Some(pid) = child
         .id()
         .and_then(|p| rustix::process::Pid::from_raw(p as i32))

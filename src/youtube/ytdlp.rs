@@ -289,7 +289,7 @@ impl Drop for PrivateCopy {
 }
 
 impl Passthrough {
-    fn push_into(&self, args: &mut Vec<OsString>) {
+    pub(crate) fn push_into(&self, args: &mut Vec<OsString>) {
         if let Some(cookies) = &self.cookies {
             args.push(OsString::from("--cookies"));
             args.push(cookies.as_os_str().to_owned());

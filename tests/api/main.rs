@@ -38,4 +38,5 @@ mod services;
 mod sessions;
 mod shutdown;
 mod youtube;
+mod youtube_listing;
 mod ytdlp_real;

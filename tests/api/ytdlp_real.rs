@@ -31,7 +31,7 @@ const SEGMENTS: u8 = 4;
 
 /// The real yt-dlp, or `None` (with the reason printed) when it is not installed and not
 /// required.
-fn real_ytdlp() -> Option<PathBuf> {
+pub(crate) fn real_ytdlp() -> Option<PathBuf> {
     let path = std::env::var_os("MEDIANEST_REAL_YTDLP")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
