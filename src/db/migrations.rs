@@ -53,6 +53,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0009_notification_prefs",
         include_str!("../../migrations/0009_notification_prefs.sql"),
     ),
+    (
+        10,
+        "0010_youtube_subscriptions",
+        include_str!("../../migrations/0010_youtube_subscriptions.sql"),
+    ),
 ];
 
 /// What a run did.
