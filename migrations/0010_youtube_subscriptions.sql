@@ -72,6 +72,10 @@ CREATE TABLE youtube_subscriptions (
     consecutive_failures INTEGER NOT NULL DEFAULT 0 CHECK (consecutive_failures >= 0),
     -- No check before this time (set with next_check_at after a failure).
     backoff_until        INTEGER,
+    -- Archive rows and the bytes of the files on disk, kept up to date by whoever changes them
+    -- (so a list of subscriptions never counts archives).
+    item_count           INTEGER NOT NULL DEFAULT 0 CHECK (item_count >= 0),
+    bytes                INTEGER NOT NULL DEFAULT 0 CHECK (bytes >= 0),
     created_at           INTEGER NOT NULL,
     updated_at           INTEGER NOT NULL
 );

@@ -11,6 +11,7 @@
 
 pub mod handoff;
 pub mod perms;
+pub mod subscriptions;
 pub mod url;
 pub mod worker;
 pub mod ytdlp;

@@ -220,8 +220,8 @@ fn parse_source_inner(raw: &str) -> Option<Source> {
             channel(format!("channel/{id}"))
         }
         (Some(prefix), name) => {
-            let ok = (1..=100).contains(&name.len())
-                && name.chars().all(|c| is_id_char(c) || c == '.');
+            let ok =
+                (1..=100).contains(&name.len()) && name.chars().all(|c| is_id_char(c) || c == '.');
             if !ok {
                 return None;
             }
@@ -306,9 +306,18 @@ mod tests {
     fn channels_in_every_accepted_spelling() {
         for (raw, want) in [
             ("https://www.youtube.com/@LinusTechTips", "@linustechtips"),
-            ("https://youtube.com/@linustechtips/videos", "@linustechtips"),
-            ("https://m.youtube.com/@LinusTechTips/shorts?si=x&list=PLabc", "@linustechtips"),
-            ("  https://WWW.YouTube.COM/@Linus.Tech_Tips-1/streams  ", "@linus.tech_tips-1"),
+            (
+                "https://youtube.com/@linustechtips/videos",
+                "@linustechtips",
+            ),
+            (
+                "https://m.youtube.com/@LinusTechTips/shorts?si=x&list=PLabc",
+                "@linustechtips",
+            ),
+            (
+                "  https://WWW.YouTube.COM/@Linus.Tech_Tips-1/streams  ",
+                "@linus.tech_tips-1",
+            ),
             ("https://www.youtube.com/@abc/featured#top", "@abc"),
             (
                 "https://www.youtube.com/channel/UCiu-3thuViMebBjw_5nWYrA",
@@ -319,7 +328,10 @@ mod tests {
                 "channel/UCiu-3thuViMebBjw_5nWYrA",
             ),
             ("http://www.youtube.com/c/LinusTechTips", "c/LinusTechTips"),
-            ("https://www.youtube.com/user/LinusTechTips/videos", "user/LinusTechTips"),
+            (
+                "https://www.youtube.com/user/LinusTechTips/videos",
+                "user/LinusTechTips",
+            ),
         ] {
             let s = parse_source(raw).unwrap_or_else(|_| panic!("{raw} refused"));
             assert_eq!(s.kind, SourceKind::Channel, "{raw}");
