@@ -38,4 +38,5 @@ mod services;
 mod sessions;
 mod shutdown;
 mod youtube;
+mod youtube_subscriptions;
 mod ytdlp_real;
