@@ -140,7 +140,7 @@ async fn an_admins_subscription_is_active_and_due_at_once() {
     );
     assert_eq!(s["username"], "admin");
     let id = s["id"].as_str().unwrap().to_owned();
-    assert_eq!(w.due_ids(START_MS).await, [id.clone()]);
+    assert_eq!(w.due_ids(START_MS).await, [id.as_str()]);
 
     // Defaults: 6 hours, live streams skipped, nothing else.
     let p = w
@@ -216,7 +216,7 @@ async fn a_users_proposal_is_approved_and_the_owner_is_notified() {
     assert_eq!(approved["status"], "active");
     assert_eq!(approved["nextCheckAt"], rfc3339(START_MS + 60_000));
     assert_eq!(approved["decidedAt"], rfc3339(START_MS + 60_000));
-    assert_eq!(w.due_ids(START_MS + 60_000).await, [id.clone()]);
+    assert_eq!(w.due_ids(START_MS + 60_000).await, [id.as_str()]);
 
     let told = w.notifications(&w.ann).await;
     assert_eq!(told.len(), 1, "{told:?}");
@@ -417,7 +417,7 @@ async fn pause_and_resume() {
     let resumed = r.json()["data"].clone();
     assert_eq!(resumed["status"], "active");
     assert_eq!(resumed["nextCheckAt"], rfc3339(START_MS + 3_600_000));
-    assert_eq!(w.due_ids(START_MS + 3_600_000).await, [id.clone()]);
+    assert_eq!(w.due_ids(START_MS + 3_600_000).await, [id.as_str()]);
 
     let proposal = w
         .subscribe(&w.ann, json!({"url": "https://www.youtube.com/c/Proposal"}))

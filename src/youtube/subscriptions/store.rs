@@ -562,14 +562,14 @@ mod tests {
         assert!(record_check(&conn, &later, &ok, NOW, NOW + 3_600_000).unwrap());
 
         let ids = |v: Vec<Subscription>| v.into_iter().map(|s| s.id).collect::<Vec<_>>();
-        assert_eq!(ids(due(&conn, NOW, 10).unwrap()), [first.clone()]);
+        assert_eq!(ids(due(&conn, NOW, 10).unwrap()), [first.as_str()]);
         assert_eq!(
             ids(due(&conn, NOW + 3_600_000, 10).unwrap()),
             [first.clone(), later.clone()]
         );
         assert_eq!(
             ids(due(&conn, NOW + 3_600_000, 1).unwrap()),
-            [first.clone()]
+            [first.as_str()]
         );
         assert!(!ids(due(&conn, i64::MAX, 10).unwrap()).contains(&proposed));
 
