@@ -412,6 +412,8 @@ pub struct YoutubeConfig {
     /// A group name or gid the downloaded files and folders are given (e.g. the group Plex
     /// runs as); unchanged when unset.
     pub group: Option<String>,
+    /// Subscriptions a user (not an admin) may have active, paused or proposed at once.
+    pub max_subscriptions_per_user: u32,
 }
 
 impl Default for YoutubeConfig {
@@ -431,6 +433,7 @@ impl Default for YoutubeConfig {
             file_mode: "0644".into(),
             dir_mode: "0755".into(),
             group: None,
+            max_subscriptions_per_user: 5,
         }
     }
 }
@@ -896,6 +899,12 @@ impl Config {
         if self.youtube.previews_per_user == 0 {
             return bad("youtube.previews_per_user", "must be at least 1");
         }
+        if self.youtube.max_subscriptions_per_user > 10_000 {
+            return bad(
+                "youtube.max_subscriptions_per_user",
+                "must be between 0 and 10000",
+            );
+        }
         if !(1..=1000).contains(&self.youtube.preview_items) {
             return bad("youtube.preview_items", "must be between 1 and 1000");
         }
@@ -1302,6 +1311,9 @@ dir_mode = "0755"
 # A group name or gid the downloaded files and folders are given (e.g. "plex"); an unknown
 # group stops the start.
 # group = "plex"
+# YouTube subscriptions a user may have active, paused or proposed at once (admins have no
+# limit; 0: users cannot propose any).
+max_subscriptions_per_user = 5
 
 [overseerr]
 # Submit requests of users who have no Seerr (or Overseerr) account as Seerr's admin.

@@ -132,6 +132,7 @@ pub fn api_routes() -> routes::Routes {
         .merge(media::routes())
         .merge(home::routes())
         .merge(youtube::routes())
+        .merge(youtube::subscriptions::routes())
         .merge(plex::routes())
         .merge(push::routes())
         .prefixed("/api/v1")

@@ -58,6 +58,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0010_notification_deliveries_by_notification",
         include_str!("../../migrations/0010_notification_deliveries_by_notification.sql"),
     ),
+    (
+        11,
+        "0011_youtube_subscriptions",
+        include_str!("../../migrations/0011_youtube_subscriptions.sql"),
+    ),
 ];
 
 /// What a run did.

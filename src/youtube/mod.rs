@@ -13,6 +13,7 @@ pub mod handoff;
 pub mod layout;
 pub mod listing;
 pub mod perms;
+pub mod subscriptions;
 pub mod url;
 pub mod worker;
 pub mod ytdlp;

@@ -157,6 +157,23 @@ const MATRIX: &[(&str, &str, [Want; 4])] = &[
     ("PUT /api/v1/admin/youtube/cookies",           r##"{"content":"# Netscape HTTP Cookie File\n"}"##,    [E401, E403, E403, OK]),
     ("DELETE /api/v1/admin/youtube/cookies",        "",                                                   [E401, E403, E403, OK]),
     ("PUT /api/v1/admin/youtube/extra-args",        r#"{"args":["--js-runtimes","node"]}"#,               [E401, E403, E403, OK]),
+    // The fixture subscription is a proposal of "user": the owner may still change it; pause
+    // and resume refuse a proposal.
+    ("GET /api/v1/youtube/subscriptions",           "",                                                   [E401, OK,   OK,   OK]),
+    ("POST /api/v1/youtube/subscriptions",          r#"{"url":"https://www.youtube.com/@authzchannel"}"#, [E401, OK,   OK,   OK]),
+    ("GET /api/v1/youtube/subscriptions/{id}",      "",                                                   [E401, OK,   E404, OK]),
+    ("PATCH /api/v1/youtube/subscriptions/{id}",    r#"{"keepLatest":5}"#,                                [E401, OK,   E404, OK]),
+    ("DELETE /api/v1/youtube/subscriptions/{id}",   "",                                                   [E401, OK,   E404, OK]),
+    ("GET /api/v1/youtube/subscriptions/{id}/items", "",                                                  [E401, OK,   E404, OK]),
+    ("POST /api/v1/youtube/subscriptions/{id}/pause", "",                                                 [E401, E403, E403, E409]),
+    ("POST /api/v1/youtube/subscriptions/{id}/resume", "",                                                [E401, E403, E403, E409]),
+    ("POST /api/v1/admin/youtube/subscriptions/{id}/approve", "",                                         [E401, E403, E403, OK]),
+    ("POST /api/v1/admin/youtube/subscriptions/{id}/decline", r#"{"reason":"no"}"#,                       [E401, E403, E403, OK]),
+    ("GET /api/v1/admin/youtube/profiles",          "",                                                   [E401, E403, E403, OK]),
+    ("POST /api/v1/admin/youtube/profiles",         r#"{"name":"Authz"}"#,                                [E401, E403, E403, OK]),
+    ("GET /api/v1/admin/youtube/profiles/{id}",     "",                                                   [E401, E403, E403, OK]),
+    ("PUT /api/v1/admin/youtube/profiles/{id}",     r#"{"name":"Renamed"}"#,                              [E401, E403, E403, OK]),
+    ("DELETE /api/v1/admin/youtube/profiles/{id}",  "",                                                   [E401, E403, E403, OK]),
     // Plex is not set up in the fixture: signed-in callers get SERVICE_NOT_CONFIGURED, or the
     // validation error that comes first.
     ("GET /api/v1/plex/server",                     "",                                                   [E401, E503, E503, E503]),
@@ -239,6 +256,10 @@ struct Fixture {
     user_download: String,
     /// A push subscription of "user".
     user_push_subscription: String,
+    /// A YouTube subscription "user" proposed.
+    user_youtube_subscription: String,
+    /// A download profile no subscription uses.
+    youtube_profile: String,
 }
 
 impl Fixture {
@@ -262,6 +283,10 @@ impl Fixture {
         let user_download = medianest::users::new_id();
         let user_push_subscription = medianest::users::new_id();
         let push_subscription = user_push_subscription.clone();
+        let user_youtube_subscription = medianest::users::new_id();
+        let youtube_profile = medianest::users::new_id();
+        let (yt_subscription, yt_profile) =
+            (user_youtube_subscription.clone(), youtube_profile.clone());
         let (cid, owner, notification, request, download) = (
             correlation_id.clone(),
             user_id.clone(),
@@ -306,6 +331,18 @@ impl Fixture {
                      VALUES (?1, ?2, 'https://fcm.googleapis.com/send/fixture', 'k', 'a', ?3)",
                     rusqlite::params![push_subscription, owner, support::START_MS],
                 )?;
+                tx.execute(
+                    "INSERT INTO youtube_subscriptions (id, user_id, url, kind, source_id, status,
+                                                        created_at, updated_at)
+                     VALUES (?1, ?2, 'https://www.youtube.com/@fixture/videos', 'channel',
+                             '@fixture', 'proposed', ?3, ?3)",
+                    rusqlite::params![yt_subscription, owner, support::START_MS],
+                )?;
+                tx.execute(
+                    "INSERT INTO youtube_profiles (id, name, created_at, updated_at)
+                     VALUES (?1, 'Fixture', ?2, ?2)",
+                    rusqlite::params![yt_profile, support::START_MS],
+                )?;
                 Ok(())
             })
             .await
@@ -324,6 +361,8 @@ impl Fixture {
             user_request,
             user_download,
             user_push_subscription,
+            user_youtube_subscription,
+            youtube_profile,
         }
     }
 
@@ -368,6 +407,14 @@ fn fill(template: &str, fx: &Fixture) -> Result<String, String> {
             "id" if template.starts_with("/api/v1/youtube/downloads/") => fx.user_download.clone(),
             "id" if template.starts_with("/api/v1/me/push-subscriptions/") => {
                 fx.user_push_subscription.clone()
+            }
+            "id" if template.starts_with("/api/v1/youtube/subscriptions/")
+                || template.starts_with("/api/v1/admin/youtube/subscriptions/") =>
+            {
+                fx.user_youtube_subscription.clone()
+            }
+            "id" if template.starts_with("/api/v1/admin/youtube/profiles/") => {
+                fx.youtube_profile.clone()
             }
             _ => {
                 return Err(format!(

@@ -39,4 +39,5 @@ mod sessions;
 mod shutdown;
 mod youtube;
 mod youtube_listing;
+mod youtube_subscriptions;
 mod ytdlp_real;
