@@ -39,6 +39,10 @@ const IDLE_POLL: Duration = Duration::from_secs(30);
 /// A row `sending` for longer than this was left by a send whose outcome could not be recorded
 /// (every send is bounded far below it): it is tried again.
 const STALE_SENDING_MS: i64 = 10 * 60 * 1000;
+/// How often a pass looks for such rows.
+const RECLAIM_EVERY_MS: i64 = 60 * 1000;
+/// The wait after a pass failed (e.g. the database was busy) before the next.
+const AFTER_ERROR: Duration = Duration::from_secs(1);
 /// Due rows looked at per channel and pass.
 const CANDIDATES: i64 = 256;
 /// Web Push payload texts are cut to fit the push services' 4 kB.
@@ -104,12 +108,13 @@ pub async fn run(state: AppState) {
     let in_flight: InFlight = Arc::default();
     let wake = state.events().outbox_waker();
     let shutdown = state.shutdown_token().clone();
+    let mut last_reclaim = now;
     loop {
-        let wait = match pass(&state, &gates, &in_flight).await {
+        let wait = match pass(&state, &gates, &in_flight, &mut last_reclaim).await {
             Ok(wait) => wait,
             Err(e) => {
-                tracing::error!(error = %e, "notification delivery pass failed");
-                IDLE_POLL
+                tracing::warn!(error = %e, "notification delivery pass failed; trying again shortly");
+                AFTER_ERROR
             }
         };
         tokio::select! {
@@ -126,70 +131,96 @@ async fn pass(
     state: &AppState,
     gates: &[(Kind, Arc<Semaphore>)],
     in_flight: &InFlight,
+    last_reclaim: &mut i64,
 ) -> AppResult<Duration> {
     let config = state.config().notifications.clone();
     let now = state.clock().now_ms();
-    state
+    // Which channels have rows due (a read: a pass with nothing to do writes nothing).
+    let due: Vec<String> = state
         .db()
-        .write(move |tx| {
-            let stale = tx
-                .prepare_cached(
-                    "UPDATE notification_deliveries
-                        SET status = 'pending', next_attempt_at = ?1, updated_at = ?1
-                      WHERE status = 'sending' AND updated_at < ?2",
-                )?
-                .execute(rusqlite::params![now, now - STALE_SENDING_MS])?;
-            if stale > 0 {
-                tracing::warn!(
-                    deliveries = stale,
-                    "notification deliveries stuck in sending are tried again"
-                );
-            }
-            Ok(())
+        .read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT DISTINCT channel FROM notification_deliveries
+                  WHERE status = 'pending' AND next_attempt_at <= ?1",
+            )?;
+            let rows = stmt
+                .query_map([now], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            Ok(rows)
         })
         .await?;
-    for (kind, gate) in gates {
-        let room = gate.available_permits();
-        if room == 0 {
-            continue;
-        }
-        let kind = *kind;
-        let now = state.clock().now_ms();
+    let rooms: Vec<(Kind, usize)> = gates
+        .iter()
+        .filter(|(kind, _)| due.iter().any(|c| c == kind.as_str()))
+        .map(|(kind, gate)| (*kind, gate.available_permits()))
+        .filter(|(_, room)| *room > 0)
+        .collect();
+    let reclaim = now - *last_reclaim >= RECLAIM_EVERY_MS || now < *last_reclaim;
+    if reclaim {
+        *last_reclaim = now;
+    }
+    // Everything a pass changes, in one write transaction.
+    let claimed = if rooms.is_empty() && !reclaim {
+        Vec::new()
+    } else {
         let busy = in_flight.clone();
-        let cfg = config.clone();
-        let claimed = state
+        state
             .db()
-            .write(move |tx| claim(tx, kind, room, now, &cfg, &busy))
-            .await?;
-        for row in claimed {
-            let Ok(permit) = gate.clone().try_acquire_owned() else {
-                // Only this loop takes permits, so this does not happen; the row is retried
-                // after a restart at the latest.
-                break;
-            };
-            let key = (
-                row.user_id.clone(),
-                row.channel.as_str(),
-                row.device.clone(),
-            );
-            *in_flight
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .entry(key.clone())
-                .or_insert(0) += 1;
-            let state2 = state.clone();
-            let guard = Busy {
-                in_flight: in_flight.clone(),
-                key,
-                state: state.clone(),
-            };
-            state.spawn_task(async move {
-                // Released (count down, worker woken) however the task ends, a panic included.
-                let _guard = guard;
-                let tried = attempt(&state2, &row, permit).await;
-                record_retrying(&state2, &row, tried).await;
-            });
-        }
+            .write(move |tx| {
+                if reclaim {
+                    let stale = tx
+                        .prepare_cached(
+                            "UPDATE notification_deliveries
+                                SET status = 'pending', next_attempt_at = ?1, updated_at = ?1
+                              WHERE status = 'sending' AND updated_at < ?2",
+                        )?
+                        .execute(rusqlite::params![now, now - STALE_SENDING_MS])?;
+                    if stale > 0 {
+                        tracing::warn!(
+                            deliveries = stale,
+                            "notification deliveries stuck in sending are tried again"
+                        );
+                    }
+                }
+                let mut all = Vec::new();
+                for (kind, room) in rooms {
+                    all.extend(claim(tx, kind, room, now, &config, &busy)?);
+                }
+                Ok(all)
+            })
+            .await?
+    };
+    for row in claimed {
+        let Some((_, gate)) = gates.iter().find(|(kind, _)| *kind == row.channel) else {
+            continue;
+        };
+        let Ok(permit) = gate.clone().try_acquire_owned() else {
+            // Only this loop takes permits and it claimed no more than were free; a row left
+            // `sending` here is reclaimed after STALE_SENDING_MS.
+            continue;
+        };
+        let key = (
+            row.user_id.clone(),
+            row.channel.as_str(),
+            row.device.clone(),
+        );
+        *in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(key.clone())
+            .or_insert(0) += 1;
+        let state2 = state.clone();
+        let guard = Busy {
+            in_flight: in_flight.clone(),
+            key,
+            state: state.clone(),
+        };
+        state.spawn_task(async move {
+            // Released (count down, worker woken) however the task ends, a panic included.
+            let _guard = guard;
+            let tried = attempt(&state2, &row, permit).await;
+            record_retrying(&state2, &row, tried).await;
+        });
     }
     // Sleep until the next row is due; rows due now wait for a finished send to wake us.
     let now = state.clock().now_ms();

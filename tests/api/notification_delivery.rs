@@ -17,8 +17,7 @@ use medianest::sim::push::FakePushService;
 use serde_json::{Value, json};
 
 use crate::support::{
-    TestState, call, eventually, file_db, insert_user, new_session, scalar, test_state_with,
-    test_state_with_db,
+    TestState, call, eventually, file_db, insert_user, new_session, scalar, test_state_with_db,
 };
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -34,7 +33,7 @@ struct World {
     hooks: FakeNotify,
 }
 
-async fn world_with(edit: impl FnOnce(&mut medianest::Config) + Send, file: bool) -> World {
+async fn world_with(edit: impl FnOnce(&mut medianest::Config) + Send) -> World {
     let ntfy = FakeNotify::start(Flavor::Ntfy(None)).await.unwrap();
     let discord = FakeNotify::start(Flavor::Discord).await.unwrap();
     let hooks = FakeNotify::start(Flavor::Webhook).await.unwrap();
@@ -44,11 +43,7 @@ async fn world_with(edit: impl FnOnce(&mut medianest::Config) + Send, file: bool
         c.push.allow_http_endpoints = true;
         edit(c);
     };
-    let t = if file {
-        test_state_with_db(edit, file_db)
-    } else {
-        test_state_with(edit)
-    };
+    let t = test_state_with_db(edit, file_db);
     let app = t.router();
     let admin_id = insert_user(&t.state, "admin", Some("admin@home.example"), "admin", None).await;
     let admin = new_session(&t.state, &admin_id).await.token;
@@ -75,8 +70,10 @@ async fn world_with(edit: impl FnOnce(&mut medianest::Config) + Send, file: bool
     w
 }
 
+/// On a database file (WAL), as in production: the test's polling reads never wait for the
+/// worker's writes (a shared-cache in-memory database locks whole tables).
 async fn world() -> World {
-    world_with(|_| {}, false).await
+    world_with(|_| {}).await
 }
 
 impl World {
@@ -460,7 +457,7 @@ async fn a_lasting_refusal_fails_at_once_and_a_gone_push_device_is_removed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rate_limit_holds_messages_back_and_service_flaps_fold_into_one() {
-    let w = world_with(|c| c.notifications.max_per_user_hour = 3, false).await;
+    let w = world_with(|c| c.notifications.max_per_user_hour = 3).await;
     w.choose(&w.user_id, &["ntfy"], ntfy_and_discord("mia", &w.discord))
         .await;
     w.choose(&w.admin_id, &["ntfy"], ntfy_and_discord("ops", &w.discord))
@@ -564,7 +561,7 @@ async fn the_rate_limit_holds_messages_back_and_service_flaps_fold_into_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delivery_cut_off_by_a_stop_is_sent_again_with_the_same_key() {
-    let w = world_with(|_| {}, true).await;
+    let w = world_with(|_| {}).await;
     let url = format!("{}/hooks/mia", w.hooks.url());
     w.choose(
         &w.user_id,
