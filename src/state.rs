@@ -314,6 +314,7 @@ impl AppState {
         self.spawn_task(crate::youtube::worker::run(self.clone()));
         self.spawn_task(crate::backups::run(self.clone()));
         self.spawn_task(crate::notifications::worker::run(self.clone()));
+        self.spawn_task(crate::youtube::subscriptions::scheduler::run(self.clone()));
     }
 
     /// Stops background tasks (bounded wait) and checkpoints the database.

@@ -160,6 +160,8 @@ impl Running {
 /// metadata cache.
 pub struct Youtube {
     wake: Notify,
+    /// Wakes the subscription scheduler ("check now", a check finished).
+    subscriptions: Arc<Notify>,
     running: Mutex<HashMap<String, Arc<Running>>>,
     metadata: TtlCache<String, Arc<ytdlp::Metadata>>,
     /// Plex hand-offs take turns (see `handoff`).
@@ -203,6 +205,7 @@ impl Youtube {
     pub fn new(clock: SharedClock, config: &crate::config::YoutubeConfig) -> Self {
         Self {
             wake: Notify::new(),
+            subscriptions: Arc::default(),
             running: Mutex::new(HashMap::new()),
             metadata: TtlCache::new("youtube_metadata", 512, clock),
             handoff: tokio::sync::Mutex::new(()),
@@ -230,6 +233,16 @@ impl Youtube {
     /// Tells a waiting worker there is work.
     pub fn wake(&self) {
         self.wake.notify_one();
+    }
+
+    /// Tells the subscription scheduler to look for due checks.
+    pub fn wake_subscriptions(&self) {
+        self.subscriptions.notify_one();
+    }
+
+    /// What the subscription scheduler waits on.
+    pub fn subscriptions_waker(&self) -> Arc<Notify> {
+        Arc::clone(&self.subscriptions)
     }
 
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Running>>> {
@@ -517,7 +530,7 @@ pub fn resolve_ytdlp(configured: &str) -> Option<PathBuf> {
     })
 }
 
-fn downloader(state: &AppState) -> AppResult<PathBuf> {
+pub(crate) fn downloader(state: &AppState) -> AppResult<PathBuf> {
     resolve_ytdlp(&state.config().youtube.ytdlp_path).ok_or_else(|| {
         tracing::warn!(
             path = %state.config().youtube.ytdlp_path,

@@ -167,6 +167,7 @@ const MATRIX: &[(&str, &str, [Want; 4])] = &[
     ("GET /api/v1/youtube/subscriptions/{id}/items", "",                                                  [E401, OK,   E404, OK]),
     ("POST /api/v1/youtube/subscriptions/{id}/pause", "",                                                 [E401, E403, E403, E409]),
     ("POST /api/v1/youtube/subscriptions/{id}/resume", "",                                                [E401, E403, E403, E409]),
+    ("POST /api/v1/youtube/subscriptions/{id}/check", "",                                                 [E401, E403, E403, E409]),
     ("POST /api/v1/admin/youtube/subscriptions/{id}/approve", "",                                         [E401, E403, E403, OK]),
     ("POST /api/v1/admin/youtube/subscriptions/{id}/decline", r#"{"reason":"no"}"#,                       [E401, E403, E403, OK]),
     ("GET /api/v1/admin/youtube/profiles",          "",                                                   [E401, E403, E403, OK]),

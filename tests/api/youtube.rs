@@ -1696,3 +1696,154 @@ async fn downloaded_files_and_folders_get_the_configured_modes_whatever_the_umas
         server.stop().await.unwrap();
     }
 }
+
+/// Issue 15: an admin subscribes to a channel; the scheduler checks it at once and queues its
+/// downloadable uploads (not the private one, not what is live, not streams, and here no
+/// Shorts) through the download queue, where they complete; a new upload is picked up by "check
+/// now" and nothing is queued twice; a bot-check refusal backs the subscription off and tells
+/// the admins what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_queues_new_uploads_once_and_backs_off_when_youtube_refuses() {
+    use medianest::sim::ytdlp::{REFUSE_BOT, UploadKind, add_upload, refuse_listings};
+    use medianest::youtube::listing;
+
+    // The test polls the API; the per-user limit is not what it checks.
+    let (yt, _server, _, _) = Yt::serving(
+        1,
+        |c| {
+            c.limits.user_per_minute = 1_000_000;
+            c.limits.ip_per_second = 1_000_000;
+            c.limits.ip_burst = 1_000_000;
+        },
+        "mia",
+    )
+    .await;
+    let admin_id = insert_user(&yt.t.state, "boss", None, "admin", None).await;
+    let admin = new_session(&yt.t.state, &admin_id).await.token;
+    let get = |path: String| {
+        let app = yt.app.clone();
+        let admin = admin.clone();
+        async move { call("GET", &path).bearer(&admin).send(&app).await.data() }
+    };
+    let r = call("POST", "/api/v1/youtube/subscriptions")
+        .bearer(&admin)
+        .json(json!({"url": "https://www.youtube.com/@Sim", "skipShorts": true}))
+        .send(&yt.app)
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let id = r.data()["id"].as_str().unwrap().to_owned();
+    let sub_path = format!("/api/v1/youtube/subscriptions/{id}");
+
+    // What the channel's /videos tab lists, and which of it may be downloaded.
+    let program = PathBuf::from(&yt.t.state.config().youtube.ytdlp_path);
+    let listed = listing::list_newest(
+        &program,
+        "https://www.youtube.com/@sim/videos",
+        50,
+        &medianest::youtube::ytdlp::Passthrough::default(),
+        listing::LIST_TIMEOUT,
+    )
+    .await
+    .unwrap();
+    let wanted: std::collections::BTreeSet<String> = listed
+        .items
+        .iter()
+        .filter(|i| i.availability.downloadable() && !i.is_live && !i.was_live && !i.is_short)
+        .map(|i| i.id.clone())
+        .collect();
+    // The /videos tab never holds Shorts, streams or the private placeholder (as on YouTube).
+    assert!(!wanted.is_empty(), "{listed:?}");
+
+    let checked = eventually(LONG, "the first check", || {
+        let path = sub_path.clone();
+        let get = &get;
+        async move {
+            let sub = get(path).await;
+            (sub["lastResult"] == "ok").then_some(sub)
+        }
+    })
+    .await;
+    assert_eq!(checked["lastNewItems"], wanted.len());
+    assert!(checked["nextCheckAt"].is_string(), "{checked}");
+    let items = get(format!("{sub_path}/items?limit=100")).await;
+    let archived: std::collections::BTreeSet<String> = items
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            assert_eq!(i["status"], "queued", "{i}");
+            assert!(i["downloadId"].is_string(), "{i}");
+            i["videoId"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(archived, wanted);
+    // They go through the download queue and complete.
+    let want = wanted.len();
+    eventually(LONG, "the queued downloads to complete", || {
+        let get = &get;
+        async move {
+            let all = get("/api/v1/youtube/downloads?limit=100".into()).await;
+            let list = all.as_array().cloned().unwrap_or_default();
+            (list.len() == want && list.iter().all(|d| d["status"] == "completed")).then_some(())
+        }
+    })
+    .await;
+
+    // A new upload: "check now" queues it, and only it.
+    let fresh = add_upload(&yt.sim_dir, "sim", "A fresh upload", UploadKind::Video).unwrap();
+    let r = call("POST", &format!("{sub_path}/check"))
+        .bearer(&admin)
+        .send(&yt.app)
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    eventually(LONG, "the fresh upload", || {
+        let get = &get;
+        let path = format!("{sub_path}/items?limit=100");
+        let fresh = fresh.clone();
+        async move {
+            let items = get(path).await;
+            let list = items.as_array().cloned().unwrap_or_default();
+            list.iter()
+                .any(|i| i["videoId"] == fresh.as_str())
+                .then_some(())
+        }
+    })
+    .await;
+    let sub = get(sub_path.clone()).await;
+    assert_eq!(sub["lastNewItems"], 1, "{sub}");
+    assert_eq!(sub["itemCount"], wanted.len() + 1, "{sub}");
+
+    // YouTube asks for a sign-in: the subscription backs off and the admins are told what to do.
+    refuse_listings(&yt.sim_dir, REFUSE_BOT, Some(1)).unwrap();
+    let r = call("POST", &format!("{sub_path}/check"))
+        .bearer(&admin)
+        .send(&yt.app)
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    let blocked = eventually(LONG, "the refusal", || {
+        let path = sub_path.clone();
+        let get = &get;
+        async move {
+            let sub = get(path).await;
+            (sub["lastResult"] == "blocked").then_some(sub)
+        }
+    })
+    .await;
+    assert_eq!(blocked["consecutiveFailures"], 1, "{blocked}");
+    assert!(blocked["backoffUntil"].is_string(), "{blocked}");
+    assert!(
+        blocked["lastError"].as_str().unwrap().contains("cookies"),
+        "{blocked}"
+    );
+    let told = get("/api/v1/notifications?limit=50".into()).await;
+    assert!(
+        told.as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["type"] == "subscription.blocked"),
+        "{told}"
+    );
+    // Nothing new was queued by the refused check.
+    let downloads = get("/api/v1/youtube/downloads?limit=100".into()).await;
+    assert_eq!(downloads.as_array().unwrap().len(), wanted.len() + 1);
+}

@@ -4,7 +4,8 @@
 //!
 //! - `GET/POST /youtube/subscriptions`, `GET/PATCH/DELETE /youtube/subscriptions/{id}`,
 //!   `GET /youtube/subscriptions/{id}/items`: users see and change their own, admins all.
-//! - `POST /youtube/subscriptions/{id}/pause|resume`: admins.
+//! - `POST /youtube/subscriptions/{id}/pause|resume|check`: admins (check: "check now", see
+//!   [`scheduler`]).
 //! - `POST /admin/youtube/subscriptions/{id}/approve|decline`: admins decide on proposals; the
 //!   owner is notified in the same transaction.
 //! - `GET/POST /admin/youtube/profiles`, `GET/PUT/DELETE /admin/youtube/profiles/{id}`.
@@ -17,6 +18,7 @@
 //! with [`store::record_check`].
 
 pub mod model;
+pub mod scheduler;
 pub mod store;
 pub mod validate;
 
@@ -80,6 +82,12 @@ pub fn routes() -> Routes {
             "/youtube/subscriptions/{id}/resume",
             Access::Admin,
             resume_subscription,
+        )
+        .add(
+            Method::POST,
+            "/youtube/subscriptions/{id}/check",
+            Access::Admin,
+            check_subscription,
         )
         .add(
             Method::POST,
@@ -280,6 +288,8 @@ pub async fn create_subscription(
         })
         .await?;
     notifications::publish_all_created(state.events(), &told);
+    // An admin's subscription is active and due now.
+    state.youtube().wake_subscriptions();
     Ok(ApiResponse::created(&created))
 }
 
@@ -419,7 +429,31 @@ pub async fn resume_subscription(
             store::get(tx, &id)?.ok_or_else(not_found)
         })
         .await?;
+    state.youtube().wake_subscriptions();
     Ok(ApiResponse::ok(&done))
+}
+
+/// `POST /youtube/subscriptions/{id}/check`: "check now" for an active subscription (any
+/// back-off lifted): 202, the check runs in the background (`lastCheckAt` and `lastResult` show
+/// its outcome); 409 for one that is not active.
+pub async fn check_subscription(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Path(id): Path<String>,
+) -> AppResult<ApiResponse> {
+    let now = state.clock().now_ms();
+    let done = state
+        .db()
+        .write(move |tx| {
+            let found = store::get(tx, &id)?.ok_or_else(not_found)?;
+            if found.status != "active" || !store::resume(tx, &id, now)? {
+                return Err(wrong_status(&found.status));
+            }
+            store::get(tx, &id)?.ok_or_else(not_found)
+        })
+        .await?;
+    state.youtube().wake_subscriptions();
+    Ok(ApiResponse::ok(&done).status(axum::http::StatusCode::ACCEPTED))
 }
 
 fn subject(s: &Subscription) -> String {
@@ -455,6 +489,7 @@ pub async fn approve_subscription(
         })
         .await?;
     notifications::publish_created(state.events(), &done.user_id, &told);
+    state.youtube().wake_subscriptions();
     Ok(ApiResponse::ok(&done))
 }
 
@@ -509,6 +544,7 @@ pub async fn decline_subscription(
         })
         .await?;
     notifications::publish_created(state.events(), &done.user_id, &told);
+    state.youtube().wake_subscriptions();
     Ok(ApiResponse::ok(&done))
 }
 

@@ -1,0 +1,351 @@
+//! The subscription scheduler: checks due subscriptions and queues their new videos through the
+//! existing download queue (so progress, cancel, retry and the per-user disk budget apply).
+//!
+//! - At most [`MAX_CHECKS`] checks run at once and a subscription never overlaps itself.
+//! - The next check is the interval later with up to a tenth more at random, so subscriptions
+//!   made together drift apart instead of hitting YouTube in the same second.
+//! - A check lists the newest [`LIST_NEWEST`] items of the channel's tabs (`/videos`, and
+//!   `/shorts` and `/streams` unless skipped: the `/videos` tab never holds them, see
+//!   `src/youtube/listing.rs`), drops what the archive already has, what is not downloadable,
+//!   older than `after`, filtered by the title patterns, a Short or a stream when skipped, and
+//!   anything live right now. The rest go into the archive as `queued`, each with its download
+//!   row, in one transaction with the check's outcome.
+//! - YouTube refusing (bot check, HTTP 429) backs the subscription off (15 min, doubling up to a
+//!   day) and tells the admins once what to do; other failures back off the same way. One
+//!   subscription's failure never touches another.
+//! - "Check now" (`POST /youtube/subscriptions/{id}/check`) makes it due and wakes this loop.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+use super::model::{CheckOutcome, NewItem, Subscription};
+use super::store;
+use crate::error::AppResult;
+use crate::state::AppState;
+use crate::youtube::listing::{self, ListError, ListedItem};
+
+/// Checks running at once.
+pub const MAX_CHECKS: usize = 2;
+/// Items listed per tab and check (how far back a check looks).
+pub const LIST_NEWEST: u32 = 50;
+/// Longest sleep when nothing is due.
+const IDLE: Duration = Duration::from_secs(60);
+
+/// Runs until shutdown.
+pub async fn run(state: AppState) {
+    let gate = Arc::new(Semaphore::new(MAX_CHECKS));
+    let running: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let wake = state.youtube().subscriptions_waker();
+    let shutdown = state.shutdown_token().clone();
+    loop {
+        let wait = match pass(&state, &gate, &running).await {
+            Ok(wait) => wait,
+            Err(e) => {
+                tracing::warn!(error = %e, "subscription pass failed; trying again shortly");
+                Duration::from_secs(5)
+            }
+        };
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = wake.notified() => {}
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+async fn pass(
+    state: &AppState,
+    gate: &Arc<Semaphore>,
+    running: &Arc<Mutex<HashSet<String>>>,
+) -> AppResult<Duration> {
+    let now = state.clock().now_ms();
+    let due = state
+        .db()
+        .read(move |conn| store::due(conn, now, 32))
+        .await?;
+    for sub in due {
+        if !running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(sub.id.clone())
+        {
+            continue;
+        }
+        let Ok(permit) = gate.clone().try_acquire_owned() else {
+            running
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&sub.id);
+            break;
+        };
+        let state2 = state.clone();
+        let running = running.clone();
+        state.spawn_task(async move {
+            let id = sub.id.clone();
+            if let Err(e) = check(&state2, sub).await {
+                tracing::error!(subscription = %id, error = %e, "subscription check failed");
+            }
+            drop(permit);
+            running
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&id);
+            state2.youtube().wake_subscriptions();
+        });
+    }
+    let next: Option<i64> = state
+        .db()
+        .read(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT min(next_check_at) FROM youtube_subscriptions WHERE status = 'active'",
+                )?
+                .query_row([], |r| r.get(0))?)
+        })
+        .await?;
+    let now = state.clock().now_ms();
+    Ok(match next {
+        Some(at) if at > now => {
+            Duration::from_millis(u64::try_from(at - now).unwrap_or(0)).min(IDLE)
+        }
+        // Due now but running or waiting for a free check: a finished check wakes the loop.
+        _ => IDLE,
+    })
+}
+
+/// The URLs a check lists: a channel's tabs, or the playlist.
+fn tabs(sub: &Subscription) -> Vec<String> {
+    if sub.kind != "channel" {
+        return vec![sub.url.clone()];
+    }
+    let base = sub.url.trim_end_matches("/videos");
+    let mut urls = vec![format!("{base}/videos")];
+    if !sub.skip_shorts {
+        urls.push(format!("{base}/shorts"));
+    }
+    if !sub.skip_live {
+        urls.push(format!("{base}/streams"));
+    }
+    urls
+}
+
+/// Why `item` is not taken, or `None` to take it.
+fn refusal(sub: &Subscription, item: &ListedItem, patterns: &Patterns) -> Option<&'static str> {
+    if !item.availability.downloadable() {
+        return Some("not downloadable");
+    }
+    if item.is_live {
+        return Some("live now or upcoming");
+    }
+    if sub.skip_live && item.was_live {
+        return Some("a stream");
+    }
+    if sub.skip_shorts && item.is_short {
+        return Some("a Short");
+    }
+    if let (Some(after), Some(date)) = (&sub.after, item.upload_date)
+        && date.to_string().as_str() < after.as_str()
+    {
+        return Some("older than the start date");
+    }
+    let title = item.title.as_str();
+    if patterns
+        .include
+        .as_ref()
+        .is_some_and(|re| !re.is_match(title))
+    {
+        return Some("title not included");
+    }
+    if patterns
+        .exclude
+        .as_ref()
+        .is_some_and(|re| re.is_match(title))
+    {
+        return Some("title excluded");
+    }
+    None
+}
+
+struct Patterns {
+    include: Option<regex::Regex>,
+    exclude: Option<regex::Regex>,
+}
+
+impl Patterns {
+    fn of(sub: &Subscription) -> Self {
+        let compile = |p: &Option<String>| {
+            p.as_deref().and_then(|p| {
+                regex::RegexBuilder::new(p)
+                    .case_insensitive(true)
+                    .size_limit(256 * 1024)
+                    .build()
+                    .ok()
+            })
+        };
+        Self {
+            include: compile(&sub.include),
+            exclude: compile(&sub.exclude),
+        }
+    }
+}
+
+/// The next check: the interval later plus up to a tenth at random.
+fn next_check(now: i64, interval_secs: i64) -> i64 {
+    let interval_ms = interval_secs.max(60).saturating_mul(1000);
+    #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+    let jitter = (interval_ms as f64 * 0.1 * rand::random::<f64>()) as i64;
+    now + interval_ms + jitter
+}
+
+/// One check of `sub`.
+pub async fn check(state: &AppState, sub: Subscription) -> AppResult<()> {
+    let program = crate::youtube::downloader(state)?;
+    let pass = crate::youtube::passthrough(state).await;
+    let mut listed: Vec<ListedItem> = Vec::new();
+    let mut failure: Option<ListError> = None;
+    for url in tabs(&sub) {
+        match listing::list_newest(&program, &url, LIST_NEWEST, &pass, listing::LIST_TIMEOUT).await
+        {
+            Ok(listing) => listed.extend(listing.items),
+            // A channel without Shorts or streams has no such tab.
+            Err(ListError::NotFound(_)) if !url.ends_with("/videos") && sub.kind == "channel" => {}
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    let now = state.clock().now_ms();
+    if let Some(error) = failure {
+        let blocked = error.is_refusal();
+        let text = format!("{}. {}", error.reason(), error.hint());
+        let outcome = if blocked {
+            CheckOutcome::Blocked {
+                error: text.clone(),
+            }
+        } else {
+            CheckOutcome::Failed {
+                error: text.clone(),
+            }
+        };
+        let next = now + store::backoff_delay_ms(sub.consecutive_failures + 1);
+        let id = sub.id.clone();
+        let first = sub.consecutive_failures == 0;
+        let name = sub.title.clone().unwrap_or_else(|| sub.url.clone());
+        let made = state
+            .db()
+            .write(move |tx| {
+                store::record_check(tx, &id, &outcome, now, next)?;
+                if blocked && first {
+                    return crate::notifications::create_for_admins(
+                        tx,
+                        "subscription.blocked",
+                        "YouTube refused a subscription check",
+                        &format!("{name}: {text}"),
+                        Some(serde_json::json!({ "subscriptionId": id })),
+                        now,
+                    );
+                }
+                Ok(Vec::new())
+            })
+            .await?;
+        crate::notifications::publish_all_created(state.events(), &made);
+        tracing::warn!(subscription = %sub.id, blocked, "subscription check failed; backing off");
+        return Ok(());
+    }
+    let patterns = Patterns::of(&sub);
+    let id = sub.id.clone();
+    let archived = state
+        .db()
+        .read(move |conn| store::archived_ids(conn, &id))
+        .await?;
+    let mut seen = HashSet::new();
+    // Oldest first, so the queue downloads in upload order.
+    let mut take: Vec<ListedItem> = listed
+        .into_iter()
+        .filter(|item| !archived.contains(&item.id) && seen.insert(item.id.clone()))
+        .filter(|item| refusal(&sub, item, &patterns).is_none())
+        .collect();
+    take.sort_by_key(|item| item.upload_date);
+    let (quality, format) = profile_choice(state, sub.profile_id.clone()).await?;
+    let next = next_check(now, sub.interval_secs);
+    let sub_id = sub.id.clone();
+    let owner = sub.user_id.clone();
+    let queued = state
+        .db()
+        .write(move |tx| {
+            let mut items = Vec::with_capacity(take.len());
+            for item in &take {
+                let download_id = uuid::Uuid::now_v7().to_string();
+                tx.prepare_cached(
+                    "INSERT INTO youtube_downloads (id, user_id, url, kind, title, quality, format, created_at)
+                     VALUES (?1, ?2, ?3, 'video', ?4, ?5, ?6, ?7)",
+                )?
+                .execute(rusqlite::params![
+                    download_id,
+                    owner,
+                    format!("https://www.youtube.com/watch?v={}", item.id),
+                    item.title,
+                    quality,
+                    format,
+                    now
+                ])?;
+                items.push(NewItem {
+                    video_id: item.id.clone(),
+                    status: "queued".into(),
+                    reason: None,
+                    title: Some(item.title.clone()),
+                    upload_date: item.upload_date.map(|d| d.to_string()),
+                    download_id: Some(download_id),
+                });
+            }
+            let added = store::record_items(tx, &sub_id, &items, now)?;
+            let count = u32::try_from(added.len()).unwrap_or(u32::MAX);
+            store::record_check(tx, &sub_id, &CheckOutcome::Ok { new_items: count }, now, next)?;
+            Ok(count)
+        })
+        .await?;
+    if queued > 0 {
+        state.youtube().wake();
+    }
+    tracing::info!(subscription = %sub.id, queued, "subscription checked");
+    Ok(())
+}
+
+/// The download quality and container of the subscription's profile (the defaults without one).
+async fn profile_choice(state: &AppState, profile: Option<String>) -> AppResult<(String, String)> {
+    let Some(id) = profile else {
+        return Ok((crate::youtube::ytdlp::Quality::DEFAULT.into(), "mp4".into()));
+    };
+    let profile = state
+        .db()
+        .read(move |conn| store::get_profile(conn, &id))
+        .await?;
+    Ok(match profile {
+        Some(p) => (
+            p.max_height
+                .map_or_else(|| "best".to_owned(), |h| h.to_string()),
+            p.container,
+        ),
+        None => (crate::youtube::ytdlp::Quality::DEFAULT.into(), "mp4".into()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_next_check_is_the_interval_plus_at_most_a_tenth() {
+        for _ in 0..100 {
+            let at = next_check(1_000, 3600);
+            assert!(
+                (1_000 + 3_600_000..=1_000 + 3_960_000).contains(&at),
+                "{at}"
+            );
+        }
+    }
+}
