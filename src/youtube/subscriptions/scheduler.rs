@@ -132,49 +132,16 @@ fn tabs(sub: &Subscription) -> Vec<String> {
     urls
 }
 
-/// Why `item` is not taken, or `None` to take it.
-fn refusal(sub: &Subscription, item: &ListedItem, patterns: &Patterns) -> Option<&'static str> {
-    if !item.availability.downloadable() {
-        return Some("not downloadable");
-    }
-    if item.is_live {
-        return Some("live now or upcoming");
-    }
-    if sub.skip_live && item.was_live {
-        return Some("a stream");
-    }
-    if sub.skip_shorts && item.is_short {
-        return Some("a Short");
-    }
-    if let (Some(after), Some(date)) = (&sub.after, item.upload_date)
-        && date.to_string().as_str() < after.as_str()
-    {
-        return Some("older than the start date");
-    }
-    let title = item.title.as_str();
-    if patterns
-        .include
-        .as_ref()
-        .is_some_and(|re| !re.is_match(title))
-    {
-        return Some("title not included");
-    }
-    if patterns
-        .exclude
-        .as_ref()
-        .is_some_and(|re| re.is_match(title))
-    {
-        return Some("title excluded");
-    }
-    None
-}
-
-struct Patterns {
+/// What a check keeps of a listing (the subscription's settings, patterns compiled).
+struct Filters {
+    after: Option<String>,
+    skip_shorts: bool,
+    skip_live: bool,
     include: Option<regex::Regex>,
     exclude: Option<regex::Regex>,
 }
 
-impl Patterns {
+impl Filters {
     fn of(sub: &Subscription) -> Self {
         let compile = |p: &Option<String>| {
             p.as_deref().and_then(|p| {
@@ -186,9 +153,41 @@ impl Patterns {
             })
         };
         Self {
+            after: sub.after.clone(),
+            skip_shorts: sub.skip_shorts,
+            skip_live: sub.skip_live,
             include: compile(&sub.include),
             exclude: compile(&sub.exclude),
         }
+    }
+
+    /// Why `item` is not taken, or `None` to take it.
+    fn refusal(&self, item: &ListedItem) -> Option<&'static str> {
+        if !item.availability.downloadable() {
+            return Some("not downloadable");
+        }
+        if item.is_live {
+            return Some("live now or upcoming");
+        }
+        if self.skip_live && item.was_live {
+            return Some("a stream");
+        }
+        if self.skip_shorts && item.is_short {
+            return Some("a Short");
+        }
+        if let (Some(after), Some(date)) = (&self.after, item.upload_date)
+            && date.to_string().as_str() < after.as_str()
+        {
+            return Some("older than the start date");
+        }
+        let title = item.title.as_str();
+        if self.include.as_ref().is_some_and(|re| !re.is_match(title)) {
+            return Some("title not included");
+        }
+        if self.exclude.as_ref().is_some_and(|re| re.is_match(title)) {
+            return Some("title excluded");
+        }
+        None
     }
 }
 
@@ -256,7 +255,7 @@ pub async fn check(state: &AppState, sub: Subscription) -> AppResult<()> {
         tracing::warn!(subscription = %sub.id, blocked, "subscription check failed; backing off");
         return Ok(());
     }
-    let patterns = Patterns::of(&sub);
+    let filters = Filters::of(&sub);
     let id = sub.id.clone();
     let archived = state
         .db()
@@ -267,7 +266,7 @@ pub async fn check(state: &AppState, sub: Subscription) -> AppResult<()> {
     let mut take: Vec<ListedItem> = listed
         .into_iter()
         .filter(|item| !archived.contains(&item.id) && seen.insert(item.id.clone()))
-        .filter(|item| refusal(&sub, item, &patterns).is_none())
+        .filter(|item| filters.refusal(item).is_none())
         .collect();
     take.sort_by_key(|item| item.upload_date);
     let (quality, format) = profile_choice(state, sub.profile_id.clone()).await?;
@@ -337,6 +336,78 @@ async fn profile_choice(state: &AppState, profile: Option<String>) -> AppResult<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::youtube::listing::Availability;
+
+    fn item(title: &str, date: &str) -> ListedItem {
+        ListedItem {
+            id: "abcdefghijk".into(),
+            title: title.into(),
+            url: "https://www.youtube.com/watch?v=abcdefghijk".into(),
+            upload_date: time::Date::parse(
+                date,
+                &time::format_description::well_known::Iso8601::DATE,
+            )
+            .ok(),
+            duration_secs: Some(600),
+            is_short: false,
+            is_live: false,
+            was_live: false,
+            availability: Availability::Unknown,
+        }
+    }
+
+    #[test]
+    fn a_check_keeps_what_the_settings_allow() {
+        let filters = Filters {
+            after: Some("2026-02-01".into()),
+            skip_shorts: true,
+            skip_live: true,
+            include: regex::Regex::new("(?i)review").ok(),
+            exclude: regex::Regex::new("(?i)sponsored").ok(),
+        };
+        assert_eq!(filters.refusal(&item("A Review", "2026-03-01")), None);
+        assert_eq!(
+            filters.refusal(&item("A Review", "2026-01-31")),
+            Some("older than the start date")
+        );
+        assert_eq!(
+            filters.refusal(&item("Unboxing", "2026-03-01")),
+            Some("title not included")
+        );
+        assert_eq!(
+            filters.refusal(&item("Sponsored review", "2026-03-01")),
+            Some("title excluded")
+        );
+        let short = ListedItem {
+            is_short: true,
+            ..item("Review short", "2026-03-01")
+        };
+        assert_eq!(filters.refusal(&short), Some("a Short"));
+        let stream = ListedItem {
+            was_live: true,
+            ..item("Review stream", "2026-03-01")
+        };
+        assert_eq!(filters.refusal(&stream), Some("a stream"));
+        let live = ListedItem {
+            is_live: true,
+            ..item("Review live", "2026-03-01")
+        };
+        let keep_all = Filters {
+            after: None,
+            skip_shorts: false,
+            skip_live: false,
+            include: None,
+            exclude: None,
+        };
+        assert_eq!(keep_all.refusal(&live), Some("live now or upcoming"));
+        assert_eq!(keep_all.refusal(&stream), None);
+        assert_eq!(keep_all.refusal(&short), None);
+        let private = ListedItem {
+            availability: Availability::Private,
+            ..item("Review", "2026-03-01")
+        };
+        assert_eq!(keep_all.refusal(&private), Some("not downloadable"));
+    }
 
     #[test]
     fn the_next_check_is_the_interval_plus_at_most_a_tenth() {
