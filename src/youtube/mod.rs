@@ -281,10 +281,18 @@ impl Youtube {
         self.metadata.stats()
     }
 
-    /// `download` with the live progress of its run, when it is running.
-    pub fn with_live(&self, mut download: Download) -> Download {
+    /// The runs in progress now. Taken before a download row is read: a run that ends in
+    /// between has already stored its final figures, so a row read before that still gets the
+    /// live ones instead of older stored ones (progress never appears to go back).
+    pub fn running_now(&self) -> HashMap<String, Arc<Running>> {
+        self.map().clone()
+    }
+
+    /// `download` with the live progress of `running` (from [`Youtube::running_now`], taken
+    /// before the row was read), when the row says it is running.
+    pub fn with_live_of(mut download: Download, running: Option<&Running>) -> Download {
         if download.status == "downloading"
-            && let Some(running) = self.running(&download.id)
+            && let Some(running) = running
         {
             let live = running.live();
             download.progress = live.progress.max(download.progress);
@@ -1093,6 +1101,7 @@ async fn page(state: &AppState, owner: Option<String>, query: ListQuery) -> AppR
         // Sorts after every row: ids are never empty.
         None => (i64::MAX, String::new()),
     };
+    let running = state.youtube().running_now();
     let rows = state
         .db()
         .run(move |conn| match &owner {
@@ -1103,7 +1112,10 @@ async fn page(state: &AppState, owner: Option<String>, query: ListQuery) -> AppR
     let (rows, next_cursor) = finish_page(state.cursors(), &scope, rows, limit, |d| {
         (d.created_at_ms, d.id.clone())
     });
-    let rows = rows.into_iter().map(|d| state.youtube().with_live(d));
+    let rows = rows.into_iter().map(|d| {
+        let live = running.get(&d.id).cloned();
+        Youtube::with_live_of(d, live.as_deref())
+    });
     let meta = PageMeta { limit, next_cursor };
     if admin {
         let rows: Vec<Owned> = rows
@@ -1148,13 +1160,14 @@ pub async fn list_all_downloads(
 
 /// The download `id` when the caller owns it or is an admin; others' ids are 404.
 async fn visible(state: &AppState, user: &CurrentUser, id: String) -> AppResult<Download> {
+    let running = state.youtube().running(&id);
     let download = state
         .db()
         .run(move |conn| get(conn, &id))
         .await?
         .filter(|d| d.user_id == user.user_id() || user.is_admin())
         .ok_or_else(|| AppError::new(ErrorCode::NotFound))?;
-    Ok(state.youtube().with_live(download))
+    Ok(Youtube::with_live_of(download, running.as_deref()))
 }
 
 /// `GET /youtube/downloads/{id}`.
