@@ -51,7 +51,9 @@ pub fn parse(raw: &str) -> AppResult<YoutubeUrl> {
     parse_inner(raw.trim()).ok_or_else(|| AppError::new(ErrorCode::InvalidYoutubeUrl))
 }
 
-fn parse_inner(raw: &str) -> Option<YoutubeUrl> {
+/// `raw` as an http(s) URL of bounded length without credentials or a port, with its host in
+/// lower case: what every YouTube URL MediaNest accepts has in common.
+fn plain_url(raw: &str) -> Option<(url::Url, String)> {
     if raw.is_empty() || raw.len() > MAX_URL_LEN {
         return None;
     }
@@ -64,6 +66,19 @@ fn parse_inner(raw: &str) -> Option<YoutubeUrl> {
         return None;
     }
     let host = url.host_str()?.to_ascii_lowercase();
+    Some((url, host))
+}
+
+/// youtube.com and the subdomains that serve the same pages.
+fn is_youtube_host(host: &str) -> bool {
+    matches!(
+        host,
+        "youtube.com" | "www.youtube.com" | "m.youtube.com" | "music.youtube.com"
+    )
+}
+
+fn parse_inner(raw: &str) -> Option<YoutubeUrl> {
+    let (url, host) = plain_url(raw)?;
     let query = |name: &str| {
         url.query_pairs()
             .find(|(k, _)| k == name)
@@ -75,7 +90,7 @@ fn parse_inner(raw: &str) -> Option<YoutubeUrl> {
             [id] => video(id),
             _ => None,
         },
-        "youtube.com" | "www.youtube.com" | "m.youtube.com" | "music.youtube.com" => {
+        h if is_youtube_host(h) => {
             match segments.as_slice() {
                 // `watch?v=X&list=Y` is the video X played inside a playlist: the video is what
                 // the person is looking at, so that is what is downloaded.
@@ -154,22 +169,8 @@ pub fn parse_source(raw: &str) -> AppResult<Source> {
 }
 
 fn parse_source_inner(raw: &str) -> Option<Source> {
-    if raw.is_empty() || raw.len() > MAX_URL_LEN {
-        return None;
-    }
-    let url = url::Url::parse(raw).ok()?;
-    if !matches!(url.scheme(), "http" | "https")
-        || !url.username().is_empty()
-        || url.password().is_some()
-        || url.port().is_some()
-    {
-        return None;
-    }
-    let host = url.host_str()?.to_ascii_lowercase();
-    if !matches!(
-        host.as_str(),
-        "youtube.com" | "www.youtube.com" | "m.youtube.com" | "music.youtube.com"
-    ) {
+    let (url, host) = plain_url(raw)?;
+    if !is_youtube_host(&host) {
         return None;
     }
     let segments: Vec<&str> = url.path_segments()?.filter(|s| !s.is_empty()).collect();
