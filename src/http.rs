@@ -734,6 +734,21 @@ pub fn is_json_content_type(headers: &HeaderMap) -> bool {
             && essence.to_ascii_lowercase().ends_with("+json"))
 }
 
+/// A JSON body that may be left out: an empty (or blank) body is `T::default()`; otherwise it
+/// must be sent as JSON (415) and parse as [`parse_json`] does.
+pub fn optional_json<T: DeserializeOwned + Default>(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<T, AppError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    if !is_json_content_type(headers) {
+        return Err(AppError::new(ErrorCode::UnsupportedMediaType));
+    }
+    parse_json(body)
+}
+
 /// Parses JSON, telling syntax errors (`INVALID_JSON`) from shape errors (`VALIDATION_ERROR`
 /// naming the field).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {

@@ -18,7 +18,7 @@ use super::store::{self, ListSpec, NewRequest, Order, Position, RequestRow, Sort
 use super::{Details, USER_MAP_MISS_TTL, USER_MAP_TTL};
 use crate::auth::{AdminUser, CurrentUser};
 use crate::error::{AppError, AppResult, ErrorCode, is_unique_violation};
-use crate::http::{ApiJson, parse_json};
+use crate::http::{ApiJson, optional_json};
 use crate::integrations::overseerr::{CreateOutcome, MediaType, Overseerr, RefusalReason, Seasons};
 use crate::pagination::PageQuery;
 use crate::response::ApiResponse;
@@ -773,14 +773,7 @@ pub async fn decline(
     headers: HeaderMap,
     body: Bytes,
 ) -> AppResult<ApiResponse> {
-    let body: DeclineBody = if body.iter().all(u8::is_ascii_whitespace) {
-        DeclineBody::default()
-    } else {
-        if !crate::http::is_json_content_type(&headers) {
-            return Err(AppError::new(ErrorCode::UnsupportedMediaType));
-        }
-        parse_json(&body)?
-    };
+    let body: DeclineBody = optional_json(&headers, &body)?;
     let reason = body
         .reason
         .map(|r| r.trim().to_owned())

@@ -32,7 +32,7 @@ use self::model::{Settings, Subscription};
 use self::store::{ProfileDeletion, Scope};
 use crate::auth::{AdminUser, CurrentUser};
 use crate::error::{AppError, AppResult, ErrorCode};
-use crate::http::{ApiJson, is_json_content_type, parse_json};
+use crate::http::{ApiJson, optional_json};
 use crate::notifications::{self, Notification};
 use crate::pagination::{PageQuery, finish_page};
 use crate::response::{ApiResponse, PageMeta};
@@ -397,18 +397,30 @@ pub async fn pause_subscription(
     _admin: AdminUser,
     Path(id): Path<String>,
 ) -> AppResult<ApiResponse> {
+    let done = transition(&state, id, |tx, found, now| {
+        store::pause(tx, &found.id, now)
+    })
+    .await?;
+    Ok(ApiResponse::ok(&done))
+}
+
+/// Moves subscription `id` with `change` (false: not allowed from its status, 409) in one write
+/// transaction and answers it as it is afterwards; 404 when there is none.
+async fn transition<F>(state: &AppState, id: String, change: F) -> AppResult<Subscription>
+where
+    F: FnOnce(&rusqlite::Transaction<'_>, &Subscription, i64) -> AppResult<bool> + Send + 'static,
+{
     let now = state.clock().now_ms();
-    let done = state
+    state
         .db()
         .write(move |tx| {
             let found = store::get(tx, &id)?.ok_or_else(not_found)?;
-            if !store::pause(tx, &id, now)? {
+            if !change(tx, &found, now)? {
                 return Err(wrong_status(&found.status));
             }
             store::get(tx, &id)?.ok_or_else(not_found)
         })
-        .await?;
-    Ok(ApiResponse::ok(&done))
+        .await
 }
 
 /// `POST /youtube/subscriptions/{id}/resume`: paused (or active) -> active, checked as soon as
@@ -418,17 +430,10 @@ pub async fn resume_subscription(
     _admin: AdminUser,
     Path(id): Path<String>,
 ) -> AppResult<ApiResponse> {
-    let now = state.clock().now_ms();
-    let done = state
-        .db()
-        .write(move |tx| {
-            let found = store::get(tx, &id)?.ok_or_else(not_found)?;
-            if !store::resume(tx, &id, now)? {
-                return Err(wrong_status(&found.status));
-            }
-            store::get(tx, &id)?.ok_or_else(not_found)
-        })
-        .await?;
+    let done = transition(&state, id, |tx, found, now| {
+        store::resume(tx, &found.id, now)
+    })
+    .await?;
     state.youtube().wake_subscriptions();
     Ok(ApiResponse::ok(&done))
 }
@@ -441,17 +446,10 @@ pub async fn check_subscription(
     _admin: AdminUser,
     Path(id): Path<String>,
 ) -> AppResult<ApiResponse> {
-    let now = state.clock().now_ms();
-    let done = state
-        .db()
-        .write(move |tx| {
-            let found = store::get(tx, &id)?.ok_or_else(not_found)?;
-            if found.status != "active" || !store::resume(tx, &id, now)? {
-                return Err(wrong_status(&found.status));
-            }
-            store::get(tx, &id)?.ok_or_else(not_found)
-        })
-        .await?;
+    let done = transition(&state, id, |tx, found, now| {
+        Ok(found.status == "active" && store::resume(tx, &found.id, now)?)
+    })
+    .await?;
     state.youtube().wake_subscriptions();
     Ok(ApiResponse::ok(&done).status(axum::http::StatusCode::ACCEPTED))
 }
@@ -509,14 +507,7 @@ pub async fn decline_subscription(
     headers: HeaderMap,
     body: Bytes,
 ) -> AppResult<ApiResponse> {
-    let body: DeclineBody = if body.iter().all(u8::is_ascii_whitespace) {
-        DeclineBody::default()
-    } else {
-        if !is_json_content_type(&headers) {
-            return Err(AppError::new(ErrorCode::UnsupportedMediaType));
-        }
-        parse_json(&body)?
-    };
+    let body: DeclineBody = optional_json(&headers, &body)?;
     let reason = validate::reason(body.reason.as_ref()).map_err(problems_error)?;
     let admin_id = admin.user_id().to_owned();
     let now = state.clock().now_ms();
