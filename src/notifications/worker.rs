@@ -74,6 +74,10 @@ enum Tried {
     Failed(String, Class),
 }
 
+/// The pusher of the last subject used: one HTTP agent (and its connections) for every push,
+/// rebuilt only when the admin changes the subject.
+type PusherCache = Arc<Mutex<Option<(String, Pusher)>>>;
+
 /// Deliveries in flight per user, channel and device (the rate limit counts them).
 type InFlight = Arc<Mutex<HashMap<(String, &'static str, Option<String>), u32>>>;
 
@@ -106,11 +110,12 @@ pub async fn run(state: AppState) {
         .map(|k| (k, Arc::new(Semaphore::new(per_channel))))
         .collect();
     let in_flight: InFlight = Arc::default();
+    let pushers: PusherCache = Arc::default();
     let wake = state.events().outbox_waker();
     let shutdown = state.shutdown_token().clone();
     let mut last_reclaim = now;
     loop {
-        let wait = match pass(&state, &gates, &in_flight, &mut last_reclaim).await {
+        let wait = match pass(&state, &gates, &in_flight, &pushers, &mut last_reclaim).await {
             Ok(wait) => wait,
             Err(e) => {
                 tracing::warn!(error = %e, "notification delivery pass failed; trying again shortly");
@@ -131,6 +136,7 @@ async fn pass(
     state: &AppState,
     gates: &[(Kind, Arc<Semaphore>)],
     in_flight: &InFlight,
+    pushers: &PusherCache,
     last_reclaim: &mut i64,
 ) -> AppResult<Duration> {
     let config = state.config().notifications.clone();
@@ -210,6 +216,7 @@ async fn pass(
             .entry(key.clone())
             .or_insert(0) += 1;
         let state2 = state.clone();
+        let pushers = pushers.clone();
         let guard = Busy {
             in_flight: in_flight.clone(),
             key,
@@ -218,7 +225,7 @@ async fn pass(
         state.spawn_task(async move {
             // Released (count down, worker woken) however the task ends, a panic included.
             let _guard = guard;
-            let tried = attempt(&state2, &row, permit).await;
+            let tried = attempt(&state2, &row, permit, &pushers).await;
             record_retrying(&state2, &row, tried).await;
         });
     }
@@ -583,6 +590,7 @@ async fn attempt(
     state: &AppState,
     row: &Claimed,
     permit: tokio::sync::OwnedSemaphorePermit,
+    pushers: &PusherCache,
 ) -> Tried {
     let links = Links::new(state);
     let cipher = state.cipher().clone();
@@ -615,6 +623,7 @@ async fn attempt(
         drop(permit);
         return push_to(
             state,
+            pushers,
             &context.channel,
             device,
             &message,
@@ -657,6 +666,7 @@ async fn attempt(
 /// Web Push to one device, signed with the admin's subject when set (else `push.subject`).
 async fn push_to(
     state: &AppState,
+    pushers: &PusherCache,
     channel: &channel_settings::ChannelRow,
     device: push::Subscription,
     message: &Message,
@@ -672,7 +682,17 @@ async fn push_to(
     {
         subject.clone_into(&mut config.subject);
     }
-    let pusher = Pusher::new(&config, state.data_dir().vapid.clone());
+    let pusher = {
+        let mut cached = pushers.lock().unwrap_or_else(PoisonError::into_inner);
+        match cached.as_ref() {
+            Some((subject, pusher)) if *subject == config.subject => pusher.clone(),
+            _ => {
+                let pusher = Pusher::new(&config, state.data_dir().vapid.clone());
+                *cached = Some((config.subject.clone(), pusher.clone()));
+                pusher
+            }
+        }
+    };
     let push_message = PushMessage {
         title: crate::youtube::ytdlp::truncate_chars(&message.title, PUSH_TITLE_CHARS),
         body: crate::youtube::ytdlp::truncate_chars(&message.body, PUSH_BODY_CHARS),
