@@ -289,6 +289,8 @@ pub struct PlexConfig {
     pub app_url: String,
     /// Title of the Plex library that receives YouTube downloads.
     pub youtube_library: Option<String>,
+    /// Title of the Plex library (of type TV Shows) that receives subscriptions' episodes.
+    pub subscriptions_library: Option<String>,
     /// Memory for proxied Plex images, in MiB.
     pub image_cache_mb: u64,
     /// Memory for the Plex browse caches (pages, search, collections), in MiB.
@@ -302,6 +304,7 @@ impl Default for PlexConfig {
             tv_url: "https://plex.tv".into(),
             app_url: "https://app.plex.tv".into(),
             youtube_library: None,
+            subscriptions_library: None,
             image_cache_mb: 32,
             browse_cache_mb: 16,
         }
@@ -1236,6 +1239,9 @@ app_url = "https://app.plex.tv"
 # Title of the Plex library that receives YouTube downloads (default: the first library whose
 # title contains "YouTube").
 # youtube_library = "YouTube"
+# Title of the Plex library (type "TV Shows") that receives YouTube subscriptions' episodes
+# (default: the first library whose title contains "Subscriptions", else the YouTube library).
+# subscriptions_library = "YouTube Subscriptions"
 # Memory (MiB) for Plex images the portal proxies, kept for an hour.
 image_cache_mb = 32
 # Memory (MiB) for the Plex pages, searches and collections the portal keeps (by their size).
@@ -1522,6 +1528,7 @@ mod tests {
             "password",
             "client_id",
             "youtube_library",
+            "subscriptions_library",
             "download_dir",
             "plex_path",
             "overseerr_secret",

@@ -63,6 +63,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0011_youtube_subscriptions",
         include_str!("../../migrations/0011_youtube_subscriptions.sql"),
     ),
+    (
+        12,
+        "0012_youtube_subscription_episodes",
+        include_str!("../../migrations/0012_youtube_subscription_episodes.sql"),
+    ),
 ];
 
 /// What a run did.

@@ -60,6 +60,8 @@ pub const PROGRAM_NAME: &str = "yt-dlp-sim";
 /// The subcommand form: `medianest sim-yt-dlp ARGS`.
 pub const SUBCOMMAND: &str = "sim-yt-dlp";
 const HELPER_FLAG: &str = "--sim-helper";
+/// A tiny image with JPEG's magic bytes, for thumbnails "converted" to jpg.
+const SIM_JPEG: &[u8] = b"\xFF\xD8\xFF\xE0\0\x10JFIF\0sim image\xFF\xD9";
 
 /// Bytes per simulated file.
 const FILE_BYTES: usize = 64 * 1024;
@@ -156,6 +158,18 @@ struct Options {
     no_sponsorblock: bool,
     download_archive: Option<PathBuf>,
     break_on_existing: bool,
+    /// `--convert-thumbnails FORMAT`.
+    convert_thumbnails: Option<String>,
+    /// `--write-subs`, `--sub-langs`, `--embed-subs`, `--convert-subs FORMAT`.
+    write_subs: bool,
+    sub_langs: Vec<String>,
+    embed_subs: bool,
+    convert_subs: Option<String>,
+    /// `--skip-download` and `--write-all-thumbnails`: a channel's avatar and banner.
+    skip_download: bool,
+    write_all_thumbnails: bool,
+    /// `-o pl_thumbnail:TEMPLATE`.
+    pl_thumbnail: Option<String>,
 }
 
 fn parse(args: Vec<OsString>) -> Result<Options, String> {
@@ -212,9 +226,22 @@ fn parse(args: Vec<OsString>) -> Result<Options, String> {
             "--write-info-json" => o.write_info_json = true,
             "--write-thumbnail" => o.write_thumbnail = true,
             "--embed-chapters" | "--no-embed-chapters" | "--embed-thumbnail" => {}
-            "--convert-thumbnails" | "--sponsorblock-chapter-title" => {
+            "--convert-thumbnails" => o.convert_thumbnails = Some(value(&arg)?),
+            "--sponsorblock-chapter-title" => {
                 value(&arg)?;
             }
+            "--write-subs" => o.write_subs = true,
+            "--sub-langs" => {
+                o.sub_langs = value(&arg)?
+                    .split(',')
+                    .map(str::to_owned)
+                    .filter(|l| !l.is_empty())
+                    .collect();
+            }
+            "--embed-subs" => o.embed_subs = true,
+            "--convert-subs" => o.convert_subs = Some(value(&arg)?),
+            "--skip-download" => o.skip_download = true,
+            "--write-all-thumbnails" => o.write_all_thumbnails = true,
             // yt-dlp/yt-dlp yt_dlp/__init__.py: `--no-sponsorblock` empties both sets.
             "--sponsorblock-mark" => o.sponsorblock_mark = Some(value(&arg)?),
             "--sponsorblock-remove" => o.sponsorblock_remove = Some(value(&arg)?),
@@ -225,7 +252,18 @@ fn parse(args: Vec<OsString>) -> Result<Options, String> {
                 let v = value(&arg)?;
                 o.items = Some(parse_items(&v).ok_or(format!("invalid playlist items: {v}"))?);
             }
-            "-o" | "--output" => o.output = Some(value(&arg)?),
+            "-o" | "--output" => {
+                // yt-dlp/yt-dlp yt_dlp/options.py `-o [TYPES:]TEMPLATE` (`OUTTMPL_TYPES` in
+                // utils/_utils.py): a typed template sets that type's name only.
+                let v = value(&arg)?;
+                if let Some(t) = v.strip_prefix("pl_thumbnail:") {
+                    o.pl_thumbnail = Some(t.to_owned());
+                } else if v.starts_with("thumbnail:") {
+                    // Same name as the video: what the default already gives.
+                } else {
+                    o.output = Some(v);
+                }
+            }
             "-P" | "--paths" => {
                 let v = value(&arg)?;
                 if let Some(h) = v.strip_prefix("home:") {
@@ -686,6 +724,33 @@ impl Sim {
                 Err(code) => code,
             };
         }
+        if o.skip_download && o.write_all_thumbnails {
+            // yt-dlp/yt-dlp yt_dlp/YoutubeDL.py `__process_playlist` writes the playlist's
+            // thumbnails (`_write_thumbnails('playlist', ...)` with the `pl_thumbnail`
+            // template, never converted); with `--write-all-thumbnails` and several of them
+            // each is `<name>.<thumbnail id>.<ext>` (`replace_extension`), the extension
+            // `jpg` when the URL has none (utils `determine_ext`).
+            let home = o.home.clone().unwrap_or_else(|| PathBuf::from("."));
+            let base = o
+                .pl_thumbnail
+                .clone()
+                .unwrap_or_else(|| doc["title"].as_str().unwrap_or("NA").to_owned());
+            for t in doc["thumbnails"].as_array().into_iter().flatten() {
+                let Some(id) = t["id"].as_str() else { continue };
+                let file = home.join(format!("{base}.{id}.jpg"));
+                if self
+                    .screen(&format!(
+                        "[info] Writing playlist thumbnail {id} to: {}",
+                        file.display()
+                    ))
+                    .is_err()
+                {
+                    return 1;
+                }
+                let _ = std::fs::write(&file, SIM_JPEG);
+            }
+            return 0;
+        }
         let videos: Vec<Video> = doc["entries"]
             .as_array()
             .into_iter()
@@ -761,9 +826,28 @@ impl Sim {
                 eprintln!("ERROR: [youtube] {id}: Video unavailable. This video is private");
                 return 1;
             }
-            (None, Some(id)) => serde_json::json!({"_type": "video", "id": id,
-                "title": video_title(id), "channel": "Sim Channel", "uploader": "Sim Channel",
-                "duration": 60, "thumbnail": format!("https://i.ytimg.com/vi/{id}/hqdefault.jpg")}),
+            (None, Some(id)) => {
+                // A video of a simulated channel keeps the title and day it was listed with
+                // (yt-dlp/yt-dlp yt_dlp/extractor/youtube/_video.py: a video's `upload_date` is
+                // `YYYYMMDD` and its `description` the full text); others get a fixed day.
+                let listed = channel::listed(self.dir.as_deref(), id);
+                let upload_date = listed
+                    .as_ref()
+                    .and_then(|u| time::OffsetDateTime::from_unix_timestamp(u.timestamp).ok())
+                    .map_or_else(
+                        || "20260115".to_owned(),
+                        |t| {
+                            let d = t.date();
+                            format!("{:04}{:02}{:02}", d.year(), u8::from(d.month()), d.day())
+                        },
+                    );
+                let title = listed.map_or_else(|| video_title(id), |u| u.title);
+                serde_json::json!({"_type": "video", "id": id,
+                "title": title, "channel": "Sim Channel", "uploader": "Sim Channel",
+                "upload_date": upload_date,
+                "description": format!("The description of {id}.\nSecond line."),
+                "duration": 60, "thumbnail": format!("https://i.ytimg.com/vi/{id}/hqdefault.jpg")})
+            }
             (None, None) => {
                 eprintln!("ERROR: Unsupported URL");
                 return 1;
@@ -872,6 +956,20 @@ impl Sim {
                     thumb.display()
                 ))?;
                 let _ = std::fs::write(&thumb, b"RIFF\0\0\0\0WEBPVP8 sim thumbnail");
+                if o.convert_thumbnails.as_deref() == Some("jpg") {
+                    // postprocessor/ffmpeg.py `FFmpegThumbnailsConvertorPP.run`: converted,
+                    // the original deleted.
+                    let jpg = path.with_extension("jpg");
+                    self.screen(&format!(
+                        "[ThumbnailsConvertor] Converting thumbnail \"{}\" to jpg",
+                        thumb.display()
+                    ))?;
+                    let _ = std::fs::write(&jpg, SIM_JPEG);
+                    let _ = std::fs::remove_file(&thumb);
+                }
+            }
+            if o.write_subs {
+                self.subtitles(o, video, &path)?;
             }
             if path.is_file() {
                 // yt-dlp/yt-dlp yt_dlp/YoutubeDL.py `process_info` -> `existing_video_file` ->
@@ -1165,6 +1263,55 @@ impl Sim {
             eprintln!("ERROR: Cannot write video metadata to JSON file: {e}");
             1u8
         })
+    }
+
+    /// `--write-subs`: every simulated video has `en` and `de` subtitles (uploaded ones, as
+    /// `--write-subs` asks for), written as `<video name>.<lang>.vtt` (YoutubeDL.py
+    /// `_write_subtitles`), converted to `.srt` with `--convert-subs srt`
+    /// (postprocessor/ffmpeg.py `FFmpegSubtitlesConvertorPP`, the original removed), or muxed in
+    /// and removed with `--embed-subs` (`FFmpegEmbedSubtitlePP`; logged to
+    /// `sim-state/embedded-subs.log` as `<id> <langs>`).
+    fn subtitles(&mut self, o: &Options, video: &Video, path: &Path) -> Result<(), u8> {
+        let langs: Vec<&str> = o
+            .sub_langs
+            .iter()
+            .map(String::as_str)
+            .filter(|l| matches!(*l, "en" | "de"))
+            .collect();
+        if langs.is_empty() {
+            return self.screen(&format!(
+                "[info] There are no subtitles for the requested languages for {}",
+                video.id
+            ));
+        }
+        for lang in &langs {
+            let vtt = path.with_extension(format!("{lang}.vtt"));
+            self.screen(&format!(
+                "[info] Writing video subtitles to: {}",
+                vtt.display()
+            ))?;
+            let _ = std::fs::write(&vtt, "WEBVTT\n\n00:00.000 --> 00:01.000\nHello\n");
+            if o.embed_subs {
+                let _ = std::fs::remove_file(&vtt);
+            } else if o.convert_subs.as_deref() == Some("srt") {
+                let srt = path.with_extension(format!("{lang}.srt"));
+                let _ = std::fs::write(&srt, "1\n00:00:00,000 --> 00:00:01,000\nHello\n");
+                let _ = std::fs::remove_file(&vtt);
+            }
+        }
+        if o.embed_subs
+            && let Some(dir) = &self.dir
+        {
+            let _ = std::fs::create_dir_all(dir.join("sim-state"));
+            if let Ok(mut log) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("sim-state").join("embedded-subs.log"))
+            {
+                let _ = writeln!(log, "{} {}", video.id, langs.join(","));
+            }
+        }
+        Ok(())
     }
 
     fn after_move(&mut self, o: &Options, path: &Path) -> Result<(), u8> {

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use super::{Download, get, publish_updated};
 use crate::error::{AppError, AppResult, ErrorCode};
-use crate::integrations::plex::{PlexSection, PlexServer};
+use crate::integrations::plex::{PlexMetadata, PlexSection, PlexServer};
 use crate::state::AppState;
 
 /// How often pending hand-offs are tried again.
@@ -121,7 +121,7 @@ pub(crate) fn youtube_section<'a>(
 }
 
 /// `relative` (a path under the download dir, `/`-separated) as PMS sees it.
-fn pms_path(state: &AppState, relative: &Path) -> String {
+pub(crate) fn pms_path(state: &AppState, relative: &Path) -> String {
     let base = state
         .config()
         .youtube
@@ -131,7 +131,7 @@ fn pms_path(state: &AppState, relative: &Path) -> String {
     base.join(relative).to_string_lossy().into_owned()
 }
 
-fn upstream_error(detail: &str) -> AppError {
+pub(crate) fn upstream_error(detail: &str) -> AppError {
     AppError::Upstream {
         code: ErrorCode::UpstreamError,
         service: crate::integrations::plex::SERVICE_NAME,
@@ -140,8 +140,66 @@ fn upstream_error(detail: &str) -> AppError {
     }
 }
 
+/// Asks Plex to scan `folder` (under the download dir) of the section, then waits (bounded)
+/// until `files` are items or the scan was seen over: PMS may not have started it yet. The items
+/// of `files`; an upstream error when there are none yet.
+pub(crate) async fn scan_for(
+    state: &AppState,
+    server: &PlexServer,
+    section_key: &str,
+    folder: &Path,
+    files: &[PathBuf],
+) -> AppResult<Vec<PlexMetadata>> {
+    let pms_folder = pms_path(state, folder);
+    server.scan(section_key, &pms_folder).await?;
+    let wanted: Vec<String> = files.iter().map(|f| pms_path(state, f)).collect();
+    let found: Vec<PlexMetadata> = server
+        .wait_for_files(section_key, &pms_folder, &wanted, SCAN_POLL, SCAN_LIMIT)
+        .await?
+        .into_iter()
+        .filter(|item| item.files.iter().any(|f| wanted.contains(f)))
+        .collect();
+    if found.is_empty() {
+        return Err(upstream_error(
+            "Plex has not found the downloaded files yet",
+        ));
+    }
+    Ok(found)
+}
+
 async fn hand_off(state: &AppState, download: &Download) -> AppResult<String> {
     let server: PlexServer = crate::plex::server(state).await?;
+    let episode = super::subscriptions::plex::episode_of(state, &download.id).await?;
+    let collection = match &episode {
+        Some(episode) => {
+            super::subscriptions::plex::hand_off(state, &server, download, episode).await?
+        }
+        None => hand_off_download(state, &server, download).await?,
+    };
+    let (id, key) = (download.id.clone(), collection.clone());
+    let updated = state
+        .db()
+        .write(move |tx| {
+            tx.prepare_cached(
+                "UPDATE youtube_downloads SET plex_collection_id = ?2 WHERE id = ?1",
+            )?
+            .execute([&id, &key])?;
+            get(tx, &id)
+        })
+        .await?;
+    if let Some(updated) = updated {
+        publish_updated(state, &updated);
+    }
+    Ok(collection)
+}
+
+/// An on-demand download: its folder scanned, its items in the collection named after the
+/// playlist or channel.
+async fn hand_off_download(
+    state: &AppState,
+    server: &PlexServer,
+    download: &Download,
+) -> AppResult<String> {
     let files: Vec<PathBuf> = download.files.iter().map(PathBuf::from).collect();
     let folder = files
         .first()
@@ -160,22 +218,8 @@ async fn hand_off(state: &AppState, download: &Download) -> AppResult<String> {
     let sections = server.sections().await?;
     let section = youtube_section(&sections, state.config().plex.youtube_library.as_deref())
         .ok_or_else(|| upstream_error("Plex has no YouTube library (plex.youtube_library)"))?;
-    let pms_folder = pms_path(state, &folder);
-    server.scan(&section.key, &pms_folder).await?;
-    let wanted: Vec<String> = files.iter().map(|f| pms_path(state, f)).collect();
-    // Until the files are items or the scan was seen over: PMS may not have started it yet.
-    let found: Vec<_> = server
-        .wait_for_files(&section.key, &pms_folder, &wanted, SCAN_POLL, SCAN_LIMIT)
-        .await?
-        .into_iter()
-        .filter(|item| item.files.iter().any(|f| wanted.contains(f)))
-        .collect();
+    let found = scan_for(state, server, &section.key, &folder, &files).await?;
     let items: Vec<String> = found.iter().map(|item| item.rating_key.clone()).collect();
-    if items.is_empty() {
-        return Err(upstream_error(
-            "Plex has not found the downloaded files yet",
-        ));
-    }
     // The collection this playlist got before (stored, so a renamed collection is still found),
     // else one of that title, else a new one.
     let (url, user_id) = (download.url.clone(), download.user_id.clone());
@@ -216,20 +260,6 @@ async fn hand_off(state: &AppState, download: &Download) -> AppResult<String> {
     };
     // Browsing shows the new collection and items now, not after the cache's two minutes.
     state.plex_caches().clear();
-    let (id, key) = (download.id.clone(), collection.clone());
-    let updated = state
-        .db()
-        .write(move |tx| {
-            tx.prepare_cached(
-                "UPDATE youtube_downloads SET plex_collection_id = ?2 WHERE id = ?1",
-            )?
-            .execute([&id, &key])?;
-            get(tx, &id)
-        })
-        .await?;
-    if let Some(updated) = updated {
-        publish_updated(state, &updated);
-    }
     Ok(collection)
 }
 

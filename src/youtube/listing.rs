@@ -494,8 +494,78 @@ pub async fn list_newest(
     pass: &Passthrough,
     timeout: Duration,
 ) -> Result<Listing, ListError> {
+    let out = run(program, listing_args(url, newest, pass), timeout).await?;
+    parse_listing(&out)
+}
+
+/// The arguments that save a channel's own thumbnails (avatar and banner, each in several
+/// sizes, as `show.<thumbnail id>.jpg`) into `dir` without downloading a video.
+///
+/// yt-dlp/yt-dlp yt_dlp/YoutubeDL.py `__process_playlist` writes a playlist's thumbnails with
+/// the `pl_thumbnail` template before its entries (`_write_thumbnails('playlist', ...)`; with
+/// `--write-all-thumbnails` each is `<name>.<id>.<ext>`, `jpg` when the URL names no extension),
+/// and the channel tab's thumbnails include `avatar_uncropped` and `banner_uncropped`
+/// (extractor/youtube/_tab.py `_extract_metadata_from_tabs`). `--flat-playlist -I 1:1` keeps
+/// the entries from being resolved.
+pub fn show_art_args(url: &str, dir: &Path, pass: &Passthrough) -> Vec<OsString> {
+    let mut args: Vec<OsString> = [
+        "--ignore-config",
+        "--no-warnings",
+        "--skip-download",
+        "--write-all-thumbnails",
+        "--flat-playlist",
+        "-I",
+        "1:1",
+        "-o",
+        "pl_thumbnail:show",
+    ]
+    .iter()
+    .map(OsString::from)
+    .collect();
+    let mut home = OsString::from("home:");
+    home.push(dir.as_os_str());
+    args.push(OsString::from("-P"));
+    args.push(home);
+    pass.push_into(&mut args);
+    args.push(OsString::from("--"));
+    args.push(OsString::from(url));
+    args
+}
+
+/// Saves the channel's uncropped avatar and banner of the channel tab `url` as `avatar.jpg`
+/// and `banner.jpg` in `dir` (an empty folder of the caller's); what yt-dlp did not give is
+/// left out. Every other file yt-dlp wrote there is removed.
+pub async fn fetch_show_art(
+    program: &Path,
+    url: &str,
+    dir: &Path,
+    pass: &Passthrough,
+    timeout: Duration,
+) -> Result<(), ListError> {
+    run(program, show_art_args(url, dir, pass), timeout).await?;
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        for (id, name) in [
+            ("avatar_uncropped", "avatar.jpg"),
+            ("banner_uncropped", "banner.jpg"),
+        ] {
+            let _ = std::fs::rename(dir.join(format!("show.{id}.jpg")), dir.join(name));
+        }
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            if name != "avatar.jpg" && name != "banner.jpg" {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    })
+    .await
+    .map_err(|e| ListError::NotStarted(e.to_string()))
+}
+
+/// Runs yt-dlp with `args` for at most `timeout`; its standard output (bounded) on success.
+async fn run(program: &Path, args: Vec<OsString>, timeout: Duration) -> Result<Vec<u8>, ListError> {
     let mut child = super::worker::command(program)
-        .args(listing_args(url, newest, pass))
+        .args(args)
         .spawn()
         .map_err(|e| ListError::NotStarted(e.to_string()))?;
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
@@ -528,7 +598,7 @@ pub async fn list_newest(
         let exit = status.code().map_or(Exit::Signal, Exit::Code);
         return Err(classify(exit, &tail));
     }
-    parse_listing(&out)
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -517,6 +517,12 @@ pub fn download_root(config: &crate::config::Config) -> PathBuf {
     std::fs::canonicalize(&dir).unwrap_or_else(|_| std::path::absolute(&dir).unwrap_or(dir))
 }
 
+/// Where subscriptions' videos go: `subscriptions` under the download dir, one folder per
+/// channel or playlist laid out by [`layout`].
+pub fn subscriptions_root(config: &crate::config::Config) -> PathBuf {
+    download_root(config).join("subscriptions")
+}
+
 // ---------------------------------------------------------------------------------------------
 // yt-dlp availability
 
@@ -1270,6 +1276,7 @@ pub async fn retry_download(
                   WHERE id = ?1",
             )?
             .execute([&id])?;
+            subscriptions::downloads::on_requeued(tx, &id, now)?;
             get(tx, &id)?.ok_or_else(|| AppError::new(ErrorCode::NotFound))
         })
         .await?;

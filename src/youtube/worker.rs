@@ -419,6 +419,16 @@ async fn execute(state: &AppState, job: &Job) -> Outcome {
         Ok(lookup) => lookup.value,
         Err(e) => return fail(e.reason()),
     };
+    // A subscription's video goes under the subscriptions root, laid out for Plex.
+    let episode = match super::subscriptions::downloads::prepare(state, &job.download.id, &meta)
+        .await
+    {
+        Ok(episode) => episode,
+        Err(e) => {
+            tracing::error!(download = %job.download.id, error = %e, "cannot prepare a subscription's episode");
+            return fail("the subscription's episode could not be prepared");
+        }
+    };
     let playlist = url.kind == super::url::Kind::Playlist;
     let folder_title = if playlist {
         Some(meta.title.clone())
@@ -429,17 +439,26 @@ async fn execute(state: &AppState, job: &Job) -> Outcome {
         .config()
         .download_dir()
         .join(user_folder(&job.username, &job.download.user_id));
-    let folder_name = ytdlp::safe_component(
-        folder_title.as_deref().unwrap_or_default(),
-        ytdlp::MAX_FOLDER_BYTES,
-        "Unsorted",
-    );
-    if let Err(e) = tokio::fs::create_dir_all(user_root.join(&folder_name)).await {
-        tracing::error!(error = %e, dir = %user_root.display(), "cannot create the download folder");
+    let (base, folder_name) = match &episode {
+        Some(episode) => (
+            super::subscriptions_root(state.config()),
+            episode.folder.clone(),
+        ),
+        None => (
+            user_root.clone(),
+            PathBuf::from(ytdlp::safe_component(
+                folder_title.as_deref().unwrap_or_default(),
+                ytdlp::MAX_FOLDER_BYTES,
+                "Unsorted",
+            )),
+        ),
+    };
+    if let Err(e) = tokio::fs::create_dir_all(base.join(&folder_name)).await {
+        tracing::error!(error = %e, dir = %base.display(), "cannot create the download folder");
         return fail("the download folder could not be created");
     }
     // Checked against the resolved root, so a symbolic link in a title cannot lead outside.
-    let root = match tokio::fs::canonicalize(&user_root).await {
+    let root = match tokio::fs::canonicalize(&base).await {
         Ok(r) => r,
         Err(_) => return fail("the download folder could not be created"),
     };
@@ -472,7 +491,12 @@ async fn execute(state: &AppState, job: &Job) -> Outcome {
             return fail("the disk budget could not be checked");
         }
     };
-    let walk_root = root.clone();
+    // The owner's own folder counts whole; a subscription's files count as recorded files.
+    let walk_root = if episode.is_some() {
+        super::download_root(state.config()).join(user_folder(&job.username, &job.download.user_id))
+    } else {
+        root.clone()
+    };
     let download_root = root.parent().unwrap_or(&root).to_path_buf();
     let used =
         tokio::task::spawn_blocking(move || used_bytes(&walk_root, &download_root, &recorded))
@@ -492,6 +516,7 @@ async fn execute(state: &AppState, job: &Job) -> Outcome {
         format: job.download.format.clone(),
         folder: folder.clone(),
         pass: super::passthrough(state).await,
+        episode: episode.as_ref().map(|e| e.files.clone()),
     };
     let run = RunContext {
         state,
@@ -500,6 +525,7 @@ async fn execute(state: &AppState, job: &Job) -> Outcome {
         used,
         budget,
         stall: Duration::from_secs(config.stall_timeout_secs),
+        sidecars: episode.is_some(),
     };
     let outcome = run.process(&program, &plan).await;
     if let Outcome::Completed { files, .. } = &outcome {
@@ -576,6 +602,8 @@ struct RunContext<'a> {
     used: u64,
     budget: u64,
     stall: Duration,
+    /// A subscription's episode: the files beside each video are recorded with it.
+    sidecars: bool,
 }
 
 /// What the worker has learnt from yt-dlp's output so far.
@@ -903,6 +931,25 @@ impl RunContext<'_> {
                 .collect();
             remove_partial(self.root, &partial).await;
         }
+        if self.sidecars {
+            // The episode's poster and subtitles, written beside it under its name.
+            let videos = tracker.files.clone();
+            let root = self.root.to_path_buf();
+            let extra = tokio::task::spawn_blocking(move || {
+                videos
+                    .iter()
+                    .flat_map(|v| super::subscriptions::downloads::sidecars(v))
+                    .filter(|p| ytdlp::is_inside(&root, p))
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .unwrap_or_default();
+            for path in extra {
+                if !tracker.files.contains(&path) {
+                    tracker.files.push(path);
+                }
+            }
+        }
         let mut bytes = 0u64;
         for f in &tracker.files {
             if let Ok(meta) = tokio::fs::symlink_metadata(f).await
@@ -1137,7 +1184,7 @@ async fn finish(state: &AppState, job: &Job, outcome: Outcome) -> AppResult<()> 
                 state,
                 &id,
                 move |tx, id| {
-                    Ok(tx
+                    let n = tx
                         .prepare_cached(
                             "UPDATE youtube_downloads
                                 SET status = 'completed', progress = 100, items_done = ?2,
@@ -1154,7 +1201,13 @@ async fn finish(state: &AppState, job: &Job, outcome: Outcome) -> AppResult<()> 
                             now,
                             failed_json,
                             live.items_total
-                        ])?)
+                        ])?;
+                    if n > 0 {
+                        super::subscriptions::downloads::on_completed(
+                            tx, id, &files, bytes, now,
+                        )?;
+                    }
+                    Ok(n)
                 },
                 ("download.completed", "Download finished"),
                 move |title| {
@@ -1182,7 +1235,7 @@ async fn finish(state: &AppState, job: &Job, outcome: Outcome) -> AppResult<()> 
                 state,
                 &id,
                 move |tx, id| {
-                    Ok(tx
+                    let n = tx
                         .prepare_cached(
                             "UPDATE youtube_downloads
                                 SET status = 'failed', error = ?2, completed_at = ?3,
@@ -1198,7 +1251,11 @@ async fn finish(state: &AppState, job: &Job, outcome: Outcome) -> AppResult<()> 
                             live.items_done,
                             live.bytes_done,
                             failed_json
-                        ])?)
+                        ])?;
+                    if n > 0 {
+                        super::subscriptions::downloads::on_ended(tx, id, &reason, now)?;
+                    }
+                    Ok(n)
                 },
                 ("download.failed", "Download failed"),
                 move |title| format!("{title}: {message}"),
@@ -1210,11 +1267,15 @@ async fn finish(state: &AppState, job: &Job, outcome: Outcome) -> AppResult<()> 
             let download = state
                 .db()
                 .write(move |tx| {
-                    tx.prepare_cached(
-                        "UPDATE youtube_downloads SET status = 'cancelled', completed_at = ?2
-                          WHERE id = ?1 AND status = 'downloading'",
-                    )?
-                    .execute(rusqlite::params![id, now])?;
+                    let n = tx
+                        .prepare_cached(
+                            "UPDATE youtube_downloads SET status = 'cancelled', completed_at = ?2
+                              WHERE id = ?1 AND status = 'downloading'",
+                        )?
+                        .execute(rusqlite::params![id, now])?;
+                    if n > 0 {
+                        super::subscriptions::downloads::on_ended(tx, &id, "cancelled", now)?;
+                    }
                     get(tx, &id)
                 })
                 .await?;

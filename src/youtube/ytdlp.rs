@@ -310,6 +310,29 @@ pub struct DownloadPlan {
     /// The folder files go into: `<download_dir>/<user folder>/<playlist or channel>`.
     pub folder: PathBuf,
     pub pass: Passthrough,
+    /// A subscription's episode: its own file name, thumbnail, subtitles and SponsorBlock.
+    pub episode: Option<EpisodeFiles>,
+}
+
+/// What a subscription's download writes besides the video (`src/youtube/layout.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EpisodeFiles {
+    /// The `-o` template ([`super::layout::output_template`]).
+    pub template: String,
+    /// Subtitle languages to fetch; empty: none.
+    pub subtitle_langs: Vec<String>,
+    /// Subtitles inside the file (true) or as `.srt` files beside it, which Plex reads as
+    /// `<video name>.<lang>.srt`.
+    pub embed_subtitles: bool,
+    /// SponsorBlock: `remove` the categories from the file or `mark` them as chapters.
+    pub sponsorblock: Option<(SponsorBlock, Vec<String>)>,
+}
+
+/// What SponsorBlock does with the chosen categories.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SponsorBlock {
+    Remove,
+    Mark,
 }
 
 /// The arguments of a download. The folder goes in through `-P` (not templated by yt-dlp, so a
@@ -344,7 +367,45 @@ pub fn download_args(plan: &DownloadPlan) -> Vec<OsString> {
     push("--merge-output-format");
     push(merge_formats(&plan.format));
     push("-o");
-    push(&format!("%(title).{MAX_TITLE_BYTES}B [%(id)s].%(ext)s"));
+    match &plan.episode {
+        None => push(&format!("%(title).{MAX_TITLE_BYTES}B [%(id)s].%(ext)s")),
+        Some(episode) => {
+            push(&episode.template);
+            // yt-dlp/yt-dlp yt_dlp/YoutubeDL.py `_write_thumbnails`: the thumbnail takes the
+            // video's name with its own extension (the `thumbnail` template falls back to the
+            // default one), and `--convert-thumbnails jpg` (postprocessor/ffmpeg.py
+            // `FFmpegThumbnailsConvertorPP`) makes it the `.jpg` Plex reads as the episode's
+            // poster.
+            push("--write-thumbnail");
+            push("--convert-thumbnails");
+            push("jpg");
+            if !episode.subtitle_langs.is_empty() {
+                // yt_dlp/options.py: `--write-subs` (uploaded subtitles, not automatic ones),
+                // `--sub-langs` comma-separated; `--embed-subs` muxes them in
+                // (`FFmpegEmbedSubtitlePP`), `--convert-subs srt` keeps them beside the file.
+                push("--write-subs");
+                push("--sub-langs");
+                push(&episode.subtitle_langs.join(","));
+                if episode.embed_subtitles {
+                    push("--embed-subs");
+                } else {
+                    push("--convert-subs");
+                    push("srt");
+                }
+            }
+            if let Some((mode, categories)) = &episode.sponsorblock
+                && !categories.is_empty()
+            {
+                // yt_dlp/options.py `--sponsorblock-remove` / `--sponsorblock-mark` take
+                // comma-separated categories (postprocessor/sponsorblock.py `CATEGORIES`).
+                push(match mode {
+                    SponsorBlock::Remove => "--sponsorblock-remove",
+                    SponsorBlock::Mark => "--sponsorblock-mark",
+                });
+                push(&categories.join(","));
+            }
+        }
+    }
     args.push(OsString::from("-P"));
     let mut home = OsString::from("home:");
     home.push(plan.folder.as_os_str());
@@ -659,6 +720,13 @@ pub struct Metadata {
     /// `12 videos`; `None` for a video.
     pub summary: Option<String>,
     pub entries: Vec<Entry>,
+    /// A video's upload day (`YYYYMMDD`, yt-dlp's `upload_date`); what a subscription's file
+    /// layout and the Plex date use.
+    #[serde(skip)]
+    pub upload_date: Option<String>,
+    /// A video's description (the Plex summary of a subscription's episode).
+    #[serde(skip)]
+    pub description: Option<String>,
 }
 
 /// One video of a playlist.
@@ -772,6 +840,8 @@ pub fn parse_metadata(json: &[u8], requested: u32) -> Option<Metadata> {
         partial,
         summary,
         entries,
+        upload_date: (!playlist).then(|| text(&v, "upload_date")).flatten(),
+        description: (!playlist).then(|| text(&v, "description")).flatten(),
     })
 }
 
@@ -843,6 +913,7 @@ mod tests {
             format: "mp4".into(),
             folder: PathBuf::from("/dl/ann/Some Channel"),
             pass: Passthrough::default(),
+            episode: None,
         };
         let args = download_args(&plan);
         let n = args.len();
@@ -870,6 +941,7 @@ mod tests {
                 format: format.into(),
                 folder: PathBuf::from("/dl"),
                 pass: Passthrough::default(),
+                episode: None,
             })
             .into_iter()
             .map(|a| a.to_string_lossy().into_owned())
@@ -1023,6 +1095,7 @@ mod tests {
             format: "mp4".into(),
             folder: PathBuf::from("/dl"),
             pass,
+            episode: None,
         });
         let n = args.len();
         assert_eq!(

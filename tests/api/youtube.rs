@@ -1847,3 +1847,206 @@ async fn a_subscription_queues_new_uploads_once_and_backs_off_when_youtube_refus
     let downloads = get("/api/v1/youtube/downloads?limit=100".into()).await;
     assert_eq!(downloads.as_array().unwrap().len(), wanted.len() + 1);
 }
+
+/// A subscription end to end with Plex: the first check's downloads are laid out as a show
+/// (`<Channel>/Season <year>/<Channel> - s<year>e<MMDD><nn> - <title> [<id>].mp4`, the episode's
+/// poster and the profile's sidecar subtitles beside it, the channel's avatar and banner as the
+/// show's poster and art), SponsorBlock removes the profile's categories, and Plex gets each
+/// episode's title, summary and date, locked, in the subscription's collection. Two new uploads
+/// of one day are picked up by the next check as that day's episodes 01 and 02.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriptions_episodes_are_laid_out_for_plex_with_locked_metadata_in_its_collection() {
+    use medianest::sim::ytdlp::{UploadKind, add_upload};
+
+    let plex = medianest::sim::plex::FakePlexServer::start().await.unwrap();
+    plex.set_scan_reads(0);
+    let yt = Yt::new(1, |c| {
+        c.services.plex.url = Some(plex.url());
+        c.services.plex.api_key = Some(medianest::config::Secret::new(plex.token()));
+        c.limits.user_per_minute = 1_000_000;
+        c.limits.ip_per_second = 1_000_000;
+        c.limits.ip_burst = 1_000_000;
+    });
+    let root = yt.download_dir.join("subscriptions");
+    std::fs::create_dir_all(&root).unwrap();
+    let root = std::fs::canonicalize(&root).unwrap();
+    plex.add_youtube_library("YouTube", &yt.download_dir);
+    let shows = plex.add_youtube_show_library("YouTube Subscriptions", &root);
+    support::prepare(&yt.t).await;
+    medianest::services::admin::rebuild_clients(&yt.t.state)
+        .await
+        .unwrap();
+    let server = RunningServer::start(&yt.t.state, yt.app.clone()).await;
+    let admin_id = insert_user(&yt.t.state, "boss", None, "admin", None).await;
+    let admin = new_session(&yt.t.state, &admin_id).await.token;
+    let get = |path: String| {
+        let app = yt.app.clone();
+        let admin = admin.clone();
+        async move { call("GET", &path).bearer(&admin).send(&app).await.data() }
+    };
+
+    let r = call("POST", "/api/v1/admin/youtube/profiles")
+        .bearer(&admin)
+        .json(json!({"name": "Plex", "maxHeight": 720, "container": "mp4",
+            "subtitles": {"languages": ["en", "fr"], "mode": "sidecar"},
+            "sponsorblock": {"mode": "remove", "categories": ["sponsor", "selfpromo"]}}))
+        .send(&yt.app)
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let profile = r.data()["id"].as_str().unwrap().to_owned();
+    let r = call("POST", "/api/v1/youtube/subscriptions")
+        .bearer(&admin)
+        .json(
+            json!({"url": "https://www.youtube.com/@Sim", "skipShorts": true,
+            "after": "2026-01-05", "profile": profile}),
+        )
+        .send(&yt.app)
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let id = r.data()["id"].as_str().unwrap().to_owned();
+    let sub_path = format!("/api/v1/youtube/subscriptions/{id}");
+
+    // Every queued item downloads and reaches Plex.
+    let items = eventually(LONG, "the first check's episodes in Plex", || {
+        let get = &get;
+        let path = format!("{sub_path}/items?limit=100");
+        let plex = &plex;
+        let shows = &shows;
+        async move {
+            let items = get(path).await;
+            let list = items.as_array().cloned().unwrap_or_default();
+            let done = !list.is_empty()
+                && list.iter().all(|i| i["status"] == "downloaded")
+                && plex.items(shows).len() == list.len()
+                && plex
+                    .collections()
+                    .iter()
+                    .any(|c| c.items.len() == list.len());
+            done.then_some(list)
+        }
+    })
+    .await;
+    let sub = get(sub_path.clone()).await;
+    assert_eq!(sub["title"], "Sim Channel sim", "{sub}");
+    let show = root.join("Sim Channel sim");
+    assert!(
+        show.join("poster.jpg").is_file(),
+        "the avatar as the show's poster"
+    );
+    assert!(
+        show.join("fanart.jpg").is_file(),
+        "the banner as the show's art"
+    );
+    let mut total = 0u64;
+    for item in &items {
+        let video = item["videoId"].as_str().unwrap();
+        let day = item["uploadDate"].as_str().unwrap();
+        assert!(day >= "2026-01-05", "{item}");
+        let (year, mmdd) = (&day[..4], day[5..].replace('-', ""));
+        let season = show.join(format!("Season {year}"));
+        let title = item["title"].as_str().unwrap();
+        let stem = format!("Sim Channel sim - s{year}e{mmdd}01 - {title} [{video}]");
+        for ending in ["mp4", "jpg", "en.srt"] {
+            let file = season.join(format!("{stem}.{ending}"));
+            assert!(file.is_file(), "{} is missing", file.display());
+            total += file.metadata().unwrap().len();
+        }
+        assert!(!season.join(format!("{stem}.fr.srt")).exists());
+        assert!(!season.join(format!("{stem}.webp")).exists());
+        // Plex has it with the video's own title, description and day, locked.
+        let pms_file = season
+            .join(format!("{stem}.mp4"))
+            .to_string_lossy()
+            .into_owned();
+        let found = plex
+            .items(&shows)
+            .into_iter()
+            .find(|i| i.file.as_deref() == Some(pms_file.as_str()))
+            .unwrap_or_else(|| panic!("Plex lacks {pms_file}"));
+        assert_eq!(found.title, title);
+        assert_eq!(
+            found.summary.as_deref(),
+            Some(format!("The description of {video}.\nSecond line.").as_str())
+        );
+        assert_eq!(found.originally_available_at.as_deref(), Some(day));
+        for field in ["title", "summary", "originallyAvailableAt"] {
+            assert!(
+                found.locked.iter().any(|f| f == field),
+                "{field}: {found:?}"
+            );
+        }
+    }
+    let sub = get(sub_path.clone()).await;
+    assert_eq!(sub["bytes"], total, "{sub}");
+    let collections = plex.collections();
+    assert_eq!(collections.len(), 1, "{collections:?}");
+    assert_eq!(collections[0].title, "Sim Channel sim");
+    // SponsorBlock got the profile's categories; subtitles were asked for.
+    let log = std::fs::read_to_string(yt.sim_dir.join("sim-state/sponsorblock.log")).unwrap();
+    assert_eq!(log.lines().count(), items.len(), "{log}");
+    assert!(
+        log.lines()
+            .all(|l| l.contains(r#""remove":["sponsor","selfpromo"]"#)),
+        "{log}"
+    );
+
+    // Two uploads of one day: the next check makes them that day's episodes 01 and 02.
+    let first = add_upload(&yt.sim_dir, "sim", "Morning upload", UploadKind::Video).unwrap();
+    let second = add_upload(&yt.sim_dir, "sim", "Evening upload", UploadKind::Video).unwrap();
+    let r = call("POST", &format!("{sub_path}/check"))
+        .bearer(&admin)
+        .send(&yt.app)
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    let fresh = eventually(LONG, "the new uploads in Plex", || {
+        let get = &get;
+        let path = format!("{sub_path}/items?limit=100");
+        let (first, second) = (first.clone(), second.clone());
+        let plex = &plex;
+        let shows = &shows;
+        let before = items.len();
+        async move {
+            let list = get(path).await.as_array().cloned().unwrap_or_default();
+            let new: Vec<Value> = list
+                .into_iter()
+                .filter(|i| i["videoId"] == first.as_str() || i["videoId"] == second.as_str())
+                .collect();
+            let done = new.len() == 2
+                && new.iter().all(|i| i["status"] == "downloaded")
+                && plex.items(shows).len() == before + 2
+                && plex
+                    .collections()
+                    .iter()
+                    .any(|c| c.items.len() == before + 2);
+            done.then_some(new)
+        }
+    })
+    .await;
+    let mut prefixes: Vec<String> = fresh
+        .iter()
+        .map(|i| {
+            let day = i["uploadDate"].as_str().unwrap().replace('-', "");
+            let file = std::fs::read_dir(show.join(format!("Season {}", &day[..4])))
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .find(|n| n.ends_with(&format!("[{}].mp4", i["videoId"].as_str().unwrap())))
+                .unwrap();
+            file[..file.find(" - ").unwrap() + 3 + 12].to_owned()
+        })
+        .collect();
+    prefixes.sort();
+    let day = fresh[0]["uploadDate"].as_str().unwrap().replace('-', "");
+    assert_eq!(
+        prefixes,
+        [
+            format!("Sim Channel sim - s{}e{}01", &day[..4], &day[4..]),
+            format!("Sim Channel sim - s{}e{}02", &day[..4], &day[4..]),
+        ]
+    );
+    // One collection still, now with every episode.
+    let collections = plex.collections();
+    assert_eq!(collections.len(), 1);
+    assert_eq!(collections[0].items.len(), items.len() + 2);
+    server.stop().await.unwrap();
+}

@@ -17,7 +17,10 @@
 //! runs yt-dlp: checks are the scheduler's, which reads [`store::due`] and writes the outcome
 //! with [`store::record_check`].
 
+pub mod art;
+pub mod downloads;
 pub mod model;
+pub mod plex;
 pub mod scheduler;
 pub mod store;
 pub mod validate;

@@ -22,7 +22,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 use super::model::{CheckOutcome, NewItem, Subscription};
-use super::store;
+use super::{art, store};
 use crate::error::AppResult;
 use crate::state::AppState;
 use crate::youtube::listing::{self, ListError, ListedItem};
@@ -132,6 +132,39 @@ fn tabs(sub: &Subscription) -> Vec<String> {
     urls
 }
 
+/// What a listing says about the channel or playlist itself.
+#[derive(Debug, Clone, Default)]
+pub struct Source {
+    /// The channel's name, or the playlist's title.
+    pub title: Option<String>,
+    pub channel_id: Option<String>,
+    pub avatar: Option<String>,
+    pub banner: Option<String>,
+}
+
+impl Source {
+    fn of(sub: &Subscription, listing: &listing::Listing) -> Self {
+        let title = if sub.kind == "channel" {
+            listing.channel.clone().or_else(|| {
+                // `Channel - Videos` without its tab.
+                listing
+                    .title
+                    .rsplit_once(" - ")
+                    .map(|(name, _)| name.to_owned())
+            })
+        } else {
+            Some(listing.title.clone())
+        };
+        let cut = |t: String| crate::youtube::ytdlp::truncate_chars(t.trim(), 500);
+        Self {
+            title: title.filter(|t| !t.trim().is_empty()).map(cut),
+            channel_id: listing.channel_id.clone().filter(|c| c.len() <= 64),
+            avatar: listing.avatar.clone().filter(|u| u.len() <= 2048),
+            banner: listing.banner.clone().filter(|u| u.len() <= 2048),
+        }
+    }
+}
+
 /// What a check keeps of a listing (the subscription's settings, patterns compiled).
 struct Filters {
     after: Option<String>,
@@ -205,10 +238,16 @@ pub async fn check(state: &AppState, sub: Subscription) -> AppResult<()> {
     let pass = crate::youtube::passthrough(state).await;
     let mut listed: Vec<ListedItem> = Vec::new();
     let mut failure: Option<ListError> = None;
+    let mut source: Option<Source> = None;
     for url in tabs(&sub) {
         match listing::list_newest(&program, &url, LIST_NEWEST, &pass, listing::LIST_TIMEOUT).await
         {
-            Ok(listing) => listed.extend(listing.items),
+            Ok(listing) => {
+                if source.is_none() {
+                    source = Some(Source::of(&sub, &listing));
+                }
+                listed.extend(listing.items);
+            }
             // A channel without Shorts or streams has no such tab.
             Err(ListError::NotFound(_)) if !url.ends_with("/videos") && sub.kind == "channel" => {}
             Err(e) => {
@@ -254,6 +293,21 @@ pub async fn check(state: &AppState, sub: Subscription) -> AppResult<()> {
         crate::notifications::publish_all_created(state.events(), &made);
         tracing::warn!(subscription = %sub.id, blocked, "subscription check failed; backing off");
         return Ok(());
+    }
+    // The name is learnt once: it names the show's folder, which must not move.
+    let show = sub
+        .title
+        .clone()
+        .or_else(|| source.as_ref().and_then(|s| s.title.clone()));
+    if let Some(source) = source {
+        let id = sub.id.clone();
+        state
+            .db()
+            .write(move |tx| store::record_source(tx, &id, &source))
+            .await?;
+    }
+    if let Some(show) = &show {
+        art::ensure(state, &sub, show).await;
     }
     let filters = Filters::of(&sub);
     let id = sub.id.clone();

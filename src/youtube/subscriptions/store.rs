@@ -509,6 +509,29 @@ pub fn delete_profile(conn: &Connection, id: &str) -> AppResult<ProfileDeletion>
     })
 }
 
+/// What a check learnt about the source: its name (kept once known: it names the show's folder),
+/// channel id, avatar and banner.
+pub fn record_source(
+    conn: &Connection,
+    id: &str,
+    source: &super::scheduler::Source,
+) -> AppResult<()> {
+    conn.prepare_cached(
+        "UPDATE youtube_subscriptions
+            SET title = coalesce(title, ?2), channel_id = coalesce(?3, channel_id),
+                avatar_url = coalesce(?4, avatar_url), banner_url = coalesce(?5, banner_url)
+          WHERE id = ?1",
+    )?
+    .execute(rusqlite::params![
+        id,
+        source.title,
+        source.channel_id,
+        source.avatar,
+        source.banner
+    ])?;
+    Ok(())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
