@@ -517,6 +517,12 @@ pub fn download_root(config: &crate::config::Config) -> PathBuf {
     std::fs::canonicalize(&dir).unwrap_or_else(|_| std::path::absolute(&dir).unwrap_or(dir))
 }
 
+/// Where subscription downloads go: `<download root>/subscriptions`, one folder per channel
+/// ([`layout::channel_folder`]) with its `poster.jpg` and `fanart.jpg`.
+pub fn subscriptions_root(config: &crate::config::Config) -> PathBuf {
+    download_root(config).join("subscriptions")
+}
+
 // ---------------------------------------------------------------------------------------------
 // yt-dlp availability
 
