@@ -1399,6 +1399,8 @@ fn an_admin_adds_a_subscription_and_sees_its_check_and_its_videos() {
     b.wait_path("/subscriptions");
     b.find_text("#proposal-list", "No proposals waiting");
     b.find_text("#subscription-list", "No subscriptions yet");
+    // With nothing to show yet, the form is unfolded.
+    assert_eq!(b.find("#subscription-add").prop("open"), json!(true));
 
     // An interval below 15 minutes: the server's reason under the field, nothing created.
     b.find("#sub-new-url")
@@ -1427,6 +1429,7 @@ fn an_admin_adds_a_subscription_and_sees_its_check_and_its_videos() {
     let id = card.attr("data-subscription").unwrap();
     let css = format!("article[data-subscription='{id}']");
     assert_eq!(b.find("#sub-new-intervalHours-error").text(), "");
+    assert_eq!(b.find("#subscription-add").prop("open"), json!(false));
     b.find_text(
         &format!("{css} .settings"),
         "every 12 h · keep newest 5 · skip Shorts · skip live",
@@ -1519,6 +1522,7 @@ fn an_admin_adds_a_subscription_and_sees_its_check_and_its_videos() {
         (b.all(&format!("{css} li.item")).len() == items.len()).then_some(())
     });
     assert_clean_console(&b);
+    b.script("window.scrollTo(0, 0);", vec![]);
     shoot(&b, "subscriptions-admin");
 }
 

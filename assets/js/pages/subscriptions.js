@@ -165,13 +165,15 @@ export async function render(root, app) {
   const add = settingsForm("sub-new", null, { url: true, profiles: admin ? profiles : null });
   const create = h("button", { type: "submit", class: "primary", id: "subscribe" }, admin ? "Subscribe" : "Propose");
   const createResult = h("div", { id: "subscribe-result", "aria-live": "polite" });
-  const form = h("form", { class: "card stack subscription-form", id: "subscription-form", novalidate: true },
-    h("h2", { text: admin ? "Add a subscription" : "Propose a subscription" }),
+  const form = h("form", { class: "stack subscription-form", id: "subscription-form", novalidate: true },
     h("p", { class: "muted", text: admin
       ? "New videos are downloaded into the YouTube library; the first check starts at once."
       : "An admin will review it. Once approved, new videos are downloaded into the YouTube library." }),
     h("div", { class: "fields" }, add.rows),
     h("div", { class: "row" }, create), createResult);
+  // Folded away once there are subscriptions to look at; open while there are none.
+  const addBox = h("details", { class: "card subscription-add", id: "subscription-add" },
+    h("summary", {}, h("h2", { text: admin ? "Add a subscription" : "Propose a subscription" })), form);
 
   const status = h("select", { id: "subscription-status", "aria-label": "Show" },
     h("option", { value: "" }, "All"), ["active", "paused", "proposed", "declined"].map((s) => h("option", { value: s }, s)));
@@ -180,7 +182,7 @@ export async function render(root, app) {
   const footer = h("div", {});
   mount(root, h("h1", { id: "page-title", text: "Subscriptions" }),
     h("p", { class: "muted", text: "Channels and playlists that keep themselves current in Plex: checked on a schedule, new videos downloaded, old ones pruned." }),
-    proposalsSection, form,
+    proposalsSection, addBox,
     h("div", { class: "toolbar" }, h("h2", { text: admin ? "All subscriptions" : "Your subscriptions" }), status, refresh),
     list, footer);
 
@@ -449,6 +451,7 @@ export async function render(root, app) {
           else upsert(data, true);
         } else {
           toast(`Subscribed to ${data.title || data.url}.`);
+          addBox.open = false;
           upsert(data, true);
           watch(data);
         }
@@ -466,4 +469,5 @@ export async function render(root, app) {
   refresh.addEventListener("click", () => busy(refresh, () => Promise.all([load(true), loadProposals()])));
 
   await Promise.all([load(true), loadProposals()]);
+  if (!cards.size) addBox.open = true;
 }
