@@ -1411,7 +1411,9 @@ fn an_admin_adds_a_subscription_and_sees_its_check_and_its_videos() {
     b.find("#subscribe").click();
     b.find_text("#sub-new-intervalHours-error", "hours from 0.25 to 168");
     assert_eq!(
-        b.find("#sub-new-intervalHours").attr("aria-invalid").as_deref(),
+        b.find("#sub-new-intervalHours")
+            .attr("aria-invalid")
+            .as_deref(),
         Some("true")
     );
     let admin = app.admin_token();
@@ -1449,7 +1451,8 @@ fn an_admin_adds_a_subscription_and_sees_its_check_and_its_videos() {
     b.find(&format!("{css} .avatar.placeholder"));
 
     // Expanded, the card lists the archived videos with their status and a Keep toggle.
-    b.find(&format!("{css} details.subscription-items summary")).click();
+    b.find(&format!("{css} details.subscription-items summary"))
+        .click();
     let (_, items) = app.api(
         "GET",
         &format!("/youtube/subscriptions/{id}/items?limit=100"),
@@ -1462,14 +1465,18 @@ fn an_admin_adds_a_subscription_and_sees_its_check_and_its_videos() {
         (b.all(&format!("{css} li.item")).len() == items.len()).then_some(())
     });
     for item in &items {
-        let row = format!("{css} li.item[data-item='{}']", item["id"].as_str().unwrap());
+        let row = format!(
+            "{css} li.item[data-item='{}']",
+            item["id"].as_str().unwrap()
+        );
         b.find_text(&row, item["title"].as_str().unwrap());
         b.find(&format!(
             "{row}.status-{} .badge",
             item["status"].as_str().unwrap()
         ));
         assert_eq!(
-            b.find(&format!("{row} input[type='checkbox']")).prop("checked"),
+            b.find(&format!("{row} input[type='checkbox']"))
+                .prop("checked"),
             json!(false)
         );
     }
@@ -1507,7 +1514,11 @@ fn an_admin_adds_a_subscription_and_sees_its_check_and_its_videos() {
     .join("subscriptions");
     let folder = root.join(medianest::youtube::layout::channel_folder(&title));
     std::fs::create_dir_all(&folder).unwrap();
-    std::fs::write(folder.join("poster.jpg"), medianest::sim::plex::COMPOSITE_JPEG).unwrap();
+    std::fs::write(
+        folder.join("poster.jpg"),
+        medianest::sim::plex::COMPOSITE_JPEG,
+    )
+    .unwrap();
     b.find("#subscriptions-refresh").click();
     b.wait_for("the avatar image to load", |b| {
         let width = b.script(
@@ -1517,7 +1528,8 @@ fn an_admin_adds_a_subscription_and_sees_its_check_and_its_videos() {
         (width.as_u64().unwrap_or(0) > 0).then_some(())
     });
     b.find_text(&format!("{css} h3.title"), &title);
-    b.find(&format!("{css} details.subscription-items summary")).click();
+    b.find(&format!("{css} details.subscription-items summary"))
+        .click();
     b.wait_for("the videos after the refresh", |b| {
         (b.all(&format!("{css} li.item")).len() == items.len()).then_some(())
     });

@@ -32,7 +32,10 @@ pub async fn get_avatar(
 ) -> AppResult<Response> {
     let found = state.db().read(move |conn| store::get(conn, &id)).await?;
     let found = visible(found, user.user_id(), user.is_admin())?;
-    let title = found.title.filter(|t| !t.trim().is_empty()).ok_or_else(not_found)?;
+    let title = found
+        .title
+        .filter(|t| !t.trim().is_empty())
+        .ok_or_else(not_found)?;
     let root = subscriptions_root(state.config());
     let (poster, _) = layout::show_art(&title);
     let bytes = read_inside(&root, &root.join(poster))
