@@ -1536,6 +1536,53 @@ fn an_admin_adds_a_subscription_and_sees_its_check_and_its_videos() {
     assert_clean_console(&b);
     b.script("window.scrollTo(0, 0);", vec![]);
     shoot(&b, "subscriptions-admin");
+
+    // Edit: a bad value is explained under its field, a good one is saved and shown.
+    b.find(&format!("{css} button.edit")).click();
+    let field = format!("#sub-{id}-keepLatest");
+    let keep = b.find(&field);
+    keep.clear();
+    keep.send_keys("0");
+    let save = format!("{css} .edit-settings button[type='submit']");
+    b.find(&save).click();
+    b.find_text(&format!("{field}-error"), "whole number from 1 to 10000");
+    let keep = b.find(&field);
+    keep.clear();
+    keep.send_keys("10");
+    b.find(&save).click();
+    b.find_text(&format!("{css} .settings"), "keep newest 10 ·");
+    let (_, sub) = app.api("GET", &format!("/youtube/subscriptions/{id}"), &admin, None);
+    assert_eq!(sub["data"]["keepLatest"], 10, "{sub}");
+
+    // YouTube refuses the next listing: "Check now" ends in the refusal, with the admin's hint.
+    medianest::sim::ytdlp::refuse_listings(
+        &app._dir.path().join("yt-dlp"),
+        medianest::sim::ytdlp::REFUSE_BOT,
+        Some(1),
+    )
+    .unwrap();
+    b.find(&format!("{css} button.check-now")).click();
+    b.find_text(&format!("{css} .last-result"), "Blocked by YouTube");
+    let (_, sub) = app.api("GET", &format!("/youtube/subscriptions/{id}"), &admin, None);
+    let error = sub["data"]["lastError"].as_str().unwrap().to_owned();
+    assert_eq!(sub["data"]["lastResult"], "blocked", "{sub}");
+    assert!(error.contains("medianest doctor"), "{error}");
+    // The whole text (the page collapses runs of spaces, as HTML does).
+    let words = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert_eq!(
+        words(&b.find(&format!("{css} .last-error")).text()),
+        words(&error)
+    );
+
+    b.script("window.scrollTo(0, 0);", vec![]);
+    shoot(&b, "subscriptions-blocked");
+
+    // Pause and resume.
+    b.find(&format!("{css} button.pause")).click();
+    b.find(&format!("{css}[data-status='paused'] button.resume"))
+        .click();
+    b.find(&format!("{css}[data-status='active'] button.pause"));
+    assert_clean_console(&b);
 }
 
 /// A family member proposes a subscription (the form says an admin reviews it); the admin sees
