@@ -1585,13 +1585,26 @@ fn an_admin_adds_a_subscription_and_sees_its_check_and_its_videos() {
     assert_clean_console(&b);
 }
 
-/// A family member proposes a subscription (the form says an admin reviews it); the admin sees
-/// it under Proposals and approves it, and it becomes an active subscription card.
+/// A family member proposes a subscription (the form says an admin reviews it) and deletes
+/// another of her proposals; the admin sees the rest under Proposals, approves one (it becomes
+/// an active subscription card) and declines the other with a reason (shown on its card).
 #[test]
 fn a_users_proposal_is_approved_from_the_proposals_section() {
     let _serial = serial();
     let app = App::start();
     let alice = app.plex_sign_in("alice");
+    let propose = |url: &str| {
+        let (status, body) = app.api(
+            "POST",
+            "/youtube/subscriptions",
+            &alice,
+            Some(json!({"url": url})),
+        );
+        assert_eq!(status, 201, "{body}");
+        body["data"]["id"].as_str().unwrap().to_owned()
+    };
+    let unwanted = propose("https://www.youtube.com/@Unwanted");
+    let declined = propose("https://www.youtube.com/@Declined");
     let b = Browser::start("subscriptions-proposal", DESKTOP.0, DESKTOP.1);
     b.goto(&app.url("/"));
     b.wait_path("/signin");
@@ -1600,6 +1613,10 @@ fn a_users_proposal_is_approved_from_the_proposals_section() {
         vec![json!(alice)],
     );
     b.goto(&app.url("/subscriptions"));
+    // She has proposals to look at, so the form is folded until she opens it.
+    b.find(&format!("article[data-subscription='{declined}']"));
+    assert_eq!(b.find("#subscription-add").prop("open"), json!(false));
+    b.find("#subscription-add > summary").click();
     b.find_text("#subscription-form", "An admin will review it");
     // No Proposals section and no profile choice for a family member.
     assert!(b.all("#proposals").is_empty());
@@ -1615,6 +1632,21 @@ fn a_users_proposal_is_approved_from_the_proposals_section() {
     b.find(&format!("{css} button.delete"));
     assert!(b.all(&format!("{css} button.check-now")).is_empty());
     shoot(&b, "subscriptions-user");
+    // She deletes the unwanted one (the button asks once more).
+    let unwanted_css = format!("article[data-subscription='{unwanted}']");
+    b.find(&format!("{unwanted_css} button.delete")).click();
+    b.find_text(&format!("{unwanted_css} button.delete"), "Really delete?")
+        .click();
+    b.wait_for("the deleted card to go", |b| {
+        b.all(&unwanted_css).is_empty().then_some(())
+    });
+    let (status, _) = app.api(
+        "GET",
+        &format!("/youtube/subscriptions/{unwanted}"),
+        &alice,
+        None,
+    );
+    assert_eq!(status, 404);
 
     // The admin (same browser, the admin's session) approves it from Proposals.
     let admin = app.admin_token();
@@ -1632,8 +1664,20 @@ fn a_users_proposal_is_approved_from_the_proposals_section() {
     shoot(&b, "subscriptions-proposals");
     b.find(&format!("{row} button.approve")).click();
     b.find(&format!("#subscription-list {css}[data-status='active']"));
-    b.find_text("#proposal-list", "No proposals waiting");
     let (_, sub) = app.api("GET", &format!("/youtube/subscriptions/{id}"), &admin, None);
     assert_eq!(sub["data"]["status"], "active", "{sub}");
+
+    // The other one is declined, with a reason its card shows.
+    let row = format!("#proposal-list li[data-proposal='{declined}']");
+    b.find(&format!("{row} input.reason"))
+        .send_keys("One cooking channel is enough");
+    b.find(&format!("{row} button.decline")).click();
+    b.find_text(
+        &format!(
+            "#subscription-list article[data-subscription='{declined}'][data-status='declined']"
+        ),
+        "Declined: One cooking channel is enough",
+    );
+    b.find_text("#proposal-list", "No proposals waiting");
     assert_clean_console(&b);
 }
