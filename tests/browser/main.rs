@@ -1631,6 +1631,10 @@ fn a_users_proposal_is_approved_from_the_proposals_section() {
     // Her proposal: she may delete it, not check or pause it.
     b.find(&format!("{css} button.delete"));
     assert!(b.all(&format!("{css} button.check-now")).is_empty());
+    b.script(
+        "document.querySelector(arguments[0]).scrollIntoView({ block: 'center' });",
+        vec![json!(css)],
+    );
     shoot(&b, "subscriptions-user");
     // She deletes the unwanted one (the button asks once more).
     let unwanted_css = format!("article[data-subscription='{unwanted}']");

@@ -58,7 +58,7 @@ function initials(text) {
 
 /** The channel's avatar through our own origin, or its initials when there is none (yet). */
 function avatar(s) {
-  const placeholder = () => h("div", { class: "avatar placeholder", "aria-hidden": "true", text: initials(s.title || s.url) });
+  const placeholder = () => h("div", { class: "avatar placeholder", "aria-hidden": "true", text: initials(s.title || s.sourceId || s.url) });
   if (!s.title) return placeholder();
   const img = h("img", { class: "avatar", src: `/api/v1${SUBS}/${encodeURIComponent(s.id)}/avatar`, alt: "", width: 64, height: 64, loading: "lazy" });
   img.addEventListener("error", () => img.replaceWith(placeholder()), { once: true });
@@ -293,7 +293,8 @@ export async function render(root, app) {
   };
 
   const card = (s) => {
-    const name = s.title || s.url;
+    // Before the first check names it, the channel's handle (or id) stands in for its title.
+    const name = s.title || s.sourceId || s.url;
     const actions = h("div", { class: "actions" });
     const post = (button, path, after) => busy(button, async () => {
       const { data } = await api(`${SUBS}/${encodeURIComponent(s.id)}/${path}`, { method: "POST" });
@@ -345,7 +346,7 @@ export async function render(root, app) {
       h("header", {}, avatar(s),
         h("div", { class: "grow" },
           h("h3", { class: "title", text: name }),
-          s.title ? h("small", { class: "muted url", text: s.url }) : null),
+          h("small", { class: "muted url", text: s.url })),
         badge(s.status)),
       facts,
       s.lastError ? h("p", { class: "message warn last-error", text: s.lastError }) : null,
