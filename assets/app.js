@@ -12,6 +12,7 @@ const ROUTES = [
   { path: "/requests", page: "requests", title: "My requests" },
   { path: "/library", page: "library", title: "Library" },
   { path: "/downloads", page: "downloads", title: "Downloads" },
+  { path: "/subscriptions", page: "subscriptions", title: "Subscriptions" },
   { path: "/notifications", page: "notifications", title: "Notifications", hidden: true },
   { path: "/settings/notifications", page: "notification-settings", title: "Notification settings", hidden: true },
   { path: "/admin", page: "admin", title: "Admin", admin: true },

@@ -165,6 +165,8 @@ const MATRIX: &[(&str, &str, [Want; 4])] = &[
     ("PATCH /api/v1/youtube/subscriptions/{id}",    r#"{"keepLatest":5}"#,                                [E401, OK,   E404, OK]),
     ("DELETE /api/v1/youtube/subscriptions/{id}",   "",                                                   [E401, OK,   E404, OK]),
     ("GET /api/v1/youtube/subscriptions/{id}/items", "",                                                  [E401, OK,   E404, OK]),
+    // The fixture subscription has no title yet, so no avatar: 404 for everyone who may see it.
+    ("GET /api/v1/youtube/subscriptions/{id}/avatar", "",                                                 [E401, E404, E404, E404]),
     ("POST /api/v1/youtube/subscriptions/{id}/pause", "",                                                 [E401, E403, E403, E409]),
     ("POST /api/v1/youtube/subscriptions/{id}/resume", "",                                                [E401, E403, E403, E409]),
     ("POST /api/v1/youtube/subscriptions/{id}/check", "",                                                 [E401, E403, E403, E409]),

@@ -39,5 +39,6 @@ mod sessions;
 mod shutdown;
 mod youtube;
 mod youtube_listing;
+mod youtube_subscription_avatar;
 mod youtube_subscriptions;
 mod ytdlp_real;

@@ -1382,3 +1382,306 @@ fn an_admin_sets_up_ntfy_tests_it_and_sends_an_announcement() {
     assert_eq!(channel["data"]["url"], json!(ntfy.url()), "{channel}");
     app.rt.block_on(ntfy.shutdown());
 }
+
+/// The Subscriptions page as an admin: a bad interval is explained next to its field, a good
+/// subscription is added with the form, its card follows the first check (run by the scheduler
+/// with the simulated yt-dlp's channel `@Sim`) to "OK, N new", its avatar is the channel's poster
+/// once the downloads saved one (the initials until then), and expanding it lists the videos the
+/// check archived.
+#[test]
+fn an_admin_adds_a_subscription_and_sees_its_check_and_its_videos() {
+    let _serial = serial();
+    let app = App::start();
+    let b = Browser::start("subscriptions-admin", DESKTOP.0, DESKTOP.1);
+    sign_in_locally(&b, &app, "admin", ADMIN_PASSWORD);
+    b.wait_path("/");
+    b.find("a.nav-link[href='/subscriptions']").click();
+    b.wait_path("/subscriptions");
+    b.find_text("#proposal-list", "No proposals waiting");
+    b.find_text("#subscription-list", "No subscriptions yet");
+    // With nothing to show yet, the form is unfolded.
+    assert_eq!(b.find("#subscription-add").prop("open"), json!(true));
+
+    // An interval below 15 minutes: the server's reason under the field, nothing created.
+    b.find("#sub-new-url")
+        .send_keys("https://www.youtube.com/@Sim");
+    let interval = b.find("#sub-new-intervalHours");
+    interval.clear();
+    interval.send_keys("0.1");
+    b.find("#subscribe").click();
+    b.find_text("#sub-new-intervalHours-error", "hours from 0.25 to 168");
+    assert_eq!(
+        b.find("#sub-new-intervalHours")
+            .attr("aria-invalid")
+            .as_deref(),
+        Some("true")
+    );
+    let admin = app.admin_token();
+    let (_, none) = app.api("GET", "/youtube/subscriptions", &admin, None);
+    assert_eq!(none["data"], json!([]), "{none}");
+
+    // Fixed: every 12 h, the newest 5, no Shorts.
+    let interval = b.find("#sub-new-intervalHours");
+    interval.clear();
+    interval.send_keys("12");
+    b.find("#sub-new-keepLatest").send_keys("5");
+    b.find("#sub-new-skipShorts").click();
+    b.find("#subscribe").click();
+    let card = b.find("#subscription-list article.subscription[data-status='active']");
+    let id = card.attr("data-subscription").unwrap();
+    let css = format!("article[data-subscription='{id}']");
+    assert_eq!(b.find("#sub-new-intervalHours-error").text(), "");
+    assert_eq!(b.find("#subscription-add").prop("open"), json!(false));
+    b.find_text(
+        &format!("{css} .settings"),
+        "every 12 h · keep newest 5 · skip Shorts · skip live",
+    );
+
+    // The card follows the first check to its end.
+    let result = b.find_text(&format!("{css} .last-result"), "OK,").text();
+    let (_, sub) = app.api("GET", &format!("/youtube/subscriptions/{id}"), &admin, None);
+    let sub = &sub["data"];
+    assert_eq!(sub["lastResult"], "ok", "{sub}");
+    let new_items = sub["lastNewItems"].as_i64().unwrap();
+    assert!(new_items > 0, "{sub}");
+    assert_eq!(result, format!("OK, {new_items} new"));
+    b.find_text(&format!("{css} .next-check"), "in ");
+    b.find_text(&format!("{css} .item-count"), &new_items.to_string());
+    // No poster saved yet: the initials stand in for the avatar.
+    b.find(&format!("{css} .avatar.placeholder"));
+
+    // Expanded, the card lists the archived videos with their status and a Keep toggle.
+    b.find(&format!("{css} details.subscription-items summary"))
+        .click();
+    let (_, items) = app.api(
+        "GET",
+        &format!("/youtube/subscriptions/{id}/items?limit=100"),
+        &admin,
+        None,
+    );
+    let items = items["data"].as_array().unwrap().clone();
+    assert_eq!(items.len() as i64, new_items);
+    b.wait_for("every archived video in the card", |b| {
+        (b.all(&format!("{css} li.item")).len() == items.len()).then_some(())
+    });
+    for item in &items {
+        let row = format!(
+            "{css} li.item[data-item='{}']",
+            item["id"].as_str().unwrap()
+        );
+        b.find_text(&row, item["title"].as_str().unwrap());
+        b.find(&format!(
+            "{row}.status-{} .badge",
+            item["status"].as_str().unwrap()
+        ));
+        assert_eq!(
+            b.find(&format!("{row} input[type='checkbox']"))
+                .prop("checked"),
+            json!(false)
+        );
+    }
+    if let Some(date) = items[0]["uploadDate"].as_str() {
+        b.find_text(&format!("{css} li.item"), &format!("uploaded {date}"));
+    }
+
+    // The check (or, in this build, the test) named the channel, and the downloads saved its
+    // poster: after a refresh the card has the name and the avatar is that image.
+    let title = match sub["title"].as_str() {
+        Some(title) => title.to_owned(),
+        None => {
+            let title = "The Sim Channel";
+            let db = Config {
+                data_dir: app.data_dir.clone(),
+                ..Config::default()
+            }
+            .database_path();
+            let conn = rusqlite::Connection::open(db).unwrap();
+            conn.busy_timeout(Duration::from_secs(5)).unwrap();
+            conn.execute(
+                "UPDATE youtube_subscriptions SET title = ?2 WHERE id = ?1",
+                rusqlite::params![id, title],
+            )
+            .unwrap();
+            title.to_owned()
+        }
+    };
+    let root = std::fs::canonicalize({
+        let d = app.data_dir.join("downloads");
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    })
+    .unwrap()
+    .join("subscriptions");
+    let folder = root.join(medianest::youtube::layout::channel_folder(&title));
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(
+        folder.join("poster.jpg"),
+        medianest::sim::plex::COMPOSITE_JPEG,
+    )
+    .unwrap();
+    b.find("#subscriptions-refresh").click();
+    b.wait_for("the avatar image to load", |b| {
+        let width = b.script(
+            "const img = document.querySelector(arguments[0]); return img && img.complete ? img.naturalWidth : 0;",
+            vec![json!(format!("{css} img.avatar"))],
+        );
+        (width.as_u64().unwrap_or(0) > 0).then_some(())
+    });
+    b.find_text(&format!("{css} h3.title"), &title);
+    b.find(&format!("{css} details.subscription-items summary"))
+        .click();
+    b.wait_for("the videos after the refresh", |b| {
+        (b.all(&format!("{css} li.item")).len() == items.len()).then_some(())
+    });
+    assert_clean_console(&b);
+    b.script("window.scrollTo(0, 0);", vec![]);
+    shoot(&b, "subscriptions-admin");
+
+    // Edit: a bad value is explained under its field, a good one is saved and shown.
+    b.find(&format!("{css} button.edit")).click();
+    let field = format!("#sub-{id}-keepLatest");
+    let keep = b.find(&field);
+    keep.clear();
+    keep.send_keys("0");
+    let save = format!("{css} .edit-settings button[type='submit']");
+    b.find(&save).click();
+    b.find_text(&format!("{field}-error"), "whole number from 1 to 10000");
+    let keep = b.find(&field);
+    keep.clear();
+    keep.send_keys("10");
+    b.find(&save).click();
+    b.find_text(&format!("{css} .settings"), "keep newest 10 ·");
+    let (_, sub) = app.api("GET", &format!("/youtube/subscriptions/{id}"), &admin, None);
+    assert_eq!(sub["data"]["keepLatest"], 10, "{sub}");
+
+    // YouTube refuses the next listing: "Check now" ends in the refusal, with the admin's hint.
+    medianest::sim::ytdlp::refuse_listings(
+        &app._dir.path().join("yt-dlp"),
+        medianest::sim::ytdlp::REFUSE_BOT,
+        Some(1),
+    )
+    .unwrap();
+    b.find(&format!("{css} button.check-now")).click();
+    b.find_text(&format!("{css} .last-result"), "Blocked by YouTube");
+    let (_, sub) = app.api("GET", &format!("/youtube/subscriptions/{id}"), &admin, None);
+    let error = sub["data"]["lastError"].as_str().unwrap().to_owned();
+    assert_eq!(sub["data"]["lastResult"], "blocked", "{sub}");
+    assert!(error.contains("medianest doctor"), "{error}");
+    // The whole text (the page collapses runs of spaces, as HTML does).
+    let words = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert_eq!(
+        words(&b.find(&format!("{css} .last-error")).text()),
+        words(&error)
+    );
+
+    b.script("window.scrollTo(0, 0);", vec![]);
+    shoot(&b, "subscriptions-blocked");
+
+    // Pause and resume.
+    b.find(&format!("{css} button.pause")).click();
+    b.find(&format!("{css}[data-status='paused'] button.resume"))
+        .click();
+    b.find(&format!("{css}[data-status='active'] button.pause"));
+    assert_clean_console(&b);
+}
+
+/// A family member proposes a subscription (the form says an admin reviews it) and deletes
+/// another of her proposals; the admin sees the rest under Proposals, approves one (it becomes
+/// an active subscription card) and declines the other with a reason (shown on its card).
+#[test]
+fn a_users_proposal_is_approved_from_the_proposals_section() {
+    let _serial = serial();
+    let app = App::start();
+    let alice = app.plex_sign_in("alice");
+    let propose = |url: &str| {
+        let (status, body) = app.api(
+            "POST",
+            "/youtube/subscriptions",
+            &alice,
+            Some(json!({"url": url})),
+        );
+        assert_eq!(status, 201, "{body}");
+        body["data"]["id"].as_str().unwrap().to_owned()
+    };
+    let unwanted = propose("https://www.youtube.com/@Unwanted");
+    let declined = propose("https://www.youtube.com/@Declined");
+    let b = Browser::start("subscriptions-proposal", DESKTOP.0, DESKTOP.1);
+    b.goto(&app.url("/"));
+    b.wait_path("/signin");
+    b.script(
+        "document.cookie = `medianest_session=${arguments[0]}; path=/; SameSite=Lax`;",
+        vec![json!(alice)],
+    );
+    b.goto(&app.url("/subscriptions"));
+    // She has proposals to look at, so the form is folded until she opens it.
+    b.find(&format!("article[data-subscription='{declined}']"));
+    assert_eq!(b.find("#subscription-add").prop("open"), json!(false));
+    b.find("#subscription-add > summary").click();
+    b.find_text("#subscription-form", "An admin will review it");
+    // No Proposals section and no profile choice for a family member.
+    assert!(b.all("#proposals").is_empty());
+    assert!(b.all("#sub-new-profile").is_empty());
+    b.find("#sub-new-url")
+        .send_keys("https://www.youtube.com/@Proposed");
+    b.find("#subscribe").click();
+    b.find_text("#subscribe-result", "An admin will review it");
+    let card = b.find("#subscription-list article.subscription[data-status='proposed']");
+    let id = card.attr("data-subscription").unwrap();
+    let css = format!("article[data-subscription='{id}']");
+    // Her proposal: she may delete it, not check or pause it.
+    b.find(&format!("{css} button.delete"));
+    assert!(b.all(&format!("{css} button.check-now")).is_empty());
+    b.script(
+        "document.querySelector(arguments[0]).scrollIntoView({ block: 'center' });",
+        vec![json!(css)],
+    );
+    shoot(&b, "subscriptions-user");
+    // She deletes the unwanted one (the button asks once more).
+    let unwanted_css = format!("article[data-subscription='{unwanted}']");
+    b.find(&format!("{unwanted_css} button.delete")).click();
+    b.find_text(&format!("{unwanted_css} button.delete"), "Really delete?")
+        .click();
+    b.wait_for("the deleted card to go", |b| {
+        b.all(&unwanted_css).is_empty().then_some(())
+    });
+    let (status, _) = app.api(
+        "GET",
+        &format!("/youtube/subscriptions/{unwanted}"),
+        &alice,
+        None,
+    );
+    assert_eq!(status, 404);
+
+    // The admin (same browser, the admin's session) approves it from Proposals.
+    let admin = app.admin_token();
+    b.script(
+        "document.cookie = `medianest_session=${arguments[0]}; path=/; SameSite=Lax`;",
+        vec![json!(admin)],
+    );
+    b.goto(&app.url("/subscriptions"));
+    let row = format!("#proposal-list li[data-proposal='{id}']");
+    let (_, proposed) = app.api("GET", &format!("/youtube/subscriptions/{id}"), &alice, None);
+    b.find_text(&row, proposed["data"]["url"].as_str().unwrap());
+    b.find_text(&row, "alice");
+    // Proposals are not repeated among the subscriptions below.
+    assert!(b.all(&format!("#subscription-list {css}")).is_empty());
+    shoot(&b, "subscriptions-proposals");
+    b.find(&format!("{row} button.approve")).click();
+    b.find(&format!("#subscription-list {css}[data-status='active']"));
+    let (_, sub) = app.api("GET", &format!("/youtube/subscriptions/{id}"), &admin, None);
+    assert_eq!(sub["data"]["status"], "active", "{sub}");
+
+    // The other one is declined, with a reason its card shows.
+    let row = format!("#proposal-list li[data-proposal='{declined}']");
+    b.find(&format!("{row} input.reason"))
+        .send_keys("One cooking channel is enough");
+    b.find(&format!("{row} button.decline")).click();
+    b.find_text(
+        &format!(
+            "#subscription-list article[data-subscription='{declined}'][data-status='declined']"
+        ),
+        "Declined: One cooking channel is enough",
+    );
+    b.find_text("#proposal-list", "No proposals waiting");
+    assert_clean_console(&b);
+}

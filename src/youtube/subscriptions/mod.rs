@@ -3,7 +3,8 @@
 //! the tables of migration 0011 and these endpoints:
 //!
 //! - `GET/POST /youtube/subscriptions`, `GET/PATCH/DELETE /youtube/subscriptions/{id}`,
-//!   `GET /youtube/subscriptions/{id}/items`: users see and change their own, admins all.
+//!   `GET /youtube/subscriptions/{id}/items`, `GET /youtube/subscriptions/{id}/avatar`
+//!   ([`avatar`]): users see and change their own, admins all.
 //! - `POST /youtube/subscriptions/{id}/pause|resume|check`: admins (check: "check now", see
 //!   [`scheduler`]).
 //! - `POST /admin/youtube/subscriptions/{id}/approve|decline`: admins decide on proposals; the
@@ -18,6 +19,7 @@
 //! with [`store::record_check`].
 
 pub mod art;
+pub mod avatar;
 pub mod downloads;
 pub mod model;
 pub mod plex;
@@ -73,6 +75,12 @@ pub fn routes() -> Routes {
             "/youtube/subscriptions/{id}/items",
             Access::User,
             list_items,
+        )
+        .add(
+            Method::GET,
+            "/youtube/subscriptions/{id}/avatar",
+            Access::User,
+            avatar::get_avatar,
         )
         .add(
             Method::POST,
