@@ -60,8 +60,9 @@ pub const PROGRAM_NAME: &str = "yt-dlp-sim";
 /// The subcommand form: `medianest sim-yt-dlp ARGS`.
 pub const SUBCOMMAND: &str = "sim-yt-dlp";
 const HELPER_FLAG: &str = "--sim-helper";
-/// A tiny image with JPEG's magic bytes, for thumbnails "converted" to jpg.
-const SIM_JPEG: &[u8] = b"\xFF\xD8\xFF\xE0\0\x10JFIF\0sim image\xFF\xD9";
+/// A small real JPEG (browsers and Plex can show it), for thumbnails "converted" to jpg and a
+/// channel's avatar and banner.
+const SIM_JPEG: &[u8] = crate::sim::plex::COMPOSITE_JPEG;
 
 /// Bytes per simulated file.
 const FILE_BYTES: usize = 64 * 1024;

@@ -1447,8 +1447,6 @@ fn an_admin_adds_a_subscription_and_sees_its_check_and_its_videos() {
     assert_eq!(result, format!("OK, {new_items} new"));
     b.find_text(&format!("{css} .next-check"), "in ");
     b.find_text(&format!("{css} .item-count"), &new_items.to_string());
-    // No poster saved yet: the initials stand in for the avatar.
-    b.find(&format!("{css} .avatar.placeholder"));
 
     // Expanded, the card lists the archived videos with their status and a Keep toggle.
     b.find(&format!("{css} details.subscription-items summary"))
@@ -1484,8 +1482,8 @@ fn an_admin_adds_a_subscription_and_sees_its_check_and_its_videos() {
         b.find_text(&format!("{css} li.item"), &format!("uploaded {date}"));
     }
 
-    // The check (or, in this build, the test) named the channel, and the downloads saved its
-    // poster: after a refresh the card has the name and the avatar is that image.
+    // The check named the channel and saved its avatar as the show's poster: after a refresh
+    // the card has the name and the avatar is that image.
     let title = match sub["title"].as_str() {
         Some(title) => title.to_owned(),
         None => {
