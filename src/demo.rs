@@ -130,6 +130,14 @@ const COLLECTION: (&str, [&str; 3]) = ("Science Fiction", ["The Matrix", "Arriva
 
 /// The title of the demo's Plex library for YouTube downloads.
 pub const YOUTUBE_LIBRARY: &str = "YouTube";
+/// The Plex library (TV Shows) of the demo's subscription.
+pub const SUBSCRIPTIONS_LIBRARY: &str = "YouTube Subscriptions";
+/// The demo's simulated channel (`@medianestdemo`): a new video every minute.
+pub const DEMO_CHANNEL: &str = "https://www.youtube.com/@medianestdemo";
+/// Its key in the simulated yt-dlp's control files.
+const DEMO_CHANNEL_KEY: &str = "medianestdemo";
+/// The demo subscription's download profile.
+const DEMO_PROFILE: &str = "Demo: Plex direct play";
 
 /// The running simulated upstreams.
 #[derive(Debug)]
@@ -218,6 +226,15 @@ impl Simulators {
     pub fn add_youtube_library(&self, dir: &Path) -> std::io::Result<String> {
         std::fs::create_dir_all(dir)?;
         Ok(self.plex.add_youtube_library(YOUTUBE_LIBRARY, dir))
+    }
+
+    /// Adds the "YouTube Subscriptions" library (TV Shows) on `dir`, where subscriptions'
+    /// episodes go, creating the directory.
+    pub fn add_subscriptions_library(&self, dir: &Path) -> std::io::Result<String> {
+        std::fs::create_dir_all(dir)?;
+        Ok(self
+            .plex
+            .add_youtube_show_library(SUBSCRIPTIONS_LIBRARY, dir))
     }
 
     /// Points `config` at the simulators: plex.tv (also as the sign-in page, so `authUrl`
@@ -321,6 +338,77 @@ pub async fn seed(state: &AppState) -> AppResult<()> {
         })
         .await?;
     crate::notifications::publish_all_created(state.events(), &created);
+    Ok(())
+}
+
+/// The demo's YouTube subscription (once; kept across runs with a kept data dir): the simulated
+/// channel [`DEMO_CHANNEL`] gains a video every minute from a few minutes before the first run,
+/// the admin's subscription takes its videos from that day on (checked every 15 minutes, or at
+/// "Check now"), keeps the newest five, skips Shorts, and uses a profile with English sidecar
+/// subtitles and SponsorBlock removing sponsor segments.
+pub async fn seed_subscription(state: &AppState) -> AppResult<()> {
+    use crate::youtube::subscriptions::{model, store};
+    let sim_dir = state.config().data_dir.join("yt-dlp-sim");
+    let now = state.clock().now_ms();
+    let clock = sim_dir
+        .join(crate::sim::ytdlp::CLOCK_DIR)
+        .join(DEMO_CHANNEL_KEY);
+    if !clock.exists() {
+        crate::sim::ytdlp::start_clock(&sim_dir, DEMO_CHANNEL_KEY, now / 1000 - 5 * 60)
+            .map_err(|e| crate::error::AppError::internal(format!("demo channel: {e}")))?;
+    }
+    let source = crate::youtube::url::parse_source(DEMO_CHANNEL)?;
+    let today = crate::time::rfc3339(now)[..10].to_owned();
+    let made = state
+        .db()
+        .write(move |tx| {
+            if store::find_by_url(tx, &source.canonical())?.is_some() {
+                return Ok(false);
+            }
+            let admin: Option<String> = rusqlite::OptionalExtension::optional(tx.query_row(
+                "SELECT id FROM users WHERE role = 'admin' ORDER BY created_at LIMIT 1",
+                [],
+                |r| r.get(0),
+            ))?;
+            let Some(admin) = admin else { return Ok(false) };
+            let profile = match store::list_profiles(tx)?
+                .into_iter()
+                .find(|p| p.name == DEMO_PROFILE)
+            {
+                Some(p) => p.id,
+                None => store::insert_profile(
+                    tx,
+                    &model::ProfileInput {
+                        name: DEMO_PROFILE.into(),
+                        max_height: Some(1080),
+                        container: "mp4".into(),
+                        subtitles: model::Subtitles {
+                            languages: vec!["en".into()],
+                            mode: "sidecar".into(),
+                        },
+                        sponsorblock: model::Sponsorblock {
+                            mode: "remove".into(),
+                            categories: vec!["sponsor".into()],
+                        },
+                    },
+                    now,
+                )?,
+            };
+            let settings = model::Settings {
+                interval_secs: 15 * 60,
+                after: Some(today),
+                keep_latest: Some(5),
+                skip_shorts: true,
+                profile_id: Some(profile),
+                ..model::Settings::default()
+            };
+            store::insert(tx, &admin, &source, "active", &settings, now)?;
+            Ok(true)
+        })
+        .await?;
+    if made {
+        state.youtube().wake_subscriptions();
+    }
     Ok(())
 }
 
@@ -567,6 +655,12 @@ async fn serve(
     seed_notifications(&state, sims)
         .await
         .map_err(|e| format!("cannot set up the demo's notifications: {e}"))?;
+    let subscriptions = crate::youtube::subscriptions_root(state.config());
+    sims.add_subscriptions_library(&subscriptions)
+        .map_err(|e| format!("cannot create {}: {e}", subscriptions.display()))?;
+    seed_subscription(&state)
+        .await
+        .map_err(|e| format!("cannot set up the demo's subscription: {e}"))?;
     watch_new_users(state.clone());
     write_doctor_config(state.config())?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
@@ -649,6 +743,9 @@ fn banner(
          \x20 YouTube          POST /api/v1/youtube/downloads {{\"url\": \"https://youtu.be/dQw4w9WgXcQ\"}}\n\
          \x20                  (a simulated yt-dlp writes small files under the data directory;\n\
          \x20                  the Plex library {YOUTUBE_LIBRARY} gets a collection per playlist)\n\
+         \x20 Subscriptions    /subscriptions: the simulated channel {DEMO_CHANNEL} gains a video\n\
+         \x20                  every minute; \"Check now\" (or the check every 15 min) downloads the new\n\
+         \x20                  ones as episodes of the Plex library {SUBSCRIPTIONS_LIBRARY}, keeping the newest 5\n\
          \n\
          \x20 Simulated upstreams on this machine:\n\
          \x20   plex.tv        {}  (accounts owner, alice, bob, mallory)\n\

@@ -1305,9 +1305,15 @@ fn doctor_passes_against_the_demo() {
         report.contains("0 failures, 0 warnings, 11 passed, 1 skipped"),
         "{report}"
     );
-    // Nothing left behind: the write probe is gone.
+    // Nothing left behind: the write probe is gone (the demo's subscription has its folder).
     let downloads = config.parent().unwrap().join("downloads");
-    assert_eq!(std::fs::read_dir(&downloads).unwrap().count(), 0);
+    let left: Vec<_> = std::fs::read_dir(&downloads)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n != "subscriptions")
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 #[test]
@@ -2312,4 +2318,104 @@ fn notifications_made_while_the_mail_server_is_down_arrive_once_each_after_a_sig
         "{subjects:?}"
     );
     drop(sink);
+}
+
+/// The demo's subscription: the simulated channel that gains a video every minute is checked at
+/// start, its videos of the day download through the simulated yt-dlp as episodes under
+/// `downloads/subscriptions/<Channel>/Season <year>/`, with the channel's art, and each reaches
+/// the demo's Plex (its download gets the collection).
+#[test]
+fn the_demo_subscription_downloads_the_channels_new_videos_as_plex_episodes() {
+    use medianest::demo::{ADMIN_PASSWORD, DEMO_CHANNEL};
+    use serde_json::json;
+
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let data = dir.path().join("data");
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let mut cmd = medianest(dir.path());
+    cmd.env("TMPDIR", &tmp)
+        .arg("demo")
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--listen")
+        .arg(addr.to_string());
+    let server = Server::spawn(&dir, cmd, addr, tmp.clone());
+    assert!(
+        server.log_text().contains(DEMO_CHANNEL),
+        "{}",
+        server.log_text()
+    );
+    let agent = agent();
+    let (status, login) = json_of(
+        agent
+            .post(&server.url("/api/v1/auth/login"))
+            .header("Content-Type", "application/json")
+            .send(json!({"username": "admin", "password": ADMIN_PASSWORD}).to_string())
+            .unwrap(),
+    );
+    assert_eq!(status, 200, "{login}");
+    let admin = format!("Bearer {}", login["data"]["token"].as_str().unwrap());
+    let get = |path: &str| {
+        json_of(
+            agent
+                .get(&server.url(path))
+                .header("Authorization", &admin)
+                .call()
+                .unwrap(),
+        )
+        .1
+    };
+    let subs = get("/api/v1/youtube/subscriptions");
+    let list = subs["data"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{subs}");
+    let id = list[0]["id"].as_str().unwrap().to_owned();
+    // The clock started five minutes before: five videos (six if a minute turned meanwhile).
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let items = loop {
+        let items = get(&format!(
+            "/api/v1/youtube/subscriptions/{id}/items?limit=100"
+        ));
+        let list = items["data"].as_array().cloned().unwrap_or_default();
+        let downloads = get("/api/v1/youtube/downloads?limit=100");
+        let handed = downloads["data"].as_array().is_some_and(|d| {
+            d.iter()
+                .filter(|d| d["plexCollectionId"].is_string())
+                .count()
+                >= 5
+        });
+        if list.len() >= 5 && list.iter().all(|i| i["status"] == "downloaded") && handed {
+            break list;
+        }
+        assert!(Instant::now() < deadline, "{items}\n{}", server.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let sub = get(&format!("/api/v1/youtube/subscriptions/{id}"));
+    let title = sub["data"]["title"].as_str().unwrap().to_owned();
+    let show = std::fs::canonicalize(data.join("downloads"))
+        .unwrap()
+        .join("subscriptions")
+        .join(&title);
+    assert!(show.join("poster.jpg").is_file(), "{}", show.display());
+    for item in &items {
+        for file in item["files"].as_array().unwrap() {
+            let path = data.join("downloads").join(file.as_str().unwrap());
+            assert!(path.is_file(), "{}", path.display());
+        }
+        let names: Vec<&str> = item["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f.as_str().unwrap())
+            .collect();
+        assert!(names.iter().any(|f| f.ends_with(".en.srt")), "{item}");
+        assert!(names.iter().any(|f| f.ends_with(".jpg")), "{item}");
+        assert!(
+            names
+                .iter()
+                .all(|f| f.starts_with(&format!("subscriptions/{title}/Season "))),
+            "{item}"
+        );
+    }
 }
