@@ -2419,3 +2419,157 @@ fn the_demo_subscription_downloads_the_channels_new_videos_as_plex_episodes() {
         );
     }
 }
+
+/// A subscription check cut by a SIGKILL resumes cleanly: killed while yt-dlp lists the channel,
+/// nothing of the check was recorded and the subscription is still due, so the restarted server
+/// checks it again; killed again while its videos download, the restarted queue finishes them.
+/// In the end every allowed video is in the archive once, downloaded once, its file whole.
+#[test]
+fn a_subscription_check_cut_by_sigkill_resumes_cleanly_after_each_restart() {
+    use medianest::sim::ytdlp::HOLD_LISTINGS;
+    const PASSWORD: &str = "restart-test-password";
+    let dir = tempfile::tempdir().unwrap();
+    let sim_dir = dir.path().join("sim");
+    let sim = medianest::sim::ytdlp::install(&sim_dir, Path::new(BIN)).unwrap();
+    std::fs::write(sim_dir.join("sim-step-ms"), "40").unwrap();
+    let config = dir.path().join("medianest.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[admin]\npassword = \"{PASSWORD}\"\n[youtube]\nytdlp_path = \"{}\"\ndownload_dir = \"downloads\"\n",
+            sim.display(),
+        ),
+    )
+    .unwrap();
+    let config_arg = config.to_string_lossy().into_owned();
+    let agent = agent();
+    let login = |server: &Server| {
+        let (_, login) = json_of(
+            agent
+                .post(&server.url("/api/v1/auth/login"))
+                .header("Content-Type", "application/json")
+                .send(serde_json::json!({"username": "admin", "password": PASSWORD}).to_string())
+                .unwrap(),
+        );
+        format!("Bearer {}", login["data"]["token"].as_str().unwrap())
+    };
+    let get = |server: &Server, auth: &str, path: &str| {
+        json_of(
+            agent
+                .get(&server.url(path))
+                .header("Authorization", auth)
+                .call()
+                .unwrap(),
+        )
+        .1["data"]
+            .clone()
+    };
+    let held = || {
+        std::fs::read_dir(sim_dir.join("sim-state/held"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let wait = |what: &str, server: &Server, mut done: Box<dyn FnMut() -> bool + '_>| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !done() {
+            assert!(
+                Instant::now() < deadline,
+                "waiting for {what}\n{}",
+                server.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+
+    // The first check's listing hangs; the server is killed while it does.
+    std::fs::write(sim_dir.join(HOLD_LISTINGS), b"").unwrap();
+    let mut server = Server::start(&dir, &["--config", &config_arg]);
+    let auth = login(&server);
+    let (status, created) = json_of(
+        agent
+            .post(&server.url("/api/v1/youtube/subscriptions"))
+            .header("Content-Type", "application/json")
+            .header("Authorization", &auth)
+            .send(
+                serde_json::json!({"url": "https://www.youtube.com/@Sim", "skipShorts": true})
+                    .to_string(),
+            )
+            .unwrap(),
+    );
+    assert_eq!(status, 201, "{created}");
+    let id = created["data"]["id"].as_str().unwrap().to_owned();
+    let sub_path = format!("/api/v1/youtube/subscriptions/{id}");
+    wait("the first listing", &server, Box::new(|| held() >= 1));
+    server.kill_hard();
+    drop(server);
+
+    // Restarted, still held: the check left nothing behind and runs again.
+    let mut server = Server::start(&dir, &["--config", &config_arg]);
+    let auth = login(&server);
+    wait("the second listing", &server, Box::new(|| held() >= 2));
+    let sub = get(&server, &auth, &sub_path);
+    assert!(sub["lastCheckAt"].is_null(), "{sub}");
+    assert_eq!(sub["itemCount"], 0, "{sub}");
+    let items = get(&server, &auth, &format!("{sub_path}/items"));
+    assert_eq!(items.as_array().map(Vec::len), Some(0), "{items}");
+
+    // Released: the check queues the videos; killed again while they download.
+    std::fs::remove_file(sim_dir.join(HOLD_LISTINGS)).unwrap();
+    wait(
+        "a download under way after another completed",
+        &server,
+        Box::new(|| {
+            let downloads = get(&server, &auth, "/api/v1/youtube/downloads?limit=100");
+            let list = downloads.as_array().cloned().unwrap_or_default();
+            list.iter().any(|d| d["status"] == "completed")
+                && list.iter().any(|d| d["status"] == "downloading")
+        }),
+    );
+    server.kill_hard();
+    drop(server);
+
+    let server = Server::start(&dir, &["--config", &config_arg]);
+    let auth = login(&server);
+    let mut items = Vec::new();
+    wait(
+        "every item downloaded",
+        &server,
+        Box::new(|| {
+            let list = get(&server, &auth, &format!("{sub_path}/items?limit=100"));
+            items = list.as_array().cloned().unwrap_or_default();
+            !items.is_empty() && items.iter().all(|i| i["status"] == "downloaded")
+        }),
+    );
+    let sub = get(&server, &auth, &sub_path);
+    assert_eq!(sub["lastResult"], "ok", "{sub}");
+    assert_eq!(sub["itemCount"], items.len(), "{sub}");
+    let mut ids: Vec<&str> = items
+        .iter()
+        .map(|i| i["videoId"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), items.len(), "an id archived twice: {items:?}");
+    let downloads = get(&server, &auth, "/api/v1/youtube/downloads?limit=100");
+    let downloads = downloads.as_array().unwrap();
+    assert_eq!(downloads.len(), items.len(), "{downloads:?}");
+    assert!(
+        downloads.iter().all(|d| d["status"] == "completed"),
+        "{downloads:?}"
+    );
+    let root = dir.path().join("downloads");
+    for item in &items {
+        let files = item["files"].as_array().unwrap();
+        let video = files
+            .iter()
+            .map(|f| root.join(f.as_str().unwrap()))
+            .find(|p| p.extension().is_some_and(|e| e == "mp4"))
+            .unwrap_or_else(|| panic!("no video: {item}"));
+        assert_eq!(
+            video.metadata().unwrap().len(),
+            medianest::sim::ytdlp::FILE_BYTES as u64,
+            "{}",
+            video.display()
+        );
+    }
+}

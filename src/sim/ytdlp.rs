@@ -45,8 +45,8 @@
 mod channel;
 
 pub use channel::{
-    CLOCK_DIR, Kind as UploadKind, REFUSE_429, REFUSE_BOT, UPLOADS_DIR, add_upload, channel_id,
-    channel_key, refuse_listings, start_clock,
+    CLOCK_DIR, HOLD_LISTINGS, Kind as UploadKind, REFUSE_429, REFUSE_BOT, UPLOADS_DIR, add_upload,
+    channel_id, channel_key, refuse_listings, start_clock,
 };
 
 use std::ffi::OsString;
@@ -65,7 +65,7 @@ const HELPER_FLAG: &str = "--sim-helper";
 const SIM_JPEG: &[u8] = crate::sim::plex::COMPOSITE_JPEG;
 
 /// Bytes per simulated file.
-const FILE_BYTES: usize = 64 * 1024;
+pub const FILE_BYTES: usize = 64 * 1024;
 /// Progress lines per file.
 const STEPS: usize = 8;
 /// Most entries a simulated playlist has.
@@ -699,6 +699,7 @@ impl Sim {
                 std::thread::sleep(Duration::from_secs(3600));
             }
         }
+        channel::hold(self.dir.as_deref());
         if let Some(reason) = channel::take_refusal(self.dir.as_deref(), &target.shown) {
             eprintln!("ERROR: {reason}");
             return 1;

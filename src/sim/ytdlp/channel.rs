@@ -35,6 +35,7 @@
 //!   (`{"id","title","kind","timestamp"}`; [`add_upload`] writes one, dated now).
 //! - `sim-clock/<key>`: a start time (Unix seconds); the channel gains one video every minute
 //!   since then ([`start_clock`]; the demo's channel).
+//! - `sim-hold-listings`: while it exists, channel listings wait (marked in `sim-state/held/`).
 //! - `sim-refuse-bot` / `sim-refuse-429`: the next listing(s) of a channel or playlist fail as
 //!   YouTube's bot check ("Sign in to confirm you’re not a bot") or an HTTP 429, exit 1. The file
 //!   holds how many listings refuse (empty: one; `always`: every one); it is removed when used up.
@@ -65,6 +66,24 @@ pub const CLOCK_DIR: &str = "sim-clock";
 pub const REFUSE_BOT: &str = "sim-refuse-bot";
 /// The next listing refuses with HTTP 429.
 pub const REFUSE_429: &str = "sim-refuse-429";
+/// While this file exists, listings of a channel wait (each marks itself in
+/// `sim-state/held/<pid>` first), so a test can stop the server in the middle of a check.
+pub const HOLD_LISTINGS: &str = "sim-hold-listings";
+
+/// Waits while [`HOLD_LISTINGS`] exists in `sim_dir`.
+pub(super) fn hold(sim_dir: Option<&Path>) {
+    let Some(dir) = sim_dir else { return };
+    let flag = dir.join(HOLD_LISTINGS);
+    if !flag.exists() {
+        return;
+    }
+    let held = dir.join("sim-state").join("held");
+    let _ = std::fs::create_dir_all(&held);
+    let _ = std::fs::write(held.join(std::process::id().to_string()), b"");
+    while flag.exists() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
 
 /// What an upload is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
