@@ -696,6 +696,25 @@ async fn keep_and_delete_answer_the_owner_and_admins_with_clear_errors() {
     assert!(w.row(&item).await.keep, "unchanged by the refusals");
     assert!(w.exists(&file));
 
+    // With the session cookie, a write needs the CSRF token.
+    let session = new_session(&w.t.state, &w.ann_id).await;
+    for (method, body) in [("PATCH", Some(json!({"keep": true}))), ("DELETE", None)] {
+        let mut request = call(method, &path).session(&session.token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let r = request.send(&w.app).await;
+        assert_error(&r, StatusCode::FORBIDDEN, "CSRF_TOKEN_INVALID");
+    }
+    let r = call("PATCH", &path)
+        .session(&session.token)
+        .csrf(&session.csrf_token)
+        .json(json!({"keep": true}))
+        .send(&w.app)
+        .await;
+    assert_eq!(r.data()["keep"], true);
+    assert!(w.exists(&file));
+
     // A download not finished yet: 409 naming its status.
     let r = w
         .send(
