@@ -118,10 +118,14 @@ pub fn set_keep(
         == 1)
 }
 
+/// An item whose files were forgotten, and the download row cleared with it.
+struct Forgotten {
+    download_id: Option<String>,
+}
+
 /// Marks the item `status` (`pruned` or `deleted`) with no files and no bytes, takes its bytes
 /// off the subscription (never below 0) and clears the files of its download row. Only an item
-/// in one of `from` changes; returns the download row it cleared, if any, or `None` when the
-/// item changed nothing.
+/// in one of `from` changes (`None` otherwise).
 fn forget_files(
     conn: &Connection,
     subscription_id: &str,
@@ -129,7 +133,7 @@ fn forget_files(
     status: &str,
     from: &[&str],
     now_ms: i64,
-) -> AppResult<Option<Option<String>>> {
+) -> AppResult<Option<Forgotten>> {
     let Some(item) = get_item(conn, subscription_id, item_id)? else {
         return Ok(None);
     };
@@ -150,7 +154,9 @@ fn forget_files(
         conn.prepare_cached("UPDATE youtube_downloads SET file_paths = '[]' WHERE id = ?1")?
             .execute([download])?;
     }
-    Ok(Some(item.download_id))
+    Ok(Some(Forgotten {
+        download_id: item.download_id,
+    }))
 }
 
 /// What happened to one file.
@@ -212,18 +218,18 @@ pub fn remove_file_inside(
     (removal, Some(parent))
 }
 
-/// Removes the files of `items` (see [`remove_file_inside`]) and the folders left empty (not
-/// the root); returns the folders Plex should scan, relative to the download dir. File IO, so
-/// on the blocking pool.
+/// Removes `files` (paths relative to the download dir; see [`remove_file_inside`]) and the
+/// folders left empty (not the root); returns the folders Plex should scan, relative to the
+/// download dir. File IO, so on the blocking pool.
 async fn remove_files(state: &AppState, files: Vec<String>) -> AppResult<Vec<PathBuf>> {
     if files.is_empty() {
         return Ok(Vec::new());
     }
-    let download_root = download_root(state.config());
-    let root = subscriptions_root(state.config());
+    let state = state.clone();
     tokio::task::spawn_blocking(move || {
+        let download_root = download_root(state.config());
         // No root, nothing of ours to remove.
-        let Ok(root) = std::fs::canonicalize(&root) else {
+        let Ok(root) = std::fs::canonicalize(subscriptions_root(state.config())) else {
             return Vec::new();
         };
         let mut folders = BTreeSet::new();
@@ -350,10 +356,9 @@ pub async fn prune(state: &AppState, subscription_id: &str) -> AppResult<usize> 
         .write(move |tx| {
             let (mut pruned, mut downloads) = (0, Vec::new());
             for item in &items {
-                if let Some(download) = forget_files(tx, &id, item, "pruned", &["downloaded"], now)?
-                {
+                if let Some(done) = forget_files(tx, &id, item, "pruned", &["downloaded"], now)? {
                     pruned += 1;
-                    downloads.extend(download);
+                    downloads.extend(done.download_id);
                 }
             }
             Ok((pruned, downloads))
@@ -400,8 +405,8 @@ pub async fn delete_item(
             )
         })
         .await?;
-    if let Some(download) = changed {
-        publish_downloads(state, download.into_iter().collect()).await;
+    if let Some(done) = changed {
+        publish_downloads(state, done.download_id.into_iter().collect()).await;
     }
     let state2 = state.clone();
     state.spawn_task(async move { rescan(&state2, &folders).await });
