@@ -767,47 +767,73 @@ async fn keep_and_delete_answer_the_owner_and_admins_with_clear_errors() {
 }
 
 /// A check of the subscription (the simulated channel, through the simulated yt-dlp) ends with
-/// retention; Plex not set up is no obstacle.
+/// retention, and the pruned video is never queued again by the next check; Plex not set up is
+/// no obstacle.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_successful_check_runs_retention() {
+async fn a_successful_check_runs_retention_and_the_pruned_video_never_returns() {
     let mut sim_dir = PathBuf::new();
     let w = world(false, Some(&mut sim_dir)).await;
     let sub = w.subscription("retain", Some(1), None).await;
-    let (old_file, new_file) = (season(2024, "old.mp4"), season(2025, "new.mp4"));
+    // Two of the channel's uploads (1 and 4 of the simulated `@retain`), downloaded already.
+    let (old_file, new_file) = (season(2026, "first.mp4"), season(2026, "fourth.mp4"));
     let (old, _) = w
-        .downloaded(&sub, "ooooooooooo", Some("2024-01-01"), &[&old_file], 1)
+        .downloaded(&sub, "retain00001", Some("2026-01-01"), &[&old_file], 1)
         .await;
     let (new, _) = w
-        .downloaded(&sub, "nnnnnnnnnnn", Some("2025-01-01"), &[&new_file], 2)
+        .downloaded(&sub, "retain00004", Some("2026-01-04"), &[&new_file], 2)
         .await;
-    let found = {
-        let id = sub.clone();
-        w.t.state
-            .db()
-            .run(move |conn| store::get(conn, &id))
-            .await
-            .unwrap()
-            .unwrap()
+    let state = w.t.state.clone();
+    let get = |id: String| {
+        let state = state.clone();
+        async move {
+            state
+                .db()
+                .run(move |conn| store::get(conn, &id))
+                .await
+                .unwrap()
+                .unwrap()
+        }
     };
-    scheduler::check(&w.t.state, found).await.unwrap();
+    let queued_of = |video: &str| {
+        support::scalar(
+            &w.t.state,
+            "SELECT count(*) FROM youtube_downloads WHERE url = ?1",
+            vec![support::sql_text(&format!(
+                "https://www.youtube.com/watch?v={video}"
+            ))],
+        )
+    };
 
-    let checked = {
-        let id = sub.clone();
-        w.t.state
-            .db()
-            .run(move |conn| store::get(conn, &id))
-            .await
-            .unwrap()
-            .unwrap()
-    };
+    scheduler::check(&w.t.state, get(sub.clone()).await)
+        .await
+        .unwrap();
+    let checked = get(sub.clone()).await;
     assert_eq!(checked.last_result.as_deref(), Some("ok"), "{checked:?}");
     assert!(
         checked.last_new_items > 0,
-        "the channel's uploads were queued"
+        "the channel's other uploads were queued"
     );
     assert_eq!(w.row(&old).await.status, "pruned");
     assert!(!w.exists(&old_file));
     assert_eq!(w.row(&new).await.status, "downloaded");
     assert!(w.exists(&new_file));
     assert_eq!(w.sub_bytes(&sub).await, 2);
+
+    // The next check lists it again and leaves it be: it is in the archive.
+    w.t.clock.advance(7 * DAY_MS);
+    scheduler::check(&w.t.state, get(sub.clone()).await)
+        .await
+        .unwrap();
+    let again = get(sub.clone()).await;
+    assert_eq!(
+        (again.last_result.as_deref(), again.last_new_items),
+        (Some("ok"), 0)
+    );
+    assert_eq!(
+        queued_of("retain00001").await,
+        1,
+        "only the original download"
+    );
+    assert_eq!(w.row(&old).await.status, "pruned");
+    assert!(w.archived(&sub, "retain00001").await);
 }
