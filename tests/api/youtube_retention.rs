@@ -34,9 +34,9 @@ struct World {
     bob: String,
 }
 
-/// A portal on a database file with a temporary download dir, its Plex the simulated one (with
-/// a show-type "YouTube" library on the download dir) when `with_plex`, and with the simulated
-/// yt-dlp when `sim_dir` is given.
+/// A portal on a database file with a temporary download dir, its Plex the simulated one (a
+/// "YouTube" library and a show-type "Subscriptions" one, both on the download dir) when
+/// `with_plex`, and with the simulated yt-dlp when `sim_dir` is given.
 async fn world(with_plex: bool, sim_dir: Option<&mut PathBuf>) -> World {
     let plex = if with_plex {
         Some(FakePlexServer::start().await.unwrap())
@@ -67,8 +67,10 @@ async fn world(with_plex: bool, sim_dir: Option<&mut PathBuf>) -> World {
         .await
         .unwrap();
     let dir = medianest::youtube::download_root(t.state.config());
+    // Downloads have their library, subscriptions theirs: the one scanned.
     let plex = plex.map(|plex| {
-        let section = plex.add_youtube_show_library("YouTube", &dir);
+        plex.add_youtube_library("YouTube", &dir);
+        let section = plex.add_youtube_show_library("Subscriptions", &dir);
         (plex, section)
     });
     let app = t.router();
@@ -294,7 +296,7 @@ impl World {
         plex.scans()
             .into_iter()
             .map(|(key, path)| {
-                assert_eq!(&key, section, "the YouTube library is scanned");
+                assert_eq!(&key, section, "the subscriptions' library is scanned");
                 Path::new(&path)
                     .strip_prefix(&self.dir)
                     .unwrap()

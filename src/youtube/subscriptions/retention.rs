@@ -268,8 +268,9 @@ async fn remove_files(state: &AppState, files: Vec<String>) -> AppResult<Vec<Pat
     .map_err(|e| AppError::internal(format!("removing subscription files: {e}")))
 }
 
-/// Asks Plex to scan `folders` (relative to the download dir) in the YouTube library. Plex not
-/// set up, down, or without that library: logged, nothing more.
+/// Asks Plex to scan `folders` (relative to the download dir) in the subscriptions' library
+/// (the one their episodes are handed to). Plex not set up, down, or without that library:
+/// logged, nothing more.
 pub async fn rescan(state: &AppState, folders: &[PathBuf]) {
     if folders.is_empty() {
         return;
@@ -292,10 +293,10 @@ pub async fn rescan(state: &AppState, folders: &[PathBuf]) {
             return;
         }
     };
-    let Some(section) =
-        handoff::youtube_section(&sections, state.config().plex.youtube_library.as_deref())
-    else {
-        tracing::warn!("Plex has no YouTube library (plex.youtube_library); no scan");
+    let Some(section) = super::plex::section(state, &sections) else {
+        tracing::warn!(
+            "Plex has no library for subscriptions (plex.subscriptions_library); no scan"
+        );
         return;
     };
     for folder in folders {
