@@ -68,6 +68,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0012_youtube_subscription_episodes",
         include_str!("../../migrations/0012_youtube_subscription_episodes.sql"),
     ),
+    (
+        14,
+        "0014_youtube_retention",
+        include_str!("../../migrations/0014_youtube_retention.sql"),
+    ),
 ];
 
 /// What a run did.

@@ -167,6 +167,8 @@ const MATRIX: &[(&str, &str, [Want; 4])] = &[
     ("GET /api/v1/youtube/subscriptions/{id}/items", "",                                                  [E401, OK,   E404, OK]),
     // The fixture subscription has no title yet, so no avatar: 404 for everyone who may see it.
     ("GET /api/v1/youtube/subscriptions/{id}/avatar", "",                                                 [E401, E404, E404, E404]),
+    ("PATCH /api/v1/youtube/subscriptions/{id}/items/{itemId}", r#"{"keep":true}"#,                        [E401, OK,   E404, OK]),
+    ("DELETE /api/v1/youtube/subscriptions/{id}/items/{itemId}", "",                                       [E401, OK,   E404, OK]),
     ("POST /api/v1/youtube/subscriptions/{id}/pause", "",                                                 [E401, E403, E403, E409]),
     ("POST /api/v1/youtube/subscriptions/{id}/resume", "",                                                [E401, E403, E403, E409]),
     ("POST /api/v1/youtube/subscriptions/{id}/check", "",                                                 [E401, E403, E403, E409]),
@@ -263,6 +265,8 @@ struct Fixture {
     user_youtube_subscription: String,
     /// A download profile no subscription uses.
     youtube_profile: String,
+    /// A downloaded item (no files) of that subscription.
+    user_youtube_item: String,
 }
 
 impl Fixture {
@@ -290,6 +294,8 @@ impl Fixture {
         let youtube_profile = medianest::users::new_id();
         let (yt_subscription, yt_profile) =
             (user_youtube_subscription.clone(), youtube_profile.clone());
+        let user_youtube_item = medianest::users::new_id();
+        let (yt_item, yt_item_sub) = (user_youtube_item.clone(), user_youtube_subscription.clone());
         let (cid, owner, notification, request, download) = (
             correlation_id.clone(),
             user_id.clone(),
@@ -346,6 +352,12 @@ impl Fixture {
                      VALUES (?1, 'Fixture', ?2, ?2)",
                     rusqlite::params![yt_profile, support::START_MS],
                 )?;
+                tx.execute(
+                    "INSERT INTO youtube_subscription_items (id, subscription_id, video_id, status,
+                                                             created_at, updated_at)
+                     VALUES (?1, ?2, 'dQw4w9WgXcQ', 'downloaded', ?3, ?3)",
+                    rusqlite::params![yt_item, yt_item_sub, support::START_MS],
+                )?;
                 Ok(())
             })
             .await
@@ -366,6 +378,7 @@ impl Fixture {
             user_push_subscription,
             user_youtube_subscription,
             youtube_profile,
+            user_youtube_item,
         }
     }
 
@@ -415,6 +428,9 @@ fn fill(template: &str, fx: &Fixture) -> Result<String, String> {
                 || template.starts_with("/api/v1/admin/youtube/subscriptions/") =>
             {
                 fx.user_youtube_subscription.clone()
+            }
+            "itemId" if template.starts_with("/api/v1/youtube/subscriptions/") => {
+                fx.user_youtube_item.clone()
             }
             "id" if template.starts_with("/api/v1/admin/youtube/profiles/") => {
                 fx.youtube_profile.clone()

@@ -39,6 +39,7 @@ mod sessions;
 mod shutdown;
 mod youtube;
 mod youtube_listing;
+mod youtube_retention;
 mod youtube_subscription_avatar;
 mod youtube_subscriptions;
 mod ytdlp_real;

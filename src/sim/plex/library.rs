@@ -147,6 +147,8 @@ pub(super) struct Library {
     scan_reads: u32,
     /// How many reads show a scan not started yet after the refresh was asked for.
     scan_start_reads: u32,
+    /// Every refresh asked for: `(section key, path)`, the path empty for a whole section.
+    pub(super) scans: Vec<(String, String)>,
 }
 
 impl Default for Library {
@@ -159,6 +161,7 @@ impl Default for Library {
             collections: Vec::new(),
             scan_reads: 1,
             scan_start_reads: 0,
+            scans: Vec::new(),
         }
     }
 }
@@ -869,6 +872,8 @@ pub(super) async fn refresh(
         Vec::new()
     };
     let mut state = shared.lock();
+    let asked = query.get("path").cloned().unwrap_or_default();
+    state.library.scans.push((key.clone(), asked));
     let (reads, start_in) = (state.library.scan_reads, state.library.scan_start_reads);
     let library = &mut state.library;
     if reads == 0 && start_in == 0 {

@@ -224,6 +224,12 @@ impl FakePlexServer {
             .set_refreshing(section_key, refreshing);
     }
 
+    /// Every scan asked for (`GET /library/sections/{key}/refresh[?path=]`), in order:
+    /// `(section key, path)`, the path empty for a whole section.
+    pub fn scans(&self) -> Vec<(String, String)> {
+        self.shared.lock().library.scans.clone()
+    }
+
     /// How many reads of `GET /library/sections` show a scan still `refreshing` before it
     /// ends and its files become items (default 1; 0 ends scans at once).
     pub fn set_scan_reads(&self, reads: u32) {

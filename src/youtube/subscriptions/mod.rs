@@ -5,6 +5,8 @@
 //! - `GET/POST /youtube/subscriptions`, `GET/PATCH/DELETE /youtube/subscriptions/{id}`,
 //!   `GET /youtube/subscriptions/{id}/items`, `GET /youtube/subscriptions/{id}/avatar`
 //!   ([`avatar`]): users see and change their own, admins all.
+//! - `PATCH/DELETE /youtube/subscriptions/{id}/items/{itemId}`: "keep" and deleting one item
+//!   ([`items`], [`retention`]): the owner or an admin.
 //! - `POST /youtube/subscriptions/{id}/pause|resume|check`: admins (check: "check now", see
 //!   [`scheduler`]).
 //! - `POST /admin/youtube/subscriptions/{id}/approve|decline`: admins decide on proposals; the
@@ -21,8 +23,10 @@
 pub mod art;
 pub mod avatar;
 pub mod downloads;
+pub mod items;
 pub mod model;
 pub mod plex;
+pub mod retention;
 pub mod scheduler;
 pub mod store;
 pub mod validate;
@@ -81,6 +85,18 @@ pub fn routes() -> Routes {
             "/youtube/subscriptions/{id}/avatar",
             Access::User,
             avatar::get_avatar,
+        )
+        .add(
+            Method::PATCH,
+            "/youtube/subscriptions/{id}/items/{itemId}",
+            Access::User,
+            items::update_item,
+        )
+        .add(
+            Method::DELETE,
+            "/youtube/subscriptions/{id}/items/{itemId}",
+            Access::User,
+            items::delete_item,
         )
         .add(
             Method::POST,

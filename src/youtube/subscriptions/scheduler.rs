@@ -365,6 +365,10 @@ pub async fn check(state: &AppState, sub: Subscription) -> AppResult<()> {
         state.youtube().wake();
     }
     tracing::info!(subscription = %sub.id, queued, "subscription checked");
+    // Retention on every successful check; its failure is not the check's.
+    if let Err(e) = super::retention::prune(state, &sub.id).await {
+        tracing::warn!(subscription = %sub.id, error = %e, "retention failed");
+    }
     Ok(())
 }
 
