@@ -2385,8 +2385,17 @@ fn the_demo_subscription_downloads_the_channels_new_videos_as_plex_episodes() {
                 .count()
                 >= 5
         });
-        if list.len() >= 5 && list.iter().all(|i| i["status"] == "downloaded") && handed {
-            break list;
+        // Retention keeps the newest five: a sixth is pruned.
+        let downloaded: Vec<_> = list
+            .iter()
+            .filter(|i| i["status"] == "downloaded")
+            .cloned()
+            .collect();
+        let settled = list
+            .iter()
+            .all(|i| i["status"] == "downloaded" || i["status"] == "pruned");
+        if downloaded.len() == 5 && settled && handed {
+            break downloaded;
         }
         assert!(Instant::now() < deadline, "{items}\n{}", server.log_text());
         std::thread::sleep(Duration::from_millis(100));

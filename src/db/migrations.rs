@@ -69,9 +69,9 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/0012_youtube_subscription_episodes.sql"),
     ),
     (
-        14,
-        "0014_youtube_retention",
-        include_str!("../../migrations/0014_youtube_retention.sql"),
+        13,
+        "0013_youtube_retention",
+        include_str!("../../migrations/0013_youtube_retention.sql"),
     ),
 ];
 

@@ -24,7 +24,7 @@ use crate::youtube::{download_root, handoff, publish_updated, subscriptions_root
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
 /// The statements, in one place so the plan test checks exactly what runs. Both read a range of
-/// `youtube_subscription_items_retention` (migration 0014) and never sort.
+/// `youtube_subscription_items_retention` (migration 0013) and never sort.
 pub(crate) mod sql {
     use super::ITEM_COLUMNS;
 
