@@ -903,6 +903,7 @@ mod tests {
                 let last = page.last().unwrap();
                 items(&conn, sub, (last.created_at_ms, &last.id), 50).unwrap();
             }
+            #[allow(deprecated)]
             conn.trace(None);
             // The next pass starts from the same state.
             conn.execute(
