@@ -96,16 +96,7 @@ async fn pass(
             state2.youtube().wake_subscriptions();
         });
     }
-    let next: Option<i64> = state
-        .db()
-        .read(|conn| {
-            Ok(conn
-                .prepare_cached(
-                    "SELECT min(next_check_at) FROM youtube_subscriptions WHERE status = 'active'",
-                )?
-                .query_row([], |r| r.get(0))?)
-        })
-        .await?;
+    let next = state.db().read(store::next_check_at).await?;
     let now = state.clock().now_ms();
     Ok(match next {
         Some(at) if at > now => {
@@ -311,9 +302,10 @@ pub async fn check(state: &AppState, sub: Subscription) -> AppResult<()> {
     }
     let filters = Filters::of(&sub);
     let id = sub.id.clone();
+    let ids: Vec<String> = listed.iter().map(|item| item.id.clone()).collect();
     let archived = state
         .db()
-        .read(move |conn| store::archived_ids(conn, &id))
+        .read(move |conn| store::archived_among(conn, &id, &ids))
         .await?;
     let mut seen = HashSet::new();
     // Oldest first, so the queue downloads in upload order.
