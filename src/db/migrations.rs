@@ -73,6 +73,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0013_youtube_retention",
         include_str!("../../migrations/0013_youtube_retention.sql"),
     ),
+    (
+        14,
+        "0014_youtube_subscription_folders",
+        include_str!("../../migrations/0014_youtube_subscription_folders.sql"),
+    ),
 ];
 
 /// What a run did.

@@ -23,7 +23,7 @@ use super::ytdlp::safe_component;
 pub const MAX_CHANNEL_BYTES: usize = 80;
 /// Longest title part of a file name yt-dlp writes, in bytes (`%(title).NB`).
 pub const MAX_TITLE_BYTES: usize = 120;
-/// Videos one channel can have on one day before the index wraps into the next hundred.
+/// Videos of one day a subscription can lay out (the two-digit index); a hundredth fails.
 pub const MAX_PER_DAY: u32 = 99;
 
 /// Where one video goes, relative to the subscriptions root.
@@ -69,14 +69,13 @@ pub fn channel_folder(channel: &str) -> String {
 }
 
 /// Where the `index`-th (1-based) upload of `channel` on `upload_date` goes; `None` for a date
-/// that is not one or an index of 0.
+/// that is not one or an index of 0 or above [`MAX_PER_DAY`] (never a number another video has).
 pub fn episode(channel: &str, upload_date: &str, index: u32) -> Option<Episode> {
     let (year, month, day) = parse_day(upload_date)?;
-    if index == 0 {
+    if index == 0 || index > MAX_PER_DAY {
         return None;
     }
     let show = channel_folder(channel);
-    let index = index.min(MAX_PER_DAY);
     let episode = (month * 100 + day) * 100 + index;
     Some(Episode {
         folder: PathBuf::from(&show).join(format!("Season {year}")),
@@ -110,13 +109,14 @@ pub fn show_art(channel: &str) -> (PathBuf, PathBuf) {
 }
 
 /// The index of a new upload on a day that already has the `taken` indexes: the next free one
-/// after the highest, so a video pruned by retention never gives its number to a newer one.
+/// after the highest, so a video pruned by retention never gives its number to a newer one. Past
+/// [`MAX_PER_DAY`] it has no place ([`episode`] says `None`).
 pub fn next_index(taken: &[u32]) -> u32 {
     taken
         .iter()
         .copied()
         .max()
-        .map_or(1, |m| (m + 1).min(MAX_PER_DAY))
+        .map_or(1, |m| m.saturating_add(1))
 }
 
 #[cfg(test)]
@@ -154,6 +154,8 @@ mod tests {
         let december = episode("Veritasium", "2026-12-31", 1).unwrap();
         assert!(december.episode > second.episode);
         assert_eq!(episode("Veritasium", "20260307", 0), None);
+        assert!(episode("Veritasium", "20260307", 99).is_some());
+        assert_eq!(episode("Veritasium", "20260307", 100), None);
         assert_eq!(episode("Veritasium", "not a date", 1), None);
     }
 
@@ -179,6 +181,6 @@ mod tests {
         assert_eq!(next_index(&[1, 2]), 3);
         // Number 2 was pruned: the next upload still gets 4, never 2 again.
         assert_eq!(next_index(&[1, 3]), 4);
-        assert_eq!(next_index(&[99]), 99);
+        assert_eq!(next_index(&[99]), 100);
     }
 }

@@ -1214,6 +1214,7 @@ pub async fn cancel_download(
                   WHERE id = ?1",
             )?
             .execute(rusqlite::params![id, now])?;
+            subscriptions::downloads::on_ended(tx, &id, "cancelled", now)?;
             Ok(row.status)
         })
         .await?;
@@ -1264,6 +1265,11 @@ pub async fn retry_download(
             }
             if in_flight(tx, &row.user_id, &row.url)? {
                 return Err(AppError::new(ErrorCode::DownloadExists));
+            }
+            if let Some(status) = subscriptions::downloads::gone_item(tx, &id)? {
+                return Err(AppError::new(ErrorCode::Conflict).with_details(serde_json::json!({
+                    "reason": format!("the subscription's video was {status}; it is not downloaded again")
+                })));
             }
             check_quota(tx, &row.user_id, quota, now)?;
             tx.prepare_cached(sql::RECORD_RETRY)?

@@ -423,7 +423,11 @@ async fn execute(state: &AppState, job: &Job) -> Outcome {
     let episode = match super::subscriptions::downloads::prepare(state, &job.download.id, &meta)
         .await
     {
-        Ok(episode) => episode,
+        Ok(Ok(episode)) => episode,
+        Ok(Err(reason)) => {
+            tracing::warn!(download = %job.download.id, %reason, "no place for a subscription's episode");
+            return fail(reason);
+        }
         Err(e) => {
             tracing::error!(download = %job.download.id, error = %e, "cannot prepare a subscription's episode");
             return fail("the subscription's episode could not be prepared");
@@ -456,6 +460,16 @@ async fn execute(state: &AppState, job: &Job) -> Outcome {
     if let Err(e) = tokio::fs::create_dir_all(base.join(&folder_name)).await {
         tracing::error!(error = %e, dir = %base.display(), "cannot create the download folder");
         return fail("the download folder could not be created");
+    }
+    if episode.is_some() {
+        let download_root = super::download_root(state.config());
+        let written = tokio::task::spawn_blocking(move || {
+            super::subscriptions::downloads::ensure_plexignore(&download_root)
+        })
+        .await;
+        if let Ok(Err(e)) = written {
+            tracing::warn!(error = %e, "cannot write the download dir's .plexignore");
+        }
     }
     // Checked against the resolved root, so a symbolic link in a title cannot lead outside.
     let root = match tokio::fs::canonicalize(&base).await {

@@ -2050,3 +2050,90 @@ async fn a_subscriptions_episodes_are_laid_out_for_plex_with_locked_metadata_in_
     assert_eq!(collections[0].items.len(), items.len() + 2);
     server.stop().await.unwrap();
 }
+
+/// Cancelling one of a subscription's downloads marks its video so (it can then be deleted);
+/// deleting the subscription cancels its queued downloads and stops the running one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriptions_downloads_are_cancelled_with_it() {
+    // Slow downloads, so they are still queued or running when the test acts.
+    let (yt, server, _, _) = Yt::serving(
+        200,
+        |c| {
+            c.limits.user_per_minute = 1_000_000;
+            c.limits.ip_per_second = 1_000_000;
+            c.limits.ip_burst = 1_000_000;
+        },
+        "ola",
+    )
+    .await;
+    let admin_id = insert_user(&yt.t.state, "boss", None, "admin", None).await;
+    let admin = new_session(&yt.t.state, &admin_id).await.token;
+    let get = |path: String| {
+        let app = yt.app.clone();
+        let admin = admin.clone();
+        async move { call("GET", &path).bearer(&admin).send(&app).await.data() }
+    };
+    let r = call("POST", "/api/v1/youtube/subscriptions")
+        .bearer(&admin)
+        .json(json!({"url": "https://www.youtube.com/@Sim", "skipShorts": true}))
+        .send(&yt.app)
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let id = r.data()["id"].as_str().unwrap().to_owned();
+    let sub_path = format!("/api/v1/youtube/subscriptions/{id}");
+    let downloads = eventually(LONG, "one download running, others queued", || {
+        let get = &get;
+        async move {
+            let list = get("/api/v1/youtube/downloads?limit=100".into()).await;
+            let list = list.as_array().cloned().unwrap_or_default();
+            let running = list.iter().any(|d| d["status"] == "downloading");
+            let queued = list.iter().filter(|d| d["status"] == "queued").count();
+            (running && queued >= 2).then_some(list)
+        }
+    })
+    .await;
+    // One queued download cancelled from the downloads page: its video says so.
+    let cancelled = downloads.iter().find(|d| d["status"] == "queued").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = call("DELETE", &format!("/api/v1/youtube/downloads/{cancelled}"))
+        .bearer(&admin)
+        .send(&yt.app)
+        .await;
+    assert!(r.status.is_success(), "{}", r.text());
+    let items = get(format!("{sub_path}/items?limit=100")).await;
+    let item = items
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["downloadId"] == cancelled.as_str())
+        .unwrap();
+    assert_eq!(
+        (&item["status"], &item["reason"]),
+        (&json!("failed"), &json!("cancelled"))
+    );
+    // The subscription deleted: nothing of it is left queued or running.
+    let r = call("DELETE", &sub_path).bearer(&admin).send(&yt.app).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    eventually(LONG, "its downloads to stop", || {
+        let get = &get;
+        async move {
+            let list = get("/api/v1/youtube/downloads?limit=100".into()).await;
+            let list = list.as_array().cloned().unwrap_or_default();
+            list.iter()
+                .all(|d| matches!(d["status"].as_str(), Some("cancelled" | "completed")))
+                .then_some(())
+        }
+    })
+    .await;
+    let list = get("/api/v1/youtube/downloads?limit=100".into()).await;
+    let cancelled = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["status"] == "cancelled")
+        .count();
+    assert!(cancelled >= 3, "{list}");
+    server.stop().await.unwrap();
+}

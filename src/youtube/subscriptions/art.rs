@@ -21,7 +21,8 @@ pub async fn ensure(state: &AppState, sub: &Subscription, show: &str) {
     let root = crate::youtube::subscriptions_root(state.config());
     let (poster, fanart) = layout::show_art(show);
     let (poster, fanart) = (root.join(poster), root.join(fanart));
-    if poster.is_file() && fanart.is_file() {
+    // Some channels have no banner: the avatar alone settles it, so a check never fetches twice.
+    if poster.is_file() {
         return;
     }
     let Ok(program) = crate::youtube::downloader(state) else {

@@ -33,7 +33,8 @@ pub async fn get_avatar(
     let found = state.db().read(move |conn| store::get(conn, &id)).await?;
     let found = visible(found, user.user_id(), user.is_admin())?;
     let title = found
-        .title
+        .folder
+        .or(found.title)
         .filter(|t| !t.trim().is_empty())
         .ok_or_else(not_found)?;
     let root = subscriptions_root(state.config());

@@ -47,7 +47,7 @@ struct ItemRow {
 fn item_of(conn: &Connection, download_id: &str) -> AppResult<Option<ItemRow>> {
     Ok(conn
         .prepare_cached(
-            "SELECT i.id, i.subscription_id, i.episode, i.upload_date, s.title,
+            "SELECT i.id, i.subscription_id, i.episode, i.upload_date, coalesce(s.folder, s.title),
                     p.subtitle_langs, p.subtitle_mode, p.sponsorblock_mode,
                     p.sponsorblock_categories
                FROM youtube_subscription_items i
@@ -90,12 +90,12 @@ fn json_list(text: Option<&str>) -> Vec<String> {
 
 /// The episode job of `download_id`, or `None` when it is not a subscription's. Gives the item
 /// its day's index on the first start (kept on a retry), and stores the exact day, the title and
-/// the description.
+/// the description. `Err(reason)` when the day has no episode number left.
 pub async fn prepare(
     state: &AppState,
     download_id: &str,
     meta: &Metadata,
-) -> AppResult<Option<EpisodeJob>> {
+) -> AppResult<Result<Option<EpisodeJob>, String>> {
     let download_id = download_id.to_owned();
     let now = state.clock().now_ms();
     let today = crate::time::rfc3339(now);
@@ -109,7 +109,7 @@ pub async fn prepare(
         .db()
         .write(move |tx| {
             let Some(row) = item_of(tx, &download_id)? else {
-                return Ok(None);
+                return Ok(Ok(None));
             };
             // The video's own day; else the listing's; else today (a video always has one).
             let day = exact_day
@@ -149,9 +149,10 @@ pub async fn prepare(
                 .or(fallback_show)
                 .unwrap_or_else(|| "YouTube".into());
             let Some(episode) = layout::episode(&show, &day, index) else {
-                return Err(crate::error::AppError::internal(
-                    "a subscription item without a usable day",
-                ));
+                return Ok(Err(format!(
+                    "more than {} videos of {day} in this subscription: no episode number is left for this one",
+                    layout::MAX_PER_DAY
+                )));
             };
             let langs = json_list(row.subtitle_langs.as_deref());
             let categories = json_list(row.sponsorblock_categories.as_deref());
@@ -160,7 +161,7 @@ pub async fn prepare(
                 Some("mark") => Some((SponsorBlock::Mark, categories)),
                 _ => None,
             };
-            Ok(Some(EpisodeJob {
+            Ok(Ok(Some(EpisodeJob {
                 item_id: row.item_id,
                 subscription_id: row.subscription_id,
                 files: EpisodeFiles {
@@ -170,7 +171,7 @@ pub async fn prepare(
                     sponsorblock,
                 },
                 folder: episode.folder,
-            }))
+            })))
         })
         .await
 }
@@ -187,6 +188,13 @@ pub fn on_completed(
     let Some(row) = item_of(conn, download_id)? else {
         return Ok(());
     };
+    let status: String = conn
+        .prepare_cached("SELECT status FROM youtube_subscription_items WHERE id = ?1")?
+        .query_row([&row.item_id], |r| r.get(0))?;
+    if !matches!(status.as_str(), "queued" | "failed") {
+        // Deleted or pruned meanwhile: it stays so (the files are the retention's to remove).
+        return Ok(());
+    }
     let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
     let before: i64 = conn
         .prepare_cached("SELECT bytes FROM youtube_subscription_items WHERE id = ?1")?
@@ -225,6 +233,18 @@ pub fn on_ended(conn: &Connection, download_id: &str, reason: &str, now_ms: i64)
     Ok(())
 }
 
+/// `deleted` or `pruned` when `download_id` is a subscription's whose video was deleted or
+/// pruned: it must not come back through a retry.
+pub fn gone_item(conn: &Connection, download_id: &str) -> AppResult<Option<String>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT status FROM youtube_subscription_items
+              WHERE download_id = ?1 AND status IN ('deleted', 'pruned')",
+        )?
+        .query_row([download_id], |r| r.get(0))
+        .optional()?)
+}
+
 /// A download of a subscription was retried: its item is `queued` again.
 pub fn on_requeued(conn: &Connection, download_id: &str, now_ms: i64) -> AppResult<()> {
     conn.prepare_cached(
@@ -233,6 +253,34 @@ pub fn on_requeued(conn: &Connection, download_id: &str, now_ms: i64) -> AppResu
     )?
     .execute(params![download_id, now_ms])?;
     Ok(())
+}
+
+/// The line of the download dir's `.plexignore` that keeps a library on the whole download dir
+/// (the YouTube library) from also listing the subscriptions' episodes, which their own TV
+/// library shows. Plex reads a `.plexignore` in a library's folders ("Excluding New Content with
+/// .plexignore"); the subscriptions library's root is below this file, so it is not affected.
+pub const PLEXIGNORE_LINE: &str = "subscriptions/*";
+
+/// Adds [`PLEXIGNORE_LINE`] to `<download_root>/.plexignore` unless it is there (an admin's own
+/// lines are kept).
+pub fn ensure_plexignore(download_root: &Path) -> std::io::Result<()> {
+    let path = download_root.join(".plexignore");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e),
+    };
+    if text.lines().any(|l| l.trim() == PLEXIGNORE_LINE) {
+        return Ok(());
+    }
+    let mut out = text;
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out.push_str("# MediaNest: subscriptions have their own TV library.\n");
+    out.push_str(PLEXIGNORE_LINE);
+    out.push('\n');
+    std::fs::write(path, out)
 }
 
 /// The files yt-dlp wrote beside `video` under its name (`<name>.jpg`, `<name>.en.srt`), regular
@@ -300,6 +348,19 @@ mod tests {
                 "Ch - s2026e010101 - A [abcdefghijk].en.srt",
                 "Ch - s2026e010101 - A [abcdefghijk].jpg"
             ]
+        );
+    }
+
+    #[test]
+    fn the_plexignore_line_is_added_once_and_keeps_the_admins_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".plexignore"), "old/*").unwrap();
+        ensure_plexignore(dir.path()).unwrap();
+        ensure_plexignore(dir.path()).unwrap();
+        let text = std::fs::read_to_string(dir.path().join(".plexignore")).unwrap();
+        assert_eq!(
+            text,
+            "old/*\n# MediaNest: subscriptions have their own TV library.\nsubscriptions/*\n"
         );
     }
 

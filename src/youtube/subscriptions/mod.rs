@@ -375,13 +375,44 @@ pub async fn delete_subscription(
     Path(id): Path<String>,
 ) -> AppResult<ApiResponse> {
     let (user_id, is_admin) = (user.user_id().to_owned(), user.is_admin());
-    state
+    let now = state.clock().now_ms();
+    // Its downloads not yet finished go with it: queued ones are cancelled here, running ones
+    // are stopped below (the worker records them cancelled and removes their partial files).
+    let running: Vec<String> = state
         .db()
         .write(move |tx| {
             visible(store::get(tx, &id)?, &user_id, is_admin)?;
-            store::delete(tx, &id)
+            let unfinished: Vec<(String, String)> = tx
+                .prepare_cached(
+                    "SELECT d.id, d.status FROM youtube_subscription_items i
+                       JOIN youtube_downloads d ON d.id = i.download_id
+                      WHERE i.subscription_id = ?1 AND i.status = 'queued'
+                        AND d.status IN ('queued', 'downloading')",
+                )?
+                .query_map([&id], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            for (download, status) in &unfinished {
+                if status == "queued" {
+                    tx.prepare_cached(
+                        "UPDATE youtube_downloads SET status = 'cancelled', completed_at = ?2
+                          WHERE id = ?1 AND status = 'queued'",
+                    )?
+                    .execute(rusqlite::params![download, now])?;
+                }
+            }
+            store::delete(tx, &id)?;
+            Ok(unfinished
+                .into_iter()
+                .filter(|(_, status)| status == "downloading")
+                .map(|(download, _)| download)
+                .collect())
         })
         .await?;
+    for download in running {
+        if let Some(run) = state.youtube().running(&download) {
+            run.cancel.cancel();
+        }
+    }
     Ok(ApiResponse::ok(&json!({ "deleted": true })))
 }
 

@@ -120,6 +120,9 @@ pub struct Subscription {
     pub next_check_at_ms: Option<i64>,
     #[serde(skip)]
     pub created_at_ms: i64,
+    /// Its show folder under the subscriptions root, once the first check named it.
+    #[serde(skip)]
+    pub folder: Option<String>,
 }
 
 /// The columns [`subscription_from_row`] reads, in order (`s` is the subscription, `u` its
@@ -129,7 +132,8 @@ pub const SUBSCRIPTION_COLUMNS: &str = "s.id, s.url, s.kind, s.source_id, s.chan
      s.interval_secs, s.after_date, s.keep_latest, s.keep_days, s.include_pattern, \
      s.exclude_pattern, s.skip_shorts, s.skip_live, s.profile_id, s.next_check_at, \
      s.last_check_at, s.last_result, s.last_error, s.last_new_items, s.consecutive_failures, \
-     s.backoff_until, s.item_count, s.bytes, s.decided_at, s.created_at, s.updated_at";
+     s.backoff_until, s.item_count, s.bytes, s.decided_at, s.created_at, s.updated_at, \
+     s.folder";
 
 pub fn subscription_from_row(row: &Row<'_>) -> rusqlite::Result<Subscription> {
     let interval_secs: i64 = row.get(12)?;
@@ -172,6 +176,7 @@ pub fn subscription_from_row(row: &Row<'_>) -> rusqlite::Result<Subscription> {
         interval_secs,
         next_check_at_ms,
         created_at_ms,
+        folder: row.get(33)?,
     })
 }
 

@@ -215,6 +215,35 @@ impl Filters {
     }
 }
 
+/// Takes out of `take` (oldest first) what retention would prune at once: uploads older than
+/// `keep_days` days, and all but the newest `keep_latest`. Returns them with the reason.
+fn outside_retention(
+    take: &mut Vec<ListedItem>,
+    keep_latest: Option<i64>,
+    keep_days: Option<i64>,
+    now_ms: i64,
+) -> Vec<(ListedItem, &'static str)> {
+    let mut out = Vec::new();
+    if let Some(days) = keep_days {
+        let cutoff = time::OffsetDateTime::from_unix_timestamp(now_ms / 1000 - days * 86_400)
+            .map(|t| t.date())
+            .ok();
+        let (old, kept): (Vec<_>, Vec<_>) = std::mem::take(take)
+            .into_iter()
+            .partition(|i| matches!((i.upload_date, cutoff), (Some(d), Some(c)) if d < c));
+        *take = kept;
+        out.extend(old.into_iter().map(|i| (i, "older than the days kept")));
+    }
+    if let Some(n) = keep_latest.and_then(|n| usize::try_from(n).ok())
+        && take.len() > n
+    {
+        let newest = take.split_off(take.len() - n);
+        let older = std::mem::replace(take, newest);
+        out.extend(older.into_iter().map(|i| (i, "beyond the newest kept")));
+    }
+    out
+}
+
 /// The next check: the interval later plus up to a tenth at random.
 fn next_check(now: i64, interval_secs: i64) -> i64 {
     let interval_ms = interval_secs.max(60).saturating_mul(1000);
@@ -286,13 +315,10 @@ pub async fn check(state: &AppState, sub: Subscription) -> AppResult<()> {
         return Ok(());
     }
     // The name is learnt once: it names the show's folder, which must not move.
-    let show = sub
-        .title
-        .clone()
-        .or_else(|| source.as_ref().and_then(|s| s.title.clone()));
+    let mut show = sub.folder.clone();
     if let Some(source) = source {
         let id = sub.id.clone();
-        state
+        show = state
             .db()
             .write(move |tx| store::record_source(tx, &id, &source))
             .await?;
@@ -308,13 +334,18 @@ pub async fn check(state: &AppState, sub: Subscription) -> AppResult<()> {
         .read(move |conn| store::archived_among(conn, &id, &ids))
         .await?;
     let mut seen = HashSet::new();
-    // Oldest first, so the queue downloads in upload order.
+    // Oldest first, so the queue downloads in upload order (listings are newest first; reversed
+    // before the stable sort, so a day's uploads keep their order too).
     let mut take: Vec<ListedItem> = listed
         .into_iter()
+        .rev()
         .filter(|item| !archived.contains(&item.id) && seen.insert(item.id.clone()))
         .filter(|item| filters.refusal(item).is_none())
         .collect();
     take.sort_by_key(|item| item.upload_date);
+    // What retention would prune at once is not downloaded at all: it enters the archive as
+    // skipped (so it never comes back).
+    let outside = outside_retention(&mut take, sub.keep_latest, sub.keep_days, now);
     let (quality, format) = profile_choice(state, sub.profile_id.clone()).await?;
     let next = next_check(now, sub.interval_secs);
     let sub_id = sub.id.clone();
@@ -349,6 +380,18 @@ pub async fn check(state: &AppState, sub: Subscription) -> AppResult<()> {
             }
             let added = store::record_items(tx, &sub_id, &items, now)?;
             let count = u32::try_from(added.len()).unwrap_or(u32::MAX);
+            let skipped: Vec<NewItem> = outside
+                .iter()
+                .map(|(item, reason)| NewItem {
+                    video_id: item.id.clone(),
+                    status: "skipped".into(),
+                    reason: Some((*reason).into()),
+                    title: Some(item.title.clone()),
+                    upload_date: item.upload_date.map(|d| d.to_string()),
+                    download_id: None,
+                })
+                .collect();
+            store::record_items(tx, &sub_id, &skipped, now)?;
             store::record_check(tx, &sub_id, &CheckOutcome::Ok { new_items: count }, now, next)?;
             Ok(count)
         })
@@ -457,6 +500,34 @@ mod tests {
             ..item("Review", "2026-03-01")
         };
         assert_eq!(keep_all.refusal(&private), Some("not downloadable"));
+    }
+
+    #[test]
+    fn what_retention_would_prune_at_once_is_not_taken() {
+        let dated = |day: &str| ListedItem {
+            id: format!("id{day}"),
+            ..item("A video", day)
+        };
+        // 2026-03-10 12:00 UTC.
+        let now = 1_773_144_000_000;
+        let mut take: Vec<ListedItem> = ["2026-03-01", "2026-03-05", "2026-03-08", "2026-03-09"]
+            .iter()
+            .map(|d| dated(d))
+            .collect();
+        let out = outside_retention(&mut take, Some(2), Some(7), now);
+        let kept: Vec<&str> = take.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(kept, ["id2026-03-08", "id2026-03-09"]);
+        let reasons: Vec<(&str, &str)> = out.iter().map(|(i, r)| (i.id.as_str(), *r)).collect();
+        assert_eq!(
+            reasons,
+            [
+                ("id2026-03-01", "older than the days kept"),
+                ("id2026-03-05", "beyond the newest kept")
+            ]
+        );
+        let mut all = vec![dated("2026-03-09")];
+        assert!(outside_retention(&mut all, None, None, now).is_empty());
+        assert_eq!(all.len(), 1);
     }
 
     #[test]

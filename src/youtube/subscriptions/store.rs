@@ -553,13 +553,13 @@ pub fn delete_profile(conn: &Connection, id: &str) -> AppResult<ProfileDeletion>
     })
 }
 
-/// What a check learnt about the source: its name (kept once known: it names the show's folder),
-/// channel id, avatar and banner.
+/// What a check learnt about the source: its name (kept once known), channel id, avatar and
+/// banner; and, once, its show folder (unique among subscriptions). The folder, once there is one.
 pub fn record_source(
     conn: &Connection,
     id: &str,
     source: &super::scheduler::Source,
-) -> AppResult<()> {
+) -> AppResult<Option<String>> {
     conn.prepare_cached(
         "UPDATE youtube_subscriptions
             SET title = coalesce(title, ?2), channel_id = coalesce(?3, channel_id),
@@ -573,7 +573,36 @@ pub fn record_source(
         source.avatar,
         source.banner
     ])?;
-    Ok(())
+    // The show folder, once: the name, or the name with the source's id when another
+    // subscription has that folder already.
+    let (folder, title, source_id): (Option<String>, Option<String>, String) = conn
+        .prepare_cached("SELECT folder, title, source_id FROM youtube_subscriptions WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    if folder.is_some() {
+        return Ok(folder);
+    }
+    let Some(title) = title else { return Ok(None) };
+    let taken = |name: &str| -> AppResult<bool> {
+        Ok(conn
+            .prepare_cached("SELECT 1 FROM youtube_subscriptions WHERE folder = ?1")?
+            .exists([name])?)
+    };
+    let plain = crate::youtube::layout::channel_folder(&title);
+    // Shortened so the suffix always fits the folder name's bound.
+    let short = crate::youtube::ytdlp::truncate_chars(&title, 20);
+    let folder = if taken(&plain)? {
+        let named = crate::youtube::layout::channel_folder(&format!("{short} ({source_id})"));
+        if taken(&named)? {
+            crate::youtube::layout::channel_folder(&format!("{short} ({id})"))
+        } else {
+            named
+        }
+    } else {
+        plain
+    };
+    conn.prepare_cached("UPDATE youtube_subscriptions SET folder = ?2 WHERE id = ?1")?
+        .execute([id, folder.as_str()])?;
+    Ok(Some(folder))
 }
 
 #[cfg(test)]
@@ -613,6 +642,38 @@ mod tests {
             upload_date: Some("2025-06-01".to_owned()),
             download_id: None,
         }
+    }
+
+    #[test]
+    fn two_subscriptions_of_one_name_get_their_own_show_folders() {
+        let (db, user) = db_with_user();
+        let conn = db.connection_blocking().unwrap();
+        let source = |title: &str| super::super::scheduler::Source {
+            title: Some(title.to_owned()),
+            ..Default::default()
+        };
+        let a = subscribe(&conn, &user, "veritasium", "active");
+        let b = subscribe(&conn, &user, "veritasium2", "active");
+        let c = subscribe(&conn, &user, "veritasium3", "active");
+        let fa = record_source(&conn, &a, &source("Veritasium")).unwrap();
+        assert_eq!(fa.as_deref(), Some("Veritasium"));
+        // Learnt once: a later name changes neither.
+        assert_eq!(record_source(&conn, &a, &source("Renamed")).unwrap(), fa);
+        assert_eq!(
+            get(&conn, &a).unwrap().unwrap().title.as_deref(),
+            Some("Veritasium")
+        );
+        let fb = record_source(&conn, &b, &source("Veritasium")).unwrap();
+        assert_eq!(fb.as_deref(), Some("Veritasium (@veritasium2)"));
+        let fc = record_source(&conn, &c, &source("Veritasium")).unwrap();
+        assert_eq!(fc.as_deref(), Some("Veritasium (@veritasium3)"));
+        // No name yet: no folder.
+        let d = subscribe(&conn, &user, "nameless", "active");
+        assert_eq!(record_source(&conn, &d, &source_none()).unwrap(), None);
+    }
+
+    fn source_none() -> super::super::scheduler::Source {
+        super::super::scheduler::Source::default()
     }
 
     #[test]
