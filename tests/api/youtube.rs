@@ -2113,6 +2113,22 @@ async fn a_subscriptions_downloads_are_cancelled_with_it() {
         (&item["status"], &item["reason"]),
         (&json!("failed"), &json!("cancelled"))
     );
+    // Deleted by its user, the video never comes back through a retry of its download.
+    let item_id = item["id"].as_str().unwrap().to_owned();
+    let r = call("DELETE", &format!("{sub_path}/items/{item_id}"))
+        .bearer(&admin)
+        .send(&yt.app)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
+    let r = call(
+        "POST",
+        &format!("/api/v1/youtube/downloads/{cancelled}/retry"),
+    )
+    .bearer(&admin)
+    .send(&yt.app)
+    .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
+    assert!(r.text().contains("deleted"), "{}", r.text());
     // The subscription deleted: nothing of it is left queued or running.
     let r = call("DELETE", &sub_path).bearer(&admin).send(&yt.app).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
