@@ -23,10 +23,12 @@ use crate::integrations::upstream::{
 mod api;
 #[cfg(test)]
 mod api_tests;
+mod discover;
 pub mod model;
 pub mod webhook;
 
 pub use api::encode_query_value;
+pub use discover::DiscoverRow;
 pub use model::{
     CreateOutcome, MediaInfo, MediaRequest, MediaRequestStatus, MediaStatus, MediaType,
     MovieDetails, OverseerrUser, PageInfo, RefusalReason, RequestCount, RequestFilter,

@@ -1,4 +1,4 @@
-//! Media requests through Overseerr (SPEC section 6): search and details (cached, annotated with
+//! Media requests through Overseerr (SPEC section 6): search, discover rows and details (cached, annotated with
 //! what was requested here), creating requests as the user's own Overseerr account, the request
 //! lists, follow, admin approve/decline, the Overseerr webhook, and the reconciliation job that
 //! heals lost webhooks.
@@ -9,6 +9,7 @@
 //! the table, and nothing stored unless Overseerr accepted the request.
 
 pub mod changes;
+pub mod discover;
 pub mod reconcile;
 pub mod requests;
 pub mod search;
@@ -25,7 +26,7 @@ use crate::cache::{CacheStats, TtlCache};
 use crate::clock::SharedClock;
 use crate::error::{AppError, ErrorCode};
 use crate::integrations::overseerr::{
-    MediaType, MovieDetails, RequestState, SearchPage, TvDetails,
+    DiscoverRow, MediaType, MovieDetails, RequestState, SearchPage, TvDetails,
 };
 use crate::routes::{Access, Routes};
 
@@ -64,6 +65,8 @@ type TitleKey = (i64, MediaType, bool);
 /// The caches and locks of the feature, kept in the state.
 pub struct MediaState {
     pub(crate) search: TtlCache<(String, u32), Arc<SearchPage>>,
+    /// Discover rows by row and page, kept as long as search answers ([`SEARCH_TTL`]).
+    pub(crate) discover: TtlCache<(DiscoverRow, u32), Arc<SearchPage>>,
     pub(crate) details: TtlCache<(MediaType, i64), Option<Arc<Details>>>,
     /// MediaNest user id -> Overseerr user id (`None`: no account there).
     pub(crate) user_map: TtlCache<String, Option<i64>>,
@@ -84,6 +87,7 @@ impl MediaState {
     pub fn new(clock: SharedClock) -> Self {
         Self {
             search: TtlCache::new("overseerr_search", 512, clock.clone()),
+            discover: TtlCache::new("overseerr_discover", 256, clock.clone()),
             details: TtlCache::new("overseerr_details", 1024, clock.clone()),
             user_map: TtlCache::new("overseerr_users", 1024, clock),
             titles: Mutex::new(HashMap::new()),
@@ -131,6 +135,7 @@ impl MediaState {
     pub fn stats(&self) -> Vec<CacheStats> {
         vec![
             self.search.stats(),
+            self.discover.stats(),
             self.details.stats(),
             self.user_map.stats(),
         ]
@@ -139,6 +144,7 @@ impl MediaState {
     /// Forgets everything learnt from Overseerr (its settings changed).
     pub fn clear(&self) {
         self.search.clear();
+        self.discover.clear();
         self.details.clear();
         self.user_map.clear();
     }
@@ -181,6 +187,12 @@ pub(crate) fn not_configured() -> AppError {
 pub fn routes() -> Routes {
     Routes::new()
         .add(Method::GET, "/media/search", Access::User, search::search)
+        .add(
+            Method::GET,
+            "/media/discover/{row}",
+            Access::User,
+            discover::discover_row,
+        )
         .add(
             Method::GET,
             "/media/movie/{tmdbId}",

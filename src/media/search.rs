@@ -20,7 +20,7 @@ use crate::state::AppState;
 /// Longest search query.
 const MAX_QUERY_CHARS: usize = 100;
 /// Highest page asked for (TMDB stops at 500).
-const MAX_PAGE: u32 = 500;
+pub(crate) const MAX_PAGE: u32 = 500;
 
 /// The Overseerr client, or 503 when it is not set up.
 pub(crate) async fn overseerr(state: &AppState) -> AppResult<Overseerr> {
@@ -75,16 +75,18 @@ fn pick(rows: Vec<TitleRequest>, caller: &str) -> Option<RequestMark> {
     })
 }
 
-/// `MediaResult`.
+/// `MediaResult`: a search result or a discover card, with its badge (`availability` from
+/// Overseerr, `request` from here).
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct MediaResult<'a> {
+pub(crate) struct MediaResult<'a> {
     tmdb_id: i64,
     media_type: &'static str,
     title: &'a str,
     year: Option<i32>,
     overview: Option<&'a str>,
     poster_path: Option<&'a str>,
+    backdrop_path: Option<&'a str>,
     availability: &'static str,
     requested: bool,
     request: Option<RequestMark>,
@@ -151,13 +153,33 @@ pub async fn search(
         .await?;
     let stale = found.stale_age_ms().is_some();
     let results: Arc<SearchPage> = found.value;
-    let titles: Vec<(i64, MediaType)> = results
+    let marks = request_marks(&state, &user, &results).await?;
+    let data = annotate(&results, marks);
+    Ok(ApiResponse::with_meta(
+        &data,
+        &SearchMeta {
+            page: results.page,
+            total_pages: results.total_pages,
+            total_results: results.total_results,
+            stale,
+        },
+    ))
+}
+
+/// The request each movie or show of `page` shows to `user` (other kinds are skipped), in
+/// order: read from the database on every call, so it is never stale.
+pub(crate) async fn request_marks(
+    state: &AppState,
+    user: &CurrentUser,
+    page: &SearchPage,
+) -> AppResult<Vec<Option<RequestMark>>> {
+    let titles: Vec<(i64, MediaType)> = page
         .results
         .iter()
         .filter_map(|r| Some((r.id, r.media_type.media_type()?)))
         .collect();
     let caller = user.user_id().to_owned();
-    let marks = state
+    state
         .db()
         .run(move |conn| {
             titles
@@ -170,10 +192,13 @@ pub async fn search(
                 })
                 .collect::<AppResult<Vec<_>>>()
         })
-        .await?;
+        .await
+}
+
+/// The movies and shows of `page` with their badges (`marks` from [`request_marks`]).
+pub(crate) fn annotate(page: &SearchPage, marks: Vec<Option<RequestMark>>) -> Vec<MediaResult<'_>> {
     let mut marks = marks.into_iter();
-    let data: Vec<MediaResult<'_>> = results
-        .results
+    page.results
         .iter()
         .filter_map(|r| {
             let media_type = r.media_type.media_type()?;
@@ -185,21 +210,13 @@ pub async fn search(
                 year: r.year,
                 overview: r.overview.as_deref(),
                 poster_path: r.poster_path.as_deref(),
+                backdrop_path: r.backdrop_path.as_deref(),
                 availability: availability_of(r.media_info.as_ref()),
                 requested: request.is_some(),
                 request,
             })
         })
-        .collect();
-    Ok(ApiResponse::with_meta(
-        &data,
-        &SearchMeta {
-            page: results.page,
-            total_pages: results.total_pages,
-            total_results: results.total_results,
-            stale,
-        },
-    ))
+        .collect()
 }
 
 /// A positive TMDB id from the path.

@@ -647,6 +647,8 @@ pub struct SearchResult {
     pub overview: Option<String>,
     /// A TMDB image path such as `/f89U3ADr1oiB1s9GkdPOEpXUk5H.jpg`.
     pub poster_path: Option<String>,
+    /// A TMDB image path, as `poster_path`.
+    pub backdrop_path: Option<String>,
     /// `None` when Overseerr never saw the title: not requested, not available.
     pub media_info: Option<MediaInfo>,
 }
@@ -745,6 +747,8 @@ struct SearchResultWire {
     overview: Option<String>,
     #[serde(deserialize_with = "opt_text")]
     poster_path: Option<String>,
+    #[serde(deserialize_with = "opt_text")]
+    backdrop_path: Option<String>,
     #[serde(deserialize_with = "opt")]
     media_info: Option<MediaInfo>,
 }
@@ -787,6 +791,7 @@ impl SearchResultWire {
             year: date.as_deref().and_then(year_of),
             overview: self.overview,
             poster_path: self.poster_path,
+            backdrop_path: self.backdrop_path,
             media_info: self.media_info,
         })
     }

@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{Value, json};
 
-use crate::integrations::overseerr::{Flavor, MediaRequestStatus, MediaStatus, MediaType};
+use crate::integrations::overseerr::{
+    DiscoverRow, Flavor, MediaRequestStatus, MediaStatus, MediaType,
+};
 
 /// Overseerr's permission bits the fake checks (UPSTREAMS.md 2.3).
 pub mod permission {
@@ -28,6 +30,8 @@ pub mod permission {
 
 /// TMDB's page size, which Overseerr's search passes through.
 pub const DEFAULT_SEARCH_PAGE_SIZE: usize = 20;
+/// The day the fake's upcoming rows count from: its clock's first day (see `EPOCH_SECS`).
+pub const SIM_TODAY: &str = "2025-04-01";
 /// Timestamps start here (2025-04-01T10:00:00Z) and move one second per change.
 const EPOCH_SECS: i64 = 1_743_501_600;
 
@@ -130,6 +134,9 @@ pub fn default_catalogue() -> Vec<FakeTitle> {
             "2008-01-20",
             &[(0, 9), (1, 7), (2, 13), (3, 13), (4, 13), (5, 16)],
         ),
+        // Released after `SIM_TODAY`: what the upcoming rows show.
+        FakeTitle::movie(687_163, "Project Hail Mary", "2026-03-20"),
+        FakeTitle::tv(250_001, 450_001, "Harbour Lights", "2026-09-14", &[(1, 8)]),
     ]
 }
 
@@ -502,6 +509,12 @@ impl Library {
                            "knownFor": []})
                 }),
         );
+        self.tmdb_page(matches, page)
+    }
+
+    /// One page of TMDB results as Seerr passes them on: `{page, totalPages, totalResults,
+    /// results}`, `search_page_size` to a page.
+    fn tmdb_page(&self, matches: Vec<Value>, page: usize) -> Reply {
         let size = self.search_page_size.max(1);
         let total = matches.len();
         let results: Vec<Value> = matches
@@ -518,6 +531,36 @@ impl Library {
                 "results": results,
             })),
         )
+    }
+
+    /// `GET /discover/...`: one page of a discover row (seerr-team/seerr
+    /// `server/routes/discover.ts`). Trending is the whole catalogue with the people after it
+    /// (TMDB's trending/all mixes them in); popular is one kind, in catalogue order (the fake's
+    /// popularity); upcoming is one kind released on or after [`SIM_TODAY`]. Every title
+    /// carries `posterPath`, `backdropPath` and, once the fake has a media row for it,
+    /// `mediaInfo` with its status and requests, as search does.
+    pub(super) fn discover(&self, row: DiscoverRow, page: usize) -> Reply {
+        let kind = match row {
+            DiscoverRow::Trending => None,
+            DiscoverRow::PopularMovies | DiscoverRow::UpcomingMovies => Some(MediaType::Movie),
+            DiscoverRow::PopularTv | DiscoverRow::UpcomingTv => Some(MediaType::Tv),
+        };
+        let upcoming = matches!(row, DiscoverRow::UpcomingMovies | DiscoverRow::UpcomingTv);
+        let mut matches: Vec<Value> = self
+            .catalogue
+            .iter()
+            .filter(|t| kind.is_none_or(|k| t.media_type == k))
+            .filter(|t| !upcoming || t.date.as_deref().is_some_and(|d| d >= SIM_TODAY))
+            .map(|t| self.search_item(t))
+            .collect();
+        if row == DiscoverRow::Trending {
+            matches.extend(self.people.iter().map(|(id, name)| {
+                json!({"id": id, "mediaType": "person", "name": name, "popularity": 50.2,
+                       "profilePath": format!("/profile-{id}.jpg"), "adult": false,
+                       "knownFor": []})
+            }));
+        }
+        self.tmdb_page(matches, page)
     }
 
     fn search_item(&self, t: &FakeTitle) -> Value {

@@ -1,4 +1,5 @@
-//! The fake Overseerr's authenticated routes: search, movie and TV details, users and requests
+//! The fake Overseerr's authenticated routes: search, the five discover rows, movie and TV
+//! details, users and requests
 //! (UPSTREAMS.md 2.1, 2.5, 2.6), with Overseerr's auth answers (401 without `X-Api-Key`, the
 //! 403 guard body for a wrong key or an unknown `X-API-User`) and its validator's 400 for a
 //! search `query` that is not strictly percent-encoded.
@@ -18,7 +19,9 @@ use super::FakeNotification;
 use super::library::{NewRequest, Reply, guard_refusal};
 use super::{Shared, SimState};
 use crate::integrations::overseerr::model::{boolean, int};
-use crate::integrations::overseerr::{Flavor, MediaRequestStatus, MediaType, NotificationType};
+use crate::integrations::overseerr::{
+    DiscoverRow, Flavor, MediaRequestStatus, MediaType, NotificationType,
+};
 
 /// Overseerr's default `take` on lists.
 const DEFAULT_TAKE: usize = 10;
@@ -26,6 +29,14 @@ const DEFAULT_TAKE: usize = 10;
 pub(super) fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/api/v1/search", get(search))
+        .route("/api/v1/discover/trending", get(discover_trending))
+        .route("/api/v1/discover/movies", get(discover_movies))
+        .route("/api/v1/discover/tv", get(discover_tv))
+        .route(
+            "/api/v1/discover/movies/upcoming",
+            get(discover_upcoming_movies),
+        )
+        .route("/api/v1/discover/tv/upcoming", get(discover_upcoming_tv))
         .route("/api/v1/movie/{id}", get(movie))
         .route("/api/v1/tv/{id}", get(tv))
         .route("/api/v1/user", get(users))
@@ -196,6 +207,105 @@ async fn search(
             Err(reply) => reply,
         }
     })
+}
+
+/// The query parameters seerr-team/seerr's `seerr-api.yml` lists for the discover rows the
+/// fake serves: `page` and `language` on trending and upcoming; on `/discover/movies` and
+/// `/discover/tv` the filters too (here the union of both lists; MediaNest sends only `page`).
+const DISCOVER_PARAMS: &[&str] = &["page", "language"];
+const DISCOVER_FILTER_PARAMS: &[&str] = &[
+    "page",
+    "language",
+    "genre",
+    "studio",
+    "network",
+    "keywords",
+    "excludeKeywords",
+    "sortBy",
+    "primaryReleaseDateGte",
+    "primaryReleaseDateLte",
+    "firstAirDateGte",
+    "firstAirDateLte",
+    "withRuntimeGte",
+    "withRuntimeLte",
+    "voteAverageGte",
+    "voteAverageLte",
+    "voteCountGte",
+    "voteCountLte",
+    "watchRegion",
+    "watchProviders",
+    "status",
+    "certification",
+    "certificationGte",
+    "certificationLte",
+    "certificationCountry",
+    "certificationMode",
+];
+
+fn discover(shared: &Shared, headers: &HeaderMap, raw: Option<&str>, row: DiscoverRow) -> Response {
+    authed(shared, headers, |state, _| {
+        let allowed = match row {
+            DiscoverRow::PopularMovies | DiscoverRow::PopularTv => DISCOVER_FILTER_PARAMS,
+            _ => DISCOVER_PARAMS,
+        };
+        if let Some(reply) = unknown_param(raw, allowed) {
+            return reply;
+        }
+        match number_param(raw, "page", 1) {
+            Ok(page) => state.library.discover(row, page.max(1)),
+            Err(reply) => reply,
+        }
+    })
+}
+
+async fn discover_trending(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    discover(&shared, &headers, raw.as_deref(), DiscoverRow::Trending)
+}
+
+async fn discover_movies(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    discover(
+        &shared,
+        &headers,
+        raw.as_deref(),
+        DiscoverRow::PopularMovies,
+    )
+}
+
+async fn discover_tv(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    discover(&shared, &headers, raw.as_deref(), DiscoverRow::PopularTv)
+}
+
+async fn discover_upcoming_movies(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    discover(
+        &shared,
+        &headers,
+        raw.as_deref(),
+        DiscoverRow::UpcomingMovies,
+    )
+}
+
+async fn discover_upcoming_tv(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    discover(&shared, &headers, raw.as_deref(), DiscoverRow::UpcomingTv)
 }
 
 fn details(shared: &Shared, headers: &HeaderMap, media_type: MediaType, id: &str) -> Response {
