@@ -121,6 +121,7 @@ const MATRIX: &[(&str, &str, [Want; 4])] = &[
     ("POST /api/v1/admin/integrations/{name}/reset", "",                                                  [E401, E403, E403, OK]),
     // Overseerr is not set up in the fixture: 503 once past validation and authorization.
     ("GET /api/v1/media/search",                    "",                                                   [E401, E400, E400, E400]),
+    ("GET /api/v1/media/discover/{row}",            "",                                                   [E401, E503, E503, E503]),
     ("GET /api/v1/media/movie/{tmdbId}",            "",                                                   [E401, E503, E503, E503]),
     ("GET /api/v1/media/tv/{tmdbId}",               "",                                                   [E401, E503, E503, E503]),
     ("POST /api/v1/media/requests",                 r#"{"mediaType":"movie","tmdbId":603}"#,              [E401, E503, E503, E503]),
@@ -419,6 +420,7 @@ fn fill(template: &str, fx: &Fixture) -> Result<String, String> {
                 fx.user_request.clone()
             }
             "tmdbId" => "603".to_owned(),
+            "row" => "trending".to_owned(),
             "kind" => "ntfy".to_owned(),
             "id" if template.starts_with("/api/v1/youtube/downloads/") => fx.user_download.clone(),
             "id" if template.starts_with("/api/v1/me/push-subscriptions/") => {

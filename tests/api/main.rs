@@ -16,6 +16,7 @@ mod base_path;
 mod connections;
 mod costs;
 mod dashboard;
+mod discover;
 mod doctor;
 mod edge;
 mod events;
