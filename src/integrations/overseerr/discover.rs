@@ -87,8 +87,92 @@ impl Overseerr {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
     use super::*;
+    use crate::clock::SystemClock;
+    use crate::error::{AppError, ErrorCode};
+    use crate::integrations::overseerr::{MediaStatus, MediaType, SearchMediaType};
+    use crate::integrations::upstream::UpstreamOptions;
+    use crate::sim::overseerr::{FakeOverseerr, Fault};
+
+    fn client(fake: &FakeOverseerr, key: &str, timeout_ms: u64) -> Overseerr {
+        Overseerr::new(
+            &fake.url(),
+            Some(key.to_owned()),
+            UpstreamOptions::with_timeout_ms(timeout_ms),
+            Arc::new(SystemClock),
+        )
+    }
+
+    fn upstream_code(e: &AppError) -> ErrorCode {
+        match e {
+            AppError::Upstream { code, .. } => *code,
+            other => panic!("expected an upstream error, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn every_row_is_read_from_its_endpoint_with_the_key() {
+        let fake = FakeOverseerr::start().await.unwrap();
+        fake.set_media_available(MediaType::Movie, 603);
+        let overseerr = client(&fake, &fake.api_key(), 3000);
+        for row in DiscoverRow::ALL {
+            let page = overseerr.discover(row, 1).await.unwrap();
+            assert_eq!(page.page, 1);
+            assert!(!page.results.is_empty(), "{row:?}");
+            assert!(
+                page.results
+                    .iter()
+                    .all(|r| r.poster_path.is_some() && r.backdrop_path.is_some()),
+                "{row:?}"
+            );
+            assert_eq!(fake.requests(&format!("GET /api/v1{}", row.path())), 1);
+        }
+        assert_eq!(fake.last_api_key(), Some(fake.api_key()));
+        let trending = overseerr.discover(DiscoverRow::Trending, 1).await.unwrap();
+        // People are left out; the movies and shows keep what Seerr knows of them.
+        assert!(
+            trending
+                .results
+                .iter()
+                .all(|r| r.media_type != SearchMediaType::Other("person".into()))
+        );
+        assert!(trending.total_results > trending.results.len() as i64);
+        let matrix = trending.results.iter().find(|r| r.id == 603).unwrap();
+        assert_eq!(
+            matrix.media_info.as_ref().map(|i| i.status),
+            Some(MediaStatus::Available)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_wrong_key_a_failure_and_a_hang_are_upstream_errors() {
+        let fake = FakeOverseerr::start().await.unwrap();
+        let e = client(&fake, "wrong", 3000)
+            .discover(DiscoverRow::PopularMovies, 1)
+            .await
+            .unwrap_err();
+        assert_eq!(upstream_code(&e), ErrorCode::UpstreamError);
+
+        let overseerr = client(&fake, &fake.api_key(), 300);
+        fake.fail_next_on_route("/api/v1/discover/tv", 1, Fault::Garbage);
+        let e = overseerr
+            .discover(DiscoverRow::PopularTv, 1)
+            .await
+            .unwrap_err();
+        assert_eq!(upstream_code(&e), ErrorCode::UpstreamError);
+
+        fake.fail_next(1, Fault::Hang(Duration::from_secs(30)));
+        let e = overseerr
+            .discover(DiscoverRow::Trending, 1)
+            .await
+            .unwrap_err();
+        assert_eq!(upstream_code(&e), ErrorCode::UpstreamTimeout);
+    }
 
     #[test]
     fn rows_are_named_both_ways() {
