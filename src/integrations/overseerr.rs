@@ -1,6 +1,7 @@
 //! The Overseerr client (UPSTREAMS.md 2), which also fits Jellyseerr and Seerr (same `/api/v1`).
 //! Here: `GET /api/v1/status`, the public health probe. In `api`: search, details, users and
-//! requests, all [`Overseerr`] methods built on [`Overseerr::request`]. In [`model`]: the
+//! requests, and in `discover` the five discover rows, all [`Overseerr`] methods built on
+//! [`Overseerr::request`]. In [`model`]: the
 //! answers' types and [`medianest_status`], the one mapping of Overseerr's status numbers to
 //! MediaNest's. In [`webhook`]: reading the webhook notifications Overseerr posts to MediaNest.
 //!

@@ -4,7 +4,8 @@
 //! Seerr's pages are cached and shared by every user for as long as search answers
 //! ([`SEARCH_TTL`]), by row and page; each card's badge is added exactly as search adds it
 //! ([`search::annotate`]): availability from Seerr, the request made here from the database on
-//! every call. The upstream call is [`Overseerr::discover`](crate::integrations::overseerr::Overseerr::discover).
+//! every call. The upstream call is
+//! [`Overseerr::discover`](crate::integrations::overseerr::Overseerr::discover).
 
 use std::sync::Arc;
 

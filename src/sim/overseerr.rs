@@ -1,10 +1,10 @@
 //! A fake Overseerr (UPSTREAMS.md 2): the public `GET /api/v1/status` (and
 //! `/api/v1/status/appdata`), with Overseerr's `{"message": ...}` error body on failures and
 //! unknown paths; and, behind [`FakeOverseerr::api_key`] in `X-Api-Key` (with `X-API-User`
-//! choosing the acting user), search over a small catalogue, movie and TV details, the user
-//! list and requests (create, list, count, get, delete, approve, decline), in the `routes`
-//! and `library` submodules. It also fires webhook notifications at MediaNest
-//! ([`FakeOverseerr::fire_webhook`]).
+//! choosing the acting user), search and the five discover rows over a small catalogue, movie
+//! and TV details, the user list and requests (create, list, count, get, delete, approve,
+//! decline), in the `routes` and `library` submodules. It also fires webhook notifications at
+//! MediaNest ([`FakeOverseerr::fire_webhook`]).
 //!
 //! A test or the demo steers it through [`FakeOverseerr`]'s methods: the version and update
 //! state, injected failures and latency and per-endpoint request counts (from the

@@ -4,6 +4,7 @@
 
 use axum::http::StatusCode;
 use medianest::integrations::overseerr::{MediaStatus, MediaType};
+use medianest::media::SEARCH_TTL;
 use medianest::sim::overseerr::Fault;
 use serde_json::Value;
 
@@ -219,7 +220,7 @@ async fn bad_rows_and_pages_are_refused_naming_the_field() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_second_look_within_the_ttl_does_not_ask_seerr() {
+async fn rows_are_shared_for_the_search_ttl_then_asked_again_or_served_stale() {
     let m = media_world().await;
     let endpoint = "GET /api/v1/discover/trending";
     row_cards(&m, &m.w.user, "/api/v1/media/discover/trending").await;
@@ -230,6 +231,19 @@ async fn a_second_look_within_the_ttl_does_not_ask_seerr() {
     // Another page is another answer.
     row_cards(&m, &m.w.user, "/api/v1/media/discover/trending?page=2").await;
     assert_eq!(m.w.overseerr.requests(endpoint), 2);
+
+    // Past the TTL Seerr is asked again; when it fails then, the last answer is served stale.
+    m.w.t.clock.advance(SEARCH_TTL.as_millis() as i64 + 1);
+    let (_, meta) = row_cards(&m, &m.w.user, "/api/v1/media/discover/trending").await;
+    assert_eq!(m.w.overseerr.requests(endpoint), 3);
+    assert_eq!(meta["stale"], false);
+    m.w.t.clock.advance(SEARCH_TTL.as_millis() as i64 + 1);
+    m.w.overseerr
+        .fail_next_on_route("/api/v1/discover/trending", 1, Fault::Status(500));
+    let (cards, meta) = row_cards(&m, &m.w.user, "/api/v1/media/discover/trending").await;
+    assert_eq!(m.w.overseerr.requests(endpoint), 4);
+    assert_eq!(meta["stale"], true);
+    assert!(!cards.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

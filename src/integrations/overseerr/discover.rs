@@ -11,8 +11,7 @@
 //! `mapCollectionResult`), which are left out as in search. `/discover/movies` without
 //! `sortBy` is TMDB's default, popularity; the upcoming rows filter on a release or first air
 //! date from today. sct/overseerr (develop, March 2025; `server/routes/discover.ts`,
-//! `overseerr-api.yml`) has the same five
-//! routes with the same parameters and answer.
+//! `overseerr-api.yml`) has the same five routes with the same parameters and answer.
 
 use super::Overseerr;
 use super::model::{SearchPage, SearchWire};

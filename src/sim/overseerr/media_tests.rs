@@ -1,5 +1,5 @@
-//! The fake's own answers: auth shapes, the search encoding check, body validation and
-//! webhook delivery. The client's use of every route is tested in
+//! The fake's own answers: auth shapes, the search encoding check, the discover rows' parameters,
+//! body validation and webhook delivery. The client's use of every route is tested in
 //! `integrations::overseerr::api_tests`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -390,4 +390,44 @@ async fn all_seasons_take_the_specials_on_overseerr_1_33_only() {
         assert_eq!(status, 201, "{body}");
         assert_eq!(body["seasons"][0]["seasonNumber"], first, "{flavor:?}");
     }
+}
+
+#[tokio::test]
+async fn discover_rows_want_the_key_and_only_listed_parameters() {
+    let fake = FakeOverseerr::start().await.unwrap();
+    let bare = UpRequest::get(format!("{}/api/v1/discover/trending", fake.url()));
+    let (status, body) = fetch(bare).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["errors"][0]["path"], ".headers.cookie");
+
+    // Seerr's spec lists only `page` and `language` on trending and upcoming, the filters too
+    // on the popular rows.
+    let (status, body) = fetch(get(&fake, "/discover/movies/upcoming?sortBy=x")).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["errors"][0]["path"], ".query.sortBy");
+    let (status, _) = fetch(get(&fake, "/discover/movies?sortBy=popularity.desc")).await;
+    assert_eq!(status, 200);
+    let (status, body) = fetch(get(&fake, "/discover/tv?page=two")).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["errors"][0]["path"], ".query.page");
+
+    // Upcoming: released after the fake's today only; trending: people too, as TMDB mixes them.
+    let (status, body) = fetch(get(&fake, "/discover/tv/upcoming?page=1&language=en")).await;
+    assert_eq!(status, 200);
+    let names: Vec<&str> = body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Harbour Lights"]);
+    let (_, body) = fetch(get(&fake, "/discover/trending")).await;
+    let kinds: Vec<&str> = body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["mediaType"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"person"), "{kinds:?}");
+    assert_eq!(body["totalResults"], kinds.len());
 }
