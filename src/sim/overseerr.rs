@@ -27,6 +27,7 @@ use serde_json::json;
 use super::harness::{self, Effect, SimFault, SimServer, Traffic};
 
 mod control;
+pub mod images;
 mod library;
 #[cfg(test)]
 mod media_tests;
@@ -227,6 +228,7 @@ fn router(shared: Arc<Shared>, traffic: Arc<Traffic<Fault>>) -> Router {
         .route("/api/v1/status/appdata", get(appdata))
         .route("/api/v1/settings/public", get(public_settings))
         .merge(routes::routes())
+        .route("/tmdb-images/{size}/{file}", get(images::serve))
         .route(
             "/demo/requests/{id}/{action}",
             axum::routing::post(demo_action),
