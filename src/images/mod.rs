@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::extract::{RawPathParams, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::{OnceCell, Semaphore};
 
@@ -54,26 +54,29 @@ pub fn routes() -> Routes {
     )
 }
 
-/// Checks a requested size and file name (as sent, still percent-encoded: a `%` is refused, so
-/// no encoded `/` or `..` ever gets through) and the field that is wrong.
+/// Checks a requested size and file name (decoded; the handler refuses a `%` in the path as
+/// sent before this) and names the field that is wrong.
 pub fn parse_target<'a>(
     size: &'a str,
     file: &'a str,
 ) -> Result<(&'a str, &'a str), (&'static str, &'static str)> {
     if !SIZES.contains(&size) {
-        return Err((
-            "size",
-            "must be one of w92, w154, w185, w342, w500, w780, w1280, original",
-        ));
+        return Err(BAD_SIZE);
     }
     if !is_file_name(file) {
-        return Err((
-            "file",
-            "must be a TMDB image name: up to 64 letters, digits, - or _ then .jpg, .jpeg, .png or .webp",
-        ));
+        return Err(BAD_FILE);
     }
     Ok((size, file))
 }
+
+const BAD_SIZE: (&str, &str) = (
+    "size",
+    "must be one of w92, w154, w185, w342, w500, w780, w1280, original",
+);
+const BAD_FILE: (&str, &str) = (
+    "file",
+    "must be a TMDB image name: up to 64 letters, digits, - or _ then .jpg, .jpeg, .png or .webp",
+);
 
 /// `^[A-Za-z0-9_-]{1,64}\.(jpg|jpeg|png|webp)$`.
 fn is_file_name(file: &str) -> bool {
@@ -145,6 +148,19 @@ impl TmdbImages {
     /// Bytes kept on disk now (the cache's own count).
     pub fn cached_bytes(&self) -> u64 {
         self.inner.cache.total_bytes()
+    }
+
+    /// Requests holding or waiting for the turn to fetch `size`/`file` (0 when none is under
+    /// way).
+    pub fn fetching(&self, size: &str, file: &str) -> usize {
+        let flights = self
+            .inner
+            .flights
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        flights
+            .get(&format!("{size}/{file}"))
+            .map_or(0, |l| Arc::strong_count(l) - 1)
     }
 
     async fn disk<T, F>(&self, f: F) -> AppResult<T>
@@ -282,16 +298,32 @@ pub async fn get_tmdb_image(
     State(state): State<AppState>,
     _user: CurrentUser,
     headers: HeaderMap,
+    uri: Uri,
     params: RawPathParams,
 ) -> AppResult<Response> {
+    let refuse =
+        |(field, problem): (&'static str, &'static str)| AppError::validation([(field, problem)]);
+    // The captures arrive percent-decoded; a TMDB name never needs a `%`, so one in the path as
+    // sent is refused outright rather than decoded into something that might pass.
+    if let Some((raw_size, raw_file)) = uri
+        .path()
+        .split_once("/images/tmdb/")
+        .and_then(|(_, tail)| tail.split_once('/'))
+    {
+        if raw_size.contains('%') {
+            return Err(refuse(BAD_SIZE));
+        }
+        if raw_file.contains('%') {
+            return Err(refuse(BAD_FILE));
+        }
+    }
     let param = |name: &str| {
         params
             .iter()
             .find(|(k, _)| *k == name)
             .map_or("", |(_, v)| v)
     };
-    let (size, file) = parse_target(param("size"), param("file"))
-        .map_err(|(field, problem)| AppError::validation([(field, problem)]))?;
+    let (size, file) = parse_target(param("size"), param("file")).map_err(refuse)?;
     let image = state.images().get(size, file).await?;
     let mut response = if not_modified(&headers, &image.etag) {
         StatusCode::NOT_MODIFIED.into_response()
