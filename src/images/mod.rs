@@ -353,6 +353,7 @@ pub async fn get_tmdb_image(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
