@@ -358,6 +358,45 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_images_settings_are_checked() {
+        let with = |edit: fn(&mut crate::config::ImagesConfig)| {
+            let mut config = Config::default();
+            edit(&mut config.images);
+            config.validate().map_err(|e| e.to_string())
+        };
+        assert!(with(|_| {}).is_ok());
+        assert!(with(|i| i.tmdb_base_url = "http://127.0.0.1:5055/images".into()).is_ok());
+        for (edit, key) in [
+            (
+                (|i| i.tmdb_base_url = "ftp://image.tmdb.org/t/p".into())
+                    as fn(&mut crate::config::ImagesConfig),
+                "images.tmdb_base_url",
+            ),
+            (
+                |i| i.tmdb_base_url = "image.tmdb.org".into(),
+                "images.tmdb_base_url",
+            ),
+            (
+                |i| i.tmdb_base_url = "https://u:p@host/t/p".into(),
+                "images.tmdb_base_url",
+            ),
+            (|i| i.cache_mb = 0, "images.cache_mb"),
+            (|i| i.max_image_kb = 0, "images.max_image_kb"),
+            (
+                |i| {
+                    i.cache_mb = 1;
+                    i.max_image_kb = 2048;
+                },
+                "images.max_image_kb",
+            ),
+            (|i| i.timeout_ms = 0, "images.timeout_ms"),
+        ] {
+            let e = with(edit).unwrap_err();
+            assert!(e.contains(key), "{e}");
+        }
+    }
+
+    #[test]
     fn only_known_sizes_and_plain_tmdb_names_pass() {
         for (size, file) in [
             ("w185", "kqjL17yufvn9OVLyXYpvtyrFfak.jpg"),

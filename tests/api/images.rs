@@ -22,7 +22,8 @@ use crate::support::{
 
 /// The image host. What it answers depends on the file name's prefix:
 /// `kb{N}-` an image of N KiB, `html-` a page, `big-` an image over the test's cap with its
-/// length declared, `bigstream-` the same streamed without a length, `missing-` 404, `slow-`
+/// length declared, `bigstream-` the same streamed without a length, `redirect-` a 302 to
+/// another host, `missing-` 404, `slow-`
 /// never answers, `gate-` answers once the test opens the gate; anything else a 1 KiB image.
 /// `.png` names are PNGs, the rest JPEGs.
 #[derive(Clone)]
@@ -110,6 +111,13 @@ async fn serve_image(
         return (
             [(header::CONTENT_TYPE, "text/html")],
             "<h1>not an image</h1>",
+        )
+            .into_response();
+    }
+    if file.starts_with("redirect-") {
+        return (
+            StatusCode::FOUND,
+            [(header::LOCATION, "http://other.example/t/p/w500/x.jpg")],
         )
             .into_response();
     }
@@ -290,13 +298,14 @@ async fn odd_names_sizes_and_hosts_are_refused_before_any_fetch() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pages_oversized_and_missing_answers_are_refused_and_never_kept() {
+async fn pages_oversized_redirected_and_missing_answers_are_refused_and_never_kept() {
     let host = Host::start().await;
     let (t, token) = setup(&host, |_| {}).await;
     for (file, reason) in [
         ("html-x.jpg", "not an image"),
         ("big-x.jpg", "larger than 64 KiB"),
         ("bigstream-x.jpg", "larger than 64 KiB"),
+        ("redirect-x.jpg", "redirect"),
     ] {
         for attempt in 1..=2 {
             let r = fetch(&t, &token, &format!("w500/{file}")).await;
