@@ -192,6 +192,16 @@ impl DiskCache {
         self.lock().total
     }
 
+    /// Drops `key` and its file (one that turned out not to be an image, e.g. cut short by a
+    /// crash).
+    pub fn remove(&self, key: &str) {
+        let mut index = self.lock();
+        if let Some(entry) = index.entries.remove(key) {
+            index.total -= entry.len;
+        }
+        let _ = std::fs::remove_file(self.root.join(key));
+    }
+
     fn forget(&self, key: &str) {
         let mut index = self.lock();
         if let Some(entry) = index.entries.remove(key) {

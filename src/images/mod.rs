@@ -187,9 +187,26 @@ impl TmdbImages {
             .map(|_| ())
     }
 
-    async fn cached(&self, key: &str) -> AppResult<Option<cache::Cached>> {
+    /// The kept image under `key`, if any; a kept file that is not an image is removed.
+    async fn cached(&self, key: &str) -> AppResult<Option<Image>> {
         let key = key.to_owned();
-        self.disk(move |cache| Ok(cache.get(&key))).await
+        self.disk(move |cache| {
+            let Some(found) = cache.get(&key) else {
+                return Ok(None);
+            };
+            let Some(content_type) = client::sniff(&found.bytes) else {
+                tracing::warn!(file = %key, "a cached image is not an image; fetching it again");
+                cache.remove(&key);
+                return Ok(None);
+            };
+            Ok(Some(Image {
+                bytes: found.bytes,
+                content_type,
+                etag: found.etag,
+                hit: true,
+            }))
+        })
+        .await
     }
 
     /// The image `size`/`file` (both checked by [`parse_target`]): from disk, or fetched once
@@ -198,13 +215,13 @@ impl TmdbImages {
         self.ensure_loaded().await?;
         let key = format!("{size}/{file}");
         if let Some(found) = self.cached(&key).await? {
-            return served(found, true);
+            return Ok(found);
         }
         let flight = Flight::join(self, &key);
         let _turn = flight.lock.lock().await;
         // Whoever held the turn before may have just kept it.
         if let Some(found) = self.cached(&key).await? {
-            return served(found, true);
+            return Ok(found);
         }
         let (bytes, content_type) = self.inner.client.fetch(size, file).await?;
         let (keep, kept) = (key.clone(), bytes.clone());
@@ -226,17 +243,6 @@ impl TmdbImages {
             hit: false,
         })
     }
-}
-
-fn served(found: cache::Cached, hit: bool) -> AppResult<Image> {
-    let content_type = client::sniff(&found.bytes)
-        .ok_or_else(|| AppError::internal("a cached image is not an image"))?;
-    Ok(Image {
-        bytes: found.bytes,
-        content_type,
-        etag: found.etag,
-        hit,
-    })
 }
 
 /// A turn at fetching one image: requests for the same image wait for each other; the entry

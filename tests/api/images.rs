@@ -247,6 +247,14 @@ async fn an_image_is_fetched_once_then_served_from_disk_with_an_etag() {
     assert_eq!(png.header("content-type"), Some("image/png"));
     assert_eq!(host.hits("original", "poster.png"), 1);
 
+    // A kept file cut short (a crash while writing) is fetched again, not served.
+    std::fs::write(cache_root(&t).join("original/poster.png"), b"").unwrap();
+    let refetched = fetch(&t, &token, "original/poster.png").await;
+    assert_eq!(refetched.status, StatusCode::OK);
+    assert_eq!(refetched.header("x-cache"), Some("MISS"));
+    assert_eq!(refetched.body, png.body);
+    assert_eq!(host.hits("original", "poster.png"), 2);
+
     // A restart finds the kept images: served without asking the host.
     let t = crate::support::restart(t).await;
     let id = insert_user(&t.state, "bob", None, "user", None).await;
