@@ -73,6 +73,7 @@ pub struct Config {
     pub services: ServicesConfig,
     pub notifications: NotificationsConfig,
     pub push: PushConfig,
+    pub images: ImagesConfig,
 }
 
 impl Default for Config {
@@ -97,6 +98,7 @@ impl Default for Config {
             services: ServicesConfig::default(),
             notifications: NotificationsConfig::default(),
             push: PushConfig::default(),
+            images: ImagesConfig::default(),
         }
     }
 }
@@ -583,6 +585,31 @@ impl Default for PushConfig {
     }
 }
 
+/// Posters and backdrops served from our own origin (`crate::images`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImagesConfig {
+    /// Where TMDB images are fetched from: `{tmdb_base_url}/{size}/{file}`.
+    pub tmdb_base_url: String,
+    /// Disk budget of the image cache (`<data_dir>/cache/images`), in MiB.
+    pub cache_mb: u64,
+    /// The largest image fetched, in KiB; a bigger answer is refused and not kept.
+    pub max_image_kb: u64,
+    /// Whole-fetch time limit of one image, in milliseconds.
+    pub timeout_ms: u64,
+}
+
+impl Default for ImagesConfig {
+    fn default() -> Self {
+        Self {
+            tmdb_base_url: "https://image.tmdb.org/t/p".into(),
+            cache_mb: 256,
+            max_image_kb: 5120,
+            timeout_ms: 10_000,
+        }
+    }
+}
+
 /// Seeds for the service connections, read on first start only.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -948,6 +975,21 @@ impl Config {
         }
         if !(1..=60).contains(&self.push.timeout_secs) {
             return bad("push.timeout_secs", "must be between 1 and 60");
+        }
+        let images = &self.images;
+        check_service_url(&images.tmdb_base_url).or_else(|r| bad("images.tmdb_base_url", &r))?;
+        if !(1..=1_048_576).contains(&images.cache_mb) {
+            return bad("images.cache_mb", "must be between 1 and 1048576");
+        }
+        // One image must fit the cache, or it would evict itself as soon as it is kept.
+        if images.max_image_kb == 0 || images.max_image_kb > images.cache_mb.saturating_mul(1024) {
+            return bad(
+                "images.max_image_kb",
+                "must be at least 1 and at most images.cache_mb x 1024",
+            );
+        }
+        if !(50..=120_000).contains(&images.timeout_ms) {
+            return bad("images.timeout_ms", "must be between 50 and 120000");
         }
         Ok(())
     }
@@ -1377,6 +1419,17 @@ allow_http_endpoints = false
 timeout_secs = 10
 # The push services a browser's subscription may point at (a leading dot: any name under it).
 endpoint_hosts = ["fcm.googleapis.com", "android.googleapis.com", ".push.services.mozilla.com", ".push.apple.com", ".notify.windows.com"]
+
+[images]
+# Posters and backdrops: the browser only ever asks MediaNest, which fetches a TMDB image from
+# {tmdb_base_url}/{size}/{file} on first use and keeps it under <data_dir>/cache/images.
+tmdb_base_url = "https://image.tmdb.org/t/p"
+# Disk budget of those images (MiB); the least recently used are removed beyond it.
+cache_mb = 256
+# The largest image fetched (KiB); a bigger answer is refused and not kept.
+max_image_kb = 5120
+# How long fetching one image may take (ms); slower answers 504.
+timeout_ms = 10000
 
 # Service connections, read on first start only; afterwards edit them in the admin pages.
 [services.plex]

@@ -27,6 +27,7 @@ pub mod health;
 pub mod home;
 pub mod housekeeping;
 pub mod http;
+pub mod images;
 pub mod integrations;
 pub mod media;
 pub mod metrics;
@@ -135,6 +136,7 @@ pub fn api_routes() -> routes::Routes {
         .merge(youtube::subscriptions::routes())
         .merge(plex::routes())
         .merge(push::routes())
+        .merge(images::routes())
         .prefixed("/api/v1")
         .merge(health::routes())
         .merge(metrics::routes())

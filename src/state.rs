@@ -67,6 +67,7 @@ struct Inner {
     dashboard: DashboardCache,
     youtube: crate::youtube::Youtube,
     backups: crate::backups::Backups,
+    images: crate::images::TmdbImages,
     cpu: Arc<Semaphore>,
     started: Instant,
     error_log: mpsc::Sender<ErrorLogEntry>,
@@ -123,6 +124,7 @@ impl AppState {
                 dashboard: DashboardCache::new(clock.clone()),
                 youtube: crate::youtube::Youtube::new(clock.clone(), &config.youtube),
                 backups: crate::backups::Backups::default(),
+                images: crate::images::TmdbImages::new(&config, clock.clone()),
                 cpu: Arc::new(Semaphore::new(CPU_JOBS)),
                 config: Arc::new(config),
                 db,
@@ -224,6 +226,11 @@ impl AppState {
     /// The YouTube downloads' memory (running downloads, metadata cache).
     pub fn youtube(&self) -> &crate::youtube::Youtube {
         &self.inner.youtube
+    }
+
+    /// Posters and backdrops (`crate::images`): their disk cache and image host.
+    pub fn images(&self) -> &crate::images::TmdbImages {
+        &self.inner.images
     }
 
     /// Signs and checks page cursors.

@@ -190,6 +190,8 @@ const MATRIX: &[(&str, &str, [Want; 4])] = &[
     ("GET /api/v1/plex/libraries/{key}/collections", "",                                                  [E401, E503, E503, E503]),
     ("GET /api/v1/plex/collections/{rating_key}",   "",                                                   [E401, E503, E503, E503]),
     ("GET /api/v1/plex/image",                      "",                                                   [E401, E400, E400, E400]),
+    // An unknown size: refused before any fetch (the fixture has no image host).
+    ("GET /api/v1/images/tmdb/{size}/{*file}",      "",                                                   [E401, E400, E400, E400]),
     // Server-Sent Events: only the head is read.
     ("GET /api/v1/events",                          "",                                                   [E401, OK,   OK,   OK]),
     ("GET /api/v1/push/vapid-public-key",           "",                                                   [E401, OK,   OK,   OK]),
@@ -421,6 +423,8 @@ fn fill(template: &str, fx: &Fixture) -> Result<String, String> {
             }
             "tmdbId" => "603".to_owned(),
             "row" => "trending".to_owned(),
+            "size" if template.starts_with("/api/v1/images/") => "w9999".to_owned(),
+            "*file" if template.starts_with("/api/v1/images/") => "a.jpg".to_owned(),
             "kind" => "ntfy".to_owned(),
             "id" if template.starts_with("/api/v1/youtube/downloads/") => fx.user_download.clone(),
             "id" if template.starts_with("/api/v1/me/push-subscriptions/") => {

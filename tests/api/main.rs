@@ -21,6 +21,7 @@ mod doctor;
 mod edge;
 mod events;
 mod health;
+mod images;
 mod lockout;
 mod media;
 mod media_plans;
