@@ -239,6 +239,14 @@ export function barChart(items, { width = 600, height = 160, label = "chart", un
 }
 
 /** A poster image through our own origin, or a placeholder with the title's initials. */
+/** A TMDB image path from Seerr (`/abc123.jpg`) as MediaNest's own image route, or null. The
+ *  browser only ever talks to MediaNest (the CSP allows no other host). */
+export function tmdbImage(path, size = "w342") {
+  if (typeof path !== "string") return null;
+  const m = /^\/?([A-Za-z0-9_-]{1,64}\.(?:jpg|jpeg|png|webp))$/.exec(path);
+  return m ? `/api/v1/images/tmdb/${size}/${m[1]}` : null;
+}
+
 export function poster(src, title) {
   const sameOrigin = typeof src === "string" && (src.startsWith("/api/") || src.startsWith(location.origin + "/"));
   if (sameOrigin) {

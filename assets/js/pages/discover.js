@@ -1,11 +1,20 @@
-// Discover: search Seerr (or Overseerr), show poster cards with availability, and request a title
-// (with a season picker for TV). Requesting is disabled, with the reason, while it is down.
+// Discover: rows of posters from Seerr's discover lists (trending, popular, upcoming), search, poster
+// cards with availability, and requesting a title (with a season picker for TV). Requesting is
+// disabled, with the reason, while Seerr is down. Posters come through MediaNest's image route.
 
 import { api } from "../api.js";
-import { h, mount, loading, errorBox, badge, poster, toast } from "../ui.js";
+import { h, mount, loading, errorBox, badge, poster, tmdbImage, toast } from "../ui.js";
 import { withBase } from "../base.js";
 
 const DOWN = new Set(["down", "disabled"]);
+/** The rows of the page without a search, in order: `GET /media/discover/{row}`. */
+const ROWS = [
+  ["trending", "Trending"],
+  ["popular-movies", "Popular movies"],
+  ["popular-tv", "Popular series"],
+  ["upcoming-movies", "Upcoming movies"],
+  ["upcoming-tv", "Upcoming series"],
+];
 
 export async function render(root, app) {
   const query = h("input", { id: "search", type: "search", name: "query", maxlength: 100, required: true, placeholder: "Movie or show title", autocomplete: "off" });
@@ -15,7 +24,8 @@ export async function render(root, app) {
   const notice = h("div", { id: "overseerr-notice", "aria-live": "polite" });
   const results = h("div", { class: "posters results", id: "results", "aria-live": "polite" });
   const more = h("div", {});
-  mount(root, h("h1", { id: "page-title", text: "Discover" }), form, notice, results, more);
+  const rows = h("div", { class: "discover-rows", id: "discover-rows" });
+  mount(root, h("h1", { id: "page-title", text: "Discover" }), form, notice, results, more, rows);
 
   let unavailable = null;
   const checkOverseerr = async () => {
@@ -63,6 +73,7 @@ export async function render(root, app) {
     event.preventDefault();
     term = query.value.trim();
     if (!term) return;
+    rows.hidden = true;
     history.replaceState(null, "", withBase("/discover?q=" + encodeURIComponent(term)));
     search(false);
   });
@@ -138,7 +149,7 @@ export async function render(root, app) {
       all.focus();
     };
     return h("article", { class: "poster-card result", "data-tmdb": tmdbId, "data-type": mediaType },
-      poster(item.posterPath || item.poster, title),
+      poster(tmdbImage(item.posterPath) || item.poster, title),
       h("div", { class: "body" },
         h("h3", { class: "title" }, title, year ? h("small", { text: ` (${year})` }) : null),
         status,
@@ -146,12 +157,55 @@ export async function render(root, app) {
         button, picker));
   };
 
+  // One horizontally scrolling row per list; the next page loads as its end scrolls into view.
+  const row = (key, label) => {
+    const list = h("div", { class: "row-scroller posters", role: "list", "data-row": key });
+    const section = h("section", { class: "discover-row", "aria-label": label, id: `row-${key}` },
+      h("h2", { text: label }), list);
+    let page = 0;
+    let pages = 1;
+    let busy = false;
+    const end = h("div", { class: "row-end", "aria-hidden": "true" });
+    const next = async () => {
+      if (busy || page >= pages) return;
+      busy = true;
+      end.remove();
+      if (page === 0) mount(list, loading("Loading…"));
+      try {
+        const { data, meta } = await api(`/media/discover/${key}`, { query: { page: page + 1 } });
+        if (page === 0) list.replaceChildren();
+        page = meta.page || page + 1;
+        pages = meta.totalPages || page;
+        list.append(...data.map((item) => {
+          const c = card(item);
+          c.setAttribute("role", "listitem");
+          return c;
+        }));
+        if (page === 1 && data.length === 0) mount(list, h("p", { class: "muted", text: "Nothing here right now." }));
+        if (page < pages) {
+          list.append(end);
+          observer.observe(end);
+        }
+      } catch (e) {
+        mount(list, errorBox(e, () => { busy = false; next(); }));
+      }
+      busy = false;
+    };
+    const observer = new IntersectionObserver((entries) => {
+      if (entries.some((e) => e.isIntersecting)) next();
+    }, { root: list, rootMargin: "0px 400px 0px 0px" });
+    next();
+    return section;
+  };
+
   const initial = new URLSearchParams(location.search).get("q");
   if (initial) {
     query.value = initial;
     term = initial;
+    rows.hidden = true;
     await search(false);
   } else {
+    mount(rows, ROWS.map(([key, label]) => row(key, label)));
     query.focus();
   }
 }
