@@ -251,6 +251,8 @@ impl Simulators {
         config.services.plex = seed(self.plex.url(), Some(self.owner.token.clone()), None);
         config.services.overseerr =
             seed(self.overseerr.url(), Some(self.overseerr.api_key()), None);
+        // Posters offline: the fake Seerr is also the TMDB image host.
+        config.images.tmdb_base_url = format!("{}/tmdb-images", self.overseerr.url());
         config.services.uptime_kuma = seed(self.uptime_kuma.url(), None, Some(KUMA_SLUG));
         config.webhooks.overseerr_secret = Some(Secret::new(WEBHOOK_SECRET));
     }

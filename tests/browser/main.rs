@@ -1690,3 +1690,71 @@ fn a_users_proposal_is_approved_from_the_proposals_section() {
     b.find_text("#proposal-list", "No proposals waiting");
     assert_clean_console(&b);
 }
+
+/// Discover opens on rows of posters from Seerr's lists; every poster shown is an image that
+/// loaded (through MediaNest's own image route, from the simulated TMDB image host), and a row
+/// scrolled to its end loads its next page.
+#[test]
+fn discover_opens_on_rows_of_posters_that_load() {
+    let _serial = serial();
+    let app = App::start();
+    if waiting_for("discover rows", "GET", "/api/v1/media/discover/{row}") {
+        return;
+    }
+    let alice = app.plex_sign_in("alice");
+    let b = Browser::start("discover-rows", DESKTOP.0, DESKTOP.1);
+    b.goto(&app.url("/"));
+    b.wait_path("/signin");
+    b.script(
+        "document.cookie = `medianest_session=${arguments[0]}; path=/; SameSite=Lax`;",
+        vec![json!(alice)],
+    );
+    b.goto(&app.url("/discover"));
+    for row in [
+        "trending",
+        "popular-movies",
+        "popular-tv",
+        "upcoming-movies",
+        "upcoming-tv",
+    ] {
+        b.find(&format!("#row-{row} .row-scroller .poster-card"));
+    }
+    // Every poster image of the first row loaded with real pixels.
+    b.wait_for("the trending posters to load", |b| {
+        let loaded = b.script(
+            "const imgs = [...document.querySelectorAll('#row-trending img.poster')];
+             return imgs.length > 0 && imgs.every((i) => i.complete && i.naturalWidth > 0) ? imgs.length : 0;",
+            vec![],
+        );
+        (loaded.as_u64().unwrap_or(0) > 0).then_some(())
+    });
+    let placeholders = b.script(
+        "return document.querySelectorAll('#row-trending .poster.placeholder').length;",
+        vec![],
+    );
+    assert_eq!(placeholders, json!(0), "every trending title has a poster");
+    // Scrolled to its end, a row with more pages asks for the next one.
+    let before = b.script(
+        "return document.querySelectorAll('#row-trending .poster-card').length;",
+        vec![],
+    );
+    b.script(
+        "const l = document.querySelector('#row-trending .row-scroller'); l.scrollLeft = l.scrollWidth;",
+        vec![],
+    );
+    let pages = b.script(
+        "return document.querySelector('#row-trending .row-end') ? 'more' : 'one';",
+        vec![],
+    );
+    if pages == json!("more") {
+        b.wait_for("the next page of trending", |b| {
+            let now = b.script(
+                "return document.querySelectorAll('#row-trending .poster-card').length;",
+                vec![],
+            );
+            (now.as_u64() > before.as_u64()).then_some(())
+        });
+    }
+    shoot(&b, "discover-rows");
+    assert_clean_console(&b);
+}

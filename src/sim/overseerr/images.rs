@@ -44,9 +44,9 @@ pub(super) async fn serve(Path((size, file)): Path<(String, String)>) -> Respons
 
 /// A `w`x`h` RGB PNG in a colour made from `seed`, with a lighter band across the lower third.
 pub fn png(seed: &str, w: u32, h: u32) -> Vec<u8> {
-    let hash = seed
-        .bytes()
-        .fold(0x811c_9dc5_u32, |a, b| (a ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    let hash = seed.bytes().fold(0x811c_9dc5_u32, |a, b| {
+        (a ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
     let [r, g, b, _] = hash.to_le_bytes();
     let (r, g, b) = (r / 2 + 40, g / 2 + 40, b / 2 + 40);
     let mut raw = Vec::with_capacity(((w * 3 + 1) * h) as usize);
@@ -55,7 +55,11 @@ pub fn png(seed: &str, w: u32, h: u32) -> Vec<u8> {
         let band = y > h * 2 / 3 && y < h * 5 / 6;
         for _ in 0..w {
             if band {
-                raw.extend([r.saturating_add(90), g.saturating_add(90), b.saturating_add(90)]);
+                raw.extend([
+                    r.saturating_add(90),
+                    g.saturating_add(90),
+                    b.saturating_add(90),
+                ]);
             } else {
                 raw.extend([r, g, b]);
             }
