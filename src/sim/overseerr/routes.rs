@@ -27,16 +27,24 @@ use crate::integrations::overseerr::{
 const DEFAULT_TAKE: usize = 10;
 
 pub(super) fn routes() -> Router<Arc<Shared>> {
+    // The five discover rows, at the paths our client asks for (one handler, the row bound).
+    let rows = DiscoverRow::ALL
+        .into_iter()
+        .fold(Router::new(), |router, row| {
+            router.route(
+                &format!("/api/v1{}", row.path()),
+                get(
+                    move |State(shared): State<Arc<Shared>>,
+                          headers: HeaderMap,
+                          RawQuery(raw): RawQuery| async move {
+                        discover(&shared, &headers, raw.as_deref(), row)
+                    },
+                ),
+            )
+        });
     Router::new()
+        .merge(rows)
         .route("/api/v1/search", get(search))
-        .route("/api/v1/discover/trending", get(discover_trending))
-        .route("/api/v1/discover/movies", get(discover_movies))
-        .route("/api/v1/discover/tv", get(discover_tv))
-        .route(
-            "/api/v1/discover/movies/upcoming",
-            get(discover_upcoming_movies),
-        )
-        .route("/api/v1/discover/tv/upcoming", get(discover_upcoming_tv))
         .route("/api/v1/movie/{id}", get(movie))
         .route("/api/v1/tv/{id}", get(tv))
         .route("/api/v1/user", get(users))
@@ -256,56 +264,6 @@ fn discover(shared: &Shared, headers: &HeaderMap, raw: Option<&str>, row: Discov
             Err(reply) => reply,
         }
     })
-}
-
-async fn discover_trending(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> Response {
-    discover(&shared, &headers, raw.as_deref(), DiscoverRow::Trending)
-}
-
-async fn discover_movies(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> Response {
-    discover(
-        &shared,
-        &headers,
-        raw.as_deref(),
-        DiscoverRow::PopularMovies,
-    )
-}
-
-async fn discover_tv(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> Response {
-    discover(&shared, &headers, raw.as_deref(), DiscoverRow::PopularTv)
-}
-
-async fn discover_upcoming_movies(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> Response {
-    discover(
-        &shared,
-        &headers,
-        raw.as_deref(),
-        DiscoverRow::UpcomingMovies,
-    )
-}
-
-async fn discover_upcoming_tv(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> Response {
-    discover(&shared, &headers, raw.as_deref(), DiscoverRow::UpcomingTv)
 }
 
 fn details(shared: &Shared, headers: &HeaderMap, media_type: MediaType, id: &str) -> Response {
