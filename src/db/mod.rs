@@ -384,6 +384,37 @@ pub fn sync_dir(dir: &Path) {
     }
 }
 
+/// `EXPLAIN QUERY PLAN` of `sql`, one line per step; its parameters are bound to a placeholder
+/// (a plan does not depend on the values).
+#[cfg(test)]
+pub(crate) fn query_plan(conn: &Connection, sql: &str) -> Vec<String> {
+    let mut stmt = conn
+        .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let params = vec!["x"; stmt.parameter_count()];
+    stmt.query_map(rusqlite::params_from_iter(params), |r| {
+        r.get::<_, String>(3)
+    })
+    .and_then(Iterator::collect)
+    .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// The plan of `sql`, after checking it scans no table, sorts nothing in a temporary B-tree and
+/// searches only through an index.
+#[cfg(test)]
+pub(crate) fn assert_indexed(conn: &Connection, sql: &str) -> Vec<String> {
+    let lines = query_plan(conn, sql);
+    assert!(!lines.is_empty(), "{sql}");
+    for line in &lines {
+        assert!(!line.starts_with("SCAN"), "{sql}: {lines:?}");
+        assert!(!line.contains("TEMP B-TREE"), "{sql}: {lines:?}");
+        if line.starts_with("SEARCH") {
+            assert!(line.contains("INDEX"), "{sql}: {lines:?}");
+        }
+    }
+    lines
+}
+
 /// Keeps `sqlite_stat1` (row counts per index, which choose the plans) and empties
 /// `sqlite_stat4` (sampled key values), then makes the connection reload the statistics.
 ///

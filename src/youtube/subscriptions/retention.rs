@@ -538,23 +538,7 @@ mod tests {
         conn.execute_batch("ANALYZE").unwrap();
         crate::db::keep_plans_stable(&conn).unwrap();
         for sql in [sql::beyond_newest(), sql::older_than(), sql::item()] {
-            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-            let params = vec!["x"; stmt.parameter_count()];
-            let lines: Vec<String> = stmt
-                .query_map(rusqlite::params_from_iter(params), |r| {
-                    r.get::<_, String>(3)
-                })
-                .unwrap()
-                .collect::<Result<_, _>>()
-                .unwrap();
-            assert!(!lines.is_empty(), "{sql}");
-            for line in &lines {
-                assert!(!line.starts_with("SCAN"), "{sql}: {lines:?}");
-                assert!(!line.contains("TEMP B-TREE"), "{sql}: {lines:?}");
-                if line.starts_with("SEARCH") {
-                    assert!(line.contains("INDEX"), "{sql}: {lines:?}");
-                }
-            }
+            let lines = crate::db::assert_indexed(&conn, &sql);
             if sql != sql::item() {
                 assert!(
                     lines.iter().all(|l| !l.starts_with("SEARCH")

@@ -885,24 +885,7 @@ mod tests {
             "SELECT id FROM youtube_subscriptions WHERE profile_id = ?1 LIMIT 10".into(),
         ];
         for sql in statements {
-            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-            // The plan does not depend on the values; any will do.
-            let params = vec!["x"; stmt.parameter_count()];
-            let lines: Vec<String> = stmt
-                .query_map(rusqlite::params_from_iter(params), |r| {
-                    r.get::<_, String>(3)
-                })
-                .unwrap()
-                .collect::<Result<_, _>>()
-                .unwrap();
-            assert!(!lines.is_empty(), "{sql}");
-            for line in &lines {
-                assert!(!line.starts_with("SCAN"), "{sql}: {lines:?}");
-                assert!(!line.contains("TEMP B-TREE"), "{sql}: {lines:?}");
-                if line.starts_with("SEARCH") {
-                    assert!(line.contains("INDEX"), "{sql}: {lines:?}");
-                }
-            }
+            crate::db::assert_indexed(&conn, &sql);
         }
     }
 
@@ -1017,13 +1000,7 @@ mod tests {
         }
         let mut failures = Vec::new();
         for sql in &seen {
-            let plan: Vec<String> = conn
-                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-                .unwrap()
-                .query_map([], |r| r.get::<_, String>(3))
-                .unwrap()
-                .collect::<Result<_, _>>()
-                .unwrap();
+            let plan = crate::db::query_plan(&conn, sql);
             let searches = plan.iter().any(|line| line.starts_with("SEARCH"));
             let reads = !sql.trim_start().starts_with("INSERT");
             let bad = plan.iter().any(|line| {
