@@ -13,8 +13,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use sha2::{Digest, Sha256};
-
 /// Where temporary files are written, inside the root (same file system as the final names).
 const TMP_DIR: &str = ".tmp";
 
@@ -137,7 +135,7 @@ impl DiskCache {
         let etag = match known {
             Some(etag) => etag,
             None => {
-                let etag = etag_of(&bytes);
+                let etag = crate::http::strong_etag(&bytes);
                 if let Some(entry) = self.lock().entries.get_mut(key) {
                     entry.etag = Some(etag.clone());
                 }
@@ -150,7 +148,7 @@ impl DiskCache {
     /// Keeps `bytes` under `key` as the most recently used image, then removes the least
     /// recently used ones until the total is within the budget. Returns the ETag.
     pub fn insert(&self, key: &str, bytes: &[u8]) -> std::io::Result<String> {
-        let etag = etag_of(bytes);
+        let etag = crate::http::strong_etag(bytes);
         let tmp_dir = self.root.join(TMP_DIR);
         std::fs::create_dir_all(&tmp_dir)?;
         let tmp = tmp_dir.join(uuid::Uuid::new_v4().simple().to_string());
@@ -231,13 +229,6 @@ impl DiskCache {
             tracing::debug!(file = %oldest, "cached image evicted");
         }
     }
-}
-
-/// A strong validator for `bytes`: the start of their SHA-256, quoted.
-pub fn etag_of(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("\"{hex}\"")
 }
 
 #[cfg(test)]

@@ -233,7 +233,7 @@ impl TmdbImages {
             Err(e) => {
                 // Served anyway; the next request tries to keep it again.
                 tracing::warn!(file = %key, error = %e, "cannot keep an image on disk");
-                cache::etag_of(&bytes)
+                crate::http::strong_etag(&bytes)
             }
         };
         Ok(Image {
@@ -287,17 +287,6 @@ impl Drop for Flight {
     }
 }
 
-/// Whether `If-None-Match` names `etag` (or `*`); weak forms match too (RFC 9110 13.1.2).
-fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
-    headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|tag| tag.trim().trim_start_matches("W/"))
-        .any(|tag| tag == etag || tag == "*")
-}
-
 /// `GET /images/tmdb/{size}/{file}`: signed-in users -> the image (`X-Cache: HIT|MISS`), 304
 /// for a matching `If-None-Match`.
 pub async fn get_tmdb_image(
@@ -331,7 +320,7 @@ pub async fn get_tmdb_image(
     };
     let (size, file) = parse_target(param("size"), param("file")).map_err(refuse)?;
     let image = state.images().get(size, file).await?;
-    let mut response = if not_modified(&headers, &image.etag) {
+    let mut response = if crate::http::etag_matches(&headers, &image.etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         (

@@ -16,7 +16,6 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use sha2::{Digest, Sha256};
 
 use super::cache::{CachedImage, IMAGE_TTL};
 use super::{Params, number_param, server};
@@ -105,24 +104,6 @@ pub fn parse_path(path: &str) -> Result<ImageTarget, &'static str> {
     Ok(target)
 }
 
-/// A strong validator for `bytes`: the start of their SHA-256, quoted.
-fn etag_of(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("\"{hex}\"")
-}
-
-/// Whether `If-None-Match` names `etag` (or `*`); weak forms match too (RFC 9110 13.1.2).
-fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
-    headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|tag| tag.trim().trim_start_matches("W/"))
-        .any(|tag| tag == etag || tag == "*")
-}
-
 /// `GET /plex/image`.
 pub async fn get_image(
     State(state): State<AppState>,
@@ -149,7 +130,7 @@ pub async fn get_image(
         .get_or_load((path.clone(), width, height), IMAGE_TTL, || async move {
             let image = plex.image(&path, width, height).await?;
             Ok::<_, AppError>(Arc::new(CachedImage {
-                etag: etag_of(&image.bytes),
+                etag: crate::http::strong_etag(&image.bytes),
                 bytes: Bytes::from(image.bytes),
                 content_type: image.content_type,
             }))
@@ -161,7 +142,7 @@ pub async fn get_image(
     } else {
         "MISS"
     };
-    let mut response = if not_modified(&headers, &image.etag) {
+    let mut response = if crate::http::etag_matches(&headers, &image.etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         let content_type = HeaderValue::from_str(&image.content_type)
@@ -259,18 +240,18 @@ mod tests {
 
     #[test]
     fn etags_match_strong_weak_and_star() {
-        let etag = etag_of(b"image bytes");
+        let etag = crate::http::strong_etag(b"image bytes");
         assert_eq!(etag.len(), 34);
-        assert_ne!(etag, etag_of(b"other bytes"));
+        assert_ne!(etag, crate::http::strong_etag(b"other bytes"));
         let with = |value: &str| {
             let mut headers = HeaderMap::new();
             headers.insert(header::IF_NONE_MATCH, HeaderValue::from_str(value).unwrap());
-            not_modified(&headers, &etag)
+            crate::http::etag_matches(&headers, &etag)
         };
         assert!(with(&etag));
         assert!(with(&format!("\"x\", W/{etag}")));
         assert!(with("*"));
         assert!(!with("\"something else\""));
-        assert!(!not_modified(&HeaderMap::new(), &etag));
+        assert!(!crate::http::etag_matches(&HeaderMap::new(), &etag));
     }
 }
