@@ -114,13 +114,7 @@ fn read_image(response: Response<Body>, max: u64) -> Result<Answer, UpstreamFail
         return Ok(Answer::NotFound);
     }
     let mut response = expect_success(response)?;
-    let kind = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|v| v.trim().to_ascii_lowercase())
-        .unwrap_or_default();
+    let kind = crate::integrations::upstream::media_type(&response);
     if !IMAGE_TYPES.contains(&kind.as_str()) {
         return Ok(Answer::NotImage(kind));
     }

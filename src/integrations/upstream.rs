@@ -622,6 +622,18 @@ fn prepare<B>(
     builder.config().timeout_global(Some(budget)).build()
 }
 
+/// The answer's media type, lowercased, without parameters (`image/png; q=1` -> `image/png`);
+/// empty when it has none.
+pub fn media_type(response: &Response<Body>) -> String {
+    response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
 /// Passes a 2xx response through; anything else becomes [`UpstreamFailure::Status`].
 pub fn expect_success(response: Response<Body>) -> Result<Response<Body>, UpstreamFailure> {
     if response.status().is_success() {

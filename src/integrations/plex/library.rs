@@ -257,13 +257,7 @@ impl PlexServer {
                     return Ok(None);
                 }
                 let response = expect_success(response)?;
-                let content_type = response
-                    .headers()
-                    .get("content-type")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.split(';').next())
-                    .map(|v| v.trim().to_ascii_lowercase())
-                    .unwrap_or_default();
+                let content_type = crate::integrations::upstream::media_type(&response);
                 // Raster types only: an SVG served from MediaNest's origin could run script, and
                 // anything that is not an image (a page, a list) is not passed on at all.
                 if !RASTER_TYPES.contains(&content_type.as_str()) {
