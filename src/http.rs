@@ -801,6 +801,39 @@ pub fn etag_matches(headers: &HeaderMap, etag: &str) -> bool {
         .any(|tag| tag == etag || tag == "*")
 }
 
+/// An image answer with its validator: 304 with no body when `If-None-Match` names `etag`,
+/// else the bytes as `content_type` (`image/jpeg` when it is not a header value); either way
+/// `ETag`, `Cache-Control: cache_control` and `X-Cache: HIT|MISS`.
+pub fn image_response(
+    request: &HeaderMap,
+    etag: &str,
+    content_type: &str,
+    bytes: Bytes,
+    cache_control: &'static str,
+    hit: bool,
+) -> Response {
+    let mut response = if etag_matches(request, etag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let content_type = HeaderValue::from_str(content_type)
+            .unwrap_or_else(|_| HeaderValue::from_static("image/jpeg"));
+        ([(header::CONTENT_TYPE, content_type)], bytes).into_response()
+    };
+    let out = response.headers_mut();
+    if let Ok(etag) = HeaderValue::from_str(etag) {
+        out.insert(header::ETAG, etag);
+    }
+    out.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(cache_control),
+    );
+    out.insert(
+        "x-cache",
+        HeaderValue::from_static(if hit { "HIT" } else { "MISS" }),
+    );
+    response
+}
+
 /// A strong validator for `bytes`: the start of their SHA-256, quoted.
 pub fn strong_etag(bytes: &[u8]) -> String {
     use sha2::Digest;
@@ -818,6 +851,23 @@ pub fn request_timeout(secs: u64) -> Duration {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn etags_match_strong_weak_and_star() {
+        let etag = strong_etag(b"image bytes");
+        assert_eq!(etag.len(), 34);
+        assert_ne!(etag, strong_etag(b"other bytes"));
+        let with = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::IF_NONE_MATCH, HeaderValue::from_str(value).unwrap());
+            etag_matches(&headers, &etag)
+        };
+        assert!(with(&etag));
+        assert!(with(&format!("\"x\", W/{etag}")));
+        assert!(with("*"));
+        assert!(!with("\"something else\""));
+        assert!(!etag_matches(&HeaderMap::new(), &etag));
+    }
 
     #[test]
     fn correlation_ids_follow_the_rule() {

@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::extract::{RawPathParams, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::Response;
 use tokio::sync::{OnceCell, Semaphore};
 
 use crate::auth::CurrentUser;
@@ -320,31 +320,14 @@ pub async fn get_tmdb_image(
     };
     let (size, file) = parse_target(param("size"), param("file")).map_err(refuse)?;
     let image = state.images().get(size, file).await?;
-    let mut response = if crate::http::etag_matches(&headers, &image.etag) {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        (
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(image.content_type),
-            )],
-            image.bytes,
-        )
-            .into_response()
-    };
-    let out = response.headers_mut();
-    if let Ok(etag) = HeaderValue::from_str(&image.etag) {
-        out.insert(header::ETAG, etag);
-    }
-    out.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static(BROWSER_CACHE),
-    );
-    out.insert(
-        "x-cache",
-        HeaderValue::from_static(if image.hit { "HIT" } else { "MISS" }),
-    );
-    Ok(response)
+    Ok(crate::http::image_response(
+        &headers,
+        &image.etag,
+        image.content_type,
+        image.bytes.into(),
+        BROWSER_CACHE,
+        image.hit,
+    ))
 }
 
 #[cfg(test)]

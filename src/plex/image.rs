@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 
 use super::cache::{CachedImage, IMAGE_TTL};
 use super::{Params, number_param, server};
@@ -137,28 +137,14 @@ pub async fn get_image(
         })
         .await?;
     let image = &lookup.value;
-    let hit = if lookup.source == Source::Hit {
-        "HIT"
-    } else {
-        "MISS"
-    };
-    let mut response = if crate::http::etag_matches(&headers, &image.etag) {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        let content_type = HeaderValue::from_str(&image.content_type)
-            .unwrap_or_else(|_| HeaderValue::from_static("image/jpeg"));
-        ([(header::CONTENT_TYPE, content_type)], image.bytes.clone()).into_response()
-    };
-    let out = response.headers_mut();
-    if let Ok(etag) = HeaderValue::from_str(&image.etag) {
-        out.insert(header::ETAG, etag);
-    }
-    out.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static(BROWSER_CACHE),
-    );
-    out.insert("x-cache", HeaderValue::from_static(hit));
-    Ok(response)
+    Ok(crate::http::image_response(
+        &headers,
+        &image.etag,
+        &image.content_type,
+        image.bytes.clone(),
+        BROWSER_CACHE,
+        lookup.source == Source::Hit,
+    ))
 }
 
 #[cfg(test)]
@@ -236,22 +222,5 @@ mod tests {
             assert!(parse_path(bad).is_err(), "{bad}");
         }
         assert!(parse_path(&format!("/library/metadata/1/thumb/{}", "1".repeat(600))).is_err());
-    }
-
-    #[test]
-    fn etags_match_strong_weak_and_star() {
-        let etag = crate::http::strong_etag(b"image bytes");
-        assert_eq!(etag.len(), 34);
-        assert_ne!(etag, crate::http::strong_etag(b"other bytes"));
-        let with = |value: &str| {
-            let mut headers = HeaderMap::new();
-            headers.insert(header::IF_NONE_MATCH, HeaderValue::from_str(value).unwrap());
-            crate::http::etag_matches(&headers, &etag)
-        };
-        assert!(with(&etag));
-        assert!(with(&format!("\"x\", W/{etag}")));
-        assert!(with("*"));
-        assert!(!with("\"something else\""));
-        assert!(!crate::http::etag_matches(&HeaderMap::new(), &etag));
     }
 }
