@@ -13,7 +13,7 @@ use axum::extract::{Path, Query, State};
 use serde::{Deserialize, Serialize};
 
 use super::SEARCH_TTL;
-use super::search::{self, MAX_PAGE};
+use super::search;
 use crate::auth::CurrentUser;
 use crate::error::{AppError, AppResult};
 use crate::integrations::overseerr::{DiscoverRow, SearchPage};
@@ -45,16 +45,7 @@ fn parse(row: &str, page: Option<&str>) -> AppResult<(DiscoverRow, u32)> {
         let names: Vec<&str> = DiscoverRow::ALL.iter().map(|r| r.name()).collect();
         fields.push(("row", format!("must be one of {}", names.join(", "))));
     }
-    let page = match page {
-        None | Some("") => Some(1),
-        Some(p) => p.parse::<u32>().ok().filter(|n| (1..=MAX_PAGE).contains(n)),
-    };
-    if page.is_none() {
-        fields.push((
-            "page",
-            format!("must be a whole number from 1 to {MAX_PAGE}"),
-        ));
-    }
+    let page = search::parse_page(page, &mut fields);
     match (row, page) {
         (Some(row), Some(page)) => Ok((row, page)),
         _ => Err(AppError::validation(fields)),

@@ -109,6 +109,24 @@ struct SearchMeta {
     stale: bool,
 }
 
+/// `?page=` (1 when absent), or `None` with the field's problem added to `fields`.
+pub(crate) fn parse_page(
+    raw: Option<&str>,
+    fields: &mut Vec<(&'static str, String)>,
+) -> Option<u32> {
+    let page = match raw {
+        None | Some("") => Some(1),
+        Some(p) => p.parse::<u32>().ok().filter(|n| (1..=MAX_PAGE).contains(n)),
+    };
+    if page.is_none() {
+        fields.push((
+            "page",
+            format!("must be a whole number from 1 to {MAX_PAGE}"),
+        ));
+    }
+    page
+}
+
 fn parse_search(query: &SearchQuery) -> AppResult<(String, u32)> {
     let mut fields = Vec::new();
     let text = query.query.as_deref().unwrap_or_default().trim().to_owned();
@@ -119,16 +137,7 @@ fn parse_search(query: &SearchQuery) -> AppResult<(String, u32)> {
             format!("must be 1 to {MAX_QUERY_CHARS} characters"),
         ));
     }
-    let page = match query.page.as_deref() {
-        None | Some("") => Some(1),
-        Some(p) => p.parse::<u32>().ok().filter(|n| (1..=MAX_PAGE).contains(n)),
-    };
-    if page.is_none() {
-        fields.push((
-            "page",
-            format!("must be a whole number from 1 to {MAX_PAGE}"),
-        ));
-    }
+    let page = parse_page(query.page.as_deref(), &mut fields);
     if !fields.is_empty() {
         return Err(AppError::validation(fields));
     }
