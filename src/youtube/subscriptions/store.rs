@@ -633,6 +633,17 @@ mod tests {
         insert(conn, user, &source, status, &Settings::default(), NOW).unwrap()
     }
 
+    /// 200 more users: enough that the statistics do not make a scan of them look cheap.
+    fn other_users(conn: &Connection) {
+        for i in 0..200 {
+            conn.execute(
+                "INSERT INTO users (id, username, created_at) VALUES (?1, ?1, 0)",
+                [format!("other{i}")],
+            )
+            .unwrap();
+        }
+    }
+
     fn item(video_id: &str) -> NewItem {
         NewItem {
             video_id: video_id.to_owned(),
@@ -834,14 +845,7 @@ mod tests {
         let (db, user) = db_with_user();
         let mut conn = db.connection_blocking().unwrap();
         let tx = conn.transaction().unwrap();
-        // Enough users that the statistics do not make a scan of them look cheap.
-        for i in 0..200 {
-            tx.execute(
-                "INSERT INTO users (id, username, created_at) VALUES (?1, ?1, 0)",
-                [format!("other{i}")],
-            )
-            .unwrap();
-        }
+        other_users(&tx);
         for i in 0..50 {
             let sub = subscribe(&tx, &user, &format!("chan{i}"), "active");
             let batch: Vec<NewItem> = (0..40).map(|j| item(&format!("v{i:04}x{j:05}"))).collect();
@@ -907,13 +911,7 @@ mod tests {
         let (db, user) = db_with_user();
         let mut conn = db.connection_blocking().unwrap();
         let tx = conn.transaction().unwrap();
-        for i in 0..200 {
-            tx.execute(
-                "INSERT INTO users (id, username, created_at) VALUES (?1, ?1, 0)",
-                [format!("other{i}")],
-            )
-            .unwrap();
-        }
+        other_users(&tx);
         let mut subs = Vec::new();
         for i in 0..60 {
             let sub = subscribe(&tx, &user, &format!("chan{i}"), "active");
