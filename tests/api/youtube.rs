@@ -912,7 +912,34 @@ async fn with_plex(
     (yt, plex, section, server, token)
 }
 
+/// Lifts the rate limits: the tests that poll the API are not testing them.
+fn unlimited(c: &mut Config) {
+    c.limits.user_per_minute = 1_000_000;
+    c.limits.ip_per_second = 1_000_000;
+    c.limits.ip_burst = 1_000_000;
+}
+
 impl Yt {
+    /// A new admin's session token.
+    async fn admin(&self) -> String {
+        let id = insert_user(&self.t.state, "boss", None, "admin", None).await;
+        new_session(&self.t.state, &id).await.token
+    }
+
+    /// Subscribes as `token` (201 expected); the new subscription's API path.
+    async fn subscribe(&self, token: &str, body: Value) -> String {
+        let r = call("POST", "/api/v1/youtube/subscriptions")
+            .bearer(token)
+            .json(body)
+            .send(&self.app)
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        format!(
+            "/api/v1/youtube/subscriptions/{}",
+            r.data()["id"].as_str().unwrap()
+        )
+    }
+
     /// Waits until the download has a Plex collection; returns it.
     async fn until_collection(&self, token: &str, id: &str) -> String {
         eventually(LONG, "the Plex collection", || async {
@@ -1708,31 +1735,19 @@ async fn a_subscription_queues_new_uploads_once_and_backs_off_when_youtube_refus
     use medianest::youtube::listing;
 
     // The test polls the API; the per-user limit is not what it checks.
-    let (yt, _server, _, _) = Yt::serving(
-        1,
-        |c| {
-            c.limits.user_per_minute = 1_000_000;
-            c.limits.ip_per_second = 1_000_000;
-            c.limits.ip_burst = 1_000_000;
-        },
-        "mia",
-    )
-    .await;
-    let admin_id = insert_user(&yt.t.state, "boss", None, "admin", None).await;
-    let admin = new_session(&yt.t.state, &admin_id).await.token;
+    let (yt, _server, _, _) = Yt::serving(1, unlimited, "mia").await;
+    let admin = yt.admin().await;
     let get = |path: String| {
         let app = yt.app.clone();
         let admin = admin.clone();
         async move { call("GET", &path).bearer(&admin).send(&app).await.data() }
     };
-    let r = call("POST", "/api/v1/youtube/subscriptions")
-        .bearer(&admin)
-        .json(json!({"url": "https://www.youtube.com/@Sim", "skipShorts": true}))
-        .send(&yt.app)
+    let sub_path = yt
+        .subscribe(
+            &admin,
+            json!({"url": "https://www.youtube.com/@Sim", "skipShorts": true}),
+        )
         .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    let id = r.data()["id"].as_str().unwrap().to_owned();
-    let sub_path = format!("/api/v1/youtube/subscriptions/{id}");
 
     // What the channel's /videos tab lists, and which of it may be downloaded.
     let program = PathBuf::from(&yt.t.state.config().youtube.ytdlp_path);
@@ -1863,9 +1878,7 @@ async fn a_subscriptions_episodes_are_laid_out_for_plex_with_locked_metadata_in_
     let yt = Yt::new(1, |c| {
         c.services.plex.url = Some(plex.url());
         c.services.plex.api_key = Some(medianest::config::Secret::new(plex.token()));
-        c.limits.user_per_minute = 1_000_000;
-        c.limits.ip_per_second = 1_000_000;
-        c.limits.ip_burst = 1_000_000;
+        unlimited(c);
     });
     let root = yt.download_dir.join("subscriptions");
     std::fs::create_dir_all(&root).unwrap();
@@ -1877,8 +1890,7 @@ async fn a_subscriptions_episodes_are_laid_out_for_plex_with_locked_metadata_in_
         .await
         .unwrap();
     let server = RunningServer::start(&yt.t.state, yt.app.clone()).await;
-    let admin_id = insert_user(&yt.t.state, "boss", None, "admin", None).await;
-    let admin = new_session(&yt.t.state, &admin_id).await.token;
+    let admin = yt.admin().await;
     let get = |path: String| {
         let app = yt.app.clone();
         let admin = admin.clone();
@@ -2056,31 +2068,19 @@ async fn a_subscriptions_episodes_are_laid_out_for_plex_with_locked_metadata_in_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriptions_downloads_are_cancelled_with_it() {
     // Slow downloads, so they are still queued or running when the test acts.
-    let (yt, server, _, _) = Yt::serving(
-        200,
-        |c| {
-            c.limits.user_per_minute = 1_000_000;
-            c.limits.ip_per_second = 1_000_000;
-            c.limits.ip_burst = 1_000_000;
-        },
-        "ola",
-    )
-    .await;
-    let admin_id = insert_user(&yt.t.state, "boss", None, "admin", None).await;
-    let admin = new_session(&yt.t.state, &admin_id).await.token;
+    let (yt, server, _, _) = Yt::serving(200, unlimited, "ola").await;
+    let admin = yt.admin().await;
     let get = |path: String| {
         let app = yt.app.clone();
         let admin = admin.clone();
         async move { call("GET", &path).bearer(&admin).send(&app).await.data() }
     };
-    let r = call("POST", "/api/v1/youtube/subscriptions")
-        .bearer(&admin)
-        .json(json!({"url": "https://www.youtube.com/@Sim", "skipShorts": true}))
-        .send(&yt.app)
+    let sub_path = yt
+        .subscribe(
+            &admin,
+            json!({"url": "https://www.youtube.com/@Sim", "skipShorts": true}),
+        )
         .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    let id = r.data()["id"].as_str().unwrap().to_owned();
-    let sub_path = format!("/api/v1/youtube/subscriptions/{id}");
     let downloads = eventually(LONG, "one download running, others queued", || {
         let get = &get;
         async move {
