@@ -937,6 +937,26 @@ fn demo_runs_against_simulated_upstreams_and_cleans_up_after_itself() {
     );
 }
 
+/// Installs the simulated yt-dlp (this binary as `yt-dlp-sim`, pausing `step_ms` between
+/// progress lines) in `<dir>/sim` and writes a configuration with the admin's `password`, that
+/// yt-dlp and the download dir `downloads` (relative, as the default is: resolved against the
+/// working directory). Returns the simulator's directory and the configuration's path.
+fn with_simulated_ytdlp(dir: &TempDir, password: &str, step_ms: u64) -> (PathBuf, String) {
+    let sim_dir = dir.path().join("sim");
+    let sim = medianest::sim::ytdlp::install(&sim_dir, Path::new(BIN)).unwrap();
+    std::fs::write(sim_dir.join("sim-step-ms"), step_ms.to_string()).unwrap();
+    let config = dir.path().join("medianest.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[admin]\npassword = \"{password}\"\n[youtube]\nytdlp_path = \"{}\"\ndownload_dir = \"downloads\"\n",
+            sim.display(),
+        ),
+    )
+    .unwrap();
+    (sim_dir, config.to_string_lossy().into_owned())
+}
+
 /// A YouTube download under way when the server is SIGKILLed: after the restart the row is
 /// queued again (it was left `downloading`), yt-dlp resumes the partial file, and the playlist
 /// completes with every file whole. yt-dlp is the simulator (this binary as `yt-dlp-sim`).
@@ -944,21 +964,8 @@ fn demo_runs_against_simulated_upstreams_and_cleans_up_after_itself() {
 fn a_download_interrupted_by_sigkill_resumes_and_completes_after_the_restart() {
     const PASSWORD: &str = "crash-test-password";
     let dir = tempfile::tempdir().unwrap();
-    let sim_dir = dir.path().join("sim");
-    let sim = medianest::sim::ytdlp::install(&sim_dir, Path::new(BIN)).unwrap();
-    std::fs::write(sim_dir.join("sim-step-ms"), "100").unwrap();
+    let (sim_dir, config_arg) = with_simulated_ytdlp(&dir, PASSWORD, 100);
     let downloads = dir.path().join("downloads");
-    let config = dir.path().join("medianest.toml");
-    std::fs::write(
-        &config,
-        format!(
-            // Relative, as the default is: resolved against the working directory.
-            "[admin]\npassword = \"{PASSWORD}\"\n[youtube]\nytdlp_path = \"{}\"\ndownload_dir = \"downloads\"\n",
-            sim.display(),
-        ),
-    )
-    .unwrap();
-    let config_arg = config.to_string_lossy().into_owned();
     let mut server = Server::start(&dir, &["--config", &config_arg]);
     let agent = agent();
     let (_, login) = json_of(
@@ -2438,19 +2445,7 @@ fn a_subscription_check_cut_by_sigkill_resumes_cleanly_after_each_restart() {
     use medianest::sim::ytdlp::HOLD_LISTINGS;
     const PASSWORD: &str = "restart-test-password";
     let dir = tempfile::tempdir().unwrap();
-    let sim_dir = dir.path().join("sim");
-    let sim = medianest::sim::ytdlp::install(&sim_dir, Path::new(BIN)).unwrap();
-    std::fs::write(sim_dir.join("sim-step-ms"), "40").unwrap();
-    let config = dir.path().join("medianest.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[admin]\npassword = \"{PASSWORD}\"\n[youtube]\nytdlp_path = \"{}\"\ndownload_dir = \"downloads\"\n",
-            sim.display(),
-        ),
-    )
-    .unwrap();
-    let config_arg = config.to_string_lossy().into_owned();
+    let (sim_dir, config_arg) = with_simulated_ytdlp(&dir, PASSWORD, 40);
     let agent = agent();
     let login = |server: &Server| {
         let (_, login) = json_of(
