@@ -472,6 +472,8 @@ mod tests {
     fn app_routes_have_no_extension() {
         assert!(is_app_route("discover"));
         assert!(is_app_route("admin/users"));
+        assert!(is_app_route("movie/603"));
+        assert!(is_app_route("tv/1399"));
         assert!(!is_app_route("js/missing.js"));
         assert!(!is_app_route("favicon.ico"));
     }

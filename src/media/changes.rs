@@ -94,6 +94,7 @@ pub async fn apply(
                 "title": after.title,
                 "tmdbId": after.tmdb_id,
                 "mediaType": after.media_type.as_str(),
+                "posterPath": after.poster_path,
                 "status": to.as_str(),
                 "previousStatus": from.as_str(),
                 "origin": origin,

@@ -292,7 +292,149 @@ struct DetailsView<'a> {
     availability: &'static str,
     requested: bool,
     request: Option<RequestMark>,
+    /// The item in the Plex web app, once Seerr's Plex scan found it.
+    plex_url: Option<String>,
+    /// Who asked for it: admins only (absent for everyone else).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    requesters: Option<Vec<Requester>>,
     stale: bool,
+}
+
+/// A request for the title, made here or straight on Seerr (admins' title page).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Requester {
+    /// `medianest` (made here) or `seerr` (made on Seerr itself).
+    source: &'static str,
+    name: String,
+    /// The MediaNest user and request, for `medianest`.
+    user_id: Option<String>,
+    request_id: Option<String>,
+    overseerr_id: Option<i64>,
+    status: String,
+    is4k: bool,
+    /// The requested seasons (TV), when known.
+    seasons: Option<Vec<i64>>,
+    created_at: Option<String>,
+}
+
+/// The requesters of a title: the requests made here (with the user's name), then those made
+/// on Seerr itself (`mediaInfo.requests`, each with its eager `requestedBy`:
+/// server/entity/MediaRequest.ts in seerr-team/seerr) that no request here is linked to.
+fn requesters(mine: Vec<store::TitleRequester>, info: Option<&MediaInfo>) -> Vec<Requester> {
+    let linked: Vec<i64> = mine.iter().filter_map(|r| r.overseerr_id).collect();
+    let mut out: Vec<Requester> = mine
+        .into_iter()
+        .map(|r| Requester {
+            source: "medianest",
+            name: r.name,
+            user_id: Some(r.user_id),
+            request_id: Some(r.id),
+            overseerr_id: r.overseerr_id,
+            status: r.status,
+            is4k: r.is_4k,
+            seasons: r
+                .seasons
+                .as_deref()
+                .and_then(|s| serde_json::from_str::<Vec<i64>>(s).ok()),
+            created_at: Some(crate::time::rfc3339(r.created_at_ms)),
+        })
+        .collect();
+    for r in info.map(|i| i.requests.as_slice()).unwrap_or_default() {
+        if r.id <= 0 || linked.contains(&r.id) {
+            continue;
+        }
+        let name = r
+            .requested_by
+            .as_ref()
+            .and_then(|u| {
+                [
+                    &u.display_name,
+                    &u.plex_username,
+                    &u.jellyfin_username,
+                    &u.username,
+                    &u.email,
+                ]
+                .into_iter()
+                .find_map(|n| n.as_deref().map(str::trim).filter(|n| !n.is_empty()))
+            })
+            .unwrap_or("a Seerr user")
+            .chars()
+            .take(200)
+            .collect();
+        out.push(Requester {
+            source: "seerr",
+            name,
+            user_id: None,
+            request_id: None,
+            overseerr_id: Some(r.id),
+            status: r.state().as_str().to_owned(),
+            is4k: r.is4k,
+            seasons: (!r.seasons.is_empty())
+                .then(|| r.seasons.iter().map(|s| s.season_number).collect()),
+            created_at: r.created_at.clone(),
+        });
+    }
+    out
+}
+
+/// A Plex `ratingKey` as it may go into a link: digits only.
+fn plain_rating_key(key: &str) -> Option<&str> {
+    Some(key).filter(|k| (1..=20).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// How long the title page waits for the Plex server's `machineIdentifier`.
+const MACHINE_ID_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// "Watch in Plex": the item in the Plex web app, for a (partially) available title Seerr's
+/// Plex scan matched (`mediaInfo.ratingKey`). Built as Seerr builds its `mediaUrl`
+/// (`setPlexUrls` in server/entity/Media.ts, seerr-team/seerr):
+/// `{plex.app_url}/desktop#!/server/{machineIdentifier}/details?key=%2Flibrary%2Fmetadata%2F{ratingKey}`,
+/// with the machine identifier of the Plex server MediaNest is paired with; when that server
+/// cannot be asked, Seerr's own `mediaUrl` (an http(s) link) is used.
+async fn plex_url(state: &AppState, info: Option<&MediaInfo>) -> Option<String> {
+    let info = info?;
+    if !matches!(
+        info.status,
+        MediaStatus::Available | MediaStatus::PartiallyAvailable
+    ) {
+        return None;
+    }
+    let seerr_link = || {
+        info.media_url
+            .as_deref()
+            .filter(|u| {
+                (u.starts_with("https://") || u.starts_with("http://"))
+                    && u.len() <= 2048
+                    && !u.chars().any(|c| c.is_whitespace() || c.is_control())
+            })
+            .map(str::to_owned)
+    };
+    let Some(key) = info.rating_key.as_deref() else {
+        // No Plex item: a Jellyfin or Emby install's link, if Seerr built one.
+        return seerr_link();
+    };
+    // A key that is not a plain number goes into no link, Seerr's included.
+    let key = plain_rating_key(key)?;
+    let plex = crate::services::clients(state).await.ok()?.plex.clone();
+    let machine = match plex {
+        Some(plex) => tokio::time::timeout(MACHINE_ID_WAIT, plex.machine_identifier())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .filter(|m| {
+                (1..=128).contains(&m.len())
+                    && m.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            }),
+        None => None,
+    };
+    match machine {
+        Some(machine) => Some(format!(
+            "{}/desktop#!/server/{machine}/details?key=%2Flibrary%2Fmetadata%2F{key}",
+            state.config().plex.app_url.trim_end_matches('/')
+        )),
+        None => seerr_link(),
+    }
 }
 
 async fn show_details(
@@ -305,15 +447,28 @@ async fn show_details(
     let (found, stale) = details(&state, media_type, tmdb_id).await?;
     let found = found.ok_or_else(|| AppError::new(ErrorCode::NotFound))?;
     let caller = user.user_id().to_owned();
-    let request = state
+    let admin = user.is_admin();
+    let (request, asked) = state
         .db()
         .run(move |conn| {
-            Ok(pick(
+            let mark = pick(
                 store::for_title(conn, &caller, tmdb_id, media_type)?,
                 &caller,
-            ))
+            );
+            let asked = if admin {
+                Some(store::requesters_for_title(conn, tmdb_id, media_type)?)
+            } else {
+                None
+            };
+            Ok((mark, asked))
         })
         .await?;
+    let info = match found.as_ref() {
+        Details::Movie(m) => m.media_info.as_ref(),
+        Details::Tv(t) => t.media_info.as_ref(),
+    };
+    let plex_url = plex_url(&state, info).await;
+    let requesters = asked.map(|mine| requesters(mine, info));
     let view = match found.as_ref() {
         Details::Movie(m) => DetailsView {
             tmdb_id: m.id,
@@ -333,6 +488,8 @@ async fn show_details(
             availability: availability_of(m.media_info.as_ref()),
             requested: request.is_some(),
             request,
+            plex_url,
+            requesters,
             stale,
         },
         Details::Tv(t) => DetailsView {
@@ -346,8 +503,8 @@ async fn show_details(
             tagline: None,
             poster_path: t.poster_path.as_deref(),
             backdrop_path: t.backdrop_path.as_deref(),
-            runtime: None,
-            genres: &[],
+            runtime: t.episode_runtime,
+            genres: &t.genres,
             number_of_seasons: t.number_of_seasons,
             seasons: Some(
                 t.seasons
@@ -364,6 +521,8 @@ async fn show_details(
             availability: availability_of(t.media_info.as_ref()),
             requested: request.is_some(),
             request,
+            plex_url,
+            requesters,
             stale,
         },
     };

@@ -266,6 +266,53 @@ pub fn for_title(
     Ok(rows)
 }
 
+/// A request made here for a title, with who made it: what an admin's title page lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TitleRequester {
+    pub id: String,
+    pub user_id: String,
+    /// The user's display name, else their username.
+    pub name: String,
+    pub status: String,
+    pub is_4k: bool,
+    /// The JSON list of requested seasons (TV), as stored.
+    pub seasons: Option<String>,
+    pub overseerr_id: Option<i64>,
+    pub created_at_ms: i64,
+}
+
+/// Every request made here for a title with its requester, newest first (few rows: the walk is
+/// on `media_requests_tmdb`, the user found by primary key).
+pub fn requesters_for_title(
+    conn: &Connection,
+    tmdb_id: i64,
+    media_type: MediaType,
+) -> AppResult<Vec<TitleRequester>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT r.id, r.user_id, COALESCE(NULLIF(trim(u.name), ''), u.username), r.status,
+                r.is_4k, r.seasons, r.overseerr_id, r.created_at
+           FROM media_requests r INDEXED BY media_requests_tmdb
+           JOIN users u ON u.id = r.user_id
+          WHERE r.tmdb_id = ?1 AND r.media_type = ?2
+          ORDER BY r.created_at DESC, r.id DESC",
+    )?;
+    let rows = stmt
+        .query_map(params![tmdb_id, media_type.as_str()], |r| {
+            Ok(TitleRequester {
+                id: r.get(0)?,
+                user_id: r.get(1)?,
+                name: r.get(2)?,
+                status: r.get(3)?,
+                is_4k: r.get(4)?,
+                seasons: r.get(5)?,
+                overseerr_id: r.get(6)?,
+                created_at_ms: r.get(7)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
 /// The requests `user_id` made since `since_ms` and the oldest of them (the quota rule).
 pub fn created_since(conn: &Connection, user_id: &str, since_ms: i64) -> AppResult<(i64, i64)> {
     Ok(conn

@@ -58,6 +58,12 @@ async fn the_dashboard_and_its_fingerprinted_files_live_under_the_base_path() {
     assert!(html.contains("href=\"/medianest/app.css?v="), "{html}");
     // The app's own routes fall back to the same page; modules load from under the base.
     assert_eq!(get(&app, "/medianest/admin/users").await.text(), html);
+    // Title pages: a numeric last segment is still an app route.
+    for title in ["/medianest/movie/603", "/medianest/tv/1399"] {
+        let r = get(&app, title).await;
+        assert_eq!(r.status, StatusCode::OK, "{title}");
+        assert_eq!(r.text(), html, "{title}");
+    }
     assert_eq!(
         get(&app, "/medianest/js/base.js").await.status,
         StatusCode::OK

@@ -33,7 +33,7 @@ pub(crate) async fn media_world() -> Media {
     media_world_with(|_| {}).await
 }
 
-async fn media_world_with(edit: impl FnOnce(&mut medianest::Config)) -> Media {
+pub(crate) async fn media_world_with(edit: impl FnOnce(&mut medianest::Config)) -> Media {
     let w = world_with(medianest::sim::uptime_kuma::KumaVersion::V2, |c| {
         c.webhooks.overseerr_secret = Some(Secret::new(HOOK_SECRET));
         edit(c);

@@ -370,6 +370,16 @@ pub struct MediaInfo {
     /// Per-season availability (TV).
     #[serde(deserialize_with = "list")]
     pub seasons: Vec<SeasonAvailability>,
+    /// The Plex library item (`/library/metadata/{ratingKey}`) once Seerr's Plex scan found the
+    /// title; `null` until then and on Jellyfin/Emby installs (server/entity/Media.ts in
+    /// seerr-team/seerr, the same column in sct/overseerr).
+    #[serde(deserialize_with = "opt_text")]
+    pub rating_key: Option<String>,
+    /// The link Seerr computes after loading the row (`setPlexUrls` in server/entity/Media.ts):
+    /// `{webAppUrl or https://app.plex.tv/desktop}#!/server/{machineId}/details?key=%2Flibrary%2Fmetadata%2F{ratingKey}`
+    /// on a Plex install, a Jellyfin/Emby web link otherwise; absent without a `ratingKey`.
+    #[serde(deserialize_with = "opt_text")]
+    pub media_url: Option<String>,
 }
 
 /// The media a request is for (`request.media`).
@@ -711,6 +721,9 @@ pub struct TvDetails {
     pub number_of_seasons: Option<i64>,
     pub seasons: Vec<TvSeason>,
     pub tvdb_id: Option<i64>,
+    /// Minutes of an episode (the first of TMDB's `episodeRunTime`).
+    pub episode_runtime: Option<i64>,
+    pub genres: Vec<String>,
     pub media_info: Option<MediaInfo>,
 }
 
@@ -900,6 +913,10 @@ pub(super) struct TvWire {
     seasons: Vec<TvSeasonWire>,
     #[serde(deserialize_with = "opt")]
     external_ids: Option<ExternalIdsWire>,
+    #[serde(deserialize_with = "list")]
+    episode_run_time: Vec<Value>,
+    #[serde(deserialize_with = "list")]
+    genres: Vec<NamedWire>,
     #[serde(deserialize_with = "opt")]
     media_info: Option<MediaInfo>,
 }
@@ -943,6 +960,12 @@ impl TvWire {
                 .external_ids
                 .and_then(|e| e.tvdb_id)
                 .or(self.media_info.as_ref().and_then(|m| m.tvdb_id)),
+            episode_runtime: self
+                .episode_run_time
+                .iter()
+                .find_map(int)
+                .filter(|m| *m > 0),
+            genres: self.genres.into_iter().filter_map(|g| g.name).collect(),
             media_info: self.media_info,
         })
     }

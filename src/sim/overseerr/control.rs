@@ -175,6 +175,44 @@ impl FakeOverseerr {
         self.set_media_status(media_type, tmdb_id, MediaStatus::Available);
     }
 
+    /// A request made on Seerr itself (its own web app) by Seerr user `user_id`, as
+    /// `POST /api/v1/request` makes it; the new request's id, or `None` when refused.
+    pub fn request_on_seerr(
+        &self,
+        user_id: i64,
+        media_type: MediaType,
+        tmdb_id: i64,
+        seasons: Option<Vec<u32>>,
+    ) -> Option<i64> {
+        let (status, body) = self.shared.lock().library.create(
+            user_id,
+            super::library::NewRequest {
+                media_type,
+                media_id: tmdb_id,
+                seasons,
+                is4k: false,
+                user_id: None,
+            },
+        );
+        (status == 201).then(|| body.and_then(|b| b["id"].as_i64()))?
+    }
+
+    /// The Plex server Seerr's `mediaUrl` points at (`settings.plex.machineId`) and its web app
+    /// (`webAppUrl`; `None` for Seerr's default, `https://app.plex.tv/desktop`).
+    pub fn set_plex_server(&self, machine_id: &str, web_app_url: Option<&str>) {
+        let mut shared = self.shared.lock();
+        shared.library.plex_machine_id = machine_id.to_owned();
+        shared.library.plex_web_app_url = web_app_url.map(str::to_owned);
+    }
+
+    /// Sets the Plex `ratingKey` of a title, as Seerr's Plex scan stores it.
+    pub fn set_rating_key(&self, media_type: MediaType, tmdb_id: i64, key: &str) {
+        self.shared
+            .lock()
+            .library
+            .set_rating_key(media_type, tmdb_id, key);
+    }
+
     /// The media status of a title (`Unknown` when never requested).
     pub fn media_status(&self, media_type: MediaType, tmdb_id: i64) -> MediaStatus {
         self.shared

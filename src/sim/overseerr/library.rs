@@ -32,6 +32,10 @@ pub mod permission {
 pub const DEFAULT_SEARCH_PAGE_SIZE: usize = 20;
 /// The day the fake's upcoming rows count from: its clock's first day (see `EPOCH_SECS`).
 pub const SIM_TODAY: &str = "2025-04-01";
+/// The Plex server the fake's library scan is said to read (`settings.plex.machineId`).
+pub const DEFAULT_PLEX_MACHINE_ID: &str = "5eedc0ffee5eedc0ffee5eedc0ffee5eedc0ffee";
+/// The first `ratingKey` the fake hands out (one per media row after it).
+const FIRST_RATING_KEY: i64 = 40_000;
 /// Timestamps start here (2025-04-01T10:00:00Z) and move one second per change.
 const EPOCH_SECS: i64 = 1_743_501_600;
 
@@ -235,6 +239,9 @@ struct MediaRow {
     status: MediaStatus,
     status4k: MediaStatus,
     seasons: BTreeMap<u32, MediaStatus>,
+    /// The Plex item Seerr's library scan matched (`ratingKey`), set once the title is
+    /// (partially) available.
+    rating_key: Option<String>,
     created: i64,
     updated: i64,
 }
@@ -242,6 +249,21 @@ struct MediaRow {
 impl MediaRow {
     fn status(&self, is4k: bool) -> MediaStatus {
         if is4k { self.status4k } else { self.status }
+    }
+
+    /// Seerr's Plex scan stores the item's `ratingKey` on the media row when it finds the title
+    /// (`processMovie`/`processShow` in server/lib/scanners/baseScanner.ts, fed by
+    /// server/lib/scanners/plex/index.ts, seerr-team/seerr);
+    /// here: once it is (partially) available, a key made from the row id.
+    fn found_in_plex(&mut self) {
+        if self.rating_key.is_none()
+            && matches!(
+                self.status,
+                MediaStatus::Available | MediaStatus::PartiallyAvailable
+            )
+        {
+            self.rating_key = Some((FIRST_RATING_KEY + self.id).to_string());
+        }
     }
 
     fn set_status(&mut self, is4k: bool, status: MediaStatus) {
@@ -293,6 +315,9 @@ pub struct Library {
     /// Seerr's `enableSpecialEpisodes` setting (off by default).
     pub(super) special_episodes: bool,
     pub(super) search_page_size: usize,
+    /// Seerr's `settings.plex.machineId` and `webAppUrl`, which `mediaUrl` is built from.
+    pub(super) plex_machine_id: String,
+    pub(super) plex_web_app_url: Option<String>,
     /// The latest `query` as sent (still encoded) and as decoded.
     pub(super) last_search: Option<(String, String)>,
     next_request_id: i64,
@@ -312,6 +337,8 @@ impl Default for Library {
             flavor: Flavor::Overseerr,
             special_episodes: false,
             search_page_size: DEFAULT_SEARCH_PAGE_SIZE,
+            plex_machine_id: DEFAULT_PLEX_MACHINE_ID.into(),
+            plex_web_app_url: None,
             last_search: None,
             next_request_id: 1,
             next_media_id: 1,
@@ -355,6 +382,7 @@ impl Library {
                 status: MediaStatus::Unknown,
                 status4k: MediaStatus::Unknown,
                 seasons: BTreeMap::new(),
+                rating_key: None,
                 created: now,
                 updated: now,
             }
@@ -395,6 +423,7 @@ impl Library {
         let row = self.media_row(media_type, tmdb_id);
         row.status = status;
         row.updated = now;
+        row.found_in_plex();
         if status == MediaStatus::Available {
             for n in seasons {
                 row.seasons.insert(n, MediaStatus::Available);
@@ -425,6 +454,7 @@ impl Library {
         } else if available > 0 {
             row.status = MediaStatus::PartiallyAvailable;
         }
+        row.found_in_plex();
         self.touch_requests(MediaType::Tv, tmdb_id, now);
         self.complete_requests(MediaType::Tv, tmdb_id);
     }
@@ -576,11 +606,7 @@ impl Library {
         };
         item["overview"] = json!(t.overview);
         item["posterPath"] = json!(t.poster_path);
-        item["backdropPath"] = json!(
-            t.poster_path
-                .as_ref()
-                .map(|p| p.replace("poster", "backdrop"))
-        );
+        item["backdropPath"] = json!(backdrop_of(t));
         item["popularity"] = json!(78.3);
         item["voteAverage"] = json!(8.2);
         item["voteCount"] = json!(25000);
@@ -641,7 +667,7 @@ impl Library {
         };
         body["overview"] = json!(t.overview);
         body["posterPath"] = json!(t.poster_path);
-        body["backdropPath"] = json!(null);
+        body["backdropPath"] = json!(backdrop_of(t));
         if let Some(info) = self.media_info(media_type, tmdb_id) {
             body["mediaInfo"] = info;
         }
@@ -667,15 +693,36 @@ impl Library {
 
     fn media_json(&self, media_type: MediaType, tmdb_id: i64, row: &MediaRow) -> Value {
         let tvdb_id = self.title(media_type, tmdb_id).and_then(|t| t.tvdb_id);
-        json!({
+        let mut media = json!({
             "id": row.id, "mediaType": media_type.as_str(), "tmdbId": tmdb_id,
             "tvdbId": tvdb_id, "imdbId": null, "status": row.status.number(),
             "status4k": row.status4k.number(), "createdAt": stamp(row.created),
             "updatedAt": stamp(row.updated), "lastSeasonChange": stamp(row.updated),
             "mediaAddedAt": null, "serviceId": null, "serviceId4k": null,
-            "externalServiceId": null, "externalServiceId4k": null, "ratingKey": null,
+            "externalServiceId": null, "externalServiceId4k": null, "ratingKey": row.rating_key,
             "ratingKey4k": null, "downloadStatus": [], "downloadStatus4k": [],
-        })
+        });
+        // Computed after load, and only with a `ratingKey` (`setPlexUrls` in
+        // server/entity/Media.ts, seerr-team/seerr).
+        if let Some(key) = &row.rating_key {
+            let app = self
+                .plex_web_app_url
+                .as_deref()
+                .unwrap_or("https://app.plex.tv/desktop");
+            let machine = &self.plex_machine_id;
+            media["mediaUrl"] = json!(format!(
+                "{app}#!/server/{machine}/details?key=%2Flibrary%2Fmetadata%2F{key}"
+            ));
+            media["iOSPlexUrl"] = json!(format!(
+                "plex://preplay/?metadataKey=%2Flibrary%2Fmetadata%2F{key}&server={machine}"
+            ));
+        }
+        media
+    }
+
+    /// Sets the `ratingKey` Seerr's scan would have stored for a title (creating its media row).
+    pub(super) fn set_rating_key(&mut self, media_type: MediaType, tmdb_id: i64, key: &str) {
+        self.media_row(media_type, tmdb_id).rating_key = Some(key.to_owned());
     }
 
     fn user_json(&self, u: &FakeOverseerrUser) -> Value {
@@ -1132,6 +1179,13 @@ pub(super) enum MediaShape {
     /// The media with `seasons[]`: `GET /request/{id}`, approve/decline and create, which load
     /// the request with `find`, so `Media.seasons` (eager) comes along (server/entity/Media.ts).
     WithSeasons,
+}
+
+/// A title's backdrop: a TMDB-style name made from its poster's.
+fn backdrop_of(t: &FakeTitle) -> Option<String> {
+    t.poster_path
+        .as_ref()
+        .map(|p| p.replacen("/poster", "/backdrop", 1))
 }
 
 fn seasons_json(row: &MediaRow) -> Value {
