@@ -9,6 +9,9 @@ import { withBase, appPath } from "./js/base.js";
 const ROUTES = [
   { path: "/", page: "home", title: "Home" },
   { path: "/discover", page: "discover", title: "Discover" },
+  // Title pages: /movie/{tmdbId} and /tv/{tmdbId} (the page reads the id from the path).
+  { path: "/movie", page: "title", title: "Movie", hidden: true, parent: "/discover" },
+  { path: "/tv", page: "title", title: "Series", hidden: true, parent: "/discover" },
   { path: "/requests", page: "requests", title: "My requests" },
   { path: "/library", page: "library", title: "Library" },
   { path: "/downloads", page: "downloads", title: "Downloads" },
@@ -105,7 +108,7 @@ function header(current) {
   top.hidden = false;
   const user = app.session.user;
   const links = ROUTES.filter((r) => !r.hidden && (!r.admin || user.role === "admin")).map((r) =>
-    h("a", { href: r.path, "data-link": "", "aria-current": r === current ? "page" : null, class: "nav-link" }, r.title),
+    h("a", { href: r.path, "data-link": "", "aria-current": r === current || (current && current.parent === r.path) ? "page" : null, class: "nav-link" }, r.title),
   );
   mount(
     top,

@@ -27,10 +27,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Secret, ServiceSeed};
 use crate::error::AppResult;
+use crate::integrations::overseerr::MediaType;
 use crate::notifications::channel_settings::{self, Kind};
 use crate::notifications::prefs;
 use crate::sim::notify::{FakeNotify, Flavor};
-use crate::sim::overseerr::{FakeOverseerr, FakeOverseerrUser};
+use crate::sim::overseerr::{FakeOverseerr, FakeOverseerrUser, FakeTitle};
 use crate::sim::plex::{FakePlexServer, NewItem};
 use crate::sim::plextv::{FakeAccount, FakePlexTv};
 use crate::sim::smtp::{SmtpInbox, SmtpOptions, SmtpSink};
@@ -199,7 +200,20 @@ impl Simulators {
             }
         }
 
-        seed_plex_library(&plex);
+        let in_plex = seed_plex_library(&plex);
+        // Seerr's Plex scan found one of Seerr's titles on the demo's server: it is available,
+        // with that server's item, so its title page offers "Watch in Plex".
+        overseerr.set_plex_server(&machine_id, None);
+        let (tmdb_id, title, date) = AVAILABLE_MOVIE;
+        let mut movie = FakeTitle::movie(tmdb_id, title, date);
+        movie.overview = "A linguist is recruited to talk with visitors from space before \
+                          the world's nations turn on each other."
+            .into();
+        overseerr.add_title(movie);
+        overseerr.set_media_available(MediaType::Movie, tmdb_id);
+        if let Some((_, key)) = in_plex.iter().find(|(t, _)| *t == title) {
+            overseerr.set_rating_key(MediaType::Movie, tmdb_id, key);
+        }
 
         uptime_kuma.set_title("Home");
         // Every read adds a beat, as if Kuma had checked in between: the page looks alive.
@@ -286,19 +300,26 @@ impl Simulators {
 }
 
 /// The owner's server in the demo: "Movies" (with a collection) and "TV Shows".
-fn seed_plex_library(plex: &FakePlexServer) {
+/// The movie Seerr says is available in the demo (TMDB id, title, release date): one of the
+/// [`MOVIES`] in the demo's Plex library.
+pub const AVAILABLE_MOVIE: (i64, &str, &str) = (329_865, "Arrival", "2016-11-10");
+
+/// Fills the demo's Plex server; the movies' `(title, ratingKey)`.
+fn seed_plex_library(plex: &FakePlexServer) -> Vec<(&'static str, String)> {
     plex.set_friendly_name("Demo Media Server");
     let movies = plex.add_library("movie", "Movies", "/data/movies");
     let shows = plex.add_library("show", "TV Shows", "/data/tv");
     let mut in_collection = Vec::new();
+    let mut keys_of = Vec::new();
     for (title, year, summary) in MOVIES {
         let item = NewItem::new(title, year)
             .summary(summary)
             .file(&format!("/data/movies/{title} ({year})/{title}.mkv"));
-        if let Some(key) = plex.add_item(&movies, item)
-            && COLLECTION.1.contains(&title)
-        {
-            in_collection.push(key);
+        if let Some(key) = plex.add_item(&movies, item) {
+            if COLLECTION.1.contains(&title) {
+                in_collection.push(key.clone());
+            }
+            keys_of.push((title, key));
         }
     }
     for (title, year) in SHOWS {
@@ -306,6 +327,7 @@ fn seed_plex_library(plex: &FakePlexServer) {
     }
     let keys: Vec<&str> = in_collection.iter().map(String::as_str).collect();
     plex.add_collection(&movies, COLLECTION.0, &keys);
+    keys_of
 }
 
 /// Demo data, on every start (idempotent): the service connections are pointed at the

@@ -253,6 +253,11 @@ async fn search_request_approve_available_notifies_owner_and_follower_once_each(
         assert_eq!(got.len(), 2, "{got:?}");
         assert_eq!(got[0]["title"], "Now available");
         assert_eq!(got[0]["metadata"]["requestId"], id.as_str());
+        // The title's poster comes along, for the notification list.
+        assert_eq!(
+            got[0]["metadata"]["posterPath"],
+            "/f89U3ADr1oiB1s9GkdPOEpXUk5H.jpg"
+        );
     }
     // The follower sees it as followed; the live events went to both.
     let r = m.get(&m.other, "/api/v1/media/search?query=matrix").await;

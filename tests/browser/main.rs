@@ -1758,3 +1758,185 @@ fn discover_opens_on_rows_of_posters_that_load() {
     shoot(&b, "discover-rows");
     assert_clean_console(&b);
 }
+
+/// Signs `token`'s user in by its session cookie and opens `path`.
+fn open_as(b: &Browser, app: &App, token: &str, path: &str) {
+    b.goto(&app.url("/"));
+    b.wait_path("/signin");
+    b.script(
+        "document.cookie = `medianest_session=${arguments[0]}; path=/; SameSite=Lax`;",
+        vec![json!(token)],
+    );
+    b.goto(&app.url(path));
+}
+
+/// Waits until the image `css` finds has loaded with real pixels.
+fn wait_image(b: &Browser, what: &str, css: &str) {
+    b.wait_for(what, |b| {
+        let width = b.script(
+            "const img = document.querySelector(arguments[0]); return img && img.complete ? img.naturalWidth : 0;",
+            vec![json!(css)],
+        );
+        (width.as_u64().unwrap_or(0) > 0).then_some(())
+    });
+}
+
+/// At phone width the page does not scroll sideways.
+fn assert_no_sideways_scroll(b: &Browser, page: &str) {
+    b.resize(PHONE.0, PHONE.1);
+    b.script(
+        "return new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));",
+        vec![],
+    );
+    let widths = b.script(
+        "return [document.documentElement.scrollWidth, window.innerWidth];",
+        vec![],
+    );
+    let (scroll, inner) = (widths[0].as_u64().unwrap(), widths[1].as_u64().unwrap());
+    assert!(
+        scroll <= inner,
+        "{page} at {} px: scrollWidth {scroll} > innerWidth {inner}",
+        PHONE.0
+    );
+    b.resize(DESKTOP.0, DESKTOP.1);
+}
+
+/// `target/screenshots/{name}-{1280,375}.png` exist and are PNGs with content.
+fn assert_screenshots(name: &str) {
+    for width in [DESKTOP.0, PHONE.0] {
+        let path = webdriver::screenshot_dir().join(format!("{name}-{width}.png"));
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(
+            bytes.len() > 1000,
+            "{}: {} bytes",
+            path.display(),
+            bytes.len()
+        );
+        assert!(
+            bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
+            "{}",
+            path.display()
+        );
+    }
+}
+
+/// From a Discover card to the show's title page: the backdrop and the poster load, the seasons
+/// are listed, two seasons are requested through the picker, and the page then shows the
+/// request; someone else gets "notify me too" on it. Screenshots of Discover and of the title
+/// page at both widths, neither scrolling sideways on a phone.
+#[test]
+fn a_show_is_requested_from_its_title_page_opened_from_discover() {
+    let _serial = serial();
+    let app = App::start();
+    let alice = app.plex_sign_in("alice");
+    let b = Browser::start("title-page", DESKTOP.0, DESKTOP.1);
+    open_as(&b, &app, &alice, "/discover");
+    let card = "#row-popular-tv .poster-card[data-tmdb='1399']";
+    b.find(card);
+    b.wait_for("the trending posters to load", |b| {
+        let loaded = b.script(
+            "const imgs = [...document.querySelectorAll('#row-trending img.poster')];
+             return imgs.length > 0 && imgs.every((i) => i.complete && i.naturalWidth > 0);",
+            vec![],
+        );
+        (loaded == json!(true)).then_some(())
+    });
+    assert_no_sideways_scroll(&b, "discover");
+    shoot(&b, "discover");
+    assert_screenshots("discover");
+
+    // The card's title is a link to the show's page.
+    b.find(&format!("{card} a.title-link")).click();
+    b.wait_path("/tv/1399");
+    b.find_text("h1#page-title", "Game of Thrones");
+    wait_image(&b, "the backdrop", ".title-page .backdrop-img");
+    wait_image(&b, "the poster", ".title-page img.title-poster");
+    let src = b.find(".backdrop-img").attr("src").unwrap();
+    assert!(src.contains("/api/v1/images/tmdb/w1280/"), "{src}");
+    assert_eq!(b.all("#season-list li").len(), 8, "the numbered seasons");
+    assert!(b.all("a.watch-plex").is_empty(), "nothing to watch yet");
+    assert!(b.all("button.report-problem").is_empty());
+
+    // Two seasons through the picker.
+    b.find(".title-actions button.request").click();
+    b.find("form.seasons input[data-season='2']").click();
+    b.find("form.seasons input[data-season='3']").click();
+    b.find_text("form.seasons button", "Send request").click();
+    b.find_text(".title-actions button.request", "Requested");
+    b.find(".title-page .badges .badge-pending");
+    let mark = b.script(
+        "return document.querySelector('.title-page .badges .badge-pending').textContent;",
+        vec![],
+    );
+    assert_eq!(mark, json!("requested · pending by you"));
+    let admin = app.admin_token();
+    let (_, all) = app.api("GET", "/admin/requests?q=Thrones", &admin, None);
+    assert_eq!(all["data"][0]["seasons"], json!([2, 3]), "{all}");
+    assert_eq!(all["data"][0]["status"], "pending", "{all}");
+    b.script("window.scrollTo(0, 0);", vec![]);
+    assert_no_sideways_scroll(&b, "the title page");
+    shoot(&b, "title");
+    assert_screenshots("title");
+    assert_clean_console(&b);
+
+    // Bob finds it asked for already: he may be told too.
+    let bob = app.plex_sign_in("bob");
+    b.script(
+        "document.cookie = `medianest_session=${arguments[0]}; path=/; SameSite=Lax`;",
+        vec![json!(bob)],
+    );
+    b.goto(&app.url("/tv/1399"));
+    b.find_text(".who .username", "bob");
+    b.find_text(".title-actions button.request", "Requested");
+    b.find_text("button.follow", "Notify me too").click();
+    b.find_text("button.follow", "Notifying you");
+    let (_, d) = app.api("GET", "/media/tv/1399", &bob, None);
+    assert_eq!(d["data"]["request"]["following"], json!(true), "{d}");
+    assert_clean_console(&b);
+}
+
+/// A movie Seerr says is available (the demo's "Arrival", found on the demo's Plex server) offers
+/// "Watch in Plex", a link to that item on that server in the Plex web app, and "Report a
+/// problem" (which explains itself when reporting is not in this build).
+#[test]
+fn an_available_movie_offers_watch_in_plex() {
+    let _serial = serial();
+    let app = App::start();
+    let alice = app.plex_sign_in("alice");
+    let b = Browser::start("watch-in-plex", DESKTOP.0, DESKTOP.1);
+    let (tmdb_id, title, _) = medianest::demo::AVAILABLE_MOVIE;
+    open_as(&b, &app, &alice, &format!("/movie/{tmdb_id}"));
+    b.find_text("h1#page-title", title);
+    let link = b.find("a.watch-plex");
+    assert_eq!(link.text(), "Watch in Plex");
+    let href = link.attr("href").unwrap();
+    let prefix = format!(
+        "{}/desktop#!/server/{}/details?key=%2Flibrary%2Fmetadata%2F",
+        app.sims.plextv.url(),
+        app.sims.plex.machine_identifier()
+    );
+    let key = href
+        .strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("{href} should start with {prefix}"));
+    assert_eq!(
+        app.sims.plex.item(key).map(|i| i.title),
+        Some(title.to_owned()),
+        "the link names the Plex item of the title"
+    );
+    assert_eq!(link.attr("target").as_deref(), Some("_blank"));
+    b.find(".title-page .badge-available");
+    assert!(
+        b.all(".title-actions button.request").is_empty(),
+        "nothing to request"
+    );
+    assert_clean_console(&b);
+    // "Report a problem" opens the reporting dialog, or says why it cannot.
+    b.find("button.report-problem").click();
+    b.wait_for("the report dialog or the reason there is none", |b| {
+        let shown = b.script(
+            "return !!document.querySelector('dialog[open], [role=dialog], .toast-error');",
+            vec![],
+        );
+        (shown == json!(true)).then_some(())
+    });
+}

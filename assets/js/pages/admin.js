@@ -6,6 +6,7 @@
 
 import { api } from "../api.js";
 import { h, mount, loading, errorBox, badge, fmtDate, fmtAgo, fmtBytes, barChart, confirmButton, toast, busy } from "../ui.js";
+import { titlePath, posterThumb } from "../request.js";
 
 const TABS = [
   ["users", "Users"],
@@ -206,8 +207,10 @@ async function requests(panel) {
       }));
       actions.append(approve, reason, decline);
     }
-    const li = h("li", { "data-request": r.id, "data-status": r.status },
-      h("span", { class: "title", text: r.title }),
+    const href = titlePath(r.mediaType, r.tmdbId);
+    const li = h("li", { "data-request": r.id, "data-status": r.status, class: "request-row" },
+      posterThumb(r.posterPath, href, r.title),
+      h("a", { class: "title", href, "data-link": "", text: r.title }),
       h("small", { class: "muted", text: `${r.mediaType === "tv" ? "TV" : "Movie"} · ${(r.requestedBy && r.requestedBy.username) || r.userId} · ${fmtDate(r.createdAt)}` }),
       badge(r.status), actions);
     return li;

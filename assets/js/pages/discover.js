@@ -1,10 +1,12 @@
 // Discover: rows of posters from Seerr's discover lists (trending, popular, upcoming), search, poster
-// cards with availability, and requesting a title (with a season picker for TV). Requesting is
-// disabled, with the reason, while Seerr is down. Posters come through MediaNest's image route.
+// cards with availability, each linking to its title page, and requesting a title (with a season
+// picker for TV, from ../request.js). Requesting is disabled, with the reason, while Seerr is
+// down. Posters come through MediaNest's image route.
 
 import { api } from "../api.js";
-import { h, mount, loading, errorBox, badge, poster, tmdbImage, toast } from "../ui.js";
+import { h, mount, loading, errorBox, badge, poster, tmdbImage } from "../ui.js";
 import { withBase } from "../base.js";
+import { requestControls, titlePath } from "../request.js";
 
 const DOWN = new Set(["down", "disabled"]);
 /** The rows of the page without a search, in order: `GET /media/discover/{row}`. */
@@ -38,7 +40,7 @@ export async function render(root, app) {
       unavailable = e.status === 404 ? "Seerr (or Overseerr) is not set up, so requests are off." : null;
     }
     mount(notice, unavailable ? h("p", { class: "notice warn", text: unavailable }) : null);
-    for (const button of results.querySelectorAll("button.request")) {
+    for (const button of root.querySelectorAll("button.request")) {
       if (button.dataset.requested) continue;
       button.disabled = !!unavailable;
       button.title = unavailable || "";
@@ -90,68 +92,16 @@ export async function render(root, app) {
       badge(mediaType === "tv" ? "tv" : "movie", mediaType === "tv" ? "TV" : "Movie"),
       availability && availability !== "unknown" && availability !== "not_requested" ? badge(availability) : null,
       requested ? badge(requested, `requested · ${requested.replace(/_/g, " ")}`) : null);
-    const isAvailable = availability === "available";
-    const declined = requested === "declined" || requested === "failed";
-    const button = h("button", { type: "button", class: "request primary", "data-tmdb": tmdbId }, "Request");
-    if ((requested && !declined) || isAvailable) {
-      button.disabled = true;
-      button.dataset.requested = "1";
-      button.textContent = isAvailable ? "Available" : "Requested";
-    } else if (unavailable) {
-      button.disabled = true;
-      button.title = unavailable;
-    }
-    const picker = h("div", { class: "picker" });
-    button.addEventListener("click", () => (mediaType === "tv" ? seasonPicker() : submit(undefined)));
-    const submit = async (seasons) => {
-      button.disabled = true;
-      try {
-        await api("/media/requests", { method: "POST", body: { mediaType, tmdbId, seasons } });
-        button.textContent = "Requested";
-        button.dataset.requested = "1";
-        picker.replaceChildren();
-        status.append(badge("pending", "requested"));
-        toast(`Requested ${title}.`);
-      } catch (e) {
-        button.disabled = false;
-        toast(e);
-      }
-    };
-    const seasonPicker = async () => {
-      mount(picker, loading("Loading seasons…"));
-      let seasons = [];
-      try {
-        const { data } = await api(`/media/tv/${encodeURIComponent(tmdbId)}`);
-        seasons = (data.seasons || []).filter((s) => (s.seasonNumber ?? s.number) > 0);
-      } catch (e) {
-        mount(picker, errorBox(e));
-        return;
-      }
-      const boxes = seasons.map((s) => {
-        const n = s.seasonNumber ?? s.number;
-        const id = `season-${tmdbId}-${n}`;
-        const have = s.availability === "available" || s.status === "available";
-        return h("label", { class: "check", for: id },
-          h("input", { type: "checkbox", id, value: n, disabled: have, "data-season": n }), ` Season ${n}${have ? " (available)" : ""}`);
-      });
-      const all = h("input", { type: "checkbox", id: `all-${tmdbId}`, checked: true });
-      const go = h("button", { type: "submit", class: "primary" }, "Send request");
-      const fieldset = h("form", { class: "seasons" },
-        h("fieldset", {}, h("legend", { text: "Which seasons?" }),
-          h("label", { class: "check", for: `all-${tmdbId}` }, all, " All seasons"), boxes),
-        go, h("button", { type: "button", class: "link", onclick: () => picker.replaceChildren() }, "Cancel"));
-      fieldset.addEventListener("submit", (event) => {
-        event.preventDefault();
-        const chosen = boxes.map((b) => b.querySelector("input")).filter((i) => i.checked && !i.disabled).map((i) => Number(i.value));
-        submit(all.checked || chosen.length === 0 ? "all" : chosen);
-      });
-      mount(picker, fieldset);
-      all.focus();
-    };
+    const { button, picker } = requestControls({ mediaType, tmdbId, title, availability, request: item.request, requested: item.requested }, {
+      unavailable,
+      onRequested: () => status.append(badge("pending", "requested")),
+    });
+    const href = titlePath(mediaType, tmdbId);
     return h("article", { class: "poster-card result", "data-tmdb": tmdbId, "data-type": mediaType },
-      poster(tmdbImage(item.posterPath) || item.poster, title),
+      h("a", { href, "data-link": "", class: "poster-link", "aria-hidden": "true", tabindex: "-1", title },
+        poster(tmdbImage(item.posterPath) || item.poster, title)),
       h("div", { class: "body" },
-        h("h3", { class: "title" }, title, year ? h("small", { text: ` (${year})` }) : null),
+        h("h3", { class: "title" }, h("a", { href, "data-link": "", class: "title-link" }, title), year ? h("small", { text: ` (${year})` }) : null),
         status,
         item.overview ? h("p", { class: "overview", text: item.overview }) : null,
         button, picker));

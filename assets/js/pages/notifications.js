@@ -1,7 +1,9 @@
-// Notifications: the list (cursor pages), mark one or all read; the bell's count follows.
+// Notifications: the list (cursor pages), with the title's poster when the notification is about
+// a request; mark one or all read; the bell's count follows.
 
 import { api } from "../api.js";
-import { h, mount, loading, errorBox, fmtAgo, busy } from "../ui.js";
+import { h, mount, loading, errorBox, fmtAgo, busy, tmdbImage } from "../ui.js";
+import { titlePath, posterThumb } from "../request.js";
 
 export async function render(root, app) {
   const list = h("ul", { class: "list notifications", id: "notification-list" });
@@ -15,7 +17,12 @@ export async function render(root, app) {
 
   let cursor = null;
   const item = (n) => {
+    // A request's notification carries its title's poster and ids: show it, linking to the title.
+    const m = n.metadata || {};
+    const hasTitle = (m.mediaType === "movie" || m.mediaType === "tv") && Number.isInteger(m.tmdbId);
+    const thumb = tmdbImage(m.posterPath) ? posterThumb(m.posterPath, hasTitle ? titlePath(m.mediaType, m.tmdbId) : "/requests", m.title || n.title) : null;
     const li = h("li", { class: ["notification", n.read ? "read" : "unread"], "data-notification": n.id },
+      thumb,
       h("div", {}, h("strong", { text: n.title }), h("p", { text: n.message }), h("small", { class: "muted", text: fmtAgo(n.createdAt) })));
     if (!n.read) {
       const mark = h("button", { type: "button", class: "link", "aria-label": `Mark “${n.title}” read` }, "Mark read");

@@ -1,8 +1,10 @@
-// My requests: filters, a list that loads the next page (cursor) as it scrolls into view,
-// status badges kept live by `request.updated`, and delete while pending.
+// My requests: filters, a list that loads the next page (cursor) as it scrolls into view, each row
+// with its poster and a link to its title page, status badges kept live by `request.updated`,
+// and delete while pending.
 
 import { api } from "../api.js";
 import { h, mount, loading, errorBox, badge, fmtDate, confirmButton, toast } from "../ui.js";
+import { titlePath, posterThumb } from "../request.js";
 
 const STATUSES = ["", "pending", "approved", "processing", "partially_available", "available", "declined", "failed"];
 
@@ -41,8 +43,10 @@ export async function render(root, app) {
         }
       }, { "aria-label": `Delete the request for ${r.title}` }));
     }
+    const href = titlePath(r.mediaType, r.tmdbId);
     const li = h("li", { "data-request": r.id, "data-status": r.status, class: "request-row" },
-      h("span", { class: "title", text: r.title }),
+      posterThumb(r.posterPath, href, r.title),
+      h("a", { class: "title", href, "data-link": "", text: r.title }),
       h("small", { class: "muted", text: `${r.mediaType === "tv" ? "TV" : "Movie"} · ${fmtDate(r.createdAt)}` }),
       badgeEl, actions);
     rows.set(r.id, { li, badgeEl, request: r });
