@@ -366,12 +366,12 @@ fn a_family_member_signs_in_with_plex_requests_a_title_and_downloads() {
     b.find("a.nav-link[href='/discover']").click();
     b.wait_path("/discover");
     if waiting_for("search and request", "GET", "/api/v1/media/search") {
-        shoot(&b, "discover");
+        shoot(&b, "discover-search");
     } else {
         b.find("#search").send_keys("Matrix");
         b.find("form.search button[type='submit']").click();
         let tmdb = b.attr_of(".result", "The Matrix", "data-tmdb");
-        shoot(&b, "discover");
+        shoot(&b, "discover-search");
         b.find(&format!(".result[data-tmdb='{tmdb}'] button.request"))
             .click();
         b.find_text(
