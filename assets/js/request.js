@@ -119,7 +119,8 @@ export function requestControls(item, options = {}) {
  * `POST`/`DELETE /media/requests/{id}/follow`.
  */
 export function followButton(request, title) {
-  if (!request || request.mine || !isActive(request.status)) return null;
+  // Nothing more to hear about once it is available (or was declined or failed).
+  if (!request || request.mine || !isActive(request.status) || request.status === "available") return null;
   let following = !!request.following;
   const button = h("button", { type: "button", class: "follow", "aria-pressed": String(following) });
   const label = () => {

@@ -1879,6 +1879,30 @@ fn a_show_is_requested_from_its_title_page_opened_from_discover() {
     assert_screenshots("title");
     assert_clean_console(&b);
 
+    // An admin approves it: alice's notification shows the show's poster, linking to its page.
+    let id = all["data"][0]["id"].as_str().unwrap().to_owned();
+    let (status, approved) = app.api(
+        "POST",
+        &format!("/admin/requests/{id}/approve"),
+        &admin,
+        None,
+    );
+    assert_eq!(status, 200, "{approved}");
+    b.find("#bell").click();
+    b.wait_path("/notifications");
+    let row = ".notification a.thumb-link[href$='/tv/1399']";
+    b.find(row);
+    wait_image(&b, "the notification's poster", &format!("{row} img.thumb"));
+    // My requests shows it with its poster too.
+    b.find("a.nav-link[href='/requests']").click();
+    b.wait_path("/requests");
+    wait_image(
+        &b,
+        "the request's poster",
+        &format!("[data-request='{id}'] img.thumb"),
+    );
+    shoot(&b, "requests-posters");
+
     // Bob finds it asked for already: he may be told too.
     let bob = app.plex_sign_in("bob");
     b.script(
