@@ -574,6 +574,14 @@ mod tests {
     }
 
     #[test]
+    fn only_plain_numbers_are_rating_keys() {
+        assert_eq!(plain_rating_key("58683"), Some("58683"));
+        for bad in ["", "1/../2", "12a", "-1", "1 2", &"9".repeat(21)] {
+            assert_eq!(plain_rating_key(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
     fn tmdb_ids_are_positive_integers() {
         assert_eq!(parse_tmdb_id("603").ok(), Some(603));
         for bad in ["0", "-1", "1.5", "abc", "99999999999", ""] {

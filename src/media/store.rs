@@ -281,22 +281,24 @@ pub struct TitleRequester {
     pub created_at_ms: i64,
 }
 
-/// Every request made here for a title with its requester, newest first (few rows: the walk is
-/// on `media_requests_tmdb`, the user found by primary key).
+/// The requests for one title with their users: a walk of `media_requests_tmdb`, each user found
+/// by primary key.
+const REQUESTERS_SQL: &str =
+    "SELECT r.id, r.user_id, COALESCE(NULLIF(trim(u.name), ''), u.username), r.status,
+        r.is_4k, r.seasons, r.overseerr_id, r.created_at
+   FROM media_requests r INDEXED BY media_requests_tmdb
+   JOIN users u ON u.id = r.user_id
+  WHERE r.tmdb_id = ?1 AND r.media_type = ?2";
+
+/// Every request made here for a title with its requester, newest first (a title has few: at
+/// most one active per 4K flag, so they are sorted here rather than by the database).
 pub fn requesters_for_title(
     conn: &Connection,
     tmdb_id: i64,
     media_type: MediaType,
 ) -> AppResult<Vec<TitleRequester>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT r.id, r.user_id, COALESCE(NULLIF(trim(u.name), ''), u.username), r.status,
-                r.is_4k, r.seasons, r.overseerr_id, r.created_at
-           FROM media_requests r INDEXED BY media_requests_tmdb
-           JOIN users u ON u.id = r.user_id
-          WHERE r.tmdb_id = ?1 AND r.media_type = ?2
-          ORDER BY r.created_at DESC, r.id DESC",
-    )?;
-    let rows = stmt
+    let mut stmt = conn.prepare_cached(REQUESTERS_SQL)?;
+    let mut rows = stmt
         .query_map(params![tmdb_id, media_type.as_str()], |r| {
             Ok(TitleRequester {
                 id: r.get(0)?,
@@ -310,6 +312,7 @@ pub fn requesters_for_title(
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
+    rows.sort_by(|a, b| (b.created_at_ms, &b.id).cmp(&(a.created_at_ms, &a.id)));
     Ok(rows)
 }
 
@@ -887,6 +890,34 @@ pub fn recent(conn: &Connection, user_id: &str, limit: u32) -> AppResult<Vec<Req
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn a_titles_requesters_are_read_through_indexes_newest_first() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::db::migrations::apply(&mut conn).unwrap();
+        crate::db::assert_indexed(&conn, REQUESTERS_SQL);
+        conn.execute_batch(
+            "INSERT INTO users (id, username, name, created_at) VALUES ('a', 'ann', 'Ann B', 0),
+                                                                   ('b', 'bob', ' ', 0);
+             INSERT INTO media_requests (id, user_id, title, media_type, tmdb_id, status,
+                                         created_at, updated_at)
+             VALUES ('r1', 'a', 'T', 'tv', 7, 'declined', 1, 1),
+                    ('r2', 'b', 'T', 'tv', 7, 'pending', 2, 2),
+                    ('r3', 'b', 'T', 'movie', 7, 'pending', 3, 3);",
+        )
+        .unwrap();
+        let got: Vec<(String, String)> = requesters_for_title(&conn, 7, MediaType::Tv)
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.id, r.name))
+            .collect();
+        assert_eq!(
+            got,
+            [("r2".into(), "bob".into()), ("r1".into(), "Ann B".into())],
+            "a blank display name falls back to the username"
+        );
+    }
 
     /// A page statement is prepared once per connection, not once per execution (a bound
     /// LIMIT or STAT4 samples would make SQLite re-prepare it every time).
