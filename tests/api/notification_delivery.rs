@@ -623,11 +623,22 @@ async fn a_channel_the_admin_turns_off_skips_what_waits_and_others_are_never_enq
     // A suspended account gets nothing more, even what was already waiting.
     w.channel("ntfy", json!({"enabled": true, "url": w.ntfy.url()}))
         .await;
-    w.notify(&w.user_id, "announcement", "Two", json!({})).await;
+    // The row is written while the account is active and the suspension commits with it, so
+    // the running worker can never send it in between (it only sees committed rows).
     let user = w.user_id.clone();
+    let now = w.t.clock.now_ms();
     w.t.state
         .db()
         .write(move |tx| {
+            notifications::create(
+                tx,
+                &user,
+                "announcement",
+                "Two",
+                "What happened.",
+                None,
+                now,
+            )?;
             tx.execute(
                 "UPDATE users SET status = 'suspended' WHERE id = ?1",
                 [&user],
@@ -636,6 +647,11 @@ async fn a_channel_the_admin_turns_off_skips_what_waits_and_others_are_never_enq
         })
         .await
         .unwrap();
+    assert_eq!(
+        w.count("channel = 'ntfy'").await,
+        2,
+        "the second row was enqueued"
+    );
     w.t.state.events().wake_outbox();
     w.wait_for("skipped too", "status = 'skipped'", 2).await;
     assert!(w.ntfy.received().is_empty());
