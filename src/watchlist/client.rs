@@ -18,6 +18,9 @@
 //!   item is then read from `/library/metadata/{ratingKey}` on the same host, whose
 //!   `MediaContainer.Metadata[0].Guid[]` holds `{"id": "tmdb://603"}`, `imdb://…`, `tvdb://…`;
 //!   a 404 there means the item is gone (skipped), an item without a `tmdb://` Guid is dropped.
+//!   The provider sometimes puts the item under `MediaContainer.Video` instead of `Metadata`
+//!   (seerr-team/seerr issue #2948, fixed in PR #2992 by reading `Metadata?.[0] ?? Video?.[0]`);
+//!   both are read here, and `Directory` (the XML name of a show) too.
 //!   `server/lib/watchlistsync.ts` requests shows with `seasons: 'all'`.
 //! - An expired or revoked token answers 401 (or 422 "Invalid token", as plex.tv does): that is
 //!   [`TokenOutcome::Rejected`]. Anything else that fails (5xx, timeout, refused connection) is
@@ -162,13 +165,11 @@ impl PlexDiscover {
             .send(request, |response| {
                 with_token(response, |r| {
                     let wire: Container<ListItem> = read_json(r)?;
-                    let metadata = wire.media_container.metadata;
+                    let container = wire.media_container;
+                    let (total_size, size) = (container.total_size, container.size);
+                    let metadata = container.items();
                     let listed = u32::try_from(metadata.len()).unwrap_or(u32::MAX);
-                    let total_size = wire
-                        .media_container
-                        .total_size
-                        .or(wire.media_container.size)
-                        .unwrap_or(listed);
+                    let total_size = total_size.or(size).unwrap_or(listed);
                     let items = metadata
                         .into_iter()
                         .filter_map(|item| {
@@ -210,7 +211,7 @@ impl PlexDiscover {
                     let wire: Container<MetadataItem> = read_json(r)?;
                     Ok(wire
                         .media_container
-                        .metadata
+                        .items()
                         .into_iter()
                         .next()
                         .map(|item| OnlineMetadata {
@@ -247,6 +248,20 @@ struct ContainerBody<T> {
     size: Option<u32>,
     #[serde(rename = "Metadata", default = "Vec::new")]
     metadata: Vec<T>,
+    #[serde(rename = "Video", default = "Vec::new")]
+    video: Vec<T>,
+    #[serde(rename = "Directory", default = "Vec::new")]
+    directory: Vec<T>,
+}
+
+impl<T> ContainerBody<T> {
+    /// The items, wherever the provider put them.
+    fn items(self) -> Vec<T> {
+        let mut items = self.metadata;
+        items.extend(self.video);
+        items.extend(self.directory);
+        items
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -39,6 +39,7 @@ mod service_faults;
 mod services;
 mod sessions;
 mod shutdown;
+mod watchlist;
 mod youtube;
 mod youtube_listing;
 mod youtube_retention;
