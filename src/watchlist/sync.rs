@@ -99,6 +99,10 @@ pub async fn run_due(state: &AppState) -> AppResult<usize> {
     let checked = due.len();
     futures_util::stream::iter(due)
         .for_each_concurrent(MAX_CHECKS, |user_id| async move {
+            // Shutting down: the users not started yet are due again at the next start.
+            if state.shutdown_token().is_cancelled() {
+                return;
+            }
             if let Err(e) = check_user(state, &user_id).await {
                 tracing::warn!(user_id = %user_id, error = %e, "watchlist check failed");
                 // Whatever it was, the user is not checked again at once.
@@ -213,6 +217,11 @@ pub async fn check_user(state: &AppState, user_id: &str) -> AppResult<()> {
     let mut done = Done::default();
     let mut stop = None;
     for item in fresh {
+        // Shutting down: stop between items (each is recorded as it is done), so shutdown waits
+        // for one item at most; the rest are looked at by the next check.
+        if state.shutdown_token().is_cancelled() {
+            break;
+        }
         match handle_item(state, &who, &token, &item, &mut done).await {
             Ok(Some(handled)) => {
                 let id = user_id.to_owned();
