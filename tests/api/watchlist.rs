@@ -579,3 +579,154 @@ async fn a_provider_outage_backs_off_and_never_pauses() {
     assert_eq!(x.state_of(&x.w.user).await["lastResult"], "ok");
     assert_eq!(x.requests_of(&x.w.user_id).await, 1);
 }
+
+/// A watchlist longer than a page is read to its end, page by page, and a check looks up at
+/// most `MAX_NEW_PER_CHECK` new items: the rest come in the next checks, each exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_watchlist_is_paged_and_worked_through_in_bounded_checks() {
+    use medianest::sim::overseerr::FakeTitle;
+    use medianest::watchlist::client::PAGE_SIZE;
+    use medianest::watchlist::sync::MAX_NEW_PER_CHECK;
+
+    let x = watch_world(|c| c.quotas.requests_per_hour = 1000).await;
+    let n = PAGE_SIZE as usize + 5;
+    for i in 0..n as i64 {
+        let id = 900_000 + i;
+        x.w.overseerr
+            .add_title(FakeTitle::movie(id, &format!("Film {id}"), "2020-01-01"));
+        let item = FakeItem::movie(id, &format!("Film {id}"), 2020);
+        x.discover.add_item(item.clone());
+        x.discover.watchlist_add(&x.account.token, &item.rating_key);
+    }
+    x.switch(&x.w.user, true).await;
+    let mut checks = 0;
+    while x.requests_of(&x.w.user_id).await < n as i64 {
+        assert_eq!(x.pass().await, 1);
+        checks += 1;
+        assert!(checks <= n.div_ceil(MAX_NEW_PER_CHECK), "too many checks");
+        assert!(
+            x.discover.requests("GET /library/metadata/{rating_key}")
+                <= (checks * MAX_NEW_PER_CHECK) as u64
+        );
+        x.later();
+    }
+    assert_eq!(checks, n.div_ceil(MAX_NEW_PER_CHECK));
+    // Every check read both pages.
+    assert_eq!(
+        x.discover
+            .requests("GET /library/sections/watchlist/{filter}"),
+        2 * checks as u64
+    );
+    assert_eq!(x.pass().await, 1);
+    assert_eq!(x.requests_of(&x.w.user_id).await, n as i64);
+    assert_eq!(
+        x.discover.requests("GET /library/metadata/{rating_key}"),
+        n as u64,
+        "each item looked up once"
+    );
+}
+
+/// The client against the simulated provider: paging, both metadata shapes, 404 for a dropped
+/// item, and 401 for a token it does not know (a refusal, not an error).
+#[tokio::test]
+async fn the_discover_client_reads_pages_metadata_and_refusals() {
+    use medianest::integrations::plextv::TokenOutcome;
+    use medianest::watchlist::client::{ItemKind, PlexDiscover};
+
+    let discover = FakePlexDiscover::start().await.unwrap();
+    let clock = std::sync::Arc::new(medianest::clock::ManualClock::new(crate::support::START_MS));
+    let client = PlexDiscover::new(&discover.url(), "client-id", clock);
+    discover.add_account("tok");
+    for item in [inception(), reloaded(), mission(), breaking_bad()] {
+        discover.add_item(item.clone());
+        discover.watchlist_add("tok", &item.rating_key);
+    }
+    let TokenOutcome::Accepted(page) = client.watchlist_page("tok", 0, 3).await.unwrap() else {
+        panic!("refused");
+    };
+    assert_eq!((page.total_size, page.listed), (4, 3));
+    assert_eq!(
+        page.items[0].rating_key,
+        breaking_bad().rating_key,
+        "newest first"
+    );
+    assert_eq!(page.items[0].kind, ItemKind::Show);
+    let TokenOutcome::Accepted(rest) = client.watchlist_page("tok", 3, 3).await.unwrap() else {
+        panic!("refused");
+    };
+    assert_eq!(rest.listed, 1);
+    assert_eq!(rest.items[0].rating_key, inception().rating_key);
+
+    let TokenOutcome::Accepted(Some(meta)) = client
+        .metadata("tok", &inception().rating_key)
+        .await
+        .unwrap()
+    else {
+        panic!("no metadata");
+    };
+    assert_eq!((meta.kind, meta.tmdb_id), (ItemKind::Movie, Some(27205)));
+    discover.answer_as_video(&breaking_bad().rating_key);
+    let TokenOutcome::Accepted(Some(meta)) = client
+        .metadata("tok", &breaking_bad().rating_key)
+        .await
+        .unwrap()
+    else {
+        panic!("no metadata");
+    };
+    assert_eq!((meta.kind, meta.tmdb_id), (ItemKind::Show, Some(1396)));
+    discover.drop_metadata(&mission().rating_key);
+    assert_eq!(
+        client.metadata("tok", &mission().rating_key).await.unwrap(),
+        TokenOutcome::Accepted(None)
+    );
+    assert_eq!(
+        client.metadata("tok", "../users").await.unwrap(),
+        TokenOutcome::Accepted(None),
+        "not sent"
+    );
+    assert_eq!(
+        client.watchlist_page("nobody", 0, 3).await.unwrap(),
+        TokenOutcome::Rejected
+    );
+    discover.expire_token("tok");
+    assert_eq!(
+        client
+            .metadata("tok", &inception().rating_key)
+            .await
+            .unwrap(),
+        TokenOutcome::Rejected
+    );
+}
+
+/// The demo's Plex users have watchlists whose titles the demo's Seerr knows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_plex_users_have_watchlists() {
+    use medianest::integrations::plextv::TokenOutcome;
+    use medianest::watchlist::client::PlexDiscover;
+
+    let sims = medianest::demo::Simulators::start().await.unwrap();
+    let mut config = medianest::Config::default();
+    sims.configure(&mut config);
+    assert_eq!(config.plex.discover_url, sims.plex_discover.url());
+    let clock = std::sync::Arc::new(medianest::clock::ManualClock::new(crate::support::START_MS));
+    let client = PlexDiscover::new(&config.plex.discover_url, "client-id", clock);
+    let catalogue: Vec<i64> = sims.overseerr.titles().iter().map(|t| t.tmdb_id).collect();
+    for name in ["alice", "bob"] {
+        let token = sims.plex_discover.token_named(name).unwrap();
+        let TokenOutcome::Accepted(page) = client.watchlist_page(&token, 0, 50).await.unwrap()
+        else {
+            panic!("{name}'s token refused");
+        };
+        assert_eq!(page.items.len(), 2, "{name}: {page:?}");
+        for item in &page.items {
+            let TokenOutcome::Accepted(Some(meta)) =
+                client.metadata(&token, &item.rating_key).await.unwrap()
+            else {
+                panic!("no metadata for {item:?}");
+            };
+            let tmdb = meta.tmdb_id.unwrap();
+            assert!(catalogue.contains(&tmdb), "{tmdb} not in {catalogue:?}");
+        }
+    }
+    sims.shutdown().await;
+}
