@@ -242,8 +242,9 @@ pub async fn check_user(state: &AppState, user_id: &str) -> AppResult<()> {
             break;
         }
     }
-    tell(state, user_id, &done).await?;
-    match stop {
+    // The outcome is stored before the user is told, so a page that reloads the state when the
+    // notification arrives shows this check.
+    let finished = match stop {
         Some(Stop::TokenRejected) => pause(state, user_id, PAUSED_TOKEN_EXPIRED).await,
         Some(Stop::Outage(e)) => failed(state, user_id, &e).await,
         None => {
@@ -255,7 +256,9 @@ pub async fn check_user(state: &AppState, user_id: &str) -> AppResult<()> {
                 .write(move |tx| store::finish_ok(tx, &id, now, next))
                 .await
         }
-    }
+    };
+    tell(state, user_id, &done).await?;
+    finished
 }
 
 /// The whole watchlist (up to [`MAX_ITEMS`]), and whether it was read to the end.

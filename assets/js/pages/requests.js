@@ -168,6 +168,10 @@ export async function render(root, app) {
     current.li.replaceWith(row(merged));
   });
   app.on("lagged", () => loadMore(true));
+  // The sync tells the user what it did (or that it paused): show its new state.
+  app.on("notification.created", (n) => {
+    if (n && typeof n.type === "string" && n.type.startsWith("watchlist.")) watchlistPanel(watchPanel);
+  });
 
   await loadMore(true);
 }
