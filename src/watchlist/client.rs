@@ -120,8 +120,18 @@ impl PlexDiscover {
     /// A client for the provider at `base` (config `plex.discover_url`), sending this install's
     /// `X-Plex-Client-Identifier`.
     pub fn new(base: &str, client_id: &str, clock: SharedClock) -> Self {
+        Self::with_timeout(base, client_id, clock, TIMEOUT)
+    }
+
+    /// [`PlexDiscover::new`] with another whole-call deadline.
+    pub fn with_timeout(
+        base: &str,
+        client_id: &str,
+        clock: SharedClock,
+        timeout: Duration,
+    ) -> Self {
         let options = UpstreamOptions {
-            timeout: TIMEOUT,
+            timeout,
             max_in_flight: MAX_IN_FLIGHT,
         };
         Self {

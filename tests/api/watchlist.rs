@@ -698,6 +698,36 @@ async fn the_discover_client_reads_pages_metadata_and_refusals() {
     );
 }
 
+/// A provider that hangs is given up on at the client's deadline: an upstream timeout (which
+/// the sync treats as an outage), never a token refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_provider_is_given_up_on_at_the_deadline() {
+    use medianest::error::ErrorCode;
+    use medianest::watchlist::client::PlexDiscover;
+    use std::time::{Duration, Instant};
+
+    let discover = FakePlexDiscover::start().await.unwrap();
+    discover.add_account("tok");
+    discover.set_latency(Duration::from_secs(30));
+    let clock = std::sync::Arc::new(medianest::clock::ManualClock::new(crate::support::START_MS));
+    let client = PlexDiscover::with_timeout(
+        &discover.url(),
+        "client-id",
+        clock,
+        Duration::from_millis(400),
+    );
+    let began = Instant::now();
+    let e = client.watchlist_page("tok", 0, 50).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::UpstreamTimeout, "{e}");
+    assert!(
+        began.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        began.elapsed()
+    );
+    discover.set_latency(Duration::ZERO);
+    discover.shutdown().await;
+}
+
 /// The demo's Plex users have watchlists whose titles the demo's Seerr knows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_plex_users_have_watchlists() {
