@@ -297,6 +297,15 @@ pub struct PlexConfig {
     pub image_cache_mb: u64,
     /// Memory for the Plex browse caches (pages, search, collections), in MiB.
     pub browse_cache_mb: u64,
+    /// plex.tv's discover/metadata provider: users' watchlists and the online metadata that
+    /// maps a watchlist item to its TMDB id (`crate::watchlist::client`).
+    pub discover_url: String,
+    /// The admin's switch for watchlist auto-requests: `false` turns the feature off for
+    /// everyone (no checks run, and users cannot switch it on).
+    pub watchlist_sync: bool,
+    /// Minutes between two checks of one user's watchlist (each user's next check gets up to a
+    /// tenth more at random).
+    pub watchlist_interval_mins: u64,
 }
 
 impl Default for PlexConfig {
@@ -309,6 +318,9 @@ impl Default for PlexConfig {
             subscriptions_library: None,
             image_cache_mb: 32,
             browse_cache_mb: 16,
+            discover_url: "https://discover.provider.plex.tv".into(),
+            watchlist_sync: true,
+            watchlist_interval_mins: 15,
         }
     }
 }
@@ -855,6 +867,10 @@ impl Config {
         }
         check_http_url(&self.plex.tv_url).or_else(|r| bad("plex.tv_url", &r))?;
         check_http_url(&self.plex.app_url).or_else(|r| bad("plex.app_url", &r))?;
+        check_http_url(&self.plex.discover_url).or_else(|r| bad("plex.discover_url", &r))?;
+        if !(1..=1440).contains(&self.plex.watchlist_interval_mins) {
+            return bad("plex.watchlist_interval_mins", "must be between 1 and 1440");
+        }
         check_http_url(&self.notifications.discord_base_url)
             .or_else(|r| bad("notifications.discord_base_url", &r))?;
         let n = &self.notifications;
@@ -1288,6 +1304,12 @@ app_url = "https://app.plex.tv"
 image_cache_mb = 32
 # Memory (MiB) for the Plex pages, searches and collections the portal keeps (by their size).
 browse_cache_mb = 16
+# plex.tv's discover provider, where users' Plex watchlists are read.
+discover_url = "https://discover.provider.plex.tv"
+# Watchlist auto-requests: false turns the feature off for everyone.
+watchlist_sync = true
+# Minutes between two checks of a user's watchlist (jittered per user).
+watchlist_interval_mins = 15
 
 [health]
 # Seconds between service checks.

@@ -33,6 +33,7 @@ use crate::notifications::prefs;
 use crate::sim::notify::{FakeNotify, Flavor};
 use crate::sim::overseerr::{FakeOverseerr, FakeOverseerrUser, FakeTitle};
 use crate::sim::plex::{FakePlexServer, NewItem};
+use crate::sim::plex_discover::{FakeItem, FakePlexDiscover};
 use crate::sim::plextv::{FakeAccount, FakePlexTv};
 use crate::sim::smtp::{SmtpInbox, SmtpOptions, SmtpSink};
 use crate::sim::uptime_kuma::{FakeUptimeKuma, HeartbeatMode, KumaVersion, MonitorState};
@@ -144,6 +145,8 @@ const DEMO_PROFILE: &str = "Demo: Plex direct play";
 #[derive(Debug)]
 pub struct Simulators {
     pub plextv: FakePlexTv,
+    /// plex.tv's discover provider: the Plex accounts' watchlists.
+    pub plex_discover: FakePlexDiscover,
     pub plex: FakePlexServer,
     pub overseerr: FakeOverseerr,
     pub uptime_kuma: FakeUptimeKuma,
@@ -163,6 +166,7 @@ impl Simulators {
     /// on the status page [`KUMA_SLUG`] in Uptime Kuma 2.x's shape.
     pub async fn start() -> std::io::Result<Self> {
         let plextv = FakePlexTv::start().await?;
+        let plex_discover = FakePlexDiscover::start().await?;
         let plex = FakePlexServer::start().await?;
         // Seerr 3.x, what Overseerr's users move to (the simulator also plays Overseerr 1.33).
         let overseerr = FakeOverseerr::start_as(crate::sim::overseerr::Flavor::Seerr).await?;
@@ -181,6 +185,7 @@ impl Simulators {
         for (id, username, access) in ACCOUNTS {
             let account = FakeAccount::new(id, username);
             plextv.add_account(account.clone());
+            plex_discover.name_account(&account.token, username);
             match access {
                 Access::Owner => {
                     plextv.set_owner(id, &machine_id);
@@ -201,6 +206,7 @@ impl Simulators {
         }
 
         let in_plex = seed_plex_library(&plex);
+        seed_watchlists(&plex_discover);
         // Seerr's Plex scan found one of Seerr's titles on the demo's server: it is available,
         // with that server's item, so its title page offers "Watch in Plex".
         overseerr.set_plex_server(&machine_id, None);
@@ -224,6 +230,7 @@ impl Simulators {
         }
         Ok(Self {
             plextv,
+            plex_discover,
             plex,
             overseerr,
             uptime_kuma,
@@ -256,6 +263,9 @@ impl Simulators {
     pub fn configure(&self, config: &mut Config) {
         config.plex.tv_url = self.plextv.url();
         config.plex.app_url = self.plextv.url();
+        config.plex.discover_url = self.plex_discover.url();
+        // Every minute, so a title added to a watchlist shows up as a request soon.
+        config.plex.watchlist_interval_mins = 1;
         let seed = |url: String, api_key: Option<String>, slug: Option<&str>| ServiceSeed {
             url: Some(url),
             api_key: api_key.map(Secret::new),
@@ -290,12 +300,39 @@ impl Simulators {
     pub async fn shutdown(&self) {
         tokio::join!(
             self.plextv.shutdown(),
+            self.plex_discover.shutdown(),
             self.plex.shutdown(),
             self.overseerr.shutdown(),
             self.uptime_kuma.shutdown(),
             self.mail_inbox.shutdown(),
             self.ntfy.shutdown(),
         );
+    }
+}
+
+/// The titles the demo's discover provider knows (all in the simulated Seerr's catalogue), and
+/// what is on whose watchlist at the start: a movie and a show each for alice and bob (one of
+/// them the same, so the second to sync follows the first one's request).
+fn seed_watchlists(discover: &FakePlexDiscover) {
+    let titles = [
+        FakeItem::movie(27205, "Inception", 2010),
+        FakeItem::movie(604, "The Matrix Reloaded", 2003),
+        FakeItem::movie(954, "Mission: Impossible", 1996),
+        FakeItem::movie(646_380, "Don't Look Up", 2021),
+        FakeItem::show(1396, "Breaking Bad", 2008),
+        FakeItem::show(1399, "Game of Thrones", 2011),
+    ];
+    for item in &titles {
+        discover.add_item(item.clone());
+    }
+    let starting: [(&str, [usize; 2]); 2] = [("alice", [0, 4]), ("bob", [0, 5])];
+    for (username, picks) in starting {
+        let Some(token) = discover.token_named(username) else {
+            continue;
+        };
+        for pick in picks {
+            discover.watchlist_add(&token, &titles[pick].rating_key);
+        }
     }
 }
 
@@ -767,12 +804,17 @@ fn banner(
          \x20 YouTube          POST /api/v1/youtube/downloads {{\"url\": \"https://youtu.be/dQw4w9WgXcQ\"}}\n\
          \x20                  (a simulated yt-dlp writes small files under the data directory;\n\
          \x20                  the Plex library {YOUTUBE_LIBRARY} gets a collection per playlist)\n\
+         \x20 Plex watchlist   alice's and bob's Plex watchlists hold Inception and a show: switch on\n\
+         \x20                  \"Request what I add to my Plex watchlist\" under Notifications (checked\n\
+         \x20                  every minute); add a title with POST {}/demo/watchlist/alice/{{ratingKey}}\n\
+         \x20                  (the rating keys: GET {}/demo/titles)\n\
          \x20 Subscriptions    /subscriptions: the simulated channel {DEMO_CHANNEL} gains a video\n\
          \x20                  every minute; \"Check now\" (or the check every 15 min) downloads the new\n\
          \x20                  ones as episodes of the Plex library {SUBSCRIPTIONS_LIBRARY}, keeping the newest 5\n\
          \n\
          \x20 Simulated upstreams on this machine:\n\
          \x20   plex.tv        {}  (accounts owner, alice, bob, mallory)\n\
+         \x20   Plex discover  {}  (the accounts' watchlists)\n\
          \x20   Plex server    {}  (\"Demo Media Server\")\n\
          \x20   Seerr          {}  (7 titles; alice and bob are Seerr users)\n\
          \x20   Uptime Kuma    {}  (status page \"{KUMA_SLUG}\": {monitors})\n\
@@ -785,7 +827,10 @@ fn banner(
          \x20 Data directory   {}  ({kept})\n\
          \x20 Doctor           medianest doctor --config {}",
         sims.overseerr.url(),
+        sims.plex_discover.url(),
+        sims.plex_discover.url(),
         sims.plextv.url(),
+        sims.plex_discover.url(),
         sims.plex.url(),
         sims.overseerr.url(),
         sims.uptime_kuma.url(),

@@ -47,6 +47,7 @@ pub mod sim;
 pub mod state;
 pub mod time;
 pub mod users;
+pub mod watchlist;
 pub mod youtube;
 
 use std::future::Future;
@@ -137,6 +138,7 @@ pub fn api_routes() -> routes::Routes {
         .merge(plex::routes())
         .merge(push::routes())
         .merge(images::routes())
+        .merge(watchlist::routes())
         .prefixed("/api/v1")
         .merge(health::routes())
         .merge(metrics::routes())

@@ -68,6 +68,7 @@ struct Inner {
     youtube: crate::youtube::Youtube,
     backups: crate::backups::Backups,
     images: crate::images::TmdbImages,
+    watchlist: crate::watchlist::Watchlist,
     cpu: Arc<Semaphore>,
     started: Instant,
     error_log: mpsc::Sender<ErrorLogEntry>,
@@ -125,6 +126,11 @@ impl AppState {
                 youtube: crate::youtube::Youtube::new(clock.clone(), &config.youtube),
                 backups: crate::backups::Backups::default(),
                 images: crate::images::TmdbImages::new(&config, clock.clone()),
+                watchlist: crate::watchlist::Watchlist::new(
+                    &config,
+                    &data.plex_client_id,
+                    clock.clone(),
+                ),
                 cpu: Arc::new(Semaphore::new(CPU_JOBS)),
                 config: Arc::new(config),
                 db,
@@ -233,6 +239,11 @@ impl AppState {
         &self.inner.images
     }
 
+    /// Plex watchlist auto-requests: the discover provider client and the sync's waker.
+    pub fn watchlist(&self) -> &crate::watchlist::Watchlist {
+        &self.inner.watchlist
+    }
+
     /// Signs and checks page cursors.
     pub fn cursors(&self) -> &CursorCodec {
         &self.inner.cursors
@@ -322,6 +333,7 @@ impl AppState {
         self.spawn_task(crate::backups::run(self.clone()));
         self.spawn_task(crate::notifications::worker::run(self.clone()));
         self.spawn_task(crate::youtube::subscriptions::scheduler::run(self.clone()));
+        self.spawn_task(crate::watchlist::sync::run(self.clone()));
     }
 
     /// Stops background tasks (bounded wait) and checkpoints the database.

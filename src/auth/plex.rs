@@ -277,9 +277,15 @@ async fn sign_up_or_refresh(
                     account.email,
                     id
                 ])?;
-                Ok(())
+                // A fresh token: a watchlist sync paused on the old one resumes.
+                crate::watchlist::store::resume(tx, &id, now)
             })
-            .await?;
+            .await
+            .map(|resumed| {
+                if resumed {
+                    state.watchlist().wake();
+                }
+            })?;
         state.sessions().forget_all();
         let id = user.id.clone();
         return state

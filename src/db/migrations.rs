@@ -78,6 +78,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0014_youtube_subscription_folders",
         include_str!("../../migrations/0014_youtube_subscription_folders.sql"),
     ),
+    (
+        15,
+        "0015_plex_watchlist",
+        include_str!("../../migrations/0015_plex_watchlist.sql"),
+    ),
 ];
 
 /// What a run did.

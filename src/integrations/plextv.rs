@@ -365,7 +365,7 @@ impl PlexTv {
 /// plex.tv answers some revoked tokens (`pkkid/python-plexapi` `plexapi/myplex.py`
 /// `MyPlexAccount.query` raises `Unauthorized` for both); anything else non-2xx is an upstream
 /// failure.
-fn with_token<T>(
+pub(crate) fn with_token<T>(
     response: Response<Body>,
     read: impl FnOnce(Response<Body>) -> Result<T, UpstreamFailure>,
 ) -> Result<TokenOutcome<T>, UpstreamFailure> {

@@ -88,7 +88,12 @@ pub async fn apply(
                 return Ok(None);
             };
             let users = store::audience(tx, &id, &after.user_id)?;
-            let (title, message) = wording(&after.title, to, reason.as_deref());
+            // A request the watchlist sync made says so in what everyone concerned reads.
+            let shown = match after.source {
+                store::RequestSource::Watchlist => format!("{} (from a Plex watchlist)", after.title),
+                store::RequestSource::Manual => after.title.clone(),
+            };
+            let (title, message) = wording(&shown, to, reason.as_deref());
             let metadata = json!({
                 "requestId": after.id,
                 "title": after.title,
@@ -99,6 +104,7 @@ pub async fn apply(
                 "previousStatus": from.as_str(),
                 "origin": origin,
                 "reason": reason,
+                "source": after.source,
             });
             let made = notifications::create_for_users(
                 tx,

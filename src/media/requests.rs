@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::changes::{self, Origin};
 use super::search::{details, overseerr};
-use super::store::{self, ListSpec, NewRequest, Order, Position, RequestRow, Sort};
+use super::store::{self, ListSpec, NewRequest, Order, Position, RequestRow, RequestSource, Sort};
 use super::{Details, USER_MAP_MISS_TTL, USER_MAP_TTL};
 use crate::auth::{AdminUser, CurrentUser};
 use crate::error::{AppError, AppResult, ErrorCode, is_unique_violation};
@@ -49,13 +49,21 @@ pub struct CreateBody {
     is4k: Option<bool>,
 }
 
-/// A checked create body.
+/// A checked create body: what [`request_title`] asks for.
 #[derive(Debug, Clone, PartialEq)]
-struct NewInput {
-    media_type: MediaType,
-    tmdb_id: i64,
-    seasons: Seasons,
-    is_4k: bool,
+pub struct NewInput {
+    pub media_type: MediaType,
+    pub tmdb_id: i64,
+    /// `Seasons::All` becomes the show's numbered seasons (see [`explicit_seasons`]).
+    pub seasons: Seasons,
+    pub is_4k: bool,
+}
+
+/// Who asks for a title: their user id, and whether they are an admin (admins have no quota).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requester {
+    pub user_id: String,
+    pub is_admin: bool,
 }
 
 fn validate(body: CreateBody) -> AppResult<NewInput> {
@@ -219,8 +227,28 @@ pub async fn create(
     ApiJson(body): ApiJson<CreateBody>,
 ) -> AppResult<ApiResponse> {
     let input = validate(body)?;
+    let who = Requester {
+        user_id: user.user_id().to_owned(),
+        is_admin: user.is_admin(),
+    };
+    let row = request_title(&state, &who, input, RequestSource::Manual).await?;
+    Ok(ApiResponse::created(&row))
+}
+
+/// Makes a request for `who`: the one way a request is made, whoever asks (the dashboard and
+/// the API through [`create`], the Plex watchlist sync in `crate::watchlist`). It applies the
+/// dedupe rule (`ALREADY_REQUESTED` with `requestId` and `mine` when the title has an active
+/// request), the hourly quota (`QUOTA_EXCEEDED`), asks Seerr as the user's own account, and
+/// stores the row with its `source`.
+pub async fn request_title(
+    state: &AppState,
+    who: &Requester,
+    input: NewInput,
+    source: RequestSource,
+) -> AppResult<RequestRow> {
+    let state = state.clone();
     let client = overseerr(&state).await?;
-    let caller = user.user_id().to_owned();
+    let caller = who.user_id.clone();
     // Concurrent requests for one title take turns from here to the insert.
     let _turn = state
         .media()
@@ -228,7 +256,7 @@ pub async fn create(
         .await;
     // And one user's requests take turns from the quota count to the insert (admins have no
     // quota).
-    let _user_turn = if user.is_admin() {
+    let _user_turn = if who.is_admin {
         None
     } else {
         Some(state.media().lock_user(&caller).await)
@@ -252,7 +280,7 @@ pub async fn create(
         return Err(already_requested(&id, &status, owner == caller));
     }
     let limit = i64::from(state.config().quotas.requests_per_hour);
-    if !user.is_admin() && recent >= limit {
+    if !who.is_admin && recent >= limit {
         let wait_ms = (oldest + HOUR_MS - now).max(1000);
         return Err(AppError::new(ErrorCode::QuotaExceeded)
             .with_details(json!({ "limit": limit, "windowSeconds": 3600 }))
@@ -269,7 +297,7 @@ pub async fn create(
 
     let as_user = match overseerr_user(&state, &client, &caller).await? {
         Some(id) => Some(id),
-        None if user.is_admin() || state.config().overseerr.fallback_to_admin => None,
+        None if who.is_admin || state.config().overseerr.fallback_to_admin => None,
         None => {
             return Err(refused(
                 "Your account is not linked to a Seerr user. Ask the server owner to import you into Seerr.",
@@ -339,6 +367,7 @@ pub async fn create(
         status: created.state(),
         overseerr_id: Some(created.id),
         poster_path,
+        source,
         now_ms: state.clock().now_ms(),
     };
     let stored = {
@@ -384,7 +413,7 @@ pub async fn create(
             row = changed;
         }
     }
-    Ok(ApiResponse::created(&row))
+    Ok(row)
 }
 
 // ---------------------------------------------------------------------------------------------

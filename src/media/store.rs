@@ -21,6 +21,34 @@ pub const ACTIVE: &str = "status NOT IN ('declined', 'failed')";
 /// The statuses reconciliation looks at.
 pub const OPEN_STATUSES: [&str; 4] = ["pending", "approved", "processing", "partially_available"];
 
+/// Where a request came from (the `source` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestSource {
+    /// Asked for in the dashboard or through the API.
+    Manual,
+    /// Made by the Plex watchlist sync (`crate::watchlist`).
+    Watchlist,
+}
+
+impl RequestSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Manual => "manual",
+            Self::Watchlist => "watchlist",
+        }
+    }
+
+    /// The stored name back to the enum (the column is CHECKed to be one of the two).
+    pub fn parse(text: &str) -> Self {
+        if text == "watchlist" {
+            Self::Watchlist
+        } else {
+            Self::Manual
+        }
+    }
+}
+
 /// One `media_requests` row, as the API shows it (`MediaRequest` of SPEC section 3).
 #[derive(Debug, Clone)]
 pub struct RequestRow {
@@ -40,6 +68,8 @@ pub struct RequestRow {
     pub completed_at_ms: Option<i64>,
     /// Whether the caller follows it.
     pub following: bool,
+    /// Where it came from.
+    pub source: RequestSource,
     /// The owner's username (admin lists only).
     pub username: Option<String>,
 }
@@ -90,6 +120,7 @@ struct RequestJson<'a> {
     updated_at: Rfc3339Ms,
     completed_at: Option<Rfc3339Ms>,
     following: bool,
+    source: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     requested_by: Option<RequestedBy<'a>>,
 }
@@ -111,6 +142,7 @@ impl Serialize for RequestRow {
             updated_at: Rfc3339Ms(self.updated_at_ms),
             completed_at: self.completed_at_ms.map(Rfc3339Ms),
             following: self.following,
+            source: self.source.as_str(),
             requested_by: self.username.as_deref().map(|username| RequestedBy {
                 id: &self.user_id,
                 username,
@@ -124,12 +156,13 @@ impl Serialize for RequestRow {
 /// `following`).
 const COLUMNS: &str = "r.id, r.user_id, r.title, r.media_type, r.tmdb_id, r.seasons, r.is_4k,
        r.status, r.overseerr_id, r.poster_path, r.created_at, r.updated_at, r.completed_at,
-       EXISTS (SELECT 1 FROM request_followers f WHERE f.request_id = r.id AND f.user_id = ?1)";
+       EXISTS (SELECT 1 FROM request_followers f WHERE f.request_id = r.id AND f.user_id = ?1),
+       r.source";
 
 /// [`COLUMNS`] on the caller's own list, where `following` is always false (`?1` stays bound).
 const OWN_COLUMNS: &str = "r.id, r.user_id, r.title, r.media_type, r.tmdb_id, r.seasons, r.is_4k,
        r.status, r.overseerr_id, r.poster_path, r.created_at, r.updated_at, r.completed_at,
-       0 + (?1 IS NULL)";
+       0 + (?1 IS NULL), r.source";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<RequestRow> {
     let media_type: String = row.get(3)?;
@@ -151,6 +184,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<RequestRow> {
         updated_at_ms: row.get(11)?,
         completed_at_ms: row.get(12)?,
         following: row.get(13)?,
+        source: RequestSource::parse(&row.get::<_, String>(14)?),
         username: None,
     })
 }
@@ -168,6 +202,7 @@ pub struct NewRequest {
     pub status: RequestState,
     pub overseerr_id: Option<i64>,
     pub poster_path: Option<String>,
+    pub source: RequestSource,
     pub now_ms: i64,
 }
 
@@ -177,8 +212,8 @@ pub fn insert(conn: &Connection, new: &NewRequest) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO media_requests (id, user_id, title, media_type, tmdb_id, seasons, is_4k,
                                      status, overseerr_id, poster_path, created_at, updated_at,
-                                     completed_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12)",
+                                     completed_at, source)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13)",
     )?
     .execute(params![
         new.id,
@@ -193,6 +228,7 @@ pub fn insert(conn: &Connection, new: &NewRequest) -> rusqlite::Result<()> {
         new.poster_path,
         new.now_ms,
         completed,
+        new.source.as_str(),
     ])?;
     Ok(())
 }
@@ -703,7 +739,7 @@ pub fn list(
         .query_map(rusqlite::params_from_iter(params), |row| {
             let mut out = from_row(row)?;
             if with_owner {
-                out.username = Some(row.get(14)?);
+                out.username = Some(row.get(15)?);
             }
             Ok(out)
         })?
@@ -811,11 +847,16 @@ fn write_row(row: &Row<'_>, with_owner: bool, out: &mut Vec<u8>) -> AppResult<()
     } else {
         b",\"following\":false"
     });
+    out.extend_from_slice(if text(14)? == "watchlist" {
+        b",\"source\":\"watchlist\""
+    } else {
+        b",\"source\":\"manual\""
+    });
     if with_owner {
         out.extend_from_slice(b",\"requestedBy\":{\"id\":");
         push_str(out, user_id)?;
         out.extend_from_slice(b",\"username\":");
-        push_str(out, text(14)?)?;
+        push_str(out, text(15)?)?;
         out.push(b'}');
     }
     out.push(b'}');

@@ -12,6 +12,7 @@ pub mod harness;
 pub mod notify;
 pub mod overseerr;
 pub mod plex;
+pub mod plex_discover;
 pub mod plextv;
 pub mod push;
 pub mod smtp;

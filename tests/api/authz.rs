@@ -200,6 +200,8 @@ const MATRIX: &[(&str, &str, [Want; 4])] = &[
     ("DELETE /api/v1/me/push-subscriptions/{id}",   "",                                                   [E401, OK,   E404, E404]),
     ("GET /api/v1/me/notifications",                "",                                                   [E401, OK,   OK,   OK]),
     ("PUT /api/v1/me/notifications",                r#"{"events":null}"#,                                 [E401, OK,   OK,   OK]),
+    ("GET /api/v1/me/watchlist",                    "",                                                   [E401, OK,   OK,   OK]),
+    ("PUT /api/v1/me/watchlist",                    r#"{"enabled":false}"#,                               [E401, OK,   OK,   OK]),
 ];
 
 /// A browser's `PushSubscription` (a real P-256 point; the endpoint is never called).

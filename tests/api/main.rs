@@ -40,6 +40,7 @@ mod services;
 mod sessions;
 mod shutdown;
 mod title;
+mod watchlist;
 mod youtube;
 mod youtube_listing;
 mod youtube_retention;

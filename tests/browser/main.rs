@@ -317,13 +317,9 @@ fn sign_in_locally(browser: &Browser, app: &App, username: &str, password: &str)
     browser.find("#local-signin").click();
 }
 
-#[test]
-fn a_family_member_signs_in_with_plex_requests_a_title_and_downloads() {
-    let _serial = serial();
-    let app = App::start();
-    let b = Browser::start("family-member", DESKTOP.0, DESKTOP.1);
-
-    // Sign in with Plex: the code is shown, the Plex page approves it, polling finishes it.
+/// Signs in with Plex as the demo account `account`: the code is shown, the (simulated) Plex
+/// page approves it, polling finishes it, and the app lands on the home page.
+fn sign_in_with_plex(b: &Browser, app: &App, account: &str) {
     b.goto(&app.url("/"));
     b.wait_path("/signin");
     let home = b.window();
@@ -332,8 +328,8 @@ fn a_family_member_signs_in_with_plex_requests_a_title_and_downloads() {
     assert!(!code.is_empty());
     let auth_url = b.find("#plex-link").attr("href").unwrap();
     assert!(auth_url.contains(&code), "{auth_url} lacks the code {code}");
-    // The app opened the Plex page itself; approve there as alice (or open the link when a
-    // pop-up blocker kept it from opening).
+    // The app opened the Plex page itself; approve there (or open the link when a pop-up
+    // blocker kept it from opening).
     let opened = b.windows().into_iter().find(|w| *w != home);
     match opened {
         Some(handle) => b.switch_to(&handle),
@@ -342,11 +338,20 @@ fn a_family_member_signs_in_with_plex_requests_a_title_and_downloads() {
             b.goto(&auth_url);
         }
     }
-    b.find_text("button[data-account]", "alice").click();
+    b.find_text("button[data-account]", account).click();
     b.find_text("#status", "Approved");
     b.close_window();
     b.switch_to(&home);
     b.wait_path("/");
+}
+
+#[test]
+fn a_family_member_signs_in_with_plex_requests_a_title_and_downloads() {
+    let _serial = serial();
+    let app = App::start();
+    let b = Browser::start("family-member", DESKTOP.0, DESKTOP.1);
+
+    sign_in_with_plex(&b, &app, "alice");
 
     // Home: service cards with status, uptime and a sparkline.
     b.find("[data-service='plex']");
@@ -1963,4 +1968,32 @@ fn an_available_movie_offers_watch_in_plex() {
         );
         (shown == json!(true)).then_some(())
     });
+}
+
+/// A Plex user switches on "Request what I add to my Plex watchlist" on My requests: the demo's
+/// watchlist sync checks at once, and the titles on bob's simulated watchlist appear in the list
+/// live, marked "from your watchlist", with the state line under the switch.
+#[test]
+fn a_plex_user_switches_on_watchlist_requests_and_sees_them_arrive() {
+    let _serial = serial();
+    let app = App::start();
+    let b = Browser::start("watchlist", DESKTOP.0, DESKTOP.1);
+    sign_in_with_plex(&b, &app, "bob");
+    b.find("a.nav-link[href='/requests']").click();
+    b.wait_path("/requests");
+    b.find_text("#watchlist-state", "Off");
+    let switch = b.find("#watchlist-enabled");
+    switch.click();
+    let rows = "#request-list [data-request]";
+    b.wait_for("the watchlist's requests", |b| {
+        let texts: Vec<String> = b.all(rows).iter().map(|r| r.text()).collect();
+        (texts
+            .iter()
+            .any(|t| t.contains("Inception") && t.contains("from your watchlist"))
+            && texts.iter().any(|t| t.contains("Game of Thrones")))
+        .then_some(())
+    });
+    b.find_text("#watchlist-state", "Last checked");
+    assert_clean_console(&b);
+    shoot(&b, "requests-watchlist");
 }

@@ -211,7 +211,7 @@ async function requests(panel) {
     const li = h("li", { "data-request": r.id, "data-status": r.status, class: "request-row" },
       posterThumb(r.posterPath, href, r.title),
       h("a", { class: "title", href, "data-link": "", text: r.title }),
-      h("small", { class: "muted", text: `${r.mediaType === "tv" ? "TV" : "Movie"} · ${(r.requestedBy && r.requestedBy.username) || r.userId} · ${fmtDate(r.createdAt)}` }),
+      h("small", { class: "muted", text: `${r.mediaType === "tv" ? "TV" : "Movie"} · ${(r.requestedBy && r.requestedBy.username) || r.userId} · ${fmtDate(r.createdAt)}${r.source === "watchlist" ? " · from their Plex watchlist" : ""}` }),
       badge(r.status), actions);
     return li;
   };

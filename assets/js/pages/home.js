@@ -89,7 +89,8 @@ export async function render(root, app) {
         h("div", { class: "count" }, h("strong", { text: n }), badge(status))));
     const items = requests.recent || [];
     if (items.length === 0) mount(recent, h("li", { class: "muted" }, "No requests yet. ", h("a", { href: "/discover", "data-link": "" }, "Discover something")));
-    else mount(recent, items.map((r) => h("li", { "data-request": r.id }, h("span", { class: "title", text: r.title }), badge(r.status))));
+    else mount(recent, items.map((r) => h("li", { "data-request": r.id }, h("span", { class: "title", text: r.title }),
+      r.source === "watchlist" ? h("small", { class: "muted", text: "from your watchlist" }) : null, badge(r.status))));
   };
 
   const downloadRows = new Map();

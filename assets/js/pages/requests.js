@@ -1,10 +1,61 @@
-// My requests: filters, a list that loads the next page (cursor) as it scrolls into view, each row
-// with its poster and a link to its title page, status badges kept live by `request.updated`,
-// and delete while pending.
+// My requests: the Plex watchlist switch (GET/PUT /me/watchlist), filters, a list that loads
+// the next page (cursor) as it scrolls into view, each row with its poster and a link to its title
+// page, status badges kept live by `request.updated`, and delete while pending. Requests the
+// watchlist sync made say "from your watchlist".
 
 import { api } from "../api.js";
-import { h, mount, loading, errorBox, badge, fmtDate, confirmButton, toast } from "../ui.js";
+import { h, mount, loading, errorBox, badge, fmtDate, fmtAgo, confirmButton, toast } from "../ui.js";
 import { titlePath, posterThumb } from "../request.js";
+
+/** The watchlist panel: the switch and what the sync last did; nothing when the admin turned it off. */
+async function watchlistPanel(panel) {
+  let data;
+  try {
+    data = (await api("/me/watchlist")).data;
+  } catch (e) {
+    mount(panel, errorBox(e, () => watchlistPanel(panel)));
+    return;
+  }
+  if (!data.available) {
+    panel.replaceChildren();
+    return;
+  }
+  if (!data.plexLinked) {
+    mount(panel, h("p", { class: "muted", id: "watchlist-state", text: "Sign in with Plex to have what you add to your Plex watchlist requested for you." }));
+    return;
+  }
+  const box = h("input", { type: "checkbox", id: "watchlist-enabled", checked: data.enabled });
+  const state = h("small", { class: "muted", id: "watchlist-state", "aria-live": "polite" });
+  if (data.paused) {
+    state.textContent = data.pausedReason === "token_expired"
+      ? "Paused: Plex no longer accepts your sign-in. Sign in with Plex again to resume."
+      : "Paused: your account has no Plex sign-in. Sign in with Plex to resume.";
+    state.classList.add("warn");
+  } else if (data.enabled) {
+    const parts = [data.lastSyncAt ? `Last checked ${fmtAgo(data.lastSyncAt)}` : "Checking soon"];
+    if (data.lastResult === "failed") parts.push("Plex or Seerr did not answer; trying again later");
+    if (data.waitingForQuota) parts.push("some titles wait for your request quota");
+    state.textContent = parts.join(" · ") + ".";
+  } else {
+    state.textContent = "Off: new titles on your Plex watchlist are not requested.";
+  }
+  box.addEventListener("change", async () => {
+    box.disabled = true;
+    try {
+      await api("/me/watchlist", { method: "PUT", body: { enabled: box.checked } });
+      toast(box.checked ? "Titles you add to your Plex watchlist will be requested." : "Watchlist requests are off.");
+    } catch (e) {
+      box.checked = !box.checked;
+      toast(e);
+    } finally {
+      box.disabled = false;
+    }
+    watchlistPanel(panel);
+  });
+  mount(panel, h("div", { class: "row" },
+    h("label", { for: "watchlist-enabled", class: "check" }, box, " Request what I add to my Plex watchlist"),
+    state));
+}
 
 const STATUSES = ["", "pending", "approved", "processing", "partially_available", "available", "declined", "failed"];
 
@@ -19,7 +70,9 @@ export async function render(root, app) {
     h("label", { for: "filter-q" }, "Title"), q);
   const list = h("ul", { class: "list requests", id: "request-list", "aria-live": "polite" });
   const footer = h("div", { class: "footer" });
-  mount(root, h("h1", { id: "page-title", text: "My requests" }), filters, list, footer);
+  const watchPanel = h("section", { class: "watchlist-panel", id: "watchlist-panel", "aria-label": "Plex watchlist" });
+  mount(root, h("h1", { id: "page-title", text: "My requests" }), watchPanel, filters, list, footer);
+  watchlistPanel(watchPanel);
 
   const rows = new Map();
   let cursor = null;
@@ -47,7 +100,7 @@ export async function render(root, app) {
     const li = h("li", { "data-request": r.id, "data-status": r.status, class: "request-row" },
       posterThumb(r.posterPath, href, r.title),
       h("a", { class: "title", href, "data-link": "", text: r.title }),
-      h("small", { class: "muted", text: `${r.mediaType === "tv" ? "TV" : "Movie"} · ${fmtDate(r.createdAt)}` }),
+      h("small", { class: "muted", text: `${r.mediaType === "tv" ? "TV" : "Movie"} · ${fmtDate(r.createdAt)}${r.source === "watchlist" ? " · from your watchlist" : ""}` }),
       badgeEl, actions);
     rows.set(r.id, { li, badgeEl, request: r });
     return li;
@@ -119,6 +172,10 @@ export async function render(root, app) {
     current.li.replaceWith(row(merged));
   });
   app.on("lagged", () => loadMore(true));
+  // The sync tells the user what it did (or that it paused): show its new state.
+  app.on("notification.created", (n) => {
+    if (n && typeof n.type === "string" && n.type.startsWith("watchlist.")) watchlistPanel(watchPanel);
+  });
 
   await loadMore(true);
 }
