@@ -78,6 +78,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0014_youtube_subscription_folders",
         include_str!("../../migrations/0014_youtube_subscription_folders.sql"),
     ),
+    (
+        16,
+        "0016_problem_reports",
+        include_str!("../../migrations/0016_problem_reports.sql"),
+    ),
 ];
 
 /// What a run did.

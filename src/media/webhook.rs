@@ -83,6 +83,11 @@ pub async fn receive(
         WebhookError::NotJson => AppError::new(ErrorCode::InvalidJson),
         WebhookError::NotAnObject => AppError::validation([("body", "must be a JSON object")]),
     })?;
+    if event.notification_type.is_issue() {
+        // Problem reports own the issue notifications.
+        let outcome = crate::problems::webhook::apply(&state, &event).await?;
+        return Ok(ApiResponse::ok(&outcome));
+    }
     let ignored = Outcome {
         handled: false,
         changed: false,
