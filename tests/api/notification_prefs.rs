@@ -111,11 +111,12 @@ fn fields(r: &TestResponse) -> Value {
     r.json()["error"]["details"]["fields"].clone()
 }
 
-const USER_EVENTS: [&str; 7] = [
+const USER_EVENTS: [&str; 8] = [
     "request.approved",
     "request.declined",
     "request.available",
     "request.failed",
+    "problem.updated",
     "download.completed",
     "download.failed",
     "announcement",
