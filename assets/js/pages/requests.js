@@ -1,8 +1,12 @@
 // My requests: filters, a list that loads the next page (cursor) as it scrolls into view,
-// status badges kept live by `request.updated`, and delete while pending.
+// status badges kept live by `request.updated`, and delete while pending. Below it, "My problem
+// reports": what the user reported about titles on the server, their status and the replies,
+// kept fresh by the `problem.*` notifications; an available request has a "Report a problem"
+// button that opens the report dialog.
 
 import { api } from "../api.js";
 import { h, mount, loading, errorBox, badge, fmtDate, confirmButton, toast } from "../ui.js";
+import { openReportDialog } from "../report.js";
 
 const STATUSES = ["", "pending", "approved", "processing", "partially_available", "available", "declined", "failed"];
 
@@ -17,7 +21,8 @@ export async function render(root, app) {
     h("label", { for: "filter-q" }, "Title"), q);
   const list = h("ul", { class: "list requests", id: "request-list", "aria-live": "polite" });
   const footer = h("div", { class: "footer" });
-  mount(root, h("h1", { id: "page-title", text: "My requests" }), filters, list, footer);
+  const problems = problemSection(app);
+  mount(root, h("h1", { id: "page-title", text: "My requests" }), filters, list, footer, problems.section);
 
   const rows = new Map();
   let cursor = null;
@@ -40,6 +45,26 @@ export async function render(root, app) {
           toast(e);
         }
       }, { "aria-label": `Delete the request for ${r.title}` }));
+    }
+    if (r.status === "available" || r.status === "partially_available") {
+      const report = h("button", { type: "button", class: "report-problem", "aria-label": `Report a problem with ${r.title}` }, "Report a problem");
+      report.addEventListener("click", async () => {
+        report.disabled = true;
+        try {
+          let seasons = [];
+          if (r.mediaType === "tv") {
+            const { data } = await api(`/media/tv/${encodeURIComponent(r.tmdbId)}`);
+            seasons = (data.seasons || []).map((x) => ({ seasonNumber: x.seasonNumber, episodeCount: x.episodeCount }));
+          }
+          report.disabled = false;
+          if (await openReportDialog({ mediaType: r.mediaType, tmdbId: r.tmdbId, title: r.title, seasons })) problems.reload();
+        } catch (e) {
+          toast(e);
+        } finally {
+          report.disabled = false;
+        }
+      });
+      actions.append(report);
     }
     const li = h("li", { "data-request": r.id, "data-status": r.status, class: "request-row" },
       h("span", { class: "title", text: r.title }),
@@ -114,7 +139,49 @@ export async function render(root, app) {
     const merged = { ...current.request, ...r };
     current.li.replaceWith(row(merged));
   });
-  app.on("lagged", () => loadMore(true));
+  app.on("lagged", () => {
+    loadMore(true);
+    problems.reload();
+  });
 
-  await loadMore(true);
+  await Promise.all([loadMore(true), problems.reload()]);
+}
+
+const PROBLEM_TYPES = { video: "Video", audio: "Audio", subtitles: "Subtitles", other: "Other" };
+
+/** Where in a show a problem is ("S01E03", "season 2"), or "". */
+export function problemWhere(p) {
+  if (p.season && p.episode) return `S${String(p.season).padStart(2, "0")}E${String(p.episode).padStart(2, "0")}`;
+  return p.season ? `season ${p.season}` : "";
+}
+
+/** The "My problem reports" list: newest first, a page at a time. */
+function problemSection(app) {
+  const list = h("ul", { class: "list problems", id: "problem-list", "aria-live": "polite" });
+  const footer = h("div", { class: "footer" });
+  const section = h("section", { "aria-labelledby": "problems-title" },
+    h("h2", { id: "problems-title", text: "My problem reports" }), list, footer);
+  let cursor = null;
+  const row = (p) => h("li", { "data-problem": p.id, "data-status": p.status },
+    h("span", { class: "title", text: [p.title, problemWhere(p)].filter(Boolean).join(" · ") }),
+    h("small", { class: "muted", text: `${PROBLEM_TYPES[p.type] || p.type} · ${fmtDate(p.createdAt)}${p.commentCount ? ` · ${p.commentCount} repl${p.commentCount === 1 ? "y" : "ies"}` : ""}` }),
+    badge(p.status),
+    h("span", { class: "comment", text: p.message }));
+  const load = async (reset) => {
+    mount(footer, loading("Loading problem reports…"));
+    try {
+      const { data, meta } = await api("/media/problems", { query: { limit: 20, cursor: reset ? undefined : cursor } });
+      if (reset) list.replaceChildren();
+      list.append(...data.map(row));
+      cursor = meta.nextCursor || null;
+      if (!list.children.length) mount(footer, h("p", { class: "muted", text: "You have not reported any problem. An available title's \"Report a problem\" button does." }));
+      else mount(footer, cursor ? h("button", { type: "button", class: "more", onclick: () => load(false) }, "Load more") : null);
+    } catch (e) {
+      mount(footer, errorBox(e, () => load(reset)));
+    }
+  };
+  app.on("notification.created", (n) => {
+    if (n && typeof n.type === "string" && n.type.startsWith("problem.")) load(true);
+  });
+  return { section, reload: () => load(true) };
 }
