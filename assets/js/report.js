@@ -51,7 +51,8 @@ export async function openReportDialog({ mediaType, tmdbId, title, seasons = [] 
   const problem = h("div", { class: "report-error", "aria-live": "assertive" });
   const send = h("button", { type: "submit", class: "primary" }, "Send report");
   const cancel = h("button", { type: "button" }, "Cancel");
-  const form = h("form", { method: "dialog", class: "report-form" },
+  // Checked here (novalidate), so the reason shows inside the dialog and is announced.
+  const form = h("form", { method: "dialog", class: "report-form", novalidate: true },
     h("h2", { id: `${id}-title`, text: `Report a problem with ${title}` }),
     h("p", { class: "muted", text: "The server's admin will see it and can reply here." }),
     h("label", { for: type.id }, "What is wrong"), type,
