@@ -518,7 +518,8 @@ impl FakeOverseerr {
     }
 
     /// What Seerr's own web UI does when `user` reports an issue about a title there (its media
-    /// row must exist): the issue, and its `ISSUE_CREATED` to the webhook target. The issue id.
+    /// row must exist) about `(season, episode)` (0 for none): the issue, and its `ISSUE_CREATED` to
+    /// the webhook target. The issue id.
     pub fn report_issue_in_seerr(
         &self,
         user: i64,
@@ -526,8 +527,7 @@ impl FakeOverseerr {
         tmdb_id: i64,
         issue_type: i64,
         message: &str,
-        season: i64,
-        episode: i64,
+        (season, episode): (i64, i64),
     ) -> Option<i64> {
         let mut state = self.shared.lock();
         let media_id = state.library.media_id(media_type, tmdb_id)?;
