@@ -28,6 +28,10 @@ use crate::state::AppState;
 
 /// Longest message or comment, in characters.
 pub const MAX_MESSAGE_CHARS: usize = 2000;
+/// Reports a user (not an admin) may make in an hour: enough for a bad evening, not a flood of
+/// Seerr issues.
+pub const MAX_REPORTS_PER_HOUR: i64 = 10;
+const HOUR_MS: i64 = 3_600_000;
 
 /// `POST /media/problems` body.
 #[derive(Debug, Deserialize)]
@@ -195,6 +199,18 @@ pub async fn create(
     ApiJson(body): ApiJson<CreateBody>,
 ) -> AppResult<ApiResponse> {
     let input = validate(body)?;
+    if !user.is_admin() {
+        let (caller, since) = (user.user_id().to_owned(), state.clock().now_ms() - HOUR_MS);
+        let recent = state
+            .db()
+            .run(move |conn| store::reported_since(conn, &caller, since))
+            .await?;
+        if recent >= MAX_REPORTS_PER_HOUR {
+            return Err(AppError::new(ErrorCode::QuotaExceeded)
+                .with_details(json!({ "limit": MAX_REPORTS_PER_HOUR, "windowSeconds": 3600 }))
+                .with_retry_after(600));
+        }
+    }
     let client = overseerr(&state).await?;
     let found = title(&client, input.media_type, input.tmdb_id).await?;
     let media_id = found

@@ -198,6 +198,16 @@ pub fn list(
     Ok(rows)
 }
 
+/// How many problems `user_id` reported since `since_ms`.
+pub fn reported_since(conn: &Connection, user_id: &str, since_ms: i64) -> AppResult<i64> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT count(*) FROM problem_reports INDEXED BY problem_reports_user_created
+             WHERE user_id = ?1 AND created_at >= ?2",
+        )?
+        .query_row(params![user_id, since_ms], |r| r.get(0))?)
+}
+
 /// A problem's comments, oldest first.
 pub fn comments(conn: &Connection, problem_id: &str) -> AppResult<Vec<CommentRow>> {
     let rows = conn
@@ -327,6 +337,12 @@ mod tests {
             crate::db::assert_indexed(&conn, &sql);
             assert!(list(&conn, &filter, None, 10).unwrap().is_empty());
         }
+        crate::db::assert_indexed(
+            &conn,
+            "SELECT count(*) FROM problem_reports INDEXED BY problem_reports_user_created
+             WHERE user_id = 'u1' AND created_at >= 5",
+        );
+        assert_eq!(reported_since(&conn, "u1", 0).unwrap(), 0);
         crate::db::assert_indexed(
             &conn,
             "SELECT id, user_id, author, message, created_at FROM problem_comments

@@ -450,3 +450,35 @@ async fn post_hook(url: &str, body: &Value) -> u16 {
     .await
     .unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_reports_at_most_ten_problems_an_hour() {
+    let w = world().await;
+    let (user, now) = (w.m.w.user_id.clone(), w.m.w.t.state.clock().now_ms());
+    w.m.w
+        .t
+        .state
+        .db()
+        .write(move |tx| {
+            for n in 0..10 {
+                tx.execute(
+                    "INSERT INTO problem_reports (id, user_id, media_type, tmdb_id, title,
+                                                  seerr_media_id, seerr_issue_id, problem_type,
+                                                  message, created_at, updated_at)
+                     VALUES (?1, ?2, 'movie', 603, 'The Matrix', 1, ?3, 'video', 'x', ?4, ?4)",
+                    rusqlite::params![format!("p{n}"), user, 1000 + n, now - 60_000],
+                )?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let body = json!({"mediaType": "movie", "tmdbId": 603, "type": "video", "message": "x"});
+    let r = w.report(&w.m.w.user, body.clone()).await;
+    assert_error(&r, StatusCode::TOO_MANY_REQUESTS, "QUOTA_EXCEEDED");
+    assert!(w.m.w.overseerr.issues().is_empty(), "Seerr was not asked");
+    // Admins are not counted.
+    let r = w.report(&w.m.w.admin, body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    w.server.stop().await.unwrap();
+}
