@@ -215,6 +215,48 @@ async fn an_admin_resolves_with_a_comment_and_the_reporter_is_notified_once() {
     assert_eq!(stored["commentCount"], 1);
     assert_eq!(stored["comments"].as_array().unwrap().len(), 1);
 
+    // The reporter answers here: sent to Seerr as them, echoed back without notifying them.
+    let r =
+        w.m.post(
+            &w.m.w.user,
+            &format!("/api/v1/media/problems/{id}/comments"),
+            json!({"message": "Thanks, it plays now"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.data()["commentCount"], 2);
+    let last =
+        w.m.w
+            .overseerr
+            .issue(issue_id)
+            .unwrap()
+            .comments
+            .last()
+            .cloned()
+            .unwrap();
+    assert_eq!(
+        (last.user, last.message.as_str()),
+        (10, "Thanks, it plays now")
+    );
+    let sent = w.webhooks_answered(4).await;
+    assert_eq!(
+        sent.iter()
+            .filter(|(k, _)| *k == NotificationType::IssueComment)
+            .count(),
+        2
+    );
+    assert_eq!(w.problem(&w.m.w.user, &id).await["commentCount"], 2);
+    assert_eq!(w.problems_notified(&w.m.w.user_id).await.len(), 1);
+    // Someone else cannot comment on it.
+    let r =
+        w.m.post(
+            &w.m.other,
+            &format!("/api/v1/media/problems/{id}/comments"),
+            json!({"message": "me too"}),
+        )
+        .await;
+    assert_error(&r, StatusCode::NOT_FOUND, "NOT_FOUND");
+
     let open = w.m.get(&w.m.w.admin, "/api/v1/admin/problems").await;
     assert!(
         open.data().as_array().unwrap().is_empty(),

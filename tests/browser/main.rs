@@ -1919,5 +1919,27 @@ fn a_problem_is_reported_from_my_requests_and_resolved_by_the_admin() {
         .collect();
     assert_eq!(problem_notes.len(), 1, "{notes}");
     assert_eq!(problem_notes[0]["type"], "problem.resolved");
+
+    // Alice sees it resolved with the admin's reply, and answers.
+    b.script(
+        "document.cookie = `medianest_session=${arguments[0]}; path=/; SameSite=Lax`;",
+        vec![json!(alice)],
+    );
+    b.goto(&app.url("/requests"));
+    let mine = format!("#problem-list li[data-problem='{problem}']");
+    b.find(&format!("{mine}[data-status='resolved']"));
+    b.find_text(&format!("{mine} summary"), "1 reply").click();
+    b.find_text(&format!("{mine} .thread"), "Replaced the file, enjoy");
+    b.find(&format!("{mine} form.reply input"))
+        .send_keys("Thanks, it plays now");
+    b.find(&format!("{mine} form.reply button")).click();
+    b.find_text(&format!("{mine} .thread"), "Thanks, it plays now");
+    let issue = app.sims.overseerr.issue(issue_id).unwrap();
+    let last = issue.comments.last().unwrap();
+    assert_eq!(
+        (last.user, last.message.as_str()),
+        (12, "Thanks, it plays now")
+    );
+    shoot(&b, "problem-reports-mine");
     assert_clean_console(&b);
 }

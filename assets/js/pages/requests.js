@@ -5,7 +5,7 @@
 // button that opens the report dialog.
 
 import { api } from "../api.js";
-import { h, mount, loading, errorBox, badge, fmtDate, confirmButton, toast } from "../ui.js";
+import { h, mount, loading, errorBox, badge, fmtDate, confirmButton, toast, busy } from "../ui.js";
 import { openReportDialog } from "../report.js";
 
 const STATUSES = ["", "pending", "approved", "processing", "partially_available", "available", "declined", "failed"];
@@ -162,11 +162,44 @@ function problemSection(app) {
   const section = h("section", { "aria-labelledby": "problems-title" },
     h("h2", { id: "problems-title", text: "My problem reports" }), list, footer);
   let cursor = null;
-  const row = (p) => h("li", { "data-problem": p.id, "data-status": p.status },
-    h("span", { class: "title", text: [p.title, problemWhere(p)].filter(Boolean).join(" · ") }),
-    h("small", { class: "muted", text: `${PROBLEM_TYPES[p.type] || p.type} · ${fmtDate(p.createdAt)}${p.commentCount ? ` · ${p.commentCount} repl${p.commentCount === 1 ? "y" : "ies"}` : ""}` }),
-    badge(p.status),
-    h("span", { class: "comment", text: p.message }));
+  const row = (p) => {
+    // The replies and a reply box, loaded when opened.
+    const thread = h("ul", { class: "thread" });
+    const reply = h("input", { "aria-label": `Reply about ${p.title}`, placeholder: "Add a reply", maxlength: 2000 });
+    const send = h("button", { type: "submit" }, "Reply");
+    const form = h("form", { class: "actions reply" }, reply, send);
+    const showThread = (comments) => thread.replaceChildren(...comments.map((c) =>
+      h("li", {}, h("strong", { text: `${c.author || "Seerr"}: ` }), h("span", { text: c.message }))));
+    const details = h("details", { class: "comment" },
+      h("summary", {}, p.commentCount ? `${p.commentCount} repl${p.commentCount === 1 ? "y" : "ies"}` : "Reply"),
+      thread, form);
+    details.addEventListener("toggle", async () => {
+      if (!details.open) return;
+      try {
+        const { data } = await api(`/media/problems/${encodeURIComponent(p.id)}`);
+        showThread(data.comments || []);
+      } catch (e) {
+        toast(e);
+      }
+    });
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      const message = reply.value.trim();
+      if (!message) return;
+      busy(send, async () => {
+        const { data } = await api(`/media/problems/${encodeURIComponent(p.id)}/comments`, { method: "POST", body: { message } });
+        reply.value = "";
+        showThread(data.comments || []);
+        toast("Reply sent.");
+      });
+    });
+    return h("li", { "data-problem": p.id, "data-status": p.status },
+      h("span", { class: "title", text: [p.title, problemWhere(p)].filter(Boolean).join(" · ") }),
+      h("small", { class: "muted", text: `${PROBLEM_TYPES[p.type] || p.type} · ${fmtDate(p.createdAt)}` }),
+      badge(p.status),
+      h("span", { class: "comment", text: p.message }),
+      details);
+  };
   const load = async (reset) => {
     mount(footer, loading("Loading problem reports…"));
     try {
