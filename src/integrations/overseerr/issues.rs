@@ -5,7 +5,9 @@
 //!
 //! - `POST /api/v1/issue` `{issueType, message, mediaId, problemSeason, problemEpisode}`, where
 //!   `mediaId` is Seerr's own media id (`mediaInfo.id`, not the TMDB id), answers **200** with the
-//!   new issue (its first comment is the message); 404 `Media does not exist.` for an unknown
+//!   new issue (its first comment is the message; seerr-api.yml documents a 201, so any 2xx is
+//!   read as created, and it lists neither `problemSeason` nor `problemEpisode`, which the
+//!   validator lets through as extra properties); 404 `Media does not exist.` for an unknown
 //!   media id; the permission guard's 403 without `CREATE_ISSUES`/`MANAGE_ISSUES`.
 //! - `GET /api/v1/issue/{id}` answers the issue with `comments`, `createdBy` and `media`; an
 //!   unknown id is a **500** `Issue not found.` (the route's `getOneOrFail` catch), read here as
