@@ -198,10 +198,15 @@ impl Simulators {
         }
         let owner = owner.ok_or_else(|| std::io::Error::other("the demo has no server owner"))?;
         // Overseerr knows the owner (its admin, user 1) and the Plex users the owner imported,
-        // so requests are made as each user.
+        // so requests are made as each user. They may report issues too (Seerr's "Report
+        // Issues" permission, which its default permissions leave out).
         for (id, username, access) in ACCOUNTS {
             if access == Access::Shared {
-                overseerr.add_user(FakeOverseerrUser::plex(10 + id, Some(id), username));
+                overseerr.add_user(FakeOverseerrUser {
+                    permissions: crate::sim::overseerr::permission::REQUEST
+                        | crate::sim::overseerr::permission::CREATE_ISSUES,
+                    ..FakeOverseerrUser::plex(10 + id, Some(id), username)
+                });
             }
         }
 

@@ -37,6 +37,7 @@ pub mod notifications;
 pub mod pagination;
 pub mod platform;
 pub mod plex;
+pub mod problems;
 pub mod push;
 pub mod ratelimit;
 pub mod response;
@@ -132,6 +133,7 @@ pub fn api_routes() -> routes::Routes {
         .merge(notifications::announcements::routes())
         .merge(events::routes())
         .merge(media::routes())
+        .merge(problems::routes())
         .merge(home::routes())
         .merge(youtube::routes())
         .merge(youtube::subscriptions::routes())

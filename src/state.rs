@@ -64,6 +64,7 @@ struct Inner {
     plex_caches: crate::plex::PlexCaches,
     health_manager: HealthManager,
     media: MediaState,
+    problems: crate::problems::Problems,
     dashboard: DashboardCache,
     youtube: crate::youtube::Youtube,
     backups: crate::backups::Backups,
@@ -122,6 +123,7 @@ impl AppState {
                 ),
                 health_manager: HealthManager::new(),
                 media: MediaState::new(clock.clone()),
+                problems: crate::problems::Problems::new(),
                 dashboard: DashboardCache::new(clock.clone()),
                 youtube: crate::youtube::Youtube::new(clock.clone(), &config.youtube),
                 backups: crate::backups::Backups::default(),
@@ -222,6 +224,11 @@ impl AppState {
     /// Media-request caches and per-title locks.
     pub fn media(&self) -> &MediaState {
         &self.inner.media
+    }
+
+    /// The problem reports' state (a lock per Seerr issue).
+    pub fn problems(&self) -> &crate::problems::Problems {
+        &self.inner.problems
     }
 
     /// The per-user `GET /dashboard` cache.

@@ -83,6 +83,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0015_plex_watchlist",
         include_str!("../../migrations/0015_plex_watchlist.sql"),
     ),
+    (
+        16,
+        "0016_problem_reports",
+        include_str!("../../migrations/0016_problem_reports.sql"),
+    ),
 ];
 
 /// What a run did.

@@ -25,11 +25,13 @@ mod api;
 #[cfg(test)]
 mod api_tests;
 mod discover;
+pub mod issues;
 pub mod model;
 pub mod webhook;
 
 pub use api::encode_query_value;
 pub use discover::DiscoverRow;
+pub use issues::{Issue, IssueComment, IssueOutcome, IssueStatus, IssueType};
 pub use model::{
     CreateOutcome, MediaInfo, MediaRequest, MediaRequestStatus, MediaStatus, MediaType,
     MovieDetails, OverseerrUser, PageInfo, RefusalReason, RequestCount, RequestFilter,

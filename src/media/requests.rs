@@ -169,7 +169,7 @@ fn explicit_seasons(asked: &Seasons, details: &Details) -> Seasons {
 type Profile = (Option<String>, Option<String>, String);
 
 /// The user's Overseerr account id, cached (an hour when found, five minutes when not).
-async fn overseerr_user(
+pub(crate) async fn overseerr_user(
     state: &AppState,
     client: &Overseerr,
     user_id: &str,

@@ -5,7 +5,9 @@
 //! typed). No secret configured answers 503 `SERVICE_NOT_CONFIGURED`, so a half-set-up server
 //! never accepts anonymous updates. The body is read tolerantly (`WebhookEvent::parse`); a test
 //! notification, an unknown type or an unknown request is a 200 that changes nothing, so
-//! Overseerr does not retry it. Replays change nothing either ([`changes::apply`]).
+//! Overseerr does not retry it. Replays change nothing either ([`changes::apply`]). The issue
+//! notifications (`ISSUE_*`) belong to problem reports and are handed to
+//! [`crate::problems::webhook::apply`].
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -83,6 +85,11 @@ pub async fn receive(
         WebhookError::NotJson => AppError::new(ErrorCode::InvalidJson),
         WebhookError::NotAnObject => AppError::validation([("body", "must be a JSON object")]),
     })?;
+    if event.notification_type.is_issue() {
+        // Problem reports own the issue notifications.
+        let outcome = crate::problems::webhook::apply(&state, &event).await?;
+        return Ok(ApiResponse::ok(&outcome));
+    }
     let ignored = Outcome {
         handled: false,
         changed: false,

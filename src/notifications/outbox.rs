@@ -31,6 +31,8 @@ pub fn delivery_event(kind: &str, metadata: Option<&Value>) -> Option<&'static s
             "failed" => "request.failed",
             _ => return None,
         },
+        // A comment on, or the resolving or reopening of, the user's problem report.
+        "problem.comment" | "problem.resolved" | "problem.reopened" => "problem.updated",
         "download.completed" => "download.completed",
         "download.failed" => "download.failed",
         "service.down" => "service.down",
@@ -170,6 +172,18 @@ fn put(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn problem_notifications_share_one_event() {
+        for kind in ["problem.comment", "problem.resolved", "problem.reopened"] {
+            assert_eq!(
+                delivery_event(kind, None),
+                Some("problem.updated"),
+                "{kind}"
+            );
+            assert!(super::prefs::EVENTS.contains(&"problem.updated"));
+        }
+    }
 
     #[test]
     fn request_statuses_map_to_their_events_and_the_rest_stays_in_the_bell() {

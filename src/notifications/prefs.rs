@@ -29,11 +29,12 @@ use crate::state::AppState;
 use crate::time::rfc3339;
 
 /// The events a user can choose channels for, in the order the settings page shows them.
-pub const EVENTS: [&str; 10] = [
+pub const EVENTS: [&str; 11] = [
     "request.approved",
     "request.declined",
     "request.available",
     "request.failed",
+    "problem.updated",
     "download.completed",
     "download.failed",
     "service.down",

@@ -531,6 +531,7 @@ fn tags(event: &str) -> &'static [&'static str] {
         "request.available" => &["white_check_mark"],
         "request.declined" | "request.failed" | "download.failed" => &["x"],
         "download.completed" => &["arrow_down"],
+        "problem.updated" => &["wrench"],
         "service.down" => &["rotating_light"],
         "service.recovered" => &["green_circle"],
         "user.signup" => &["wave"],
@@ -561,7 +562,8 @@ impl Links {
 
     fn page(event: &str) -> &'static str {
         match event.split('.').next() {
-            Some("request") => "/requests",
+            // The problem list is on the My requests page.
+            Some("request" | "problem") => "/requests",
             Some("download") => "/downloads",
             Some("service") => "/",
             _ if event == "user.signup" => "/admin/users",

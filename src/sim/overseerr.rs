@@ -28,12 +28,14 @@ use super::harness::{self, Effect, SimFault, SimServer, Traffic};
 
 mod control;
 pub mod images;
+mod issues;
 mod library;
 #[cfg(test)]
 mod media_tests;
 mod routes;
 
 pub use control::{FakeNotification, WebhookTemplate};
+pub use issues::{FakeIssue, FakeIssueComment, SentIssueWebhook};
 pub use library::{
     DEFAULT_SEARCH_PAGE_SIZE, FakeOverseerrUser, FakeRequest, FakeTitle, default_admin,
     default_catalogue, permission,
@@ -128,6 +130,8 @@ struct SimState {
     /// A notification sent (to `webhook`) about each new request *before* the create call is
     /// answered (see [`FakeOverseerr::set_webhook_on_create`]).
     hook_on_create: Option<crate::integrations::overseerr::NotificationType>,
+    /// Issues and the webhooks sent about them.
+    issues: issues::Issues,
 }
 
 impl FakeOverseerr {
@@ -152,6 +156,7 @@ impl FakeOverseerr {
                 library: library::Library::default(),
                 webhook: None,
                 hook_on_create: None,
+                issues: issues::Issues::default(),
             }),
         });
         let server =
@@ -228,6 +233,7 @@ fn router(shared: Arc<Shared>, traffic: Arc<Traffic<Fault>>) -> Router {
         .route("/api/v1/status/appdata", get(appdata))
         .route("/api/v1/settings/public", get(public_settings))
         .merge(routes::routes())
+        .merge(issues::routes())
         .route("/tmdb-images/{size}/{file}", get(images::serve))
         .route(
             "/demo/requests/{id}/{action}",

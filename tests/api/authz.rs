@@ -132,6 +132,14 @@ const MATRIX: &[(&str, &str, [Want; 4])] = &[
     // Anyone may follow someone else's request; the owner hears about it already.
     ("POST /api/v1/media/requests/{id}/follow",     "",                                                   [E401, E409, OK,   OK]),
     ("DELETE /api/v1/media/requests/{id}/follow",   "",                                                   [E401, OK,   OK,   OK]),
+    // Seerr is not set up here: a valid report or comment gets as far as asking for it.
+    ("POST /api/v1/media/problems",                 r#"{"mediaType":"movie","tmdbId":603,"type":"video","message":"No sound"}"#, [E401, E503, E503, E503]),
+    ("GET /api/v1/media/problems",                  "",                                                   [E401, OK,   OK,   OK]),
+    ("GET /api/v1/media/problems/{id}",             "",                                                   [E401, OK,   E404, OK]),
+    ("POST /api/v1/media/problems/{id}/comments",   r#"{"message":"Still broken"}"#,                      [E401, E503, E404, E503]),
+    ("GET /api/v1/admin/problems",                  "",                                                   [E401, E403, E403, OK]),
+    ("POST /api/v1/admin/problems/{id}/resolve",    r#"{"comment":"Fixed"}"#,                             [E401, E403, E403, E503]),
+    ("POST /api/v1/admin/problems/{id}/reopen",     "",                                                   [E401, E403, E403, E503]),
     ("GET /api/v1/admin/requests",                  "",                                                   [E401, E403, E403, OK]),
     ("POST /api/v1/admin/requests/{id}/approve",    "",                                                   [E401, E403, E403, E409]),
     ("POST /api/v1/admin/requests/{id}/decline",    r#"{"reason":"no"}"#,                                 [E401, E403, E403, E409]),
@@ -262,6 +270,8 @@ struct Fixture {
     user_notification: String,
     /// A media request of "user" (pending, not linked to Overseerr).
     user_request: String,
+    /// A problem report of "user".
+    user_problem: String,
     /// A queued download of "user".
     user_download: String,
     /// A push subscription of "user".
@@ -292,6 +302,8 @@ impl Fixture {
         let correlation_id = "authz-matrix-cid".to_owned();
         let user_notification = medianest::users::new_id();
         let user_request = medianest::users::new_id();
+        let user_problem = medianest::users::new_id();
+        let problem = user_problem.clone();
         let user_download = medianest::users::new_id();
         let user_push_subscription = medianest::users::new_id();
         let push_subscription = user_push_subscription.clone();
@@ -333,6 +345,13 @@ impl Fixture {
                                                  created_at, updated_at)
                      VALUES (?1, ?2, 'A Film', 'movie', 603, 'pending', ?3, ?3)",
                     rusqlite::params![request, owner, support::START_MS],
+                )?;
+                tx.execute(
+                    "INSERT INTO problem_reports (id, user_id, media_type, tmdb_id, title,
+                                                  seerr_media_id, seerr_issue_id, problem_type,
+                                                  message, created_at, updated_at)
+                     VALUES (?1, ?2, 'movie', 603, 'A Film', 1, 1, 'video', 'No sound', ?3, ?3)",
+                    rusqlite::params![problem, owner, support::START_MS],
                 )?;
                 tx.execute(
                     "INSERT INTO youtube_downloads (id, user_id, url, kind, created_at)
@@ -379,6 +398,7 @@ impl Fixture {
             correlation_id,
             user_notification,
             user_request,
+            user_problem,
             user_download,
             user_push_subscription,
             user_youtube_subscription,
@@ -418,6 +438,11 @@ fn fill(template: &str, fx: &Fixture) -> Result<String, String> {
             "id" if template.starts_with("/api/v1/auth/sessions/") => fx.user_spare_session.clone(),
             "id" if template.starts_with("/api/v1/admin/users/") => fx.user_id.clone(),
             "id" if template.starts_with("/api/v1/notifications/") => fx.user_notification.clone(),
+            "id" if template.starts_with("/api/v1/media/problems/")
+                || template.starts_with("/api/v1/admin/problems/") =>
+            {
+                fx.user_problem.clone()
+            }
             "id" if template.starts_with("/api/v1/media/requests/")
                 || template.starts_with("/api/v1/admin/requests/") =>
             {

@@ -33,6 +33,7 @@ mod notification_prefs;
 mod plex_browse;
 mod plex_handoff;
 mod plex_signin;
+mod problems;
 mod push;
 mod schema;
 mod service_faults;

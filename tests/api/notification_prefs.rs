@@ -111,11 +111,12 @@ fn fields(r: &TestResponse) -> Value {
     r.json()["error"]["details"]["fields"].clone()
 }
 
-const USER_EVENTS: [&str; 7] = [
+const USER_EVENTS: [&str; 8] = [
     "request.approved",
     "request.declined",
     "request.available",
     "request.failed",
+    "problem.updated",
     "download.completed",
     "download.failed",
     "announcement",
@@ -171,7 +172,7 @@ async fn the_defaults_are_email_to_the_account_and_push_to_subscribed_devices() 
 
     // An admin also chooses for the admin events; a user without an address has no email.
     let a = w.get(&w.admin).await;
-    assert_eq!(a["events"].as_object().unwrap().len(), 10, "{a}");
+    assert_eq!(a["events"].as_object().unwrap().len(), 11, "{a}");
     assert_eq!(a["events"]["service.down"], json!([]));
     assert_eq!(a["channels"]["email"]["enabled"], false);
     assert_eq!(a["channels"]["email"]["defaultAddress"], Value::Null);

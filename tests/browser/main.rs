@@ -1997,3 +1997,188 @@ fn a_plex_user_switches_on_watchlist_requests_and_sees_them_arrive() {
     assert_clean_console(&b);
     shoot(&b, "requests-watchlist");
 }
+
+/// Problem reports: a family member reports a problem with an available title from My requests
+/// (the report dialog: labelled, focused, sent, toasted, listed); the dialog of a show asks for
+/// the season and then the episode; the admin resolves the report with a comment from the
+/// requests page, Seerr gets the comment and the status, and its webhooks come back without
+/// notifying the reporter twice.
+#[test]
+fn a_problem_is_reported_from_my_requests_and_resolved_by_the_admin() {
+    let _serial = serial();
+    let app = App::start();
+    if waiting_for("problem reports", "POST", "/api/v1/media/problems") {
+        return;
+    }
+    app.sims.connect_webhook(app.addr, &app.base);
+    let alice = app.plex_sign_in("alice");
+    let admin = app.admin_token();
+    // Alice asked for The Matrix; it was approved and is on Plex now.
+    let (status, made) = app.api(
+        "POST",
+        "/media/requests",
+        &alice,
+        Some(json!({"mediaType": "movie", "tmdbId": 603})),
+    );
+    assert_eq!(status, 201, "{made}");
+    let overseerr_id = made["data"]["overseerrId"].as_i64().unwrap();
+    app.sims.overseerr.set_media_available(
+        medianest::integrations::overseerr::model::MediaType::Movie,
+        603,
+    );
+    let status = app.rt.block_on(app.sims.overseerr.fire_webhook(
+        &app.url("/api/v1/webhooks/seerr"),
+        Some(medianest::demo::WEBHOOK_SECRET),
+        &FakeNotification::about(NotificationType::MediaAvailable, overseerr_id),
+    ));
+    assert_eq!(status, Ok(200));
+
+    let b = Browser::start("problem-report", DESKTOP.0, DESKTOP.1);
+    b.goto(&app.url("/"));
+    b.wait_path("/signin");
+    b.script(
+        "document.cookie = `medianest_session=${arguments[0]}; path=/; SameSite=Lax`;",
+        vec![json!(alice)],
+    );
+    b.goto(&app.url("/requests"));
+    b.find_text(
+        "#problem-list + .footer",
+        "You have not reported any problem",
+    );
+    let request = made["data"]["id"].as_str().unwrap();
+    b.find(&format!("[data-request='{request}'] button.report-problem"))
+        .click();
+    // A modal dialog, focus inside it on the first control, every control named.
+    b.find("dialog.report-dialog[open]");
+    assert!(
+        b.focused().contains("report-") && b.focused().contains("-type"),
+        "{}",
+        b.focused()
+    );
+    assert_labelled(&b, "report dialog");
+    assert!(
+        b.all("dialog.report-dialog select[name='season']")
+            .is_empty(),
+        "a movie has no seasons"
+    );
+    // Sending without a message is refused in place.
+    b.find("dialog.report-dialog button[type='submit']").click();
+    b.find_text("dialog.report-dialog .report-error", "Say what is wrong");
+    b.script(
+        "const s = document.querySelector('dialog.report-dialog select[name=type]'); s.value = 'audio'; s.dispatchEvent(new Event('change'));",
+        vec![],
+    );
+    b.find("dialog.report-dialog textarea[name='message']")
+        .send_keys("The sound drops out after ten minutes");
+    shoot(&b, "problem-report-dialog");
+    b.find("dialog.report-dialog button[type='submit']").click();
+    b.find_text(".toast", "was reported");
+    b.wait_for("the dialog to close", |b| {
+        b.all("dialog.report-dialog").is_empty().then_some(())
+    });
+    let row = b.find("#problem-list li[data-status='open']");
+    let problem = row.attr("data-problem").unwrap();
+    assert!(row.text().contains("The Matrix"), "{}", row.text());
+    assert!(row.text().contains("Audio"), "{}", row.text());
+    let (_, stored) = app.api("GET", &format!("/media/problems/{problem}"), &alice, None);
+    let issue_id = stored["data"]["seerrIssueId"].as_i64().unwrap();
+    let issue = app.sims.overseerr.issue(issue_id).unwrap();
+    assert_eq!(issue.created_by, 12, "reported as alice's Seerr account");
+    assert_eq!(issue.issue_type, 2);
+
+    // A show's dialog (as the title page opens it): the season, then its episodes.
+    b.script(
+        "window.__report = import(arguments[0]).then((m) => m.openReportDialog({ mediaType: 'tv', tmdbId: 1399, title: 'Game of Thrones', seasons: [{ seasonNumber: 1, episodeCount: 10 }, { seasonNumber: 2, episodeCount: 10 }] }));",
+        vec![json!(app.url("/js/report.js"))],
+    );
+    b.find("dialog.report-dialog[open] select[name='season']");
+    assert_eq!(
+        b.find("dialog.report-dialog select[name='episode']")
+            .prop("disabled"),
+        json!(true)
+    );
+    b.script(
+        "const s = document.querySelector('dialog.report-dialog select[name=season]'); s.value = '2'; s.dispatchEvent(new Event('change'));",
+        vec![],
+    );
+    assert_eq!(
+        b.find("dialog.report-dialog select[name='episode']")
+            .prop("disabled"),
+        json!(false)
+    );
+    assert_eq!(
+        b.all("dialog.report-dialog select[name='episode'] option")
+            .len(),
+        11
+    );
+    assert_labelled(&b, "report dialog for a show");
+    b.keys("\u{E00C}"); // Escape closes it without sending.
+    b.wait_for("the show's dialog to close", |b| {
+        b.all("dialog.report-dialog").is_empty().then_some(())
+    });
+    let sent = b.script("return window.__report;", vec![]);
+    assert_eq!(sent, json!(false));
+    assert_clean_console(&b);
+
+    // The admin resolves it with a comment from the requests page.
+    b.script(
+        "document.cookie = `medianest_session=${arguments[0]}; path=/; SameSite=Lax`;",
+        vec![json!(admin)],
+    );
+    b.goto(&app.url("/admin/requests"));
+    let admin_row = format!("#admin-problems li[data-problem='{problem}']");
+    b.find_text(&admin_row, "alice");
+    b.find_text(&admin_row, "The sound drops out");
+    shoot(&b, "admin-problems");
+    b.find(&format!("{admin_row} input"))
+        .send_keys("Replaced the file, enjoy");
+    b.find(&format!("{admin_row} button.resolve-problem"))
+        .click();
+    b.wait_for("the resolved problem to leave the open list", |b| {
+        b.all(&admin_row).is_empty().then_some(())
+    });
+    b.find_text("#admin-problems + div", "No problem reports");
+    let issue = app.sims.overseerr.issue(issue_id).unwrap();
+    assert_eq!(issue.status, 2);
+    assert_eq!(
+        issue.comments.last().unwrap().message,
+        "Replaced the file, enjoy"
+    );
+    // Seerr's ISSUE_COMMENT and ISSUE_RESOLVED come back; alice is told once.
+    b.wait_for("Seerr's webhooks to be answered", |_| {
+        let sent = app.sims.overseerr.issue_webhooks();
+        (sent.len() >= 3 && sent.iter().all(|s| s.answer == Ok(200))).then_some(())
+    });
+    let (_, notes) = app.api("GET", "/notifications?limit=100", &alice, None);
+    let problem_notes: Vec<&Value> = notes["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["type"].as_str().unwrap_or("").starts_with("problem."))
+        .collect();
+    assert_eq!(problem_notes.len(), 1, "{notes}");
+    assert_eq!(problem_notes[0]["type"], "problem.resolved");
+
+    // Alice sees it resolved with the admin's reply, and answers.
+    b.script(
+        "document.cookie = `medianest_session=${arguments[0]}; path=/; SameSite=Lax`;",
+        vec![json!(alice)],
+    );
+    b.goto(&app.url("/requests"));
+    let mine = format!("#problem-list li[data-problem='{problem}']");
+    b.find(&format!("{mine}[data-status='resolved']"));
+    b.find_text(&format!("{mine} summary"), "1 reply").click();
+    b.find_text(&format!("{mine} .thread"), "Replaced the file, enjoy");
+    b.find(&format!("{mine} form.reply input"))
+        .send_keys("Thanks, it plays now");
+    b.find(&format!("{mine} form.reply button")).click();
+    b.find_text(&format!("{mine} .thread"), "Thanks, it plays now");
+    let issue = app.sims.overseerr.issue(issue_id).unwrap();
+    let last = issue.comments.last().unwrap();
+    assert_eq!(
+        (last.user, last.message.as_str()),
+        (12, "Thanks, it plays now")
+    );
+    shoot(&b, "problem-reports-mine");
+    assert_clean_console(&b);
+}

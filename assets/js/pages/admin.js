@@ -1,5 +1,5 @@
 // Admin: users (role, suspend, delete), services (edit, test connection, circuit breaker),
-// requests (approve, decline), stats and performance (inline-SVG charts), the error log by
+// requests (approve, decline) and problem reports (resolve or reopen with a comment), stats and performance (inline-SVG charts), the error log by
 // correlation id, yt-dlp's cookies and extra options, the doctor's checks (what is broken and how to fix it), the
 // database backups, and notifications (channel settings with a test send and a health line, the
 // delivery log, announcements). Each tab has its own address (/admin/users, /admin/services, ...).
@@ -189,7 +189,8 @@ async function requests(panel) {
     ["pending", "approved", "available", "declined", "failed", ""].map((s) => h("option", { value: s }, s || "any status")));
   const list = h("ul", { class: "list", id: "admin-requests" });
   const footer = h("div", {});
-  mount(panel, h("div", { class: "filters" }, h("label", { for: "admin-request-status" }, "Status"), status), list, footer);
+  const problems = h("section", { "aria-labelledby": "admin-problems-title" });
+  mount(panel, h("div", { class: "filters" }, h("label", { for: "admin-request-status" }, "Status"), status), list, footer, problems);
   let cursor = null;
   const row = (r) => {
     const actions = h("span", { class: "actions" });
@@ -223,6 +224,62 @@ async function requests(panel) {
       list.append(...data.map(row));
       cursor = meta.nextCursor || null;
       if (!list.children.length) mount(footer, h("p", { class: "muted", text: "No requests." }));
+      else mount(footer, cursor ? h("button", { type: "button", onclick: () => load(false) }, "More") : null);
+    } catch (e) {
+      mount(footer, errorBox(e, () => load(reset)));
+    }
+  };
+  status.addEventListener("change", () => load(true));
+  await Promise.all([load(true), problemReports(problems)]);
+}
+
+const PROBLEM_TYPES = { video: "Video", audio: "Audio", subtitles: "Subtitles", other: "Other" };
+
+/** Problem reports: open ones first; resolve (or reopen) with an optional comment that goes to
+ *  Seerr and to the reporter. */
+async function problemReports(section) {
+  const status = h("select", { id: "admin-problem-status" },
+    [["open", "open"], ["resolved", "resolved"], ["all", "any status"]].map(([v, label]) => h("option", { value: v }, label)));
+  const list = h("ul", { class: "list problems", id: "admin-problems" });
+  const footer = h("div", {});
+  mount(section,
+    h("h2", { id: "admin-problems-title", text: "Problem reports" }),
+    h("div", { class: "filters" }, h("label", { for: "admin-problem-status" }, "Status"), status),
+    list, footer);
+  let cursor = null;
+  const row = (p) => {
+    const where = p.season && p.episode
+      ? `S${String(p.season).padStart(2, "0")}E${String(p.episode).padStart(2, "0")}`
+      : p.season ? `season ${p.season}` : "";
+    const comment = h("input", { "aria-label": `Comment for ${p.username || "the reporter"} about ${p.title}`, placeholder: "Comment (optional)", maxlength: 2000 });
+    const resolving = p.status === "open";
+    const act = h("button", { type: "button", class: resolving ? "primary resolve-problem" : "reopen-problem" }, resolving ? "Resolve" : "Reopen");
+    act.addEventListener("click", () => busy(act, async () => {
+      const { data } = await api(`/admin/problems/${encodeURIComponent(p.id)}/${resolving ? "resolve" : "reopen"}`, {
+        method: "POST", body: { comment: comment.value.trim() || undefined },
+      });
+      toast(resolving ? `Resolved the problem with ${p.title}.` : `Reopened the problem with ${p.title}.`);
+      const shown = status.value === "all" || status.value === data.status;
+      if (shown) li.replaceWith(row({ ...p, ...data, username: p.username }));
+      else li.remove();
+      if (!list.children.length) mount(footer, h("p", { class: "muted", text: "No problem reports." }));
+    }));
+    const li = h("li", { "data-problem": p.id, "data-status": p.status },
+      h("span", { class: "title", text: [p.title, where].filter(Boolean).join(" · ") }),
+      h("small", { class: "muted", text: `${PROBLEM_TYPES[p.type] || p.type} · ${p.username || p.userId} · ${fmtDate(p.createdAt)}` }),
+      badge(p.status),
+      h("span", { class: "comment", text: p.message }),
+      h("span", { class: "actions" }, comment, act));
+    return li;
+  };
+  const load = async (reset) => {
+    mount(footer, loading());
+    try {
+      const { data, meta } = await api("/admin/problems", { query: { status: status.value, cursor: reset ? undefined : cursor } });
+      if (reset) list.replaceChildren();
+      list.append(...data.map(row));
+      cursor = meta.nextCursor || null;
+      if (!list.children.length) mount(footer, h("p", { class: "muted", text: "No problem reports." }));
       else mount(footer, cursor ? h("button", { type: "button", onclick: () => load(false) }, "More") : null);
     } catch (e) {
       mount(footer, errorBox(e, () => load(reset)));

@@ -25,6 +25,7 @@ const EVENTS = [
   ["request.declined", "A request is declined"],
   ["request.available", "A request is available"],
   ["request.failed", "A request failed"],
+  ["problem.updated", "A problem report is answered or resolved"],
   ["download.completed", "A download finished"],
   ["download.failed", "A download failed"],
   ["service.down", "A service is down"],

@@ -1,11 +1,15 @@
 // My requests: the Plex watchlist switch (GET/PUT /me/watchlist), filters, a list that loads
 // the next page (cursor) as it scrolls into view, each row with its poster and a link to its title
 // page, status badges kept live by `request.updated`, and delete while pending. Requests the
-// watchlist sync made say "from your watchlist".
+// watchlist sync made say "from your watchlist". Below it, "My problem reports": what the user
+// reported about titles on the server, their status and the replies, kept fresh by the
+// `problem.*` notifications; an available request has a "Report a problem" button that opens
+// the report dialog.
 
 import { api } from "../api.js";
-import { h, mount, loading, errorBox, badge, fmtDate, fmtAgo, confirmButton, toast } from "../ui.js";
+import { h, mount, loading, errorBox, badge, fmtDate, fmtAgo, confirmButton, toast, busy } from "../ui.js";
 import { titlePath, posterThumb } from "../request.js";
+import { openReportDialog } from "../report.js";
 
 /** The watchlist panel: the switch and what the sync last did; nothing when the admin turned it off. */
 async function watchlistPanel(panel) {
@@ -71,7 +75,8 @@ export async function render(root, app) {
   const list = h("ul", { class: "list requests", id: "request-list", "aria-live": "polite" });
   const footer = h("div", { class: "footer" });
   const watchPanel = h("section", { class: "watchlist-panel", id: "watchlist-panel", "aria-label": "Plex watchlist" });
-  mount(root, h("h1", { id: "page-title", text: "My requests" }), watchPanel, filters, list, footer);
+  const problems = problemSection(app);
+  mount(root, h("h1", { id: "page-title", text: "My requests" }), watchPanel, filters, list, footer, problems.section);
   watchlistPanel(watchPanel);
 
   const rows = new Map();
@@ -95,6 +100,26 @@ export async function render(root, app) {
           toast(e);
         }
       }, { "aria-label": `Delete the request for ${r.title}` }));
+    }
+    if (r.status === "available" || r.status === "partially_available") {
+      const report = h("button", { type: "button", class: "report-problem", "aria-label": `Report a problem with ${r.title}` }, "Report a problem");
+      report.addEventListener("click", async () => {
+        report.disabled = true;
+        try {
+          let seasons = [];
+          if (r.mediaType === "tv") {
+            const { data } = await api(`/media/tv/${encodeURIComponent(r.tmdbId)}`);
+            seasons = (data.seasons || []).map((x) => ({ seasonNumber: x.seasonNumber, episodeCount: x.episodeCount }));
+          }
+          report.disabled = false;
+          if (await openReportDialog({ mediaType: r.mediaType, tmdbId: r.tmdbId, title: r.title, seasons })) problems.reload();
+        } catch (e) {
+          toast(e);
+        } finally {
+          report.disabled = false;
+        }
+      });
+      actions.append(report);
     }
     const href = titlePath(r.mediaType, r.tmdbId);
     const li = h("li", { "data-request": r.id, "data-status": r.status, class: "request-row" },
@@ -171,11 +196,86 @@ export async function render(root, app) {
     const merged = { ...current.request, ...r };
     current.li.replaceWith(row(merged));
   });
-  app.on("lagged", () => loadMore(true));
+  app.on("lagged", () => {
+    loadMore(true);
+    problems.reload();
+  });
   // The sync tells the user what it did (or that it paused): show its new state.
   app.on("notification.created", (n) => {
     if (n && typeof n.type === "string" && n.type.startsWith("watchlist.")) watchlistPanel(watchPanel);
   });
 
-  await loadMore(true);
+  await Promise.all([loadMore(true), problems.reload()]);
+}
+
+const PROBLEM_TYPES = { video: "Video", audio: "Audio", subtitles: "Subtitles", other: "Other" };
+
+/** Where in a show a problem is ("S01E03", "season 2"), or "". */
+export function problemWhere(p) {
+  if (p.season && p.episode) return `S${String(p.season).padStart(2, "0")}E${String(p.episode).padStart(2, "0")}`;
+  return p.season ? `season ${p.season}` : "";
+}
+
+/** The "My problem reports" list: newest first, a page at a time. */
+function problemSection(app) {
+  const list = h("ul", { class: "list problems", id: "problem-list", "aria-live": "polite" });
+  const footer = h("div", { class: "footer" });
+  const section = h("section", { "aria-labelledby": "problems-title" },
+    h("h2", { id: "problems-title", text: "My problem reports" }), list, footer);
+  let cursor = null;
+  const row = (p) => {
+    // The replies and a reply box, loaded when opened.
+    const thread = h("ul", { class: "thread" });
+    const reply = h("input", { "aria-label": `Reply about ${p.title}`, placeholder: "Add a reply", maxlength: 2000 });
+    const send = h("button", { type: "submit" }, "Reply");
+    const form = h("form", { class: "actions reply" }, reply, send);
+    const showThread = (comments) => thread.replaceChildren(...comments.map((c) =>
+      h("li", {}, h("strong", { text: `${c.author || "Seerr"}: ` }), h("span", { text: c.message }))));
+    const details = h("details", { class: "comment" },
+      h("summary", {}, p.commentCount ? `${p.commentCount} repl${p.commentCount === 1 ? "y" : "ies"}` : "Reply"),
+      thread, form);
+    details.addEventListener("toggle", async () => {
+      if (!details.open) return;
+      try {
+        const { data } = await api(`/media/problems/${encodeURIComponent(p.id)}`);
+        showThread(data.comments || []);
+      } catch (e) {
+        toast(e);
+      }
+    });
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      const message = reply.value.trim();
+      if (!message) return;
+      busy(send, async () => {
+        const { data } = await api(`/media/problems/${encodeURIComponent(p.id)}/comments`, { method: "POST", body: { message } });
+        reply.value = "";
+        showThread(data.comments || []);
+        toast("Reply sent.");
+      });
+    });
+    return h("li", { "data-problem": p.id, "data-status": p.status },
+      h("span", { class: "title", text: [p.title, problemWhere(p)].filter(Boolean).join(" · ") }),
+      h("small", { class: "muted", text: `${PROBLEM_TYPES[p.type] || p.type} · ${fmtDate(p.createdAt)}` }),
+      badge(p.status),
+      h("span", { class: "comment", text: p.message }),
+      details);
+  };
+  const load = async (reset) => {
+    mount(footer, loading("Loading problem reports…"));
+    try {
+      const { data, meta } = await api("/media/problems", { query: { limit: 20, cursor: reset ? undefined : cursor } });
+      if (reset) list.replaceChildren();
+      list.append(...data.map(row));
+      cursor = meta.nextCursor || null;
+      if (!list.children.length) mount(footer, h("p", { class: "muted", text: "You have not reported any problem. An available title's \"Report a problem\" button does." }));
+      else mount(footer, cursor ? h("button", { type: "button", class: "more", onclick: () => load(false) }, "Load more") : null);
+    } catch (e) {
+      mount(footer, errorBox(e, () => load(reset)));
+    }
+  };
+  app.on("notification.created", (n) => {
+    if (n && typeof n.type === "string" && n.type.startsWith("problem.")) load(true);
+  });
+  return { section, reload: () => load(true) };
 }

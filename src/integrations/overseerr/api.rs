@@ -343,7 +343,7 @@ fn optional_request(response: Response<Body>) -> Result<Option<MediaRequest>, Up
 
 /// The text of an Overseerr error body, and whether it came from the permission middleware
 /// (shape 2, `{"status":403,"error":...}`) rather than a route (`{"message":...}`).
-fn error_message(response: Response<Body>) -> (String, bool) {
+pub(super) fn error_message(response: Response<Body>) -> (String, bool) {
     let status = response.status().as_u16();
     let body = read_body(response)
         .ok()

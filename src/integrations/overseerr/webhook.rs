@@ -35,7 +35,13 @@ pub enum NotificationType {
     MediaDeclined,
     MediaFailed,
     TestNotification,
-    /// Anything else (issues, `MEDIA_AUTO_REQUESTED`, a missing value), kept verbatim.
+    /// The issue notifications (`Notification.ISSUE_*` in server/lib/notifications/index.ts,
+    /// sent from server/subscriber/IssueSubscriber.ts and IssueCommentSubscriber.ts).
+    IssueCreated,
+    IssueComment,
+    IssueResolved,
+    IssueReopened,
+    /// Anything else (`MEDIA_AUTO_REQUESTED`, a missing value), kept verbatim.
     Other(String),
 }
 
@@ -50,6 +56,10 @@ impl NotificationType {
             "MEDIA_DECLINED" => Self::MediaDeclined,
             "MEDIA_FAILED" => Self::MediaFailed,
             "TEST_NOTIFICATION" => Self::TestNotification,
+            "ISSUE_CREATED" => Self::IssueCreated,
+            "ISSUE_COMMENT" => Self::IssueComment,
+            "ISSUE_RESOLVED" => Self::IssueResolved,
+            "ISSUE_REOPENED" => Self::IssueReopened,
             _ => Self::Other(name.trim().to_owned()),
         }
     }
@@ -64,6 +74,10 @@ impl NotificationType {
             Self::MediaDeclined => "MEDIA_DECLINED",
             Self::MediaFailed => "MEDIA_FAILED",
             Self::TestNotification => "TEST_NOTIFICATION",
+            Self::IssueCreated => "ISSUE_CREATED",
+            Self::IssueComment => "ISSUE_COMMENT",
+            Self::IssueResolved => "ISSUE_RESOLVED",
+            Self::IssueReopened => "ISSUE_REOPENED",
             Self::Other(name) => name,
         }
     }
@@ -77,9 +91,45 @@ impl NotificationType {
             Self::MediaAvailable => Some(RequestState::Available),
             Self::MediaDeclined => Some(RequestState::Declined),
             Self::MediaFailed => Some(RequestState::Failed),
-            Self::TestNotification | Self::Other(_) => None,
+            Self::TestNotification
+            | Self::IssueCreated
+            | Self::IssueComment
+            | Self::IssueResolved
+            | Self::IssueReopened
+            | Self::Other(_) => None,
         }
     }
+
+    /// Whether this is one of the four issue notifications.
+    pub fn is_issue(&self) -> bool {
+        matches!(
+            self,
+            Self::IssueCreated | Self::IssueComment | Self::IssueResolved | Self::IssueReopened
+        )
+    }
+}
+
+/// The `{{issue}}` and `{{comment}}` parts of an issue notification, from the KeyMap of
+/// server/lib/notifications/agents/webhook.ts (seerr-team/seerr; the same in sct/overseerr):
+/// `issue_id`, `issue_type` (the enum key: `VIDEO`, `AUDIO`, `SUBTITLES`, `OTHER`),
+/// `issue_status` (`OPEN`, `RESOLVED`), `reportedBy_email` / `_username` (the display name),
+/// `comment_message`, `commentedBy_email` / `_username`. The agent's `message` is the issue's
+/// *first* comment (the report) and `extra` carries "Affected Season" / "Affected Episode"
+/// (server/subscriber/IssueSubscriber.ts).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IssueInfo {
+    pub issue_id: Option<i64>,
+    /// `VIDEO`, `AUDIO`, ... as sent.
+    pub issue_type: Option<String>,
+    /// `OPEN` or `RESOLVED` as sent.
+    pub issue_status: Option<String>,
+    pub reported_by_email: Option<String>,
+    pub reported_by_username: Option<String>,
+    pub comment_message: Option<String>,
+    pub commented_by_email: Option<String>,
+    pub commented_by_username: Option<String>,
+    pub affected_season: Option<u32>,
+    pub affected_episode: Option<u32>,
 }
 
 /// Who made the request, as the template tells it.
@@ -121,6 +171,8 @@ pub struct WebhookEvent {
     pub reason: Option<String>,
     /// The season numbers from `extra`'s "Requested Seasons" (TV).
     pub requested_seasons: Vec<u32>,
+    /// The issue and comment of an `ISSUE_*` notification (`None` on other types).
+    pub issue: Option<IssueInfo>,
 }
 
 impl WebhookEvent {
@@ -215,6 +267,7 @@ impl WebhookEvent {
             requested_by: (requested_by != Requester::default()).then_some(requested_by),
             reason,
             requested_seasons: requested_seasons(&root),
+            issue: issue_info(&root),
         })
     }
 }
@@ -244,6 +297,60 @@ fn find<'a>(map: &'a Map<String, Value>, names: &[&str]) -> Option<&'a Value> {
 
 fn object<'a>(map: &'a Map<String, Value>, name: &str) -> Option<&'a Map<String, Value>> {
     find(map, &[name]).and_then(Value::as_object)
+}
+
+/// The `{{issue}}` / `{{comment}}` objects (or their keys flattened to the top level by a
+/// custom template); `None` when neither carries anything.
+fn issue_info(root: &Map<String, Value>) -> Option<IssueInfo> {
+    let issue = object(root, "issue");
+    let comment = object(root, "comment");
+    let issue_field = |names: &[&str]| {
+        issue
+            .and_then(|i| find(i, names))
+            .or_else(|| find(root, names))
+            .and_then(text)
+    };
+    let comment_field = |names: &[&str]| {
+        comment
+            .and_then(|c| find(c, names))
+            .or_else(|| find(root, names))
+            .and_then(text)
+    };
+    let info = IssueInfo {
+        issue_id: issue
+            .and_then(|i| find(i, &["issueid", "id"]))
+            .or_else(|| find(root, &["issueid"]))
+            .and_then(int)
+            .filter(|id| *id > 0),
+        issue_type: issue_field(&["issuetype"]),
+        issue_status: issue_field(&["issuestatus"]),
+        reported_by_email: issue_field(&["reportedbyemail"]),
+        reported_by_username: issue_field(&["reportedbyusername"]),
+        comment_message: comment_field(&["commentmessage"]),
+        commented_by_email: comment_field(&["commentedbyemail"]),
+        commented_by_username: comment_field(&["commentedbyusername"]),
+        affected_season: extra_number(root, "affectedseason"),
+        affected_episode: extra_number(root, "affectedepisode"),
+    };
+    (info != IssueInfo::default()).then_some(info)
+}
+
+/// The number of `extra`'s item named `name` (normalized, spaces ignored).
+fn extra_number(root: &Map<String, Value>, name: &str) -> Option<u32> {
+    let Some(Value::Array(extra)) = find(root, &["extra"]) else {
+        return None;
+    };
+    extra
+        .iter()
+        .filter_map(Value::as_object)
+        .find(|item| {
+            find(item, &["name"])
+                .and_then(Value::as_str)
+                .is_some_and(|n| normalize(n).replace(' ', "") == name)
+        })
+        .and_then(|item| find(item, &["value"]))
+        .and_then(int)
+        .and_then(|n| u32::try_from(n).ok())
 }
 
 /// Season numbers from `extra: [{"name": "Requested Seasons", "value": "1, 2"}]`.
@@ -468,6 +575,54 @@ mod tests {
         assert!(e.requested_seasons.is_empty());
         let e = parse(json!({"extra": [{"name": "Requested Seasons", "value": "0, 3, x"}, 7]}));
         assert_eq!(e.requested_seasons, [0, 3]);
+    }
+
+    /// The default template (settings/index.ts `jsonPayload`) rendered for ISSUE_COMMENT by
+    /// the agent in server/lib/notifications/agents/webhook.ts.
+    #[test]
+    fn issue_notifications_read_the_issue_and_comment() {
+        let e = parse(json!({
+            "notification_type": "ISSUE_COMMENT",
+            "event": "New Comment on Audio Issue",
+            "subject": "The Matrix (1999)",
+            "message": "No sound after ten minutes",
+            "image": "",
+            "media": {"media_type": "tv", "tmdbId": "1399", "tvdbId": "", "status": "AVAILABLE", "status4k": "UNKNOWN"},
+            "request": null,
+            "issue": {"issue_id": "7", "issue_type": "AUDIO", "issue_status": "OPEN",
+                      "reportedBy_email": "alice@example.com", "reportedBy_username": "Alice",
+                      "reportedBy_avatar": "", "reportedBy_settings_discordId": "",
+                      "reportedBy_settings_telegramChatId": ""},
+            "comment": {"comment_message": "Looking into it", "commentedBy_email": "admin@example.com",
+                        "commentedBy_username": "Admin", "commentedBy_avatar": ""},
+            "extra": [{"name": "Affected Season", "value": "2"}, {"name": "Affected Episode", "value": "5"}]
+        }));
+        assert_eq!(e.notification_type, NotificationType::IssueComment);
+        assert!(e.notification_type.is_issue());
+        assert_eq!(e.notification_type.request_state(), None);
+        let issue = e.issue.unwrap();
+        assert_eq!(issue.issue_id, Some(7));
+        assert_eq!(issue.issue_type.as_deref(), Some("AUDIO"));
+        assert_eq!(issue.issue_status.as_deref(), Some("OPEN"));
+        assert_eq!(
+            issue.reported_by_email.as_deref(),
+            Some("alice@example.com")
+        );
+        assert_eq!(issue.comment_message.as_deref(), Some("Looking into it"));
+        assert_eq!(issue.commented_by_username.as_deref(), Some("Admin"));
+        assert_eq!(
+            (issue.affected_season, issue.affected_episode),
+            (Some(2), Some(5))
+        );
+        let resolved = parse(
+            json!({"notification_type": "ISSUE_RESOLVED", "issue": {"issue_id": 9}, "comment": null}),
+        );
+        assert_eq!(resolved.notification_type, NotificationType::IssueResolved);
+        assert_eq!(resolved.issue.unwrap().issue_id, Some(9));
+        assert_eq!(
+            parse(json!({"notification_type": "MEDIA_PENDING"})).issue,
+            None
+        );
     }
 
     #[test]

@@ -415,6 +415,6 @@ fn event_name(kind: &NotificationType, request: &FakeRequest) -> String {
         NotificationType::MediaAvailable => format!("{four_k}{what} Request Now Available"),
         NotificationType::MediaDeclined => format!("{four_k}{what} Request Declined"),
         NotificationType::MediaFailed => format!("{four_k}{what} Request Failed"),
-        NotificationType::TestNotification | NotificationType::Other(_) => String::new(),
+        _ => String::new(),
     }
 }

@@ -26,6 +26,10 @@ pub mod permission {
     pub const REQUEST_VIEW: i64 = 16384;
     pub const REQUEST_MOVIE: i64 = 262_144;
     pub const REQUEST_TV: i64 = 524_288;
+    /// server/lib/permissions.ts in seerr-team/seerr (and sct/overseerr).
+    pub const MANAGE_ISSUES: i64 = 1_048_576;
+    pub const VIEW_ISSUES: i64 = 2_097_152;
+    pub const CREATE_ISSUES: i64 = 4_194_304;
 }
 
 /// TMDB's page size, which Overseerr's search passes through.
@@ -199,7 +203,7 @@ impl FakeOverseerrUser {
         }
     }
 
-    fn has(&self, bits: &[i64]) -> bool {
+    pub(super) fn has(&self, bits: &[i64]) -> bool {
         self.permissions & permission::ADMIN != 0 || bits.iter().any(|b| self.permissions & b != 0)
     }
 
@@ -387,6 +391,31 @@ impl Library {
                 updated: now,
             }
         })
+    }
+
+    /// Seerr's media id of a title, when it has a media row.
+    pub(super) fn media_id(&self, media_type: MediaType, tmdb_id: i64) -> Option<i64> {
+        self.media.get(&(media_type, tmdb_id)).map(|m| m.id)
+    }
+
+    /// The title a media id is about.
+    pub(super) fn media_by_id(&self, id: i64) -> Option<(MediaType, i64)> {
+        self.media
+            .iter()
+            .find(|(_, row)| row.id == id)
+            .map(|(key, _)| *key)
+    }
+
+    /// A media row as the API shows it (`issue.media`), `null` when there is none.
+    pub(super) fn media_value(&self, media_type: MediaType, tmdb_id: i64) -> Value {
+        self.media
+            .get(&(media_type, tmdb_id))
+            .map_or(Value::Null, |row| self.media_json(media_type, tmdb_id, row))
+    }
+
+    /// A user as the API shows it, `null` when unknown.
+    pub(super) fn user_value(&self, id: i64) -> Value {
+        self.user(id).map_or(Value::Null, |u| self.user_json(u))
     }
 
     /// The media status of a title (`Unknown` when the fake never saw it).

@@ -58,7 +58,7 @@ pub(super) fn routes() -> Router<Arc<Shared>> {
         .route("/api/v1/request/{id}/decline", post(decline_request))
 }
 
-fn respond((status, body): Reply) -> Response {
+pub(super) fn respond((status, body): Reply) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     match body {
         Some(body) => (status, axum::Json(body)).into_response(),
@@ -66,7 +66,7 @@ fn respond((status, body): Reply) -> Response {
     }
 }
 
-fn bad_request(path: &str, text: &str) -> Reply {
+pub(super) fn bad_request(path: &str, text: &str) -> Reply {
     (
         400,
         Some(json!({"message": text, "errors": [{"path": path, "message": text}]})),
@@ -74,7 +74,7 @@ fn bad_request(path: &str, text: &str) -> Reply {
 }
 
 /// The acting user's id: user 1 for the API key alone, the `X-API-User` otherwise.
-fn authenticate(state: &SimState, headers: &HeaderMap) -> Result<i64, Reply> {
+pub(super) fn authenticate(state: &SimState, headers: &HeaderMap) -> Result<i64, Reply> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let Some(key) = header("x-api-key") else {
         // The OpenAPI validator runs first and asks for the session cookie.
