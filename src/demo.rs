@@ -792,6 +792,8 @@ fn banner(
         .collect::<Vec<_>>()
         .join(", ");
     let kept = if temporary { "removed on exit" } else { "kept" };
+    let titles = sims.overseerr.titles().len();
+    let (_, available, _) = AVAILABLE_MOVIE;
     format!(
         "\n\
          MediaNest demo: http://{local}{base}/  (Ctrl-C stops it)\n\
@@ -809,8 +811,11 @@ fn banner(
          \x20 YouTube          POST /api/v1/youtube/downloads {{\"url\": \"https://youtu.be/dQw4w9WgXcQ\"}}\n\
          \x20                  (a simulated yt-dlp writes small files under the data directory;\n\
          \x20                  the Plex library {YOUTUBE_LIBRARY} gets a collection per playlist)\n\
+         \x20 Discover         /discover: rows of posters; a poster opens the title's page (/movie/{{tmdbId}},\n\
+         \x20                  /tv/{{tmdbId}}); {available} is on Plex: \"Watch in Plex\" and \"Report a problem\"\n\
+         \x20                  (the report goes to Seerr; resolve it as admin under Admin > Requests)\n\
          \x20 Plex watchlist   alice's and bob's Plex watchlists hold Inception and a show: switch on\n\
-         \x20                  \"Request what I add to my Plex watchlist\" under Notifications (checked\n\
+         \x20                  \"Request what I add to my Plex watchlist\" on My requests (checked\n\
          \x20                  every minute); add a title with POST {}/demo/watchlist/alice/{{ratingKey}}\n\
          \x20                  (the rating keys: GET {}/demo/titles)\n\
          \x20 Subscriptions    /subscriptions: the simulated channel {DEMO_CHANNEL} gains a video\n\
@@ -821,7 +826,7 @@ fn banner(
          \x20   plex.tv        {}  (accounts owner, alice, bob, mallory)\n\
          \x20   Plex discover  {}  (the accounts' watchlists)\n\
          \x20   Plex server    {}  (\"Demo Media Server\")\n\
-         \x20   Seerr          {}  (7 titles; alice and bob are Seerr users)\n\
+         \x20   Seerr          {}  ({titles} titles; alice and bob are Seerr users)\n\
          \x20   Uptime Kuma    {}  (status page \"{KUMA_SLUG}\": {monitors})\n\
          \n\
          \x20 Notifications (the demo's email and ntfy channels; every user gets both):\n\
