@@ -66,20 +66,29 @@ pub struct Requester {
     pub is_admin: bool,
 }
 
-fn validate(body: CreateBody) -> AppResult<NewInput> {
-    let mut fields: Vec<(&str, String)> = Vec::new();
-    let media_type = MediaType::parse(&body.media_type)
-        .filter(|_| matches!(body.media_type.as_str(), "movie" | "tv"));
-    if media_type.is_none() {
+/// A body's `mediaType` (`movie` or `tv`) and `tmdbId` (a positive 32-bit whole number), each
+/// `None` with its complaint added to `fields` when it is not one.
+pub(crate) fn check_title(
+    media_type: &str,
+    tmdb_id: &Value,
+    fields: &mut Vec<(&'static str, String)>,
+) -> (Option<MediaType>, Option<i64>) {
+    let parsed = MediaType::parse(media_type).filter(|_| matches!(media_type, "movie" | "tv"));
+    if parsed.is_none() {
         fields.push(("mediaType", "must be \"movie\" or \"tv\"".into()));
     }
-    let tmdb_id = body
-        .tmdb_id
+    let id = tmdb_id
         .as_i64()
         .filter(|n| (1..=i64::from(i32::MAX)).contains(n));
-    if tmdb_id.is_none() {
+    if id.is_none() {
         fields.push(("tmdbId", "must be a positive integer".into()));
     }
+    (parsed, id)
+}
+
+fn validate(body: CreateBody) -> AppResult<NewInput> {
+    let mut fields: Vec<(&str, String)> = Vec::new();
+    let (media_type, tmdb_id) = check_title(&body.media_type, &body.tmdb_id, &mut fields);
     let seasons = match (&body.seasons, media_type) {
         (None | Some(Value::Null), _) => Some(Seasons::All),
         (Some(_), Some(MediaType::Movie)) => {

@@ -71,18 +71,8 @@ fn checked_message(text: &str) -> Result<String, String> {
 
 fn validate(body: CreateBody) -> AppResult<NewInput> {
     let mut fields: Vec<(&str, String)> = Vec::new();
-    let media_type = MediaType::parse(&body.media_type)
-        .filter(|_| matches!(body.media_type.as_str(), "movie" | "tv"));
-    if media_type.is_none() {
-        fields.push(("mediaType", "must be \"movie\" or \"tv\"".into()));
-    }
-    let tmdb_id = body
-        .tmdb_id
-        .as_i64()
-        .filter(|n| (1..=i64::from(i32::MAX)).contains(n));
-    if tmdb_id.is_none() {
-        fields.push(("tmdbId", "must be a positive integer".into()));
-    }
+    let (media_type, tmdb_id) =
+        crate::media::requests::check_title(&body.media_type, &body.tmdb_id, &mut fields);
     let problem_type = IssueType::ALL
         .into_iter()
         .find(|t| t.as_str() == body.problem_type);
