@@ -298,6 +298,18 @@ impl Overseerr {
     }
 }
 
+/// Seerr's 500 that is not one of the answers read as "not found": an upstream error with the
+/// start of its message (redacted).
+pub(super) fn server_error(message: &str) -> UpstreamFailure {
+    UpstreamFailure::Status {
+        status: 500,
+        body_snippet: crate::integrations::upstream::redact(
+            &message.chars().take(200).collect::<String>(),
+        ),
+        retry_after: None,
+    }
+}
+
 /// `None` when a details answer says the title is unknown, else the response to read on.
 ///
 /// Overseerr and Seerr answer a TMDB id that TMDB does not know with 500 and
@@ -312,13 +324,7 @@ fn unknown_title(response: Response<Body>) -> Result<Option<Response<Body>>, Ups
             if message.starts_with("Unable to retrieve ") {
                 Ok(None)
             } else {
-                Err(UpstreamFailure::Status {
-                    status: 500,
-                    body_snippet: crate::integrations::upstream::redact(
-                        &message.chars().take(200).collect::<String>(),
-                    ),
-                    retry_after: None,
-                })
+                Err(server_error(&message))
             }
         }
         _ => Ok(Some(response)),

@@ -185,13 +185,7 @@ fn optional_issue(response: Response<Body>) -> Result<Option<Issue>, UpstreamFai
             if message.to_ascii_lowercase().contains("issue not found") {
                 Ok(None)
             } else {
-                Err(UpstreamFailure::Status {
-                    status: 500,
-                    body_snippet: crate::integrations::upstream::redact(
-                        &message.chars().take(200).collect::<String>(),
-                    ),
-                    retry_after: None,
-                })
+                Err(super::api::server_error(&message))
             }
         }
         _ => issue_from(response).map(Some),
