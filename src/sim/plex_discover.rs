@@ -139,6 +139,9 @@ struct SimState {
     dropped: Vec<String>,
     /// Account name -> token, for the demo's controls.
     names: HashMap<String, String>,
+    /// (token, rating key): taken off that watchlist right after its next page is served, as
+    /// when its owner removes a title while a check pages through the list.
+    remove_after_page: Vec<(String, String)>,
 }
 
 impl SimState {
@@ -208,6 +211,13 @@ impl FakePlexDiscover {
         if let Some(list) = lock(&self.shared).watchlists.get_mut(token) {
             list.retain(|k| k != rating_key);
         }
+    }
+
+    /// Takes `rating_key` off `token`'s watchlist right after the next page of it is served.
+    pub fn remove_after_next_page(&self, token: &str, rating_key: &str) {
+        lock(&self.shared)
+            .remove_after_page
+            .push((token.to_owned(), rating_key.to_owned()));
     }
 
     /// The rating keys on `token`'s watchlist, newest first.
@@ -306,7 +316,7 @@ async fn watchlist(
     query: Params,
 ) -> Response {
     let token = plex_param(&headers, &query, "X-Plex-Token");
-    let state = lock(&shared);
+    let mut state = lock(&shared);
     let Some(token) = state.known(token) else {
         return unauthorized();
     };
@@ -340,6 +350,13 @@ async fn watchlist(
     });
     if !items.is_empty() {
         container["Metadata"] = Value::Array(items);
+    }
+    let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut state.remove_after_page)
+        .into_iter()
+        .partition(|(t, _)| *t == token);
+    state.remove_after_page = later;
+    if let Some(list) = state.watchlists.get_mut(&token) {
+        list.retain(|k| !now.iter().any(|(_, gone)| gone == k));
     }
     reply(&headers, json!({ "MediaContainer": container }))
 }

@@ -222,6 +222,12 @@ pub async fn check_user(state: &AppState, user_id: &str) -> AppResult<()> {
         if state.shutdown_token().is_cancelled() {
             break;
         }
+        // Switched off (or paused) while this check runs: nothing more in the user's name.
+        let id = user_id.to_owned();
+        let sync = state.db().read(move |conn| store::get(conn, &id)).await?;
+        if !sync.enabled || sync.paused_at.is_some() {
+            break;
+        }
         match handle_item(state, &who, &token, &item, &mut done).await {
             Ok(Some(handled)) => {
                 let id = user_id.to_owned();
@@ -261,7 +267,10 @@ pub async fn check_user(state: &AppState, user_id: &str) -> AppResult<()> {
     finished
 }
 
-/// The whole watchlist (up to [`MAX_ITEMS`]), and whether it was read to the end.
+/// The whole watchlist (up to [`MAX_ITEMS`]), and whether it was read whole: to the end, with
+/// the same `totalSize` on every page. Pages go by offset, so a title removed while they are
+/// read shifts the next one onto a page already read; such a read is not whole, and what it
+/// missed must not be forgotten.
 async fn read_watchlist(
     state: &AppState,
     token: &str,
@@ -269,16 +278,21 @@ async fn read_watchlist(
     let client = state.watchlist().client();
     let mut items = Vec::new();
     let mut start = 0u32;
+    let mut first_total = None;
     loop {
         let page = match client.watchlist_page(token, start, PAGE_SIZE).await {
             Ok(TokenOutcome::Accepted(page)) => page,
             Ok(TokenOutcome::Rejected) => return Err(Stop::TokenRejected),
             Err(e) => return Err(Stop::Outage(e)),
         };
+        let steady = *first_total.get_or_insert(page.total_size) == page.total_size;
         items.extend(page.items);
         start = start.saturating_add(page.listed);
+        if !steady {
+            return Ok((items, false));
+        }
         if page.listed == 0 || start >= page.total_size {
-            return Ok((items, true));
+            return Ok((items, start == page.total_size));
         }
         if start >= MAX_ITEMS {
             return Ok((items, false));

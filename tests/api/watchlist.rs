@@ -14,7 +14,9 @@ use medianest::watchlist::sync::run_due;
 use serde_json::{Value, json};
 
 use crate::support::services::{ServiceWorld, world_on};
-use crate::support::{TestResponse, call, file_db, insert_user, new_session, scalar, sql_text};
+use crate::support::{
+    TestResponse, call, eventually, file_db, insert_user, new_session, scalar, sql_text,
+};
 
 /// More than the interval plus its jitter (15 min + 10 %).
 const NEXT_CHECK_MS: i64 = 17 * 60 * 1000;
@@ -759,4 +761,83 @@ async fn the_demo_plex_users_have_watchlists() {
         }
     }
     sims.shutdown().await;
+}
+
+/// A title removed while a check pages through the watchlist shifts the next one onto a page
+/// already read: that read is not whole, so the title it missed is not forgotten and never
+/// looked at (or requested) again.
+#[tokio::test]
+async fn a_title_removed_while_pages_are_read_forgets_nothing_it_missed() {
+    use medianest::sim::overseerr::FakeTitle;
+    use medianest::watchlist::client::PAGE_SIZE;
+
+    let x = watch_world(|c| c.quotas.requests_per_hour = 1000).await;
+    let n = PAGE_SIZE as usize + 5;
+    let mut keys = Vec::new();
+    for i in 0..n as i64 {
+        let id = 910_000 + i;
+        x.w.overseerr
+            .add_title(FakeTitle::movie(id, &format!("Film {id}"), "2020-01-01"));
+        let item = FakeItem::movie(id, &format!("Film {id}"), 2020);
+        x.discover.add_item(item.clone());
+        x.discover.watchlist_add(&x.account.token, &item.rating_key);
+        keys.push(item.rating_key);
+    }
+    x.switch(&x.w.user, true).await;
+    while x.requests_of(&x.w.user_id).await < n as i64 {
+        x.pass().await;
+        x.later();
+    }
+    let looked_up = x.discover.requests("GET /library/metadata/{rating_key}");
+    assert_eq!(looked_up, n as u64);
+
+    // The newest title goes while the first page is being read: the 51st moves onto page one.
+    x.discover
+        .remove_after_next_page(&x.account.token, &keys[n - 1]);
+    assert_eq!(x.pass().await, 1);
+    x.later();
+    assert_eq!(x.pass().await, 1);
+    assert_eq!(
+        x.discover.requests("GET /library/metadata/{rating_key}"),
+        looked_up,
+        "no title looked up twice"
+    );
+    assert_eq!(x.requests_of(&x.w.user_id).await, n as i64);
+}
+
+/// Switching the sync off while a check works through new titles stops it before the next
+/// title: nothing more is requested in the user's name.
+#[tokio::test]
+async fn switching_off_during_a_check_stops_it_before_the_next_title() {
+    use medianest::sim::overseerr::FakeTitle;
+
+    let x = watch_world(|c| c.quotas.requests_per_hour = 1000).await;
+    for i in 0..10_i64 {
+        let id = 920_000 + i;
+        x.w.overseerr
+            .add_title(FakeTitle::movie(id, &format!("Film {id}"), "2020-01-01"));
+        let item = FakeItem::movie(id, &format!("Film {id}"), 2020);
+        x.discover.add_item(item.clone());
+        x.discover.watchlist_add(&x.account.token, &item.rating_key);
+    }
+    x.switch(&x.w.user, true).await;
+    // Each lookup takes a while, so the switch lands while the check is under way.
+    x.discover
+        .set_latency(std::time::Duration::from_millis(150));
+    let state = x.w.t.state.clone();
+    let check = tokio::spawn(async move { run_due(&state).await.unwrap() });
+    eventually(
+        std::time::Duration::from_secs(10),
+        "the check's first lookup",
+        || async { (x.discover.requests("GET /library/metadata/{rating_key}") >= 1).then_some(()) },
+    )
+    .await;
+    x.switch(&x.w.user, false).await;
+    assert_eq!(check.await.unwrap(), 1);
+    let made = x.requests_of(&x.w.user_id).await;
+    assert!(made <= 2, "{made} requests made after the switch went off");
+    assert!(
+        x.discover.requests("GET /library/metadata/{rating_key}") <= 2,
+        "no title looked at after the switch went off"
+    );
 }
