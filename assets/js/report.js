@@ -71,6 +71,13 @@ export async function openReportDialog({ mediaType, tmdbId, title, seasons = [] 
       resolve(sent);
     });
     cancel.addEventListener("click", () => dialog.close());
+    // Once there is a message, the complaint about a missing one goes.
+    message.addEventListener("input", () => {
+      if (message.getAttribute("aria-invalid") === "true" && message.value.trim()) {
+        message.removeAttribute("aria-invalid");
+        problem.replaceChildren();
+      }
+    });
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       problem.replaceChildren();

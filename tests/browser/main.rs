@@ -2076,6 +2076,16 @@ fn a_problem_is_reported_from_my_requests_and_resolved_by_the_admin() {
     );
     b.find("dialog.report-dialog textarea[name='message']")
         .send_keys("The sound drops out after ten minutes");
+    b.wait_for("the complaint to go once there is a message", |b| {
+        b.all("dialog.report-dialog .report-error [role=alert]")
+            .is_empty()
+            .then_some(())
+    });
+    assert_eq!(
+        b.find("dialog.report-dialog textarea[name='message']")
+            .attr("aria-invalid"),
+        None
+    );
     shoot(&b, "problem-report-dialog");
     b.find("dialog.report-dialog button[type='submit']").click();
     b.find_text(".toast", "was reported");
