@@ -106,6 +106,15 @@ fn validate(body: CreateBody) -> AppResult<NewInput> {
     if episode.is_some() && season.is_none() {
         fields.push(("episode", "needs a season".into()));
     }
+    // Seerr stores `problemSeason` 0 as "not about one season" (server/routes/issue.ts,
+    // server/entity/Issue.ts): a report about the specials would silently become one about the
+    // whole show.
+    if season == Some(0) {
+        fields.push((
+            "season",
+            "must be 1 or more (Seerr cannot take a report about the specials)".into(),
+        ));
+    }
     if episode == Some(0) {
         fields.push(("episode", "must be 1 or more".into()));
     }
@@ -591,6 +600,8 @@ mod tests {
                 .is_some()
         );
         assert!(fields(json!({"mediaType": "tv", "tmdbId": 1, "type": "video", "message": "x", "episode": 2})).get("episode").is_some());
+        assert!(fields(json!({"mediaType": "tv", "tmdbId": 1399, "type": "video", "message": "x", "season": 0})).get("season").is_some());
+        assert!(fields(json!({"mediaType": "tv", "tmdbId": 1399, "type": "video", "message": "x", "season": 0, "episode": 1})).get("season").is_some());
         assert!(
             fields(json!({"mediaType": "tv", "tmdbId": -1, "type": "video", "message": "x"}))
                 .get("tmdbId")
