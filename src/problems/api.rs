@@ -18,7 +18,8 @@ use crate::auth::{AdminUser, CurrentUser};
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::http::{ApiJson, optional_json};
 use crate::integrations::overseerr::{
-    IssueOutcome, IssueStatus, IssueType, MediaInfo, MediaStatus, MediaType, Overseerr,
+    Issue, IssueChange, IssueOutcome, IssueStatus, IssueType, MediaInfo, MediaStatus, MediaType,
+    Overseerr,
 };
 use crate::media::requests::overseerr_user;
 use crate::media::search::overseerr;
@@ -437,6 +438,21 @@ fn gone_from_seerr() -> AppError {
     conflict("Seerr no longer has this issue.")
 }
 
+/// The issue after a change Seerr accepted; its refusal (401/403) is a 403 naming the missing
+/// permission, not an upstream failure.
+fn done_on_seerr(answer: IssueChange) -> AppResult<Box<Issue>> {
+    match answer {
+        IssueChange::Done(issue) => Ok(issue),
+        IssueChange::NotFound => Err(gone_from_seerr()),
+        IssueChange::Refused { message } => {
+            tracing::info!(%message, "Seerr refused an issue change");
+            Err(refused(
+                "Seerr refused the change: the Seerr account you act as needs the \"Manage Issues\" permission (or must be the one that reported the issue).",
+            ))
+        }
+    }
+}
+
 /// The display name a comment made here carries.
 async fn author_name(state: &AppState, user_id: &str) -> AppResult<String> {
     let id = user_id.to_owned();
@@ -453,7 +469,7 @@ async fn author_name(state: &AppState, user_id: &str) -> AppResult<String> {
         .await
 }
 
-/// Comments on Seerr (when `comment`), sets the status there (when `status`), then stores both
+/// Sets the status on Seerr (when `status`), comments there (when `comment`), then stores both
 /// and notifies the reporter, holding the issue's lock throughout.
 async fn change(
     state: &AppState,
@@ -466,17 +482,21 @@ async fn change(
     let client = overseerr(state).await?;
     let _turn = state.problems().lock_issue(problem.seerr_issue_id).await;
     let as_user = acting_as(state, &client, caller, is_admin).await?;
-    if let Some(message) = &comment {
-        client
-            .comment_issue(as_user, problem.seerr_issue_id, message)
-            .await?
-            .ok_or_else(gone_from_seerr)?;
-    }
+    // The status first: a Seerr account without MANAGE_ISSUES is refused it (401), and then
+    // nothing was changed on Seerr, where commenting first would leave the comment behind.
     if let Some(status) = status {
-        client
-            .set_issue_status(as_user, problem.seerr_issue_id, status)
-            .await?
-            .ok_or_else(gone_from_seerr)?;
+        done_on_seerr(
+            client
+                .set_issue_status(as_user, problem.seerr_issue_id, status)
+                .await?,
+        )?;
+    }
+    if let Some(message) = &comment {
+        done_on_seerr(
+            client
+                .comment_issue(as_user, problem.seerr_issue_id, message)
+                .await?,
+        )?;
     }
     let author = author_name(state, caller).await?;
     let change = Change {

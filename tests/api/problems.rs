@@ -524,3 +524,62 @@ async fn a_user_reports_at_most_ten_problems_an_hour() {
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     w.server.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resolve_seerr_refuses_is_a_403_and_changes_nothing_there() {
+    let w = world().await;
+    let r = w
+        .report(
+            &w.m.w.user,
+            json!({"mediaType": "movie", "tmdbId": 603, "type": "audio", "message": "No sound"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let id = r.data()["id"].as_str().unwrap().to_owned();
+    let issue_id = r.data()["seerrIssueId"].as_i64().unwrap();
+    w.webhooks_answered(1).await;
+    // The admin's own Seerr account (found by email) may report issues but not manage them.
+    let seerr = &w.m.w.overseerr;
+    seerr.add_user(medianest::sim::overseerr::FakeOverseerrUser::plex(
+        12, None, "boss",
+    ));
+    assert!(seerr.set_permissions(12, permission::REQUEST | permission::CREATE_ISSUES));
+    w.m.w
+        .t
+        .state
+        .db()
+        .write(|tx| {
+            tx.execute(
+                "UPDATE users SET email = 'boss@example.com' WHERE role = 'admin'",
+                [],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    w.m.w.t.state.media().clear();
+    let r =
+        w.m.post(
+            &w.m.w.admin,
+            &format!("/api/v1/admin/problems/{id}/resolve"),
+            json!({"comment": "Replaced the file"}),
+        )
+        .await;
+    let e = assert_error(&r, StatusCode::FORBIDDEN, "FORBIDDEN");
+    assert!(
+        e["details"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("Manage Issues"),
+        "{e}"
+    );
+    let issue = seerr.issue(issue_id).unwrap();
+    assert_eq!(issue.status, 1, "still open on Seerr");
+    assert_eq!(issue.comments.len(), 1, "no comment left behind on Seerr");
+    let stored = w.problem(&w.m.w.user, &id).await;
+    assert_eq!(
+        (stored["status"].as_str(), stored["commentCount"].as_i64()),
+        (Some("open"), Some(0))
+    );
+    w.server.stop().await.unwrap();
+}
