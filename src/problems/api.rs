@@ -32,6 +32,8 @@ pub const MAX_MESSAGE_CHARS: usize = 2000;
 /// Reports a user (not an admin) may make in an hour: enough for a bad evening, not a flood of
 /// Seerr issues.
 pub const MAX_REPORTS_PER_HOUR: i64 = 10;
+/// Comments a user (not an admin) may write in an hour.
+pub const MAX_COMMENTS_PER_HOUR: i64 = 30;
 const HOUR_MS: i64 = 3_600_000;
 
 /// `POST /media/problems` body.
@@ -136,6 +138,13 @@ fn validate(body: CreateBody) -> AppResult<NewInput> {
     }
 }
 
+/// The hourly cap `limit` is reached.
+fn quota(limit: i64) -> AppError {
+    AppError::new(ErrorCode::QuotaExceeded)
+        .with_details(json!({ "limit": limit, "windowSeconds": 3600 }))
+        .with_retry_after(600)
+}
+
 fn refused(message: &str) -> AppError {
     AppError::new(ErrorCode::Forbidden).with_details(json!({ "reason": message }))
 }
@@ -199,6 +208,8 @@ pub async fn create(
     ApiJson(body): ApiJson<CreateBody>,
 ) -> AppResult<ApiResponse> {
     let input = validate(body)?;
+    // Held from the count to the insert: parallel reports take turns.
+    let _user_turn = state.problems().lock_user(user.user_id()).await;
     if !user.is_admin() {
         let (caller, since) = (user.user_id().to_owned(), state.clock().now_ms() - HOUR_MS);
         let recent = state
@@ -206,9 +217,7 @@ pub async fn create(
             .run(move |conn| store::reported_since(conn, &caller, since))
             .await?;
         if recent >= MAX_REPORTS_PER_HOUR {
-            return Err(AppError::new(ErrorCode::QuotaExceeded)
-                .with_details(json!({ "limit": MAX_REPORTS_PER_HOUR, "windowSeconds": 3600 }))
-                .with_retry_after(600));
+            return Err(quota(MAX_REPORTS_PER_HOUR));
         }
     }
     let client = overseerr(&state).await?;
@@ -522,6 +531,18 @@ pub async fn comment(
     let message =
         checked_message(&body.message).map_err(|e| AppError::validation([("message", e)]))?;
     let found = visible(&state, id, user.user_id(), user.is_admin()).await?;
+    // Held from the count to the stored comment, as for reports.
+    let _user_turn = state.problems().lock_user(user.user_id()).await;
+    if !user.is_admin() {
+        let (caller, since) = (user.user_id().to_owned(), state.clock().now_ms() - HOUR_MS);
+        let recent = state
+            .db()
+            .run(move |conn| store::commented_since(conn, &caller, since))
+            .await?;
+        if recent >= MAX_COMMENTS_PER_HOUR {
+            return Err(quota(MAX_COMMENTS_PER_HOUR));
+        }
+    }
     let done = change(
         &state,
         found.problem,

@@ -208,6 +208,16 @@ pub fn reported_since(conn: &Connection, user_id: &str, since_ms: i64) -> AppRes
         .query_row(params![user_id, since_ms], |r| r.get(0))?)
 }
 
+/// How many comments `user_id` wrote here since `since_ms`.
+pub fn commented_since(conn: &Connection, user_id: &str, since_ms: i64) -> AppResult<i64> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT count(*) FROM problem_comments INDEXED BY problem_comments_user_created
+             WHERE user_id = ?1 AND created_at >= ?2",
+        )?
+        .query_row(params![user_id, since_ms], |r| r.get(0))?)
+}
+
 /// A problem's comments, oldest first.
 pub fn comments(conn: &Connection, problem_id: &str) -> AppResult<Vec<CommentRow>> {
     let rows = conn
@@ -343,6 +353,12 @@ mod tests {
              WHERE user_id = 'u1' AND created_at >= 5",
         );
         assert_eq!(reported_since(&conn, "u1", 0).unwrap(), 0);
+        crate::db::assert_indexed(
+            &conn,
+            "SELECT count(*) FROM problem_comments INDEXED BY problem_comments_user_created
+             WHERE user_id = 'u1' AND created_at >= 5",
+        );
+        assert_eq!(commented_since(&conn, "u1", 0).unwrap(), 0);
         crate::db::assert_indexed(
             &conn,
             "SELECT id, user_id, author, message, created_at FROM problem_comments

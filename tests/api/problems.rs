@@ -583,3 +583,79 @@ async fn a_resolve_seerr_refuses_is_a_403_and_changes_nothing_there() {
     );
     w.server.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_reports_cannot_pass_the_hourly_cap_and_comments_have_one() {
+    let w = world().await;
+    let body = json!({"mediaType": "movie", "tmdbId": 603, "type": "video", "message": "x"});
+    let sent =
+        futures_util::future::join_all((0..20).map(|_| w.report(&w.m.w.user, body.clone()))).await;
+    let created = sent
+        .iter()
+        .filter(|r| r.status == StatusCode::CREATED)
+        .count();
+    let refused = sent
+        .iter()
+        .filter(|r| r.status == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!((created, refused), (10, 10));
+    assert_eq!(w.m.w.overseerr.issues().len(), 10, "Seerr got exactly ten");
+    assert_eq!(w.rows().await, 10);
+
+    // Comments: 30 an hour for a user.
+    let id = sent
+        .iter()
+        .find(|r| r.status == StatusCode::CREATED)
+        .unwrap()
+        .data()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (user, problem, now) = (
+        w.m.w.user_id.clone(),
+        id.clone(),
+        w.m.w.t.state.clock().now_ms(),
+    );
+    w.m.w
+        .t
+        .state
+        .db()
+        .write(move |tx| {
+            for n in 0..30 {
+                tx.execute(
+                    "INSERT INTO problem_comments (id, problem_id, user_id, author, message,
+                                                   created_at)
+                     VALUES (?1, ?2, ?3, 'user', ?4, ?5)",
+                    rusqlite::params![
+                        format!("c{n}"),
+                        problem,
+                        user,
+                        format!("n{n}"),
+                        now - 60_000
+                    ],
+                )?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let path = format!("/api/v1/media/problems/{id}/comments");
+    let r =
+        w.m.post(&w.m.w.user, &path, json!({"message": "one more"}))
+            .await;
+    assert_error(&r, StatusCode::TOO_MANY_REQUESTS, "QUOTA_EXCEEDED");
+    assert!(
+        w.m.w
+            .overseerr
+            .issues()
+            .iter()
+            .all(|i| i.comments.len() == 1),
+        "Seerr was not asked"
+    );
+    // Admins are not counted.
+    let r =
+        w.m.post(&w.m.w.admin, &path, json!({"message": "looking"}))
+            .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    w.server.stop().await.unwrap();
+}

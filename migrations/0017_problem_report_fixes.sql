@@ -1,0 +1,6 @@
+-- Problem reports, follow-up to 0016.
+
+-- The hourly cap on a user's comments counts them by author and time.
+DROP INDEX problem_comments_user;
+CREATE INDEX problem_comments_user_created ON problem_comments (user_id, created_at)
+    WHERE user_id IS NOT NULL;
