@@ -300,9 +300,12 @@ pub async fn create(
         status: "open".into(),
         now_ms: state.clock().now_ms(),
     };
+    // Under the issue's lock: an ISSUE_CREATED that raced this answer has either stored its
+    // row already (which this report then owns) or waits and finds this one.
+    let _issue_turn = state.problems().lock_issue(issue.id).await;
     let row = state
         .db()
-        .write(move |tx| store::insert(tx, &new))
+        .write(move |tx| store::upsert_own(tx, &new))
         .await?
         .ok_or_else(|| AppError::internal("a stored problem could not be read back"))?;
     Ok(ApiResponse::created(&row))

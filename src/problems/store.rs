@@ -127,6 +127,41 @@ pub fn insert(conn: &Connection, new: &NewProblem) -> AppResult<Option<ProblemRo
     by_issue(conn, new.seerr_issue_id)
 }
 
+/// Stores the problem MediaNest itself just reported on Seerr: a row the `ISSUE_CREATED`
+/// webhook stored first (it can only guess the reporter from Seerr's account, which is the
+/// API key's admin when the report was made as them) takes this report's reporter and fields.
+pub fn upsert_own(conn: &Connection, new: &NewProblem) -> AppResult<Option<ProblemRow>> {
+    conn.prepare_cached(
+        "INSERT INTO problem_reports (id, user_id, media_type, tmdb_id, title, poster_path,
+                                      seerr_media_id, seerr_issue_id, problem_type, message,
+                                      season, episode, status, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14)
+         ON CONFLICT (seerr_issue_id) DO UPDATE SET
+             user_id = excluded.user_id, media_type = excluded.media_type,
+             tmdb_id = excluded.tmdb_id, title = excluded.title,
+             poster_path = excluded.poster_path, seerr_media_id = excluded.seerr_media_id,
+             problem_type = excluded.problem_type, message = excluded.message,
+             season = excluded.season, episode = excluded.episode",
+    )?
+    .execute(params![
+        new.id,
+        new.user_id,
+        new.media_type,
+        new.tmdb_id,
+        new.title,
+        new.poster_path,
+        new.seerr_media_id,
+        new.seerr_issue_id,
+        new.problem_type,
+        new.message,
+        new.season,
+        new.episode,
+        new.status,
+        new.now_ms,
+    ])?;
+    by_issue(conn, new.seerr_issue_id)
+}
+
 /// A problem by id.
 pub fn get(conn: &Connection, id: &str) -> AppResult<Option<ProblemRow>> {
     Ok(conn

@@ -11,8 +11,8 @@ use medianest::integrations::overseerr::{MediaType, NotificationType};
 use medianest::sim::overseerr::permission;
 use serde_json::{Value, json};
 
-use crate::media::{HOOK_SECRET, Media, media_world};
-use crate::support::{RunningServer, assert_error, eventually, new_session, scalar};
+use crate::media::{HOOK_SECRET, Media, media_world_with};
+use crate::support::{RunningServer, assert_error, eventually, insert_user, new_session, scalar};
 
 /// A media world whose Seerr sends its webhooks to a running MediaNest, where "user" (Seerr
 /// user 10) may report issues, The Matrix (603) is available and Game of Thrones (1399)
@@ -24,7 +24,11 @@ struct World {
 }
 
 async fn world() -> World {
-    let m = media_world().await;
+    world_with(|_| {}).await
+}
+
+async fn world_with(configure: impl FnOnce(&mut medianest::Config)) -> World {
+    let m = media_world_with(configure).await;
     let server = RunningServer::start(&m.w.t.state, m.w.app.clone()).await;
     let hook = format!("http://{}/api/v1/webhooks/seerr", server.addr);
     let seerr = &m.w.overseerr;
@@ -82,6 +86,28 @@ impl World {
             })
         })
         .await
+    }
+
+    /// With `overseerr.fallback_to_admin`: the MediaNest admin is Seerr's owner (user 1, by
+    /// email) and a new user "kim" has no Seerr account, so kim's reports are made as user 1.
+    /// Kim's id and session.
+    async fn kim_without_seerr_account(&self) -> (String, String) {
+        let state = &self.m.w.t.state;
+        state
+            .db()
+            .write(|tx| {
+                tx.execute(
+                    "UPDATE users SET email = 'owner@example.com' WHERE role = 'admin'",
+                    [],
+                )?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        state.media().clear();
+        let kim = insert_user(state, "kim", Some("kim@example.com"), "user", None).await;
+        let token = new_session(state, &kim).await.token;
+        (kim, token)
     }
 
     async fn problem(&self, token: &str, id: &str) -> Value {
@@ -657,5 +683,42 @@ async fn parallel_reports_cannot_pass_the_hourly_cap_and_comments_have_one() {
         w.m.post(&w.m.w.admin, &path, json!({"message": "looking"}))
             .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    w.server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_made_as_the_admin_stays_the_reporters_when_the_webhook_wins_the_race() {
+    let w = world_with(|c| c.overseerr.fallback_to_admin = true).await;
+    let (kim, token) = w.kim_without_seerr_account().await;
+    w.m.w
+        .overseerr
+        .set_webhook_on_create(Some(NotificationType::IssueCreated));
+    let r = w
+        .report(
+            &token,
+            json!({"mediaType": "movie", "tmdbId": 603, "type": "video", "message": "Blocky"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    // ISSUE_CREATED was answered before the create call was.
+    let sent = w.m.w.overseerr.issue_webhooks();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        (sent[0].kind.clone(), sent[0].answer.clone()),
+        (NotificationType::IssueCreated, Ok(200))
+    );
+    let issue_id = r.data()["seerrIssueId"].as_i64().unwrap();
+    assert_eq!(w.m.w.overseerr.issue(issue_id).unwrap().created_by, 1);
+    assert_eq!(r.data()["userId"], kim.as_str(), "{}", r.text());
+    assert_eq!(r.data()["message"], "Blocky");
+    assert_eq!(w.rows().await, 1);
+    let mine = w.m.get(&token, "/api/v1/media/problems").await;
+    assert_eq!(mine.data().as_array().unwrap().len(), 1, "{}", mine.text());
+    let admins = w.m.get(&w.m.w.admin, "/api/v1/media/problems").await;
+    assert!(
+        admins.data().as_array().unwrap().is_empty(),
+        "{}",
+        admins.text()
+    );
     w.server.stop().await.unwrap();
 }

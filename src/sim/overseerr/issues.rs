@@ -442,9 +442,43 @@ async fn create_route(
     body: Bytes,
 ) -> Response {
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    run(&shared, &headers, |state, acting| {
-        create(state, acting, &body)
-    })
+    let hook_first = {
+        let state = shared.lock();
+        state.hook_on_create == Some(NotificationType::IssueCreated)
+    };
+    if !hook_first {
+        return run(&shared, &headers, |state, acting| {
+            create(state, acting, &body)
+        });
+    }
+    // `set_webhook_on_create(Some(IssueCreated))`: the agent's ISSUE_CREATED (sent from
+    // IssueSubscriber.afterInsert, not awaited by the route) reaches MediaNest and is answered
+    // before the route's own answer does.
+    let (reply, hook) = {
+        let mut state = shared.lock();
+        match authenticate(&state, &headers) {
+            Ok(acting) => {
+                let (reply, pending) = create(&mut state, acting, &body);
+                let hook = pending.first().and_then(|(kind, issue_id, comment_id)| {
+                    let body = payload(&state, kind, *issue_id, *comment_id)?;
+                    let (url, authorization) = state.webhook.clone()?;
+                    Some((url, authorization, kind.clone(), *issue_id, body))
+                });
+                (reply, hook)
+            }
+            Err(reply) => (reply, None),
+        }
+    };
+    if let Some((url, authorization, kind, issue_id, body)) = hook {
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        let answer = super::control::post_webhook(&url, authorization.as_deref(), bytes).await;
+        shared.lock().issues.sent.push(SentIssueWebhook {
+            kind,
+            issue_id,
+            answer,
+        });
+    }
+    respond(reply)
 }
 
 async fn get_route(
