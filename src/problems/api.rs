@@ -299,6 +299,13 @@ pub async fn create(
         episode: input.episode.map(i64::from),
         status: "open".into(),
         now_ms: state.clock().now_ms(),
+        // Without X-API-User the API key acts as user 1 (server/middleware/auth.ts).
+        seerr_user_id: Some(
+            issue
+                .created_by
+                .as_ref()
+                .map_or(as_user.unwrap_or(1), |u| u.id),
+        ),
     };
     // Under the issue's lock: an ISSUE_CREATED that raced this answer has either stored its
     // row already (which this report then owns) or waits and finds this one.
@@ -493,7 +500,12 @@ async fn change(
 ) -> AppResult<WithComments> {
     let client = overseerr(state).await?;
     let _turn = state.problems().lock_issue(problem.seerr_issue_id).await;
-    let as_user = acting_as(state, &client, caller, is_admin).await?;
+    // The reporter acts as the account the issue was created as (theirs, or the API key's
+    // admin for a report made as them); anyone else as their own.
+    let as_user = match problem.seerr_user_id {
+        Some(created_as) if problem.user_id == caller => Some(created_as),
+        _ => acting_as(state, &client, caller, is_admin).await?,
+    };
     // The status first: a Seerr account without MANAGE_ISSUES is refused it (401), and then
     // nothing was changed on Seerr, where commenting first would leave the comment behind.
     if let Some(status) = status {

@@ -38,6 +38,9 @@ pub struct ProblemRow {
     pub updated_at: String,
     #[serde(skip)]
     pub created_at_ms: i64,
+    /// The Seerr account the issue was created as; `None` for rows older than migration 0017.
+    #[serde(skip)]
+    pub seerr_user_id: Option<i64>,
 }
 
 /// One comment.
@@ -69,11 +72,13 @@ pub struct NewProblem {
     pub episode: Option<i64>,
     pub status: String,
     pub now_ms: i64,
+    /// The Seerr account the issue was created as.
+    pub seerr_user_id: Option<i64>,
 }
 
 const COLUMNS: &str = "p.id, p.user_id, u.username, p.media_type, p.tmdb_id, p.title, \
      p.poster_path, p.seerr_issue_id, p.problem_type, p.message, p.season, p.episode, p.status, \
-     p.comment_count, p.created_at, p.updated_at";
+     p.comment_count, p.created_at, p.updated_at, p.seerr_user_id";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<ProblemRow> {
     let created_at_ms: i64 = row.get(14)?;
@@ -95,6 +100,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<ProblemRow> {
         created_at: rfc3339(created_at_ms),
         updated_at: rfc3339(row.get(15)?),
         created_at_ms,
+        seerr_user_id: row.get(16)?,
     })
 }
 
@@ -104,8 +110,9 @@ pub fn insert(conn: &Connection, new: &NewProblem) -> AppResult<Option<ProblemRo
     conn.prepare_cached(
         "INSERT INTO problem_reports (id, user_id, media_type, tmdb_id, title, poster_path,
                                       seerr_media_id, seerr_issue_id, problem_type, message,
-                                      season, episode, status, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14)
+                                      season, episode, status, created_at, updated_at,
+                                      seerr_user_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15)
          ON CONFLICT (seerr_issue_id) DO NOTHING",
     )?
     .execute(params![
@@ -123,6 +130,7 @@ pub fn insert(conn: &Connection, new: &NewProblem) -> AppResult<Option<ProblemRo
         new.episode,
         new.status,
         new.now_ms,
+        new.seerr_user_id,
     ])?;
     by_issue(conn, new.seerr_issue_id)
 }
@@ -134,14 +142,16 @@ pub fn upsert_own(conn: &Connection, new: &NewProblem) -> AppResult<Option<Probl
     conn.prepare_cached(
         "INSERT INTO problem_reports (id, user_id, media_type, tmdb_id, title, poster_path,
                                       seerr_media_id, seerr_issue_id, problem_type, message,
-                                      season, episode, status, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14)
+                                      season, episode, status, created_at, updated_at,
+                                      seerr_user_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15)
          ON CONFLICT (seerr_issue_id) DO UPDATE SET
              user_id = excluded.user_id, media_type = excluded.media_type,
              tmdb_id = excluded.tmdb_id, title = excluded.title,
              poster_path = excluded.poster_path, seerr_media_id = excluded.seerr_media_id,
              problem_type = excluded.problem_type, message = excluded.message,
-             season = excluded.season, episode = excluded.episode",
+             season = excluded.season, episode = excluded.episode,
+             seerr_user_id = excluded.seerr_user_id",
     )?
     .execute(params![
         new.id,
@@ -158,6 +168,7 @@ pub fn upsert_own(conn: &Connection, new: &NewProblem) -> AppResult<Option<Probl
         new.episode,
         new.status,
         new.now_ms,
+        new.seerr_user_id,
     ])?;
     by_issue(conn, new.seerr_issue_id)
 }
@@ -357,6 +368,7 @@ mod tests {
             episode: None,
             status: "open".into(),
             now_ms: at,
+            seerr_user_id: Some(10),
         }
     }
 

@@ -8,7 +8,8 @@
 //!   else is ignored with a 200. Nobody is notified: the reporter made it.
 //! - `ISSUE_COMMENT`: the comment (`comment_message`) is added unless the same text is already
 //!   there (an echo of a comment made here, or a redelivery), and the reporter is told unless
-//!   they wrote it (`commentedBy_email` = `reportedBy_email`).
+//!   they wrote it (`commentedBy_email` = `reportedBy_email`, and the issue was created as the
+//!   reporter's own Seerr account, not as the API key's admin).
 //! - `ISSUE_RESOLVED` / `ISSUE_REOPENED`: the status is set; only a real change notifies.
 //!
 //! Every step runs under the issue's lock (see `Problems::lock_issue`), so a webhook that echoes
@@ -17,7 +18,7 @@
 use serde::Serialize;
 
 use super::changes::{self, Change, NewComment};
-use super::store::{self, NewProblem};
+use super::store::{self, NewProblem, ProblemRow};
 use crate::error::AppResult;
 use crate::integrations::overseerr::webhook::IssueInfo;
 use crate::integrations::overseerr::{MediaType, NotificationType, Overseerr, WebhookEvent};
@@ -45,9 +46,11 @@ fn same(a: Option<&str>, b: Option<&str>) -> bool {
     }
 }
 
-/// Whether the reporter wrote the comment: the same Seerr email (or, without emails, the same
-/// display name; both come from Seerr's own user table).
-fn by_reporter(issue: &IssueInfo) -> bool {
+/// Whether the comment's Seerr account and the issue's reporter account are the same: the same
+/// Seerr email (or, without emails, the same display name; both come from Seerr's own user
+/// table; the webhook carries no account ids, see the KeyMap of
+/// server/lib/notifications/agents/webhook.ts).
+fn same_account(issue: &IssueInfo) -> bool {
     if issue.reported_by_email.is_some() && issue.commented_by_email.is_some() {
         return same(
             issue.reported_by_email.as_deref(),
@@ -58,6 +61,32 @@ fn by_reporter(issue: &IssueInfo) -> bool {
         issue.reported_by_username.as_deref(),
         issue.commented_by_username.as_deref(),
     )
+}
+
+/// Whether the MediaNest reporter of `row` wrote the comment: only when the issue was created
+/// as their own Seerr account and that account commented. A report made as the API key's
+/// admin (`overseerr.fallback_to_admin`, or an admin without a Seerr account) shares the
+/// account with Seerr's owner, so a comment made in Seerr is never theirs. Rows older than
+/// migration 0017 (no account stored) compare the accounts only.
+async fn by_reporter(state: &AppState, row: &ProblemRow, issue: &IssueInfo) -> bool {
+    if !same_account(issue) {
+        return false;
+    }
+    let Some(created_as) = row.seerr_user_id else {
+        return true;
+    };
+    let own = match crate::media::search::overseerr(state).await {
+        Ok(client) => overseerr_user(state, &client, &row.user_id).await,
+        Err(e) => Err(e),
+    };
+    match own {
+        Ok(own) => own == Some(created_as),
+        Err(e) => {
+            // Unsure: telling the reporter about their own words beats missing a reply.
+            tracing::info!(error = %e, "reporter's Seerr account unknown; notifying");
+            false
+        }
+    }
 }
 
 /// Applies one issue notification.
@@ -115,7 +144,7 @@ pub async fn apply(state: &AppState, event: &WebhookEvent) -> AppResult<Outcome>
                     message,
                 }),
                 status: None,
-                by_reporter: by_reporter(issue),
+                by_reporter: by_reporter(state, &row, issue).await,
             }
         }
         NotificationType::IssueResolved => Change {
@@ -237,6 +266,7 @@ async fn adopt(state: &AppState, issue_id: i64) -> AppResult<Outcome> {
         episode: positive(issue.problem_episode).filter(|_| issue.problem_season > 0),
         status: issue.status().map_or("open", |s| s.as_str()).to_owned(),
         now_ms: state.clock().now_ms(),
+        seerr_user_id: Some(by.id),
     };
     let row = state.db().write(move |tx| store::insert(tx, &new)).await?;
     Ok(match row {

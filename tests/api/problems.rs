@@ -722,3 +722,50 @@ async fn a_report_made_as_the_admin_stays_the_reporters_when_the_webhook_wins_th
     );
     w.server.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seerr_replies_reach_a_reporter_whose_report_was_made_as_the_admin() {
+    let w = world_with(|c| c.overseerr.fallback_to_admin = true).await;
+    let (kim, token) = w.kim_without_seerr_account().await;
+    let r = w
+        .report(
+            &token,
+            json!({"mediaType": "movie", "tmdbId": 603, "type": "video", "message": "Blocky"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let id = r.data()["id"].as_str().unwrap().to_owned();
+    let issue_id = r.data()["seerrIssueId"].as_i64().unwrap();
+    let seerr = &w.m.w.overseerr;
+    assert_eq!(seerr.issue(issue_id).unwrap().created_by, 1);
+    w.webhooks_answered(1).await;
+
+    // Seerr's owner (the account the issue was made as) replies in Seerr: kim is told.
+    assert_eq!(seerr.comment_in_seerr(1, issue_id, "Which minute?"), 200);
+    w.webhooks_answered(2).await;
+    let got = w.problems_notified(&kim).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["type"], "problem.comment");
+
+    // Kim answers here: sent as the account the issue was created as, stored once.
+    let r =
+        w.m.post(
+            &token,
+            &format!("/api/v1/media/problems/{id}/comments"),
+            json!({"message": "Around 00:42"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let last = seerr
+        .issue(issue_id)
+        .unwrap()
+        .comments
+        .last()
+        .cloned()
+        .unwrap();
+    assert_eq!((last.user, last.message.as_str()), (1, "Around 00:42"));
+    w.webhooks_answered(3).await;
+    assert_eq!(w.problem(&token, &id).await["commentCount"], 2);
+    assert_eq!(w.problems_notified(&kim).await.len(), 1);
+    w.server.stop().await.unwrap();
+}
