@@ -10,7 +10,9 @@
 //!   there (an echo of a comment made here, or a redelivery), and the reporter is told unless
 //!   they wrote it (`commentedBy_email` = `reportedBy_email`, and the issue was created as the
 //!   reporter's own Seerr account, not as the API key's admin).
-//! - `ISSUE_RESOLVED` / `ISSUE_REOPENED`: the status is set; only a real change notifies.
+//! - `ISSUE_RESOLVED` / `ISSUE_REOPENED`: the issue's current status is read from Seerr and
+//!   set (the event's own status only when Seerr cannot be asked), so a late delivery cannot
+//!   undo a newer change; only a real change notifies.
 //!
 //! Every step runs under the issue's lock (see `Problems::lock_issue`), so a webhook that echoes
 //! an admin's resolve waits for that resolve to be stored and then changes nothing.
@@ -21,7 +23,9 @@ use super::changes::{self, Change, NewComment};
 use super::store::{self, NewProblem, ProblemRow};
 use crate::error::AppResult;
 use crate::integrations::overseerr::webhook::IssueInfo;
-use crate::integrations::overseerr::{MediaType, NotificationType, Overseerr, WebhookEvent};
+use crate::integrations::overseerr::{
+    IssueStatus, MediaType, NotificationType, Overseerr, WebhookEvent,
+};
 use crate::media::requests::overseerr_user;
 use crate::state::AppState;
 
@@ -89,6 +93,24 @@ async fn by_reporter(state: &AppState, row: &ProblemRow, issue: &IssueInfo) -> b
     }
 }
 
+/// The issue's status as Seerr has it now (asked while the issue's lock is held): a webhook
+/// delivered late, after a newer change, must not set an older status. When Seerr cannot be
+/// asked, the event's own status (`told`).
+async fn current_status(state: &AppState, issue_id: i64, told: IssueStatus) -> IssueStatus {
+    let asked = match crate::media::search::overseerr(state).await {
+        Ok(client) => client.get_issue(issue_id).await,
+        Err(e) => Err(e),
+    };
+    match asked {
+        Ok(Some(issue)) => issue.status().unwrap_or(told),
+        Ok(None) => told,
+        Err(e) => {
+            tracing::info!(issue_id, error = %e, "Seerr not asked for the issue's status");
+            told
+        }
+    }
+}
+
 /// Applies one issue notification.
 pub async fn apply(state: &AppState, event: &WebhookEvent) -> AppResult<Outcome> {
     let Some(issue) = event.issue.as_ref() else {
@@ -147,14 +169,17 @@ pub async fn apply(state: &AppState, event: &WebhookEvent) -> AppResult<Outcome>
                 by_reporter: by_reporter(state, &row, issue).await,
             }
         }
-        NotificationType::IssueResolved => Change {
-            status: Some("resolved"),
-            ..Change::default()
-        },
-        NotificationType::IssueReopened => Change {
-            status: Some("open"),
-            ..Change::default()
-        },
+        NotificationType::IssueResolved | NotificationType::IssueReopened => {
+            let told = if event.notification_type == NotificationType::IssueResolved {
+                IssueStatus::Resolved
+            } else {
+                IssueStatus::Open
+            };
+            Change {
+                status: Some(current_status(state, issue_id, told).await.as_str()),
+                ..Change::default()
+            }
+        }
         _ => {
             return Ok(Outcome {
                 handled: true,

@@ -769,3 +769,36 @@ async fn seerr_replies_reach_a_reporter_whose_report_was_made_as_the_admin() {
     assert_eq!(w.problems_notified(&kim).await.len(), 1);
     w.server.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_status_webhook_does_not_undo_a_newer_status() {
+    let w = world().await;
+    let r = w
+        .report(
+            &w.m.w.user,
+            json!({"mediaType": "movie", "tmdbId": 603, "type": "video", "message": "Blocky"}),
+        )
+        .await;
+    let id = r.data()["id"].as_str().unwrap().to_owned();
+    let issue_id = r.data()["seerrIssueId"].as_i64().unwrap();
+    w.webhooks_answered(1).await;
+    let seerr = &w.m.w.overseerr;
+    let resolved = {
+        assert_eq!(
+            seerr.set_issue_status_in_seerr(1, issue_id, "resolved"),
+            200
+        );
+        w.webhooks_answered(2).await;
+        seerr
+            .issue_webhook_payload(&NotificationType::IssueResolved, issue_id)
+            .unwrap()
+    };
+    assert_eq!(seerr.set_issue_status_in_seerr(1, issue_id, "open"), 200);
+    w.webhooks_answered(3).await;
+    assert_eq!(w.problem(&w.m.w.user, &id).await["status"], "open");
+    // The ISSUE_RESOLVED delivered again, late: Seerr says open, so nothing changes.
+    assert_eq!(post_hook(&w.hook, &resolved).await, 200);
+    assert_eq!(w.problem(&w.m.w.user, &id).await["status"], "open");
+    assert_eq!(w.problems_notified(&w.m.w.user_id).await.len(), 2);
+    w.server.stop().await.unwrap();
+}
