@@ -515,18 +515,48 @@ async fn change(
                 .await?,
         )?;
     }
+    let mut posted = None;
     if let Some(message) = &comment {
-        done_on_seerr(
+        let issue = done_on_seerr(
             client
                 .comment_issue(as_user, problem.seerr_issue_id, message)
                 .await?,
         )?;
+        // The answer is the whole issue with its comments (the comment route of
+        // server/routes/issue.ts): the newest comment with this text by the
+        // account acted as (the API key's is user 1) is the one just made.
+        let acted_as = as_user.unwrap_or(1);
+        posted = issue
+            .comments
+            .iter()
+            .filter(|c| c.message == *message && c.user.as_ref().is_none_or(|u| u.id == acted_as))
+            .max_by_key(|c| c.id)
+            .map(|c| {
+                let by = c.user.as_ref();
+                (
+                    c.id,
+                    changes::seerr_author(
+                        by.and_then(|u| u.email.as_deref()),
+                        by.and_then(|u| u.display_name.as_deref()),
+                    ),
+                )
+            });
     }
     let author = author_name(state, caller).await?;
     let change = Change {
         comment: comment.map(|message| NewComment {
             user_id: Some(caller.to_owned()),
             author,
+            seerr_author: posted.as_ref().and_then(|(_, by)| by.clone()),
+            seerr_message: crate::integrations::overseerr::webhook::template_filled(
+                "comment_message",
+                &message,
+            )
+            .chars()
+            .take(MAX_MESSAGE_CHARS)
+            .collect(),
+            seerr_comment_id: posted.as_ref().map(|(id, _)| *id),
+            echo_pending: true,
             message,
         }),
         status: status.map(IssueStatus::as_str),

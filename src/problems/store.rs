@@ -5,12 +5,13 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
+use super::changes::NewComment;
 use crate::error::AppResult;
 use crate::time::rfc3339;
 
-/// A comment made within this long of an identical one on the same problem is the same
-/// comment arriving twice (MediaNest's own comment echoed by Seerr's `ISSUE_COMMENT`, or a
-/// redelivered webhook): Seerr's webhook carries no comment id to tell them apart.
+/// A comment from Seerr within this long of an identical one by the same Seerr account on the
+/// same problem is the same comment delivered twice: Seerr's webhook carries no comment id to
+/// tell them apart.
 pub const ECHO_WINDOW_MS: i64 = 15 * 60 * 1000;
 
 /// A stored problem report, as the API shows it.
@@ -284,38 +285,60 @@ pub fn comments(conn: &Connection, problem_id: &str) -> AppResult<Vec<CommentRow
     Ok(rows)
 }
 
-/// Adds a comment unless the same text was added to the problem within [`ECHO_WINDOW_MS`];
-/// true when added.
+/// Adds a comment; true when added. A comment from Seerr (not `echo_pending`) is not added
+/// when it is the awaited echo of one made here (same Seerr account and text as the webhook
+/// carries it; the echo is then no longer awaited) or arrives again within [`ECHO_WINDOW_MS`]
+/// (a redelivery). Another account's identical words are a new comment.
 pub fn add_comment(
     conn: &Connection,
     problem_id: &str,
-    user_id: Option<&str>,
-    author: &str,
-    message: &str,
+    comment: &NewComment,
     now_ms: i64,
 ) -> AppResult<bool> {
-    let echo: bool = conn
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM problem_comments
-                            WHERE problem_id = ?1 AND created_at > ?2 AND message = ?3)",
-        )?
-        .query_row(params![problem_id, now_ms - ECHO_WINDOW_MS, message], |r| {
-            r.get(0)
-        })?;
-    if echo {
-        return Ok(false);
+    if !comment.echo_pending {
+        let found: Option<(String, bool)> = conn
+            .prepare_cached(
+                "SELECT id, echo_pending FROM problem_comments
+                 WHERE problem_id = ?1 AND seerr_message = ?2
+                   AND (seerr_author = ?3 OR seerr_author IS NULL OR ?3 IS NULL)
+                   AND (echo_pending = 1 OR created_at > ?4)
+                 ORDER BY echo_pending DESC, created_at LIMIT 1",
+            )?
+            .query_row(
+                params![
+                    problem_id,
+                    comment.seerr_message,
+                    comment.seerr_author,
+                    now_ms - ECHO_WINDOW_MS
+                ],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        if let Some((id, pending)) = found {
+            if pending {
+                conn.prepare_cached("UPDATE problem_comments SET echo_pending = 0 WHERE id = ?1")?
+                    .execute([id])?;
+            }
+            return Ok(false);
+        }
     }
     conn.prepare_cached(
-        "INSERT INTO problem_comments (id, problem_id, user_id, author, message, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO problem_comments (id, problem_id, user_id, author, message, created_at,
+                                       seerr_author, seerr_message, seerr_comment_id,
+                                       echo_pending)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         uuid::Uuid::now_v7().to_string(),
         problem_id,
-        user_id,
-        author,
-        message,
-        now_ms
+        comment.user_id,
+        comment.author,
+        comment.message,
+        now_ms,
+        comment.seerr_author,
+        comment.seerr_message,
+        comment.seerr_comment_id,
+        comment.echo_pending,
     ])?;
     conn.prepare_cached(
         "UPDATE problem_reports SET comment_count = comment_count + 1, updated_at = ?2
@@ -433,25 +456,42 @@ mod tests {
         );
     }
 
+    fn said(user: Option<&str>, by: &str, text: &str, ours: bool) -> NewComment {
+        NewComment {
+            user_id: user.map(str::to_owned),
+            author: by.into(),
+            message: text.into(),
+            seerr_author: Some(format!("{by}@example.com")),
+            seerr_message: crate::integrations::overseerr::webhook::template_filled(
+                "comment_message",
+                text,
+            ),
+            seerr_comment_id: None,
+            echo_pending: ours,
+        }
+    }
+
     #[test]
     fn comments_are_deduplicated_within_the_window_and_status_changes_once() {
         let conn = db();
         let p = insert(&conn, &new(7, 10)).unwrap().unwrap();
-        assert!(add_comment(&conn, &p.id, Some("u1"), "alice", "still broken", 100).unwrap());
-        assert!(!add_comment(&conn, &p.id, None, "Seerr", "still broken", 200).unwrap());
-        assert!(
-            add_comment(
-                &conn,
-                &p.id,
-                None,
-                "Seerr",
-                "still broken",
-                100 + ECHO_WINDOW_MS + 1
-            )
-            .unwrap()
-        );
-        assert_eq!(comments(&conn, &p.id).unwrap().len(), 2);
-        assert_eq!(get(&conn, &p.id).unwrap().unwrap().comment_count, 2);
+        // Made here, then its echo (rewritten by Seerr's template filling) is not a new one.
+        let ours = said(Some("u1"), "alice", "costs $$5", true);
+        assert!(add_comment(&conn, &p.id, &ours, 100).unwrap());
+        let echo = NewComment {
+            message: "costs $5".into(),
+            ..said(None, "alice", "costs $$5", false)
+        };
+        assert_eq!(echo.seerr_message, "costs $5");
+        assert!(!add_comment(&conn, &p.id, &echo, 200).unwrap());
+        // The admin's identical words in Seerr are a new comment; their redelivery is not.
+        let admin = said(None, "owner", "costs $5", false);
+        assert!(add_comment(&conn, &p.id, &admin, 300).unwrap());
+        assert!(!add_comment(&conn, &p.id, &admin, 400).unwrap());
+        // After the window the same words are said again.
+        assert!(add_comment(&conn, &p.id, &admin, 300 + ECHO_WINDOW_MS + 1).unwrap());
+        assert_eq!(comments(&conn, &p.id).unwrap().len(), 3);
+        assert_eq!(get(&conn, &p.id).unwrap().unwrap().comment_count, 3);
         assert!(set_status(&conn, &p.id, "resolved", 300).unwrap());
         assert!(!set_status(&conn, &p.id, "resolved", 301).unwrap());
         assert!(set_status(&conn, &p.id, "open", 302).unwrap());

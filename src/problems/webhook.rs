@@ -6,8 +6,9 @@
 //!   for the reporter's Seerr account and the media) and stored when that account is a
 //!   MediaNest user's (the same mapping as requests, checked the other way round); anything
 //!   else is ignored with a 200. Nobody is notified: the reporter made it.
-//! - `ISSUE_COMMENT`: the comment (`comment_message`) is added unless the same text is already
-//!   there (an echo of a comment made here, or a redelivery), and the reporter is told unless
+//! - `ISSUE_COMMENT`: the comment (`comment_message`) is added unless it is the echo of a
+//!   comment made here (the same Seerr account and the text as Seerr's template filling
+//!   rewrites it) or a redelivery (see `store::add_comment`), and the reporter is told unless
 //!   they wrote it (`commentedBy_email` = `reportedBy_email`, and the issue was created as the
 //!   reporter's own Seerr account, not as the API key's admin).
 //! - `ISSUE_RESOLVED` / `ISSUE_REOPENED`: the issue's current status is read from Seerr and
@@ -163,6 +164,13 @@ pub async fn apply(state: &AppState, event: &WebhookEvent) -> AppResult<Outcome>
                         .chars()
                         .take(200)
                         .collect(),
+                    seerr_author: changes::seerr_author(
+                        issue.commented_by_email.as_deref(),
+                        issue.commented_by_username.as_deref(),
+                    ),
+                    seerr_message: message.clone(),
+                    seerr_comment_id: None,
+                    echo_pending: false,
                     message,
                 }),
                 status: None,

@@ -802,3 +802,50 @@ async fn a_late_status_webhook_does_not_undo_a_newer_status() {
     assert_eq!(w.problems_notified(&w.m.w.user_id).await.len(), 2);
     w.server.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echoes_are_told_apart_by_seerr_account_and_rewritten_text() {
+    let w = world().await;
+    let r = w
+        .report(
+            &w.m.w.user,
+            json!({"mediaType": "movie", "tmdbId": 603, "type": "video", "message": "Blocky"}),
+        )
+        .await;
+    let id = r.data()["id"].as_str().unwrap().to_owned();
+    let issue_id = r.data()["seerrIssueId"].as_i64().unwrap();
+    w.webhooks_answered(1).await;
+    let path = format!("/api/v1/media/problems/{id}/comments");
+    // `$` patterns come back rewritten by Seerr's template filling: still the same comment.
+    let text = "It costs $$5 to fix, see $& and $' here";
+    let r = w.m.post(&w.m.w.user, &path, json!({"message": text})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let sent = w.webhooks_answered(2).await;
+    assert_eq!(sent[1], (NotificationType::IssueComment, 200));
+    let echo =
+        w.m.w
+            .overseerr
+            .issue_webhook_payload(&NotificationType::IssueComment, issue_id)
+            .unwrap();
+    assert_eq!(
+        echo["comment"]["comment_message"],
+        "It costs $5 to fix, see {{comment_message}} and  here"
+    );
+    assert_eq!(w.problem(&w.m.w.user, &id).await["commentCount"], 1);
+
+    // The reporter says "Thanks" here, then Seerr's owner says the same in Seerr: two comments,
+    // and the reporter hears about the owner's.
+    let r =
+        w.m.post(&w.m.w.user, &path, json!({"message": "Thanks"}))
+            .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    w.webhooks_answered(3).await;
+    assert_eq!(w.m.w.overseerr.comment_in_seerr(1, issue_id, "Thanks"), 200);
+    w.webhooks_answered(4).await;
+    let stored = w.problem(&w.m.w.user, &id).await;
+    assert_eq!(stored["commentCount"], 3, "{stored}");
+    let got = w.problems_notified(&w.m.w.user_id).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["type"], "problem.comment");
+    w.server.stop().await.unwrap();
+}

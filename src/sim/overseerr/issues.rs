@@ -16,7 +16,8 @@
 //!   first. All of them with `notifySystem: true`, so the webhook agent sends them.
 //! - server/lib/notifications/agents/webhook.ts and the default `jsonPayload` in
 //!   server/lib/settings/index.ts: the body below, every value a string, `issue_type` and
-//!   `issue_status` the enum keys (`VIDEO`, `OPEN`).
+//!   `issue_status` the enum keys (`VIDEO`, `OPEN`), user text filled in by
+//!   `String.replace` (so `$$`, `$&`, `` $` ``, `$'` are rewritten), no comment id.
 //!
 //! The agent sends without waiting for anyone (the subscribers do not await it), so the fake
 //! posts each webhook from a spawned task once the state is unlocked, after the route's answer
@@ -37,6 +38,7 @@ use super::library::{Reply, guard_refusal, permission, stamp};
 use super::routes::{authenticate, bad_request, respond};
 use super::{FakeOverseerr, Shared, SimState};
 use crate::integrations::overseerr::model::int;
+use crate::integrations::overseerr::webhook::template_filled;
 use crate::integrations::overseerr::{MediaType, NotificationType};
 
 /// A comment of a [`FakeIssue`].
@@ -332,9 +334,13 @@ fn payload(
         .and_then(|cid| issue.comments.iter().find(|c| c.id == cid))
         .map_or(Value::Null, |c| {
             let (email, display) = name(c.user);
+            // parseKeys fills each "{{key}}" with String.replace (webhook.ts), `$` patterns
+            // and all.
             json!({
-                "comment_message": c.message, "commentedBy_email": email,
-                "commentedBy_username": display, "commentedBy_avatar": avatar(c.user),
+                "comment_message": template_filled("comment_message", &c.message),
+                "commentedBy_email": template_filled("commentedBy_email", &email),
+                "commentedBy_username": template_filled("commentedBy_username", &display),
+                "commentedBy_avatar": avatar(c.user),
                 "commentedBy_settings_discordId": "", "commentedBy_settings_telegramChatId": "",
             })
         });
@@ -357,7 +363,11 @@ fn payload(
         "notification_type": kind.as_str(),
         "event": event,
         "subject": title.map(super::FakeTitle::subject).unwrap_or_default(),
-        "message": issue.comments.first().map(|c| c.message.clone()).unwrap_or_default(),
+        "message": issue
+            .comments
+            .first()
+            .map(|c| template_filled("message", &c.message))
+            .unwrap_or_default(),
         "image": title
             .and_then(|t| t.poster_path.as_deref())
             .map(|p| format!("https://image.tmdb.org/t/p/w600_and_h900_bestv2{p}"))
