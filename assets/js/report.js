@@ -26,7 +26,8 @@ export async function openReportDialog({ mediaType, tmdbId, title, seasons = [] 
   const id = `report-${++counter}`;
   const opener = document.activeElement;
   const tv = mediaType === "tv";
-  const numbered = (seasons || []).filter((s) => Number.isInteger(s.seasonNumber) && s.seasonNumber >= 0);
+  // Season 0 (specials) is left out: Seerr reads problemSeason 0 as "the whole show".
+  const numbered = (seasons || []).filter((s) => Number.isInteger(s.seasonNumber) && s.seasonNumber > 0);
 
   const type = h("select", { id: `${id}-type`, name: "type", required: true },
     TYPES.map(([value, label]) => h("option", { value }, label)));
@@ -36,7 +37,7 @@ export async function openReportDialog({ mediaType, tmdbId, title, seasons = [] 
   });
   const season = h("select", { id: `${id}-season`, name: "season" },
     h("option", { value: "" }, "All seasons"),
-    numbered.map((s) => h("option", { value: String(s.seasonNumber) }, s.seasonNumber === 0 ? "Specials" : `Season ${s.seasonNumber}`)));
+    numbered.map((s) => h("option", { value: String(s.seasonNumber) }, `Season ${s.seasonNumber}`)));
   const episode = h("select", { id: `${id}-episode`, name: "episode", disabled: true },
     h("option", { value: "" }, "All episodes"));
   const fillEpisodes = () => {

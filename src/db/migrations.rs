@@ -88,6 +88,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0016_problem_reports",
         include_str!("../../migrations/0016_problem_reports.sql"),
     ),
+    (
+        17,
+        "0017_problem_report_fixes",
+        include_str!("../../migrations/0017_problem_report_fixes.sql"),
+    ),
 ];
 
 /// What a run did.

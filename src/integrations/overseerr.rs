@@ -31,7 +31,7 @@ pub mod webhook;
 
 pub use api::encode_query_value;
 pub use discover::DiscoverRow;
-pub use issues::{Issue, IssueComment, IssueOutcome, IssueStatus, IssueType};
+pub use issues::{Issue, IssueChange, IssueComment, IssueOutcome, IssueStatus, IssueType};
 pub use model::{
     CreateOutcome, MediaInfo, MediaRequest, MediaRequestStatus, MediaStatus, MediaType,
     MovieDetails, OverseerrUser, PageInfo, RefusalReason, RequestCount, RequestFilter,

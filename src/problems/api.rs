@@ -18,7 +18,8 @@ use crate::auth::{AdminUser, CurrentUser};
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::http::{ApiJson, optional_json};
 use crate::integrations::overseerr::{
-    IssueOutcome, IssueStatus, IssueType, MediaInfo, MediaStatus, MediaType, Overseerr,
+    Issue, IssueChange, IssueOutcome, IssueStatus, IssueType, MediaInfo, MediaStatus, MediaType,
+    Overseerr,
 };
 use crate::media::requests::overseerr_user;
 use crate::media::search::overseerr;
@@ -31,6 +32,8 @@ pub const MAX_MESSAGE_CHARS: usize = 2000;
 /// Reports a user (not an admin) may make in an hour: enough for a bad evening, not a flood of
 /// Seerr issues.
 pub const MAX_REPORTS_PER_HOUR: i64 = 10;
+/// Comments a user (not an admin) may write in an hour.
+pub const MAX_COMMENTS_PER_HOUR: i64 = 30;
 const HOUR_MS: i64 = 3_600_000;
 
 /// `POST /media/problems` body.
@@ -106,6 +109,15 @@ fn validate(body: CreateBody) -> AppResult<NewInput> {
     if episode.is_some() && season.is_none() {
         fields.push(("episode", "needs a season".into()));
     }
+    // Seerr stores `problemSeason` 0 as "not about one season" (server/routes/issue.ts,
+    // server/entity/Issue.ts): a report about the specials would silently become one about the
+    // whole show.
+    if season == Some(0) {
+        fields.push((
+            "season",
+            "must be 1 or more (Seerr cannot take a report about the specials)".into(),
+        ));
+    }
     if episode == Some(0) {
         fields.push(("episode", "must be 1 or more".into()));
     }
@@ -124,6 +136,13 @@ fn validate(body: CreateBody) -> AppResult<NewInput> {
         }
         _ => Err(AppError::validation(fields)),
     }
+}
+
+/// The hourly cap `limit` is reached.
+fn quota(limit: i64) -> AppError {
+    AppError::new(ErrorCode::QuotaExceeded)
+        .with_details(json!({ "limit": limit, "windowSeconds": 3600 }))
+        .with_retry_after(600)
 }
 
 fn refused(message: &str) -> AppError {
@@ -189,6 +208,8 @@ pub async fn create(
     ApiJson(body): ApiJson<CreateBody>,
 ) -> AppResult<ApiResponse> {
     let input = validate(body)?;
+    // Held from the count to the insert: parallel reports take turns.
+    let _user_turn = state.problems().lock_user(user.user_id()).await;
     if !user.is_admin() {
         let (caller, since) = (user.user_id().to_owned(), state.clock().now_ms() - HOUR_MS);
         let recent = state
@@ -196,9 +217,7 @@ pub async fn create(
             .run(move |conn| store::reported_since(conn, &caller, since))
             .await?;
         if recent >= MAX_REPORTS_PER_HOUR {
-            return Err(AppError::new(ErrorCode::QuotaExceeded)
-                .with_details(json!({ "limit": MAX_REPORTS_PER_HOUR, "windowSeconds": 3600 }))
-                .with_retry_after(600));
+            return Err(quota(MAX_REPORTS_PER_HOUR));
         }
     }
     let client = overseerr(&state).await?;
@@ -280,10 +299,20 @@ pub async fn create(
         episode: input.episode.map(i64::from),
         status: "open".into(),
         now_ms: state.clock().now_ms(),
+        // Without X-API-User the API key acts as user 1 (server/middleware/auth.ts).
+        seerr_user_id: Some(
+            issue
+                .created_by
+                .as_ref()
+                .map_or(as_user.unwrap_or(1), |u| u.id),
+        ),
     };
+    // Under the issue's lock: an ISSUE_CREATED that raced this answer has either stored its
+    // row already (which this report then owns) or waits and finds this one.
+    let _issue_turn = state.problems().lock_issue(issue.id).await;
     let row = state
         .db()
-        .write(move |tx| store::insert(tx, &new))
+        .write(move |tx| store::upsert_own(tx, &new))
         .await?
         .ok_or_else(|| AppError::internal("a stored problem could not be read back"))?;
     Ok(ApiResponse::created(&row))
@@ -428,6 +457,21 @@ fn gone_from_seerr() -> AppError {
     conflict("Seerr no longer has this issue.")
 }
 
+/// The issue after a change Seerr accepted; its refusal (401/403) is a 403 naming the missing
+/// permission, not an upstream failure.
+fn done_on_seerr(answer: IssueChange) -> AppResult<Box<Issue>> {
+    match answer {
+        IssueChange::Done(issue) => Ok(issue),
+        IssueChange::NotFound => Err(gone_from_seerr()),
+        IssueChange::Refused { message } => {
+            tracing::info!(%message, "Seerr refused an issue change");
+            Err(refused(
+                "Seerr refused the change: the Seerr account you act as needs the \"Manage Issues\" permission (or must be the one that reported the issue).",
+            ))
+        }
+    }
+}
+
 /// The display name a comment made here carries.
 async fn author_name(state: &AppState, user_id: &str) -> AppResult<String> {
     let id = user_id.to_owned();
@@ -444,7 +488,7 @@ async fn author_name(state: &AppState, user_id: &str) -> AppResult<String> {
         .await
 }
 
-/// Comments on Seerr (when `comment`), sets the status there (when `status`), then stores both
+/// Sets the status on Seerr (when `status`), comments there (when `comment`), then stores both
 /// and notifies the reporter, holding the issue's lock throughout.
 async fn change(
     state: &AppState,
@@ -456,24 +500,63 @@ async fn change(
 ) -> AppResult<WithComments> {
     let client = overseerr(state).await?;
     let _turn = state.problems().lock_issue(problem.seerr_issue_id).await;
-    let as_user = acting_as(state, &client, caller, is_admin).await?;
-    if let Some(message) = &comment {
-        client
-            .comment_issue(as_user, problem.seerr_issue_id, message)
-            .await?
-            .ok_or_else(gone_from_seerr)?;
-    }
+    // The reporter acts as the account the issue was created as (theirs, or the API key's
+    // admin for a report made as them); anyone else as their own.
+    let as_user = match problem.seerr_user_id {
+        Some(created_as) if problem.user_id == caller => Some(created_as),
+        _ => acting_as(state, &client, caller, is_admin).await?,
+    };
+    // The status first: a Seerr account without MANAGE_ISSUES is refused it (401), and then
+    // nothing was changed on Seerr, where commenting first would leave the comment behind.
     if let Some(status) = status {
-        client
-            .set_issue_status(as_user, problem.seerr_issue_id, status)
-            .await?
-            .ok_or_else(gone_from_seerr)?;
+        done_on_seerr(
+            client
+                .set_issue_status(as_user, problem.seerr_issue_id, status)
+                .await?,
+        )?;
+    }
+    let mut posted = None;
+    if let Some(message) = &comment {
+        let issue = done_on_seerr(
+            client
+                .comment_issue(as_user, problem.seerr_issue_id, message)
+                .await?,
+        )?;
+        // The answer is the whole issue with its comments (the comment route of
+        // server/routes/issue.ts): the newest comment with this text by the
+        // account acted as (the API key's is user 1) is the one just made.
+        let acted_as = as_user.unwrap_or(1);
+        posted = issue
+            .comments
+            .iter()
+            .filter(|c| c.message == *message && c.user.as_ref().is_none_or(|u| u.id == acted_as))
+            .max_by_key(|c| c.id)
+            .map(|c| {
+                let by = c.user.as_ref();
+                (
+                    c.id,
+                    changes::seerr_author(
+                        by.and_then(|u| u.email.as_deref()),
+                        by.and_then(|u| u.display_name.as_deref()),
+                    ),
+                )
+            });
     }
     let author = author_name(state, caller).await?;
     let change = Change {
         comment: comment.map(|message| NewComment {
             user_id: Some(caller.to_owned()),
             author,
+            seerr_author: posted.as_ref().and_then(|(_, by)| by.clone()),
+            seerr_message: crate::integrations::overseerr::webhook::template_filled(
+                "comment_message",
+                &message,
+            )
+            .chars()
+            .take(MAX_MESSAGE_CHARS)
+            .collect(),
+            seerr_comment_id: posted.as_ref().map(|(id, _)| *id),
+            echo_pending: true,
             message,
         }),
         status: status.map(IssueStatus::as_str),
@@ -493,6 +576,18 @@ pub async fn comment(
     let message =
         checked_message(&body.message).map_err(|e| AppError::validation([("message", e)]))?;
     let found = visible(&state, id, user.user_id(), user.is_admin()).await?;
+    // Held from the count to the stored comment, as for reports.
+    let _user_turn = state.problems().lock_user(user.user_id()).await;
+    if !user.is_admin() {
+        let (caller, since) = (user.user_id().to_owned(), state.clock().now_ms() - HOUR_MS);
+        let recent = state
+            .db()
+            .run(move |conn| store::commented_since(conn, &caller, since))
+            .await?;
+        if recent >= MAX_COMMENTS_PER_HOUR {
+            return Err(quota(MAX_COMMENTS_PER_HOUR));
+        }
+    }
     let done = change(
         &state,
         found.problem,
@@ -591,6 +686,8 @@ mod tests {
                 .is_some()
         );
         assert!(fields(json!({"mediaType": "tv", "tmdbId": 1, "type": "video", "message": "x", "episode": 2})).get("episode").is_some());
+        assert!(fields(json!({"mediaType": "tv", "tmdbId": 1399, "type": "video", "message": "x", "season": 0})).get("season").is_some());
+        assert!(fields(json!({"mediaType": "tv", "tmdbId": 1399, "type": "video", "message": "x", "season": 0, "episode": 1})).get("season").is_some());
         assert!(
             fields(json!({"mediaType": "tv", "tmdbId": -1, "type": "video", "message": "x"}))
                 .get("tmdbId")

@@ -17,6 +17,26 @@ pub struct NewComment {
     pub user_id: Option<String>,
     pub author: String,
     pub message: String,
+    /// The Seerr account that wrote it there (its email in lower case, else its display name
+    /// in lower case), when known.
+    pub seerr_author: Option<String>,
+    /// The text as Seerr's webhook carries it (see `webhook::template_filled`).
+    pub seerr_message: String,
+    /// Seerr's comment id, when known (the webhook carries none).
+    pub seerr_comment_id: Option<i64>,
+    /// Made here: Seerr's `ISSUE_COMMENT` about it is still to come and is not a new comment.
+    pub echo_pending: bool,
+}
+
+/// The account key [`NewComment::seerr_author`] holds: the email, else the display name, in
+/// lower case; `None` when both are empty.
+pub fn seerr_author(email: Option<&str>, display_name: Option<&str>) -> Option<String> {
+    [email, display_name]
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .find(|s| !s.is_empty())
+        .map(str::to_lowercase)
 }
 
 /// What to change.
@@ -85,9 +105,7 @@ pub async fn apply(state: &AppState, id: &str, change: Change) -> AppResult<Opti
                 return Ok(None);
             }
             let comment_added = match &change.comment {
-                Some(c) => {
-                    store::add_comment(tx, &id, c.user_id.as_deref(), &c.author, &c.message, now)?
-                }
+                Some(c) => store::add_comment(tx, &id, c, now)?,
                 None => false,
             };
             let status_changed = match change.status {

@@ -25,6 +25,7 @@ use crate::routes::{Access, Routes};
 #[derive(Debug, Default)]
 pub struct Problems {
     issues: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+    users: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Problems {
@@ -40,6 +41,17 @@ impl Problems {
             let mut issues = self.issues.lock().unwrap_or_else(|e| e.into_inner());
             issues.retain(|_, lock| Arc::strong_count(lock) > 1);
             issues.entry(issue_id).or_default().clone()
+        };
+        lock.lock_owned().await
+    }
+
+    /// Takes the lock of one MediaNest user's reports and comments: the hourly cap is counted
+    /// and the new row stored while it is held, so parallel calls cannot all pass the count.
+    pub(crate) async fn lock_user(&self, user_id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
+            users.retain(|_, lock| Arc::strong_count(lock) > 1);
+            users.entry(user_id.to_owned()).or_default().clone()
         };
         lock.lock_owned().await
     }

@@ -5,12 +5,13 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
+use super::changes::NewComment;
 use crate::error::AppResult;
 use crate::time::rfc3339;
 
-/// A comment made within this long of an identical one on the same problem is the same
-/// comment arriving twice (MediaNest's own comment echoed by Seerr's `ISSUE_COMMENT`, or a
-/// redelivered webhook): Seerr's webhook carries no comment id to tell them apart.
+/// A comment from Seerr within this long of an identical one by the same Seerr account on the
+/// same problem is the same comment delivered twice: Seerr's webhook carries no comment id to
+/// tell them apart.
 pub const ECHO_WINDOW_MS: i64 = 15 * 60 * 1000;
 
 /// A stored problem report, as the API shows it.
@@ -38,6 +39,9 @@ pub struct ProblemRow {
     pub updated_at: String,
     #[serde(skip)]
     pub created_at_ms: i64,
+    /// The Seerr account the issue was created as; `None` for rows older than migration 0017.
+    #[serde(skip)]
+    pub seerr_user_id: Option<i64>,
 }
 
 /// One comment.
@@ -69,11 +73,13 @@ pub struct NewProblem {
     pub episode: Option<i64>,
     pub status: String,
     pub now_ms: i64,
+    /// The Seerr account the issue was created as.
+    pub seerr_user_id: Option<i64>,
 }
 
 const COLUMNS: &str = "p.id, p.user_id, u.username, p.media_type, p.tmdb_id, p.title, \
      p.poster_path, p.seerr_issue_id, p.problem_type, p.message, p.season, p.episode, p.status, \
-     p.comment_count, p.created_at, p.updated_at";
+     p.comment_count, p.created_at, p.updated_at, p.seerr_user_id";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<ProblemRow> {
     let created_at_ms: i64 = row.get(14)?;
@@ -95,6 +101,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<ProblemRow> {
         created_at: rfc3339(created_at_ms),
         updated_at: rfc3339(row.get(15)?),
         created_at_ms,
+        seerr_user_id: row.get(16)?,
     })
 }
 
@@ -104,8 +111,9 @@ pub fn insert(conn: &Connection, new: &NewProblem) -> AppResult<Option<ProblemRo
     conn.prepare_cached(
         "INSERT INTO problem_reports (id, user_id, media_type, tmdb_id, title, poster_path,
                                       seerr_media_id, seerr_issue_id, problem_type, message,
-                                      season, episode, status, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14)
+                                      season, episode, status, created_at, updated_at,
+                                      seerr_user_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15)
          ON CONFLICT (seerr_issue_id) DO NOTHING",
     )?
     .execute(params![
@@ -123,6 +131,45 @@ pub fn insert(conn: &Connection, new: &NewProblem) -> AppResult<Option<ProblemRo
         new.episode,
         new.status,
         new.now_ms,
+        new.seerr_user_id,
+    ])?;
+    by_issue(conn, new.seerr_issue_id)
+}
+
+/// Stores the problem MediaNest itself just reported on Seerr: a row the `ISSUE_CREATED`
+/// webhook stored first (it can only guess the reporter from Seerr's account, which is the
+/// API key's admin when the report was made as them) takes this report's reporter and fields.
+pub fn upsert_own(conn: &Connection, new: &NewProblem) -> AppResult<Option<ProblemRow>> {
+    conn.prepare_cached(
+        "INSERT INTO problem_reports (id, user_id, media_type, tmdb_id, title, poster_path,
+                                      seerr_media_id, seerr_issue_id, problem_type, message,
+                                      season, episode, status, created_at, updated_at,
+                                      seerr_user_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15)
+         ON CONFLICT (seerr_issue_id) DO UPDATE SET
+             user_id = excluded.user_id, media_type = excluded.media_type,
+             tmdb_id = excluded.tmdb_id, title = excluded.title,
+             poster_path = excluded.poster_path, seerr_media_id = excluded.seerr_media_id,
+             problem_type = excluded.problem_type, message = excluded.message,
+             season = excluded.season, episode = excluded.episode,
+             seerr_user_id = excluded.seerr_user_id",
+    )?
+    .execute(params![
+        new.id,
+        new.user_id,
+        new.media_type,
+        new.tmdb_id,
+        new.title,
+        new.poster_path,
+        new.seerr_media_id,
+        new.seerr_issue_id,
+        new.problem_type,
+        new.message,
+        new.season,
+        new.episode,
+        new.status,
+        new.now_ms,
+        new.seerr_user_id,
     ])?;
     by_issue(conn, new.seerr_issue_id)
 }
@@ -208,6 +255,16 @@ pub fn reported_since(conn: &Connection, user_id: &str, since_ms: i64) -> AppRes
         .query_row(params![user_id, since_ms], |r| r.get(0))?)
 }
 
+/// How many comments `user_id` wrote here since `since_ms`.
+pub fn commented_since(conn: &Connection, user_id: &str, since_ms: i64) -> AppResult<i64> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT count(*) FROM problem_comments INDEXED BY problem_comments_user_created
+             WHERE user_id = ?1 AND created_at >= ?2",
+        )?
+        .query_row(params![user_id, since_ms], |r| r.get(0))?)
+}
+
 /// A problem's comments, oldest first.
 pub fn comments(conn: &Connection, problem_id: &str) -> AppResult<Vec<CommentRow>> {
     let rows = conn
@@ -228,38 +285,60 @@ pub fn comments(conn: &Connection, problem_id: &str) -> AppResult<Vec<CommentRow
     Ok(rows)
 }
 
-/// Adds a comment unless the same text was added to the problem within [`ECHO_WINDOW_MS`];
-/// true when added.
+/// Adds a comment; true when added. A comment from Seerr (not `echo_pending`) is not added
+/// when it is the awaited echo of one made here (same Seerr account and text as the webhook
+/// carries it; the echo is then no longer awaited) or arrives again within [`ECHO_WINDOW_MS`]
+/// (a redelivery). Another account's identical words are a new comment.
 pub fn add_comment(
     conn: &Connection,
     problem_id: &str,
-    user_id: Option<&str>,
-    author: &str,
-    message: &str,
+    comment: &NewComment,
     now_ms: i64,
 ) -> AppResult<bool> {
-    let echo: bool = conn
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM problem_comments
-                            WHERE problem_id = ?1 AND created_at > ?2 AND message = ?3)",
-        )?
-        .query_row(params![problem_id, now_ms - ECHO_WINDOW_MS, message], |r| {
-            r.get(0)
-        })?;
-    if echo {
-        return Ok(false);
+    if !comment.echo_pending {
+        let found: Option<(String, bool)> = conn
+            .prepare_cached(
+                "SELECT id, echo_pending FROM problem_comments
+                 WHERE problem_id = ?1 AND seerr_message = ?2
+                   AND (seerr_author = ?3 OR seerr_author IS NULL OR ?3 IS NULL)
+                   AND (echo_pending = 1 OR created_at > ?4)
+                 ORDER BY echo_pending DESC, created_at LIMIT 1",
+            )?
+            .query_row(
+                params![
+                    problem_id,
+                    comment.seerr_message,
+                    comment.seerr_author,
+                    now_ms - ECHO_WINDOW_MS
+                ],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        if let Some((id, pending)) = found {
+            if pending {
+                conn.prepare_cached("UPDATE problem_comments SET echo_pending = 0 WHERE id = ?1")?
+                    .execute([id])?;
+            }
+            return Ok(false);
+        }
     }
     conn.prepare_cached(
-        "INSERT INTO problem_comments (id, problem_id, user_id, author, message, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO problem_comments (id, problem_id, user_id, author, message, created_at,
+                                       seerr_author, seerr_message, seerr_comment_id,
+                                       echo_pending)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         uuid::Uuid::now_v7().to_string(),
         problem_id,
-        user_id,
-        author,
-        message,
-        now_ms
+        comment.user_id,
+        comment.author,
+        comment.message,
+        now_ms,
+        comment.seerr_author,
+        comment.seerr_message,
+        comment.seerr_comment_id,
+        comment.echo_pending,
     ])?;
     conn.prepare_cached(
         "UPDATE problem_reports SET comment_count = comment_count + 1, updated_at = ?2
@@ -312,6 +391,7 @@ mod tests {
             episode: None,
             status: "open".into(),
             now_ms: at,
+            seerr_user_id: Some(10),
         }
     }
 
@@ -345,6 +425,12 @@ mod tests {
         assert_eq!(reported_since(&conn, "u1", 0).unwrap(), 0);
         crate::db::assert_indexed(
             &conn,
+            "SELECT count(*) FROM problem_comments INDEXED BY problem_comments_user_created
+             WHERE user_id = 'u1' AND created_at >= 5",
+        );
+        assert_eq!(commented_since(&conn, "u1", 0).unwrap(), 0);
+        crate::db::assert_indexed(
+            &conn,
             "SELECT id, user_id, author, message, created_at FROM problem_comments
              WHERE problem_id = 'p' ORDER BY created_at, id",
         );
@@ -370,25 +456,42 @@ mod tests {
         );
     }
 
+    fn said(user: Option<&str>, by: &str, text: &str, ours: bool) -> NewComment {
+        NewComment {
+            user_id: user.map(str::to_owned),
+            author: by.into(),
+            message: text.into(),
+            seerr_author: Some(format!("{by}@example.com")),
+            seerr_message: crate::integrations::overseerr::webhook::template_filled(
+                "comment_message",
+                text,
+            ),
+            seerr_comment_id: None,
+            echo_pending: ours,
+        }
+    }
+
     #[test]
     fn comments_are_deduplicated_within_the_window_and_status_changes_once() {
         let conn = db();
         let p = insert(&conn, &new(7, 10)).unwrap().unwrap();
-        assert!(add_comment(&conn, &p.id, Some("u1"), "alice", "still broken", 100).unwrap());
-        assert!(!add_comment(&conn, &p.id, None, "Seerr", "still broken", 200).unwrap());
-        assert!(
-            add_comment(
-                &conn,
-                &p.id,
-                None,
-                "Seerr",
-                "still broken",
-                100 + ECHO_WINDOW_MS + 1
-            )
-            .unwrap()
-        );
-        assert_eq!(comments(&conn, &p.id).unwrap().len(), 2);
-        assert_eq!(get(&conn, &p.id).unwrap().unwrap().comment_count, 2);
+        // Made here, then its echo (rewritten by Seerr's template filling) is not a new one.
+        let ours = said(Some("u1"), "alice", "costs $$5", true);
+        assert!(add_comment(&conn, &p.id, &ours, 100).unwrap());
+        let echo = NewComment {
+            message: "costs $5".into(),
+            ..said(None, "alice", "costs $$5", false)
+        };
+        assert_eq!(echo.seerr_message, "costs $5");
+        assert!(!add_comment(&conn, &p.id, &echo, 200).unwrap());
+        // The admin's identical words in Seerr are a new comment; their redelivery is not.
+        let admin = said(None, "owner", "costs $5", false);
+        assert!(add_comment(&conn, &p.id, &admin, 300).unwrap());
+        assert!(!add_comment(&conn, &p.id, &admin, 400).unwrap());
+        // After the window the same words are said again.
+        assert!(add_comment(&conn, &p.id, &admin, 300 + ECHO_WINDOW_MS + 1).unwrap());
+        assert_eq!(comments(&conn, &p.id).unwrap().len(), 3);
+        assert_eq!(get(&conn, &p.id).unwrap().unwrap().comment_count, 3);
         assert!(set_status(&conn, &p.id, "resolved", 300).unwrap());
         assert!(!set_status(&conn, &p.id, "resolved", 301).unwrap());
         assert!(set_status(&conn, &p.id, "open", 302).unwrap());

@@ -6,10 +6,14 @@
 //!   for the reporter's Seerr account and the media) and stored when that account is a
 //!   MediaNest user's (the same mapping as requests, checked the other way round); anything
 //!   else is ignored with a 200. Nobody is notified: the reporter made it.
-//! - `ISSUE_COMMENT`: the comment (`comment_message`) is added unless the same text is already
-//!   there (an echo of a comment made here, or a redelivery), and the reporter is told unless
-//!   they wrote it (`commentedBy_email` = `reportedBy_email`).
-//! - `ISSUE_RESOLVED` / `ISSUE_REOPENED`: the status is set; only a real change notifies.
+//! - `ISSUE_COMMENT`: the comment (`comment_message`) is added unless it is the echo of a
+//!   comment made here (the same Seerr account and the text as Seerr's template filling
+//!   rewrites it) or a redelivery (see `store::add_comment`), and the reporter is told unless
+//!   they wrote it (`commentedBy_email` = `reportedBy_email`, and the issue was created as the
+//!   reporter's own Seerr account, not as the API key's admin).
+//! - `ISSUE_RESOLVED` / `ISSUE_REOPENED`: the issue's current status is read from Seerr and
+//!   set (the event's own status only when Seerr cannot be asked), so a late delivery cannot
+//!   undo a newer change; only a real change notifies.
 //!
 //! Every step runs under the issue's lock (see `Problems::lock_issue`), so a webhook that echoes
 //! an admin's resolve waits for that resolve to be stored and then changes nothing.
@@ -17,10 +21,12 @@
 use serde::Serialize;
 
 use super::changes::{self, Change, NewComment};
-use super::store::{self, NewProblem};
+use super::store::{self, NewProblem, ProblemRow};
 use crate::error::AppResult;
 use crate::integrations::overseerr::webhook::IssueInfo;
-use crate::integrations::overseerr::{MediaType, NotificationType, Overseerr, WebhookEvent};
+use crate::integrations::overseerr::{
+    IssueStatus, MediaType, NotificationType, Overseerr, WebhookEvent,
+};
 use crate::media::requests::overseerr_user;
 use crate::state::AppState;
 
@@ -45,9 +51,11 @@ fn same(a: Option<&str>, b: Option<&str>) -> bool {
     }
 }
 
-/// Whether the reporter wrote the comment: the same Seerr email (or, without emails, the same
-/// display name; both come from Seerr's own user table).
-fn by_reporter(issue: &IssueInfo) -> bool {
+/// Whether the comment's Seerr account and the issue's reporter account are the same: the same
+/// Seerr email (or, without emails, the same display name; both come from Seerr's own user
+/// table; the webhook carries no account ids, see the KeyMap of
+/// server/lib/notifications/agents/webhook.ts).
+fn same_account(issue: &IssueInfo) -> bool {
     if issue.reported_by_email.is_some() && issue.commented_by_email.is_some() {
         return same(
             issue.reported_by_email.as_deref(),
@@ -58,6 +66,50 @@ fn by_reporter(issue: &IssueInfo) -> bool {
         issue.reported_by_username.as_deref(),
         issue.commented_by_username.as_deref(),
     )
+}
+
+/// Whether the MediaNest reporter of `row` wrote the comment: only when the issue was created
+/// as their own Seerr account and that account commented. A report made as the API key's
+/// admin (`overseerr.fallback_to_admin`, or an admin without a Seerr account) shares the
+/// account with Seerr's owner, so a comment made in Seerr is never theirs. Rows older than
+/// migration 0017 (no account stored) compare the accounts only.
+async fn by_reporter(state: &AppState, row: &ProblemRow, issue: &IssueInfo) -> bool {
+    if !same_account(issue) {
+        return false;
+    }
+    let Some(created_as) = row.seerr_user_id else {
+        return true;
+    };
+    let own = match crate::media::search::overseerr(state).await {
+        Ok(client) => overseerr_user(state, &client, &row.user_id).await,
+        Err(e) => Err(e),
+    };
+    match own {
+        Ok(own) => own == Some(created_as),
+        Err(e) => {
+            // Unsure: telling the reporter about their own words beats missing a reply.
+            tracing::info!(error = %e, "reporter's Seerr account unknown; notifying");
+            false
+        }
+    }
+}
+
+/// The issue's status as Seerr has it now (asked while the issue's lock is held): a webhook
+/// delivered late, after a newer change, must not set an older status. When Seerr cannot be
+/// asked, the event's own status (`told`).
+async fn current_status(state: &AppState, issue_id: i64, told: IssueStatus) -> IssueStatus {
+    let asked = match crate::media::search::overseerr(state).await {
+        Ok(client) => client.get_issue(issue_id).await,
+        Err(e) => Err(e),
+    };
+    match asked {
+        Ok(Some(issue)) => issue.status().unwrap_or(told),
+        Ok(None) => told,
+        Err(e) => {
+            tracing::info!(issue_id, error = %e, "Seerr not asked for the issue's status");
+            told
+        }
+    }
 }
 
 /// Applies one issue notification.
@@ -112,20 +164,30 @@ pub async fn apply(state: &AppState, event: &WebhookEvent) -> AppResult<Outcome>
                         .chars()
                         .take(200)
                         .collect(),
+                    seerr_author: changes::seerr_author(
+                        issue.commented_by_email.as_deref(),
+                        issue.commented_by_username.as_deref(),
+                    ),
+                    seerr_message: message.clone(),
+                    seerr_comment_id: None,
+                    echo_pending: false,
                     message,
                 }),
                 status: None,
-                by_reporter: by_reporter(issue),
+                by_reporter: by_reporter(state, &row, issue).await,
             }
         }
-        NotificationType::IssueResolved => Change {
-            status: Some("resolved"),
-            ..Change::default()
-        },
-        NotificationType::IssueReopened => Change {
-            status: Some("open"),
-            ..Change::default()
-        },
+        NotificationType::IssueResolved | NotificationType::IssueReopened => {
+            let told = if event.notification_type == NotificationType::IssueResolved {
+                IssueStatus::Resolved
+            } else {
+                IssueStatus::Open
+            };
+            Change {
+                status: Some(current_status(state, issue_id, told).await.as_str()),
+                ..Change::default()
+            }
+        }
         _ => {
             return Ok(Outcome {
                 handled: true,
@@ -237,6 +299,7 @@ async fn adopt(state: &AppState, issue_id: i64) -> AppResult<Outcome> {
         episode: positive(issue.problem_episode).filter(|_| issue.problem_season > 0),
         status: issue.status().map_or("open", |s| s.as_str()).to_owned(),
         now_ms: state.clock().now_ms(),
+        seerr_user_id: Some(by.id),
     };
     let row = state.db().write(move |tx| store::insert(tx, &new)).await?;
     Ok(match row {

@@ -11,8 +11,8 @@ use medianest::integrations::overseerr::{MediaType, NotificationType};
 use medianest::sim::overseerr::permission;
 use serde_json::{Value, json};
 
-use crate::media::{HOOK_SECRET, Media, media_world};
-use crate::support::{RunningServer, assert_error, eventually, new_session, scalar};
+use crate::media::{HOOK_SECRET, Media, media_world_with};
+use crate::support::{RunningServer, assert_error, eventually, insert_user, new_session, scalar};
 
 /// A media world whose Seerr sends its webhooks to a running MediaNest, where "user" (Seerr
 /// user 10) may report issues, The Matrix (603) is available and Game of Thrones (1399)
@@ -24,7 +24,11 @@ struct World {
 }
 
 async fn world() -> World {
-    let m = media_world().await;
+    world_with(|_| {}).await
+}
+
+async fn world_with(configure: impl FnOnce(&mut medianest::Config)) -> World {
+    let m = media_world_with(configure).await;
     let server = RunningServer::start(&m.w.t.state, m.w.app.clone()).await;
     let hook = format!("http://{}/api/v1/webhooks/seerr", server.addr);
     let seerr = &m.w.overseerr;
@@ -82,6 +86,28 @@ impl World {
             })
         })
         .await
+    }
+
+    /// With `overseerr.fallback_to_admin`: the MediaNest admin is Seerr's owner (user 1, by
+    /// email) and a new user "kim" has no Seerr account, so kim's reports are made as user 1.
+    /// Kim's id and session.
+    async fn kim_without_seerr_account(&self) -> (String, String) {
+        let state = &self.m.w.t.state;
+        state
+            .db()
+            .write(|tx| {
+                tx.execute(
+                    "UPDATE users SET email = 'owner@example.com' WHERE role = 'admin'",
+                    [],
+                )?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        state.media().clear();
+        let kim = insert_user(state, "kim", Some("kim@example.com"), "user", None).await;
+        let token = new_session(state, &kim).await.token;
+        (kim, token)
     }
 
     async fn problem(&self, token: &str, id: &str) -> Value {
@@ -522,5 +548,304 @@ async fn a_user_reports_at_most_ten_problems_an_hour() {
     // Admins are not counted.
     let r = w.report(&w.m.w.admin, body).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    w.server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resolve_seerr_refuses_is_a_403_and_changes_nothing_there() {
+    let w = world().await;
+    let r = w
+        .report(
+            &w.m.w.user,
+            json!({"mediaType": "movie", "tmdbId": 603, "type": "audio", "message": "No sound"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let id = r.data()["id"].as_str().unwrap().to_owned();
+    let issue_id = r.data()["seerrIssueId"].as_i64().unwrap();
+    w.webhooks_answered(1).await;
+    // The admin's own Seerr account (found by email) may report issues but not manage them.
+    let seerr = &w.m.w.overseerr;
+    seerr.add_user(medianest::sim::overseerr::FakeOverseerrUser::plex(
+        12, None, "boss",
+    ));
+    assert!(seerr.set_permissions(12, permission::REQUEST | permission::CREATE_ISSUES));
+    w.m.w
+        .t
+        .state
+        .db()
+        .write(|tx| {
+            tx.execute(
+                "UPDATE users SET email = 'boss@example.com' WHERE role = 'admin'",
+                [],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    w.m.w.t.state.media().clear();
+    let r =
+        w.m.post(
+            &w.m.w.admin,
+            &format!("/api/v1/admin/problems/{id}/resolve"),
+            json!({"comment": "Replaced the file"}),
+        )
+        .await;
+    let e = assert_error(&r, StatusCode::FORBIDDEN, "FORBIDDEN");
+    assert!(
+        e["details"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("Manage Issues"),
+        "{e}"
+    );
+    let issue = seerr.issue(issue_id).unwrap();
+    assert_eq!(issue.status, 1, "still open on Seerr");
+    assert_eq!(issue.comments.len(), 1, "no comment left behind on Seerr");
+    let stored = w.problem(&w.m.w.user, &id).await;
+    assert_eq!(
+        (stored["status"].as_str(), stored["commentCount"].as_i64()),
+        (Some("open"), Some(0))
+    );
+    w.server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_reports_cannot_pass_the_hourly_cap_and_comments_have_one() {
+    let w = world().await;
+    let body = json!({"mediaType": "movie", "tmdbId": 603, "type": "video", "message": "x"});
+    let sent =
+        futures_util::future::join_all((0..20).map(|_| w.report(&w.m.w.user, body.clone()))).await;
+    let created = sent
+        .iter()
+        .filter(|r| r.status == StatusCode::CREATED)
+        .count();
+    let refused = sent
+        .iter()
+        .filter(|r| r.status == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!((created, refused), (10, 10));
+    assert_eq!(w.m.w.overseerr.issues().len(), 10, "Seerr got exactly ten");
+    assert_eq!(w.rows().await, 10);
+
+    // Comments: 30 an hour for a user.
+    let id = sent
+        .iter()
+        .find(|r| r.status == StatusCode::CREATED)
+        .unwrap()
+        .data()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (user, problem, now) = (
+        w.m.w.user_id.clone(),
+        id.clone(),
+        w.m.w.t.state.clock().now_ms(),
+    );
+    w.m.w
+        .t
+        .state
+        .db()
+        .write(move |tx| {
+            for n in 0..30 {
+                tx.execute(
+                    "INSERT INTO problem_comments (id, problem_id, user_id, author, message,
+                                                   created_at)
+                     VALUES (?1, ?2, ?3, 'user', ?4, ?5)",
+                    rusqlite::params![
+                        format!("c{n}"),
+                        problem,
+                        user,
+                        format!("n{n}"),
+                        now - 60_000
+                    ],
+                )?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let path = format!("/api/v1/media/problems/{id}/comments");
+    let r =
+        w.m.post(&w.m.w.user, &path, json!({"message": "one more"}))
+            .await;
+    assert_error(&r, StatusCode::TOO_MANY_REQUESTS, "QUOTA_EXCEEDED");
+    assert!(
+        w.m.w
+            .overseerr
+            .issues()
+            .iter()
+            .all(|i| i.comments.len() == 1),
+        "Seerr was not asked"
+    );
+    // Admins are not counted.
+    let r =
+        w.m.post(&w.m.w.admin, &path, json!({"message": "looking"}))
+            .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    w.server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_made_as_the_admin_stays_the_reporters_when_the_webhook_wins_the_race() {
+    let w = world_with(|c| c.overseerr.fallback_to_admin = true).await;
+    let (kim, token) = w.kim_without_seerr_account().await;
+    w.m.w
+        .overseerr
+        .set_webhook_on_create(Some(NotificationType::IssueCreated));
+    let r = w
+        .report(
+            &token,
+            json!({"mediaType": "movie", "tmdbId": 603, "type": "video", "message": "Blocky"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    // ISSUE_CREATED was answered before the create call was.
+    let sent = w.m.w.overseerr.issue_webhooks();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        (sent[0].kind.clone(), sent[0].answer.clone()),
+        (NotificationType::IssueCreated, Ok(200))
+    );
+    let issue_id = r.data()["seerrIssueId"].as_i64().unwrap();
+    assert_eq!(w.m.w.overseerr.issue(issue_id).unwrap().created_by, 1);
+    assert_eq!(r.data()["userId"], kim.as_str(), "{}", r.text());
+    assert_eq!(r.data()["message"], "Blocky");
+    assert_eq!(w.rows().await, 1);
+    let mine = w.m.get(&token, "/api/v1/media/problems").await;
+    assert_eq!(mine.data().as_array().unwrap().len(), 1, "{}", mine.text());
+    let admins = w.m.get(&w.m.w.admin, "/api/v1/media/problems").await;
+    assert!(
+        admins.data().as_array().unwrap().is_empty(),
+        "{}",
+        admins.text()
+    );
+    w.server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seerr_replies_reach_a_reporter_whose_report_was_made_as_the_admin() {
+    let w = world_with(|c| c.overseerr.fallback_to_admin = true).await;
+    let (kim, token) = w.kim_without_seerr_account().await;
+    let r = w
+        .report(
+            &token,
+            json!({"mediaType": "movie", "tmdbId": 603, "type": "video", "message": "Blocky"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let id = r.data()["id"].as_str().unwrap().to_owned();
+    let issue_id = r.data()["seerrIssueId"].as_i64().unwrap();
+    let seerr = &w.m.w.overseerr;
+    assert_eq!(seerr.issue(issue_id).unwrap().created_by, 1);
+    w.webhooks_answered(1).await;
+
+    // Seerr's owner (the account the issue was made as) replies in Seerr: kim is told.
+    assert_eq!(seerr.comment_in_seerr(1, issue_id, "Which minute?"), 200);
+    w.webhooks_answered(2).await;
+    let got = w.problems_notified(&kim).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["type"], "problem.comment");
+
+    // Kim answers here: sent as the account the issue was created as, stored once.
+    let r =
+        w.m.post(
+            &token,
+            &format!("/api/v1/media/problems/{id}/comments"),
+            json!({"message": "Around 00:42"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let last = seerr
+        .issue(issue_id)
+        .unwrap()
+        .comments
+        .last()
+        .cloned()
+        .unwrap();
+    assert_eq!((last.user, last.message.as_str()), (1, "Around 00:42"));
+    w.webhooks_answered(3).await;
+    assert_eq!(w.problem(&token, &id).await["commentCount"], 2);
+    assert_eq!(w.problems_notified(&kim).await.len(), 1);
+    w.server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_status_webhook_does_not_undo_a_newer_status() {
+    let w = world().await;
+    let r = w
+        .report(
+            &w.m.w.user,
+            json!({"mediaType": "movie", "tmdbId": 603, "type": "video", "message": "Blocky"}),
+        )
+        .await;
+    let id = r.data()["id"].as_str().unwrap().to_owned();
+    let issue_id = r.data()["seerrIssueId"].as_i64().unwrap();
+    w.webhooks_answered(1).await;
+    let seerr = &w.m.w.overseerr;
+    let resolved = {
+        assert_eq!(
+            seerr.set_issue_status_in_seerr(1, issue_id, "resolved"),
+            200
+        );
+        w.webhooks_answered(2).await;
+        seerr
+            .issue_webhook_payload(&NotificationType::IssueResolved, issue_id)
+            .unwrap()
+    };
+    assert_eq!(seerr.set_issue_status_in_seerr(1, issue_id, "open"), 200);
+    w.webhooks_answered(3).await;
+    assert_eq!(w.problem(&w.m.w.user, &id).await["status"], "open");
+    // The ISSUE_RESOLVED delivered again, late: Seerr says open, so nothing changes.
+    assert_eq!(post_hook(&w.hook, &resolved).await, 200);
+    assert_eq!(w.problem(&w.m.w.user, &id).await["status"], "open");
+    assert_eq!(w.problems_notified(&w.m.w.user_id).await.len(), 2);
+    w.server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echoes_are_told_apart_by_seerr_account_and_rewritten_text() {
+    let w = world().await;
+    let r = w
+        .report(
+            &w.m.w.user,
+            json!({"mediaType": "movie", "tmdbId": 603, "type": "video", "message": "Blocky"}),
+        )
+        .await;
+    let id = r.data()["id"].as_str().unwrap().to_owned();
+    let issue_id = r.data()["seerrIssueId"].as_i64().unwrap();
+    w.webhooks_answered(1).await;
+    let path = format!("/api/v1/media/problems/{id}/comments");
+    // `$` patterns come back rewritten by Seerr's template filling: still the same comment.
+    let text = "It costs $$5 to fix, see $& and $' here";
+    let r = w.m.post(&w.m.w.user, &path, json!({"message": text})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let sent = w.webhooks_answered(2).await;
+    assert_eq!(sent[1], (NotificationType::IssueComment, 200));
+    let echo =
+        w.m.w
+            .overseerr
+            .issue_webhook_payload(&NotificationType::IssueComment, issue_id)
+            .unwrap();
+    assert_eq!(
+        echo["comment"]["comment_message"],
+        "It costs $5 to fix, see {{comment_message}} and  here"
+    );
+    assert_eq!(w.problem(&w.m.w.user, &id).await["commentCount"], 1);
+
+    // The reporter says "Thanks" here, then Seerr's owner says the same in Seerr: two comments,
+    // and the reporter hears about the owner's.
+    let r =
+        w.m.post(&w.m.w.user, &path, json!({"message": "Thanks"}))
+            .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    w.webhooks_answered(3).await;
+    assert_eq!(w.m.w.overseerr.comment_in_seerr(1, issue_id, "Thanks"), 200);
+    w.webhooks_answered(4).await;
+    let stored = w.problem(&w.m.w.user, &id).await;
+    assert_eq!(stored["commentCount"], 3, "{stored}");
+    let got = w.problems_notified(&w.m.w.user_id).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["type"], "problem.comment");
     w.server.stop().await.unwrap();
 }

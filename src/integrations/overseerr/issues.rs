@@ -166,6 +166,32 @@ pub enum IssueOutcome {
     },
 }
 
+/// What a comment or status change on an existing issue did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IssueChange {
+    /// Done: the issue as Seerr answers it afterwards.
+    Done(Box<Issue>),
+    /// Seerr has no such issue.
+    NotFound,
+    /// 401/403: the acting account may not do this (server/routes/issue.ts and
+    /// issueComment.ts answer 401 for a status change and 403 for a comment on someone else's
+    /// issue without `MANAGE_ISSUES`; the permission guard answers 403).
+    Refused { message: String },
+}
+
+/// Reads the answer of a comment or status change.
+fn change_from(response: Response<Body>) -> Result<IssueChange, UpstreamFailure> {
+    match response.status().as_u16() {
+        401 | 403 => Ok(IssueChange::Refused {
+            message: error_message(response).0,
+        }),
+        _ => Ok(match optional_issue(response)? {
+            Some(issue) => IssueChange::Done(Box::new(issue)),
+            None => IssueChange::NotFound,
+        }),
+    }
+}
+
 /// The issue from a 2xx answer; one without an id is not an issue.
 fn issue_from(response: Response<Body>) -> Result<Issue, UpstreamFailure> {
     let issue: Issue = read_json(expect_success(response)?)?;
@@ -232,35 +258,34 @@ impl Overseerr {
         self.upstream().send(request, optional_issue).await
     }
 
-    /// `POST /api/v1/issue/{id}/comment` as `as_user`; `None` when there is no such issue.
+    /// `POST /api/v1/issue/{id}/comment` as `as_user`.
     pub async fn comment_issue(
         &self,
         as_user: Option<i64>,
         id: i64,
         message: &str,
-    ) -> AppResult<Option<Issue>> {
+    ) -> AppResult<IssueChange> {
         let mut request = self
             .request(Method::Post, &format!("/issue/{id}/comment"))
             .json(&json!({ "message": message }))?;
         if let Some(user) = as_user {
             request = request.header("X-API-User", user.to_string());
         }
-        self.upstream().send(request, optional_issue).await
+        self.upstream().send(request, change_from).await
     }
 
-    /// `POST /api/v1/issue/{id}/{resolved|open}` as `as_user`; `None` when there is no such
-    /// issue.
+    /// `POST /api/v1/issue/{id}/{resolved|open}` as `as_user`.
     pub async fn set_issue_status(
         &self,
         as_user: Option<i64>,
         id: i64,
         status: IssueStatus,
-    ) -> AppResult<Option<Issue>> {
+    ) -> AppResult<IssueChange> {
         let mut request = self.request(Method::Post, &format!("/issue/{id}/{}", status.as_str()));
         if let Some(user) = as_user {
             request = request.header("X-API-User", user.to_string());
         }
-        self.upstream().send(request, optional_issue).await
+        self.upstream().send(request, change_from).await
     }
 }
 

@@ -376,12 +376,55 @@ fn requested_seasons(root: &Map<String, Value>) -> Vec<u32> {
         .collect()
 }
 
+/// What the webhook agent makes of a `"{{key}}"` template value filled with `value`: the agent
+/// fills templates with `String.prototype.replace(string, string)` (`parseKeys` in
+/// server/lib/notifications/agents/webhook.ts, seerr-team/seerr and sct/overseerr), which reads
+/// `$` patterns in the replacement: `$$` is `$`, `` $& `` the placeholder itself, `` $` `` and
+/// `$'` the template's text before and after it (nothing, for a value that is only the
+/// placeholder). With no capture groups every other `$` stays as it is.
+pub fn template_filled(key: &str, value: &str) -> String {
+    let placeholder = format!("{{{{{key}}}}}");
+    let mut out = String::with_capacity(value.len());
+    let mut chars = value.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '$' {
+            out.push(c);
+            continue;
+        }
+        match chars.peek() {
+            Some('$') => {
+                chars.next();
+                out.push('$');
+            }
+            Some('&') => {
+                chars.next();
+                out.push_str(&placeholder);
+            }
+            Some('`' | '\'') => {
+                chars.next();
+            }
+            _ => out.push('$'),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn template_filling_rewrites_dollar_patterns_as_javascript_does() {
+        let f = |v| template_filled("comment_message", v);
+        assert_eq!(f("plain text"), "plain text");
+        assert_eq!(f("costs $$5"), "costs $5");
+        assert_eq!(f("a $& b"), "a {{comment_message}} b");
+        assert_eq!(f("x$`y$'z"), "xyz");
+        assert_eq!(f("$1 and $ and $"), "$1 and $ and $");
+    }
 
     /// The default template as UPSTREAMS.md 2.7 shows it rendered.
     const DEFAULT_TEMPLATE: &str = r#"{

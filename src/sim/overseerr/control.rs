@@ -246,7 +246,8 @@ impl FakeOverseerr {
     /// call gets its answer, as when the webhook agent, run from the request's subscribers
     /// (server/subscriber/MediaRequestSubscriber.ts in seerr-team/seerr), wins the race with
     /// the route's answer. `MEDIA_APPROVED` also approves the request first (an admin who was
-    /// quicker than the network). `None` turns it off.
+    /// quicker than the network). `ISSUE_CREATED` does the same for every new issue
+    /// (server/subscriber/IssueSubscriber.ts). `None` turns it off.
     pub fn set_webhook_on_create(&self, kind: Option<NotificationType>) {
         self.shared.lock().hook_on_create = kind;
     }

@@ -16,7 +16,8 @@
 //!   first. All of them with `notifySystem: true`, so the webhook agent sends them.
 //! - server/lib/notifications/agents/webhook.ts and the default `jsonPayload` in
 //!   server/lib/settings/index.ts: the body below, every value a string, `issue_type` and
-//!   `issue_status` the enum keys (`VIDEO`, `OPEN`).
+//!   `issue_status` the enum keys (`VIDEO`, `OPEN`), user text filled in by
+//!   `String.replace` (so `$$`, `$&`, `` $` ``, `$'` are rewritten), no comment id.
 //!
 //! The agent sends without waiting for anyone (the subscribers do not await it), so the fake
 //! posts each webhook from a spawned task once the state is unlocked, after the route's answer
@@ -37,6 +38,7 @@ use super::library::{Reply, guard_refusal, permission, stamp};
 use super::routes::{authenticate, bad_request, respond};
 use super::{FakeOverseerr, Shared, SimState};
 use crate::integrations::overseerr::model::int;
+use crate::integrations::overseerr::webhook::template_filled;
 use crate::integrations::overseerr::{MediaType, NotificationType};
 
 /// A comment of a [`FakeIssue`].
@@ -332,9 +334,13 @@ fn payload(
         .and_then(|cid| issue.comments.iter().find(|c| c.id == cid))
         .map_or(Value::Null, |c| {
             let (email, display) = name(c.user);
+            // parseKeys fills each "{{key}}" with String.replace (webhook.ts), `$` patterns
+            // and all.
             json!({
-                "comment_message": c.message, "commentedBy_email": email,
-                "commentedBy_username": display, "commentedBy_avatar": avatar(c.user),
+                "comment_message": template_filled("comment_message", &c.message),
+                "commentedBy_email": template_filled("commentedBy_email", &email),
+                "commentedBy_username": template_filled("commentedBy_username", &display),
+                "commentedBy_avatar": avatar(c.user),
                 "commentedBy_settings_discordId": "", "commentedBy_settings_telegramChatId": "",
             })
         });
@@ -357,7 +363,11 @@ fn payload(
         "notification_type": kind.as_str(),
         "event": event,
         "subject": title.map(super::FakeTitle::subject).unwrap_or_default(),
-        "message": issue.comments.first().map(|c| c.message.clone()).unwrap_or_default(),
+        "message": issue
+            .comments
+            .first()
+            .map(|c| template_filled("message", &c.message))
+            .unwrap_or_default(),
         "image": title
             .and_then(|t| t.poster_path.as_deref())
             .map(|p| format!("https://image.tmdb.org/t/p/w600_and_h900_bestv2{p}"))
@@ -442,9 +452,43 @@ async fn create_route(
     body: Bytes,
 ) -> Response {
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    run(&shared, &headers, |state, acting| {
-        create(state, acting, &body)
-    })
+    let hook_first = {
+        let state = shared.lock();
+        state.hook_on_create == Some(NotificationType::IssueCreated)
+    };
+    if !hook_first {
+        return run(&shared, &headers, |state, acting| {
+            create(state, acting, &body)
+        });
+    }
+    // `set_webhook_on_create(Some(IssueCreated))`: the agent's ISSUE_CREATED (sent from
+    // IssueSubscriber.afterInsert, not awaited by the route) reaches MediaNest and is answered
+    // before the route's own answer does.
+    let (reply, hook) = {
+        let mut state = shared.lock();
+        match authenticate(&state, &headers) {
+            Ok(acting) => {
+                let (reply, pending) = create(&mut state, acting, &body);
+                let hook = pending.first().and_then(|(kind, issue_id, comment_id)| {
+                    let body = payload(&state, kind, *issue_id, *comment_id)?;
+                    let (url, authorization) = state.webhook.clone()?;
+                    Some((url, authorization, kind.clone(), *issue_id, body))
+                });
+                (reply, hook)
+            }
+            Err(reply) => (reply, None),
+        }
+    };
+    if let Some((url, authorization, kind, issue_id, body)) = hook {
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        let answer = super::control::post_webhook(&url, authorization.as_deref(), bytes).await;
+        shared.lock().issues.sent.push(SentIssueWebhook {
+            kind,
+            issue_id,
+            answer,
+        });
+    }
+    respond(reply)
 }
 
 async fn get_route(
