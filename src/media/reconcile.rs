@@ -28,6 +28,8 @@ pub struct Report {
     pub changed: u64,
     /// Requests Overseerr no longer has.
     pub missing: u64,
+    /// The open problem reports' round (see `problems::reconcile`).
+    pub problems: crate::problems::reconcile::Report,
 }
 
 /// One round. Without an Overseerr client there is nothing to do.
@@ -74,6 +76,7 @@ pub async fn run_once(state: &AppState) -> AppResult<Report> {
             }
         }
     }
+    report.problems = crate::problems::reconcile::run_once(state, &client).await?;
     Ok(report)
 }
 
@@ -88,7 +91,9 @@ pub async fn run(state: AppState) {
         }
         delay = INTERVAL;
         match run_once(&state).await {
-            Ok(report) if report.changed > 0 || report.missing > 0 => {
+            Ok(report)
+                if report.changed > 0 || report.missing > 0 || report.problems.changed > 0 =>
+            {
                 tracing::info!(?report, "reconciled requests with Overseerr");
             }
             Ok(_) => {}

@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod changes;
+pub mod reconcile;
 pub mod store;
 pub mod webhook;
 

@@ -849,3 +849,56 @@ async fn echoes_are_told_apart_by_seerr_account_and_rewritten_text() {
     assert_eq!(got[0]["type"], "problem.comment");
     w.server.stop().await.unwrap();
 }
+
+/// A resolve made in Seerr whose webhook never arrived (here refused for a wrong secret) is
+/// picked up by the reconciliation round, which notifies the reporter once; the next round has
+/// nothing open left to ask about.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resolve_whose_webhook_was_lost_is_reconciled() {
+    let w = world().await;
+    let r = w
+        .report(
+            &w.m.w.user,
+            json!({"mediaType": "tv", "tmdbId": 1399, "type": "video",
+                   "message": "Blocky picture in the battle"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let id = r.data()["id"].as_str().unwrap().to_owned();
+    let issue_id = r.data()["seerrIssueId"].as_i64().unwrap();
+    w.webhooks_answered(1).await;
+
+    w.m.w
+        .overseerr
+        .set_webhook_target(&w.hook, Some("not-the-secret"));
+    let answered =
+        w.m.w
+            .overseerr
+            .set_issue_status_in_seerr(1, issue_id, "resolved");
+    assert!((200..300).contains(&answered), "{answered}");
+    let sent = w.webhooks_answered(2).await;
+    assert_eq!(
+        sent[1],
+        (NotificationType::IssueResolved, 401),
+        "the webhook is lost"
+    );
+    assert_eq!(w.problem(&w.m.w.user, &id).await["status"], "open");
+
+    let round = medianest::media::reconcile::run_once(&w.m.w.t.state)
+        .await
+        .unwrap();
+    assert_eq!(
+        (round.problems.checked, round.problems.changed),
+        (1, 1),
+        "{round:?}"
+    );
+    assert_eq!(w.problem(&w.m.w.user, &id).await["status"], "resolved");
+    assert_eq!(w.problems_notified(&w.m.w.user_id).await.len(), 1);
+
+    let again = medianest::media::reconcile::run_once(&w.m.w.t.state)
+        .await
+        .unwrap();
+    assert_eq!(again.problems.checked, 0, "{again:?}");
+    assert_eq!(w.problems_notified(&w.m.w.user_id).await.len(), 1);
+    w.server.stop().await.unwrap();
+}
