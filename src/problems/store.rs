@@ -108,52 +108,37 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<ProblemRow> {
 /// Stores a problem unless one with its Seerr issue id exists (the webhook about it may have
 /// stored it first); answers the stored row either way.
 pub fn insert(conn: &Connection, new: &NewProblem) -> AppResult<Option<ProblemRow>> {
-    conn.prepare_cached(
-        "INSERT INTO problem_reports (id, user_id, media_type, tmdb_id, title, poster_path,
-                                      seerr_media_id, seerr_issue_id, problem_type, message,
-                                      season, episode, status, created_at, updated_at,
-                                      seerr_user_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15)
-         ON CONFLICT (seerr_issue_id) DO NOTHING",
-    )?
-    .execute(params![
-        new.id,
-        new.user_id,
-        new.media_type,
-        new.tmdb_id,
-        new.title,
-        new.poster_path,
-        new.seerr_media_id,
-        new.seerr_issue_id,
-        new.problem_type,
-        new.message,
-        new.season,
-        new.episode,
-        new.status,
-        new.now_ms,
-        new.seerr_user_id,
-    ])?;
-    by_issue(conn, new.seerr_issue_id)
+    write(conn, new, "DO NOTHING")
 }
 
 /// Stores the problem MediaNest itself just reported on Seerr: a row the `ISSUE_CREATED`
 /// webhook stored first (it can only guess the reporter from Seerr's account, which is the
 /// API key's admin when the report was made as them) takes this report's reporter and fields.
 pub fn upsert_own(conn: &Connection, new: &NewProblem) -> AppResult<Option<ProblemRow>> {
-    conn.prepare_cached(
-        "INSERT INTO problem_reports (id, user_id, media_type, tmdb_id, title, poster_path,
-                                      seerr_media_id, seerr_issue_id, problem_type, message,
-                                      season, episode, status, created_at, updated_at,
-                                      seerr_user_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15)
-         ON CONFLICT (seerr_issue_id) DO UPDATE SET
+    write(
+        conn,
+        new,
+        "DO UPDATE SET
              user_id = excluded.user_id, media_type = excluded.media_type,
              tmdb_id = excluded.tmdb_id, title = excluded.title,
              poster_path = excluded.poster_path, seerr_media_id = excluded.seerr_media_id,
              problem_type = excluded.problem_type, message = excluded.message,
              season = excluded.season, episode = excluded.episode,
              seerr_user_id = excluded.seerr_user_id",
-    )?
+    )
+}
+
+/// Inserts `new`, with `on_conflict` deciding what an existing row of the same Seerr issue
+/// becomes, and answers the issue's row.
+fn write(conn: &Connection, new: &NewProblem, on_conflict: &str) -> AppResult<Option<ProblemRow>> {
+    conn.prepare_cached(&format!(
+        "INSERT INTO problem_reports (id, user_id, media_type, tmdb_id, title, poster_path,
+                                      seerr_media_id, seerr_issue_id, problem_type, message,
+                                      season, episode, status, created_at, updated_at,
+                                      seerr_user_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15)
+         ON CONFLICT (seerr_issue_id) {on_conflict}"
+    ))?
     .execute(params![
         new.id,
         new.user_id,

@@ -110,6 +110,17 @@ impl World {
         (kim, token)
     }
 
+    /// The user reports `body`: the report's id and Seerr issue id, once Seerr has had
+    /// MediaNest's answer to its `ISSUE_CREATED`.
+    async fn reported(&self, body: Value) -> (String, i64) {
+        let r = self.report(&self.m.w.user, body).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        let id = r.data()["id"].as_str().unwrap().to_owned();
+        let issue_id = r.data()["seerrIssueId"].as_i64().unwrap();
+        self.webhooks_answered(1).await;
+        (id, issue_id)
+    }
+
     async fn problem(&self, token: &str, id: &str) -> Value {
         let r = self
             .m
@@ -178,17 +189,10 @@ async fn a_report_goes_to_seerr_as_the_user_and_is_stored_with_its_issue_id() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_resolves_with_a_comment_and_the_reporter_is_notified_once() {
     let w = world().await;
-    let r = w
-        .report(
-            &w.m.w.user,
-            json!({"mediaType": "movie", "tmdbId": 603, "type": "audio",
-                                    "message": "No sound"}),
-        )
+    let (id, issue_id) = w
+        .reported(json!({"mediaType": "movie", "tmdbId": 603, "type": "audio",
+                                    "message": "No sound"}))
         .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    let id = r.data()["id"].as_str().unwrap().to_owned();
-    let issue_id = r.data()["seerrIssueId"].as_i64().unwrap();
-    w.webhooks_answered(1).await;
 
     let open =
         w.m.get(&w.m.w.admin, "/api/v1/admin/problems?status=open")
@@ -299,16 +303,10 @@ async fn an_admin_resolves_with_a_comment_and_the_reporter_is_notified_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn comments_and_reopens_made_in_seerr_notify_and_redeliveries_change_nothing() {
     let w = world().await;
-    let r = w
-        .report(
-            &w.m.w.user,
-            json!({"mediaType": "movie", "tmdbId": 603, "type": "video",
-                                    "message": "Green artefacts"}),
-        )
+    let (id, issue_id) = w
+        .reported(json!({"mediaType": "movie", "tmdbId": 603, "type": "video",
+                                    "message": "Green artefacts"}))
         .await;
-    let id = r.data()["id"].as_str().unwrap().to_owned();
-    let issue_id = r.data()["seerrIssueId"].as_i64().unwrap();
-    w.webhooks_answered(1).await;
     let seerr = &w.m.w.overseerr;
 
     // The Seerr admin comments in Seerr's UI.
@@ -554,16 +552,11 @@ async fn a_user_reports_at_most_ten_problems_an_hour() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resolve_seerr_refuses_is_a_403_and_changes_nothing_there() {
     let w = world().await;
-    let r = w
-        .report(
-            &w.m.w.user,
+    let (id, issue_id) = w
+        .reported(
             json!({"mediaType": "movie", "tmdbId": 603, "type": "audio", "message": "No sound"}),
         )
         .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    let id = r.data()["id"].as_str().unwrap().to_owned();
-    let issue_id = r.data()["seerrIssueId"].as_i64().unwrap();
-    w.webhooks_answered(1).await;
     // The admin's own Seerr account (found by email) may report issues but not manage them.
     let seerr = &w.m.w.overseerr;
     seerr.add_user(medianest::sim::overseerr::FakeOverseerrUser::plex(
@@ -773,15 +766,11 @@ async fn seerr_replies_reach_a_reporter_whose_report_was_made_as_the_admin() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_status_webhook_does_not_undo_a_newer_status() {
     let w = world().await;
-    let r = w
-        .report(
-            &w.m.w.user,
+    let (id, issue_id) = w
+        .reported(
             json!({"mediaType": "movie", "tmdbId": 603, "type": "video", "message": "Blocky"}),
         )
         .await;
-    let id = r.data()["id"].as_str().unwrap().to_owned();
-    let issue_id = r.data()["seerrIssueId"].as_i64().unwrap();
-    w.webhooks_answered(1).await;
     let seerr = &w.m.w.overseerr;
     let resolved = {
         assert_eq!(
@@ -806,15 +795,11 @@ async fn a_late_status_webhook_does_not_undo_a_newer_status() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn echoes_are_told_apart_by_seerr_account_and_rewritten_text() {
     let w = world().await;
-    let r = w
-        .report(
-            &w.m.w.user,
+    let (id, issue_id) = w
+        .reported(
             json!({"mediaType": "movie", "tmdbId": 603, "type": "video", "message": "Blocky"}),
         )
         .await;
-    let id = r.data()["id"].as_str().unwrap().to_owned();
-    let issue_id = r.data()["seerrIssueId"].as_i64().unwrap();
-    w.webhooks_answered(1).await;
     let path = format!("/api/v1/media/problems/{id}/comments");
     // `$` patterns come back rewritten by Seerr's template filling: still the same comment.
     let text = "It costs $$5 to fix, see $& and $' here";
@@ -856,17 +841,10 @@ async fn echoes_are_told_apart_by_seerr_account_and_rewritten_text() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resolve_whose_webhook_was_lost_is_reconciled() {
     let w = world().await;
-    let r = w
-        .report(
-            &w.m.w.user,
-            json!({"mediaType": "tv", "tmdbId": 1399, "type": "video",
-                   "message": "Blocky picture in the battle"}),
-        )
+    let (id, issue_id) = w
+        .reported(json!({"mediaType": "tv", "tmdbId": 1399, "type": "video",
+                   "message": "Blocky picture in the battle"}))
         .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    let id = r.data()["id"].as_str().unwrap().to_owned();
-    let issue_id = r.data()["seerrIssueId"].as_i64().unwrap();
-    w.webhooks_answered(1).await;
 
     w.m.w
         .overseerr
