@@ -554,13 +554,6 @@ fn scope(spec: &ListSpec, admin: bool) -> String {
     format!("media_requests.{list}.{sort}.{order}")
 }
 
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ListMeta {
-    limit: u32,
-    next_cursor: Option<String>,
-}
-
 async fn list(
     state: &AppState,
     caller: &str,
@@ -589,7 +582,7 @@ async fn list(
         .map(|position| state.cursors().encode(&scope, &position));
     Ok(ApiResponse::raw_with_meta(
         &page.json,
-        &ListMeta { limit, next_cursor },
+        &crate::response::PageMeta { limit, next_cursor },
     ))
 }
 

@@ -281,14 +281,6 @@ pub struct DeliveriesQuery {
     cursor: Option<String>,
 }
 
-/// `{limit, nextCursor}`.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct PageMeta {
-    limit: u32,
-    next_cursor: Option<String>,
-}
-
 fn parse_filter(query: &DeliveriesQuery) -> AppResult<Filter> {
     let mut errors = Vec::new();
     let given = |v: &Option<String>| v.as_deref().filter(|s| !s.is_empty()).map(str::to_owned);
@@ -340,7 +332,7 @@ pub async fn list_deliveries(
     });
     Ok(ApiResponse::with_meta(
         &rows,
-        &PageMeta { limit, next_cursor },
+        &crate::response::PageMeta { limit, next_cursor },
     ))
 }
 

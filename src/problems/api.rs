@@ -326,13 +326,6 @@ pub struct ListQuery {
     cursor: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ListMeta {
-    limit: u32,
-    next_cursor: Option<String>,
-}
-
 async fn list(
     state: &AppState,
     filter: Filter,
@@ -358,7 +351,7 @@ async fn list(
         });
     Ok(ApiResponse::with_meta(
         &rows,
-        &ListMeta { limit, next_cursor },
+        &crate::response::PageMeta { limit, next_cursor },
     ))
 }
 
