@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
@@ -35,6 +35,7 @@ use serde_json::{Value, json};
 
 use super::harness::{self, Effect, SimFault, SimServer, Traffic};
 use super::plex::{html_error, wants_json};
+use super::plextv::{Params, plex_param};
 
 /// A title the provider knows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -260,17 +261,6 @@ fn router(shared: Arc<Mutex<SimState>>, traffic: Arc<Traffic<Fault>>) -> Router 
             harness::observe::<Fault>,
         ))
         .with_state(shared)
-}
-
-type Params = Query<HashMap<String, String>>;
-
-/// An `X-Plex-*` value from the header or the query.
-fn plex_param<'a>(headers: &'a HeaderMap, query: &'a Params, name: &str) -> Option<&'a str> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| query.get(name).map(String::as_str))
-        .filter(|v| !v.is_empty())
 }
 
 /// JSON when asked for, else (as the provider does) XML, which a JSON client cannot read.

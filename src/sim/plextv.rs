@@ -327,10 +327,14 @@ fn router(shared: Arc<Shared>, traffic: Arc<Traffic<Fault>>) -> Router {
         .with_state(shared)
 }
 
-type Params = Query<HashMap<String, String>>;
+pub(super) type Params = Query<HashMap<String, String>>;
 
 /// An `X-Plex-*` value from the header or, as browsers send it, the query.
-fn plex_param<'a>(headers: &'a HeaderMap, query: &'a Params, name: &str) -> Option<&'a str> {
+pub(super) fn plex_param<'a>(
+    headers: &'a HeaderMap,
+    query: &'a Params,
+    name: &str,
+) -> Option<&'a str> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())

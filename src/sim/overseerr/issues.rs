@@ -133,6 +133,15 @@ impl Issues {
     }
 }
 
+/// The issue routes' guard, `isAuthenticated([MANAGE_ISSUES, CREATE_ISSUES], {type: 'or'})`
+/// (server/routes/issue.ts): `user` holds either permission.
+fn passes_guard(state: &SimState, user: i64) -> bool {
+    state
+        .library
+        .user(user)
+        .is_some_and(|u| u.has(&[permission::MANAGE_ISSUES, permission::CREATE_ISSUES]))
+}
+
 fn manages_issues(state: &SimState, user: i64) -> bool {
     state
         .library
@@ -163,11 +172,7 @@ fn issue_json(state: &SimState, issue: &FakeIssue) -> Value {
 
 /// `POST /issue` as `acting`, from the JSON `body`.
 fn create(state: &mut SimState, acting: i64, body: &Value) -> (Reply, Vec<Pending>) {
-    let may = state
-        .library
-        .user(acting)
-        .is_some_and(|u| u.has(&[permission::MANAGE_ISSUES, permission::CREATE_ISSUES]));
-    if !may {
+    if !passes_guard(state, acting) {
         return (guard_refusal(), Vec::new());
     }
     let Some(body) = body.as_object() else {
@@ -224,11 +229,7 @@ fn create(state: &mut SimState, acting: i64, body: &Value) -> (Reply, Vec<Pendin
 
 /// `POST /issue/{id}/comment` as `acting`.
 fn comment(state: &mut SimState, acting: i64, id: i64, message: &str) -> (Reply, Vec<Pending>) {
-    let may = state
-        .library
-        .user(acting)
-        .is_some_and(|u| u.has(&[permission::MANAGE_ISSUES, permission::CREATE_ISSUES]));
-    if !may {
+    if !passes_guard(state, acting) {
         return (guard_refusal(), Vec::new());
     }
     let manager = manages_issues(state, acting);
@@ -260,11 +261,7 @@ fn comment(state: &mut SimState, acting: i64, id: i64, message: &str) -> (Reply,
 
 /// `POST /issue/{id}/{status}` as `acting`.
 fn set_status(state: &mut SimState, acting: i64, id: i64, word: &str) -> (Reply, Vec<Pending>) {
-    let may = state
-        .library
-        .user(acting)
-        .is_some_and(|u| u.has(&[permission::MANAGE_ISSUES, permission::CREATE_ISSUES]));
-    if !may {
+    if !passes_guard(state, acting) {
         return (guard_refusal(), Vec::new());
     }
     let manager = manages_issues(state, acting);
